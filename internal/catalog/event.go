@@ -1,0 +1,150 @@
+package catalog
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"time"
+
+	"github.com/google/uuid"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/lvss/lvss/vsserr"
+)
+
+// Event levels.
+const (
+	LevelInfo  = "info"
+	LevelWarn  = "warn"
+	LevelError = "error"
+)
+
+// Event is one entry of the event log.
+type Event struct {
+	Seq       uint64 // assigned by AppendEvent, increasing
+	Time      time.Time
+	Level     string         // LevelInfo, LevelWarn or LevelError
+	Code      vsserr.HRESULT // 0 when not an error
+	SessionID uuid.UUID      // zero when not tied to a session
+	Message   string
+	Fields    map[string]string
+}
+
+// eventRecord is the stored form; Seq is the key and is not repeated.
+type eventRecord struct {
+	Time      time.Time         `json:"time"`
+	Level     string            `json:"level"`
+	Code      vsserr.HRESULT    `json:"code,omitempty"`
+	SessionID uuid.UUID         `json:"session_id"`
+	Message   string            `json:"message"`
+	Fields    map[string]string `json:"fields,omitempty"`
+}
+
+// AppendEvent records e and returns the sequence number it was given. A zero
+// Time means now and an empty Level means info; e.Seq is ignored.
+func (db *DB) AppendEvent(e Event) (uint64, error) {
+	switch e.Level {
+	case "":
+		e.Level = LevelInfo
+	case LevelInfo, LevelWarn, LevelError:
+	default:
+		return 0, vsserr.New(vsserr.InvalidArg, "catalog: event level %q is not info, warn or error", e.Level)
+	}
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	data, err := json.Marshal(eventRecord{
+		Time:      e.Time.UTC(),
+		Level:     e.Level,
+		Code:      e.Code,
+		SessionID: e.SessionID,
+		Message:   e.Message,
+		Fields:    e.Fields,
+	})
+	if err != nil {
+		return 0, vsserr.Wrap(vsserr.Unexpected, err, "catalog: encoding event")
+	}
+	var seq uint64
+	err = db.bolt.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketEvents)
+		// NextSequence survives pruning, so sequence numbers are never
+		// reused and a reader's "after" cursor stays meaningful.
+		var err error
+		if seq, err = b.NextSequence(); err != nil {
+			return err
+		}
+		return b.Put(seqKey(seq), data)
+	})
+	if err != nil {
+		return 0, err
+	}
+	return seq, nil
+}
+
+// Events returns up to limit events with Seq greater than afterSeq, oldest
+// first. A limit of zero or less means no limit. Callers page through the
+// log by passing the last Seq they saw.
+func (db *DB) Events(afterSeq uint64, limit int) ([]Event, error) {
+	var out []Event
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketEvents).Cursor()
+		for k, v := c.Seek(seqKey(afterSeq + 1)); k != nil; k, v = c.Next() {
+			if limit > 0 && len(out) >= limit {
+				break
+			}
+			seq := binary.BigEndian.Uint64(k)
+			if seq <= afterSeq {
+				// afterSeq+1 wrapped around: nothing can follow.
+				break
+			}
+			var r eventRecord
+			if err := json.Unmarshal(v, &r); err != nil {
+				return vsserr.Wrap(vsserr.Unexpected, err, "catalog: event %d is corrupt", seq)
+			}
+			out = append(out, Event{
+				Seq:       seq,
+				Time:      r.Time,
+				Level:     r.Level,
+				Code:      r.Code,
+				SessionID: r.SessionID,
+				Message:   r.Message,
+				Fields:    r.Fields,
+			})
+		}
+		return nil
+	})
+	return out, err
+}
+
+// PruneEvents deletes all but the newest keep events.
+func (db *DB) PruneEvents(keep int) error {
+	if keep < 0 {
+		return vsserr.New(vsserr.InvalidArg, "catalog: cannot keep %d events", keep)
+	}
+	return db.bolt.Update(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketEvents).Cursor()
+		// Walk back from the newest to find the oldest event to keep; this
+		// costs keep steps, where counting would cost the whole log.
+		var keepFrom []byte // nil: delete everything
+		if keep > 0 {
+			k, _ := c.Last()
+			for i := 1; i < keep && k != nil; i++ {
+				k, _ = c.Prev()
+			}
+			if k == nil {
+				return nil // no more than keep events
+			}
+			keepFrom = append([]byte{}, k...)
+		}
+		// Deleting at the cursor and then calling Next can skip entries in
+		// bbolt, so restart from First after every delete.
+		for k, _ := c.First(); k != nil && (keepFrom == nil || bytes.Compare(k, keepFrom) < 0); k, _ = c.First() {
+			if err := c.Delete(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }

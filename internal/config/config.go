@@ -1,0 +1,123 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	toml "github.com/pelletier/go-toml/v2"
+)
+
+// Config is lvssd's configuration.
+type Config struct {
+	Timeouts Timeouts `toml:"timeouts"`
+	Access   Access   `toml:"access"`
+}
+
+// Timeouts are the deadlines the coordinator gives writers, the kernel hold
+// and the creation as a whole. Expiry is reported with the HRESULT VSS uses
+// for it.
+type Timeouts struct {
+	Identify        Duration `toml:"identify"`         // writer answer to Identify
+	PrepareBackup   Duration `toml:"prepare_backup"`   // writer answer to PrepareForBackup
+	PrepareSnapshot Duration `toml:"prepare_snapshot"` // longer than Freeze, as in VSS
+	Freeze          Duration `toml:"freeze"`           // upper bound of the Freeze→Thaw window; writers may only lower it
+	Thaw            Duration `toml:"thaw"`             // writer answer to Thaw
+	PostSnapshot    Duration `toml:"post_snapshot"`    // writer answer to PostSnapshot
+	BackupComplete  Duration `toml:"backup_complete"`  // writer answer to BackupComplete
+	BackupShutdown  Duration `toml:"backup_shutdown"`  // writer answer to BackupShutdown
+	Abort           Duration `toml:"abort"`            // writer answer to Abort
+	Restore         Duration `toml:"restore"`          // writer answer to PreRestore and PostRestore
+	Hold            Duration `toml:"hold"`             // filesystem flush-and-hold window
+	CreationLease   Duration `toml:"creation_lease"`   // system-wide creation lock lease (spec §12 D7)
+}
+
+// Access says who besides root may talk to lvssd.
+type Access struct {
+	Groups []string `toml:"groups"` // members may be requesters and writers
+	Users  []string `toml:"users"`  // user names or numeric uids
+}
+
+// Default returns the configuration lvssd uses when the file sets nothing.
+func Default() Config {
+	return Config{
+		Timeouts: Timeouts{
+			Identify:        Duration(30 * time.Second),
+			PrepareBackup:   Duration(60 * time.Second),
+			PrepareSnapshot: Duration(120 * time.Second),
+			Freeze:          Duration(60 * time.Second),
+			Thaw:            Duration(60 * time.Second),
+			PostSnapshot:    Duration(60 * time.Second),
+			BackupComplete:  Duration(60 * time.Second),
+			BackupShutdown:  Duration(30 * time.Second),
+			Abort:           Duration(30 * time.Second),
+			Restore:         Duration(120 * time.Second),
+			Hold:            Duration(10 * time.Second),
+			CreationLease:   Duration(10 * time.Minute),
+		},
+		Access: Access{
+			Groups: []string{"lvss"},
+		},
+	}
+}
+
+// Load reads the file at path over the defaults. An empty path means no file
+// and yields Default; a path that does not exist is an error, since an
+// operator who names a file expects it to be used.
+func Load(path string) (Config, error) {
+	if path == "" {
+		return Default(), nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, err
+	}
+	return Parse(path, data)
+}
+
+// Parse reads a configuration document over the defaults. name is used in
+// error messages only. The first problem in the document is returned as an
+// *Error.
+func Parse(name string, data []byte) (Config, error) {
+	doc, err := scan(name, data, reflect.TypeOf(Config{}))
+	if err != nil {
+		return Config{}, err
+	}
+	cfg := Default()
+	dec := toml.NewDecoder(bytes.NewReader(data)).DisallowUnknownFields()
+	if err := dec.Decode(&cfg); err != nil {
+		return Config{}, decodeError(name, err)
+	}
+	if err := validate(&cfg, doc); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+// decodeError gives go-toml's errors our file:line:column form. Most
+// problems are caught by scan first; what reaches here is syntax errors and
+// values refused by UnmarshalText.
+func decodeError(name string, err error) error {
+	var strict *toml.StrictMissingError
+	if errors.As(err, &strict) && len(strict.Errors) > 0 {
+		de := &strict.Errors[0]
+		line, col := de.Position()
+		return &Error{File: name, Line: line, Column: col, Key: joinKey(de.Key()),
+			Msg: "unknown key " + strconv.Quote(joinKey(de.Key()))}
+	}
+	var de *toml.DecodeError
+	if errors.As(err, &de) {
+		line, col := de.Position()
+		e := &Error{File: name, Line: line, Column: col, Key: joinKey(de.Key()),
+			Msg: strings.TrimPrefix(de.Error(), "toml: ")}
+		if e.Key != "" {
+			e.Msg = e.Key + ": " + e.Msg
+		}
+		return e
+	}
+	return &Error{File: name, Msg: err.Error()}
+}

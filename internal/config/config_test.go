@@ -1,0 +1,277 @@
+package config
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	toml "github.com/pelletier/go-toml/v2"
+)
+
+func TestDefaults(t *testing.T) {
+	c := Default()
+	want := map[string]time.Duration{
+		"Identify": 30 * time.Second, "PrepareBackup": 60 * time.Second,
+		"PrepareSnapshot": 120 * time.Second, "Freeze": 60 * time.Second,
+		"Thaw": 60 * time.Second, "PostSnapshot": 60 * time.Second,
+		"BackupComplete": 60 * time.Second, "BackupShutdown": 30 * time.Second,
+		"Abort": 30 * time.Second, "Restore": 120 * time.Second,
+		"Hold": 10 * time.Second, "CreationLease": 10 * time.Minute,
+	}
+	v := reflect.ValueOf(c.Timeouts)
+	for i := 0; i < v.NumField(); i++ {
+		name := v.Type().Field(i).Name
+		w, ok := want[name]
+		if !ok {
+			t.Errorf("Timeouts.%s has no expected default in this test", name)
+			continue
+		}
+		if got := v.Field(i).Interface().(Duration).D(); got != w {
+			t.Errorf("Timeouts.%s = %v, want %v", name, got, w)
+		}
+	}
+	if !reflect.DeepEqual(c.Access, Access{Groups: []string{"lvss"}}) {
+		t.Errorf("Access = %+v", c.Access)
+	}
+	if err := c.Validate(); err != nil {
+		t.Errorf("defaults do not validate: %v", err)
+	}
+	// Default must hand out fresh slices: callers may append to them.
+	c.Access.Groups[0] = "changed"
+	if Default().Access.Groups[0] != "lvss" {
+		t.Error("Default shares its Groups slice")
+	}
+}
+
+func TestParseOverlay(t *testing.T) {
+	tests := []struct {
+		name string
+		doc  string
+		edit func(*Config) // applied to Default() to get the expectation
+	}{
+		{"empty", "", func(*Config) {}},
+		{"comments only", "# nothing here\n\n  # still nothing\n", func(*Config) {}},
+		{"empty tables", "[timeouts]\n[access]\n", func(*Config) {}},
+		{"one timeout", "[timeouts]\nfreeze = \"1m30s\"\n", func(c *Config) {
+			c.Timeouts.Freeze = Duration(90 * time.Second)
+		}},
+		{"dotted keys", "timeouts.hold = \"2s\"\ntimeouts.creation_lease = \"1h\"\n", func(c *Config) {
+			c.Timeouts.Hold = Duration(2 * time.Second)
+			c.Timeouts.CreationLease = Duration(time.Hour)
+		}},
+		{"inline table", "timeouts = { abort = \"5s\", restore = \"24h\" }\n", func(c *Config) {
+			c.Timeouts.Abort = Duration(5 * time.Second)
+			c.Timeouts.Restore = Duration(24 * time.Hour)
+		}},
+		{"groups replace the default", "[access]\ngroups = [\"backup\", \"wheel\"]\nusers = [\"alice\", \"1001\"]\n", func(c *Config) {
+			c.Access.Groups = []string{"backup", "wheel"}
+			c.Access.Users = []string{"alice", "1001"}
+		}},
+		{"no groups at all", "[access]\ngroups = []\n", func(c *Config) {
+			c.Access.Groups = []string{}
+		}},
+		{"CRLF line ends", "[timeouts]\r\nthaw = \"7s\"\r\n", func(c *Config) {
+			c.Timeouts.Thaw = Duration(7 * time.Second)
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := Parse("lvssd.toml", []byte(tc.doc))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := Default()
+			tc.edit(&want)
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("got  %+v\nwant %+v", got, want)
+			}
+		})
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	tests := []struct {
+		name, doc, want string
+	}{
+		{"unknown key", "# lvssd\n\n[timeouts]\nfrezee = \"5s\"\n",
+			`lvssd.toml:4:1: unknown key "timeouts.frezee"`},
+		{"unknown top-level key", "hold = \"5s\"\n",
+			`lvssd.toml:1:1: unknown key "hold"`},
+		{"unknown table", "[timeoutz]\nhold = \"5s\"\n",
+			`lvssd.toml:1:2: unknown table "timeoutz"`},
+		{"unknown subtable", "[timeouts.writer]\nhold = \"5s\"\n",
+			`lvssd.toml:1:11: unknown table "timeouts.writer"`},
+		{"unknown dotted key", "timeouts.hold = \"5s\"\ntimeouts.bad = 1\n",
+			`lvssd.toml:2:10: unknown key "timeouts.bad"`},
+		{"unknown key in inline table", "timeouts = {hold = \"1s\", hodl = \"2s\"}\n",
+			`lvssd.toml:1:26: unknown key "timeouts.hodl"`},
+		{"field name instead of tag", "[timeouts]\nHold = \"5s\"\n",
+			`lvssd.toml:2:1: unknown key "timeouts.Hold"`},
+		{"quoted key", "[timeouts]\n\"a.b\" = 1\n",
+			`lvssd.toml:2:1: unknown key "timeouts.\"a.b\""`},
+
+		{"negative duration", "[timeouts]\n\n  hold    = \"-5s\"\n",
+			`lvssd.toml:3:13: timeouts.hold: duration must be > 0 ("-5s")`},
+		{"zero duration", "[timeouts]\nabort = \"0s\"\n",
+			`lvssd.toml:2:9: timeouts.abort: duration must be > 0 ("0s")`},
+		{"too long", "timeouts.creation_lease = \"24h1s\"\n",
+			`lvssd.toml:1:27: timeouts.creation_lease: duration must be <= 24h ("24h1s")`},
+		{"not a duration", "[timeouts]\nthaw = \"soon\"\n",
+			`lvssd.toml:2:8: timeouts.thaw: invalid duration "soon": want a number with a unit, such as "30s" or "1m30s"`},
+		{"bare number", "[timeouts]\nthaw = \"60\"\n",
+			`lvssd.toml:2:8: timeouts.thaw: invalid duration "60": want a number with a unit, such as "30s" or "1m30s"`},
+
+		{"integer for a duration", "[timeouts]\nhold = 5\n",
+			`lvssd.toml:2:8: timeouts.hold: want a duration string such as "30s", got an integer`},
+		{"string for a list", "[access]\ngroups = \"backup\"\n",
+			`lvssd.toml:2:10: access.groups: want an array of strings, got a string`},
+		{"integer in a list", "[access]\ngroups = [\"a\", 7]\n",
+			`lvssd.toml:2:16: access.groups[1]: want a string, got an integer`},
+		{"scalar for a table", "timeouts = 3\n",
+			`lvssd.toml:1:12: timeouts: want a table, got an integer`},
+		{"table for a scalar", "[timeouts.hold]\n",
+			`lvssd.toml:1:11: timeouts.hold: want a duration string such as "30s", got a table`},
+		{"array of tables for a table", "[[access]]\n",
+			`lvssd.toml:1:3: access: want a table, got an array of tables`},
+		{"dotted key through a scalar", "[timeouts]\nhold.x = 1\n",
+			`lvssd.toml:2:6: timeouts.hold: want a duration string such as "30s", got a table`},
+
+		{"set twice", "[timeouts]\nhold = \"1s\"\nhold = \"2s\"\n",
+			`lvssd.toml:3:8: timeouts.hold: set twice (first on line 2)`},
+		{"set twice via dotted key", "timeouts.hold = \"1s\"\n[timeouts]\nhold = \"2s\"\n",
+			`lvssd.toml:3:8: timeouts.hold: set twice (first on line 1)`},
+		{"syntax", "[timeouts]\nhold = \n",
+			`lvssd.toml:2:8: unexpected character U+000A at start of value`},
+
+		{"hold not shorter than freeze, both set", "[timeouts]\nhold = \"30s\"\nfreeze = \"30s\"\n",
+			`lvssd.toml:2:8: timeouts.hold (30s) must be shorter than timeouts.freeze (30s): a filesystem hold cannot outlast the writers' freeze window`},
+		{"hold above default freeze", "[timeouts]\n\nhold = \"2m\"\n",
+			`lvssd.toml:3:8: timeouts.hold (2m0s) must be shorter than timeouts.freeze (1m0s): a filesystem hold cannot outlast the writers' freeze window`},
+		{"freeze below default hold", "[timeouts]\nfreeze = \"5s\"\n",
+			`lvssd.toml:2:10: timeouts.hold (10s) must be shorter than timeouts.freeze (5s): a filesystem hold cannot outlast the writers' freeze window`},
+
+		{"empty user", "[access]\nusers = [\"alice\", \"\"]\n",
+			`lvssd.toml:2:19: access.users[1]: empty user name`},
+		{"user with a space", "[access]\nusers = [\"bad name\"]\n",
+			`lvssd.toml:2:10: access.users[0]: "bad name" is not a valid user name`},
+		{"group with a colon", "access.groups = [\"a:b\"]\n",
+			`lvssd.toml:1:18: access.groups[0]: "a:b" is not a valid group name`},
+		{"uid out of range", "[access]\nusers = [\"4294967296\"]\n",
+			`lvssd.toml:2:10: access.users[0]: 4294967296 is not a valid numeric id`},
+		{"uid -1", "[access]\nusers = [\"4294967295\"]\n",
+			`lvssd.toml:2:10: access.users[0]: 4294967295 is not a valid numeric id`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("lvssd.toml", []byte(tc.doc))
+			if err == nil {
+				t.Fatalf("accepted, want %s", tc.want)
+			}
+			if err.Error() != tc.want {
+				t.Errorf("error\n got  %s\n want %s", err, tc.want)
+			}
+			var e *Error
+			if !errors.As(err, &e) {
+				t.Fatalf("%T is not a *config.Error", err)
+			}
+			if e.File != "lvssd.toml" || e.Line == 0 || e.Column == 0 {
+				t.Errorf("position missing: %+v", e)
+			}
+		})
+	}
+}
+
+func TestErrorFields(t *testing.T) {
+	_, err := Parse("/etc/lvss/lvssd.toml", []byte("[timeouts]\nhold = \"-1s\"\n"))
+	var e *Error
+	if !errors.As(err, &e) {
+		t.Fatalf("%v is not a *config.Error", err)
+	}
+	want := Error{File: "/etc/lvss/lvssd.toml", Line: 2, Column: 8, Key: "timeouts.hold",
+		Msg: `timeouts.hold: duration must be > 0 ("-1s")`}
+	if *e != want {
+		t.Errorf("got  %+v\nwant %+v", *e, want)
+	}
+}
+
+func TestLoad(t *testing.T) {
+	dir := t.TempDir()
+
+	c, err := Load("")
+	if err != nil || !reflect.DeepEqual(c, Default()) {
+		t.Errorf(`Load("") = %+v, %v`, c, err)
+	}
+
+	missing := filepath.Join(dir, "nope.toml")
+	if _, err := Load(missing); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), missing) {
+		t.Errorf("Load of a missing file: %v", err)
+	}
+
+	empty := filepath.Join(dir, "empty.toml")
+	if err := os.WriteFile(empty, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := Load(empty); err != nil || !reflect.DeepEqual(c, Default()) {
+		t.Errorf("Load of an empty file = %+v, %v", c, err)
+	}
+
+	bad := filepath.Join(dir, "lvssd.toml")
+	if err := os.WriteFile(bad, []byte("[timeouts]\n\n\nfrezee = \"1s\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Load(bad)
+	if want := bad + `:4:1: unknown key "timeouts.frezee"`; err == nil || err.Error() != want {
+		t.Errorf("Load = %v, want %s", err, want)
+	}
+}
+
+func TestValidateInCode(t *testing.T) {
+	tests := []struct {
+		name string
+		edit func(*Config)
+		want string
+	}{
+		{"zero timeout", func(c *Config) { c.Timeouts.Identify = 0 },
+			`timeouts.identify: duration must be > 0 ("0s")`},
+		{"too long", func(c *Config) { c.Timeouts.CreationLease = Duration(48 * time.Hour) },
+			`timeouts.creation_lease: duration must be <= 24h ("48h0m0s")`},
+		{"hold", func(c *Config) { c.Timeouts.Hold = c.Timeouts.Freeze },
+			`timeouts.hold (1m0s) must be shorter than timeouts.freeze (1m0s): a filesystem hold cannot outlast the writers' freeze window`},
+		{"group", func(c *Config) { c.Access.Groups = append(c.Access.Groups, "") },
+			`access.groups[1]: empty group name`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Default()
+			tc.edit(&c)
+			err := c.Validate()
+			if err == nil || err.Error() != tc.want {
+				t.Errorf("Validate = %v, want %s", err, tc.want)
+			}
+		})
+	}
+}
+
+// A Config printed with go-toml must read back the same, so lvssd can show
+// its effective configuration in the file's own syntax.
+func TestMarshalRoundTrip(t *testing.T) {
+	c := Default()
+	c.Timeouts.Freeze = Duration(90 * time.Second)
+	c.Access.Users = []string{"alice"}
+	data, err := toml.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Parse("printed", data)
+	if err != nil {
+		t.Fatalf("%v in\n%s", err, data)
+	}
+	if !reflect.DeepEqual(got, c) {
+		t.Errorf("got  %+v\nwant %+v", got, c)
+	}
+}

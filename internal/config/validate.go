@@ -1,0 +1,107 @@
+package config
+
+import (
+	"reflect"
+	"strconv"
+	"strings"
+)
+
+// Validate checks c as Parse does after decoding: every timeout in range,
+// the rules between values, and the access lists. Use it on a Config built
+// or changed in code; Parse already calls it.
+func (c Config) Validate() error {
+	return validate(&c, nil)
+}
+
+// validate is the one place for rules that go beyond a single value's type.
+// doc, when not nil, locates errors in the file the values came from.
+func validate(c *Config, doc *document) error {
+	if err := checkDurations(reflect.ValueOf(c).Elem(), "", doc); err != nil {
+		return err
+	}
+
+	t := &c.Timeouts
+	// The kernel hold happens inside the writers' freeze window; a hold that
+	// could outlast it would keep filesystems frozen after writers have been
+	// told their freeze is over. The value the operator most likely just
+	// changed is the one set in the file, hold before freeze.
+	if t.Hold >= t.Freeze {
+		return doc.errorAt([]string{"timeouts.hold", "timeouts.freeze"},
+			"timeouts.hold (%s) must be shorter than timeouts.freeze (%s): a filesystem hold cannot outlast the writers' freeze window",
+			t.Hold, t.Freeze)
+	}
+
+	if err := checkNames(c.Access.Groups, "access.groups", "group", doc); err != nil {
+		return err
+	}
+	return checkNames(c.Access.Users, "access.users", "user", doc)
+}
+
+// checkDurations applies the Duration range to every Duration field by
+// reflection, so a timeout added later is covered without touching this.
+func checkDurations(v reflect.Value, prefix string, doc *document) error {
+	switch v.Kind() {
+	case reflect.Struct:
+		for i := 0; i < v.NumField(); i++ {
+			f := v.Type().Field(i)
+			tag, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
+			if !f.IsExported() || tag == "" || tag == "-" {
+				continue
+			}
+			if err := checkDurations(v.Field(i), appendKey(prefix, tag), doc); err != nil {
+				return err
+			}
+		}
+	case reflect.Slice:
+		for i := 0; i < v.Len(); i++ {
+			if err := checkDurations(v.Index(i), prefix+index(i), doc); err != nil {
+				return err
+			}
+		}
+	case reflect.Pointer:
+		if !v.IsNil() {
+			return checkDurations(v.Elem(), prefix, doc)
+		}
+	default:
+		if d, ok := v.Interface().(Duration); ok {
+			if err := checkDuration(d.D(), d.String()); err != nil {
+				return doc.errorAt([]string{prefix}, "%s: %v", prefix, err)
+			}
+		}
+	}
+	return nil
+}
+
+// checkNames refuses entries that could never match an account, since a
+// typo there would silently lock out the people it was meant to admit.
+// Numeric entries are uids (or gids) and must fit one.
+func checkNames(names []string, key, what string, doc *document) error {
+	for i, n := range names {
+		k := key + index(i)
+		if n == "" {
+			return doc.errorAt([]string{k, key}, "%s: empty %s name", k, what)
+		}
+		if strings.ContainsFunc(n, func(r rune) bool {
+			return r <= ' ' || r == ':' || r == ',' || r == '/' || r == 0x7f
+		}) {
+			return doc.errorAt([]string{k, key}, "%s: %q is not a valid %s name", k, n, what)
+		}
+		if isDigits(n) {
+			// 4294967295 is (uid_t)-1, which means "no change" to the
+			// kernel and is never a real id.
+			if id, err := strconv.ParseUint(n, 10, 32); err != nil || id == 1<<32-1 {
+				return doc.errorAt([]string{k, key}, "%s: %s is not a valid numeric id", k, n)
+			}
+		}
+	}
+	return nil
+}
+
+func isDigits(s string) bool {
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
