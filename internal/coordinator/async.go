@@ -1,0 +1,137 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/lvss/lvss/vsserr"
+)
+
+// Async is an IVssAsync: one asynchronous operation of a session.
+type Async struct {
+	id     uint64
+	method Method
+	done   chan struct{}
+	cancel context.CancelFunc
+
+	mu        sync.Mutex
+	err       error
+	cancelled bool // Cancel was called before it finished
+}
+
+// ID is the handle the wire carries.
+func (a *Async) ID() uint64 { return a.id }
+
+// Method is the call that started the operation.
+func (a *Async) Method() Method { return a.method }
+
+// Wait blocks until the operation ends, d passes (d < 0: no limit) or ctx
+// ends, and returns QueryStatus's answer then. Wait's own success says
+// nothing about the operation (§4).
+func (a *Async) Wait(ctx context.Context, d time.Duration) (vsserr.HRESULT, string) {
+	var timeout <-chan time.Time
+	if d >= 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case <-a.done:
+	case <-timeout:
+	case <-ctx.Done():
+	}
+	return a.Status()
+}
+
+// Status is QueryStatus: VSS_S_ASYNC_PENDING, VSS_S_ASYNC_FINISHED,
+// VSS_S_ASYNC_CANCELLED or the operation's error.
+func (a *Async) Status() (vsserr.HRESULT, string) {
+	select {
+	case <-a.done:
+	default:
+		return vsserr.AsyncPending, ""
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	switch {
+	case a.err == nil:
+		return vsserr.AsyncFinished, ""
+	case a.cancelled && errors.Is(a.err, context.Canceled):
+		return vsserr.AsyncCancelled, ""
+	}
+	return vsserr.Code(a.err), vsserr.Message(a.err)
+}
+
+// Err is the operation's final error (nil while pending or on success).
+func (a *Async) Err() error {
+	select {
+	case <-a.done:
+	default:
+		return nil
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.err
+}
+
+// Cancel asks the operation to stop. S_OK when the request was taken (the
+// operation then ends cancelled, unless it was past a point where stopping
+// is no longer possible, such as a provider commit), VSS_S_ASYNC_CANCELLED
+// when it was already cancelled, VSS_S_ASYNC_FINISHED when already done.
+func (a *Async) Cancel() vsserr.HRESULT {
+	select {
+	case <-a.done:
+		if st, _ := a.Status(); st == vsserr.AsyncCancelled {
+			return vsserr.AsyncCancelled
+		}
+		return vsserr.AsyncFinished
+	default:
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.cancelled {
+		return vsserr.AsyncCancelled
+	}
+	a.cancelled = true
+	a.cancel()
+	return vsserr.OK
+}
+
+// startAsync runs op in the background as the session's pending async
+// operation. Caller holds s.mu. The state change is op's job, done only on
+// success (§12 D3).
+func (s *Session) startAsync(m Method, op func(ctx context.Context) error) *Async {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.nextAsync++
+	a := &Async{id: s.nextAsync, method: m, done: make(chan struct{}), cancel: cancel}
+	s.asyncs[a.id] = a
+	s.pending, s.opCancel, s.opDone = a, cancel, a.done
+	go func() {
+		err := op(ctx)
+		if err == nil && ctx.Err() != nil && m != MDoSnapshotSet {
+			err = ctx.Err()
+		}
+		a.mu.Lock()
+		a.err = err
+		a.mu.Unlock()
+		s.mu.Lock()
+		s.pending, s.opCancel = nil, nil
+		s.mu.Unlock()
+		cancel()
+		close(a.done)
+	}()
+	return a
+}
+
+// Async finds an operation of this session by handle.
+func (s *Session) Async(id uint64) (*Async, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := s.asyncs[id]
+	if a == nil {
+		return nil, vsserr.New(vsserr.InvalidArg, "no asynchronous operation %d in this session", id)
+	}
+	return a, nil
+}

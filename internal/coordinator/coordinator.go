@@ -1,0 +1,304 @@
+package coordinator
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/lvss/lvss/document"
+	"github.com/lvss/lvss/internal/catalog"
+	"github.com/lvss/lvss/vss"
+	"github.com/lvss/lvss/vsserr"
+)
+
+// Coordinator is one lvssd's shared state.
+type Coordinator struct {
+	opt Options
+	log *slog.Logger
+
+	mu       sync.Mutex
+	writers  map[uuid.UUID]*WriterHandle
+	sessions map[uuid.UUID]*Session
+	creator  *Session // holds the creation lock (StartSnapshotSet..DoSnapshotSet end)
+	lease    *time.Timer
+	closed   bool
+}
+
+// New builds a coordinator. It deletes auto-release snapshots left in the
+// catalog by an earlier lvssd: sessions do not survive a restart, so those
+// snapshots' owners are gone (§12 D11).
+func New(ctx context.Context, opt Options) (*Coordinator, error) {
+	opt.fill()
+	c := &Coordinator{opt: opt, log: opt.Logger, writers: map[uuid.UUID]*WriterHandle{}, sessions: map[uuid.UUID]*Session{}}
+	if opt.Catalog != nil {
+		orphans, err := opt.Catalog.ListSnapshots(catalog.Filter{AutoReleaseOnly: true})
+		if err != nil {
+			return nil, fmt.Errorf("read catalog: %w", err)
+		}
+		for _, s := range orphans {
+			err := c.deleteSnapshot(ctx, s)
+			c.event(ctx, levelFor(err), vsserr.Code(err), s.SessionID, "deleted auto-release snapshot left by an earlier lvssd",
+				"snapshot", s.ID.String(), "volume", s.OriginalVolume, "error", errText(err))
+		}
+	}
+	return c, nil
+}
+
+func levelFor(err error) string {
+	if err != nil {
+		return "error"
+	}
+	return "info"
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// Options returns the effective options (defaults filled in).
+func (c *Coordinator) Options() Options { return c.opt }
+
+// event writes to the slog logger and to the catalog's event log, which is
+// what `lvss` shows. kv are alternating key/value strings.
+func (c *Coordinator) event(ctx context.Context, level string, code vsserr.HRESULT, session uuid.UUID, msg string, kv ...string) {
+	fields := map[string]string{}
+	attrs := []any{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		if kv[i+1] == "" {
+			continue
+		}
+		fields[kv[i]] = kv[i+1]
+		attrs = append(attrs, kv[i], kv[i+1])
+	}
+	if code != 0 {
+		attrs = append(attrs, "hresult", code.String())
+	}
+	if session != uuid.Nil {
+		attrs = append(attrs, "session", session.String())
+	}
+	lvl := slog.LevelInfo
+	switch level {
+	case "warn":
+		lvl = slog.LevelWarn
+	case "error":
+		lvl = slog.LevelError
+	}
+	c.log.Log(ctx, lvl, msg, attrs...)
+	if c.opt.Catalog != nil {
+		_, err := c.opt.Catalog.AppendEvent(catalog.Event{Time: time.Now().UTC(), Level: level, Code: code,
+			SessionID: session, Message: msg, Fields: fields})
+		if err != nil {
+			c.log.Error("event log write failed", "error", err)
+		}
+	}
+}
+
+// Unexpected records an internal error in the event log with its code and
+// returns it as VSS_E_UNEXPECTED (spec: details are in the log).
+func (c *Coordinator) Unexpected(ctx context.Context, session uuid.UUID, where string, err error) error {
+	e := vsserr.Wrap(vsserr.Unexpected, err, "%s", where)
+	c.event(ctx, "error", vsserr.Unexpected, session, "unexpected internal error", "where", where, "error", err.Error())
+	return e
+}
+
+// Logf records a notable event (used by the server for access denials).
+func (c *Coordinator) Logf(ctx context.Context, level string, code vsserr.HRESULT, msg string, kv ...string) {
+	c.event(ctx, level, code, uuid.Nil, msg, kv...)
+}
+
+// AddWriter registers a subscribed writer. send must deliver one event to
+// the writer's stream (it is called from several goroutines; the caller
+// serialises the stream). The coordinator identifies the writer at once so
+// that `lvss list writers` can show its components (§12 D16).
+func (c *Coordinator) AddWriter(ctx context.Context, id Identity, peer Peer, send func(*Event) error) (*WriterHandle, error) {
+	if id.ClassID == uuid.Nil {
+		return nil, vsserr.New(vsserr.InvalidArg, "writer class ID is GUID_NULL")
+	}
+	if id.Name == "" {
+		return nil, vsserr.New(vsserr.InvalidArg, "writer name is empty")
+	}
+	window := c.opt.Timeouts.Freeze
+	if id.FreezeTimeout > 0 && id.FreezeTimeout < window {
+		window = id.FreezeTimeout
+	}
+	w := &WriterHandle{InstanceID: uuid.New(), Identity: id, Peer: peer, Window: window, send: send,
+		gone: make(chan struct{}), pending: map[uint64]chan Result{}}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, vsserr.New(vsserr.WriterInfrastructure, "lvssd is shutting down")
+	}
+	for _, o := range c.writers {
+		if o.Identity.ClassID == id.ClassID && o.Identity.InstanceName == id.InstanceName {
+			c.mu.Unlock()
+			return nil, vsserr.New(vsserr.WriterAlreadySubscribed, "writer class %s instance name %q is already subscribed (pid %d)",
+				id.ClassID, id.InstanceName, o.Peer.PID)
+		}
+	}
+	c.writers[w.InstanceID] = w
+	c.mu.Unlock()
+	c.event(ctx, "info", 0, uuid.Nil, "writer subscribed", "writer", id.Name, "class", id.ClassID.String(),
+		"instance", w.InstanceID.String(), "pid", fmt.Sprint(peer.PID))
+	return w, nil
+}
+
+// IdentifyNew runs the first Identify of a freshly subscribed writer. The
+// server calls it after it has started reading the writer's stream.
+func (c *Coordinator) IdentifyNew(ctx context.Context, w *WriterHandle) {
+	if _, err := c.identify(ctx, w, uuid.Nil); err != nil {
+		c.event(ctx, "warn", vsserr.Code(err), uuid.Nil, "writer failed its first Identify", "writer", w.Identity.Name, "error", err.Error())
+	}
+}
+
+// identify sends Identify and validates the WMD. The document's identity
+// is forced to what the writer subscribed with, so a requester can trust
+// writerId and instanceId in it.
+func (c *Coordinator) identify(ctx context.Context, w *WriterHandle, session uuid.UUID) (*document.WriterMetadata, error) {
+	res, err := w.call(ctx, &Event{Type: EvIdentify, SessionID: session, Timeout: c.opt.Timeouts.Identify})
+	if err != nil {
+		return nil, err
+	}
+	if res.Failure.Failed() {
+		return nil, vsserr.New(res.Failure, "writer %q failed Identify: %s", w.Identity.Name, res.ApplicationMessage)
+	}
+	md, err := document.ParseWriterMetadata(res.WMD)
+	if err != nil {
+		return nil, fmt.Errorf("writer %q sent a bad Writer Metadata Document: %w", w.Identity.Name, err)
+	}
+	md.Identity.WriterID = w.Identity.ClassID
+	md.Identity.InstanceID = w.InstanceID
+	md.Identity.InstanceName = w.Identity.InstanceName
+	if md.Identity.FriendlyName == "" {
+		md.Identity.FriendlyName = w.Identity.Name
+	}
+	w.mu.Lock()
+	w.wmd = md
+	w.mu.Unlock()
+	return md.Clone(), nil
+}
+
+// RemoveWriter unsubscribes a writer whose stream ended. Sessions waiting
+// for its answers see it gone at once.
+func (c *Coordinator) RemoveWriter(ctx context.Context, w *WriterHandle) {
+	w.markGone()
+	c.mu.Lock()
+	delete(c.writers, w.InstanceID)
+	c.mu.Unlock()
+	c.event(ctx, "info", 0, uuid.Nil, "writer unsubscribed", "writer", w.Identity.Name, "instance", w.InstanceID.String())
+}
+
+// subscribed returns the live writers, in a stable order (by name, then
+// instance) so that metadata indexes are reproducible.
+func (c *Coordinator) subscribed() []*WriterHandle {
+	c.mu.Lock()
+	out := make([]*WriterHandle, 0, len(c.writers))
+	for _, w := range c.writers {
+		out = append(out, w)
+	}
+	c.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Identity.Name != out[j].Identity.Name {
+			return out[i].Identity.Name < out[j].Identity.Name
+		}
+		return out[i].InstanceID.String() < out[j].InstanceID.String()
+	})
+	return out
+}
+
+// WriterInfo is what `lvss list writers` shows (§12 D16).
+type WriterInfo struct {
+	InstanceID    uuid.UUID
+	Identity      Identity
+	Window        time.Duration
+	Peer          Peer
+	WMD           []byte
+	LastSession   uuid.UUID
+	State         vss.WriterState
+	Failure       vsserr.HRESULT
+	AppHRESULT    vsserr.HRESULT
+	AppMessage    string
+}
+
+// ListWriters reports every subscribed writer without sending any event.
+func (c *Coordinator) ListWriters() []WriterInfo {
+	var out []WriterInfo
+	for _, w := range c.subscribed() {
+		w.mu.Lock()
+		info := WriterInfo{InstanceID: w.InstanceID, Identity: w.Identity, Window: w.Window, Peer: w.Peer, State: vss.WSStable}
+		if w.wmd != nil {
+			info.WMD, _ = w.wmd.Marshal()
+		}
+		last, sid := w.last, w.lastSID
+		w.mu.Unlock()
+		if last != nil {
+			st := last.status()
+			info.LastSession, info.State, info.Failure, info.AppHRESULT, info.AppMessage = sid, st.State, st.Failure, st.AppHRESULT, st.AppMessage
+		}
+		out = append(out, info)
+	}
+	return out
+}
+
+// NewSession creates an IVssBackupComponents session for a requester.
+func (c *Coordinator) NewSession(peer Peer) *Session {
+	s := newSession(c, peer)
+	c.mu.Lock()
+	c.sessions[s.id] = s
+	c.mu.Unlock()
+	return s
+}
+
+// acquireCreation takes the system-wide creation lock for s, with its lease.
+func (c *Coordinator) acquireCreation(s *Session) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.creator != nil && c.creator != s {
+		return vsserr.New(vsserr.SnapshotSetInProgress, "session %s is creating snapshot set %s", c.creator.id, c.creator.setIDForLock())
+	}
+	c.creator = s
+	lease := c.opt.Timeouts.CreationLease
+	c.lease = time.AfterFunc(lease, func() { s.leaseExpired(lease) })
+	return nil
+}
+
+// releaseCreation frees the lock if s holds it.
+func (c *Coordinator) releaseCreation(s *Session) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.creator == s {
+		c.creator = nil
+		if c.lease != nil {
+			c.lease.Stop()
+			c.lease = nil
+		}
+	}
+}
+
+func (c *Coordinator) forgetSession(s *Session) {
+	c.mu.Lock()
+	delete(c.sessions, s.id)
+	c.mu.Unlock()
+}
+
+// Close releases every session (as if each requester had gone) and stops
+// accepting writers.
+func (c *Coordinator) Close(ctx context.Context) {
+	c.mu.Lock()
+	c.closed = true
+	ss := make([]*Session, 0, len(c.sessions))
+	for _, s := range c.sessions {
+		ss = append(ss, s)
+	}
+	c.mu.Unlock()
+	for _, s := range ss {
+		s.Release(ctx)
+	}
+}

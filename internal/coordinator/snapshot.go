@@ -1,0 +1,574 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/lvss/lvss/document"
+	"github.com/lvss/lvss/internal/catalog"
+	"github.com/lvss/lvss/provider"
+	"github.com/lvss/lvss/vss"
+	"github.com/lvss/lvss/vsserr"
+)
+
+// DoSnapshotSet creates the snapshots of the set (§7.3): PrepareForSnapshot,
+// EndPrepare, Freeze by level, PreCommit, Commit inside the hold window,
+// PostCommit, Thaw in reverse level order, PreFinalCommit, PostSnapshot,
+// PostFinalCommit. A writer's veto at Freeze or Thaw does not fail the set
+// (§12 D9): the writer gets Abort and its snapshots are recorded as
+// crash-consistent. A provider failure fails the whole set.
+func (s *Session) DoSnapshotSet() (*Async, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.check(MDoSnapshotSet); err != nil {
+		return nil, err
+	}
+	if s.context.Writers() && s.state != StPrepared {
+		return nil, badState("DoSnapshotSet before PrepareForBackup in writer context %s", s.context)
+	}
+	if !s.context.Writers() && s.state != StSet {
+		return nil, badState("DoSnapshotSet in state %s", s.state)
+	}
+	return s.startAsync(MDoSnapshotSet, s.doSnapshotSet), nil
+}
+
+// creation is the working state of one DoSnapshotSet.
+type creation struct {
+	s       *Session
+	setID   uuid.UUID
+	parts   []*sessionWriter
+	vols    []volumeEntry
+	provs   []provider.Provider
+	instant map[uuid.UUID]uint32 // snapshot ID → instant (§12 D15)
+	paths   map[*sessionWriter][]string
+	made    map[uuid.UUID]provider.Snapshot
+	timers  map[*sessionWriter]*time.Timer
+	tmu     sync.Mutex
+}
+
+func (s *Session) doSnapshotSet(ctx context.Context) error {
+	s.mu.Lock()
+	cr := &creation{s: s, setID: s.setID, vols: append([]volumeEntry(nil), s.volumes...),
+		made: map[uuid.UUID]provider.Snapshot{}, timers: map[*sessionWriter]*time.Timer{}}
+	if s.context.Writers() {
+		cr.parts = s.participantsLocked()
+	}
+	cr.paths = map[*sessionWriter][]string{}
+	for _, sw := range cr.parts {
+		cr.paths[sw] = writerPaths(sw, s.bcd)
+	}
+	s.mu.Unlock()
+	seen := map[provider.Provider]bool{}
+	for _, v := range cr.vols {
+		if !seen[v.prov] {
+			seen[v.prov] = true
+			cr.provs = append(cr.provs, v.prov)
+		}
+	}
+	cr.assignInstants()
+	t := s.c.opt.Timeouts
+
+	// ① PrepareForSnapshot.
+	active := cr.healthy()
+	s.fanOut(ctx, active, EvPrepareSnapshot, t.PrepareSnapshot, PhaseNone, cr.decorate(false))
+	for _, sw := range active {
+		if !sw.failed() {
+			sw.mu.Lock()
+			sw.prepared = true
+			sw.mu.Unlock()
+			sw.setState(vss.WSWaitingForFreeze)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return cr.fail(ctx, false, err)
+	}
+
+	// ② EndPrepareSnapshots.
+	for _, p := range cr.provs {
+		if err := p.EndPrepareSnapshots(ctx, cr.setID); err != nil {
+			return cr.fail(ctx, true, providerError(p, "EndPrepareSnapshots", err))
+		}
+	}
+
+	// ③ Freeze, front-end first (§12 D5).
+	for _, level := range vss.FreezeOrder {
+		cr.freezeLevel(ctx, level)
+		if err := ctx.Err(); err != nil {
+			return cr.fail(ctx, true, err)
+		}
+	}
+
+	// ④ PreCommit.
+	for _, p := range cr.provs {
+		if err := p.PreCommitSnapshots(ctx, cr.setID); err != nil {
+			return cr.fail(ctx, true, providerError(p, "PreCommitSnapshots", err))
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return cr.fail(ctx, true, err)
+	}
+
+	// ⑤⑥ Commit inside the hold window. From here the operation no longer
+	// listens to Cancel: a half-committed set is undone only by the
+	// failure path below, never by walking away.
+	nc := context.WithoutCancel(ctx)
+	hold, cancelHold := context.WithTimeout(nc, t.Hold)
+	for _, p := range cr.provs {
+		if err := p.CommitSnapshots(hold, cr.setID); err != nil {
+			timedOut := errors.Is(err, context.DeadlineExceeded) || errors.Is(hold.Err(), context.DeadlineExceeded)
+			cancelHold()
+			if timedOut {
+				err = vsserr.Wrap(vsserr.HoldWritesTimeout, err, "%s did not commit within the hold window of %s", p.Info().Name, t.Hold)
+			}
+			return cr.fail(nc, true, providerError(p, "CommitSnapshots", err))
+		}
+	}
+	cancelHold()
+
+	// ⑧ PostCommit: the snapshots exist; learn their device paths.
+	for _, p := range cr.provs {
+		snaps, err := p.PostCommitSnapshots(nc, cr.setID, len(cr.vols))
+		if err != nil {
+			return cr.fail(nc, true, providerError(p, "PostCommitSnapshots", err))
+		}
+		for _, sn := range snaps {
+			cr.made[sn.ID] = sn
+		}
+	}
+	for _, v := range cr.vols {
+		if _, ok := cr.made[v.snapshotID]; !ok {
+			return cr.fail(nc, true, vsserr.New(vsserr.UnexpectedProviderError, "%s reported no snapshot for %s", v.prov.Info().Name, v.volume))
+		}
+	}
+
+	// ⑨ Thaw, in reverse level order.
+	for i := len(vss.FreezeOrder) - 1; i >= 0; i-- {
+		cr.thawLevel(nc, vss.FreezeOrder[i])
+	}
+
+	// ⑩ PreFinalCommit.
+	for _, p := range cr.provs {
+		if err := p.PreFinalCommitSnapshots(nc, cr.setID); err != nil {
+			return cr.fail(nc, true, providerError(p, "PreFinalCommitSnapshots", err))
+		}
+	}
+
+	// ⑪ PostSnapshot to writers that thawed; last chance to edit the BCD.
+	var post []*sessionWriter
+	for _, sw := range cr.parts {
+		if sw.status().State == vss.WSWaitingForPostSnapshot {
+			post = append(post, sw)
+		}
+	}
+	s.fanOut(nc, post, EvPostSnapshot, t.PostSnapshot, document.PhasePostSnapshot, cr.decorate(true))
+	for _, sw := range post {
+		sw.mu.Lock()
+		sw.prepared = false
+		sw.mu.Unlock()
+		sw.setState(vss.WSWaitingForBackupComplete)
+	}
+
+	// ⑫ PostFinalCommit. Writers had PostSnapshot, so no Abort any more.
+	for _, p := range cr.provs {
+		if err := p.PostFinalCommitSnapshots(nc, cr.setID); err != nil {
+			cr.parts = nil
+			return cr.fail(nc, true, providerError(p, "PostFinalCommitSnapshots", err))
+		}
+	}
+	return cr.finish(nc)
+}
+
+// healthy are the participants that have not failed.
+func (cr *creation) healthy() []*sessionWriter {
+	var out []*sessionWriter
+	for _, sw := range cr.parts {
+		if !sw.failed() {
+			out = append(out, sw)
+		}
+	}
+	return out
+}
+
+// assignInstants numbers the instants of the set: all snapshots of one
+// set-atomic provider share one; every other snapshot has its own.
+func (cr *creation) assignInstants() {
+	cr.instant = map[uuid.UUID]uint32{}
+	next := uint32(0)
+	group := map[provider.Provider]uint32{}
+	for _, v := range cr.vols {
+		if v.prov.Info().SetAtomic {
+			if g, ok := group[v.prov]; ok {
+				cr.instant[v.snapshotID] = g
+				continue
+			}
+			next++
+			group[v.prov] = next
+			cr.instant[v.snapshotID] = next
+			continue
+		}
+		next++
+		cr.instant[v.snapshotID] = next
+	}
+}
+
+// volumeFor finds the set's volume holding path (longest prefix).
+func (cr *creation) volumeFor(path string) (volumeEntry, bool) {
+	var best volumeEntry
+	found := false
+	for _, v := range cr.vols {
+		if path == v.volume || strings.HasPrefix(path, strings.TrimSuffix(v.volume, "/")+"/") {
+			if !found || len(v.volume) > len(best.volume) {
+				best, found = v, true
+			}
+		}
+	}
+	return best, found
+}
+
+// placements tells a writer where its paths are (§12 D15).
+func (cr *creation) placements(sw *sessionWriter, devices bool) []Placement {
+	var out []Placement
+	for _, p := range cr.paths[sw] {
+		pl := Placement{Path: p}
+		if v, ok := cr.volumeFor(p); ok {
+			pl.SnapshotID, pl.OriginalVolume, pl.Instant = v.snapshotID, v.volume, cr.instant[v.snapshotID]
+			if devices {
+				if sn, ok := cr.made[v.snapshotID]; ok {
+					pl.DevicePath = sn.DevicePath
+				}
+			}
+		}
+		out = append(out, pl)
+	}
+	return out
+}
+
+func (cr *creation) decorate(devices bool) func(*sessionWriter, *Event) {
+	return func(sw *sessionWriter, ev *Event) { ev.Placements = cr.placements(sw, devices) }
+}
+
+// writerPaths are the directories of a writer's components taking part:
+// in component mode the explicitly added components and the members of
+// their component sets (§6.1), otherwise all of them.
+func writerPaths(sw *sessionWriter, bcd *document.BackupComponents) []string {
+	var selected func(c *document.Component) bool
+	if bcd.SelectComponents {
+		var roots []string
+		if wc := bcd.Writer(sw.w.InstanceID); wc != nil {
+			for _, c := range wc.Components {
+				roots = append(roots, joinLogical(c.LogicalPath, c.Name))
+			}
+		}
+		selected = func(c *document.Component) bool {
+			full := joinLogical(c.LogicalPath, c.Name)
+			for _, r := range roots {
+				if full == r || strings.HasPrefix(c.LogicalPath, r) && (c.LogicalPath == r || strings.HasPrefix(c.LogicalPath, r+`\`)) {
+					return true
+				}
+			}
+			return false
+		}
+	} else {
+		selected = func(*document.Component) bool { return true }
+	}
+	seen := map[string]bool{}
+	var out []string
+	for i := range sw.wmd.Components {
+		c := &sw.wmd.Components[i]
+		if !selected(c) {
+			continue
+		}
+		for _, fl := range [][]document.FileDesc{c.Files, c.DatabaseFiles, c.DatabaseLogFiles} {
+			for _, f := range fl {
+				p := filepath.Clean(f.Path)
+				if f.AlternatePath != "" {
+					p = filepath.Clean(f.AlternatePath) // read from there at backup time (§6.1)
+				}
+				if !seen[p] {
+					seen[p] = true
+					out = append(out, p)
+				}
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// freezeLevel freezes the prepared writers of one level in parallel. The
+// Freeze→Thaw window starts when Freeze is sent (§3.2); a writer that
+// vetoes or does not answer gets Abort at once (§12 D9).
+func (cr *creation) freezeLevel(ctx context.Context, level vss.AppLevel) {
+	s := cr.s
+	var wg sync.WaitGroup
+	for _, sw := range cr.parts {
+		sw.mu.Lock()
+		ok := sw.prepared && !sw.st.State.Failed()
+		sw.mu.Unlock()
+		if !ok || sw.w.Identity.Level.Normalize() != level {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			window := sw.w.Window
+			started := time.Now()
+			s.mu.Lock()
+			ev := s.baseEvent(EvFreeze, window)
+			s.mu.Unlock()
+			ev.Placements = cr.placements(sw, false)
+			if !s.deliver(ctx, sw, ev, PhaseNone) {
+				s.sendAbort(context.WithoutCancel(ctx), []*sessionWriter{sw})
+				return
+			}
+			sw.mu.Lock()
+			sw.frozen = true
+			sw.mu.Unlock()
+			sw.setState(vss.WSWaitingForThaw)
+			left := window - time.Since(started)
+			cr.tmu.Lock()
+			cr.timers[sw] = time.AfterFunc(max(left, 0), func() { cr.windowExpired(sw, window) })
+			cr.tmu.Unlock()
+		}()
+	}
+	wg.Wait()
+}
+
+// windowExpired aborts a writer still frozen when its window ends: it gets
+// Abort and VSS_E_WRITERERROR_TIMEOUT (§3.5), and its snapshots are not
+// application-consistent.
+func (cr *creation) windowExpired(sw *sessionWriter, window time.Duration) {
+	sw.mu.Lock()
+	if !sw.frozen {
+		sw.mu.Unlock()
+		return
+	}
+	sw.frozen, sw.timedOut = false, true
+	sw.mu.Unlock()
+	sw.fail(EvFreeze, vsserr.WriterErrorTimeout, 0, fmt.Sprintf("the Freeze→Thaw window of %s expired before Thaw", window))
+	cr.s.c.event(context.Background(), "warn", vsserr.WriterErrorTimeout, cr.s.id, "writer's freeze window expired; sending Abort",
+		"writer", sw.w.Identity.Name, "window", window.String())
+	cr.s.sendAbort(context.Background(), []*sessionWriter{sw})
+}
+
+// thawLevel thaws one level's frozen writers in parallel.
+func (cr *creation) thawLevel(ctx context.Context, level vss.AppLevel) {
+	s := cr.s
+	var wg sync.WaitGroup
+	for _, sw := range cr.parts {
+		if sw.w.Identity.Level.Normalize() != level {
+			continue
+		}
+		cr.tmu.Lock()
+		if t := cr.timers[sw]; t != nil {
+			t.Stop()
+		}
+		cr.tmu.Unlock()
+		sw.mu.Lock()
+		frozen := sw.frozen
+		sw.frozen = false
+		sw.mu.Unlock()
+		if !frozen {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.mu.Lock()
+			ev := s.baseEvent(EvThaw, s.c.opt.Timeouts.Thaw)
+			s.mu.Unlock()
+			if !s.deliver(ctx, sw, ev, PhaseNone) {
+				s.sendAbort(ctx, []*sessionWriter{sw})
+				return
+			}
+			sw.mu.Lock()
+			sw.froze = true
+			sw.mu.Unlock()
+			sw.setState(vss.WSWaitingForPostSnapshot)
+		}()
+	}
+	wg.Wait()
+}
+
+// fail ends a creation that cannot finish: writers taking part get Abort
+// (§12 D14), providers that reached EndPrepare get AbortSnapshots, the
+// session moves to failed (§12 D3) and the lock is released.
+func (cr *creation) fail(ctx context.Context, endPrepared bool, cause error) error {
+	s := cr.s
+	nc := context.WithoutCancel(ctx)
+	cr.tmu.Lock()
+	for _, t := range cr.timers {
+		t.Stop()
+	}
+	cr.tmu.Unlock()
+	if len(cr.parts) > 0 {
+		s.mu.Lock()
+		s.abortSent = true
+		s.mu.Unlock()
+		s.sendAbort(nc, cr.parts)
+	}
+	if endPrepared {
+		for _, p := range cr.provs {
+			if err := p.AbortSnapshots(nc, cr.setID); err != nil {
+				s.c.event(nc, "error", vsserr.Code(err), s.id, "provider AbortSnapshots failed", "provider", p.Info().Name, "error", err.Error())
+			}
+		}
+	}
+	s.mu.Lock()
+	s.state, s.creating = StFailed, false
+	s.mu.Unlock()
+	s.c.releaseCreation(s)
+	if errors.Is(cause, context.Canceled) {
+		s.c.event(nc, "info", 0, s.id, "DoSnapshotSet cancelled; creation aborted", "set", cr.setID.String())
+		return cause
+	}
+	s.c.event(nc, "error", vsserr.Code(cause), s.id, "DoSnapshotSet failed; creation aborted", "set", cr.setID.String(), "error", cause.Error())
+	return cause
+}
+
+// finish records the snapshots with their consistency and moves the
+// session to snapped.
+func (cr *creation) finish(ctx context.Context) error {
+	s := cr.s
+	s.mu.Lock()
+	sctx := s.context
+	s.mu.Unlock()
+	var recs []catalog.Snapshot
+	setRec := &document.SnapshotSetRecord{ID: cr.setID, Context: int32(sctx)}
+	for _, v := range cr.vols {
+		sn := cr.made[v.snapshotID]
+		info := v.prov.Info()
+		level, reason := cr.consistency(v, sn, sctx)
+		attrs := uint32(vss.Attributes(sctx)) | uint32(vss.AttrNotSurfaced)
+		if info.Type == vss.ProvHardware {
+			attrs |= uint32(vss.AttrHardwareAssisted)
+		}
+		created := sn.Created
+		if created.IsZero() {
+			created = time.Now()
+		}
+		rec := catalog.Snapshot{ID: v.snapshotID, SetID: cr.setID, SnapshotsCount: len(cr.vols), OriginalVolume: v.volume,
+			DevicePath: sn.DevicePath, ProviderID: info.ID, ProviderName: info.Name, ProviderHandle: sn.Handle,
+			Attributes: attrs, Context: int32(sctx), Created: created.UTC(), OriginatingMachine: s.c.opt.Machine,
+			ServiceMachine: s.c.opt.Machine, Consistency: level, ConsistencyReason: reason, SessionID: s.id,
+			AutoRelease: sctx.AutoRelease()}
+		recs = append(recs, rec)
+		setRec.Snapshots = append(setRec.Snapshots, document.SnapshotRecord{ID: rec.ID, OriginalVolume: rec.OriginalVolume,
+			DevicePath: rec.DevicePath, ProviderID: rec.ProviderID, Attributes: rec.Attributes, Created: rec.Created})
+	}
+	if s.c.opt.Catalog != nil && len(recs) > 0 {
+		if err := s.c.opt.Catalog.PutSnapshots(recs...); err != nil {
+			// The snapshots exist but cannot be tracked: undo them rather
+			// than leak untracked snapshots.
+			for _, p := range cr.provs {
+				for _, v := range cr.vols {
+					if v.prov == p {
+						_ = p.DeleteSnapshot(ctx, cr.made[v.snapshotID])
+					}
+				}
+			}
+			cr.parts = nil
+			return cr.fail(ctx, false, s.c.Unexpected(ctx, s.id, "record snapshots in the catalog", err))
+		}
+	}
+	s.mu.Lock()
+	s.snapshots = recs
+	s.bcd.SnapshotSet = setRec
+	s.state, s.creating = StSnapped, false
+	s.mu.Unlock()
+	s.c.releaseCreation(s)
+	s.saveDocuments(ctx)
+	for _, r := range recs {
+		s.c.event(ctx, "info", 0, s.id, "snapshot created", "snapshot", r.ID.String(), "set", r.SetID.String(),
+			"volume", r.OriginalVolume, "provider", r.ProviderName, "consistency", r.Consistency, "reason", r.ConsistencyReason)
+	}
+	return nil
+}
+
+// consistency decides a snapshot's level (architecture: "Consistency is
+// recorded"; §12 D9): application when every writer with components on it
+// froze and thawed in time, else crash for point-in-time providers and none
+// for copying ones.
+func (cr *creation) consistency(v volumeEntry, sn provider.Snapshot, sctx vss.Context) (string, string) {
+	info := v.prov.Info()
+	fallback := "crash"
+	if !info.Atomic {
+		fallback = "none"
+	}
+	if sn.Inconsistent != "" {
+		return "none", sn.Inconsistent
+	}
+	if !sctx.Writers() {
+		return fallback, fmt.Sprintf("writerless context %s: no application was frozen", sctx.Base())
+	}
+	var good, bad []string
+	for _, sw := range cr.parts {
+		on := false
+		for _, p := range cr.paths[sw] {
+			if vv, ok := cr.volumeFor(p); ok && vv.snapshotID == v.snapshotID {
+				on = true
+				break
+			}
+		}
+		if !on {
+			continue
+		}
+		// froze is set only by a successful Thaw inside the window, so a
+		// later failure (PostSnapshot) does not spoil the image.
+		sw.mu.Lock()
+		froze, st := sw.froze, sw.st
+		sw.mu.Unlock()
+		if froze {
+			good = append(good, sw.w.Identity.Name)
+		} else {
+			bad = append(bad, fmt.Sprintf("writer %q %s (%s)", sw.w.Identity.Name, st.State, st.Failure.Name()))
+		}
+	}
+	switch {
+	case len(bad) > 0:
+		return fallback, strings.Join(bad, "; ")
+	case len(good) == 0:
+		return fallback, "no writer taking part has components on this volume"
+	}
+	return "application", "writers froze and thawed in time: " + strings.Join(good, ", ")
+}
+
+// saveDocuments keeps the set's BCD and the WMDs of the writers taking part
+// in the catalog, so a backup can be restored from lvss's own records.
+func (s *Session) saveDocuments(ctx context.Context) {
+	if s.c.opt.Catalog == nil {
+		return
+	}
+	s.mu.Lock()
+	setID := s.setID
+	x, err := s.bcd.Marshal()
+	wmds := map[uuid.UUID][]byte{}
+	for _, sw := range s.participantsLocked() {
+		if b, err := sw.wmd.Marshal(); err == nil {
+			wmds[sw.w.InstanceID] = b
+		}
+	}
+	s.mu.Unlock()
+	if setID == uuid.Nil {
+		return
+	}
+	if err == nil {
+		err = s.c.opt.Catalog.PutDocument(setID, "bcd", x)
+	}
+	for id, b := range wmds {
+		if err == nil {
+			err = s.c.opt.Catalog.PutDocument(setID, "wmd/"+id.String(), b)
+		}
+	}
+	if err != nil {
+		s.c.event(ctx, "error", vsserr.Code(err), s.id, "could not save the set's documents", "set", setID.String(), "error", err.Error())
+	}
+}
