@@ -1,0 +1,104 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/lvss/lvss/internal/catalog"
+	"github.com/lvss/lvss/internal/config"
+	"github.com/lvss/lvss/internal/coordinator"
+	"github.com/lvss/lvss/internal/server"
+	"github.com/lvss/lvss/provider"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "lvssd:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	fs := flag.NewFlagSet("lvssd", flag.ContinueOnError)
+	socket := fs.String("socket", "/run/lvss/lvssd.sock", "Unix socket to serve requesters, writers and admin tools on")
+	stateDir := fs.String("state-dir", "/var/lib/lvss", "directory for the catalog (snapshots, saved documents, event log)")
+	runDir := fs.String("run-dir", "/run/lvss", "directory for runtime state (must be on a tmpfs: it is written while filesystems are frozen)")
+	cfgPath := fs.String("config", "", "TOML config file (see docs/configuration.md); defaults apply without one")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: lvssd [flags]\n\nlvssd coordinates requesters (backup tools), writers (applications) and snapshot\nproviders, following the Volume Shadow Copy Service model.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		return err
+	}
+	for _, d := range []string{*stateDir, *runDir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	cat, err := catalog.Open(filepath.Join(*stateDir, "catalog.db"))
+	if err != nil {
+		return err
+	}
+	defer cat.Close()
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	t := cfg.Timeouts
+	coord, err := coordinator.New(ctx, coordinator.Options{
+		Catalog:   cat,
+		Providers: provider.NewRegistry(builtinProviders(cfg)...),
+		Logger:    log,
+		Timeouts: coordinator.Timeouts{
+			Identify: t.Identify.D(), PrepareBackup: t.PrepareBackup.D(), PrepareSnapshot: t.PrepareSnapshot.D(),
+			Freeze: t.Freeze.D(), Thaw: t.Thaw.D(), PostSnapshot: t.PostSnapshot.D(), BackupComplete: t.BackupComplete.D(),
+			BackupShutdown: t.BackupShutdown.D(), Abort: t.Abort.D(), Hold: t.Hold.D(), CreationLease: t.CreationLease.D(),
+		},
+	})
+	if err != nil {
+		return err
+	}
+	access := server.NewAccess(cfg.Access.Users, cfg.Access.Groups, log)
+	l, err := server.Listen(*socket)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(*socket)
+	srv := server.New(coord, access, log)
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(l) }()
+	log.Info("lvssd ready", "socket", *socket, "state_dir", *stateDir, "pid", os.Getpid())
+	select {
+	case <-ctx.Done():
+		log.Info("lvssd stopping")
+	case err := <-done:
+		coord.Close(context.Background())
+		return err
+	}
+	// Ending the streams releases every session (Abort, BackupShutdown,
+	// auto-release snapshots deleted) before the catalog closes.
+	srv.Stop()
+	coord.Close(context.Background())
+	return nil
+}

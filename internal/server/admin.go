@@ -1,0 +1,65 @@
+package server
+
+import (
+	"context"
+	"time"
+
+	"github.com/google/uuid"
+
+	v1 "github.com/lvss/lvss/api/lvss/v1"
+	"github.com/lvss/lvss/internal/wire"
+	"github.com/lvss/lvss/provider"
+)
+
+type admin struct {
+	v1.UnimplementedAdminServer
+	s *Server
+}
+
+func guidOrEmpty(u uuid.UUID) string {
+	if u == uuid.Nil {
+		return ""
+	}
+	return u.String()
+}
+
+// ListWriters sends no event (§12 D16).
+func (a *admin) ListWriters(context.Context, *v1.ListWritersRequest) (*v1.ListWritersResponse, error) {
+	out := &v1.ListWritersResponse{}
+	for _, w := range a.s.c.ListWriters() {
+		out.Writers = append(out.Writers, &v1.WriterInfo{InstanceId: w.InstanceID.String(), WriterId: w.Identity.ClassID.String(),
+			Name: w.Identity.Name, InstanceName: w.Identity.InstanceName, Level: int32(w.Identity.Level),
+			FreezeTimeoutMs: uint32(w.Window / time.Millisecond), WmdXml: string(w.WMD), LastSessionId: guidOrEmpty(w.LastSession),
+			State: int32(w.State), Failure: uint32(w.Failure), ApplicationHresult: uint32(w.AppHRESULT),
+			ApplicationMessage: w.AppMessage, Pid: w.Peer.PID, Uid: w.Peer.UID})
+	}
+	return out, nil
+}
+
+func providerProp(i provider.Info) *v1.ProviderProp {
+	return &v1.ProviderProp{ProviderId: i.ID.String(), Name: i.Name, Type: int32(i.Type), Version: i.Version,
+		VersionId: i.VersionID.String(), ClassId: i.ID.String()}
+}
+
+// ListProviders lists the registered providers in preference order.
+func (a *admin) ListProviders(context.Context, *v1.ListProvidersRequest) (*v1.ListProvidersResponse, error) {
+	out := &v1.ListProvidersResponse{}
+	for _, p := range a.s.c.Options().Providers.All() {
+		out.Providers = append(out.Providers, providerProp(p.Info()))
+	}
+	return out, nil
+}
+
+// ListEvents pages through the event log.
+func (a *admin) ListEvents(_ context.Context, r *v1.ListEventsRequest) (*v1.ListEventsResponse, error) {
+	evs, err := a.s.c.Options().Catalog.Events(r.AfterSeq, int(r.Limit))
+	if err != nil {
+		return nil, wire.ToGRPC(err)
+	}
+	out := &v1.ListEventsResponse{}
+	for _, e := range evs {
+		out.Events = append(out.Events, &v1.LogEvent{Seq: e.Seq, TimeUnixNano: e.Time.UnixNano(), Level: e.Level,
+			Hresult: uint32(e.Code), SessionId: guidOrEmpty(e.SessionID), Message: e.Message, Fields: e.Fields})
+	}
+	return out, nil
+}

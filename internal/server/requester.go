@@ -1,0 +1,314 @@
+package server
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	v1 "github.com/lvss/lvss/api/lvss/v1"
+	"github.com/lvss/lvss/internal/catalog"
+	"github.com/lvss/lvss/internal/coordinator"
+	"github.com/lvss/lvss/internal/wire"
+	"github.com/lvss/lvss/vss"
+	"github.com/lvss/lvss/vsserr"
+)
+
+type requester struct {
+	v1.UnimplementedRequesterServer
+	s *Server
+}
+
+// Session serves one IVssBackupComponents object for the life of the stream.
+// Calls run in arrival order; only Wait runs beside them, so that Cancel
+// and QueryStatus can reach an operation someone is waiting on.
+func (h *requester) Session(stream v1.Requester_SessionServer) error {
+	ctx := stream.Context()
+	sess := h.s.c.NewSession(toPeer(peerOf(ctx)))
+	var sendMu sync.Mutex
+	send := func(r *v1.SessionResponse) {
+		sendMu.Lock()
+		defer sendMu.Unlock()
+		_ = stream.Send(r) // a gone client is handled by Recv failing
+	}
+	var waits sync.WaitGroup
+	for {
+		req, err := stream.Recv()
+		if err != nil {
+			break
+		}
+		if w := req.GetWait(); w != nil {
+			waits.Add(1)
+			go func() {
+				defer waits.Done()
+				send(h.wait(ctx, sess, req.Id, w))
+			}()
+			continue
+		}
+		send(h.dispatch(ctx, sess, req))
+	}
+	// The stream ended (half-close, exit, kill): release as VSS does when
+	// the last reference to IVssBackupComponents goes (§12 D11).
+	rel := sess.Release(context.Background())
+	waits.Wait()
+	r := &v1.Released{Aborted: rel.Aborted, ShutdownWriters: wire.GUIDs(rel.ShutdownWriters), DeletedSnapshots: wire.GUIDs(rel.DeletedSnapshots)}
+	send(&v1.SessionResponse{Id: 0, Status: wire.StatusOf(nil), Result: &v1.SessionResponse_Released{Released: r}})
+	return nil
+}
+
+func (h *requester) wait(ctx context.Context, sess *coordinator.Session, id uint64, w *v1.Wait) *v1.SessionResponse {
+	a, err := sess.Async(w.AsyncId)
+	if err != nil {
+		return &v1.SessionResponse{Id: id, Status: wire.StatusOf(err)}
+	}
+	d := time.Duration(-1)
+	if w.TimeoutMs >= 0 {
+		d = time.Duration(w.TimeoutMs) * time.Millisecond
+	}
+	st, msg := a.Wait(ctx, d)
+	return &v1.SessionResponse{Id: id, Status: wire.StatusOf(nil),
+		Result: &v1.SessionResponse_AsyncStatus{AsyncStatus: &v1.AsyncStatus{Hresult: uint32(st), Message: msg}}}
+}
+
+func asyncResult(a *coordinator.Async, err error) (*v1.SessionResponse, error) {
+	if err != nil {
+		return nil, err
+	}
+	return &v1.SessionResponse{Result: &v1.SessionResponse_Async{Async: &v1.AsyncStarted{AsyncId: a.ID()}}}, nil
+}
+
+func compRef(c *v1.ComponentRef) (uuid.UUID, vss.ComponentType, string, string, error) {
+	if c == nil {
+		return uuid.Nil, 0, "", "", vsserr.New(vsserr.InvalidArg, "component is missing")
+	}
+	id, err := wire.ParseGUID(c.WriterId)
+	return id, vss.ComponentType(c.ComponentType), c.LogicalPath, c.Name, err
+}
+
+// dispatch runs one call. Errors that carry no HRESULT are internal ones:
+// they are logged with their code and returned as VSS_E_UNEXPECTED.
+func (h *requester) dispatch(ctx context.Context, sess *coordinator.Session, req *v1.SessionRequest) *v1.SessionResponse {
+	resp, err := h.call(ctx, sess, req)
+	if resp == nil {
+		resp = &v1.SessionResponse{}
+	}
+	resp.Id = req.Id
+	if err != nil && vsserr.Code(err) == vsserr.Unexpected {
+		h.s.c.Logf(ctx, "error", vsserr.Unexpected, "unexpected error in a session call", "session", sess.ID().String(), "error", err.Error())
+	}
+	resp.Status = wire.StatusOf(err)
+	if err != nil {
+		resp.Result = nil
+	}
+	return resp
+}
+
+func (h *requester) call(ctx context.Context, s *coordinator.Session, req *v1.SessionRequest) (*v1.SessionResponse, error) {
+	switch c := req.Call.(type) {
+	case *v1.SessionRequest_InitializeForBackup:
+		return nil, s.InitializeForBackup(c.InitializeForBackup.BcdXml)
+	case *v1.SessionRequest_InitializeForRestore:
+		return nil, s.InitializeForRestore(c.InitializeForRestore.BcdXml)
+	case *v1.SessionRequest_SetContext:
+		return nil, s.SetContext(vss.Context(c.SetContext.Context))
+	case *v1.SessionRequest_SetBackupState:
+		b := c.SetBackupState
+		return nil, s.SetBackupState(b.SelectComponents, b.BootableSystemState, vss.BackupType(b.BackupType), b.PartialFileSupport)
+	case *v1.SessionRequest_GatherWriterMetadata:
+		return asyncResult(s.GatherWriterMetadata())
+	case *v1.SessionRequest_GetWriterMetadata:
+		mds, err := s.GetWriterMetadata()
+		if err != nil {
+			return nil, err
+		}
+		l := &v1.WriterMetadataList{}
+		for _, m := range mds {
+			l.Writers = append(l.Writers, &v1.WriterMetadataEntry{InstanceId: m.InstanceID.String(), WmdXml: string(m.XML)})
+		}
+		return &v1.SessionResponse{Result: &v1.SessionResponse_WriterMetadata{WriterMetadata: l}}, nil
+	case *v1.SessionRequest_FreeWriterMetadata:
+		return nil, s.FreeWriterMetadata()
+	case *v1.SessionRequest_EnableWriterClasses:
+		ids, err := wire.ParseGUIDs(c.EnableWriterClasses.WriterIds)
+		if err != nil {
+			return nil, err
+		}
+		return nil, s.EnableWriterClasses(ids)
+	case *v1.SessionRequest_DisableWriterClasses:
+		ids, err := wire.ParseGUIDs(c.DisableWriterClasses.WriterIds)
+		if err != nil {
+			return nil, err
+		}
+		return nil, s.DisableWriterClasses(ids)
+	case *v1.SessionRequest_DisableWriterInstances:
+		ids, err := wire.ParseGUIDs(c.DisableWriterInstances.InstanceIds)
+		if err != nil {
+			return nil, err
+		}
+		return nil, s.DisableWriterInstances(ids)
+	case *v1.SessionRequest_AddComponent:
+		inst, err := wire.ParseGUID(c.AddComponent.InstanceId)
+		if err != nil {
+			return nil, err
+		}
+		w, ct, lp, name, err := compRef(c.AddComponent.Component)
+		if err != nil {
+			return nil, err
+		}
+		return nil, s.AddComponent(inst, w, ct, lp, name)
+	case *v1.SessionRequest_SetBackupOptions:
+		w, ct, lp, name, err := compRef(c.SetBackupOptions.Component)
+		if err != nil {
+			return nil, err
+		}
+		return nil, s.SetBackupOptions(w, ct, lp, name, c.SetBackupOptions.Options)
+	case *v1.SessionRequest_SetPreviousBackupStamp:
+		w, ct, lp, name, err := compRef(c.SetPreviousBackupStamp.Component)
+		if err != nil {
+			return nil, err
+		}
+		return nil, s.SetPreviousBackupStamp(w, ct, lp, name, c.SetPreviousBackupStamp.Stamp)
+	case *v1.SessionRequest_StartSnapshotSet:
+		id, err := s.StartSnapshotSet()
+		if err != nil {
+			return nil, err
+		}
+		return &v1.SessionResponse{Result: &v1.SessionResponse_SnapshotSetId{SnapshotSetId: &v1.SnapshotSetId{Id: id.String()}}}, nil
+	case *v1.SessionRequest_AddToSnapshotSet:
+		prov, err := wire.ParseGUID(c.AddToSnapshotSet.ProviderId)
+		if err != nil {
+			return nil, err
+		}
+		id, err := s.AddToSnapshotSet(ctx, c.AddToSnapshotSet.Volume, prov)
+		if err != nil {
+			return nil, err
+		}
+		return &v1.SessionResponse{Result: &v1.SessionResponse_SnapshotId{SnapshotId: &v1.SnapshotId{Id: id.String()}}}, nil
+	case *v1.SessionRequest_PrepareForBackup:
+		return asyncResult(s.PrepareForBackup())
+	case *v1.SessionRequest_DoSnapshotSet:
+		return asyncResult(s.DoSnapshotSet())
+	case *v1.SessionRequest_GatherWriterStatus:
+		return asyncResult(s.GatherWriterStatus())
+	case *v1.SessionRequest_GetWriterStatus:
+		st, err := s.GetWriterStatus()
+		if err != nil {
+			return nil, err
+		}
+		l := &v1.WriterStatusList{}
+		for _, w := range st {
+			l.Writers = append(l.Writers, &v1.WriterStatus{InstanceId: w.InstanceID.String(), WriterId: w.ClassID.String(),
+				Name: w.Name, InstanceName: w.InstanceName, State: int32(w.State), Failure: uint32(w.Failure),
+				ApplicationHresult: uint32(w.AppHRESULT), ApplicationMessage: w.AppMessage})
+		}
+		return &v1.SessionResponse{Result: &v1.SessionResponse_WriterStatus{WriterStatus: l}}, nil
+	case *v1.SessionRequest_FreeWriterStatus:
+		return nil, s.FreeWriterStatus()
+	case *v1.SessionRequest_SetBackupSucceeded:
+		inst, err := wire.ParseGUID(c.SetBackupSucceeded.InstanceId)
+		if err != nil {
+			return nil, err
+		}
+		w, ct, lp, name, err := compRef(c.SetBackupSucceeded.Component)
+		if err != nil {
+			return nil, err
+		}
+		return nil, s.SetBackupSucceeded(inst, w, ct, lp, name, c.SetBackupSucceeded.Succeeded)
+	case *v1.SessionRequest_BackupComplete:
+		return asyncResult(s.BackupComplete())
+	case *v1.SessionRequest_AbortBackup:
+		return nil, s.AbortBackup(ctx)
+	case *v1.SessionRequest_SaveAsXml:
+		x, err := s.SaveAsXML()
+		return &v1.SessionResponse{Result: &v1.SessionResponse_Xml{Xml: &v1.Xml{Xml: x}}}, err
+	case *v1.SessionRequest_GetWriterComponents:
+		x, err := s.GetWriterComponents()
+		return &v1.SessionResponse{Result: &v1.SessionResponse_Xml{Xml: &v1.Xml{Xml: x}}}, err
+	case *v1.SessionRequest_Query:
+		q := c.Query
+		id, err := wire.ParseGUID(q.QueriedObjectId)
+		if err != nil {
+			return nil, err
+		}
+		objs, err := s.Query(id, vss.ObjectType(q.QueriedObjectType), vss.ObjectType(q.ReturnedObjectType))
+		if err != nil {
+			return nil, err
+		}
+		l := &v1.ObjectList{}
+		for _, o := range objs {
+			if o.Snapshot != nil {
+				l.Objects = append(l.Objects, &v1.ObjectProp{Object: &v1.ObjectProp_Snapshot{Snapshot: SnapshotProp(*o.Snapshot)}})
+			} else {
+				l.Objects = append(l.Objects, &v1.ObjectProp{Object: &v1.ObjectProp_Provider{Provider: providerProp(*o.Provider)}})
+			}
+		}
+		return &v1.SessionResponse{Result: &v1.SessionResponse_Objects{Objects: l}}, nil
+	case *v1.SessionRequest_GetSnapshotProperties:
+		id, err := wire.ParseGUID(c.GetSnapshotProperties.SnapshotId)
+		if err != nil {
+			return nil, err
+		}
+		sn, err := s.GetSnapshotProperties(id)
+		if err != nil {
+			return nil, err
+		}
+		return &v1.SessionResponse{Result: &v1.SessionResponse_Snapshot{Snapshot: SnapshotProp(sn)}}, nil
+	case *v1.SessionRequest_DeleteSnapshots:
+		d := c.DeleteSnapshots
+		id, err := wire.ParseGUID(d.SourceObjectId)
+		if err != nil {
+			return nil, err
+		}
+		n, failed, err := s.DeleteSnapshots(ctx, id, vss.ObjectType(d.SourceObjectType), d.ForceDelete)
+		resp := &v1.SessionResponse{Result: &v1.SessionResponse_Deleted{Deleted: &v1.DeleteResult{Deleted: int32(n), NonDeletedSnapshotId: guidOrEmpty(failed)}}}
+		return resp, err
+	case *v1.SessionRequest_IsVolumeSupported:
+		prov, err := wire.ParseGUID(c.IsVolumeSupported.ProviderId)
+		if err != nil {
+			return nil, err
+		}
+		ok, err := s.IsVolumeSupported(ctx, prov, c.IsVolumeSupported.Volume)
+		return &v1.SessionResponse{Result: &v1.SessionResponse_Supported{Supported: &v1.Bool{Value: ok}}}, err
+	case *v1.SessionRequest_ExposeSnapshot:
+		e := c.ExposeSnapshot
+		id, err := wire.ParseGUID(e.SnapshotId)
+		if err != nil {
+			return nil, err
+		}
+		name, err := s.ExposeSnapshot(ctx, id, e.PathFromRoot, vss.Attributes(e.Attributes), e.Expose)
+		return &v1.SessionResponse{Result: &v1.SessionResponse_Exposed{Exposed: &v1.ExposeResult{ExposedName: name}}}, err
+	case *v1.SessionRequest_UnexposeSnapshot:
+		id, err := wire.ParseGUID(c.UnexposeSnapshot.SnapshotId)
+		if err != nil {
+			return nil, err
+		}
+		return nil, s.UnexposeSnapshot(ctx, id)
+	case *v1.SessionRequest_QueryStatus:
+		a, err := s.Async(c.QueryStatus.AsyncId)
+		if err != nil {
+			return nil, err
+		}
+		st, msg := a.Status()
+		return &v1.SessionResponse{Result: &v1.SessionResponse_AsyncStatus{AsyncStatus: &v1.AsyncStatus{Hresult: uint32(st), Message: msg}}}, nil
+	case *v1.SessionRequest_Cancel:
+		a, err := s.Async(c.Cancel.AsyncId)
+		if err != nil {
+			return nil, err
+		}
+		return &v1.SessionResponse{Result: &v1.SessionResponse_AsyncStatus{AsyncStatus: &v1.AsyncStatus{Hresult: uint32(a.Cancel())}}}, nil
+	case *v1.SessionRequest_GetSessionId:
+		return &v1.SessionResponse{Result: &v1.SessionResponse_SessionId{SessionId: &v1.SessionId{Id: s.ID().String()}}}, nil
+	}
+	return nil, vsserr.New(vsserr.InvalidArg, "unknown or empty call")
+}
+
+// SnapshotProp converts a catalog record to the wire.
+func SnapshotProp(sn catalog.Snapshot) *v1.SnapshotProp {
+	return &v1.SnapshotProp{SnapshotId: sn.ID.String(), SnapshotSetId: sn.SetID.String(), SnapshotsCount: int32(sn.SnapshotsCount),
+		DevicePath: sn.DevicePath, OriginalVolume: sn.OriginalVolume, OriginatingMachine: sn.OriginatingMachine,
+		ServiceMachine: sn.ServiceMachine, ExposedName: sn.ExposedName, ExposedPath: sn.ExposedPath,
+		ProviderId: sn.ProviderID.String(), Attributes: sn.Attributes, CreatedUnixNano: sn.Created.UnixNano(),
+		Status: int32(vss.SnapshotCreated), ProviderName: sn.ProviderName, Context: sn.Context, AutoRelease: sn.AutoRelease,
+		Consistency: sn.Consistency, ConsistencyReason: sn.ConsistencyReason, SessionId: sn.SessionID.String()}
+}

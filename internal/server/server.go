@@ -1,0 +1,104 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/peer"
+
+	v1 "github.com/lvss/lvss/api/lvss/v1"
+	"github.com/lvss/lvss/internal/coordinator"
+	"github.com/lvss/lvss/internal/wire"
+	"github.com/lvss/lvss/vsserr"
+)
+
+// Server is lvssd's gRPC front.
+type Server struct {
+	c      *coordinator.Coordinator
+	access *Access
+	log    *slog.Logger
+	grpc   *grpc.Server
+}
+
+// New builds the gRPC server with access control on every call.
+func New(c *coordinator.Coordinator, access *Access, log *slog.Logger) *Server {
+	s := &Server{c: c, access: access, log: log}
+	s.grpc = grpc.NewServer(
+		grpc.Creds(peerCreds{}),
+		grpc.MaxRecvMsgSize(wire.MaxMessageSize),
+		grpc.MaxSendMsgSize(wire.MaxMessageSize),
+		grpc.UnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+			if err := s.authorize(ctx, info.FullMethod); err != nil {
+				return nil, err
+			}
+			return h(ctx, req)
+		}),
+		grpc.StreamInterceptor(func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+			if err := s.authorize(ss.Context(), info.FullMethod); err != nil {
+				return err
+			}
+			return h(srv, ss)
+		}),
+	)
+	v1.RegisterRequesterServer(s.grpc, &requester{s: s})
+	v1.RegisterWriterServer(s.grpc, &writerService{s: s})
+	v1.RegisterAdminServer(s.grpc, &admin{s: s})
+	return s
+}
+
+func peerOf(ctx context.Context) PeerInfo {
+	if p, ok := peer.FromContext(ctx); ok {
+		if pi, ok := p.AuthInfo.(PeerInfo); ok {
+			return pi
+		}
+	}
+	return PeerInfo{UID: ^uint32(0), GID: ^uint32(0)}
+}
+
+func toPeer(p PeerInfo) coordinator.Peer { return coordinator.Peer{UID: p.UID, GID: p.GID, PID: p.PID} }
+
+// authorize is the one access decision point.
+func (s *Server) authorize(ctx context.Context, method string) error {
+	p := peerOf(ctx)
+	if s.access.Allowed(p) {
+		return nil
+	}
+	s.c.Logf(ctx, "warn", vsserr.AccessDenied, "access denied", "method", method,
+		"uid", fmt.Sprint(p.UID), "gid", fmt.Sprint(p.GID), "pid", fmt.Sprint(p.PID))
+	return wire.ToGRPC(vsserr.New(vsserr.AccessDenied, "uid %d may not use lvssd (allowed: %s)", p.UID, s.access))
+}
+
+// Listen creates the socket (replacing a stale one), world-reachable.
+func Listen(path string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
+		// A socket nobody answers on is a leftover of a dead lvssd.
+		if c, err := net.Dial("unix", path); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("another lvssd is listening on %s", path)
+		}
+		_ = os.Remove(path)
+	}
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(path, 0o666); err != nil {
+		l.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+// Serve blocks serving l.
+func (s *Server) Serve(l net.Listener) error { return s.grpc.Serve(l) }
+
+// Stop ends every stream (sessions release, writers unsubscribe) and stops.
+func (s *Server) Stop() { s.grpc.Stop() }
