@@ -31,17 +31,6 @@ type timeline struct {
 func (tl *timeline) add(s string) { tl.mu.Lock(); tl.log = append(tl.log, s); tl.mu.Unlock() }
 func (tl *timeline) all() []string { tl.mu.Lock(); defer tl.mu.Unlock(); return slices.Clone(tl.log) }
 
-// of returns the entries with the given prefix, prefix removed.
-func (tl *timeline) of(prefix string) []string {
-	var out []string
-	for _, e := range tl.all() {
-		if rest, ok := strings.CutPrefix(e, prefix+":"); ok {
-			out = append(out, rest)
-		}
-	}
-	return out
-}
-
 func (tl *timeline) index(entry string) int { return slices.Index(tl.all(), entry) }
 
 // recProvider wraps the fake provider to log its calls on the timeline.
