@@ -82,7 +82,7 @@ type fieldRule struct {
 	get func(*ComponentState) any
 	set func(dst, src *ComponentState)
 	// special, if set, adds the field's own rule (set-once, add-only, ...).
-	special func(b *BackupComponents, old, new *ComponentState) error
+	special func(b *BackupComponents, old, new *ComponentState) *vsserr.Error
 }
 
 // componentRules lists every field of ComponentState except the key
@@ -104,7 +104,7 @@ var componentRules = []fieldRule{
 	{name: "BACKUP_METADATA", writer: backupPhases,
 		get: func(c *ComponentState) any { return c.BackupMetadata },
 		set: func(d, s *ComponentState) { d.BackupMetadata = cloneString(s.BackupMetadata) },
-		special: func(_ *BackupComponents, old, _ *ComponentState) error {
+		special: func(_ *BackupComponents, old, _ *ComponentState) *vsserr.Error {
 			// SetBackupMetadata works once; a second write is refused.
 			if old.BackupMetadata != nil {
 				return vsserr.New(vsserr.ObjectAlreadyExists, "BACKUP_METADATA is already set; a writer sets it once")
@@ -160,7 +160,7 @@ var componentRules = []fieldRule{
 	{name: "PARTIAL_FILE", writer: backupPhases,
 		get: func(c *ComponentState) any { return c.PartialFiles },
 		set: func(d, s *ComponentState) { d.PartialFiles = slices.Clone(s.PartialFiles) },
-		special: func(b *BackupComponents, old, new *ComponentState) error {
+		special: func(b *BackupComponents, old, new *ComponentState) *vsserr.Error {
 			if !b.PartialFileSupport {
 				return vsserr.New(vsserr.BadState, "PARTIAL_FILE: the requester did not enable partial file support")
 			}
@@ -169,13 +169,13 @@ var componentRules = []fieldRule{
 	{name: "DIFFERENCED_FILE", writer: backupPhases,
 		get: func(c *ComponentState) any { return c.DifferencedFiles },
 		set: func(d, s *ComponentState) { d.DifferencedFiles = slices.Clone(s.DifferencedFiles) },
-		special: func(_ *BackupComponents, old, new *ComponentState) error {
+		special: func(_ *BackupComponents, old, new *ComponentState) *vsserr.Error {
 			return addOnly("DIFFERENCED_FILE", old.DifferencedFiles, new.DifferencedFiles)
 		}},
 	{name: "DIRECTED_TARGET", writer: phases(PhasePreRestore),
 		get: func(c *ComponentState) any { return c.DirectedTargets },
 		set: func(d, s *ComponentState) { d.DirectedTargets = slices.Clone(s.DirectedTargets) },
-		special: func(_ *BackupComponents, old, new *ComponentState) error {
+		special: func(_ *BackupComponents, old, new *ComponentState) *vsserr.Error {
 			// AddDirectedTarget needs the directed restore target; the new
 			// target may be set in the same edit.
 			if new.RestoreTarget != vss.RTDirected {
@@ -196,7 +196,7 @@ var componentRules = []fieldRule{
 
 // addOnly: the writer API only has Add* calls for these lists, so an edit
 // may append entries but not change or drop the ones already recorded.
-func addOnly[T comparable](name string, old, new []T) error {
+func addOnly[T comparable](name string, old, new []T) *vsserr.Error {
 	if len(new) < len(old) || !slices.Equal(old, new[:len(old)]) {
 		return vsserr.New(vsserr.BadState, "%s: a writer can only add entries, not change or remove them", name)
 	}
@@ -217,8 +217,9 @@ func sameValue(a, b any) bool {
 // copy of its WRITER_COMPONENTS (the one ForWriter gave it) during phase.
 // Only fields the writer owns in that phase may differ; anything else is
 // refused, naming the field: VSS_E_BAD_STATE for a field the writer may not
-// change (now, or ever), VSS_E_OBJECT_ALREADY_EXISTS for a second backup
-// metadata, VSS_E_OBJECT_NOT_FOUND for a component b does not hold,
+// change (now, or ever; renaming a component included),
+// VSS_E_OBJECT_ALREADY_EXISTS for a second backup metadata,
+// VSS_E_OBJECT_NOT_FOUND for a component b does not hold,
 // E_INVALIDARG for a value the document cannot hold. Components the writer
 // left out of its copy are unchanged. The merge is all or nothing: on error
 // b is unchanged.
@@ -251,6 +252,18 @@ func (b *BackupComponents) ApplyWriterEdits(phase Phase, instanceID uuid.UUID, e
 		}
 		dst := merged.Component(ec.LogicalPath, ec.Name)
 		if dst == nil {
+			// Components are matched by their key. When the writer's copy
+			// has as many components as the document, one that matches
+			// nothing is the one at the same place, renamed.
+			if len(edited.Components) == len(w.Components) {
+				orig := &w.Components[i]
+				field, was, now := "componentName", orig.Name, ec.Name
+				if orig.LogicalPath != ec.LogicalPath {
+					field, was, now = "logicalPath", orig.LogicalPath, ec.LogicalPath
+				}
+				return vsserr.New(vsserr.BadState, "%s: %s changed from %q to %q; a writer may not rename a component",
+					componentWhere(orig.LogicalPath, orig.Name), field, was, now)
+			}
 			return vsserr.New(vsserr.ObjectNotFound, "writer instance %s has no %s in the document", instanceID, where)
 		}
 		old := dst.clone()
@@ -259,7 +272,8 @@ func (b *BackupComponents) ApplyWriterEdits(phase Phase, instanceID uuid.UUID, e
 				continue
 			}
 			if err := f.allowed(b, phase, &old, ec); err != nil {
-				return fmt.Errorf("%s: %w", where, err)
+				err.Msg = where + ": " + err.Msg
+				return err
 			}
 			f.set(dst, ec)
 		}
@@ -280,7 +294,7 @@ func (b *BackupComponents) ApplyWriterEdits(phase Phase, instanceID uuid.UUID, e
 	return nil
 }
 
-func (f *fieldRule) allowed(b *BackupComponents, phase Phase, old, new *ComponentState) error {
+func (f *fieldRule) allowed(b *BackupComponents, phase Phase, old, new *ComponentState) *vsserr.Error {
 	if f.writer == requester {
 		return vsserr.New(vsserr.BadState, "%s is set by the requester; a writer may not change it", f.name)
 	}

@@ -215,16 +215,16 @@ func (c *Coordinator) subscribed() []*WriterHandle {
 
 // WriterInfo is what `lvss list writers` shows (§12 D16).
 type WriterInfo struct {
-	InstanceID    uuid.UUID
-	Identity      Identity
-	Window        time.Duration
-	Peer          Peer
-	WMD           []byte
-	LastSession   uuid.UUID
-	State         vss.WriterState
-	Failure       vsserr.HRESULT
-	AppHRESULT    vsserr.HRESULT
-	AppMessage    string
+	InstanceID  uuid.UUID
+	Identity    Identity
+	Window      time.Duration
+	Peer        Peer
+	WMD         []byte
+	LastSession uuid.UUID
+	State       vss.WriterState
+	Failure     vsserr.HRESULT
+	AppHRESULT  vsserr.HRESULT
+	AppMessage  string
 }
 
 // ListWriters reports every subscribed writer without sending any event.

@@ -28,7 +28,7 @@ type timeline struct {
 	log []string
 }
 
-func (tl *timeline) add(s string) { tl.mu.Lock(); tl.log = append(tl.log, s); tl.mu.Unlock() }
+func (tl *timeline) add(s string)  { tl.mu.Lock(); tl.log = append(tl.log, s); tl.mu.Unlock() }
 func (tl *timeline) all() []string { tl.mu.Lock(); defer tl.mu.Unlock(); return slices.Clone(tl.log) }
 
 func (tl *timeline) index(entry string) int { return slices.Index(tl.all(), entry) }
@@ -58,17 +58,25 @@ type fakeWriter struct {
 	files []string // component file paths (one FILE_GROUP component each)
 	in    chan *Event
 
-	mu      sync.Mutex
-	fail    map[EventType]vsserr.HRESULT
-	silent  map[EventType]bool
-	edit    map[EventType]func(*document.BackupComponents, uuid.UUID)
-	delay   map[EventType]time.Duration
-	seen    []EventType
+	mu     sync.Mutex
+	fail   map[EventType]vsserr.HRESULT
+	silent map[EventType]bool
+	edit   map[EventType]func(*document.BackupComponents, uuid.UUID)
+	delay  map[EventType]time.Duration
+	seen   []EventType
 }
 
-func (f *fakeWriter) failAt(t EventType, code vsserr.HRESULT) { f.mu.Lock(); f.fail[t] = code; f.mu.Unlock() }
-func (f *fakeWriter) silentAt(t EventType)                    { f.mu.Lock(); f.silent[t] = true; f.mu.Unlock() }
-func (f *fakeWriter) events() []EventType                     { f.mu.Lock(); defer f.mu.Unlock(); return slices.Clone(f.seen) }
+func (f *fakeWriter) failAt(t EventType, code vsserr.HRESULT) {
+	f.mu.Lock()
+	f.fail[t] = code
+	f.mu.Unlock()
+}
+func (f *fakeWriter) silentAt(t EventType) { f.mu.Lock(); f.silent[t] = true; f.mu.Unlock() }
+func (f *fakeWriter) events() []EventType {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.seen)
+}
 
 func (f *fakeWriter) count(t EventType) int {
 	n := 0

@@ -70,7 +70,11 @@ func (sw *sessionWriter) fail(ev EventType, code, appHR vsserr.HRESULT, msg stri
 	sw.st.Failure, sw.st.AppHRESULT, sw.st.AppMessage = code, appHR, msg
 }
 
-func (sw *sessionWriter) failed() bool { sw.mu.Lock(); defer sw.mu.Unlock(); return sw.st.State.Failed() }
+func (sw *sessionWriter) failed() bool {
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	return sw.st.State.Failed()
+}
 
 // volumeEntry is one AddToSnapshotSet.
 type volumeEntry struct {
