@@ -35,6 +35,15 @@ const (
 	MaxAttributeLength = 8 << 20
 )
 
+// reencodeCheckAbove is the input size above which Parse also checks that
+// the document, as Marshal writes it, stays within MaxDocumentSize. Written
+// output is at most about 6 times the input (a '"' read from a
+// single-quoted attribute is written as &quot;, a bare <FILE_GROUP> gains
+// its always-written flags), so smaller inputs cannot exceed the limit and
+// skip the extra pass. This keeps the promise that whatever Parse accepts,
+// Marshal writes and Parse reads back.
+const reencodeCheckAbove = MaxDocumentSize / 8
+
 // decoder walks a document with a streaming tokenizer, so memory stays
 // proportional to the (capped) input and no element tree is built.
 type decoder struct {

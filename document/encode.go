@@ -92,6 +92,16 @@ func newEncoder() *encoder {
 }
 
 func (e *encoder) tag(name string, as attrs, closeNow bool) {
+	if e.err != nil {
+		return
+	}
+	if len(e.buf) > MaxDocumentSize {
+		// Stop early: the output could not be read back anyway, and
+		// writing on would only spend memory.
+		e.err = vsserr.New(vsserr.InvalidXMLDocument, "written document exceeds the limit of %d bytes (%d MiB)",
+			MaxDocumentSize, MaxDocumentSize>>20)
+		return
+	}
 	for range e.depth {
 		e.buf = append(e.buf, "  "...)
 	}
@@ -117,6 +127,9 @@ func (e *encoder) open(name string, as attrs) { e.tag(name, as, false) }
 func (e *encoder) leaf(name string, as attrs) { e.tag(name, as, true) }
 
 func (e *encoder) end(name string) {
+	if e.err != nil {
+		return
+	}
 	e.depth--
 	for range e.depth {
 		e.buf = append(e.buf, "  "...)
@@ -184,8 +197,8 @@ func (e *encoder) bytes() ([]byte, error) {
 		return nil, e.err
 	}
 	if len(e.buf) > MaxDocumentSize {
-		return nil, vsserr.New(vsserr.InvalidXMLDocument, "written document would be %d bytes; the limit is %d bytes",
-			len(e.buf), MaxDocumentSize)
+		return nil, vsserr.New(vsserr.InvalidXMLDocument, "written document exceeds the limit of %d bytes (%d MiB)",
+			MaxDocumentSize, MaxDocumentSize>>20)
 	}
 	return e.buf, nil
 }

@@ -306,3 +306,26 @@ func utf16Bytes(s []byte, bigEndian bool) []byte {
 	}
 	return out
 }
+
+// Strings with markup, quotes, white space controls and non-ASCII text
+// survive Marshal and Parse unchanged.
+func TestEscapingRoundTrip(t *testing.T) {
+	tricky := "a&b<c>d\"e'f\tg\nh\r\ni \U0001F600 \uFFFD ]]> &amp;"
+	w := &WriterMetadata{
+		Identity:      Identity{WriterID: uuid.New(), InstanceID: uuid.New(), FriendlyName: tricky, Usage: vss.UsageOther, Source: vss.SourceOther},
+		RestoreMethod: RestoreMethod{Method: vss.RMECustom, UserProcedure: tricky, WriterRestore: vss.WREAlways},
+		Components:    []Component{{Type: vss.ComponentFileGroup, LogicalPath: tricky, Name: "n", Caption: tricky}},
+	}
+	out, err := w.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := ParseWriterMetadata(out)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	w.Version = Version
+	if !reflect.DeepEqual(w, back) {
+		t.Errorf("round trip changed the document:\n%+v\n%+v", w, back)
+	}
+}

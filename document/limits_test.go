@@ -103,3 +103,28 @@ func TestAttributeCaps(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// Whatever Parse accepts, Marshal can write: an input under the size limit
+// whose written form would exceed it (quotes read from single-quoted
+// attributes are written as &quot;) is refused by Parse.
+func TestParseRefusesWhatCannotBeWritten(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a 16 MiB document")
+	}
+	quotes := strings.Repeat(`"`, MaxAttributeLength)
+	in := strings.Replace(okWMD, `<FILE_GROUP componentName="c">`,
+		`<FILE_GROUP componentName="c" caption='`+quotes+`'/><FILE_GROUP componentName="d" caption='`+quotes+`'>`, 1)
+	_, err := ParseWriterMetadata([]byte(in))
+	if !errors.Is(err, vsserr.InvalidXMLDocument) || !strings.Contains(err.Error(), "written document exceeds the limit") {
+		t.Fatalf("got %v", err)
+	}
+	// One such attribute fits.
+	in = strings.Replace(okWMD, `<FILE_GROUP componentName="c">`, `<FILE_GROUP componentName="c" caption='`+quotes+`'>`, 1)
+	w, err := ParseWriterMetadata([]byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Marshal(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -25,6 +25,11 @@ func ParseBackupComponents(data []byte) (*BackupComponents, error) {
 	if err := b.validateModel(); err != nil {
 		return nil, err
 	}
+	if len(data) > reencodeCheckAbove {
+		if _, err := b.encode(); err != nil {
+			return nil, err
+		}
+	}
 	return b, nil
 }
 

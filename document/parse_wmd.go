@@ -28,6 +28,11 @@ func ParseWriterMetadata(data []byte) (*WriterMetadata, error) {
 	if err := w.validateModel(); err != nil {
 		return nil, err
 	}
+	if len(data) > reencodeCheckAbove {
+		if _, err := w.encode(); err != nil {
+			return nil, err
+		}
+	}
 	return w, nil
 }
 
