@@ -1,0 +1,11 @@
+// Package clienttest is a fake lvssd for testing requesters: it serves the
+// Requester and Admin gRPC services on a Unix socket in a temporary
+// directory, answers every session call with a plausible result, and can be
+// told to fail a call, to fail or hold an async operation, or to break the
+// stream when a given call arrives.
+//
+// It has no state machine on purpose: it tests what a client does with the
+// answers it gets (routing, error mapping, cleanup), not the coordinator's
+// order rules, which belong to the coordinator's own tests and to
+// integration tests against a real lvssd.
+package clienttest
