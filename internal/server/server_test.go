@@ -193,7 +193,7 @@ func TestReleasedMessageOnHalfClose(t *testing.T) {
 func TestHelperAccessProbe(t *testing.T) {
 	sock := os.Getenv("LVSS_ACCESS_PROBE_SOCKET")
 	if sock == "" {
-		t.Skip("helper process for TestAccessFromPeerCredentials")
+		return // only meaningful as a child process of the real test
 	}
 	cc, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {

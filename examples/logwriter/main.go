@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/lvss/lvss/document"
+	"github.com/lvss/lvss/vss"
+	"github.com/lvss/lvss/vsserr"
+	"github.com/lvss/lvss/writer"
+)
+
+// logWriter is the writer. Its "application" is nothing but a log file:
+// Freeze and Thaw only record that they happened.
+type logWriter struct {
+	name, path, failAt string
+	sleepAt            string        // event to dawdle in
+	sleep              time.Duration // how long (the handler's ctx cuts it short)
+
+	mu  sync.Mutex
+	out *os.File
+}
+
+func (w *logWriter) record(ctx context.Context, ev string, e *writer.Event) error {
+	if strings.EqualFold(ev, w.sleepAt) {
+		select {
+		case <-time.After(w.sleep):
+		case <-ctx.Done():
+		}
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	set := ""
+	if e != nil {
+		set = e.SnapshotSetID.String()
+	}
+	fmt.Fprintf(w.out, "%s %s %s\n", time.Now().UTC().Format(time.RFC3339Nano), ev, set)
+	if strings.EqualFold(ev, w.failAt) {
+		return writer.Fail(vsserr.WriterErrorRetryable, vsserr.Fail, "%s was told to fail at %s", w.name, ev)
+	}
+	return nil
+}
+
+// Identify declares one recursive file group for the directory.
+func (w *logWriter) Identify(_ context.Context, md *writer.Metadata) error {
+	md.SetRestoreMethod(vss.RMERestoreIfCanReplace, "", "", vss.WRENever, false)
+	if err := md.AddComponent(document.Component{Type: vss.ComponentFileGroup, Name: "data", Caption: w.name + " data", Selectable: true}); err != nil {
+		return err
+	}
+	return md.AddFiles("", "data", w.path, "*", true, "", 0)
+}
+
+func (w *logWriter) Freeze(ctx context.Context, e *writer.Event) error {
+	return w.record(ctx, "Freeze", e)
+}
+func (w *logWriter) Thaw(ctx context.Context, e *writer.Event) error { return w.record(ctx, "Thaw", e) }
+func (w *logWriter) Abort(ctx context.Context, e *writer.Event) error {
+	return w.record(ctx, "Abort", e)
+}
+
+func (w *logWriter) PrepareBackup(ctx context.Context, e *writer.Event, c *writer.Components) error {
+	for _, comp := range c.List() {
+		comp.BackupStamp = w.name + "-stamp"
+	}
+	return w.record(ctx, "PrepareForBackup", e)
+}
+
+func (w *logWriter) PrepareSnapshot(ctx context.Context, e *writer.Event) error {
+	return w.record(ctx, "PrepareForSnapshot", e)
+}
+
+func (w *logWriter) PostSnapshot(ctx context.Context, e *writer.Event, c *writer.Components) error {
+	for _, comp := range c.List() {
+		m := w.name + "-metadata"
+		comp.BackupMetadata = &m
+	}
+	return w.record(ctx, "PostSnapshot", e)
+}
+
+func (w *logWriter) BackupComplete(ctx context.Context, e *writer.Event, _ *writer.Components) error {
+	return w.record(ctx, "BackupComplete", e)
+}
+
+func (w *logWriter) BackupShutdown(ctx context.Context, e *writer.Event) error {
+	return w.record(ctx, "BackupShutdown", e)
+}
+
+func main() {
+	name := flag.String("name", "logwriter", "writer name (the class ID is derived from it)")
+	path := flag.String("path", "", "directory the writer's component covers (required)")
+	level := flag.String("level", "front-end", "application level: front-end, back-end or system")
+	logPath := flag.String("log", "", "file to append one line per event to (default stdout)")
+	failAt := flag.String("fail-at", "", "event name to veto with VSS_E_WRITERERROR_RETRYABLE (e.g. Freeze)")
+	sleepAt := flag.String("sleep-at", "", "EVENT=DURATION: take that long in the event's handler (e.g. PrepareForSnapshot=3s)")
+	socket := flag.String("socket", "", "lvssd socket (default $LVSS_SOCKET, else /run/lvss/lvssd.sock)")
+	flag.Parse()
+	if *path == "" {
+		fmt.Fprintln(os.Stderr, "logwriter: --path is required")
+		os.Exit(2)
+	}
+	lv := map[string]vss.AppLevel{"front-end": vss.LevelFrontEnd, "back-end": vss.LevelBackEnd, "system": vss.LevelSystem}[*level]
+	if lv == 0 {
+		fmt.Fprintln(os.Stderr, "logwriter: --level must be front-end, back-end or system")
+		os.Exit(2)
+	}
+	out := os.Stdout
+	if *logPath != "" {
+		f, err := os.OpenFile(*logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "logwriter:", err)
+			os.Exit(1)
+		}
+		out = f
+	}
+	w := &logWriter{name: *name, path: *path, failAt: *failAt, out: out}
+	if *sleepAt != "" {
+		ev, d, ok := strings.Cut(*sleepAt, "=")
+		dur, err := time.ParseDuration(d)
+		if !ok || err != nil {
+			fmt.Fprintln(os.Stderr, "logwriter: --sleep-at wants EVENT=DURATION")
+			os.Exit(2)
+		}
+		w.sleepAt, w.sleep = ev, dur
+	}
+	id := writer.Identity{
+		ClassID: uuid.NewSHA1(uuid.NameSpaceURL, []byte("lvss:example:logwriter:"+*name)),
+		Name:    *name, Level: lv, Usage: vss.UsageUserData, Source: vss.SourceOther,
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	err := writer.Run(ctx, writer.Options{Socket: *socket, Logger: log, Retry: true}, id, w)
+	if err != nil && ctx.Err() == nil {
+		fmt.Fprintln(os.Stderr, "logwriter:", err)
+		os.Exit(1)
+	}
+}

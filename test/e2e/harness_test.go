@@ -1,0 +1,222 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lvss/lvss/client"
+)
+
+var (
+	buildOnce sync.Once
+	binDir    string
+	buildErr  error
+)
+
+// binaries builds lvssd, lvss and the example writer once per test run.
+func binaries(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		binDir, buildErr = os.MkdirTemp("", "lvss-e2e-bin-")
+		if buildErr != nil {
+			return
+		}
+		_, file, _, _ := runtime.Caller(0)
+		root := filepath.Join(filepath.Dir(file), "..", "..")
+		cmd := exec.Command("go", "build", "-o", binDir+"/", "./cmd/lvssd", "./cmd/lvss", "./examples/logwriter")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binDir
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// proc is a child process whose output goes to a file in the test's dir.
+type proc struct {
+	cmd *exec.Cmd
+	out string
+}
+
+func start(t *testing.T, dir, name string, args ...string) *proc {
+	t.Helper()
+	out := filepath.Join(dir, name+".out")
+	f, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(filepath.Join(binaries(t), strings.Fields(name)[0]), args...)
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{cmd: cmd, out: out}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		f.Close()
+		if t.Failed() {
+			b, _ := os.ReadFile(out)
+			t.Logf("--- %s output:\n%s", name, b)
+		}
+	})
+	return p
+}
+
+// daemon is a running lvssd in temp dirs.
+type daemon struct {
+	dir, socket string
+	proc        *proc
+}
+
+func startDaemon(t *testing.T, config string) *daemon {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "lvssd.toml")
+	if err := os.WriteFile(cfg, []byte(config), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := &daemon{dir: dir, socket: filepath.Join(dir, "lvssd.sock")}
+	d.proc = start(t, dir, "lvssd", "--socket", d.socket, "--state-dir", filepath.Join(dir, "state"),
+		"--run-dir", filepath.Join(dir, "run"), "--config", cfg)
+	eventually(t, 10*time.Second, "lvssd socket", func() bool {
+		_, err := os.Stat(d.socket)
+		return err == nil
+	})
+	return d
+}
+
+const shortTimeouts = `
+[timeouts]
+identify = "5s"
+prepare_backup = "5s"
+prepare_snapshot = "5s"
+freeze = "5s"
+thaw = "5s"
+post_snapshot = "5s"
+backup_complete = "5s"
+backup_shutdown = "5s"
+abort = "5s"
+hold = "2s"
+`
+
+// writerProc is a logwriter process.
+type writerProc struct {
+	name, log string
+	proc      *proc
+}
+
+func (d *daemon) startWriter(t *testing.T, name, level string, extra ...string) *writerProc {
+	t.Helper()
+	data := filepath.Join(d.dir, "data-"+name)
+	if err := os.MkdirAll(data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	w := &writerProc{name: name, log: filepath.Join(d.dir, name+".events")}
+	args := append([]string{"--socket", d.socket, "--name", name, "--level", level, "--path", data, "--log", w.log}, extra...)
+	w.proc = start(t, d.dir, "logwriter "+name, args...)
+	return w
+}
+
+// events returns the event names the writer logged, in order.
+func (w *writerProc) events(t *testing.T) []string {
+	t.Helper()
+	f, err := os.Open(w.log)
+	if os.IsNotExist(err) {
+		return nil
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if fs := strings.Fields(sc.Text()); len(fs) >= 2 {
+			out = append(out, fs[1])
+		}
+	}
+	return out
+}
+
+// eventLine returns the timestamp of the writer's first event of that name.
+func (w *writerProc) eventTime(t *testing.T, name string) time.Time {
+	t.Helper()
+	b, err := os.ReadFile(w.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if fs := strings.Fields(l); len(fs) >= 2 && fs[1] == name {
+			ts, err := time.Parse(time.RFC3339Nano, fs[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			return ts
+		}
+	}
+	t.Fatalf("%s never logged %s: %v", w.name, name, w.events(t))
+	return time.Time{}
+}
+
+func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	end := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(end) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitWriters waits until lvssd lists n writers with their metadata.
+func (d *daemon) waitWriters(t *testing.T, n int) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := client.Dial(ctx, d.socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	eventually(t, 15*time.Second, fmt.Sprintf("%d writers", n), func() bool {
+		ws, err := conn.ListWriters(ctx)
+		if err != nil || len(ws) != n {
+			return false
+		}
+		for _, w := range ws {
+			if w.WMD == "" {
+				return false
+			}
+		}
+		return true
+	})
+}

@@ -1,0 +1,156 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lvss/lvss/client"
+	"github.com/lvss/lvss/vss"
+)
+
+// TestHelperRequester is a requester process: it runs the backup sequence
+// up to LVSS_E2E_PHASE, prints READY and waits to be killed.
+func TestHelperRequester(t *testing.T) {
+	phase := os.Getenv("LVSS_E2E_PHASE")
+	if phase == "" {
+		return // only meaningful as a child process of the real test
+	}
+	ctx := context.Background()
+	fail := func(err error) {
+		fmt.Println("ERROR", err)
+		os.Exit(3)
+	}
+	conn, err := client.Dial(ctx, os.Getenv("LVSS_SOCKET"))
+	if err != nil {
+		fail(err)
+	}
+	bc, err := conn.NewBackupComponents(ctx)
+	if err != nil {
+		fail(err)
+	}
+	run := func(a *client.Async, err error) {
+		if err == nil {
+			err = a.Wait(ctx)
+		}
+		if err != nil {
+			fail(err)
+		}
+	}
+	if err := bc.InitializeForBackup(ctx, ""); err != nil {
+		fail(err)
+	}
+	if err := bc.SetBackupState(ctx, false, false, vss.BackupFull, false); err != nil {
+		fail(err)
+	}
+	run(bc.GatherWriterMetadata(ctx))
+	if phase != "meta" {
+		if _, err := bc.StartSnapshotSet(ctx); err != nil {
+			fail(err)
+		}
+		run(bc.PrepareForBackup(ctx))
+	}
+	switch phase {
+	case "during-DoSnapshotSet":
+		if _, err := bc.DoSnapshotSet(ctx); err != nil {
+			fail(err)
+		}
+		time.Sleep(300 * time.Millisecond) // the writer is now inside PrepareForSnapshot
+	case "snapped", "complete":
+		run(bc.DoSnapshotSet(ctx))
+		if phase == "complete" {
+			run(bc.BackupComplete(ctx))
+		}
+	}
+	fmt.Println("READY")
+	select {}
+}
+
+// TestRequesterKilledAtEachPhase kills a requester process with SIGKILL at
+// each phase: writers get Abort only between PrepareForBackup and the end
+// of DoSnapshotSet, BackupShutdown only if they took part (§12 D11, D14),
+// and the next session can create a set.
+func TestRequesterKilledAtEachPhase(t *testing.T) {
+	cases := []struct {
+		phase string
+		want  []string
+	}{
+		{"meta", nil},
+		{"prepared", []string{"PrepareForBackup", "Abort", "BackupShutdown"}},
+		{"during-DoSnapshotSet", []string{"PrepareForBackup", "PrepareForSnapshot", "Abort", "BackupShutdown"}},
+		{"snapped", []string{"PrepareForBackup", "PrepareForSnapshot", "Freeze", "Thaw", "PostSnapshot", "BackupShutdown"}},
+		{"complete", []string{"PrepareForBackup", "PrepareForSnapshot", "Freeze", "Thaw", "PostSnapshot", "BackupComplete", "BackupShutdown"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.phase, func(t *testing.T) {
+			d := startDaemon(t, shortTimeouts)
+			var extra []string
+			if tc.phase == "during-DoSnapshotSet" {
+				extra = []string{"--sleep-at", "PrepareForSnapshot=3s"}
+			}
+			w := d.startWriter(t, "w", "front-end", extra...)
+			d.waitWriters(t, 1)
+
+			cmd := exec.Command(os.Args[0], "-test.run=^TestHelperRequester$", "-test.count=1")
+			cmd.Env = append(os.Environ(), "LVSS_E2E_PHASE="+tc.phase, "LVSS_SOCKET="+d.socket)
+			out, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			cmd.Stderr = os.Stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			buf := make([]byte, 4096)
+			got := ""
+			deadline := time.Now().Add(20 * time.Second)
+			for !strings.Contains(got, "READY") {
+				if time.Now().After(deadline) || strings.Contains(got, "ERROR") {
+					cmd.Process.Kill()
+					t.Fatalf("requester did not reach %s: %q", tc.phase, got)
+				}
+				n, err := out.Read(buf)
+				got += string(buf[:n])
+				if err != nil {
+					break
+				}
+			}
+			if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			cmd.Wait()
+
+			if tc.want == nil {
+				time.Sleep(500 * time.Millisecond) // nothing may arrive; give it the chance
+			} else {
+				eventually(t, 10*time.Second, "BackupShutdown after the kill", func() bool {
+					return slices.Contains(w.events(t), "BackupShutdown")
+				})
+			}
+			if got := w.events(t); !slices.Equal(got, tc.want) {
+				t.Fatalf("writer saw %v, want %v", got, tc.want)
+			}
+			// The creation lock was released with the dead session.
+			ctx := context.Background()
+			err = client.Run(ctx, d.socket, func(ctx context.Context, bc *client.BackupComponents) error {
+				if err := bc.InitializeForBackup(ctx, ""); err != nil {
+					return err
+				}
+				if err := bc.SetContext(ctx, vss.CtxFileShareBackup); err != nil {
+					return err
+				}
+				_, err := bc.StartSnapshotSet(ctx)
+				return err
+			})
+			if err != nil {
+				t.Fatalf("next session: %v", err)
+			}
+		})
+	}
+}
