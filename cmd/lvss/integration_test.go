@@ -410,3 +410,38 @@ func TestIntegrationRun(t *testing.T) {
 		t.Errorf("writer after Run: %v", ws[0])
 	}
 }
+
+// TestIntegrationListEvents checks that what lvssd records (here a refused
+// call's session and a released session) is visible through the CLI.
+func TestIntegrationListEvents(t *testing.T) {
+	d := startDaemon(t)
+	if code, _ := d.call(t, "InitializeForBackup\nSetContext VSS_CTX_FILE_SHARE_BACKUP\n"); code != 0 {
+		t.Fatalf("call exit %d", code)
+	}
+	out, err := exec.Command(d.lvss, "--socket", d.socket, "list", "events", "--json").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var evs []map[string]any
+	if err := json.Unmarshal(out, &evs); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	var released map[string]any
+	for _, e := range evs {
+		if e["message"] == "session released" {
+			released = e
+		}
+	}
+	if released == nil || released["session_id"] == "" || released["hresult"] != "0x00000000" {
+		t.Fatalf("no session release in the event log: %s", out)
+	}
+	last := uint64(evs[len(evs)-1]["seq"].(float64))
+	out, err = exec.Command(d.lvss, "--socket", d.socket, "list", "events", "--after", fmt.Sprint(last), "--json").Output()
+	if err != nil || strings.TrimSpace(string(out)) != "[]" {
+		t.Fatalf("--after the last event: %q %v", out, err)
+	}
+	text, err := exec.Command(d.lvss, "--socket", d.socket, "list", "events").Output()
+	if err != nil || !strings.Contains(string(text), "session released") {
+		t.Fatalf("text output: %q %v", text, err)
+	}
+}

@@ -23,7 +23,7 @@ import (
 func newListCommand(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "list",
-		Short: "Show writers or providers known to lvssd (like vssadmin list)",
+		Short: "Show writers, providers or the event log of lvssd (like vssadmin list)",
 		Long: `Show what lvssd knows, without starting a session or sending any writer
 event (spec §12 D16).`,
 		Example: `  lvss list writers
@@ -31,7 +31,7 @@ event (spec §12 D16).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	cmd.AddCommand(newListWritersCommand(g), newListProvidersCommand(g))
+	cmd.AddCommand(newListWritersCommand(g), newListProvidersCommand(g), newListEventsCommand(g))
 	return cmd
 }
 

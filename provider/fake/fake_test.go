@@ -1,0 +1,26 @@
+package fake_test
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/lvss/lvss/provider/fake"
+	"github.com/lvss/lvss/provider/providertest"
+)
+
+// The fake must pass the same suite as real providers, so coordinator
+// tests built on it exercise a conforming provider.
+func TestConformance(t *testing.T) {
+	providertest.Run(t, providertest.Harness{New: func(t *testing.T) providertest.Setup {
+		root, _ := filepath.EvalSymlinks(t.TempDir())
+		vol, second := filepath.Join(root, "a"), filepath.Join(root, "b")
+		for _, d := range []string{vol, second} {
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		other, _ := filepath.EvalSymlinks(t.TempDir())
+		return providertest.Setup{Provider: fake.New(vol, second), Volume: vol, Second: second, Unsupported: other, ExposeDir: t.TempDir()}
+	}})
+}
