@@ -21,35 +21,42 @@ type Access struct {
 // Names that do not exist are skipped with a warning: a missing `lvss`
 // group simply means only root.
 func NewAccess(users, groups []string, log *slog.Logger) *Access {
-	a := &Access{uids: map[uint32]bool{}, gids: map[uint32]bool{}}
-	for _, u := range users {
-		if n, err := strconv.ParseUint(u, 10, 32); err == nil {
-			a.uids[uint32(n)] = true
-			continue
-		}
-		if uu, err := user.Lookup(u); err == nil {
-			if n, err := strconv.ParseUint(uu.Uid, 10, 32); err == nil {
-				a.uids[uint32(n)] = true
+	a := &Access{
+		uids: resolveIDs(users, "user", func(n string) (string, error) {
+			u, err := user.Lookup(n)
+			if err != nil {
+				return "", err
 			}
-			continue
-		}
-		log.Warn("access: unknown user ignored", "user", u)
-	}
-	for _, g := range groups {
-		if n, err := strconv.ParseUint(g, 10, 32); err == nil {
-			a.gids[uint32(n)] = true
-			continue
-		}
-		if gg, err := user.LookupGroup(g); err == nil {
-			if n, err := strconv.ParseUint(gg.Gid, 10, 32); err == nil {
-				a.gids[uint32(n)] = true
+			return u.Uid, nil
+		}, log),
+		gids: resolveIDs(groups, "group", func(n string) (string, error) {
+			g, err := user.LookupGroup(n)
+			if err != nil {
+				return "", err
 			}
-			continue
-		}
-		log.Warn("access: unknown group ignored", "group", g)
+			return g.Gid, nil
+		}, log),
 	}
 	a.desc = fmt.Sprintf("root, users %v, groups %v", users, groups)
 	return a
+}
+
+// resolveIDs turns names or numeric IDs into a set of numeric IDs.
+func resolveIDs(names []string, kind string, lookup func(string) (string, error), log *slog.Logger) map[uint32]bool {
+	ids := map[uint32]bool{}
+	for _, name := range names {
+		id := name
+		if _, err := strconv.ParseUint(name, 10, 32); err != nil {
+			if id, err = lookup(name); err != nil {
+				log.Warn("access: unknown "+kind+" ignored", kind, name)
+				continue
+			}
+		}
+		if n, err := strconv.ParseUint(id, 10, 32); err == nil {
+			ids[uint32(n)] = true
+		}
+	}
+	return ids
 }
 
 // Allowed reports whether the peer may use the daemon.
