@@ -331,3 +331,33 @@ func TestAsyncWaitQueryCancel(t *testing.T) {
 		t.Fatalf("Cancel after finish: %s", got)
 	}
 }
+
+func TestContextAllIsForAdministrationOnly(t *testing.T) {
+	e := newEnv(t, nil)
+	mine := e.toMeta(vss.CtxFileShareBackup, false)
+	snap := e.toSet(mine)
+	must(t, e.wait(mine.DoSnapshotSet()))
+
+	admin := e.c.NewSession(Peer{})
+	must(t, admin.InitializeForBackup(""))
+	must(t, admin.SetContext(vss.CtxAll))
+	objs, err := admin.Query(uuid.Nil, vss.ObjectNone, vss.ObjectSnapshot)
+	must(t, err)
+	if len(objs) != 1 || objs[0].Snapshot.ID != snap {
+		t.Fatalf("VSS_CTX_ALL query: %+v", objs)
+	}
+	if _, err := admin.StartSnapshotSet(); !errors.Is(err, vsserr.UnsupportedContext) {
+		t.Fatalf("StartSnapshotSet in VSS_CTX_ALL: %v", err)
+	}
+	backup := e.c.NewSession(Peer{})
+	must(t, backup.InitializeForBackup(""))
+	objs, err = backup.Query(uuid.Nil, vss.ObjectNone, vss.ObjectSnapshot)
+	must(t, err)
+	if len(objs) != 0 {
+		t.Fatalf("a VSS_CTX_BACKUP query must not list VSS_CTX_FILE_SHARE_BACKUP snapshots: %+v", objs)
+	}
+	n, _, err := admin.DeleteSnapshots(context.Background(), snap, vss.ObjectSnapshot, false)
+	if err != nil || n != 1 {
+		t.Fatalf("delete: %d %v", n, err)
+	}
+}

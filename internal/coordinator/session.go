@@ -191,7 +191,9 @@ func (s *Session) SetContext(c vss.Context) error {
 	if s.contextSet {
 		return badState("SetContext was already called")
 	}
-	if c == vss.CtxAll || !c.Valid() {
+	// VSS_CTX_ALL is valid here: it is how administrative calls (Query,
+	// DeleteSnapshots) see every context. Creation refuses it.
+	if !c.Valid() {
 		return vsserr.New(vsserr.InvalidArg, "context %s (0x%X) is not a snapshot context", c, uint32(c))
 	}
 	s.context, s.contextSet = c, true
@@ -465,6 +467,9 @@ func (s *Session) StartSnapshotSet() (uuid.UUID, error) {
 	}
 	if s.setID != uuid.Nil {
 		return uuid.Nil, badState("StartSnapshotSet was already called")
+	}
+	if s.context == vss.CtxAll {
+		return uuid.Nil, vsserr.New(vsserr.UnsupportedContext, "VSS_CTX_ALL is for administrative calls; snapshots need a snapshot context")
 	}
 	if s.context.Writers() && s.state != StMeta {
 		return uuid.Nil, badState("StartSnapshotSet before GatherWriterMetadata in writer context %s", s.context)
