@@ -1,0 +1,157 @@
+package testenv
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// FS is a real filesystem on a loop device, made for one test.
+type FS struct {
+	Type   string // btrfs, xfs, ext4
+	Image  string // the sparse image file
+	Device string // /dev/loopN
+	Mount  string // where it is mounted
+}
+
+// fifreeze/fithaw: x/sys/unix has no names for them (_IOWR('X', 119/120, int)).
+const (
+	fifreeze = 0xC0045877
+	fithaw   = 0xC0045878
+)
+
+// LoopFS makes a filesystem of the given type (btrfs, xfs, ext4) in a
+// sparse image in a private temp dir, attaches it to a loop device and
+// mounts it. Cleanup thaws it if a test left it frozen, unmounts it,
+// detaches the loop device and removes the image — also when the test
+// fails. What it needs (root, losetup, mkfs.TYPE, kernel support) is
+// checked with Missing: a failure on CI, a skip elsewhere.
+func LoopFS(t testing.TB, fstype string, size int64, mkfsArgs ...string) *FS {
+	t.Helper()
+	RequireRoot(t)
+	for _, tool := range []string{"losetup", "mkfs." + fstype, "mount", "umount"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			Missing(t, tool+" (apt-get install util-linux btrfs-progs xfsprogs e2fsprogs)")
+		}
+	}
+	if !kernelHas(fstype) {
+		Missing(t, fstype+" support in the kernel")
+	}
+	dir, err := os.MkdirTemp("", "lvss-loopfs-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := &FS{Type: fstype, Image: filepath.Join(dir, fstype+".img"), Mount: filepath.Join(dir, "mnt")}
+	t.Cleanup(func() { fs.destroy(t); os.RemoveAll(dir) })
+	if err := os.Mkdir(fs.Mount, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(fs.Image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(size); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	run(t, "mkfs."+fstype, append(append(quietFlag(fstype), mkfsArgs...), fs.Image)...)
+	out := run(t, "losetup", "--find", "--show", fs.Image)
+	fs.Device = strings.TrimSpace(out)
+	run(t, "mount", fs.Device, fs.Mount)
+	return fs
+}
+
+func quietFlag(fstype string) []string {
+	switch fstype {
+	case "btrfs":
+		return []string{"-q"}
+	case "xfs":
+		return []string{"-q"}
+	case "ext4":
+		return []string{"-q", "-F"}
+	}
+	return nil
+}
+
+func kernelHas(fstype string) bool {
+	b, err := os.ReadFile("/proc/filesystems")
+	if err != nil {
+		return false
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.TrimSpace(strings.TrimPrefix(l, "nodev")) == fstype {
+			return true
+		}
+	}
+	// Not loaded yet: modprobe happens at first mount; assume it can.
+	_, err = os.Stat("/lib/modules")
+	return err == nil
+}
+
+func run(t testing.TB, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// Thaw thaws the filesystem if it is frozen; harmless otherwise.
+func (fs *FS) Thaw() {
+	f, err := os.Open(fs.Mount)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	_ = unix.IoctlSetInt(int(f.Fd()), fithaw, 0)
+}
+
+// Writable reports whether a small write to the filesystem finishes within
+// d: a frozen filesystem blocks writers, so a write that does not return
+// means it is frozen. The probe runs in a child process, because a write
+// blocked on a frozen filesystem cannot be interrupted.
+func (fs *FS) Writable(d time.Duration) bool {
+	probe := filepath.Join(fs.Mount, fmt.Sprintf(".lvss-probe-%d", time.Now().UnixNano()))
+	cmd := exec.Command("sh", "-c", "echo x > \"$1\" && rm -f \"$1\"", "probe", probe)
+	if err := cmd.Start(); err != nil {
+		return false
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		return err == nil
+	case <-time.After(d):
+		// Thawing later lets it finish; it is reaped by the goroutine.
+		return false
+	}
+}
+
+func (fs *FS) destroy(t testing.TB) {
+	if fs.Device == "" {
+		return
+	}
+	fs.Thaw()
+	for i := 0; ; i++ {
+		err := unix.Unmount(fs.Mount, 0)
+		if err == nil || err == unix.EINVAL || err == unix.ENOENT {
+			break
+		}
+		if i == 50 {
+			// Something still holds it (a snapshot mount, an open file):
+			// detach lazily rather than leave it behind.
+			_ = unix.Unmount(fs.Mount, unix.MNT_DETACH)
+			t.Logf("loopfs: lazy unmount of %s after %v", fs.Mount, err)
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	_ = exec.Command("losetup", "-d", fs.Device).Run()
+}
