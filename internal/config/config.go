@@ -14,8 +14,10 @@ import (
 
 // Config is lvssd's configuration.
 type Config struct {
-	Timeouts Timeouts `toml:"timeouts"`
-	Access   Access   `toml:"access"`
+	Timeouts  Timeouts  `toml:"timeouts"`
+	Access    Access    `toml:"access"`
+	Limits    Limits    `toml:"limits"`
+	Providers Providers `toml:"providers"`
 }
 
 // Timeouts are the deadlines the coordinator gives writers, the kernel hold
@@ -61,6 +63,14 @@ func Default() Config {
 		},
 		Access: Access{
 			Groups: []string{"lvss"},
+		},
+		Limits: Limits{MaxSnapshotsPerVolume: 512, MinFree: 64 << 20},
+		// Empty rather than nil lists, so a printed config reads back equal.
+		Providers: Providers{
+			Order: []string{"btrfs", "exec", "copy"},
+			Btrfs: BtrfsConfig{Volumes: []BtrfsVolume{}},
+			Exec:  []ExecConfig{},
+			Copy:  CopyConfig{Volumes: []string{}, MaxBytes: 1 << 30},
 		},
 	}
 }

@@ -275,3 +275,54 @@ func TestMarshalRoundTrip(t *testing.T) {
 		t.Errorf("got  %+v\nwant %+v", got, c)
 	}
 }
+
+func TestProvidersSection(t *testing.T) {
+	cfg, err := Parse("lvssd.toml", []byte(`
+[limits]
+max_snapshots_per_volume = 10
+min_free = "1GiB"
+
+[providers]
+order = ["san", "btrfs", "copy"]
+
+[[providers.btrfs.volume]]
+path = "/srv/data"
+snapshot_dir = "/srv/.snaps"
+
+[[providers.exec]]
+name = "san"
+volumes = ["/srv/san"]
+commit = "san-snap create"
+delete = "san-snap delete $LVSS_SNAPSHOT_HANDLE"
+timeout = "5s"
+
+[providers.copy]
+volumes = ["/srv/plain"]
+max_bytes = "512MiB"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Limits.MinFree != 1<<30 || cfg.Providers.Copy.MaxBytes != 512<<20 || cfg.Providers.Exec[0].Timeout.D().Seconds() != 5 || cfg.Providers.Exec[0].OtherTimeout != nil ||
+		cfg.Providers.Btrfs.Volumes[0].SnapshotDir != "/srv/.snaps" || cfg.Providers.Order[0] != "san" {
+		t.Fatalf("%+v", cfg)
+	}
+	def := Default()
+	if def.Providers.Copy.MaxBytes != 1<<30 || def.Limits.MaxSnapshotsPerVolume != 512 {
+		t.Fatalf("defaults %+v", def)
+	}
+	bad := []struct{ doc, want string }{
+		{"[providers]\norder = [\"zfs\"]\n", `lvssd.toml:2:10: providers.order: unknown provider "zfs"`},
+		{"[providers.copy]\nvolumes = [\"rel\"]\n", `lvssd.toml:2:12: providers.copy.volumes[0]: "rel" is not an absolute path`},
+		{"[providers.copy]\nmax_bytes = \"lots\"\n", `lvssd.toml:2:13: providers.copy.max_bytes: want a size such as "1GiB", got "lots"`},
+		{"[[providers.exec]]\nname = \"btrfs\"\ncommit = \"x\"\ndelete = \"y\"\nvolumes = [\"/a\"]\n", `lvssd.toml:2:8: providers.exec[0].name: "btrfs" must be set and differ from btrfs, copy, exec and the other exec providers`},
+		{"[[providers.exec]]\nname = \"s\"\ncommit = \"x\"\ndelete = \"y\"\nvolumes = [\"/a\"]\ntimeout = \"30s\"\n", `lvssd.toml:6:11: providers.exec[0].timeout (30s) must fit in timeouts.hold (10s): the commit runs inside the filesystem freeze`},
+		{"[limits]\nmax_snapshots_per_volume = 0\n", `lvssd.toml:2:28: limits.max_snapshots_per_volume must be at least 1`},
+	}
+	for _, b := range bad {
+		_, err := Parse("lvssd.toml", []byte(b.doc))
+		if err == nil || err.Error() != b.want {
+			t.Errorf("%q:\n got  %v\n want %s", b.doc, err, b.want)
+		}
+	}
+}

@@ -286,7 +286,10 @@ func scalarFits(t reflect.Type, k unstable.Kind) bool {
 	return false
 }
 
-var durationType = reflect.TypeOf(Duration(0))
+var (
+	durationType = reflect.TypeOf(Duration(0))
+	sizeType     = reflect.TypeOf(Size(0))
+)
 
 // describe says what the file should contain for a value of type t, in
 // the singular and the plural.
@@ -295,6 +298,8 @@ func describe(t reflect.Type) (string, string) {
 	switch {
 	case t == durationType:
 		return `a duration string such as "30s"`, `duration strings such as "30s"`
+	case t == sizeType:
+		return `a size string such as "1GiB"`, `size strings such as "1GiB"`
 	case t == timeType:
 		return "a date-time", "date-times"
 	case isTable(t):

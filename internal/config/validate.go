@@ -34,7 +34,74 @@ func validate(c *Config, doc *document) error {
 	if err := checkNames(c.Access.Groups, "access.groups", "group", doc); err != nil {
 		return err
 	}
-	return checkNames(c.Access.Users, "access.users", "user", doc)
+	if err := checkNames(c.Access.Users, "access.users", "user", doc); err != nil {
+		return err
+	}
+	return checkProviders(c, doc)
+}
+
+// checkProviders: every path absolute, provider names unique and known in
+// the order, exec commands present, an exec commit bounded by the hold.
+func checkProviders(c *Config, doc *document) error {
+	if c.Limits.MaxSnapshotsPerVolume < 1 {
+		return doc.errorAt([]string{"limits.max_snapshots_per_volume"}, "limits.max_snapshots_per_volume must be at least 1")
+	}
+	p := &c.Providers
+	abs := func(key, path string) error {
+		if !strings.HasPrefix(path, "/") {
+			return doc.errorAt([]string{key}, "%s: %q is not an absolute path", key, path)
+		}
+		return nil
+	}
+	known := map[string]bool{"btrfs": true, "copy": true}
+	for i, v := range p.Btrfs.Volumes {
+		k := "providers.btrfs.volume" + index(i)
+		if err := abs(k+".path", v.Path); err != nil {
+			return err
+		}
+		if v.SnapshotDir != "" {
+			if err := abs(k+".snapshot_dir", v.SnapshotDir); err != nil {
+				return err
+			}
+		}
+	}
+	for i, e := range p.Exec {
+		k := "providers.exec" + index(i)
+		if e.Name == "" || known[e.Name] || e.Name == "exec" {
+			return doc.errorAt([]string{k + ".name", k}, "%s.name: %q must be set and differ from btrfs, copy, exec and the other exec providers", k, e.Name)
+		}
+		known[e.Name] = true
+		if e.Commit == "" || e.Delete == "" {
+			return doc.errorAt([]string{k + ".commit", k}, "%s: commit and delete commands are required", k)
+		}
+		if len(e.Volumes) == 0 {
+			return doc.errorAt([]string{k + ".volumes", k}, "%s.volumes: list the volumes this provider snapshots", k)
+		}
+		for j, v := range e.Volumes {
+			if err := abs(k+".volumes"+index(j), v); err != nil {
+				return err
+			}
+		}
+		if e.Timeout != nil && *e.Timeout > c.Timeouts.Hold {
+			return doc.errorAt([]string{k + ".timeout"}, "%s.timeout (%s) must fit in timeouts.hold (%s): the commit runs inside the filesystem freeze", k, *e.Timeout, c.Timeouts.Hold)
+		}
+	}
+	for i, v := range p.Copy.Volumes {
+		if err := abs("providers.copy.volumes"+index(i), v); err != nil {
+			return err
+		}
+	}
+	if p.Copy.SnapshotDir != "" {
+		if err := abs("providers.copy.snapshot_dir", p.Copy.SnapshotDir); err != nil {
+			return err
+		}
+	}
+	for i, n := range p.Order {
+		if !known[n] && n != "exec" {
+			return doc.errorAt([]string{"providers.order" + index(i), "providers.order"}, "providers.order: unknown provider %q", n)
+		}
+	}
+	return nil
 }
 
 // checkDurations applies the Duration range to every Duration field by
