@@ -29,6 +29,10 @@ type Info struct {
 	// volumes (FIFREEZE) around CommitSnapshots because the provider copies
 	// from outside the filesystem.
 	NeedsFreeze bool
+	// LongCommit: CommitSnapshots copies data and is bounded by the
+	// writers' Freeze→Thaw window (timeouts.freeze) instead of the hold
+	// window. Only for providers that do not need FIFREEZE (copy).
+	LongCommit bool
 }
 
 // Snapshot is what a provider reports about a snapshot it made.
