@@ -51,6 +51,11 @@ type Snapshot struct {
 	// not a consistent image (e.g. files changed while they were copied).
 	// The coordinator then records consistency "none" with this reason.
 	Inconsistent string
+	// Warnings are things the requester should know that do not make the
+	// snapshot inconsistent (e.g. a nested btrfs subvolume that appears
+	// empty inside it). The coordinator appends them to the snapshot's
+	// consistency reason and writes them to the event log.
+	Warnings []string
 }
 
 // Provider takes point-in-time snapshots. See the package comment for the

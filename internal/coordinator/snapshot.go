@@ -447,6 +447,10 @@ func (cr *creation) finish(ctx context.Context) error {
 		sn := cr.made[v.snapshotID]
 		info := v.prov.Info()
 		level, reason := cr.consistency(v, sn, sctx)
+		for _, w := range sn.Warnings {
+			reason += "; " + w
+			s.c.event(ctx, "warn", 0, s.id, "provider warning", "snapshot", v.snapshotID.String(), "volume", v.volume, "warning", w)
+		}
 		attrs := uint32(vss.Attributes(sctx)) | uint32(vss.AttrNotSurfaced)
 		if info.Type == vss.ProvHardware {
 			attrs |= uint32(vss.AttrHardwareAssisted)
