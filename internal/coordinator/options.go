@@ -1,6 +1,7 @@
 package coordinator
 
 import (
+	"context"
 	"log/slog"
 	"os"
 	"time"
@@ -42,6 +43,28 @@ type Options struct {
 	Logger    *slog.Logger
 	// Machine is recorded as originating and service machine of snapshots.
 	Machine string
+	// MaxSnapshotsPerVolume caps the snapshots of one volume (default 512).
+	MaxSnapshotsPerVolume int
+	// Freezer holds filesystems for providers that need it (Info.NeedsFreeze).
+	// Nil: sets with such providers fail with VSS_E_PROVIDER_VETO.
+	Freezer Freezer
+}
+
+// Freezer starts a flush-and-hold guard (internal/freeze in lvssd). The
+// coordinator starts one before writers freeze, so that starting it is off
+// the critical path, and uses it only around the commits that need it.
+type Freezer interface {
+	Start(ctx context.Context, hold time.Duration) (Hold, error)
+}
+
+// Hold is one guard: Freeze holds the filesystems of the given paths;
+// Thaw releases them (VSS_E_HOLD_WRITES_TIMEOUT if the guard had to thaw
+// on its own because the hold window passed); Close ends the guard,
+// thawing if needed. Thaw and Close are idempotent.
+type Hold interface {
+	Freeze(ctx context.Context, paths []string) error
+	Thaw() (time.Duration, error)
+	Close() error
 }
 
 func (o *Options) fill() {
@@ -69,6 +92,9 @@ func (o *Options) fill() {
 	fill(&t.Abort, d.Abort)
 	fill(&t.Hold, d.Hold)
 	fill(&t.CreationLease, d.CreationLease)
+	if o.MaxSnapshotsPerVolume <= 0 {
+		o.MaxSnapshotsPerVolume = 512
+	}
 	if o.Machine == "" {
 		o.Machine, _ = os.Hostname()
 	}

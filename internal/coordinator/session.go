@@ -506,12 +506,31 @@ func (s *Session) AddToSnapshotSet(ctx context.Context, volume string, providerI
 	if err != nil {
 		return uuid.Nil, providerError(p, "IsVolumeSupported", err)
 	}
+	if err := s.c.checkCap(vol); err != nil {
+		return uuid.Nil, err
+	}
 	snap := uuid.New()
 	if err := p.BeginPrepareSnapshot(ctx, s.setID, snap, vol, s.context); err != nil {
 		return uuid.Nil, providerError(p, "BeginPrepareSnapshot", err)
 	}
 	s.volumes = append(s.volumes, volumeEntry{snapshotID: snap, volume: vol, prov: p})
 	return snap, nil
+}
+
+// checkCap enforces the per-volume snapshot cap (§1.5: 512 by default).
+func (c *Coordinator) checkCap(vol string) error {
+	if c.opt.Catalog == nil {
+		return nil
+	}
+	have, err := c.opt.Catalog.ListSnapshots(catalog.Filter{Volume: vol})
+	if err != nil {
+		return err
+	}
+	if len(have) >= c.opt.MaxSnapshotsPerVolume {
+		return vsserr.New(vsserr.MaximumNumberOfSnapshotsReached, "%s already has %d snapshots (limits.max_snapshots_per_volume = %d)",
+			vol, len(have), c.opt.MaxSnapshotsPerVolume)
+	}
+	return nil
 }
 
 // resolveVolume makes the requester's path absolute, clean and free of

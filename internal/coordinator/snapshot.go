@@ -52,6 +52,7 @@ type creation struct {
 	made    map[uuid.UUID]provider.Snapshot
 	timers  map[*sessionWriter]*time.Timer
 	tmu     sync.Mutex
+	held    time.Duration // how long filesystems were held frozen (NeedsFreeze providers)
 }
 
 func (s *Session) doSnapshotSet(ctx context.Context) error {
@@ -91,6 +92,21 @@ func (s *Session) doSnapshotSet(ctx context.Context) error {
 		return cr.fail(ctx, false, err)
 	}
 
+	// The freeze guard is started now, before writers freeze, so that its
+	// start-up is not inside anyone's freeze window.
+	var guard Hold
+	if cr.needsFreeze() {
+		if s.c.opt.Freezer == nil {
+			return cr.fail(ctx, false, vsserr.New(vsserr.ProviderVeto, "a provider of the set needs a filesystem freeze, and lvssd has no freeze guard"))
+		}
+		g, err := s.c.opt.Freezer.Start(ctx, t.Hold)
+		if err != nil {
+			return cr.fail(ctx, false, vsserr.Wrap(vsserr.FlushWritesTimeout, err, "start the freeze guard"))
+		}
+		guard = g
+		defer g.Close()
+	}
+
 	// ② EndPrepareSnapshots.
 	for _, p := range cr.provs {
 		if err := p.EndPrepareSnapshots(ctx, cr.setID); err != nil {
@@ -116,22 +132,13 @@ func (s *Session) doSnapshotSet(ctx context.Context) error {
 		return cr.fail(ctx, true, err)
 	}
 
-	// ⑤⑥ Commit inside the hold window. From here the operation no longer
-	// listens to Cancel: a half-committed set is undone only by the
-	// failure path below, never by walking away.
+	// ⑤⑥ Commit. From here the operation no longer listens to Cancel: a
+	// half-committed set is undone only by the failure path below, never
+	// by walking away.
 	nc := context.WithoutCancel(ctx)
-	hold, cancelHold := context.WithTimeout(nc, t.Hold)
-	for _, p := range cr.provs {
-		if err := p.CommitSnapshots(hold, cr.setID); err != nil {
-			timedOut := errors.Is(err, context.DeadlineExceeded) || errors.Is(hold.Err(), context.DeadlineExceeded)
-			cancelHold()
-			if timedOut {
-				err = vsserr.Wrap(vsserr.HoldWritesTimeout, err, "%s did not commit within the hold window of %s", p.Info().Name, t.Hold)
-			}
-			return cr.fail(nc, true, providerError(p, "CommitSnapshots", err))
-		}
+	if err := cr.commit(nc, guard); err != nil {
+		return cr.fail(nc, true, err)
 	}
-	cancelHold()
 
 	// ⑧ PostCommit: the snapshots exist; learn their device paths.
 	for _, p := range cr.provs {
@@ -184,6 +191,87 @@ func (s *Session) doSnapshotSet(ctx context.Context) error {
 		}
 	}
 	return cr.finish(nc)
+}
+
+// needsFreeze reports whether a provider of the set copies from outside the
+// filesystem and so needs it held (FIFREEZE) around its commit.
+func (cr *creation) needsFreeze() bool {
+	for _, p := range cr.provs {
+		if p.Info().NeedsFreeze {
+			return true
+		}
+	}
+	return false
+}
+
+// commit runs every provider's CommitSnapshots while writers are frozen.
+// Providers that need no filesystem freeze go first: one of them (btrfs)
+// would block on a filesystem this set holds frozen. Then the guard
+// freezes the filesystems of the other providers' volumes (syncfs, then
+// FIFREEZE once per superblock), they commit inside the hold window, and
+// the guard thaws — always, and before anything else that could write.
+func (cr *creation) commit(ctx context.Context, guard Hold) error {
+	t := cr.s.c.opt.Timeouts
+	var frozen []provider.Provider
+	for _, p := range cr.provs {
+		info := p.Info()
+		if info.NeedsFreeze {
+			frozen = append(frozen, p)
+			continue
+		}
+		budget, what := t.Hold, "the hold window"
+		if info.LongCommit {
+			budget, what = t.Freeze, "the writers' freeze window"
+		}
+		if err := commitWithin(ctx, p, cr.setID, budget, what); err != nil {
+			return err
+		}
+	}
+	if len(frozen) == 0 {
+		return nil
+	}
+	var paths []string
+	for _, v := range cr.vols {
+		if v.prov.Info().NeedsFreeze {
+			paths = append(paths, v.volume)
+		}
+	}
+	if err := guard.Freeze(ctx, paths); err != nil {
+		if vsserr.Code(err) == vsserr.Unexpected {
+			err = vsserr.Wrap(vsserr.FlushWritesTimeout, err, "freeze %s", strings.Join(paths, ", "))
+		}
+		return err
+	}
+	var commitErr error
+	for _, p := range frozen {
+		if commitErr = commitWithin(ctx, p, cr.setID, t.Hold, "the hold window"); commitErr != nil {
+			break
+		}
+	}
+	held, thawErr := guard.Thaw()
+	cr.held = held
+	if commitErr != nil {
+		return commitErr
+	}
+	if thawErr != nil {
+		return thawErr
+	}
+	return nil
+}
+
+// commitWithin runs one provider's commit with a deadline; running past it
+// is VSS_E_HOLD_WRITES_TIMEOUT (§1.5).
+func commitWithin(ctx context.Context, p provider.Provider, setID uuid.UUID, budget time.Duration, what string) error {
+	c, cancel := context.WithTimeout(ctx, budget)
+	defer cancel()
+	err := p.CommitSnapshots(c, setID)
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(c.Err(), context.DeadlineExceeded) {
+		err = vsserr.Wrap(vsserr.HoldWritesTimeout, err, "%s did not commit within %s (%s)", p.Info().Name, what, budget)
+	}
+	return providerError(p, "CommitSnapshots", err)
 }
 
 // healthy are the participants that have not failed.
@@ -490,6 +578,9 @@ func (cr *creation) finish(ctx context.Context) error {
 	s.mu.Unlock()
 	s.c.releaseCreation(s)
 	s.saveDocuments(ctx)
+	if cr.held > 0 {
+		s.c.event(ctx, "info", 0, s.id, "filesystems held frozen", "set", cr.setID.String(), "held", cr.held.String())
+	}
 	for _, r := range recs {
 		s.c.event(ctx, "info", 0, s.id, "snapshot created", "snapshot", r.ID.String(), "set", r.SetID.String(),
 			"volume", r.OriginalVolume, "provider", r.ProviderName, "consistency", r.Consistency, "reason", r.ConsistencyReason)
