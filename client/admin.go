@@ -3,6 +3,8 @@ package client
 import (
 	"context"
 
+	"github.com/google/uuid"
+
 	v1 "github.com/lvss/lvss/api/lvss/v1"
 	"github.com/lvss/lvss/internal/wire"
 )
@@ -55,6 +57,26 @@ func (c *Conn) ListEvents(ctx context.Context, afterSeq uint64, limit int) ([]Lo
 	out := make([]LogEvent, 0, len(resp.GetEvents()))
 	for _, e := range resp.GetEvents() {
 		out = append(out, d.logEvent(e))
+	}
+	return out, d.err
+}
+
+// ListShadows lists snapshots of every context, including other sessions'
+// live auto-release snapshots (LiveSession), filtered by set and original
+// volume when given (uuid.Nil / "" = all).
+func (c *Conn) ListShadows(ctx context.Context, setID uuid.UUID, volume string) ([]SnapshotProp, error) {
+	req := &v1.ListShadowsRequest{Volume: volume}
+	if setID != uuid.Nil {
+		req.SnapshotSetId = setID.String()
+	}
+	resp, err := c.admin.ListShadows(ctx, req)
+	if err != nil {
+		return nil, wire.FromGRPC(err)
+	}
+	var d decoder
+	out := make([]SnapshotProp, 0, len(resp.GetSnapshots()))
+	for _, p := range resp.GetSnapshots() {
+		out = append(out, d.snapshot(p))
 	}
 	return out, d.err
 }

@@ -55,6 +55,9 @@ type SnapshotProp struct {
 	Consistency       string
 	ConsistencyReason string
 	SessionID         uuid.UUID
+	// LiveSession: the session that created it still runs (set by
+	// ListShadows only); its auto-release snapshots belong to it.
+	LiveSession bool
 }
 
 // ProviderProp is VSS_PROVIDER_PROP.
@@ -183,6 +186,7 @@ func (d *decoder) snapshot(p *v1.SnapshotProp) SnapshotProp {
 		Consistency:        p.GetConsistency(),
 		ConsistencyReason:  p.GetConsistencyReason(),
 		SessionID:          d.guid(p.GetSessionId()),
+		LiveSession:        p.GetLiveSession(),
 	}
 	if n := p.GetCreatedUnixNano(); n != 0 {
 		s.Created = time.Unix(0, n)

@@ -302,3 +302,29 @@ func (c *Coordinator) Close(ctx context.Context) {
 		s.Release(ctx)
 	}
 }
+
+// Shadow is a catalog snapshot with whether its session is still running.
+type Shadow struct {
+	catalog.Snapshot
+	LiveSession bool
+}
+
+// ListShadows lists snapshots of every context (no session, no event),
+// filtered by set and original volume when given.
+func (c *Coordinator) ListShadows(setID uuid.UUID, volume string) ([]Shadow, error) {
+	snaps, err := c.opt.Catalog.ListSnapshots(catalog.Filter{SetID: setID, Volume: volume})
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	live := make(map[uuid.UUID]bool, len(c.sessions))
+	for id := range c.sessions {
+		live[id] = true
+	}
+	c.mu.Unlock()
+	out := make([]Shadow, len(snaps))
+	for i, sn := range snaps {
+		out[i] = Shadow{Snapshot: sn, LiveSession: live[sn.SessionID]}
+	}
+	return out, nil
+}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"path/filepath"
 	"time"
 
 	"github.com/google/uuid"
@@ -60,6 +61,32 @@ func (a *admin) ListEvents(_ context.Context, r *v1.ListEventsRequest) (*v1.List
 	for _, e := range evs {
 		out.Events = append(out.Events, &v1.LogEvent{Seq: e.Seq, TimeUnixNano: e.Time.UnixNano(), Level: e.Level,
 			Hresult: uint32(e.Code), SessionId: guidOrEmpty(e.SessionID), Message: e.Message, Fields: e.Fields})
+	}
+	return out, nil
+}
+
+// ListShadows lists snapshots of every context, marking those whose
+// session still runs.
+func (a *admin) ListShadows(_ context.Context, r *v1.ListShadowsRequest) (*v1.ListShadowsResponse, error) {
+	set, err := wire.ParseGUID(r.SnapshotSetId)
+	if err != nil {
+		return nil, wire.ToGRPC(err)
+	}
+	vol := r.Volume
+	if vol != "" {
+		if p, err := filepath.EvalSymlinks(vol); err == nil {
+			vol = p
+		}
+	}
+	shadows, err := a.s.c.ListShadows(set, vol)
+	if err != nil {
+		return nil, wire.ToGRPC(err)
+	}
+	out := &v1.ListShadowsResponse{}
+	for _, sh := range shadows {
+		p := SnapshotProp(sh.Snapshot)
+		p.LiveSession = sh.LiveSession
+		out.Snapshots = append(out.Snapshots, p)
 	}
 	return out, nil
 }

@@ -153,6 +153,14 @@ func TestSessionOverSocketAndReleaseOnDisconnect(t *testing.T) {
 	if n, _ := d.cat.ListSnapshots(catalog.Filter{}); len(n) != 1 {
 		t.Fatalf("catalog has %d snapshots", len(n))
 	}
+	adm := v1.NewAdminClient(cc)
+	ls, err := adm.ListShadows(context.Background(), &v1.ListShadowsRequest{Volume: d.vol})
+	if err != nil || len(ls.Snapshots) != 1 || !ls.Snapshots[0].LiveSession || !ls.Snapshots[0].AutoRelease {
+		t.Fatalf("ListShadows while the session runs: %v %v", ls, err)
+	}
+	if ls, _ := adm.ListShadows(context.Background(), &v1.ListShadowsRequest{SnapshotSetId: "6c1b5a1e-0f4e-4c47-9d0e-000000000000"}); len(ls.Snapshots) != 0 {
+		t.Fatalf("filter by another set: %v", ls)
+	}
 	// The requester dies: the session is released and its auto-release
 	// snapshot deleted.
 	kill()

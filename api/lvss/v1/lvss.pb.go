@@ -3161,8 +3161,11 @@ type SnapshotProp struct {
 	Consistency       string `protobuf:"bytes,23,opt,name=consistency,proto3" json:"consistency,omitempty"` // application, crash or none
 	ConsistencyReason string `protobuf:"bytes,24,opt,name=consistency_reason,json=consistencyReason,proto3" json:"consistency_reason,omitempty"`
 	SessionId         string `protobuf:"bytes,25,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// The session that created it is still running (its auto-release
+	// snapshots belong to it). Set by ListShadows.
+	LiveSession   bool `protobuf:"varint,26,opt,name=live_session,json=liveSession,proto3" json:"live_session,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SnapshotProp) Reset() {
@@ -3326,6 +3329,13 @@ func (x *SnapshotProp) GetSessionId() string {
 		return x.SessionId
 	}
 	return ""
+}
+
+func (x *SnapshotProp) GetLiveSession() bool {
+	if x != nil {
+		return x.LiveSession
+	}
+	return false
 }
 
 type ProviderProp struct {
@@ -4921,6 +4931,102 @@ func (x *ListEventsResponse) GetEvents() []*LogEvent {
 	return nil
 }
 
+type ListShadowsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SnapshotSetId string                 `protobuf:"bytes,1,opt,name=snapshot_set_id,json=snapshotSetId,proto3" json:"snapshot_set_id,omitempty"` // "" = every set
+	Volume        string                 `protobuf:"bytes,2,opt,name=volume,proto3" json:"volume,omitempty"`                                      // "" = every volume; else snapshots of that original volume
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListShadowsRequest) Reset() {
+	*x = ListShadowsRequest{}
+	mi := &file_lvss_proto_msgTypes[71]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListShadowsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListShadowsRequest) ProtoMessage() {}
+
+func (x *ListShadowsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_lvss_proto_msgTypes[71]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListShadowsRequest.ProtoReflect.Descriptor instead.
+func (*ListShadowsRequest) Descriptor() ([]byte, []int) {
+	return file_lvss_proto_rawDescGZIP(), []int{71}
+}
+
+func (x *ListShadowsRequest) GetSnapshotSetId() string {
+	if x != nil {
+		return x.SnapshotSetId
+	}
+	return ""
+}
+
+func (x *ListShadowsRequest) GetVolume() string {
+	if x != nil {
+		return x.Volume
+	}
+	return ""
+}
+
+type ListShadowsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Snapshots     []*SnapshotProp        `protobuf:"bytes,1,rep,name=snapshots,proto3" json:"snapshots,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListShadowsResponse) Reset() {
+	*x = ListShadowsResponse{}
+	mi := &file_lvss_proto_msgTypes[72]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListShadowsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListShadowsResponse) ProtoMessage() {}
+
+func (x *ListShadowsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_lvss_proto_msgTypes[72]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListShadowsResponse.ProtoReflect.Descriptor instead.
+func (*ListShadowsResponse) Descriptor() ([]byte, []int) {
+	return file_lvss_proto_rawDescGZIP(), []int{72}
+}
+
+func (x *ListShadowsResponse) GetSnapshots() []*SnapshotProp {
+	if x != nil {
+		return x.Snapshots
+	}
+	return nil
+}
+
 var File_lvss_proto protoreflect.FileDescriptor
 
 const file_lvss_proto_rawDesc = "" +
@@ -5110,7 +5216,7 @@ const file_lvss_proto_rawDesc = "" +
 	"\x10WriterStatusList\x12/\n" +
 	"\awriters\x18\x01 \x03(\v2\x15.lvss.v1.WriterStatusR\awriters\"\x17\n" +
 	"\x03Xml\x12\x10\n" +
-	"\x03xml\x18\x01 \x01(\tR\x03xml\"\xc1\x05\n" +
+	"\x03xml\x18\x01 \x01(\tR\x03xml\"\xe4\x05\n" +
 	"\fSnapshotProp\x12\x1f\n" +
 	"\vsnapshot_id\x18\x01 \x01(\tR\n" +
 	"snapshotId\x12&\n" +
@@ -5137,7 +5243,8 @@ const file_lvss_proto_rawDesc = "" +
 	"\vconsistency\x18\x17 \x01(\tR\vconsistency\x12-\n" +
 	"\x12consistency_reason\x18\x18 \x01(\tR\x11consistencyReason\x12\x1d\n" +
 	"\n" +
-	"session_id\x18\x19 \x01(\tR\tsessionId\"\xab\x01\n" +
+	"session_id\x18\x19 \x01(\tR\tsessionId\x12!\n" +
+	"\flive_session\x18\x1a \x01(\bR\vliveSession\"\xab\x01\n" +
 	"\fProviderProp\x12\x1f\n" +
 	"\vprovider_id\x18\x01 \x01(\tR\n" +
 	"providerId\x12\x12\n" +
@@ -5266,7 +5373,12 @@ const file_lvss_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"?\n" +
 	"\x12ListEventsResponse\x12)\n" +
-	"\x06events\x18\x01 \x03(\v2\x11.lvss.v1.LogEventR\x06events*\x9d\x02\n" +
+	"\x06events\x18\x01 \x03(\v2\x11.lvss.v1.LogEventR\x06events\"T\n" +
+	"\x12ListShadowsRequest\x12&\n" +
+	"\x0fsnapshot_set_id\x18\x01 \x01(\tR\rsnapshotSetId\x12\x16\n" +
+	"\x06volume\x18\x02 \x01(\tR\x06volume\"J\n" +
+	"\x13ListShadowsResponse\x123\n" +
+	"\tsnapshots\x18\x01 \x03(\v2\x15.lvss.v1.SnapshotPropR\tsnapshots*\x9d\x02\n" +
 	"\tEventType\x12\x15\n" +
 	"\x11EVENT_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eEVENT_IDENTIFY\x10\x01\x12\x18\n" +
@@ -5285,12 +5397,13 @@ const file_lvss_proto_rawDesc = "" +
 	"\tRequester\x12@\n" +
 	"\aSession\x12\x17.lvss.v1.SessionRequest\x1a\x18.lvss.v1.SessionResponse(\x010\x012N\n" +
 	"\x06Writer\x12D\n" +
-	"\tSubscribe\x12\x16.lvss.v1.WriterMessage\x1a\x1b.lvss.v1.CoordinatorMessage(\x010\x012\xe8\x01\n" +
+	"\tSubscribe\x12\x16.lvss.v1.WriterMessage\x1a\x1b.lvss.v1.CoordinatorMessage(\x010\x012\xb2\x02\n" +
 	"\x05Admin\x12H\n" +
 	"\vListWriters\x12\x1b.lvss.v1.ListWritersRequest\x1a\x1c.lvss.v1.ListWritersResponse\x12N\n" +
 	"\rListProviders\x12\x1d.lvss.v1.ListProvidersRequest\x1a\x1e.lvss.v1.ListProvidersResponse\x12E\n" +
 	"\n" +
-	"ListEvents\x12\x1a.lvss.v1.ListEventsRequest\x1a\x1b.lvss.v1.ListEventsResponseB)Z'github.com/lvss/lvss/api/lvss/v1;lvssv1b\x06proto3"
+	"ListEvents\x12\x1a.lvss.v1.ListEventsRequest\x1a\x1b.lvss.v1.ListEventsResponse\x12H\n" +
+	"\vListShadows\x12\x1b.lvss.v1.ListShadowsRequest\x1a\x1c.lvss.v1.ListShadowsResponseB)Z'github.com/lvss/lvss/api/lvss/v1;lvssv1b\x06proto3"
 
 var (
 	file_lvss_proto_rawDescOnce sync.Once
@@ -5305,7 +5418,7 @@ func file_lvss_proto_rawDescGZIP() []byte {
 }
 
 var file_lvss_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_lvss_proto_msgTypes = make([]protoimpl.MessageInfo, 72)
+var file_lvss_proto_msgTypes = make([]protoimpl.MessageInfo, 74)
 var file_lvss_proto_goTypes = []any{
 	(EventType)(0),                 // 0: lvss.v1.EventType
 	(*Status)(nil),                 // 1: lvss.v1.Status
@@ -5379,7 +5492,9 @@ var file_lvss_proto_goTypes = []any{
 	(*ListEventsRequest)(nil),      // 69: lvss.v1.ListEventsRequest
 	(*LogEvent)(nil),               // 70: lvss.v1.LogEvent
 	(*ListEventsResponse)(nil),     // 71: lvss.v1.ListEventsResponse
-	nil,                            // 72: lvss.v1.LogEvent.FieldsEntry
+	(*ListShadowsRequest)(nil),     // 72: lvss.v1.ListShadowsRequest
+	(*ListShadowsResponse)(nil),    // 73: lvss.v1.ListShadowsResponse
+	nil,                            // 74: lvss.v1.LogEvent.FieldsEntry
 }
 var file_lvss_proto_depIdxs = []int32{
 	4,  // 0: lvss.v1.SessionRequest.initialize_for_backup:type_name -> lvss.v1.InitializeForBackup
@@ -5449,23 +5564,26 @@ var file_lvss_proto_depIdxs = []int32{
 	61, // 64: lvss.v1.Event.placements:type_name -> lvss.v1.PathPlacement
 	65, // 65: lvss.v1.ListWritersResponse.writers:type_name -> lvss.v1.WriterInfo
 	49, // 66: lvss.v1.ListProvidersResponse.providers:type_name -> lvss.v1.ProviderProp
-	72, // 67: lvss.v1.LogEvent.fields:type_name -> lvss.v1.LogEvent.FieldsEntry
+	74, // 67: lvss.v1.LogEvent.fields:type_name -> lvss.v1.LogEvent.FieldsEntry
 	70, // 68: lvss.v1.ListEventsResponse.events:type_name -> lvss.v1.LogEvent
-	2,  // 69: lvss.v1.Requester.Session:input_type -> lvss.v1.SessionRequest
-	57, // 70: lvss.v1.Writer.Subscribe:input_type -> lvss.v1.WriterMessage
-	64, // 71: lvss.v1.Admin.ListWriters:input_type -> lvss.v1.ListWritersRequest
-	67, // 72: lvss.v1.Admin.ListProviders:input_type -> lvss.v1.ListProvidersRequest
-	69, // 73: lvss.v1.Admin.ListEvents:input_type -> lvss.v1.ListEventsRequest
-	3,  // 74: lvss.v1.Requester.Session:output_type -> lvss.v1.SessionResponse
-	59, // 75: lvss.v1.Writer.Subscribe:output_type -> lvss.v1.CoordinatorMessage
-	66, // 76: lvss.v1.Admin.ListWriters:output_type -> lvss.v1.ListWritersResponse
-	68, // 77: lvss.v1.Admin.ListProviders:output_type -> lvss.v1.ListProvidersResponse
-	71, // 78: lvss.v1.Admin.ListEvents:output_type -> lvss.v1.ListEventsResponse
-	74, // [74:79] is the sub-list for method output_type
-	69, // [69:74] is the sub-list for method input_type
-	69, // [69:69] is the sub-list for extension type_name
-	69, // [69:69] is the sub-list for extension extendee
-	0,  // [0:69] is the sub-list for field type_name
+	48, // 69: lvss.v1.ListShadowsResponse.snapshots:type_name -> lvss.v1.SnapshotProp
+	2,  // 70: lvss.v1.Requester.Session:input_type -> lvss.v1.SessionRequest
+	57, // 71: lvss.v1.Writer.Subscribe:input_type -> lvss.v1.WriterMessage
+	64, // 72: lvss.v1.Admin.ListWriters:input_type -> lvss.v1.ListWritersRequest
+	67, // 73: lvss.v1.Admin.ListProviders:input_type -> lvss.v1.ListProvidersRequest
+	69, // 74: lvss.v1.Admin.ListEvents:input_type -> lvss.v1.ListEventsRequest
+	72, // 75: lvss.v1.Admin.ListShadows:input_type -> lvss.v1.ListShadowsRequest
+	3,  // 76: lvss.v1.Requester.Session:output_type -> lvss.v1.SessionResponse
+	59, // 77: lvss.v1.Writer.Subscribe:output_type -> lvss.v1.CoordinatorMessage
+	66, // 78: lvss.v1.Admin.ListWriters:output_type -> lvss.v1.ListWritersResponse
+	68, // 79: lvss.v1.Admin.ListProviders:output_type -> lvss.v1.ListProvidersResponse
+	71, // 80: lvss.v1.Admin.ListEvents:output_type -> lvss.v1.ListEventsResponse
+	73, // 81: lvss.v1.Admin.ListShadows:output_type -> lvss.v1.ListShadowsResponse
+	76, // [76:82] is the sub-list for method output_type
+	70, // [70:76] is the sub-list for method input_type
+	70, // [70:70] is the sub-list for extension type_name
+	70, // [70:70] is the sub-list for extension extendee
+	0,  // [0:70] is the sub-list for field type_name
 }
 
 func init() { file_lvss_proto_init() }
@@ -5544,7 +5662,7 @@ func file_lvss_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_lvss_proto_rawDesc), len(file_lvss_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   72,
+			NumMessages:   74,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

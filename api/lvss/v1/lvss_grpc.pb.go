@@ -254,6 +254,7 @@ const (
 	Admin_ListWriters_FullMethodName   = "/lvss.v1.Admin/ListWriters"
 	Admin_ListProviders_FullMethodName = "/lvss.v1.Admin/ListProviders"
 	Admin_ListEvents_FullMethodName    = "/lvss.v1.Admin/ListEvents"
+	Admin_ListShadows_FullMethodName   = "/lvss.v1.Admin/ListShadows"
 )
 
 // AdminClient is the client API for Admin service.
@@ -266,6 +267,9 @@ type AdminClient interface {
 	ListWriters(ctx context.Context, in *ListWritersRequest, opts ...grpc.CallOption) (*ListWritersResponse, error)
 	ListProviders(ctx context.Context, in *ListProvidersRequest, opts ...grpc.CallOption) (*ListProvidersResponse, error)
 	ListEvents(ctx context.Context, in *ListEventsRequest, opts ...grpc.CallOption) (*ListEventsResponse, error)
+	// ListShadows lists snapshots of every context, including other
+	// sessions' live auto-release snapshots (live_session tells them apart).
+	ListShadows(ctx context.Context, in *ListShadowsRequest, opts ...grpc.CallOption) (*ListShadowsResponse, error)
 }
 
 type adminClient struct {
@@ -306,6 +310,16 @@ func (c *adminClient) ListEvents(ctx context.Context, in *ListEventsRequest, opt
 	return out, nil
 }
 
+func (c *adminClient) ListShadows(ctx context.Context, in *ListShadowsRequest, opts ...grpc.CallOption) (*ListShadowsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListShadowsResponse)
+	err := c.cc.Invoke(ctx, Admin_ListShadows_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServer is the server API for Admin service.
 // All implementations must embed UnimplementedAdminServer
 // for forward compatibility.
@@ -316,6 +330,9 @@ type AdminServer interface {
 	ListWriters(context.Context, *ListWritersRequest) (*ListWritersResponse, error)
 	ListProviders(context.Context, *ListProvidersRequest) (*ListProvidersResponse, error)
 	ListEvents(context.Context, *ListEventsRequest) (*ListEventsResponse, error)
+	// ListShadows lists snapshots of every context, including other
+	// sessions' live auto-release snapshots (live_session tells them apart).
+	ListShadows(context.Context, *ListShadowsRequest) (*ListShadowsResponse, error)
 	mustEmbedUnimplementedAdminServer()
 }
 
@@ -334,6 +351,9 @@ func (UnimplementedAdminServer) ListProviders(context.Context, *ListProvidersReq
 }
 func (UnimplementedAdminServer) ListEvents(context.Context, *ListEventsRequest) (*ListEventsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListEvents not implemented")
+}
+func (UnimplementedAdminServer) ListShadows(context.Context, *ListShadowsRequest) (*ListShadowsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListShadows not implemented")
 }
 func (UnimplementedAdminServer) mustEmbedUnimplementedAdminServer() {}
 func (UnimplementedAdminServer) testEmbeddedByValue()               {}
@@ -410,6 +430,24 @@ func _Admin_ListEvents_Handler(srv interface{}, ctx context.Context, dec func(in
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Admin_ListShadows_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListShadowsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).ListShadows(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_ListShadows_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).ListShadows(ctx, req.(*ListShadowsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Admin_ServiceDesc is the grpc.ServiceDesc for Admin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -428,6 +466,10 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListEvents",
 			Handler:    _Admin_ListEvents_Handler,
+		},
+		{
+			MethodName: "ListShadows",
+			Handler:    _Admin_ListShadows_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
