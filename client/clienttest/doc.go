@@ -8,4 +8,10 @@
 // answers it gets (routing, error mapping, cleanup), not the coordinator's
 // order rules, which belong to the coordinator's own tests and to
 // integration tests against a real lvssd.
+//
+// It does keep a small snapshot catalog (Server.Shadows), because admin
+// tools decide what to do from what ListShadows says: snapshots a session
+// creates join it, DeleteSnapshots and ExposeSnapshot act on it, ending a
+// session removes its auto-release snapshots. Requests and Deleted record
+// what a client sent, so tests can check arguments and not only methods.
 package clienttest

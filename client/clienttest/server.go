@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -16,9 +17,11 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	v1 "github.com/lvss/lvss/api/lvss/v1"
 	"github.com/lvss/lvss/internal/wire"
+	"github.com/lvss/lvss/vss"
 	"github.com/lvss/lvss/vsserr"
 )
 
@@ -62,8 +65,26 @@ type Server struct {
 	// ShutdownWriters are reported in Released.
 	ShutdownWriters []string
 
+	// Shadows is the snapshot catalog: what ListShadows lists, what
+	// DeleteSnapshots deletes from and what ExposeSnapshot marks. A
+	// session's snapshots join it when its DoSnapshotSet succeeds, and its
+	// auto-release ones leave it when the session ends. A snapshot counts as
+	// LiveSession when its own field says so or its session still runs.
+	Shadows []*v1.SnapshotProp
+	// DeleteFail makes DeleteSnapshots of the snapshot with that ID fail
+	// with this status, for "stop at the first failure" paths.
+	DeleteFail map[string]vsserr.HRESULT
+	// Consistency and ConsistencyReason, when set, are recorded on the
+	// snapshots sessions create instead of the default ("application" in a
+	// context with writers, "crash" without).
+	Consistency       string
+	ConsistencyReason string
+
 	calls    []string
+	requests []*v1.SessionRequest
 	releases []*v1.Released
+	deleted  []string
+	live     map[string]bool // IDs of the sessions running now
 }
 
 // Start serves a fake daemon until the test ends.
@@ -76,7 +97,8 @@ func Start(t testing.TB) *Server {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	s := &Server{Socket: filepath.Join(dir, "lvssd.sock"), Fail: map[string]vsserr.HRESULT{}, Async: map[string]AsyncPlan{}}
+	s := &Server{Socket: filepath.Join(dir, "lvssd.sock"), Fail: map[string]vsserr.HRESULT{}, Async: map[string]AsyncPlan{},
+		DeleteFail: map[string]vsserr.HRESULT{}, live: map[string]bool{}}
 	l, err := net.Listen("unix", s.Socket)
 	if err != nil {
 		t.Fatal(err)
@@ -103,6 +125,23 @@ func (s *Server) Calls() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]string(nil), s.calls...)
+}
+
+// Requests lists the session requests received so far, in the order of
+// Calls, so that tests can check the arguments a command sent (a backup
+// type, a context), not only which methods it called.
+func (s *Server) Requests() []*v1.SessionRequest {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]*v1.SessionRequest(nil), s.requests...)
+}
+
+// Deleted lists the IDs of the snapshots DeleteSnapshots deleted, in order
+// (a whole set counts as its snapshots).
+func (s *Server) Deleted() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.deleted...)
 }
 
 // Releases lists the Released messages sent, one per ended session.
@@ -139,6 +178,40 @@ func (s *Server) ListEvents(_ context.Context, r *v1.ListEventsRequest) (*v1.Lis
 	return &v1.ListEventsResponse{Events: out}, nil
 }
 
+// ListShadows serves the Admin call: the catalog filtered by set and
+// original volume, with live sessions marked.
+func (s *Server) ListShadows(_ context.Context, r *v1.ListShadowsRequest) (*v1.ListShadowsResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := &v1.ListShadowsResponse{}
+	for _, sn := range s.Shadows {
+		if r.SnapshotSetId != "" && sn.SnapshotSetId != r.SnapshotSetId {
+			continue
+		}
+		if r.Volume != "" && filepath.Clean(sn.OriginalVolume) != filepath.Clean(r.Volume) {
+			continue
+		}
+		// A copy: the response is marshalled after the lock is gone.
+		c := proto.Clone(sn).(*v1.SnapshotProp)
+		c.LiveSession = c.LiveSession || s.live[c.SessionId]
+		out.Snapshots = append(out.Snapshots, c)
+	}
+	return out, nil
+}
+
+// findShadow returns the snapshot with that ID from the session's own
+// snapshots or the catalog, nil if there is none.
+func (s *Server) findShadow(x *sess, id string) *v1.SnapshotProp {
+	for _, l := range [][]*v1.SnapshotProp{x.snaps, s.Shadows} {
+		for _, sn := range l {
+			if sn.SnapshotId == id {
+				return sn
+			}
+		}
+	}
+	return nil
+}
+
 // op is one async operation of a session.
 type op struct {
 	method string
@@ -171,6 +244,7 @@ type sess struct {
 	ops       map[uint64]*op
 	nextOp    uint64
 	setID     uuid.UUID
+	context   vss.Context
 	snaps     []*v1.SnapshotProp
 	started   bool
 	created   bool
@@ -187,8 +261,19 @@ func (x *sess) send(r *v1.SessionResponse) error {
 // Session serves one requester session.
 func (s *Server) Session(stream v1.Requester_SessionServer) error {
 	x := &sess{id: uuid.New(), stream: stream, ops: map[uint64]*op{}}
+	s.mu.Lock()
+	s.live[x.id.String()] = true
+	s.mu.Unlock()
 	var waits sync.WaitGroup
 	defer func() {
+		s.mu.Lock()
+		delete(s.live, x.id.String())
+		// However the stream ended, the session is over and its
+		// auto-release snapshots go with it (spec §12 D11).
+		s.Shadows = slices.DeleteFunc(s.Shadows, func(c *v1.SnapshotProp) bool {
+			return c.AutoRelease && c.SessionId == x.id.String()
+		})
+		s.mu.Unlock()
 		for _, o := range x.ops {
 			o.end(vsserr.AsyncCancelled, "session ended")
 		}
@@ -201,10 +286,15 @@ func (s *Server) Session(stream v1.Requester_SessionServer) error {
 			s.mu.Lock()
 			rel.ShutdownWriters = s.ShutdownWriters
 			s.mu.Unlock()
-			for _, sn := range x.snaps {
-				rel.DeletedSnapshots = append(rel.DeletedSnapshots, sn.SnapshotId)
-			}
 			s.mu.Lock()
+			// Ending a session deletes its auto-release snapshots (spec
+			// §12 D11), and only those.
+			for _, sn := range x.snaps {
+				if sn.AutoRelease {
+					rel.DeletedSnapshots = append(rel.DeletedSnapshots, sn.SnapshotId)
+					s.Shadows = slices.DeleteFunc(s.Shadows, func(c *v1.SnapshotProp) bool { return c.SnapshotId == sn.SnapshotId })
+				}
+			}
 			s.releases = append(s.releases, rel)
 			s.mu.Unlock()
 			return x.send(&v1.SessionResponse{Status: &v1.Status{}, Result: &v1.SessionResponse_Released{Released: rel}})
@@ -215,6 +305,7 @@ func (s *Server) Session(stream v1.Requester_SessionServer) error {
 		method := methodOf(req)
 		s.mu.Lock()
 		s.calls = append(s.calls, method)
+		s.requests = append(s.requests, proto.Clone(req).(*v1.SessionRequest))
 		brk := s.BreakOn == method
 		s.mu.Unlock()
 		if brk {
@@ -285,12 +376,15 @@ func (s *Server) answer(x *sess, method string, req *v1.SessionRequest) *v1.Sess
 			o.end(h, plan.Message)
 			if method == "DoSnapshotSet" && h == vsserr.AsyncFinished {
 				x.created = true
+				s.Shadows = append(s.Shadows, x.snaps...)
 			}
 		}
 		r.Result = &v1.SessionResponse_Async{Async: &v1.AsyncStarted{AsyncId: x.nextOp}}
 		return r
 	}
 	switch c := req.Call.(type) {
+	case *v1.SessionRequest_SetContext:
+		x.context = vss.Context(c.SetContext.Context)
 	case *v1.SessionRequest_StartSnapshotSet:
 		x.setID, x.started = uuid.New(), true
 		r.Result = &v1.SessionResponse_SnapshotSetId{SnapshotSetId: &v1.SnapshotSetId{Id: x.setID.String()}}
@@ -298,8 +392,25 @@ func (s *Server) answer(x *sess, method string, req *v1.SessionRequest) *v1.Sess
 		sn := &v1.SnapshotProp{SnapshotId: uuid.NewString(), SnapshotSetId: x.setID.String(),
 			OriginalVolume: c.AddToSnapshotSet.Volume, ProviderId: c.AddToSnapshotSet.ProviderId,
 			DevicePath: "/run/lvss/snap/" + c.AddToSnapshotSet.Volume, Status: 12, Consistency: "crash",
-			SessionId: x.id.String(), AutoRelease: true, CreatedUnixNano: time.Now().UnixNano()}
+			ConsistencyReason: "no application was frozen", SessionId: x.id.String(),
+			AutoRelease: x.context.AutoRelease(), CreatedUnixNano: time.Now().UnixNano(),
+			Context: int32(x.context), Attributes: uint32(x.context) | uint32(vss.AttrNotSurfaced)}
+		if x.context.Writers() {
+			sn.Consistency, sn.ConsistencyReason = "application", ""
+		}
+		if s.Consistency != "" {
+			sn.Consistency, sn.ConsistencyReason = s.Consistency, s.ConsistencyReason
+		}
+		for _, p := range s.Providers {
+			if sn.ProviderId == "" || sn.ProviderId == uuid.Nil.String() || p.ProviderId == sn.ProviderId {
+				sn.ProviderId, sn.ProviderName = p.ProviderId, p.Name
+				break
+			}
+		}
 		x.snaps = append(x.snaps, sn)
+		for _, sn := range x.snaps {
+			sn.SnapshotsCount = int32(len(x.snaps))
+		}
 		r.Result = &v1.SessionResponse_SnapshotId{SnapshotId: &v1.SnapshotId{Id: sn.SnapshotId}}
 	case *v1.SessionRequest_AbortBackup:
 		x.abortSent = true
@@ -322,28 +433,43 @@ func (s *Server) answer(x *sess, method string, req *v1.SessionRequest) *v1.Sess
 			}
 		} else if x.created {
 			for _, sn := range x.snaps {
-				l.Objects = append(l.Objects, &v1.ObjectProp{Object: &v1.ObjectProp_Snapshot{Snapshot: sn}})
+				// A copy: Expose in another session may change sn while
+				// this answer is marshalled.
+				l.Objects = append(l.Objects, &v1.ObjectProp{Object: &v1.ObjectProp_Snapshot{Snapshot: proto.Clone(sn).(*v1.SnapshotProp)}})
 			}
 		}
 		r.Result = &v1.SessionResponse_Objects{Objects: l}
 	case *v1.SessionRequest_GetSnapshotProperties:
-		for _, sn := range x.snaps {
-			if sn.SnapshotId == c.GetSnapshotProperties.SnapshotId {
-				r.Result = &v1.SessionResponse_Snapshot{Snapshot: sn}
-				return r
-			}
+		if sn := s.findShadow(x, c.GetSnapshotProperties.SnapshotId); sn != nil {
+			r.Result = &v1.SessionResponse_Snapshot{Snapshot: proto.Clone(sn).(*v1.SnapshotProp)}
+			return r
 		}
 		r.Status = &v1.Status{Hresult: uint32(vsserr.ObjectNotFound), Message: "no snapshot " + c.GetSnapshotProperties.SnapshotId}
 	case *v1.SessionRequest_DeleteSnapshots:
-		r.Result = &v1.SessionResponse_Deleted{Deleted: &v1.DeleteResult{Deleted: 1, NonDeletedSnapshotId: uuid.Nil.String()}}
+		return s.deleteSnapshots(x, r, c.DeleteSnapshots)
 	case *v1.SessionRequest_IsVolumeSupported:
 		r.Result = &v1.SessionResponse_Supported{Supported: &v1.Bool{Value: true}}
 	case *v1.SessionRequest_ExposeSnapshot:
+		sn := s.findShadow(x, c.ExposeSnapshot.SnapshotId)
+		if sn == nil {
+			r.Status = &v1.Status{Hresult: uint32(vsserr.ObjectNotFound), Message: "no snapshot " + c.ExposeSnapshot.SnapshotId}
+			return r
+		}
 		name := c.ExposeSnapshot.Expose
 		if name == "" {
 			name = "/run/lvss/exposed/" + c.ExposeSnapshot.SnapshotId
 		}
+		sn.ExposedName = name
+		sn.Attributes = (sn.Attributes | uint32(vss.AttrExposedLocally)) &^ uint32(vss.AttrNotSurfaced)
 		r.Result = &v1.SessionResponse_Exposed{Exposed: &v1.ExposeResult{ExposedName: name}}
+	case *v1.SessionRequest_UnexposeSnapshot:
+		sn := s.findShadow(x, c.UnexposeSnapshot.SnapshotId)
+		if sn == nil || sn.ExposedName == "" {
+			r.Status = &v1.Status{Hresult: uint32(vsserr.ObjectNotFound), Message: "snapshot " + c.UnexposeSnapshot.SnapshotId + " is not exposed"}
+			return r
+		}
+		sn.ExposedName = ""
+		sn.Attributes = (sn.Attributes &^ uint32(vss.AttrExposedLocally)) | uint32(vss.AttrNotSurfaced)
 	case *v1.SessionRequest_GetSessionId:
 		r.Result = &v1.SessionResponse_SessionId{SessionId: &v1.SessionId{Id: x.id.String()}}
 	case *v1.SessionRequest_QueryStatus:
@@ -368,6 +494,45 @@ func (s *Server) answer(x *sess, method string, req *v1.SessionRequest) *v1.Sess
 			}
 		}
 		r.Result = &v1.SessionResponse_AsyncStatus{AsyncStatus: &v1.AsyncStatus{Hresult: uint32(h)}}
+	}
+	return r
+}
+
+// deleteSnapshots deletes one snapshot or a set from the catalog (or the
+// session's own snapshots), one by one, stopping at the first one
+// DeleteFail names, as the real daemon does.
+func (s *Server) deleteSnapshots(x *sess, r *v1.SessionResponse, d *v1.DeleteSnapshots) *v1.SessionResponse {
+	var ids []string
+	switch vss.ObjectType(d.SourceObjectType) {
+	case vss.ObjectSnapshot:
+		if s.findShadow(x, d.SourceObjectId) != nil {
+			ids = []string{d.SourceObjectId}
+		}
+	case vss.ObjectSnapshotSet:
+		for _, sn := range s.Shadows {
+			if sn.SnapshotSetId == d.SourceObjectId {
+				ids = append(ids, sn.SnapshotId)
+			}
+		}
+	default:
+		r.Status = &v1.Status{Hresult: uint32(vsserr.InvalidArg), Message: "bad object type"}
+		return r
+	}
+	res := &v1.DeleteResult{NonDeletedSnapshotId: uuid.Nil.String()}
+	r.Result = &v1.SessionResponse_Deleted{Deleted: res}
+	if len(ids) == 0 {
+		r.Status = &v1.Status{Hresult: uint32(vsserr.ObjectNotFound), Message: "no snapshot or set " + d.SourceObjectId}
+		return r
+	}
+	for _, id := range ids {
+		if h, ok := s.DeleteFail[id]; ok {
+			res.NonDeletedSnapshotId = id
+			r.Status = &v1.Status{Hresult: uint32(h), Message: "fake lvssd fails to delete " + id}
+			return r
+		}
+		s.Shadows = slices.DeleteFunc(s.Shadows, func(c *v1.SnapshotProp) bool { return c.SnapshotId == id })
+		s.deleted = append(s.deleted, id)
+		res.Deleted++
 	}
 	return r
 }

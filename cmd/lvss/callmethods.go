@@ -527,7 +527,7 @@ func snapshotObj(p client.SnapshotProp) obj {
 
 func providerObj(p client.ProviderProp) obj {
 	return obj{{"provider_id", guidText(p.ProviderID)}, {"name", p.Name}, {"type", p.Type.String()},
-		{"version", p.Version}, {"version_id", guidText(p.VersionID)}, {"class_id", guidText(p.ClassID)}}
+		{"type_value", int32(p.Type)}, {"version", p.Version}, {"version_id", guidText(p.VersionID)}, {"class_id", guidText(p.ClassID)}}
 }
 
 func releaseResult(rel client.Released, err error) obj {

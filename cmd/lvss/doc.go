@@ -3,7 +3,11 @@
 // Verbs come in groups, one file each: `lvss call` (call.go) runs
 // IVssBackupComponents methods one per line in one session, for scripts,
 // tests and learning the protocol; `lvss list` (list.go) shows what the
-// daemon knows without starting a session, like `vssadmin list`.
+// daemon knows without starting a session, like `vssadmin list`; `lvss
+// create shadow` (create.go), `lvss delete shadows` (delete.go) and `lvss
+// expose`/`unexpose` (expose.go) manage persistent snapshots like
+// `vssadmin create/delete shadows`, each in a session of its own that
+// client.Run ends correctly; shadows.go holds what they share.
 //
 // Every verb prints text, or JSON with --json. The exit status is chosen in
 // one place, exitCode in main.go: 0 success, 1 a call or operation failed,

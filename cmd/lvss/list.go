@@ -23,15 +23,16 @@ import (
 func newListCommand(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "list",
-		Short: "Show writers, providers or the event log of lvssd (like vssadmin list)",
+		Short: "Show writers, providers, shadow copies or the event log of lvssd (like vssadmin list)",
 		Long: `Show what lvssd knows, without starting a session or sending any writer
 event (spec §12 D16).`,
 		Example: `  lvss list writers
+  lvss list shadows --for /srv
   lvss list providers --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	cmd.AddCommand(newListWritersCommand(g), newListProvidersCommand(g), newListEventsCommand(g))
+	cmd.AddCommand(newListWritersCommand(g), newListProvidersCommand(g), newListShadowsCommand(g), newListEventsCommand(g))
 	return cmd
 }
 
@@ -73,6 +74,82 @@ provider ID and version. --json prints one JSON array.`,
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array")
 	return cmd
+}
+
+func newListShadowsCommand(g *globalOptions) *cobra.Command {
+	var (
+		asJSON bool
+		set    string
+		forVol string
+	)
+	cmd := &cobra.Command{
+		Use:   "shadows [--set ID] [--for PATH]",
+		Short: "List shadow copies (snapshots) of every context",
+		Long: `List the snapshots lvssd keeps, of every context, like 'vssadmin list shadows':
+grouped by snapshot set, each with its ID, original volume, where its
+content is (Shadow Copy Volume), provider, context, attributes,
+consistency and the reason for it, and where it is exposed. Auto-release
+snapshots of sessions that still run are listed too, marked as such: they
+belong to those sessions and go when they end.
+
+--set ID shows one snapshot set; --for PATH the snapshots of the volume
+PATH names (as it was given to AddToSnapshotSet or 'lvss create shadow').
+Starts no session. --json prints one JSON array ([] when there is none).`,
+		Example: `  lvss list shadows
+  lvss list shadows --for /srv --json | jq -r '.[] | select(.consistency != "application") | .snapshot_id'`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var setID uuid.UUID
+			if cmd.Flags().Changed("set") {
+				var err error
+				if setID, err = parseID("--set", set); err != nil {
+					return err
+				}
+			}
+			vol := ""
+			if cmd.Flags().Changed("for") {
+				var err error
+				if vol, err = absPath(forVol); err != nil {
+					return err
+				}
+			}
+			return listShadowsCmd(cmd.Context(), g.socket, setID, vol, asJSON, cmd.OutOrStdout())
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array")
+	cmd.Flags().StringVar(&set, "set", "", "only the snapshots of this snapshot set")
+	cmd.Flags().StringVar(&forVol, "for", "", "only the snapshots of this volume")
+	return cmd
+}
+
+// listShadows returns the snapshots lvssd lists, in display order.
+func listShadows(ctx context.Context, socket string, setID uuid.UUID, vol string) ([]client.SnapshotProp, error) {
+	conn, err := client.Dial(ctx, socket)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	ps, err := conn.ListShadows(ctx, setID, vol)
+	if err != nil {
+		return nil, failed("ListShadows", err)
+	}
+	sortShadows(ps)
+	return ps, nil
+}
+
+func listShadowsCmd(ctx context.Context, socket string, setID uuid.UUID, vol string, asJSON bool, out io.Writer) error {
+	ps, err := listShadows(ctx, socket, setID, vol)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return writeJSON(out, shadowObjs(ps))
+	}
+	if len(ps) == 0 {
+		_, err := fmt.Fprintln(out, "No shadow copies found.")
+		return err
+	}
+	return writeShadowsText(out, ps)
 }
 
 func listWriters(ctx context.Context, socket string, asJSON bool, out io.Writer) error {

@@ -43,7 +43,8 @@ Exit status: 0 success, 1 a call or operation failed, 2 bad command line,
 	root.CompletionOptions.DisableDefaultCmd = true
 	root.PersistentFlags().StringVar(&g.socket, "socket", "", "lvssd socket (default $"+client.SocketEnv+", else "+client.DefaultSocket+")")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newCallCommand(g), newListCommand(g))
+	root.AddCommand(newCallCommand(g), newListCommand(g), newCreateCommand(g), newDeleteCommand(g),
+		newExposeCommand(g), newUnexposeCommand(g))
 	// Argument-count errors come from each command's Args; mark them all
 	// as usage errors in one place.
 	markUsage(root)
