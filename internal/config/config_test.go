@@ -318,6 +318,8 @@ max_bytes = "512MiB"
 		{"[[providers.exec]]\nname = \"btrfs\"\ncommit = \"x\"\ndelete = \"y\"\nvolumes = [\"/a\"]\n", `lvssd.toml:2:8: providers.exec[0].name: "btrfs" must be set and differ from btrfs, copy, exec and the other exec providers`},
 		{"[[providers.exec]]\nname = \"s\"\ncommit = \"x\"\ndelete = \"y\"\nvolumes = [\"/a\"]\ntimeout = \"30s\"\n", `lvssd.toml:6:11: providers.exec[0].timeout (30s) must fit in timeouts.hold (10s): the commit runs inside the filesystem freeze`},
 		{"[limits]\nmax_snapshots_per_volume = 0\n", `lvssd.toml:2:28: limits.max_snapshots_per_volume must be at least 1`},
+		{"[[providers.exec]]\nname = \"s\"\ncommit = \"x\"\ndelete = \"y\"\nvolumes = [\"/a\"]\nexpose = \"e\"\n", `lvssd.toml:6:10: providers.exec[0]: expose and unexpose go together: set both or neither`},
+		{"[providers.copy]\nsnapshot_dir = \"/srv/copies\"\nvolumes = [\"/srv/copies/x\"]\n", `lvssd.toml:3:12: providers.copy.volumes[0]: "/srv/copies/x" is inside providers.copy.snapshot_dir`},
 	}
 	for _, b := range bad {
 		_, err := Parse("lvssd.toml", []byte(b.doc))

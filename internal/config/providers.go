@@ -38,8 +38,8 @@ type BtrfsVolume struct {
 
 // ExecConfig is one [[providers.exec]] provider: snapshots taken from
 // outside the filesystem by commands (hypervisor, SAN, cloud disk API,
-// image clones). Commands run with sh -c; see docs/providers.md for their
-// environment.
+// image clones). Commands run with sh -c; docs/provider-exec.md lists
+// their environment and output formats.
 type ExecConfig struct {
 	Name     string   `toml:"name"`     // provider name, unique
 	Volumes  []string `toml:"volumes"`  // the volumes (mount points or paths) it snapshots
@@ -59,5 +59,5 @@ type ExecConfig struct {
 type CopyConfig struct {
 	Volumes     []string `toml:"volumes"`      // opt-in list
 	SnapshotDir string   `toml:"snapshot_dir"` // default <state-dir>/copies
-	MaxBytes    Size     `toml:"max_bytes"`    // default 1GiB; over it VSS_E_INSUFFICIENT_STORAGE
+	MaxBytes    Size     `toml:"max_bytes"`    // per volume; default 1GiB; over it VSS_E_INSUFFICIENT_STORAGE
 }

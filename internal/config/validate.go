@@ -81,6 +81,13 @@ func checkProviders(c *Config, doc *document) error {
 			if err := abs(k+".volumes"+index(j), v); err != nil {
 				return err
 			}
+			// Volumes reach commands as newline-separated lists.
+			if strings.ContainsAny(v, "\n\x00") {
+				return doc.errorAt([]string{k + ".volumes" + index(j)}, "%s.volumes%s: a volume path may not contain a newline", k, index(j))
+			}
+		}
+		if (e.Expose == "") != (e.Unexpose == "") {
+			return doc.errorAt([]string{k + ".expose", k + ".unexpose", k}, "%s: expose and unexpose go together: set both or neither", k)
 		}
 		if e.Timeout != nil && *e.Timeout > c.Timeouts.Hold {
 			return doc.errorAt([]string{k + ".timeout"}, "%s.timeout (%s) must fit in timeouts.hold (%s): the commit runs inside the filesystem freeze", k, *e.Timeout, c.Timeouts.Hold)
@@ -94,6 +101,14 @@ func checkProviders(c *Config, doc *document) error {
 	if p.Copy.SnapshotDir != "" {
 		if err := abs("providers.copy.snapshot_dir", p.Copy.SnapshotDir); err != nil {
 			return err
+		}
+		// A volume inside the copies' own directory would copy copies.
+		dir := strings.TrimSuffix(p.Copy.SnapshotDir, "/")
+		for i, v := range p.Copy.Volumes {
+			if v == dir || strings.HasPrefix(v, dir+"/") {
+				k := "providers.copy.volumes" + index(i)
+				return doc.errorAt([]string{k}, "%s: %q is inside providers.copy.snapshot_dir", k, v)
+			}
 		}
 	}
 	for i, n := range p.Order {
