@@ -14,11 +14,17 @@ import (
 	"github.com/lvss/lvss/internal/catalog"
 	"github.com/lvss/lvss/internal/config"
 	"github.com/lvss/lvss/internal/coordinator"
+	"github.com/lvss/lvss/internal/freeze"
 	"github.com/lvss/lvss/internal/server"
 	"github.com/lvss/lvss/provider"
 )
 
 func main() {
+	// The freeze guard is this binary run again (internal/freeze): it must
+	// start before anything else, flags, logging and catalog included.
+	if len(os.Args) > 1 && os.Args[1] == freeze.GuardArg {
+		os.Exit(freeze.GuardMain(os.Args[2:]))
+	}
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "lvssd:", err)
 		os.Exit(1)
@@ -57,6 +63,13 @@ func run() error {
 			return err
 		}
 	}
+	// A guard that was killed while holding leaves records: thaw what
+	// they name before anything else (the catalog may be on such a volume).
+	if thawed, err := freeze.Recover(*runDir, log); err != nil {
+		log.Error("freeze recovery", "error", err)
+	} else if len(thawed) > 0 {
+		log.Warn("thawed filesystems a dead freeze guard left frozen", "mounts", thawed)
+	}
 	cat, err := catalog.Open(filepath.Join(*stateDir, "catalog.db"))
 	if err != nil {
 		return err
@@ -66,10 +79,16 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	t := cfg.Timeouts
+	provs, err := builtinProviders(cfg, *stateDir, *runDir, log)
+	if err != nil {
+		return err
+	}
 	coord, err := coordinator.New(ctx, coordinator.Options{
-		Catalog:   cat,
-		Providers: provider.NewRegistry(builtinProviders(cfg)...),
-		Logger:    log,
+		Catalog:               cat,
+		Providers:             provider.NewRegistry(provs...),
+		Logger:                log,
+		MaxSnapshotsPerVolume: cfg.Limits.MaxSnapshotsPerVolume,
+		Freezer:               guardFreezer{runDir: *runDir, log: log},
 		Timeouts: coordinator.Timeouts{
 			Identify: t.Identify.D(), PrepareBackup: t.PrepareBackup.D(), PrepareSnapshot: t.PrepareSnapshot.D(),
 			Freeze: t.Freeze.D(), Thaw: t.Thaw.D(), PostSnapshot: t.PostSnapshot.D(), BackupComplete: t.BackupComplete.D(),

@@ -1,12 +1,81 @@
 package main
 
 import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"time"
+
 	"github.com/lvss/lvss/internal/config"
+	"github.com/lvss/lvss/internal/coordinator"
+	"github.com/lvss/lvss/internal/freeze"
 	"github.com/lvss/lvss/provider"
+	"github.com/lvss/lvss/provider/btrfs"
+	"github.com/lvss/lvss/provider/exec"
+	"github.com/lvss/lvss/provider/filecopy"
 )
 
-// builtinProviders lists the providers lvssd offers, in preference order.
-// The real Linux providers (btrfs, exec, copy) arrive with their own issue;
-// until then lvssd has none, and snapshot sets can hold no volume
-// (AddToSnapshotSet answers VSS_E_VOLUME_NOT_SUPPORTED).
-func builtinProviders(config.Config) []provider.Provider { return nil }
+// builtinProviders builds the providers of the config in its preference
+// order (providers.order; "exec" stands for every exec provider in file
+// order). A provider the order does not name comes last, so none is lost.
+func builtinProviders(cfg config.Config, stateDir, runDir string, log *slog.Logger) ([]provider.Provider, error) {
+	byName := map[string][]provider.Provider{}
+	var all []provider.Provider
+	add := func(name string, p provider.Provider) {
+		byName[name] = append(byName[name], p)
+		all = append(all, p)
+	}
+	if !cfg.Providers.Btrfs.Disabled {
+		p, err := btrfs.New(cfg.Providers.Btrfs, cfg.Limits, log.With("provider", "btrfs"))
+		if err != nil {
+			return nil, fmt.Errorf("btrfs provider: %w", err)
+		}
+		add("btrfs", p)
+	}
+	for _, e := range cfg.Providers.Exec {
+		p, err := exec.New(e, cfg.Timeouts.Hold.D(), runDir, stateDir, log.With("provider", e.Name))
+		if err != nil {
+			return nil, fmt.Errorf("exec provider %q: %w", e.Name, err)
+		}
+		add(e.Name, p)
+		byName["exec"] = append(byName["exec"], p)
+	}
+	cp := cfg.Providers.Copy
+	if cp.SnapshotDir == "" {
+		cp.SnapshotDir = filepath.Join(stateDir, "copies")
+	}
+	p, err := filecopy.New(cp, cfg.Limits, stateDir, log.With("provider", "copy"))
+	if err != nil {
+		return nil, fmt.Errorf("copy provider: %w", err)
+	}
+	add("copy", p)
+
+	var out []provider.Provider
+	seen := map[provider.Provider]bool{}
+	for _, name := range append(append([]string(nil), cfg.Providers.Order...), "") {
+		list := byName[name]
+		if name == "" {
+			list = all
+		}
+		for _, p := range list {
+			if !seen[p] {
+				seen[p] = true
+				out = append(out, p)
+			}
+		}
+	}
+	return out, nil
+}
+
+// guardFreezer runs the freeze guard (internal/freeze) as a child process
+// of lvssd: it thaws on its own at the hold window, on signals, and when
+// lvssd dies.
+type guardFreezer struct {
+	runDir string
+	log    *slog.Logger
+}
+
+func (g guardFreezer) Start(ctx context.Context, hold time.Duration) (coordinator.Hold, error) {
+	return freeze.Start(ctx, freeze.Options{RunDir: g.runDir, Hold: hold, Logger: g.log})
+}

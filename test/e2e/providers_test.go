@@ -1,0 +1,414 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/lvss/lvss/client"
+	"github.com/lvss/lvss/document"
+	"github.com/lvss/lvss/internal/testenv"
+	"github.com/lvss/lvss/vss"
+	"github.com/lvss/lvss/vsserr"
+	"github.com/lvss/lvss/writer"
+)
+
+// execConfig is an lvssd config with one exec provider for vol whose
+// commit runs commitCmd.
+func execConfig(hold, vol, commitCmd string) string {
+	return fmt.Sprintf(`
+[timeouts]
+hold = %q
+freeze = "20s"
+[[providers.exec]]
+name = "outside"
+volumes = [%q]
+commit = %q
+delete = "true"
+`, hold, vol, commitCmd)
+}
+
+// snapshotSet runs a writerless creation of the given volume and returns
+// DoSnapshotSet's error; the session is released before it returns.
+func snapshotSet(t *testing.T, socket, vol string, ctxt vss.Context) (uuid.UUID, error) {
+	t.Helper()
+	ctx := context.Background()
+	var snap uuid.UUID
+	err := client.Run(ctx, socket, func(ctx context.Context, bc *client.BackupComponents) error {
+		if err := bc.InitializeForBackup(ctx, ""); err != nil {
+			return err
+		}
+		if err := bc.SetContext(ctx, ctxt); err != nil {
+			return err
+		}
+		if _, err := bc.StartSnapshotSet(ctx); err != nil {
+			return err
+		}
+		var err error
+		if snap, err = bc.AddToSnapshotSet(ctx, vol, uuid.Nil); err != nil {
+			return err
+		}
+		a, err := bc.DoSnapshotSet(ctx)
+		if err != nil {
+			return err
+		}
+		return a.Wait(ctx)
+	})
+	return snap, err
+}
+
+// snapshotSetWithWriters runs a persistent creation with writers.
+func snapshotSetWithWriters(t *testing.T, socket, vol string) (uuid.UUID, error) {
+	t.Helper()
+	var snap uuid.UUID
+	err := client.Run(context.Background(), socket, func(ctx context.Context, bc *client.BackupComponents) error {
+		if err := bc.InitializeForBackup(ctx, ""); err != nil {
+			return err
+		}
+		if err := bc.SetContext(ctx, vss.CtxAppRollback); err != nil {
+			return err
+		}
+		if err := bc.SetBackupState(ctx, false, false, vss.BackupCopy, false); err != nil {
+			return err
+		}
+		a, err := bc.GatherWriterMetadata(ctx)
+		if err == nil {
+			err = a.Wait(ctx)
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := bc.StartSnapshotSet(ctx); err != nil {
+			return err
+		}
+		if snap, err = bc.AddToSnapshotSet(ctx, vol, uuid.Nil); err != nil {
+			return err
+		}
+		for _, op := range []func(context.Context) (*client.Async, error){bc.PrepareForBackup, bc.DoSnapshotSet} {
+			a, err := op(ctx)
+			if err == nil {
+				err = a.Wait(ctx)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return snap, err
+}
+
+// TestExecCommitThatHangsIsCutAtTheHoldWindow: the filesystem is frozen
+// around the exec commit; a commit that never ends is cut at the hold
+// window, DoSnapshotSet fails with VSS_E_HOLD_WRITES_TIMEOUT, and the
+// filesystem is writable again.
+func TestExecCommitThatHangsIsCutAtTheHoldWindow(t *testing.T) {
+	fs := testenv.LoopFS(t, "ext4", 64<<20)
+	d := startDaemon(t, execConfig("1s", fs.Mount, "sleep 30"))
+	start := time.Now()
+	_, err := snapshotSet(t, d.socket, fs.Mount, vss.CtxNASRollback)
+	if !errors.Is(err, vsserr.HoldWritesTimeout) {
+		t.Fatalf("DoSnapshotSet: %v", err)
+	}
+	if el := time.Since(start); el > 10*time.Second {
+		t.Fatalf("took %s with a 1s hold window", el)
+	}
+	if !fs.Writable(2 * time.Second) {
+		t.Fatal("filesystem still frozen after the hold window")
+	}
+}
+
+// TestLvssdKilledWhileFrozen: SIGKILL of lvssd while a filesystem is
+// frozen; the guard notices and thaws within the hold window plus a second.
+func TestLvssdKilledWhileFrozen(t *testing.T) {
+	fs := testenv.LoopFS(t, "ext4", 64<<20)
+	marker := filepath.Join(t.TempDir(), "committing")
+	d := startDaemon(t, execConfig("5s", fs.Mount, "touch "+marker+"; sleep 30"))
+	// lvssd dies under this session; its error is not the point.
+	go func() { _, _ = snapshotSet(t, d.socket, fs.Mount, vss.CtxNASRollback) }()
+	eventually(t, 10*time.Second, "the commit to start inside the freeze", func() bool {
+		_, err := os.Stat(marker)
+		return err == nil
+	})
+	if fs.Writable(200 * time.Millisecond) {
+		t.Fatal("filesystem not frozen during the commit")
+	}
+	killed := time.Now()
+	if err := d.proc.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 6*time.Second, "the filesystem to be writable after lvssd died", func() bool { return fs.Writable(200 * time.Millisecond) })
+	t.Logf("writable again %s after SIGKILL of lvssd", time.Since(killed).Round(time.Millisecond))
+}
+
+// TestStateDirOnAFrozenVolume: lvssd's state directory (catalog, event
+// log) lives on the volume it freezes; it must not write there while the
+// volume is frozen, or it would hang.
+func TestStateDirOnAFrozenVolume(t *testing.T) {
+	fs := testenv.LoopFS(t, "ext4", 64<<20)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "lvssd.toml")
+	if err := os.WriteFile(cfg, []byte(execConfig("5s", fs.Mount, "echo handle-$LVSS_SNAPSHOT_ID_1")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := &daemon{dir: dir, socket: filepath.Join(dir, "lvssd.sock")}
+	d.proc = start(t, dir, "lvssd", "--socket", d.socket, "--state-dir", filepath.Join(fs.Mount, "lvss-state"),
+		"--run-dir", filepath.Join(dir, "run"), "--config", cfg)
+	eventually(t, 10*time.Second, "lvssd socket", func() bool { _, err := os.Stat(d.socket); return err == nil })
+	w := d.startWriter(t, "w", "front-end")
+	d.waitWriters(t, 1)
+	done := make(chan error, 1)
+	go func() {
+		// VSS_CTX_APP_ROLLBACK: persistent, with writers, so the catalog
+		// and the event log are written around the freeze.
+		_, err := snapshotSetWithWriters(t, d.socket, fs.Mount)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("DoSnapshotSet with the state dir on the frozen volume: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("DoSnapshotSet hung: lvssd wrote to a frozen filesystem")
+	}
+	if got := w.events(t); len(got) == 0 || got[len(got)-1] != "BackupShutdown" {
+		t.Fatalf("writer events %v", got)
+	}
+	if !fs.Writable(2 * time.Second) {
+		t.Fatal("filesystem left frozen")
+	}
+}
+
+// appender writes fixed-size numbered records to a file until stopped; a
+// writer can pause it (hold mu) for the freeze window.
+type appender struct {
+	file  string
+	mu    sync.Mutex
+	count int
+}
+
+const rec = 64
+
+func (a *appender) run(stop <-chan struct{}, done chan<- error) {
+	f, err := os.OpenFile(a.file, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		done <- err
+		return
+	}
+	defer f.Close()
+	for {
+		select {
+		case <-stop:
+			done <- nil
+			return
+		default:
+		}
+		a.mu.Lock()
+		_, err := f.WriteString(fmt.Sprintf("%0*d\n", rec-1, a.count))
+		if err == nil {
+			a.count++
+		}
+		a.mu.Unlock()
+		if err != nil {
+			done <- err
+			return
+		}
+	}
+}
+
+// checkRecords verifies the records of a snapshot's copy of the file:
+// records [0, intact) must all be there and whole; records after that may
+// only be whole or (a torn tail) all zero bytes.
+func checkRecords(t *testing.T, data []byte, intact int) {
+	t.Helper()
+	if len(data)%rec != 0 {
+		t.Fatalf("%d bytes is not a whole number of %d-byte records", len(data), rec)
+	}
+	if len(data)/rec < intact {
+		t.Fatalf("snapshot holds %d records, but %d were written before it was taken", len(data)/rec, intact)
+	}
+	for j := 0; j < len(data)/rec; j++ {
+		got := string(data[j*rec : (j+1)*rec])
+		if got == fmt.Sprintf("%0*d\n", rec-1, j) {
+			continue
+		}
+		if j >= intact && strings.Trim(got, "\x00") == "" {
+			continue
+		}
+		t.Fatalf("record %d is %q (%d records were written before the snapshot)", j, got, intact)
+	}
+}
+
+func devicePath(t *testing.T, conn *client.Conn, vol string, snap uuid.UUID) client.SnapshotProp {
+	t.Helper()
+	shadows, err := conn.ListShadows(context.Background(), uuid.Nil, vol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range shadows {
+		if s.SnapshotID == snap {
+			return s
+		}
+	}
+	t.Fatalf("snapshot %s not listed", snap)
+	return client.SnapshotProp{}
+}
+
+// TestBtrfsSnapshotUnderConcurrentWriter: snapshots of a btrfs volume
+// under a process appending fixed-size records. Without writer cover
+// (writerless context, "crash") every record written before the snapshot
+// was requested is in it, whole; a btrfs snapshot racing an un-quiesced
+// append may end in a zero-filled block (observed on Linux 6.18; see
+// docs/provider-btrfs.md), which is exactly what writers prevent. With a
+// writer that pauses the appender at Freeze, the snapshot holds exactly
+// the records written before Freeze, all whole, and is "application".
+func TestBtrfsSnapshotUnderConcurrentWriter(t *testing.T) {
+	fs := testenv.LoopFS(t, "btrfs", 256<<20)
+	d := startDaemon(t, shortTimeouts)
+	app := &appender{file: filepath.Join(fs.Mount, "records")}
+	stop, done := make(chan struct{}), make(chan error, 1)
+	go app.run(stop, done)
+	defer func() {
+		close(stop)
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	eventually(t, 5*time.Second, "some records", func() bool { app.mu.Lock(); defer app.mu.Unlock(); return app.count > 100 })
+	conn, err := client.Dial(context.Background(), d.socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+
+	t.Run("writerless", func(t *testing.T) {
+		for i := range 5 {
+			app.mu.Lock()
+			before := app.count
+			app.mu.Unlock()
+			snap, err := snapshotSet(t, d.socket, fs.Mount, vss.CtxClientAccessible)
+			if err != nil {
+				t.Fatalf("snapshot %d: %v", i, err)
+			}
+			sp := devicePath(t, conn, fs.Mount, snap)
+			if sp.Consistency != "crash" || sp.ProviderName != "btrfs" {
+				t.Fatalf("snapshot %+v", sp)
+			}
+			data, err := os.ReadFile(filepath.Join(sp.DevicePath, "records"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkRecords(t, data, before)
+		}
+	})
+
+	t.Run("with-writer", func(t *testing.T) {
+		var frozenAt atomic.Int64
+		w := &pauseWriter{path: fs.Mount, app: app, frozenAt: &frozenAt}
+		ctx, cancel := context.WithCancel(context.Background())
+		wdone := make(chan struct{})
+		go func() {
+			defer close(wdone)
+			_ = writer.Run(ctx, writer.Options{Socket: d.socket}, writer.Identity{
+				ClassID: uuid.NewSHA1(uuid.NameSpaceURL, []byte("lvss:e2e:appender")), Name: "appender"}, w)
+		}()
+		defer func() { cancel(); <-wdone }()
+		d.waitWriters(t, 1)
+		for i := range 5 {
+			snap, err := snapshotSetWithWriters(t, d.socket, fs.Mount)
+			if err != nil {
+				t.Fatalf("snapshot %d: %v", i, err)
+			}
+			sp := devicePath(t, conn, fs.Mount, snap)
+			if sp.Consistency != "application" {
+				t.Fatalf("snapshot %d consistency %s (%s)", i, sp.Consistency, sp.ConsistencyReason)
+			}
+			data, err := os.ReadFile(filepath.Join(sp.DevicePath, "records"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := int(frozenAt.Load())
+			if len(data) != n*rec {
+				t.Fatalf("snapshot %d holds %d records, the application had committed %d at Freeze", i, len(data)/rec, n)
+			}
+			checkRecords(t, data, n)
+		}
+	})
+
+	// Delete them all through a VSS_CTX_ALL session, as lvss delete does.
+	err = client.Run(context.Background(), d.socket, func(ctx context.Context, bc *client.BackupComponents) error {
+		if err := bc.InitializeForBackup(ctx, ""); err != nil {
+			return err
+		}
+		if err := bc.SetContext(ctx, vss.CtxAll); err != nil {
+			return err
+		}
+		shadows, err := conn.ListShadows(ctx, uuid.Nil, fs.Mount)
+		if err != nil {
+			return err
+		}
+		for _, s := range shadows {
+			if _, _, err := bc.DeleteSnapshots(ctx, s.SnapshotID, vss.ObjectSnapshot, false); err != nil {
+				return err
+			}
+			if _, err := os.Stat(s.DevicePath); !os.IsNotExist(err) {
+				return fmt.Errorf("%s still exists after delete: %v", s.DevicePath, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// pauseWriter is the appending application's VSS writer: Freeze stops its
+// appends (holds the app's lock) until Thaw or Abort.
+type pauseWriter struct {
+	path     string
+	app      *appender
+	frozenAt *atomic.Int64
+	mu       sync.Mutex
+	held     bool
+}
+
+func (w *pauseWriter) Identify(_ context.Context, md *writer.Metadata) error {
+	if err := md.AddComponent(document.Component{Type: vss.ComponentFileGroup, Name: "records", Selectable: true}); err != nil {
+		return err
+	}
+	return md.AddFiles("", "records", w.path, "records", false, "", 0)
+}
+
+func (w *pauseWriter) Freeze(context.Context, *writer.Event) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.held {
+		w.app.mu.Lock()
+		w.held = true
+		w.frozenAt.Store(int64(w.app.count))
+	}
+	return nil
+}
+
+func (w *pauseWriter) release() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.held {
+		w.held = false
+		w.app.mu.Unlock()
+	}
+}
+
+func (w *pauseWriter) Thaw(context.Context, *writer.Event) error  { w.release(); return nil }
+func (w *pauseWriter) Abort(context.Context, *writer.Event) error { w.release(); return nil }
