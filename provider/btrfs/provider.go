@@ -1,0 +1,885 @@
+package btrfs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/lvss/lvss/internal/config"
+	"github.com/lvss/lvss/provider"
+	"github.com/lvss/lvss/vss"
+	"github.com/lvss/lvss/vsserr"
+)
+
+// Identity of the provider (VSS_PROVIDER_PROP). The IDs never change: the
+// catalog stores snapshots under the provider ID.
+var (
+	ProviderID = uuid.MustParse("bb19ec7c-72f0-42e2-a504-be6ff29d82a0")
+	VersionID  = uuid.MustParse("b52167a9-c232-47be-8293-2ef81a4ec96a")
+)
+
+// Version is the provider's version string.
+const Version = "1.0"
+
+// defaultDirName is the subvolume, at the root of a volume's subvolume,
+// that holds its snapshots unless the configuration names another place.
+// Being a subvolume of its own, it appears empty in later snapshots.
+const defaultDirName = ".lvss-snapshots"
+
+// location is where a directory lives in btrfs.
+type location struct {
+	FSID   [16]byte // the filesystem
+	Subvol uint64   // innermost subvolume holding the directory
+	Rel    string   // directory relative to that subvolume's root ("" = the root)
+	Root   string   // the subvolume root's path here, "" if not reachable in this mount namespace
+	Ino    uint64   // the directory's inode
+	Dev    uint64   // st_dev: one anonymous device per subvolume
+}
+
+// errNotSnapshot: a handle names something other than a read-only
+// subvolume, which the provider refuses to delete.
+var errNotSnapshot = errors.New("not a read-only btrfs subvolume; refusing to delete it")
+
+// nested is a subvolume inside another one.
+type nested struct {
+	ID     uint64
+	DirIno uint64 // inode of the directory holding it, in the parent
+	Rel    string // its path relative to the parent's root
+}
+
+// Provider is the btrfs snapshot provider. It is safe for concurrent use;
+// calls for one snapshot set are serialised, as the coordinator makes them.
+type Provider struct {
+	cfg    config.BtrfsConfig
+	limits config.Limits
+	log    *slog.Logger
+
+	mu   sync.Mutex
+	sets map[uuid.UUID]*snapSet
+	dirs map[string]bool // snapshot directories used by this process, for Query
+}
+
+type setState int
+
+const (
+	statePreparing setState = iota // BeginPrepareSnapshot seen
+	statePrepared                  // EndPrepareSnapshots done: files open, records written
+	stateCommitted                 // CommitSnapshots made every snapshot
+)
+
+type snapSet struct {
+	mu        sync.Mutex // one call at a time on a set
+	id        uuid.UUID
+	state     setState
+	snaps     []*pending
+	commitErr error // kept for the log: Commit itself may not log
+}
+
+// pending is one snapshot of a set being created.
+type pending struct {
+	id      uuid.UUID
+	setID   uuid.UUID
+	volume  string
+	loc     location
+	dir     string   // snapshot directory
+	dirLoc  location // where that directory lives, to tell our snapshots from nested subvolumes
+	src     *os.File // a directory of the subvolume to snapshot, open from EndPrepare to PostCommit
+	dst     *os.File // the snapshot directory
+	made    bool
+	rec     bool // its record file exists
+	created time.Time
+}
+
+func (s *pending) path() string { return filepath.Join(s.dir, s.id.String()) }
+
+// New makes the btrfs provider. cfg.Volumes may name paths that do not
+// exist yet (mounts come and go); they are checked when a snapshot of them
+// is prepared. A nil log discards.
+func New(cfg config.BtrfsConfig, limits config.Limits, log *slog.Logger) (*Provider, error) {
+	if err := supported(); err != nil {
+		return nil, err
+	}
+	for _, v := range cfg.Volumes {
+		if !filepath.IsAbs(v.Path) || v.SnapshotDir != "" && !filepath.IsAbs(v.SnapshotDir) {
+			return nil, fmt.Errorf("btrfs provider: volume %q / snapshot_dir %q: paths must be absolute", v.Path, v.SnapshotDir)
+		}
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Provider{cfg: cfg, limits: limits, log: log.With("provider", "btrfs"),
+		sets: map[uuid.UUID]*snapSet{}, dirs: map[string]bool{}}, nil
+}
+
+// Info implements provider.Provider.
+func (p *Provider) Info() provider.Info {
+	return provider.Info{
+		ID: ProviderID, Name: "btrfs", Type: vss.ProvSoftware, Version: Version, VersionID: VersionID,
+		// Each snapshot is one btrfs transaction: atomic per volume, not
+		// across the volumes of a set, and no FIFREEZE (it would block the
+		// snapshot itself).
+		Atomic: true, SetAtomic: false, NeedsFreeze: false,
+	}
+}
+
+// classify turns an OS error met while looking at a path into the HRESULT
+// the caller should see. An error that already carries one is kept.
+func classify(err error, format string, args ...any) error {
+	var coded *vsserr.Error
+	switch {
+	case errors.As(err, &coded):
+		return err
+	case errors.Is(err, fs.ErrNotExist):
+		return vsserr.Wrap(vsserr.ObjectNotFound, err, format, args...)
+	case errors.Is(err, fs.ErrPermission):
+		return vsserr.Wrap(vsserr.AccessDenied, err, format, args...)
+	}
+	return vsserr.Wrap(vsserr.ProviderVeto, err, format, args...)
+}
+
+// veto logs a user-actionable refusal (spec §7.2 asks for both) and
+// returns it.
+func (p *Provider) veto(err error) error {
+	p.log.Warn("btrfs provider refused", "err", err)
+	return err
+}
+
+// IsVolumeSupported implements provider.Provider: true for a directory on
+// btrfs, which is always inside some subvolume (the top level is one).
+func (p *Provider) IsVolumeSupported(ctx context.Context, volume string) (bool, error) {
+	if !filepath.IsAbs(volume) {
+		return false, nil
+	}
+	_, err := locate(volume)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, errNoBtrfs):
+		return false, nil
+	}
+	return false, classify(err, "btrfs: inspect %s", volume)
+}
+
+// BeginPrepareSnapshot implements provider.Provider. It checks the volume
+// and the snapshot location, creating the default .lvss-snapshots
+// subvolume on first use, and takes nothing else.
+func (p *Provider) BeginPrepareSnapshot(ctx context.Context, setID, snapID uuid.UUID, volume string, _ vss.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if !filepath.IsAbs(volume) || filepath.Clean(volume) != volume {
+		return vsserr.New(vsserr.InvalidArg, "btrfs: volume %q is not an absolute clean path", volume)
+	}
+	loc, err := locate(volume)
+	if errors.Is(err, errNoBtrfs) {
+		return vsserr.New(vsserr.VolumeNotSupportedByProvider, "btrfs: %s is not a directory on btrfs", volume)
+	}
+	if err != nil {
+		return p.veto(classify(err, "btrfs: inspect %s", volume))
+	}
+	dir, dirLoc, err := p.snapshotDir(volume, loc)
+	if err != nil {
+		return p.veto(err)
+	}
+
+	set := p.setFor(setID)
+	defer set.mu.Unlock()
+	if set.state != statePreparing {
+		return vsserr.New(vsserr.InvalidArg, "btrfs: set %s is past preparation; no volume can be added", setID)
+	}
+	for _, s := range set.snaps {
+		if s.id == snapID {
+			return vsserr.New(vsserr.InvalidArg, "btrfs: snapshot %s is already in set %s", snapID, setID)
+		}
+	}
+	set.snaps = append(set.snaps, &pending{id: snapID, setID: setID, volume: volume, loc: loc, dir: dir, dirLoc: dirLoc})
+	return nil
+}
+
+// setFor returns the set, locked, making it if it is new. A requester that
+// gives up before DoSnapshotSet leaves a set in preparation behind with no
+// callback (§7.3); it holds nothing yet, so a new set simply drops it.
+func (p *Provider) setFor(setID uuid.UUID) *snapSet {
+	for {
+		p.mu.Lock()
+		set := p.sets[setID]
+		if set == nil {
+			for id, old := range p.sets {
+				if old.mu.TryLock() {
+					if old.state == statePreparing {
+						delete(p.sets, id)
+					}
+					old.mu.Unlock()
+				}
+			}
+			set = &snapSet{id: setID}
+			p.sets[setID] = set
+		}
+		p.mu.Unlock()
+		set.mu.Lock()
+		// Abort may have removed it meanwhile; then start again.
+		p.mu.Lock()
+		current := p.sets[setID] == set
+		p.mu.Unlock()
+		if current {
+			return set
+		}
+		set.mu.Unlock()
+	}
+}
+
+// configFor finds the configuration entry of a volume: the one naming
+// exactly this path, else the first naming any path in the same subvolume
+// (the whole subvolume is what gets snapshotted).
+func (p *Provider) configFor(volume string, loc location) *config.BtrfsVolume {
+	resolve := func(path string) string {
+		if r, err := filepath.EvalSymlinks(path); err == nil {
+			return r
+		}
+		return filepath.Clean(path)
+	}
+	for i, v := range p.cfg.Volumes {
+		if resolve(v.Path) == volume {
+			return &p.cfg.Volumes[i]
+		}
+	}
+	for i, v := range p.cfg.Volumes {
+		if l, err := locate(resolve(v.Path)); err == nil && l.FSID == loc.FSID && l.Subvol == loc.Subvol {
+			return &p.cfg.Volumes[i]
+		}
+	}
+	return nil
+}
+
+// snapshotDir decides where the volume's snapshots go and makes sure the
+// place exists, is on the volume's filesystem and is writable.
+func (p *Provider) snapshotDir(volume string, loc location) (string, location, error) {
+	if c := p.configFor(volume, loc); c != nil && c.SnapshotDir != "" {
+		return p.configuredDir(volume, loc, c.SnapshotDir)
+	}
+	if loc.Root == "" {
+		return "", location{}, vsserr.New(vsserr.ProviderVeto,
+			"btrfs: the root of the subvolume holding %s is not reachable in lvssd's mount namespace (a subdirectory is mounted there), so %s cannot be created; set snapshot_dir for it in [[providers.btrfs.volume]]",
+			volume, defaultDirName)
+	}
+	dir := filepath.Join(loc.Root, defaultDirName)
+	dl, err := locate(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := createSubvolume(loc.Root, defaultDirName, 0o700); err != nil {
+			return "", location{}, classify(err, "btrfs: create %s for the snapshots of %s", dir, volume)
+		}
+		p.log.Info("created the snapshot subvolume", "path", dir, "volume", volume)
+		dl, err = locate(dir)
+	}
+	if err != nil {
+		return "", location{}, classify(err, "btrfs: snapshot directory %s", dir)
+	}
+	if dl.FSID != loc.FSID || dl.Rel != "" || dl.Subvol == loc.Subvol {
+		return "", location{}, vsserr.New(vsserr.ProviderVeto,
+			"btrfs: %s exists but is not the subvolume lvss keeps snapshots in; move it away or set snapshot_dir for %s", dir, volume)
+	}
+	if err := writable(dir); err != nil {
+		return "", location{}, err
+	}
+	return dir, dl, nil
+}
+
+func (p *Provider) configuredDir(volume string, loc location, configured string) (string, location, error) {
+	dir := filepath.Clean(configured)
+	if r, err := filepath.EvalSymlinks(dir); err == nil {
+		dir = r
+	}
+	check := func(path string) (location, error) {
+		l, err := locate(path)
+		if errors.Is(err, errNoBtrfs) {
+			return l, vsserr.New(vsserr.ProviderVeto,
+				"btrfs: snapshot_dir %s for %s is not a directory on btrfs; a btrfs snapshot can only be kept on the filesystem of its subvolume", configured, volume)
+		}
+		if err != nil {
+			return l, err
+		}
+		if l.FSID != loc.FSID {
+			return l, vsserr.New(vsserr.ProviderVeto,
+				"btrfs: snapshot_dir %s for %s is on another btrfs filesystem; a btrfs snapshot can only be kept on the filesystem of its subvolume", configured, volume)
+		}
+		return l, nil
+	}
+	dl, err := check(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		// Made as a subvolume, like the default place, so it does not
+		// grow later snapshots of the subvolume it sits in.
+		if _, err := check(filepath.Dir(dir)); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return "", location{}, vsserr.Wrap(vsserr.ProviderVeto, err,
+					"btrfs: snapshot_dir %s for %s does not exist, nor does its parent; create it on the volume's btrfs filesystem", configured, volume)
+			}
+			return "", location{}, classify(err, "btrfs: snapshot_dir %s for %s: its parent", configured, volume)
+		}
+		if err := createSubvolume(filepath.Dir(dir), filepath.Base(dir), 0o700); err != nil {
+			return "", location{}, classify(err, "btrfs: create snapshot_dir %s", dir)
+		}
+		p.log.Info("created the snapshot subvolume", "path", dir, "volume", volume)
+		dl, err = check(dir)
+	}
+	if err != nil {
+		return "", location{}, classify(err, "btrfs: snapshot_dir %s for %s", configured, volume)
+	}
+	if err := writable(dir); err != nil {
+		return "", location{}, err
+	}
+	return dir, dl, nil
+}
+
+// EndPrepareSnapshots implements provider.Provider: it checks free space
+// against limits.min_free, writes each snapshot's record (so that a crash
+// after the commit still leaves it findable), opens what the commit needs,
+// so that the commit is nothing but ioctls, and syncs the filesystems.
+func (p *Provider) EndPrepareSnapshots(ctx context.Context, setID uuid.UUID) error {
+	set, err := p.lockSet(setID)
+	if err != nil {
+		return err
+	}
+	defer set.mu.Unlock()
+	switch set.state {
+	case statePrepared:
+		return nil
+	case stateCommitted:
+		return vsserr.New(vsserr.ObjectNotFound, "btrfs: set %s is already committed", setID)
+	}
+	checked := map[string]bool{}
+	for _, s := range set.snaps {
+		if checked[s.dir] {
+			continue
+		}
+		checked[s.dir] = true
+		free, err := freeBytes(s.dir)
+		if err != nil {
+			return p.veto(classify(err, "btrfs: free space of %s", s.dir))
+		}
+		if want := uint64(p.limits.MinFree); free < want {
+			return p.veto(vsserr.New(vsserr.InsufficientStorage,
+				"btrfs: %s has %s free where the snapshot of %s would be kept (%s), less than limits.min_free (%s)",
+				s.dir, config.Size(free), s.volume, s.dir, p.limits.MinFree))
+		}
+	}
+	for _, s := range set.snaps {
+		if err := ctx.Err(); err != nil {
+			p.release(set)
+			return err
+		}
+		if err := p.open(s); err != nil {
+			p.release(set)
+			return p.veto(err)
+		}
+	}
+	// Write out what is dirty while applications still run, so that
+	// their freeze and the commit have little left to flush.
+	p.flush(ctx, set)
+	set.state = statePrepared
+	return nil
+}
+
+func (p *Provider) open(s *pending) error {
+	if _, err := os.Lstat(s.path()); err == nil {
+		return vsserr.New(vsserr.InvalidArg, "btrfs: %s already exists", s.path())
+	}
+	src := s.loc.Root
+	if src == "" {
+		src = s.volume // any directory of the subvolume names it to the ioctl
+	}
+	var err error
+	if s.src, err = os.Open(src); err != nil {
+		return classify(err, "btrfs: open %s", src)
+	}
+	if s.dst, err = os.Open(s.dir); err != nil {
+		return classify(err, "btrfs: open %s", s.dir)
+	}
+	if err := writeRecord(s.dir, record{ID: s.id, SetID: s.setID, Volume: s.volume, Rel: s.loc.Rel}, true); err != nil {
+		return classify(err, "btrfs: write the record of %s", s.path())
+	}
+	s.rec = true
+	return nil
+}
+
+// release closes what a set holds open.
+func (p *Provider) release(set *snapSet) {
+	for _, s := range set.snaps {
+		for _, f := range []**os.File{&s.src, &s.dst} {
+			if *f != nil {
+				(*f).Close()
+				*f = nil
+			}
+		}
+	}
+}
+
+// PreCommitSnapshots implements provider.Provider. The writers have just
+// flushed and frozen; the filesystems are synced once more so that the
+// snapshot ioctl, which first writes out the subvolume's dirty data,
+// finds little to write inside the hold window.
+func (p *Provider) PreCommitSnapshots(ctx context.Context, setID uuid.UUID) error {
+	set, err := p.lockSet(setID)
+	if err != nil {
+		return err
+	}
+	defer set.mu.Unlock()
+	if set.state != statePrepared {
+		return vsserr.New(vsserr.ObjectNotFound, "btrfs: PreCommitSnapshots out of order for set %s", setID)
+	}
+	p.flush(ctx, set)
+	return nil
+}
+
+// syncWait bounds each flush. A flush only moves work out of the commit,
+// so one that takes longer is left to finish on its own and the set goes
+// on: the snapshot writes out whatever is still dirty itself.
+const syncWait = 10 * time.Second
+
+// flush syncs each filesystem of the set (syncfs: dirty data and a
+// transaction commit), in parallel, waiting at most syncWait. syncfs
+// cannot be interrupted, so it runs where it can be abandoned.
+func (p *Provider) flush(ctx context.Context, set *snapSet) {
+	done := make(chan error, len(set.snaps))
+	n := 0
+	seen := map[[16]byte]bool{}
+	for _, s := range set.snaps {
+		if seen[s.loc.FSID] {
+			continue
+		}
+		seen[s.loc.FSID] = true
+		n++
+		go func(path string) { done <- syncFS(path) }(s.dir)
+	}
+	timer := time.NewTimer(syncWait)
+	defer timer.Stop()
+	for range n {
+		select {
+		case err := <-done:
+			if err != nil {
+				p.log.Warn("sync before the snapshot failed; the snapshot flushes by itself", "set", set.id, "err", err)
+			}
+		case <-timer.C:
+			p.log.Warn("sync before the snapshot is slow; going on without waiting", "set", set.id, "waited", syncWait)
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// CommitSnapshots implements provider.Provider: one snapshot ioctl per
+// volume, each its own btrfs transaction. It does not log (the hold window
+// may cover the filesystem the log is on); a failure is logged at Abort.
+func (p *Provider) CommitSnapshots(ctx context.Context, setID uuid.UUID) error {
+	set, err := p.lockSet(setID)
+	if err != nil {
+		return err
+	}
+	defer set.mu.Unlock()
+	if set.state == stateCommitted {
+		return nil
+	}
+	if set.state != statePrepared {
+		return vsserr.New(vsserr.ObjectNotFound, "btrfs: set %s was not prepared (EndPrepareSnapshots)", setID)
+	}
+	for _, s := range set.snaps {
+		if s.made {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			set.commitErr = err
+			return err
+		}
+		if err := snapshot(s.dst, s.src, s.id.String()); err != nil {
+			set.commitErr = vsserr.Wrap(vsserr.ProviderVeto, err, "btrfs: snapshot of %s into %s", s.volume, s.dir)
+			if errors.Is(err, syscall.ENOSPC) {
+				set.commitErr = vsserr.Wrap(vsserr.ProviderVeto, err, "btrfs: no space left for the snapshot of %s in %s", s.volume, s.dir)
+			}
+			return set.commitErr
+		}
+		s.made, s.created = true, time.Now().UTC()
+	}
+	set.state = stateCommitted
+	return nil
+}
+
+// PostCommitSnapshots implements provider.Provider: it reports the
+// snapshots, with a warning for each nested subvolume that the snapshot
+// shows as an empty directory.
+func (p *Provider) PostCommitSnapshots(ctx context.Context, setID uuid.UUID, _ int) ([]provider.Snapshot, error) {
+	set, err := p.lockSet(setID)
+	if err != nil {
+		return nil, err
+	}
+	defer set.mu.Unlock()
+	if set.state != stateCommitted {
+		return nil, vsserr.New(vsserr.ObjectNotFound, "btrfs: set %s has not been committed", setID)
+	}
+	p.release(set)
+	out := make([]provider.Snapshot, 0, len(set.snaps))
+	for _, s := range set.snaps {
+		snap := provider.Snapshot{
+			ID: s.id, SetID: set.id, OriginalVolume: s.volume,
+			DevicePath: filepath.Join(s.path(), s.loc.Rel), Handle: s.path(), Created: s.created,
+			Warnings: p.nestedWarnings(s),
+		}
+		if t, err := subvolumeCreated(s.path()); err == nil {
+			snap.Created = t // what Query reports later too
+		}
+		// The record learns the warnings, so that Query repeats them.
+		if err := writeRecord(s.dir, record{ID: s.id, SetID: set.id, Volume: s.volume, Rel: s.loc.Rel, Warnings: snap.Warnings}, false); err != nil {
+			p.log.Warn("could not update the snapshot record", "snapshot", s.id, "err", err)
+		}
+		p.log.Info("snapshot created", "snapshot", s.id, "set", set.id, "volume", s.volume, "path", s.path(), "warnings", len(snap.Warnings))
+		out = append(out, snap)
+	}
+	return out, nil
+}
+
+// nestedWarnings names the subvolumes nested under the volume: a btrfs
+// snapshot stops at subvolume boundaries, so each appears as an empty
+// directory in it. The provider's own snapshot directory and snapshots
+// are not data of the volume and are not reported.
+func (p *Provider) nestedWarnings(s *pending) []string {
+	kids, err := childSubvolumes(s.volume, s.loc.Subvol)
+	if err != nil {
+		return []string{fmt.Sprintf("could not list the subvolumes nested in %s (%v); any of them appears as an empty directory in the snapshot", s.volume, err)}
+	}
+	var out []string
+	for _, k := range kids {
+		if k.ID == s.dirLoc.Subvol && s.dirLoc.Rel == "" || s.dirLoc.Subvol == s.loc.Subvol && k.DirIno == s.dirLoc.Ino {
+			continue
+		}
+		if s.loc.Rel != "" && !strings.HasPrefix(k.Rel, s.loc.Rel+"/") {
+			continue // elsewhere in the subvolume, not under this volume
+		}
+		path := filepath.Join(s.volume, strings.TrimPrefix(k.Rel, s.loc.Rel))
+		out = append(out, fmt.Sprintf("nested subvolume %s is not in the snapshot; it appears as an empty directory", path))
+	}
+	slices.Sort(out)
+	return out
+}
+
+// PreFinalCommitSnapshots implements provider.Provider.
+func (p *Provider) PreFinalCommitSnapshots(ctx context.Context, setID uuid.UUID) error {
+	return p.expect(setID, stateCommitted, "PreFinalCommitSnapshots")
+}
+
+// PostFinalCommitSnapshots implements provider.Provider: the snapshots are
+// read-only from birth, so this only forgets the set.
+func (p *Provider) PostFinalCommitSnapshots(ctx context.Context, setID uuid.UUID) error {
+	if err := p.expect(setID, stateCommitted, "PostFinalCommitSnapshots"); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if set := p.sets[setID]; set != nil {
+		for _, s := range set.snaps {
+			p.dirs[s.dir] = true
+		}
+	}
+	delete(p.sets, setID)
+	return nil
+}
+
+// AbortSnapshots implements provider.Provider: it deletes whatever the set
+// made and forgets it. Unknown sets are not an error. What could not be
+// deleted stays with the set, so a second Abort tries again.
+func (p *Provider) AbortSnapshots(ctx context.Context, setID uuid.UUID) error {
+	p.mu.Lock()
+	set := p.sets[setID]
+	p.mu.Unlock()
+	if set == nil {
+		return nil
+	}
+	set.mu.Lock()
+	defer set.mu.Unlock()
+	p.release(set)
+	if set.commitErr != nil {
+		p.log.Warn("snapshot commit failed; aborting the set", "set", setID, "err", set.commitErr)
+		set.commitErr = nil
+	}
+	var errs []error
+	var left []*pending
+	for _, s := range set.snaps {
+		if s.made {
+			if err := destroySubvolume(s.path()); err != nil {
+				errs = append(errs, err)
+				left = append(left, s)
+				continue
+			}
+			s.made = false
+		}
+		if s.rec {
+			if err := removeRecord(s.dir, s.id); err != nil {
+				errs = append(errs, err)
+				left = append(left, s)
+				continue
+			}
+			s.rec = false
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(errs) > 0 {
+		set.snaps = left
+		err := vsserr.Wrap(vsserr.ProviderVeto, errors.Join(errs...), "btrfs: abort of set %s left snapshots behind; delete them with lvss or btrfs subvolume delete", setID)
+		p.log.Warn("abort incomplete", "set", setID, "err", err)
+		return err
+	}
+	delete(p.sets, setID)
+	p.log.Info("snapshot set aborted", "set", setID)
+	return nil
+}
+
+// lockSet returns the set, locked.
+func (p *Provider) lockSet(setID uuid.UUID) (*snapSet, error) {
+	p.mu.Lock()
+	set := p.sets[setID]
+	p.mu.Unlock()
+	if set == nil {
+		return nil, vsserr.New(vsserr.ObjectNotFound, "btrfs: no snapshot set %s in preparation", setID)
+	}
+	set.mu.Lock()
+	return set, nil
+}
+
+func (p *Provider) expect(setID uuid.UUID, want setState, method string) error {
+	set, err := p.lockSet(setID)
+	if err != nil {
+		return err
+	}
+	defer set.mu.Unlock()
+	if set.state != want {
+		return vsserr.New(vsserr.ObjectNotFound, "btrfs: %s out of order for set %s", method, setID)
+	}
+	return nil
+}
+
+// Query implements provider.Provider. It finds snapshots where they can be
+// after a restart: every .lvss-snapshots subvolume reachable from the
+// btrfs mounts of lvssd's mount namespace, every configured snapshot_dir,
+// and every directory this process used. A snapshot is a read-only
+// subvolume named by its GUID; in a configured snapshot_dir, which may
+// hold other things, it must also have its record.
+func (p *Provider) Query(ctx context.Context) ([]provider.Snapshot, error) {
+	dirs, err := defaultDirs()
+	if err != nil {
+		return nil, vsserr.Wrap(vsserr.ProviderVeto, err, "btrfs: find snapshot directories")
+	}
+	p.mu.Lock()
+	for d := range p.dirs {
+		dirs = append(dirs, d)
+	}
+	p.mu.Unlock()
+	for _, v := range p.cfg.Volumes {
+		if v.SnapshotDir != "" {
+			dirs = append(dirs, v.SnapshotDir)
+		}
+	}
+	seen := map[string]bool{}
+	var out []provider.Snapshot
+	for _, d := range dirs {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if r, err := filepath.EvalSymlinks(d); err == nil {
+			d = r
+		}
+		if seen[d] {
+			continue
+		}
+		seen[d] = true
+		snaps, err := p.scan(d)
+		if err != nil {
+			return nil, classify(err, "btrfs: list %s", d)
+		}
+		out = append(out, snaps...)
+	}
+	return out, nil
+}
+
+func (p *Provider) scan(dir string) ([]provider.Snapshot, error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	owned := filepath.Base(dir) == defaultDirName
+	var out []provider.Snapshot
+	for _, e := range entries {
+		id, err := uuid.Parse(e.Name())
+		if err != nil || id.String() != e.Name() || !e.IsDir() {
+			continue
+		}
+		path := filepath.Join(dir, e.Name())
+		if ro, err := isReadOnlySubvolume(path); err != nil || !ro {
+			continue
+		}
+		rec, err := readRecord(dir, id)
+		if err != nil && !owned {
+			continue
+		}
+		s := provider.Snapshot{ID: id, SetID: rec.SetID, OriginalVolume: rec.Volume,
+			DevicePath: filepath.Join(path, rec.Rel), Handle: path, Warnings: rec.Warnings}
+		if t, err := subvolumeCreated(path); err == nil {
+			s.Created = t
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// handle checks that a snapshot's handle names a snapshot of ours: an
+// absolute path whose last element is the snapshot's GUID.
+func handle(s provider.Snapshot) (string, error) {
+	h := s.Handle
+	if !filepath.IsAbs(h) || filepath.Clean(h) != h || filepath.Base(h) != s.ID.String() {
+		return "", vsserr.New(vsserr.InvalidArg, "btrfs: %q is not the handle of snapshot %s", h, s.ID)
+	}
+	return h, nil
+}
+
+// DeleteSnapshot implements provider.Provider. Exposures of the snapshot
+// are unmounted first: the kernel deletes a subvolume even under a bind
+// mount of it, which would leave the mount showing a deleted snapshot. A
+// snapshot already gone is not an error.
+func (p *Provider) DeleteSnapshot(ctx context.Context, s provider.Snapshot) error {
+	h, err := handle(s)
+	if err != nil {
+		return err
+	}
+	if err := p.unexposeAll(s.ID); err != nil {
+		return p.veto(err)
+	}
+	if err := destroySubvolume(h); err != nil {
+		if errors.Is(err, errNotSnapshot) {
+			return vsserr.Wrap(vsserr.InvalidArg, err, "btrfs: handle of snapshot %s", s.ID)
+		}
+		return p.veto(classify(err, "btrfs: delete snapshot %s", s.ID))
+	}
+	if err := removeRecord(filepath.Dir(h), s.ID); err != nil {
+		p.log.Warn("could not remove the snapshot record", "snapshot", s.ID, "err", err)
+	}
+	p.log.Info("snapshot deleted", "snapshot", s.ID, "path", h)
+	return nil
+}
+
+func (p *Provider) unexposeAll(id uuid.UUID) error {
+	points, err := snapshotMounts(id.String())
+	if err != nil {
+		return vsserr.Wrap(vsserr.ProviderVeto, err, "btrfs: read the mount table")
+	}
+	for _, m := range points {
+		if err := unmount(m); err != nil {
+			return unmountError(m, id, err)
+		}
+		p.log.Info("snapshot unexposed", "snapshot", id, "path", m)
+	}
+	return nil
+}
+
+func unmountError(path string, id uuid.UUID, err error) error {
+	if errors.Is(err, syscall.EBUSY) {
+		return vsserr.Wrap(vsserr.ProviderVeto, err, "btrfs: snapshot %s is exposed at %s and in use; close the files and leave the directories under it, then retry", id, path)
+	}
+	return classify(err, "btrfs: unmount %s", path)
+}
+
+// Expose implements provider.Exposer: a read-only (and nosuid, nodev) bind
+// mount of the snapshot's DevicePath at path, an existing directory. It
+// returns the path with symlinks resolved. Exposing again at the same
+// place is a no-op.
+func (p *Provider) Expose(ctx context.Context, s provider.Snapshot, path string) (string, error) {
+	h, err := handle(s)
+	if err != nil {
+		return "", err
+	}
+	if !filepath.IsAbs(path) {
+		return "", vsserr.New(vsserr.InvalidArg, "btrfs: expose path %q is not absolute", path)
+	}
+	if s.DevicePath != h && !strings.HasPrefix(s.DevicePath, h+"/") {
+		return "", vsserr.New(vsserr.InvalidArg, "btrfs: device path %s is not inside snapshot %s", s.DevicePath, h)
+	}
+	if ro, err := isReadOnlySubvolume(h); err != nil || !ro {
+		if err == nil {
+			err = fs.ErrNotExist
+		}
+		return "", classify(err, "btrfs: snapshot %s", s.ID)
+	}
+	if _, err := os.Stat(s.DevicePath); err != nil {
+		return "", classify(err, "btrfs: snapshot %s", s.ID)
+	}
+	target, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return "", classify(err, "btrfs: expose path %s", path)
+	}
+	if fi, err := os.Stat(target); err != nil || !fi.IsDir() {
+		return "", vsserr.New(vsserr.InvalidArg, "btrfs: expose path %s is not a directory", path)
+	}
+	if ok, err := exposedAt(target, s.ID.String()); err == nil && ok {
+		return target, nil
+	}
+	if err := bindReadOnly(s.DevicePath, target); err != nil {
+		return "", p.veto(classify(err, "btrfs: expose snapshot %s", s.ID))
+	}
+	p.log.Info("snapshot exposed", "snapshot", s.ID, "path", target)
+	return target, nil
+}
+
+// Unexpose implements provider.Exposer. It unmounts only a mount of this
+// snapshot; nothing of it mounted there is not an error.
+func (p *Provider) Unexpose(ctx context.Context, s provider.Snapshot, exposedName string) error {
+	target, err := filepath.EvalSymlinks(exposedName)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return classify(err, "btrfs: exposed path %s", exposedName)
+	}
+	// Bounded: each round removes one mount of ours from the top.
+	for range 16 {
+		ok, err := exposedAt(target, s.ID.String())
+		if err != nil {
+			return vsserr.Wrap(vsserr.ProviderVeto, err, "btrfs: read the mount table")
+		}
+		if !ok {
+			return nil
+		}
+		if err := unmount(target); err != nil {
+			return p.veto(unmountError(target, s.ID, err))
+		}
+		p.log.Info("snapshot unexposed", "snapshot", s.ID, "path", target)
+	}
+	return nil
+}
+
+// writable refuses a snapshot directory the kernel would refuse to write
+// (a read-only mount or subvolume) before any writer is frozen.
+func writable(dir string) error {
+	if err := accessW(dir); err != nil {
+		if errors.Is(err, syscall.EROFS) {
+			return vsserr.Wrap(vsserr.ProviderVeto, err, "btrfs: snapshot directory %s is read-only; set a writable snapshot_dir", dir)
+		}
+		return classify(err, "btrfs: snapshot directory %s", dir)
+	}
+	return nil
+}
+
+var (
+	_ provider.Provider = (*Provider)(nil)
+	_ provider.Exposer  = (*Provider)(nil)
+)
