@@ -562,3 +562,43 @@ func BenchmarkListSnapshotsBySet(b *testing.B) {
 		}
 	}
 }
+
+func TestRecordSetAndAppendEventsAreOneTransaction(t *testing.T) {
+	db, err := Open(filepath.Join(t.TempDir(), "c.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	set := uuid.New()
+	snaps := []Snapshot{{ID: uuid.New(), SetID: set, OriginalVolume: "/a"}, {ID: uuid.New(), SetID: set, OriginalVolume: "/b"}}
+	if err := db.RecordSet(set, snaps, map[string][]byte{"bcd": []byte("<x/>"), "wmd/1": []byte("<y/>")}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := db.ListSnapshots(Filter{SetID: set})
+	names, _ := db.ListDocuments(set)
+	if len(got) != 2 || len(names) != 2 {
+		t.Fatalf("snapshots %d, documents %v", len(got), names)
+	}
+	// All or nothing: a bad snapshot stores neither snapshots nor documents.
+	other := uuid.New()
+	err = db.RecordSet(other, []Snapshot{{ID: uuid.New(), SetID: other}, {}}, map[string][]byte{"bcd": []byte("x")})
+	if !errors.Is(err, vsserr.InvalidArg) {
+		t.Fatalf("bad snapshot: %v", err)
+	}
+	if names, _ := db.ListDocuments(other); len(names) != 0 {
+		t.Fatalf("documents stored for a refused set: %v", names)
+	}
+	if err := db.AppendEvents(Event{Message: "a"}, Event{Message: "b", Level: LevelWarn}); err != nil {
+		t.Fatal(err)
+	}
+	evs, _ := db.Events(0, 0)
+	if len(evs) != 2 || evs[0].Message != "a" || evs[1].Seq != evs[0].Seq+1 {
+		t.Fatalf("events %+v", evs)
+	}
+	if err := db.AppendEvents(Event{Message: "c"}, Event{Level: "loud"}); !errors.Is(err, vsserr.InvalidArg) {
+		t.Fatalf("bad level: %v", err)
+	}
+	if evs, _ := db.Events(0, 0); len(evs) != 2 {
+		t.Fatalf("a refused batch stored events: %d", len(evs))
+	}
+}

@@ -18,15 +18,20 @@ func (db *DB) PutDocument(setID uuid.UUID, name string, data []byte) error {
 	if setID == uuid.Nil || name == "" {
 		return vsserr.New(vsserr.InvalidArg, "catalog: a document needs a snapshot set ID and a name")
 	}
-	return db.bolt.Update(func(tx *bolt.Tx) error {
-		b, err := tx.Bucket(bucketDocuments).CreateBucketIfNotExists(setID[:])
-		if err != nil {
-			return err
-		}
-		// bbolt keeps a reference to the value until commit; copying
-		// protects the store from a caller reusing its buffer.
-		return b.Put([]byte(name), append([]byte{}, data...))
-	})
+	return db.bolt.Update(func(tx *bolt.Tx) error { return putDocument(tx, setID, name, data) })
+}
+
+func putDocument(tx *bolt.Tx, setID uuid.UUID, name string, data []byte) error {
+	if name == "" {
+		return vsserr.New(vsserr.InvalidArg, "catalog: a document needs a name")
+	}
+	b, err := tx.Bucket(bucketDocuments).CreateBucketIfNotExists(setID[:])
+	if err != nil {
+		return err
+	}
+	// bbolt keeps a reference to the value until commit; copying
+	// protects the store from a caller reusing its buffer.
+	return b.Put([]byte(name), append([]byte{}, data...))
 }
 
 // GetDocument returns a saved document, or an error matching

@@ -43,42 +43,67 @@ type eventRecord struct {
 // AppendEvent records e and returns the sequence number it was given. A zero
 // Time means now and an empty Level means info; e.Seq is ignored.
 func (db *DB) AppendEvent(e Event) (uint64, error) {
-	switch e.Level {
-	case "":
-		e.Level = LevelInfo
-	case LevelInfo, LevelWarn, LevelError:
-	default:
-		return 0, vsserr.New(vsserr.InvalidArg, "catalog: event level %q is not info, warn or error", e.Level)
-	}
-	if e.Time.IsZero() {
-		e.Time = time.Now()
-	}
-	data, err := json.Marshal(eventRecord{
-		Time:      e.Time.UTC(),
-		Level:     e.Level,
-		Code:      e.Code,
-		SessionID: e.SessionID,
-		Message:   e.Message,
-		Fields:    e.Fields,
-	})
-	if err != nil {
-		return 0, vsserr.Wrap(vsserr.Unexpected, err, "catalog: encoding event")
-	}
-	var seq uint64
-	err = db.bolt.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketEvents)
-		// NextSequence survives pruning, so sequence numbers are never
-		// reused and a reader's "after" cursor stays meaningful.
-		var err error
-		if seq, err = b.NextSequence(); err != nil {
-			return err
-		}
-		return b.Put(seqKey(seq), data)
-	})
+	seqs, err := db.appendEvents([]Event{e})
 	if err != nil {
 		return 0, err
 	}
-	return seq, nil
+	return seqs[0], nil
+}
+
+// AppendEvents records several events in one transaction (one fsync), in
+// order.
+func (db *DB) AppendEvents(evs ...Event) error {
+	_, err := db.appendEvents(evs)
+	return err
+}
+
+func (db *DB) appendEvents(evs []Event) ([]uint64, error) {
+	datas := make([][]byte, len(evs))
+	for i, e := range evs {
+		switch e.Level {
+		case "":
+			e.Level = LevelInfo
+		case LevelInfo, LevelWarn, LevelError:
+		default:
+			return nil, vsserr.New(vsserr.InvalidArg, "catalog: event level %q is not info, warn or error", e.Level)
+		}
+		if e.Time.IsZero() {
+			e.Time = time.Now()
+		}
+		data, err := json.Marshal(eventRecord{
+			Time:      e.Time.UTC(),
+			Level:     e.Level,
+			Code:      e.Code,
+			SessionID: e.SessionID,
+			Message:   e.Message,
+			Fields:    e.Fields,
+		})
+		if err != nil {
+			return nil, vsserr.Wrap(vsserr.Unexpected, err, "catalog: encoding event")
+		}
+		datas[i] = data
+	}
+	seqs := make([]uint64, len(evs))
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketEvents)
+		for i, data := range datas {
+			// NextSequence survives pruning, so sequence numbers are never
+			// reused and a reader's "after" cursor stays meaningful.
+			seq, err := b.NextSequence()
+			if err != nil {
+				return err
+			}
+			if err := b.Put(seqKey(seq), data); err != nil {
+				return err
+			}
+			seqs[i] = seq
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return seqs, nil
 }
 
 // Events returns up to limit events with Seq greater than afterSeq, oldest

@@ -88,32 +88,59 @@ func (db *DB) PutSnapshots(snaps ...Snapshot) error {
 			return vsserr.New(vsserr.InvalidArg, "catalog: snapshot %d of %d has no ID", i+1, len(snaps))
 		}
 	}
+	return db.bolt.Update(func(tx *bolt.Tx) error { return putSnapshots(tx, snaps) })
+}
+
+// RecordSet stores a snapshot set's snapshots and its documents in one
+// transaction: one fsync for what DoSnapshotSet produces, and a set is
+// never recorded without its documents or the other way round.
+func (db *DB) RecordSet(setID uuid.UUID, snaps []Snapshot, docs map[string][]byte) error {
+	for i := range snaps {
+		if snaps[i].ID == uuid.Nil {
+			return vsserr.New(vsserr.InvalidArg, "catalog: snapshot %d of %d has no ID", i+1, len(snaps))
+		}
+	}
+	if len(docs) > 0 && setID == uuid.Nil {
+		return vsserr.New(vsserr.InvalidArg, "catalog: documents need a snapshot set ID")
+	}
 	return db.bolt.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketSnapshots)
-		for _, s := range snaps {
-			s = normalize(s)
-			old, found, err := getSnapshot(tx, s.ID)
-			if err != nil {
-				return err
-			}
-			if found {
-				if err := unindex(tx, &old); err != nil {
-					return err
-				}
-			}
-			data, err := json.Marshal(s.record())
-			if err != nil {
-				return vsserr.Wrap(vsserr.Unexpected, err, "catalog: encoding snapshot %s", s.ID)
-			}
-			if err := b.Put(s.ID[:], data); err != nil {
-				return err
-			}
-			if err := index(tx, &s); err != nil {
+		if err := putSnapshots(tx, snaps); err != nil {
+			return err
+		}
+		for name, data := range docs {
+			if err := putDocument(tx, setID, name, data); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
+}
+
+func putSnapshots(tx *bolt.Tx, snaps []Snapshot) error {
+	b := tx.Bucket(bucketSnapshots)
+	for _, s := range snaps {
+		s = normalize(s)
+		old, found, err := getSnapshot(tx, s.ID)
+		if err != nil {
+			return err
+		}
+		if found {
+			if err := unindex(tx, &old); err != nil {
+				return err
+			}
+		}
+		data, err := json.Marshal(s.record())
+		if err != nil {
+			return vsserr.Wrap(vsserr.Unexpected, err, "catalog: encoding snapshot %s", s.ID)
+		}
+		if err := b.Put(s.ID[:], data); err != nil {
+			return err
+		}
+		if err := index(tx, &s); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // normalize makes the stored form canonical so that index keys computed at

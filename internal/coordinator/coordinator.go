@@ -21,6 +21,16 @@ type Coordinator struct {
 	opt Options
 	log *slog.Logger
 
+	// The event log is written by one goroutine in batches, so logging
+	// never puts an fsync on a session's path; gate pauses it while the
+	// freeze guard holds filesystems (lvssd writes nothing to a volume it
+	// has frozen: the state directory may be on one).
+	evMu     sync.RWMutex
+	evq      chan evItem
+	evClosed bool
+	evDone   chan struct{}
+	gate     sync.RWMutex
+
 	mu       sync.Mutex
 	writers  map[uuid.UUID]*WriterHandle
 	sessions map[uuid.UUID]*Session
@@ -34,7 +44,9 @@ type Coordinator struct {
 // snapshots' owners are gone (§12 D11).
 func New(ctx context.Context, opt Options) (*Coordinator, error) {
 	opt.fill()
-	c := &Coordinator{opt: opt, log: opt.Logger, writers: map[uuid.UUID]*WriterHandle{}, sessions: map[uuid.UUID]*Session{}}
+	c := &Coordinator{opt: opt, log: opt.Logger, writers: map[uuid.UUID]*WriterHandle{}, sessions: map[uuid.UUID]*Session{},
+		evq: make(chan evItem, 4096), evDone: make(chan struct{})}
+	go c.eventLoop()
 	if opt.Catalog != nil {
 		orphans, err := opt.Catalog.ListSnapshots(catalog.Filter{AutoReleaseOnly: true})
 		if err != nil {
@@ -92,13 +104,88 @@ func (c *Coordinator) event(ctx context.Context, level string, code vsserr.HRESU
 		lvl = slog.LevelError
 	}
 	c.log.Log(ctx, lvl, msg, attrs...)
-	if c.opt.Catalog != nil {
-		_, err := c.opt.Catalog.AppendEvent(catalog.Event{Time: time.Now().UTC(), Level: level, Code: code,
-			SessionID: session, Message: msg, Fields: fields})
-		if err != nil {
-			c.log.Error("event log write failed", "error", err)
+	c.enqueue(evItem{e: catalog.Event{Time: time.Now().UTC(), Level: level, Code: code, SessionID: session, Message: msg, Fields: fields}})
+}
+
+// evItem is one queued event, or (flush != nil) a request to be told when
+// everything queued before it is written.
+type evItem struct {
+	e     catalog.Event
+	flush chan struct{}
+}
+
+func (c *Coordinator) enqueue(it evItem) {
+	c.evMu.RLock()
+	defer c.evMu.RUnlock()
+	if c.evClosed {
+		if it.flush != nil {
+			close(it.flush)
+		}
+		return
+	}
+	c.evq <- it
+}
+
+// eventLoop writes queued events in batches, one transaction each.
+func (c *Coordinator) eventLoop() {
+	defer close(c.evDone)
+	for it := range c.evq {
+		var batch []catalog.Event
+		var flushes []chan struct{}
+		add := func(it evItem) {
+			if it.flush != nil {
+				flushes = append(flushes, it.flush)
+			} else {
+				batch = append(batch, it.e)
+			}
+		}
+		add(it)
+	drain:
+		for len(batch) < 512 {
+			select {
+			case more, ok := <-c.evq:
+				if !ok {
+					break drain
+				}
+				add(more)
+			default:
+				break drain
+			}
+		}
+		if len(batch) > 0 && c.opt.Catalog != nil {
+			c.gate.RLock()
+			err := c.opt.Catalog.AppendEvents(batch...)
+			c.gate.RUnlock()
+			if err != nil {
+				c.log.Error("event log write failed", "events", len(batch), "error", err)
+			}
+		}
+		for _, f := range flushes {
+			close(f)
 		}
 	}
+}
+
+// FlushEvents waits until every event logged so far is in the catalog.
+func (c *Coordinator) FlushEvents() {
+	ch := make(chan struct{})
+	c.enqueue(evItem{flush: ch})
+	<-ch
+}
+
+// Events reads the event log after writing out what is queued.
+func (c *Coordinator) Events(afterSeq uint64, limit int) ([]catalog.Event, error) {
+	c.FlushEvents()
+	return c.opt.Catalog.Events(afterSeq, limit)
+}
+
+// pauseLog stops event-log writes (waiting for one in progress) until the
+// returned func is called; the coordinator holds it while filesystems are
+// frozen.
+func (c *Coordinator) pauseLog() (resume func()) {
+	c.gate.Lock()
+	var once sync.Once
+	return func() { once.Do(c.gate.Unlock) }
 }
 
 // Unexpected records an internal error in the event log with its code and
@@ -301,6 +388,13 @@ func (c *Coordinator) Close(ctx context.Context) {
 	for _, s := range ss {
 		s.Release(ctx)
 	}
+	c.evMu.Lock()
+	if !c.evClosed {
+		c.evClosed = true
+		close(c.evq)
+	}
+	c.evMu.Unlock()
+	<-c.evDone
 }
 
 // Shadow is a catalog snapshot with whether its session is still running.

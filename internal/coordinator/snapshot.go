@@ -236,6 +236,10 @@ func (cr *creation) commit(ctx context.Context, guard Hold) error {
 			paths = append(paths, v.volume)
 		}
 	}
+	// Nothing of lvssd's may write while the filesystems are held: the
+	// state directory may be on one of them.
+	resume := cr.s.c.pauseLog()
+	defer resume()
 	if err := guard.Freeze(ctx, paths); err != nil {
 		if vsserr.Code(err) == vsserr.Unexpected {
 			err = vsserr.Wrap(vsserr.FlushWritesTimeout, err, "freeze %s", strings.Join(paths, ", "))
@@ -249,6 +253,7 @@ func (cr *creation) commit(ctx context.Context, guard Hold) error {
 		}
 	}
 	held, thawErr := guard.Thaw()
+	resume()
 	cr.held = held
 	if commitErr != nil {
 		return commitErr
@@ -556,16 +561,22 @@ func (cr *creation) finish(ctx context.Context) error {
 		setRec.Snapshots = append(setRec.Snapshots, document.SnapshotRecord{ID: rec.ID, OriginalVolume: rec.OriginalVolume,
 			DevicePath: rec.DevicePath, ProviderID: rec.ProviderID, Attributes: rec.Attributes, Created: rec.Created})
 	}
-	if s.c.opt.Catalog != nil && len(recs) > 0 {
-		if err := s.c.opt.Catalog.PutSnapshots(recs...); err != nil {
+	s.mu.Lock()
+	s.bcd.SnapshotSet = setRec
+	s.mu.Unlock()
+	// Snapshots, the BCD and the writers' WMDs go to the catalog in one
+	// transaction (one fsync on the creation's path).
+	if s.c.opt.Catalog != nil {
+		setID, docs, derr := s.documents()
+		err := derr
+		if err == nil {
+			err = s.c.opt.Catalog.RecordSet(setID, recs, docs)
+		}
+		if err != nil {
 			// The snapshots exist but cannot be tracked: undo them rather
 			// than leak untracked snapshots.
-			for _, p := range cr.provs {
-				for _, v := range cr.vols {
-					if v.prov == p {
-						_ = p.DeleteSnapshot(ctx, cr.made[v.snapshotID])
-					}
-				}
+			for _, v := range cr.vols {
+				_ = v.prov.DeleteSnapshot(ctx, cr.made[v.snapshotID])
 			}
 			cr.parts = nil
 			return cr.fail(ctx, false, s.c.Unexpected(ctx, s.id, "record snapshots in the catalog", err))
@@ -573,11 +584,9 @@ func (cr *creation) finish(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	s.snapshots = recs
-	s.bcd.SnapshotSet = setRec
 	s.state, s.creating = StSnapped, false
 	s.mu.Unlock()
 	s.c.releaseCreation(s)
-	s.saveDocuments(ctx)
 	if cr.held > 0 {
 		s.c.event(ctx, "info", 0, s.id, "filesystems held frozen", "set", cr.setID.String(), "held", cr.held.String())
 	}
@@ -636,32 +645,40 @@ func (cr *creation) consistency(v volumeEntry, sn provider.Snapshot, sctx vss.Co
 	return "application", "writers froze and thawed in time: " + strings.Join(good, ", ")
 }
 
-// saveDocuments keeps the set's BCD and the WMDs of the writers taking part
-// in the catalog, so a backup can be restored from lvss's own records.
+// documents renders what is saved with a snapshot set: its BCD and the
+// WMDs of the writers that took part, so a backup can be restored from
+// lvss's own records.
+func (s *Session) documents() (uuid.UUID, map[string][]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	docs := map[string][]byte{}
+	x, err := s.bcd.Marshal()
+	if err != nil {
+		return s.setID, nil, err
+	}
+	docs["bcd"] = x
+	for _, sw := range s.participantsLocked() {
+		b, err := sw.wmd.Marshal()
+		if err != nil {
+			return s.setID, nil, err
+		}
+		docs["wmd/"+sw.w.InstanceID.String()] = b
+	}
+	return s.setID, docs, nil
+}
+
+// saveDocuments stores the set's documents again (after BackupComplete,
+// when writers' results and the requester's SetBackupSucceeded are in).
 func (s *Session) saveDocuments(ctx context.Context) {
 	if s.c.opt.Catalog == nil {
 		return
 	}
-	s.mu.Lock()
-	setID := s.setID
-	x, err := s.bcd.Marshal()
-	wmds := map[uuid.UUID][]byte{}
-	for _, sw := range s.participantsLocked() {
-		if b, err := sw.wmd.Marshal(); err == nil {
-			wmds[sw.w.InstanceID] = b
-		}
-	}
-	s.mu.Unlock()
+	setID, docs, err := s.documents()
 	if setID == uuid.Nil {
 		return
 	}
 	if err == nil {
-		err = s.c.opt.Catalog.PutDocument(setID, "bcd", x)
-	}
-	for id, b := range wmds {
-		if err == nil {
-			err = s.c.opt.Catalog.PutDocument(setID, "wmd/"+id.String(), b)
-		}
+		err = s.c.opt.Catalog.RecordSet(setID, nil, docs)
 	}
 	if err != nil {
 		s.c.event(ctx, "error", vsserr.Code(err), s.id, "could not save the set's documents", "set", setID.String(), "error", err.Error())

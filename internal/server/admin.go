@@ -53,7 +53,7 @@ func (a *admin) ListProviders(context.Context, *v1.ListProvidersRequest) (*v1.Li
 
 // ListEvents pages through the event log.
 func (a *admin) ListEvents(_ context.Context, r *v1.ListEventsRequest) (*v1.ListEventsResponse, error) {
-	evs, err := a.s.c.Options().Catalog.Events(r.AfterSeq, int(r.Limit))
+	evs, err := a.s.c.Events(r.AfterSeq, int(r.Limit))
 	if err != nil {
 		return nil, wire.ToGRPC(err)
 	}

@@ -255,17 +255,17 @@ func TestAccessFromPeerCredentials(t *testing.T) {
 	if got := probeAs(t, bin, d.socket, 0, 0); got != "S_OK" {
 		t.Fatalf("root: got %s", got)
 	}
-	evs, err := d.cat.Events(0, 0)
+	resp, err := v1.NewAdminClient(dial(t, d.socket)).ListEvents(context.Background(), &v1.ListEventsRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	found := false
-	for _, e := range evs {
-		if e.Code == vsserr.AccessDenied && e.Fields["uid"] == "65534" {
+	for _, e := range resp.Events {
+		if vsserr.HRESULT(e.Hresult) == vsserr.AccessDenied && e.Fields["uid"] == "65534" {
 			found = true
 		}
 	}
 	if !found {
-		t.Fatalf("the refusal was not logged: %+v", evs)
+		t.Fatalf("the refusal was not logged: %+v", resp.Events)
 	}
 }

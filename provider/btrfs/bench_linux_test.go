@@ -58,7 +58,7 @@ func BenchmarkRawSnapshotIoctl(b *testing.B) {
 // BenchmarkRawSnapshotIoctlDirty64MiB is the same ioctl with 64 MiB written and
 // not yet flushed in the subvolume: a snapshot writes out the subvolume's
 // dirty data first, so this is the commit of a busy volume, and the reason
-// the provider syncs the filesystem before the hold (see PreCommitSnapshots).
+// the provider syncs the filesystem before writers freeze (see EndPrepareSnapshots).
 func BenchmarkRawSnapshotIoctlDirty64MiB(b *testing.B) {
 	mnt := testenv.LoopFS(b, "btrfs", 4<<30).Mount
 	sv := subvol(b, filepath.Join(mnt, "sv"))
@@ -100,7 +100,7 @@ func BenchmarkRawSnapshotIoctlDirty64MiB(b *testing.B) {
 }
 
 // BenchmarkCommitDirty64MiB is the provider's CommitSnapshots of one
-// volume holding 64 MiB of unflushed data, after PreCommitSnapshots synced
+// volume holding 64 MiB of unflushed data, after EndPrepareSnapshots synced
 // it: compare with BenchmarkRawSnapshotIoctlDirty64MiB for what the sync takes out
 // of the hold window. The timer covers CommitSnapshots only.
 func BenchmarkCommitDirty64MiB(b *testing.B) {
