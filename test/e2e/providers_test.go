@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -412,3 +413,90 @@ func (w *pauseWriter) release() {
 
 func (w *pauseWriter) Thaw(context.Context, *writer.Event) error  { w.release(); return nil }
 func (w *pauseWriter) Abort(context.Context, *writer.Event) error { w.release(); return nil }
+
+// TestCopyProviderRecordsConsistencyHonestly: the opt-in copy provider on
+// ext4 (no reflink, no snapshots). With its writer frozen and nothing else
+// writing, the copy is "application"; a file another process changes while
+// it is copied makes it "none", naming the file; without writers it is
+// "none" too.
+func TestCopyProviderRecordsConsistencyHonestly(t *testing.T) {
+	fs := testenv.LoopFS(t, "ext4", 256<<20)
+	vol := filepath.Join(fs.Mount, "vol")
+	if err := os.MkdirAll(vol, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 300 {
+		if err := os.WriteFile(filepath.Join(vol, fmt.Sprintf("f%03d", i)), make([]byte, 16<<10), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := shortTimeouts + fmt.Sprintf("\n[providers.copy]\nvolumes = [%q]\nsnapshot_dir = %q\n", vol, filepath.Join(fs.Mount, "copies"))
+	d := startDaemon(t, cfg)
+	conn, err := client.Dial(context.Background(), d.socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	consistency := func(snap uuid.UUID) client.SnapshotProp {
+		t.Helper()
+		sp := devicePath(t, conn, vol, snap)
+		if sp.ProviderName != "copy" {
+			t.Fatalf("provider %s", sp.ProviderName)
+		}
+		return sp
+	}
+
+	// No writer at all.
+	snap, err := snapshotSet(t, d.socket, vol, vss.CtxNASRollback)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sp := consistency(snap); sp.Consistency != "none" {
+		t.Fatalf("writerless copy: %s (%s)", sp.Consistency, sp.ConsistencyReason)
+	}
+
+	// A writer with a component on the volume, nothing else writing.
+	wvol := &pauseWriter{path: vol, app: &appender{}, frozenAt: new(atomic.Int64)}
+	ctx, cancel := context.WithCancel(context.Background())
+	wdone := make(chan struct{})
+	go func() {
+		defer close(wdone)
+		_ = writer.Run(ctx, writer.Options{Socket: d.socket}, writer.Identity{
+			ClassID: uuid.NewSHA1(uuid.NameSpaceURL, []byte("lvss:e2e:copy")), Name: "volwriter"}, wvol)
+	}()
+	defer func() { cancel(); <-wdone }()
+	d.waitWriters(t, 1)
+	snap, err = snapshotSetWithWriters(t, d.socket, vol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sp := consistency(snap); sp.Consistency != "application" {
+		t.Fatalf("quiet copy under its writer: %s (%s)", sp.Consistency, sp.ConsistencyReason)
+	}
+
+	// Another process keeps rewriting a file during the copy.
+	hot := filepath.Join(vol, "f150")
+	stop := make(chan struct{})
+	busy := make(chan struct{})
+	go func() {
+		defer close(busy)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			_ = os.WriteFile(hot, []byte(strconv.Itoa(i)), 0o644)
+		}
+	}()
+	snap, err = snapshotSetWithWriters(t, d.socket, vol)
+	close(stop)
+	<-busy
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp := consistency(snap)
+	if sp.Consistency != "none" || !strings.Contains(sp.ConsistencyReason, hot) {
+		t.Fatalf("copy with a file changing under it: %s (%s)", sp.Consistency, sp.ConsistencyReason)
+	}
+}
