@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -383,5 +384,22 @@ func TestSetBackupSucceededAndComponentLookups(t *testing.T) {
 	c := b.Writer(w.h.InstanceID).Components[0]
 	if !c.BackupSucceeded || c.BackupOptions != "opt=1" || c.PreviousBackupStamp != "prev" {
 		t.Fatalf("component %+v", c)
+	}
+}
+
+func TestConcurrentReleaseRunsOnce(t *testing.T) {
+	e := newEnv(t, nil)
+	w := e.writer("w", vss.LevelFrontEnd, 0)
+	s := e.toMeta(vss.CtxBackup, false)
+	e.toSet(s)
+	must(t, e.wait(s.PrepareForBackup()))
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.Release(context.Background()) }()
+	}
+	wg.Wait()
+	if w.count(EvAbort) != 1 || w.count(EvBackupShutdown) != 1 {
+		t.Fatalf("three concurrent releases: %v", w.events())
 	}
 }

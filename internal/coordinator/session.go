@@ -113,6 +113,7 @@ type Session struct {
 	pending        *Async // running async op
 	opCancel       context.CancelFunc
 	opDone         chan struct{}
+	releasing      chan struct{} // closed when Release has finished
 }
 
 func newSession(c *Coordinator, peer Peer) *Session {
@@ -1175,10 +1176,16 @@ type Released struct {
 func (s *Session) Release(ctx context.Context) Released {
 	var r Released
 	s.mu.Lock()
-	if s.state == StReleased {
+	if s.releasing != nil {
+		// Released already, or being released by someone else (the
+		// stream ending while lvssd shuts down): wait for that one.
+		ch := s.releasing
 		s.mu.Unlock()
+		<-ch
 		return r
 	}
+	s.releasing = make(chan struct{})
+	defer close(s.releasing)
 	cancel, done := s.opCancel, s.opDone
 	s.mu.Unlock()
 	// A running operation is cancelled and waited for: DoSnapshotSet then
