@@ -372,7 +372,7 @@ func (p *Provider) CommitSnapshots(ctx context.Context, setID uuid.UUID) error {
 		return fmt.Errorf("exec provider %s: %w", p.info.Name, err)
 	}
 	werr := c.wait(ctx, timeout)
-	out, over := c.stdout.bytes()
+	out, over := c.stdout.Bytes()
 
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -420,7 +420,7 @@ func isStop(err error) bool {
 func (p *Provider) reapLateCommit(s *set, c *child) {
 	defer p.bg.Done()
 	<-c.done
-	out, _ := c.stdout.bytes()
+	out, _ := c.stdout.Bytes()
 	all := salvage(out, true)
 
 	p.mu.Lock()
@@ -799,7 +799,7 @@ func (p *Provider) runOther(ctx context.Context, op, script string, env []string
 	if werr != nil {
 		return output{}, fmt.Errorf("exec provider %s: %w", p.info.Name, werr)
 	}
-	b, over := c.stdout.bytes()
+	b, over := c.stdout.Bytes()
 	return output{b: b, over: over}, nil
 }
 

@@ -1,16 +1,15 @@
 package exec
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	osexec "os/exec"
 	"strings"
-	"sync"
 	"time"
 
+	"github.com/lvss/lvss/internal/cmdout"
 	"github.com/lvss/lvss/vsserr"
 )
 
@@ -43,72 +42,12 @@ const (
 	opUnexpose = "unexpose"
 )
 
-// capped keeps the first max bytes written and notes whether more came. It
-// never fails a write: an error would close the pipe and kill the child
-// with SIGPIPE, hiding the real problem. It is read while the child may
-// still be writing (a command abandoned at its deadline), hence the lock.
-type capped struct {
-	mu   sync.Mutex
-	b    []byte
-	max  int
-	over bool
-}
-
-func (c *capped) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if room := c.max - len(c.b); len(p) > room {
-		c.b = append(c.b, p[:room]...)
-		c.over = true
-	} else {
-		c.b = append(c.b, p...)
-	}
-	return len(p), nil
-}
-
-func (c *capped) bytes() ([]byte, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return bytes.Clone(c.b), c.over
-}
-
-// tail keeps the last max bytes written.
-type tail struct {
-	mu  sync.Mutex
-	b   []byte
-	max int
-}
-
-func (t *tail) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.b = append(t.b, p...)
-	if len(t.b) > t.max {
-		t.b = append(t.b[:0], t.b[len(t.b)-t.max:]...)
-	}
-	return len(p), nil
-}
-
-// lastLine is the last non-blank line, where a failing command normally
-// says why.
-func (t *tail) lastLine() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	lines := strings.Split(string(t.b), "\n")
-	for i := len(lines) - 1; i >= 0; i-- {
-		if l := strings.TrimSpace(lines[i]); l != "" {
-			return l
-		}
-	}
-	return ""
-}
-
 // child is one running command.
 type child struct {
 	op     string
 	pid    int
-	stdout *capped
-	stderr *tail
+	stdout *cmdout.Capped
+	stderr *cmdout.Tail
 	done   chan struct{} // closed when the process has been reaped
 	err    error         // Wait's result, valid after done
 }
@@ -123,7 +62,7 @@ func start(op, script string, env []string, tmpdir string, outCap int) (*child, 
 	cmd.Env = append(baseEnv(), env...)
 	cmd.Env = append(cmd.Env, "TMPDIR="+tmpdir, "LVSS_OPERATION="+op)
 	cmd.SysProcAttr = procAttr()
-	c := &child{op: op, stdout: &capped{max: outCap}, stderr: &tail{max: stderrTail}, done: make(chan struct{})}
+	c := &child{op: op, stdout: &cmdout.Capped{Max: outCap}, stderr: &cmdout.Tail{Max: stderrTail}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = c.stdout, c.stderr
 	// A background process the command left behind may hold the output
 	// pipes open; do not wait for it once the command itself has exited.
@@ -203,7 +142,7 @@ func (c *child) wait(ctx context.Context, timeout time.Duration) error {
 	case <-time.After(killGrace):
 		stop.abandoned = true
 	}
-	stop.stderr = c.stderr.lastLine()
+	stop.stderr = c.stderr.LastLine()
 	return stop
 }
 
@@ -216,7 +155,7 @@ func (c *child) exitError() error {
 		// pipes open after a successful exit.
 		return nil
 	}
-	msg := c.stderr.lastLine()
+	msg := c.stderr.LastLine()
 	if msg == "" {
 		msg = "no message on stderr"
 	}

@@ -1,7 +1,6 @@
 package exec
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,9 +8,9 @@ import (
 	"os"
 	osexec "os/exec"
 	"strings"
-	"sync"
 	"time"
 
+	"github.com/lvss/lvss/internal/cmdout"
 	"github.com/lvss/lvss/vsserr"
 	"github.com/lvss/lvss/writer"
 )
@@ -109,7 +108,7 @@ func (w *Writer) run(ctx context.Context, h hook) (outcome, error) {
 		return outcome{}, fmt.Errorf("%s could not start: %w", h.what, err)
 	}
 	pid := cmd.Process.Pid
-	stdout, stderr := &capped{max: h.outCap}, &tail{max: stderrTail}
+	stdout, stderr := &cmdout.Capped{Max: h.outCap}, &cmdout.Tail{Max: stderrTail}
 	outDone, errDone := drain(outR, stdout), drain(errR, stderr)
 	exited := make(chan struct{})
 	var waitErr error
@@ -141,9 +140,9 @@ func (w *Writer) run(ctx context.Context, h hook) (outcome, error) {
 		}
 	}
 	waitDrained(drainWait, outDone, errDone)
-	out, over := stdout.bytes()
+	out, over := stdout.Bytes()
 	res := outcome{stdout: out, over: over}
-	last := stderr.lastLine()
+	last := stderr.LastLine()
 	log := w.log.With("event", h.event, "hook", h.what, "pid", pid, "took", time.Since(started).Round(time.Millisecond))
 
 	if stopped != "" {
@@ -235,62 +234,4 @@ func waitDrained(d time.Duration, chans ...<-chan struct{}) {
 			return
 		}
 	}
-}
-
-// capped keeps the first max bytes written and notes whether more came.
-// It never fails a write: an error would end the drain and leave the pipe
-// full, blocking the hook.
-type capped struct {
-	mu   sync.Mutex
-	b    []byte
-	max  int
-	over bool
-}
-
-func (c *capped) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if room := c.max - len(c.b); len(p) > room {
-		c.b = append(c.b, p[:room]...)
-		c.over = true
-	} else {
-		c.b = append(c.b, p...)
-	}
-	return len(p), nil
-}
-
-func (c *capped) bytes() ([]byte, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return bytes.Clone(c.b), c.over
-}
-
-// tail keeps the last max bytes written.
-type tail struct {
-	mu  sync.Mutex
-	b   []byte
-	max int
-}
-
-func (t *tail) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.b = append(t.b, p...)
-	if len(t.b) > t.max {
-		t.b = append(t.b[:0], t.b[len(t.b)-t.max:]...)
-	}
-	return len(p), nil
-}
-
-// lastLine is the last non-blank line, where a failing command says why.
-func (t *tail) lastLine() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	lines := strings.Split(string(t.b), "\n")
-	for i := len(lines) - 1; i >= 0; i-- {
-		if l := strings.TrimSpace(lines[i]); l != "" {
-			return l
-		}
-	}
-	return ""
 }
