@@ -18,6 +18,7 @@ import (
 
 	v1 "github.com/lvss/lvss/api/lvss/v1"
 	"github.com/lvss/lvss/document"
+	"github.com/lvss/lvss/internal/testenv"
 	"github.com/lvss/lvss/vss"
 	"github.com/lvss/lvss/vsserr"
 	"github.com/lvss/lvss/writer"
@@ -28,7 +29,7 @@ import (
 func tmpfsDir(t *testing.T) string {
 	t.Helper()
 	if !onTmpfs("/dev/shm") {
-		t.Skip("/dev/shm is not a tmpfs")
+		testenv.Missing(t, "/dev/shm on a tmpfs")
 	}
 	dir, err := os.MkdirTemp("/dev/shm", "lvss-exec-test-")
 	if err != nil {
