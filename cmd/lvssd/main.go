@@ -54,6 +54,15 @@ func run() error {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
 
+	// Relative directories would change meaning for anything that resolves
+	// them later (providers, the freeze guard's records): fix them now.
+	for _, d := range []*string{socket, stateDir, runDir} {
+		abs, err := filepath.Abs(*d)
+		if err != nil {
+			return err
+		}
+		*d = abs
+	}
 	cfg, err := config.Load(*cfgPath)
 	if err != nil {
 		return err
