@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lvss/lvss/internal/testenv"
 	"github.com/lvss/lvss/vsserr"
 )
 
@@ -69,7 +70,7 @@ func TestDeepNestingRefused(t *testing.T) {
 
 func TestElementCountCapped(t *testing.T) {
 	if testing.Short() {
-		t.Skip("reads a million elements")
+		testenv.SkipIfShort(t, "reads a million elements")
 	}
 	in := strings.Replace(okWMD, "<BACKUP_LOCATIONS>", "<BACKUP_LOCATIONS>"+strings.Repeat("<X/>", MaxElements), 1)
 	_, err := ParseWriterMetadata([]byte(in))
@@ -109,7 +110,7 @@ func TestAttributeCaps(t *testing.T) {
 // attributes are written as &quot;) is refused by Parse.
 func TestParseRefusesWhatCannotBeWritten(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds a 16 MiB document")
+		testenv.SkipIfShort(t, "builds a 16 MiB document")
 	}
 	quotes := strings.Repeat(`"`, MaxAttributeLength)
 	in := strings.Replace(okWMD, `<FILE_GROUP componentName="c">`,

@@ -72,7 +72,7 @@ type daemon struct {
 func startDaemon(t *testing.T) *daemon {
 	t.Helper()
 	if testing.Short() {
-		t.Skip("builds and starts lvssd; skipped with -short")
+		testenv.SkipIfShort(t, "builds and starts lvssd")
 	}
 	bin := buildBinaries(t)
 	// A short directory: Unix socket paths are limited to about 100 bytes.

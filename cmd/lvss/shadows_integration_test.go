@@ -79,7 +79,7 @@ func readFile(t *testing.T, path string) string {
 // delete against the real lvssd and the btrfs provider on a loop device.
 func TestIntegrationShadowsBtrfs(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds and starts lvssd; skipped with -short")
+		testenv.SkipIfShort(t, "builds and starts lvssd")
 	}
 	fs := testenv.LoopFS(t, "btrfs", 512<<20)
 	d := startDaemon(t)
@@ -190,7 +190,7 @@ func TestIntegrationShadowsBtrfs(t *testing.T) {
 // delete.
 func TestIntegrationShadowsWritersAndLiveSessions(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds and starts lvssd; skipped with -short")
+		testenv.SkipIfShort(t, "builds and starts lvssd")
 	}
 	fs := testenv.LoopFS(t, "btrfs", 512<<20)
 	d := startDaemon(t)

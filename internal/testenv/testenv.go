@@ -25,3 +25,16 @@ func RequireRoot(t testing.TB) {
 		Missing(t, "root privileges")
 	}
 }
+
+// SkipIfShort skips a slow test under -short, naming what is slow. On CI
+// it fails instead: CI runs the whole suite, and a -short slipped into its
+// command would otherwise skip tests silently.
+func SkipIfShort(t testing.TB, why string) {
+	t.Helper()
+	if testing.Short() {
+		if OnCI() {
+			t.Fatalf("-short on CI would skip: %s", why)
+		}
+		t.Skipf("skipped with -short: %s", why)
+	}
+}

@@ -638,7 +638,7 @@ func mountsAt(t *testing.T, path string) int {
 // and logs how long each took (go test -v -run Timings shows them).
 func TestTimings(t *testing.T) {
 	if testing.Short() {
-		t.Skip("timings are informative; skipped with -short")
+		testenv.SkipIfShort(t, "timings are informative")
 	}
 	build := func(t *testing.T, vol string) {
 		for i := range 2000 {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/lvss/lvss/internal/testenv"
 	"github.com/lvss/lvss/vss"
 )
 
@@ -150,7 +151,14 @@ func TestNew(t *testing.T) {
 			t.Errorf("the default TMPDIR parent %s is not on a tmpfs", w.TmpDir())
 		}
 	})
+	// A directory on disk: the test's temp dir, or /var/tmp when /tmp is a tmpfs.
 	notTmpfs := t.TempDir()
+	if onTmpfs(notTmpfs) {
+		if d, err := os.MkdirTemp("/var/tmp", "lvss-exec-test-"); err == nil {
+			t.Cleanup(func() { os.RemoveAll(d) })
+			notTmpfs = d
+		}
+	}
 	for name, tc := range map[string]struct {
 		edit func(*Config)
 		want string
@@ -176,7 +184,7 @@ func TestNew(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			if name == "TmpDirNotTmpfs" && onTmpfs(notTmpfs) {
-				t.Skip("the test's temporary directory is on a tmpfs")
+				testenv.Missing(t, "a directory that is not on a tmpfs ("+notTmpfs+" is one)")
 			}
 			cfg := baseConfig(t)
 			tc.edit(&cfg)
