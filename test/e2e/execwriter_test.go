@@ -52,35 +52,7 @@ func TestExecWriterProcess(t *testing.T) {
 	}
 
 	// A component-mode session that selects nothing of this writer.
-	err = client.Run(ctx, d.socket, func(ctx context.Context, bc *client.BackupComponents) error {
-		if err := bc.InitializeForBackup(ctx, ""); err != nil {
-			return err
-		}
-		if err := bc.SetBackupState(ctx, true, false, vss.BackupFull, false); err != nil {
-			return err
-		}
-		a, err := bc.GatherWriterMetadata(ctx)
-		if err == nil {
-			err = a.Wait(ctx)
-		}
-		if err != nil {
-			return err
-		}
-		if _, err := bc.StartSnapshotSet(ctx); err != nil {
-			return err
-		}
-		for _, op := range []func(context.Context) (*client.Async, error){bc.PrepareForBackup, bc.DoSnapshotSet} {
-			a, err := op(ctx)
-			if err == nil {
-				err = a.Wait(ctx)
-			}
-			if err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
+	if _, err := backup(t, d.socket, backupSpec{selectComponents: true, backupType: vss.BackupFull}); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(300 * time.Millisecond)
@@ -90,35 +62,7 @@ func TestExecWriterProcess(t *testing.T) {
 
 	// A whole backup it takes part in (non-component mode; the set holds
 	// no volume: only the writer's sequence matters here).
-	err = client.Run(ctx, d.socket, func(ctx context.Context, bc *client.BackupComponents) error {
-		if err := bc.InitializeForBackup(ctx, ""); err != nil {
-			return err
-		}
-		if err := bc.SetBackupState(ctx, false, false, vss.BackupCopy, false); err != nil {
-			return err
-		}
-		a, err := bc.GatherWriterMetadata(ctx)
-		if err == nil {
-			err = a.Wait(ctx)
-		}
-		if err != nil {
-			return err
-		}
-		if _, err := bc.StartSnapshotSet(ctx); err != nil {
-			return err
-		}
-		for _, op := range []func(context.Context) (*client.Async, error){bc.PrepareForBackup, bc.DoSnapshotSet, bc.BackupComplete} {
-			a, err := op(ctx)
-			if err == nil {
-				err = a.Wait(ctx)
-			}
-			if err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
+	if _, err := backup(t, d.socket, backupSpec{complete: true}); err != nil {
 		t.Fatal(err)
 	}
 	want := []string{"prepare-backup", "prepare-snapshot", "freeze", "thaw", "post-snapshot", "backup-complete", "backup-shutdown"}

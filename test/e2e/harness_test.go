@@ -61,27 +61,35 @@ type proc struct {
 
 func start(t *testing.T, dir, name string, args ...string) *proc {
 	t.Helper()
+	return startCmd(t, dir, name, exec.Command(filepath.Join(binaries(t), strings.Fields(name)[0]), args...))
+}
+
+// startCmd starts cmd in its own process group with its output in
+// dir/name.out; cleanup stops it (SIGTERM, then SIGKILL after 5 s) and
+// shows the output if the test failed.
+func startCmd(t *testing.T, dir, name string, cmd *exec.Cmd) *proc {
+	t.Helper()
 	out := filepath.Join(dir, name+".out")
 	f, err := os.Create(out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(filepath.Join(binaries(t), strings.Fields(name)[0]), args...)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &proc{cmd: cmd, out: out}
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
+		if cmd.ProcessState == nil { // not already waited for (proc.stop)
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			done := make(chan struct{})
+			go func() { cmd.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+				_ = cmd.Process.Kill()
+				<-done
+			}
 		}
 		f.Close()
 		if t.Failed() {
@@ -89,7 +97,7 @@ func start(t *testing.T, dir, name string, args ...string) *proc {
 			t.Logf("--- %s output:\n%s", name, b)
 		}
 	})
-	return p
+	return &proc{cmd: cmd, out: out}
 }
 
 // daemon is a running lvssd in temp dirs.

@@ -68,45 +68,77 @@ func snapshotSet(t *testing.T, socket, vol string, ctxt vss.Context) (uuid.UUID,
 	return snap, err
 }
 
-// snapshotSetWithWriters runs a persistent creation with writers.
-func snapshotSetWithWriters(t *testing.T, socket, vol string) (uuid.UUID, error) {
+// backupSpec describes a writer-context backup run by backup.
+type backupSpec struct {
+	context          vss.Context // zero: VSS_CTX_BACKUP
+	selectComponents bool        // component mode (nothing is added: writers take no part)
+	backupType       vss.BackupType
+	volumes          []string
+	complete         bool // send BackupComplete
+}
+
+// backup runs a writer-context backup through client.Run and returns the
+// snapshot IDs of the volumes, in order.
+func backup(t *testing.T, socket string, b backupSpec) ([]uuid.UUID, error) {
 	t.Helper()
-	var snap uuid.UUID
+	if b.backupType == 0 {
+		b.backupType = vss.BackupCopy
+	}
+	var snaps []uuid.UUID
+	wait := func(ctx context.Context, op func(context.Context) (*client.Async, error)) error {
+		a, err := op(ctx)
+		if err == nil {
+			err = a.Wait(ctx)
+		}
+		return err
+	}
 	err := client.Run(context.Background(), socket, func(ctx context.Context, bc *client.BackupComponents) error {
 		if err := bc.InitializeForBackup(ctx, ""); err != nil {
 			return err
 		}
-		if err := bc.SetContext(ctx, vss.CtxAppRollback); err != nil {
+		if b.context != vss.CtxBackup {
+			if err := bc.SetContext(ctx, b.context); err != nil {
+				return err
+			}
+		}
+		if err := bc.SetBackupState(ctx, b.selectComponents, false, b.backupType, false); err != nil {
 			return err
 		}
-		if err := bc.SetBackupState(ctx, false, false, vss.BackupCopy, false); err != nil {
-			return err
-		}
-		a, err := bc.GatherWriterMetadata(ctx)
-		if err == nil {
-			err = a.Wait(ctx)
-		}
-		if err != nil {
+		if err := wait(ctx, bc.GatherWriterMetadata); err != nil {
 			return err
 		}
 		if _, err := bc.StartSnapshotSet(ctx); err != nil {
 			return err
 		}
-		if snap, err = bc.AddToSnapshotSet(ctx, vol, uuid.Nil); err != nil {
-			return err
-		}
-		for _, op := range []func(context.Context) (*client.Async, error){bc.PrepareForBackup, bc.DoSnapshotSet} {
-			a, err := op(ctx)
-			if err == nil {
-				err = a.Wait(ctx)
-			}
+		for _, v := range b.volumes {
+			id, err := bc.AddToSnapshotSet(ctx, v, uuid.Nil)
 			if err != nil {
+				return err
+			}
+			snaps = append(snaps, id)
+		}
+		ops := []func(context.Context) (*client.Async, error){bc.PrepareForBackup, bc.DoSnapshotSet}
+		if b.complete {
+			ops = append(ops, bc.BackupComplete)
+		}
+		for _, op := range ops {
+			if err := wait(ctx, op); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
-	return snap, err
+	return snaps, err
+}
+
+// snapshotSetWithWriters runs a persistent creation with writers.
+func snapshotSetWithWriters(t *testing.T, socket, vol string) (uuid.UUID, error) {
+	t.Helper()
+	snaps, err := backup(t, socket, backupSpec{context: vss.CtxAppRollback, volumes: []string{vol}})
+	if len(snaps) == 0 {
+		return uuid.Nil, err
+	}
+	return snaps[0], err
 }
 
 // TestExecCommitThatHangsIsCutAtTheHoldWindow: the filesystem is frozen

@@ -219,38 +219,9 @@ func TestHelperSQLiteWriter(t *testing.T) {
 // output in dir/name.out.
 func startSelf(t *testing.T, dir, name, test string, env ...string) *proc {
 	t.Helper()
-	out := filepath.Join(dir, name+".out")
-	f, err := os.Create(out)
-	if err != nil {
-		t.Fatal(err)
-	}
 	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$", "-test.count=1")
 	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &proc{cmd: cmd, out: out}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Signal(syscall.SIGTERM)
-			done := make(chan struct{})
-			go func() { cmd.Wait(); close(done) }()
-			select {
-			case <-done:
-			case <-time.After(5 * time.Second):
-				_ = cmd.Process.Kill()
-				<-done
-			}
-		}
-		f.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(out)
-			t.Logf("--- %s output:\n%s", name, b)
-		}
-	})
-	return p
+	return startCmd(t, dir, name, cmd)
 }
 
 // stop ends a helper with SIGTERM and fails t unless it exits cleanly.
