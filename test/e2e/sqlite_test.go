@@ -1,10 +1,8 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -13,7 +11,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -40,10 +37,6 @@ const (
 	envSQLiteAcks   = "LVSS_E2E_SQLITE_ACKS"   // where the application records each commit
 	envSQLiteWriter = "LVSS_E2E_SQLITE_WRITER" // database path: run the writer
 	envSQLiteLog    = "LVSS_E2E_SQLITE_LOG"    // the writer's JSON log
-
-	bankAccounts = 100
-	bankOpening  = 1000 // each account's opening balance
-	appWorkers   = 3
 )
 
 // TestHelperSQLiteApp is the application: transfers between accounts (the
@@ -73,13 +66,13 @@ func TestHelperSQLiteApp(t *testing.T) {
 	if err := bankSchema(db); err != nil {
 		die(err)
 	}
-	acks, err := os.OpenFile(os.Getenv(envSQLiteAcks), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	f, err := os.OpenFile(os.Getenv(envSQLiteAcks), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		die(err)
 	}
-	defer acks.Close()
+	defer f.Close()
+	acks := &ackLog{w: f}
 	var (
-		ackMu sync.Mutex
 		// With connections always reading and writing, SQLite's automatic
 		// checkpoints never find a moment to start the -wal over, and it
 		// grows by tens of MB a second (checkpoint starvation) until the
@@ -98,11 +91,8 @@ func TestHelperSQLiteApp(t *testing.T) {
 				if err != nil {
 					die(err)
 				}
-				ack := time.Now() // COMMIT has returned: the commit is acknowledged
-				ackMu.Lock()
-				_, err = fmt.Fprintf(acks, "%d %d\n", n, ack.UnixNano())
-				ackMu.Unlock()
-				if err != nil {
+				// COMMIT has returned: the commit is acknowledged.
+				if err := acks.record(n); err != nil {
 					die(err)
 				}
 				if n%500 == 0 {
@@ -248,38 +238,8 @@ func startBankApp(t *testing.T, work, db string) *bankApp {
 	return a
 }
 
-// ack is one acknowledged commit: the counter value it wrote and when
-// COMMIT returned.
-type ack struct {
-	n  int
-	at time.Time
-}
-
 // read returns the acknowledgements so far, in counter order.
-func (a *bankApp) read(t *testing.T) []ack {
-	t.Helper()
-	b, err := os.ReadFile(a.acks)
-	if os.IsNotExist(err) {
-		return nil
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	var out []ack
-	for _, l := range strings.Split(string(b), "\n") {
-		f := strings.Fields(l)
-		if len(f) != 2 {
-			continue // the line being written
-		}
-		n, err1 := strconv.Atoi(f[0])
-		ns, err2 := strconv.ParseInt(f[1], 10, 64)
-		if err1 != nil || err2 != nil {
-			t.Fatalf("acknowledgement log line %q", l)
-		}
-		out = append(out, ack{n, time.Unix(0, ns)})
-	}
-	slices.SortFunc(out, func(x, y ack) int { return x.n - y.n })
-	return out
-}
+func (a *bankApp) read(t *testing.T) []ack { return readAcks(t, a.acks) }
 
 // sqliteWriterProc is a writer helper process and its log.
 type sqliteWriterProc struct {
@@ -295,36 +255,9 @@ func startSQLiteWriter(t *testing.T, work, socket, db string) *sqliteWriterProc 
 	return w
 }
 
-// lockRecord is the writer's "write lock released" record.
-type lockRecord struct {
-	Msg       string        `json:"msg"`
-	Session   string        `json:"session"`
-	By        string        `json:"by"`
-	Held      time.Duration `json:"held"`
-	FreezeAt  time.Time     `json:"freeze_at"`
-	LockedAt  time.Time     `json:"locked_at"`
-	ReleaseAt time.Time     `json:"release_at"`
-}
-
 // records returns the writer's log records with the given message.
-func (w *sqliteWriterProc) records(t *testing.T, msg string) []lockRecord {
-	t.Helper()
-	f, err := os.Open(w.log)
-	if os.IsNotExist(err) {
-		return nil
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var out []lockRecord
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		var r lockRecord
-		if json.Unmarshal(sc.Bytes(), &r) == nil && r.Msg == msg {
-			out = append(out, r)
-		}
-	}
-	return out
+func (w *sqliteWriterProc) records(t *testing.T, msg string) []holdRecord {
+	return logRecords(t, w.log, msg)
 }
 
 // backupResult is what one backup through the client saw.
@@ -523,52 +456,15 @@ func TestSQLiteWriterOnBtrfsUnderLoad(t *testing.T) {
 	released := w.records(t, "write lock released")
 
 	for i, res := range results {
-		var rec *lockRecord
-		for j := range released {
-			if released[j].Session == res.session.String() {
-				rec = &released[j]
-			}
-		}
-		if rec == nil || rec.By != "Thaw" {
-			t.Fatalf("backup %d: the writer logged no release by Thaw for session %s: %+v", i, res.session, released)
+		rec := sessionRecord(t, released, res.session.String())
+		if rec.By != "Thaw" {
+			t.Fatalf("backup %d: the writer released the lock by %s, not Thaw", i, rec.By)
 		}
 		c := checkCopy(t, filepath.Join(res.copyDir, "bank.db"))
-		// lastBefore: the highest counter acknowledged before the instant.
-		lastBefore := func(at time.Time) int {
-			n := 0
-			for _, a := range acks {
-				if a.at.Before(at) {
-					n = max(n, a.n)
-				}
-			}
-			return n
-		}
-		beforeFreeze := lastBefore(rec.FreezeAt)
-		if c < beforeFreeze {
-			t.Errorf("backup %d: the snapshot's counter is %d, but %d was acknowledged before Freeze reached the writer", i, c, beforeFreeze)
-		}
-		// A commit is acknowledged when COMMIT returns, which can be well
-		// after it committed (COMMIT runs the application's autocheckpoint
-		// once the lock is released), so acknowledgement times bound the
-		// snapshot from one side only: the next commit, not in it, must
-		// have been acknowledged after the writer released the lock, since
-		// it could not commit before.
-		var next *ack
-		for j := range acks {
-			if acks[j].n == c+1 {
-				next = &acks[j]
-			}
-		}
-		if next == nil {
-			t.Fatalf("backup %d: the application never acknowledged commit %d", i, c+1)
-		}
-		if !next.at.After(rec.ReleaseAt) {
-			t.Errorf("backup %d: commit %d, not in the snapshot (counter %d), was acknowledged at %s, before the writer released the lock at %s",
-				i, next.n, c, next.at.Format(time.RFC3339Nano), rec.ReleaseAt.Format(time.RFC3339Nano))
-		}
-		t.Logf("backup %d: copied %v; counter %d: the %d commits acknowledged before Freeze reached the writer and %d more made while BEGIN IMMEDIATE waited %s; database frozen for %s; commit %d acknowledged %s after the release",
-			i, res.copied, c, beforeFreeze, c-beforeFreeze, rec.LockedAt.Sub(rec.FreezeAt).Round(time.Microsecond),
-			rec.Held.Round(time.Microsecond), c+1, next.at.Sub(rec.ReleaseAt).Round(time.Microsecond))
+		t.Logf("backup %d: copied %v", i, res.copied)
+		// BEGIN IMMEDIATE blocks every commit while held: the snapshot is
+		// the database at the instant the writer took the lock (L28).
+		checkCounter(t, fmt.Sprintf("backup %d", i), c, acks, rec, true)
 	}
 	t.Logf("the application made %d commits in all", len(acks))
 }
