@@ -17,8 +17,9 @@ import (
 
 // globalOptions are the flags every writer shares.
 type globalOptions struct {
-	socket   string
-	logLevel string
+	socket    string
+	logLevel  string
+	logFormat string
 }
 
 // command builders of the hosted writers; each file adds its own.
@@ -43,6 +44,7 @@ release the application (Abort, then BackupShutdown) before it exits.`,
 	}
 	root.PersistentFlags().StringVar(&g.socket, "socket", "", "lvssd socket (default $LVSS_SOCKET, else /run/lvss/lvssd.sock)")
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "debug, info, warn or error")
+	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "text or json (one JSON object per line, for log collectors)")
 	for _, f := range writerCommands {
 		root.AddCommand(f(g))
 	}
@@ -68,7 +70,14 @@ func (g *globalOptions) logger() (*slog.Logger, error) {
 	if err := lvl.UnmarshalText([]byte(g.logLevel)); err != nil {
 		return nil, usagef("--log-level: %v", err)
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})), nil
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch g.logFormat {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, usagef("--log-format %q: want text or json", g.logFormat)
 }
 
 // host runs one writer until the process is told to stop. Retry keeps it

@@ -267,102 +267,31 @@ type backupResult struct {
 	copied  []string
 }
 
-// sqliteBackup is a requester: a component-mode full backup (VSS_CTX_BACKUP,
-// auto-release) of the database's component on vol. It copies the
-// component's files out of the snapshot, as a backup application would,
-// before the session ends and the snapshot goes.
+// sqliteBackup is a requester: a component-mode full backup of the
+// database's component on vol. It copies the component's files out of the
+// snapshot, as a backup application would, before the snapshot goes.
 func sqliteBackup(t *testing.T, socket, vol, db, copyDir string) backupResult {
 	t.Helper()
 	res := backupResult{copyDir: copyDir}
-	ctx := context.Background()
-	wait := func(a *client.Async, err error) error {
-		if err != nil {
-			return err
-		}
-		return a.Wait(ctx)
-	}
-	err := client.Run(ctx, socket, func(ctx context.Context, bc *client.BackupComponents) error {
-		if err := bc.InitializeForBackup(ctx, ""); err != nil {
-			return err
-		}
-		var err error
-		if res.session, err = bc.GetSessionID(ctx); err != nil {
-			return err
-		}
-		if err := bc.SetBackupState(ctx, true, false, vss.BackupFull, false); err != nil {
-			return err
-		}
-		if err := wait(bc.GatherWriterMetadata(ctx)); err != nil {
-			return err
-		}
-		n, err := bc.GetWriterMetadataCount(ctx)
-		if err != nil {
-			return err
-		}
-		var (
-			inst uuid.UUID
-			comp *document.Component
-		)
-		for i := range n {
-			id, md, err := bc.GetWriterMetadata(ctx, i)
-			if err != nil {
-				return err
+	r, err := componentBackup(t, socket, componentBackupSpec{
+		classID:    sqlite.ClassID,
+		components: []string{db},
+		volumes:    []string{vol},
+		copyOut: func(devices map[string]string, comps []*document.Component) error {
+			for _, fd := range slices.Concat(comps[0].DatabaseFiles, comps[0].DatabaseLogFiles) {
+				got, err := copyFileSet(devices[vol], vol, fd, copyDir)
+				if err != nil {
+					return err
+				}
+				res.copied = append(res.copied, got...)
 			}
-			if md.Identity.WriterID == sqlite.ClassID {
-				inst, comp = id, md.Component("", db)
-			}
-		}
-		if comp == nil {
-			return fmt.Errorf("no sqlite writer component for %s among %d writers", db, n)
-		}
-		if err := bc.AddComponent(ctx, inst, sqlite.ClassID, vss.ComponentDatabase, "", db); err != nil {
-			return err
-		}
-		if _, err := bc.StartSnapshotSet(ctx); err != nil {
-			return err
-		}
-		snap, err := bc.AddToSnapshotSet(ctx, vol, uuid.Nil)
-		if err != nil {
-			return err
-		}
-		if err := wait(bc.PrepareForBackup(ctx)); err != nil {
-			return err
-		}
-		if err := wait(bc.DoSnapshotSet(ctx)); err != nil {
-			return err
-		}
-		if err := wait(bc.GatherWriterStatus(ctx)); err != nil {
-			return err
-		}
-		st, err := bc.GetWriterStatus(ctx, 0)
-		if err != nil {
-			return err
-		}
-		if st.State != vss.WSWaitingForBackupComplete || st.Failure.Failed() {
-			return fmt.Errorf("writer status %s %s %q", st.State, st.Failure, st.ApplicationMessage)
-		}
-		sp, err := bc.GetSnapshotProperties(ctx, snap)
-		if err != nil {
-			return err
-		}
-		if sp.Consistency != "application" {
-			return fmt.Errorf("snapshot consistency %s (%s)", sp.Consistency, sp.ConsistencyReason)
-		}
-		for _, fd := range slices.Concat(comp.DatabaseFiles, comp.DatabaseLogFiles) {
-			got, err := copyFileSet(sp.DevicePath, vol, fd, copyDir)
-			if err != nil {
-				return err
-			}
-			res.copied = append(res.copied, got...)
-		}
-		if err := bc.SetBackupSucceeded(ctx, inst, sqlite.ClassID, vss.ComponentDatabase, "", db, true); err != nil {
-			return err
-		}
-		return wait(bc.BackupComplete(ctx))
+			return nil
+		},
 	})
 	if err != nil {
 		t.Fatalf("backup: %v", err)
 	}
+	res.session = r.session
 	return res
 }
 
