@@ -33,7 +33,7 @@ func binaries(t *testing.T) string {
 		}
 		_, file, _, _ := runtime.Caller(0)
 		root := filepath.Join(filepath.Dir(file), "..", "..")
-		cmd := exec.Command("go", "build", "-o", binDir+"/", "./cmd/lvssd", "./cmd/lvss", "./cmd/lvss-writer", "./examples/logwriter")
+		cmd := exec.Command("go", "build", "-o", binDir+"/", "./cmd/lvssd", "./cmd/lvss", "./cmd/lvss-writer", "./examples/logwriter", "./examples/bankapp")
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)

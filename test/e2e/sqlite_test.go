@@ -4,15 +4,11 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"log/slog"
-	"math/rand/v2"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -24,195 +20,13 @@ import (
 	"github.com/lvss/lvss/document"
 	"github.com/lvss/lvss/internal/testenv"
 	"github.com/lvss/lvss/vss"
-	"github.com/lvss/lvss/writer"
 	"github.com/lvss/lvss/writers/sqlite"
 )
 
-// The SQLite tests run the application and the writer as processes of
-// their own (this test binary, re-executed): SQLite's locks are POSIX
-// locks, which only another process sees, and killing the writer must not
-// kill the application.
-const (
-	envSQLiteApp    = "LVSS_E2E_SQLITE_APP"    // database path: run the application
-	envSQLiteAcks   = "LVSS_E2E_SQLITE_ACKS"   // where the application records each commit
-	envSQLiteWriter = "LVSS_E2E_SQLITE_WRITER" // database path: run the writer
-	envSQLiteLog    = "LVSS_E2E_SQLITE_LOG"    // the writer's JSON log
-)
-
-// TestHelperSQLiteApp is the application: transfers between accounts (the
-// total never changes) and a counter incremented by every transaction, by
-// several connections at once. After each commit it appends "counter
-// ack-time" to the acknowledgement log. Its busy timeout (30 s) is longer
-// than the freeze window, as docs/writer-sqlite.md requires; any error
-// ends it with exit status 3.
-func TestHelperSQLiteApp(t *testing.T) {
-	path := os.Getenv(envSQLiteApp)
-	if path == "" {
-		return // only meaningful as a child process of the real test
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
-	defer stop()
-	die := func(err error) {
-		fmt.Println("ERROR", err)
-		os.Exit(3)
-	}
-	db, err := sql.Open("sqlite", "file:"+path+
-		"?_pragma=busy_timeout(30000)&_pragma=journal_mode(wal)&_pragma=synchronous(normal)&_txlock=immediate")
-	if err != nil {
-		die(err)
-	}
-	defer db.Close()
-	db.SetMaxOpenConns(appWorkers + 1)
-	if err := bankSchema(db); err != nil {
-		die(err)
-	}
-	f, err := os.OpenFile(os.Getenv(envSQLiteAcks), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		die(err)
-	}
-	defer f.Close()
-	acks := &ackLog{w: f}
-	var (
-		// With connections always reading and writing, SQLite's automatic
-		// checkpoints never find a moment to start the -wal over, and it
-		// grows by tens of MB a second (checkpoint starvation) until the
-		// test volume is full. Like an application under such load, this
-		// one pauses its own connections now and then (gate) to reset the
-		// -wal with a TRUNCATE checkpoint; while frozen, that waits too.
-		gate sync.RWMutex
-		wg   sync.WaitGroup
-	)
-	for range appWorkers {
-		wg.Go(func() {
-			for ctx.Err() == nil {
-				gate.RLock()
-				n, err := transfer(db)
-				gate.RUnlock()
-				if err != nil {
-					die(err)
-				}
-				// COMMIT has returned: the commit is acknowledged.
-				if err := acks.record(n); err != nil {
-					die(err)
-				}
-				if n%500 == 0 {
-					gate.Lock()
-					_, err := db.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
-					gate.Unlock()
-					if err != nil {
-						die(err)
-					}
-				}
-			}
-		})
-	}
-	// A reader checks the invariant live; readers are never blocked.
-	wg.Go(func() {
-		for ctx.Err() == nil {
-			var total int
-			gate.RLock()
-			err := db.QueryRow("SELECT sum(balance) FROM accounts").Scan(&total)
-			gate.RUnlock()
-			if err != nil {
-				die(err)
-			}
-			if total != bankAccounts*bankOpening {
-				die(fmt.Errorf("live total %d", total))
-			}
-			time.Sleep(time.Millisecond)
-		}
-	})
-	fmt.Println("READY")
-	wg.Wait()
-}
-
-func bankSchema(db *sql.DB) error {
-	tx, err := db.Begin()
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	var n int
-	if err := tx.QueryRow("SELECT count(*) FROM sqlite_schema WHERE name = 'accounts'").Scan(&n); err != nil || n > 0 {
-		return err
-	}
-	for _, s := range []string{
-		"CREATE TABLE accounts(id INTEGER PRIMARY KEY, balance INTEGER NOT NULL)",
-		"CREATE TABLE counter(id INTEGER PRIMARY KEY CHECK (id = 1), n INTEGER NOT NULL)",
-		"INSERT INTO counter VALUES (1, 0)",
-	} {
-		if _, err := tx.Exec(s); err != nil {
-			return err
-		}
-	}
-	for i := range bankAccounts {
-		if _, err := tx.Exec("INSERT INTO accounts VALUES (?, ?)", i, bankOpening); err != nil {
-			return err
-		}
-	}
-	return tx.Commit()
-}
-
-// transfer moves a random amount between two accounts and counts the
-// transaction; it returns the counter's new value.
-func transfer(db *sql.DB) (int, error) {
-	tx, err := db.Begin() // BEGIN IMMEDIATE (_txlock)
-	if err != nil {
-		return 0, err
-	}
-	defer tx.Rollback()
-	from, to, amount := rand.IntN(bankAccounts), rand.IntN(bankAccounts), 1+rand.IntN(50)
-	if _, err := tx.Exec("UPDATE accounts SET balance = balance - ? WHERE id = ?", amount, from); err != nil {
-		return 0, err
-	}
-	if _, err := tx.Exec("UPDATE accounts SET balance = balance + ? WHERE id = ?", amount, to); err != nil {
-		return 0, err
-	}
-	var n int
-	if err := tx.QueryRow("UPDATE counter SET n = n + 1 WHERE id = 1 RETURNING n").Scan(&n); err != nil {
-		return 0, err
-	}
-	return n, tx.Commit()
-}
-
-// TestHelperSQLiteWriter is the sqlite writer as its own process, logging
-// JSON to $LVSS_E2E_SQLITE_LOG; SIGTERM ends it the way lvss-writer ends.
-func TestHelperSQLiteWriter(t *testing.T) {
-	path := os.Getenv(envSQLiteWriter)
-	if path == "" {
-		return
-	}
-	f, err := os.Create(os.Getenv(envSQLiteLog))
-	if err != nil {
-		fmt.Println("ERROR", err)
-		os.Exit(3)
-	}
-	log := slog.New(slog.NewJSONHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	id, w, err := sqlite.New(sqlite.Config{Databases: []string{path}, Logger: log})
-	if err != nil {
-		fmt.Println("ERROR", err)
-		os.Exit(3)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
-	defer stop()
-	err = writer.Run(ctx, writer.Options{Socket: os.Getenv("LVSS_SOCKET"), Logger: log}, id, w)
-	if cerr := w.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		fmt.Println("ERROR", err)
-		os.Exit(3)
-	}
-}
-
-// startSelf runs one of the helper tests above as a process, with its
-// output in dir/name.out.
-func startSelf(t *testing.T, dir, name, test string, env ...string) *proc {
-	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$", "-test.count=1")
-	cmd.Env = append(os.Environ(), env...)
-	return startCmd(t, dir, name, cmd)
-}
+// The SQLite tests run the application (examples/bankapp) and the writer
+// (lvss-writer sqlite) as processes of their own: SQLite's locks are
+// POSIX locks, which only another process sees, and killing the writer
+// must not kill the application.
 
 // stop ends a helper with SIGTERM and fails t unless it exits cleanly.
 func (p *proc) stop(t *testing.T) {
@@ -233,7 +47,7 @@ type bankApp struct {
 func startBankApp(t *testing.T, work, db string) *bankApp {
 	t.Helper()
 	a := &bankApp{db: db, acks: filepath.Join(work, "acks")}
-	a.proc = startSelf(t, work, "app", "TestHelperSQLiteApp", envSQLiteApp+"="+db, envSQLiteAcks+"="+a.acks)
+	a.proc = startCmd(t, work, "app", exec.Command(filepath.Join(binaries(t), "bankapp"), "run", "--db", db, "--acks", a.acks))
 	eventually(t, 20*time.Second, "the application's first commits", func() bool { return len(a.read(t)) >= 200 })
 	return a
 }
@@ -249,10 +63,10 @@ type sqliteWriterProc struct {
 
 func startSQLiteWriter(t *testing.T, work, socket, db string) *sqliteWriterProc {
 	t.Helper()
-	w := &sqliteWriterProc{log: filepath.Join(work, "writer.log")}
-	w.proc = startSelf(t, work, "writer", "TestHelperSQLiteWriter",
-		envSQLiteWriter+"="+db, envSQLiteLog+"="+w.log, "LVSS_SOCKET="+socket)
-	return w
+	cmd := exec.Command(filepath.Join(binaries(t), "lvss-writer"), "sqlite",
+		"--socket", socket, "--log-format", "json", "--log-level", "debug", "--db", db)
+	p := startCmd(t, work, "writer", cmd)
+	return &sqliteWriterProc{log: p.out, proc: p}
 }
 
 // records returns the writer's log records with the given message.
