@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/lvss/lvss/internal/config"
+	"github.com/lvss/lvss/internal/procgroup"
 	"github.com/lvss/lvss/provider"
 	"github.com/lvss/lvss/vss"
 	"github.com/lvss/lvss/vsserr"
@@ -166,7 +167,7 @@ func New(cfg config.ExecConfig, hold time.Duration, runDir, stateDir string, log
 	if err := os.MkdirAll(p.tmpRoot, 0o700); err != nil {
 		return nil, fmt.Errorf("exec provider %s: %w", cfg.Name, err)
 	}
-	if !onTmpfs(p.tmpRoot) {
+	if !procgroup.OnTmpfs(p.tmpRoot) {
 		p.log.Warn("run directory is not on a tmpfs; a command writing temporary files there may block while a filesystem it lives on is frozen", "dir", runDir)
 	}
 	if err := os.MkdirAll(stateDir, 0o700); err != nil {

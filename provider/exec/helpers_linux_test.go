@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/lvss/lvss/internal/config"
+	"github.com/lvss/lvss/internal/procgroup"
 	"github.com/lvss/lvss/provider"
 	"github.com/lvss/lvss/vss"
 )
@@ -23,7 +24,7 @@ func dur(d time.Duration) *config.Duration { v := config.Duration(d); return &v 
 // one at /dev/shm, as /run/lvss is in production.
 func runDir(t *testing.T) string {
 	t.Helper()
-	if onTmpfs("/dev/shm") {
+	if procgroup.OnTmpfs("/dev/shm") {
 		d, err := os.MkdirTemp("/dev/shm", "lvss-exec-test-")
 		if err == nil {
 			t.Cleanup(func() { os.RemoveAll(d) })

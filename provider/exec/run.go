@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/lvss/lvss/internal/cmdout"
+	"github.com/lvss/lvss/internal/procgroup"
 	"github.com/lvss/lvss/vsserr"
 )
 
@@ -24,12 +25,6 @@ const (
 	// stderrTail is how much of the end of stderr is kept; the last line
 	// is the one reported, the rest is context for the log.
 	stderrTail = 8 << 10
-	// killGrace is how long a killed command has to disappear before it
-	// is abandoned. SIGKILL takes effect at once unless the process sleeps
-	// uninterruptibly in the kernel (a write to a frozen filesystem); then
-	// no amount of waiting helps until thaw, and the caller — possibly
-	// inside the hold window — must not wait for it.
-	killGrace = 250 * time.Millisecond
 )
 
 // Operation names, also given to commands as LVSS_OPERATION so that one
@@ -61,12 +56,12 @@ func start(op, script string, env []string, tmpdir string, outCap int) (*child, 
 	cmd.Dir = "/"
 	cmd.Env = append(baseEnv(), env...)
 	cmd.Env = append(cmd.Env, "TMPDIR="+tmpdir, "LVSS_OPERATION="+op)
-	cmd.SysProcAttr = procAttr()
+	cmd.SysProcAttr = procgroup.Attr()
 	c := &child{op: op, stdout: &cmdout.Capped{Max: outCap}, stderr: &cmdout.Tail{Max: stderrTail}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = c.stdout, c.stderr
 	// A background process the command left behind may hold the output
 	// pipes open; do not wait for it once the command itself has exited.
-	cmd.WaitDelay = killGrace
+	cmd.WaitDelay = procgroup.KillGrace
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s command: %w", op, err)
 	}
@@ -103,7 +98,7 @@ type stopError struct {
 func (e *stopError) Error() string {
 	s := fmt.Sprintf("%s command %s; its process group was killed", e.op, e.reason)
 	if e.abandoned {
-		s += ", but it did not exit within " + killGrace.String() +
+		s += ", but it did not exit within " + procgroup.KillGrace.String() +
 			" (blocked in the kernel, e.g. writing to a frozen filesystem) and was abandoned"
 	}
 	if e.stderr != "" {
@@ -118,7 +113,7 @@ func (e *stopError) Unwrap() error { return e.cause }
 // first; then it kills the command's process group. It returns nil for
 // exit status 0, a VSS_E_PROVIDER_VETO error for any other end, and a
 // *stopError when the command was stopped. When the killed process does not
-// go away within killGrace, wait returns anyway and c.done closes later.
+// go away within procgroup.KillGrace, wait returns anyway and c.done closes later.
 func (c *child) wait(ctx context.Context, timeout time.Duration) error {
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
@@ -136,10 +131,10 @@ func (c *child) wait(ctx context.Context, timeout time.Duration) error {
 		}
 		stop = &stopError{op: c.op, reason: reason, cause: cause}
 	}
-	killGroup(c.pid)
+	procgroup.Kill(c.pid)
 	select {
 	case <-c.done:
-	case <-time.After(killGrace):
+	case <-time.After(procgroup.KillGrace):
 		stop.abandoned = true
 	}
 	stop.stderr = c.stderr.LastLine()

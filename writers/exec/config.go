@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/lvss/lvss/internal/procgroup"
 	"github.com/lvss/lvss/vss"
 	"github.com/lvss/lvss/writer"
 )
@@ -345,7 +346,7 @@ func tmpParent(explicit string) (string, error) {
 		if err := os.MkdirAll(explicit, 0o700); err != nil {
 			return "", fmt.Errorf("exec writer: TMPDIR parent: %w", err)
 		}
-		if !onTmpfs(explicit) {
+		if !procgroup.OnTmpfs(explicit) {
 			return "", fmt.Errorf("exec writer: TMPDIR parent %s is not on a tmpfs; a hook writing temporary files to a frozen filesystem would hang", explicit)
 		}
 		return explicit, nil
@@ -353,8 +354,8 @@ func tmpParent(explicit string) (string, error) {
 	var tried []string
 	// Only made inside an existing tmpfs /run/lvss (lvssd's run directory):
 	// creating it on a disk would litter and fail the check anyway.
-	if onTmpfs(filepath.Dir(DefaultTmpDir)) {
-		if err := os.MkdirAll(DefaultTmpDir, 0o700); err == nil && onTmpfs(DefaultTmpDir) {
+	if procgroup.OnTmpfs(filepath.Dir(DefaultTmpDir)) {
+		if err := os.MkdirAll(DefaultTmpDir, 0o700); err == nil && procgroup.OnTmpfs(DefaultTmpDir) {
 			return DefaultTmpDir, nil
 		}
 	}
@@ -363,7 +364,7 @@ func tmpParent(explicit string) (string, error) {
 		if dir == "" {
 			continue
 		}
-		if onTmpfs(dir) {
+		if procgroup.OnTmpfs(dir) {
 			return dir, nil
 		}
 		tried = append(tried, dir)

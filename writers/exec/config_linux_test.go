@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/lvss/lvss/internal/procgroup"
 	"github.com/lvss/lvss/internal/testenv"
 	"github.com/lvss/lvss/vss"
 )
@@ -147,13 +148,13 @@ func TestNew(t *testing.T) {
 		cfg := baseConfig(t)
 		cfg.TmpDir = ""
 		_, w := mustNew(t, cfg)
-		if !onTmpfs(w.TmpDir()) {
+		if !procgroup.OnTmpfs(w.TmpDir()) {
 			t.Errorf("the default TMPDIR parent %s is not on a tmpfs", w.TmpDir())
 		}
 	})
 	// A directory on disk: the test's temp dir, or /var/tmp when /tmp is a tmpfs.
 	notTmpfs := t.TempDir()
-	if onTmpfs(notTmpfs) {
+	if procgroup.OnTmpfs(notTmpfs) {
 		if d, err := os.MkdirTemp("/var/tmp", "lvss-exec-test-"); err == nil {
 			t.Cleanup(func() { os.RemoveAll(d) })
 			notTmpfs = d
@@ -183,7 +184,7 @@ func TestNew(t *testing.T) {
 		"TmpDirNotMadeIn": {func(c *Config) { c.TmpDir = "/proc/nope" }, "TMPDIR parent"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			if name == "TmpDirNotTmpfs" && onTmpfs(notTmpfs) {
+			if name == "TmpDirNotTmpfs" && procgroup.OnTmpfs(notTmpfs) {
 				testenv.Missing(t, "a directory that is not on a tmpfs ("+notTmpfs+" is one)")
 			}
 			cfg := baseConfig(t)

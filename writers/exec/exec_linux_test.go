@@ -14,6 +14,7 @@ import (
 
 	v1 "github.com/lvss/lvss/api/lvss/v1"
 	"github.com/lvss/lvss/document"
+	"github.com/lvss/lvss/internal/procgroup"
 	"github.com/lvss/lvss/vss"
 	"github.com/lvss/lvss/vsserr"
 	"github.com/lvss/lvss/writer"
@@ -140,7 +141,7 @@ func TestHookTimeoutKillsTheGroup(t *testing.T) {
 			t.Errorf("message %q lacks %q", f.Message, want)
 		}
 	}
-	if took > 300*time.Millisecond+killGrace+time.Second {
+	if took > 300*time.Millisecond+procgroup.KillGrace+time.Second {
 		t.Errorf("the timed-out hook took %s to be reported", took)
 	}
 	var pgid int
@@ -242,7 +243,7 @@ func TestEnvironment(t *testing.T) {
 		t.Error("the writer's own LVSS_SOCKET reached the hook")
 	}
 	tmp := freeze["TMPDIR"]
-	if !strings.HasPrefix(tmp, cfg.TmpDir+"/") || !onTmpfs(tmp) {
+	if !strings.HasPrefix(tmp, cfg.TmpDir+"/") || !procgroup.OnTmpfs(tmp) {
 		t.Errorf("TMPDIR %q is not a directory on the configured tmpfs %s", tmp, cfg.TmpDir)
 	}
 	if envOf(EventThaw)["TMPDIR"] != tmp || envOf(EventPrepareBackup)["TMPDIR"] != tmp {
@@ -647,7 +648,7 @@ func TestSDKRaisedReleases(t *testing.T) {
 		if err := r.waitRun(5 * time.Second); err != nil {
 			t.Errorf("writer.Run returned %v", err)
 		}
-		if took := time.Since(start); took > 500*time.Millisecond+killGrace+time.Second {
+		if took := time.Since(start); took > 500*time.Millisecond+procgroup.KillGrace+time.Second {
 			t.Errorf("release took %s with a 500ms abort timeout", took)
 		}
 		if exists(dir+"/frozen") || readFile(t, dir+"/aborts") != "1\n" {

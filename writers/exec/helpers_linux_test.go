@@ -18,6 +18,7 @@ import (
 
 	v1 "github.com/lvss/lvss/api/lvss/v1"
 	"github.com/lvss/lvss/document"
+	"github.com/lvss/lvss/internal/procgroup"
 	"github.com/lvss/lvss/internal/testenv"
 	"github.com/lvss/lvss/vss"
 	"github.com/lvss/lvss/vsserr"
@@ -28,7 +29,7 @@ import (
 // tmpfsDir is a fresh directory on a tmpfs for the hooks' TMPDIRs.
 func tmpfsDir(t *testing.T) string {
 	t.Helper()
-	if !onTmpfs("/dev/shm") {
+	if !procgroup.OnTmpfs("/dev/shm") {
 		testenv.Missing(t, "/dev/shm on a tmpfs")
 	}
 	dir, err := os.MkdirTemp("/dev/shm", "lvss-exec-test-")

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/lvss/lvss/internal/cmdout"
+	"github.com/lvss/lvss/internal/procgroup"
 	"github.com/lvss/lvss/vsserr"
 	"github.com/lvss/lvss/writer"
 )
@@ -27,11 +28,6 @@ const (
 	identifyOutCap = 4 << 20
 	// otherOutCap bounds what other hooks print: it is only logged.
 	otherOutCap = 64 << 10
-	// killGrace is how long a killed hook has to disappear. SIGKILL works
-	// at once unless a process sleeps uninterruptibly in the kernel (a
-	// write to a frozen filesystem); then waiting longer does not help,
-	// and the hook is abandoned and reaped whenever it ends.
-	killGrace = 250 * time.Millisecond
 	// drainWait is how long, after a hook exited, its output pipes may
 	// take to reach end of file. A process the hook left running (a lock
 	// holder started by a freeze hook) keeps them open; its output is
@@ -93,7 +89,7 @@ func (w *Writer) run(ctx context.Context, h hook) (outcome, error) {
 	cmd.Dir = "/"
 	cmd.Env = append(baseEnv(), h.env...)
 	cmd.Env = append(cmd.Env, "TMPDIR="+h.tmpdir)
-	cmd.SysProcAttr = procAttr()
+	cmd.SysProcAttr = procgroup.Attr()
 	// *os.File outputs are handed to the child as they are: no copying
 	// goroutine of os/exec, so Wait returns when the hook exits even if
 	// something it started keeps the pipes open.
@@ -132,10 +128,10 @@ func (w *Writer) run(ctx context.Context, h hook) (outcome, error) {
 		stopped = "was stopped (" + context.Cause(ctx).Error() + ")"
 	}
 	if stopped != "" {
-		killGroup(pid)
+		procgroup.Kill(pid)
 		select {
 		case <-exited:
-		case <-time.After(killGrace):
+		case <-time.After(procgroup.KillGrace):
 			abandoned = true
 		}
 	}
@@ -148,7 +144,7 @@ func (w *Writer) run(ctx context.Context, h hook) (outcome, error) {
 	if stopped != "" {
 		msg := fmt.Sprintf("%s %s; its process group was killed", h.what, stopped)
 		if abandoned {
-			msg += ", but it did not exit within " + killGrace.String() +
+			msg += ", but it did not exit within " + procgroup.KillGrace.String() +
 				" (blocked in the kernel, e.g. writing to a frozen filesystem) and was abandoned"
 		}
 		if last != "" {

@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 	"golang.org/x/sys/unix"
 
+	"github.com/lvss/lvss/internal/procgroup"
 	"github.com/lvss/lvss/internal/testenv"
 	"github.com/lvss/lvss/vsserr"
 	"github.com/lvss/lvss/writer"
@@ -48,7 +49,7 @@ func TestHookBlockedOnFrozenFilesystem(t *testing.T) {
 	if ff.Code != vsserr.WriterErrorTimeout || !strings.Contains(ff.Message, "abandoned") || !strings.Contains(ff.Message, "writing") {
 		t.Errorf("got %s %q, want a timeout naming the abandoned hook and its last stderr line", ff.Code, ff.Message)
 	}
-	if took > 300*time.Millisecond+killGrace+time.Second {
+	if took > 300*time.Millisecond+procgroup.KillGrace+time.Second {
 		t.Errorf("the writer waited %s for a hook blocked on a frozen filesystem", took)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/lvss/lvss/document"
+	"github.com/lvss/lvss/internal/procgroup"
 	"github.com/lvss/lvss/vss"
 	"github.com/lvss/lvss/vsserr"
 	"github.com/lvss/lvss/writer"
@@ -51,7 +52,7 @@ type session struct {
 // New checks cfg and returns the identity to give writer.Run and the
 // writer. Nothing runs until the first event.
 func New(cfg Config) (writer.Identity, *Writer, error) {
-	if !supported {
+	if !procgroup.Supported {
 		return writer.Identity{}, nil, errors.New("exec writer: Linux only")
 	}
 	s, err := cfg.settle()
