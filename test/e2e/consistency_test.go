@@ -188,5 +188,9 @@ func checkCounter(t *testing.T, label string, c int, acks []ack, rec holdRecord,
 		msg += fmt.Sprintf("; %d committed while the writer waited %s for its hold; commit %d acknowledged %s after the release",
 			c-beforeFreeze, rec.LockedAt.Sub(rec.FreezeAt).Round(time.Microsecond), c+1, acks[i].at.Sub(rec.ReleaseAt).Round(time.Microsecond))
 	}
-	t.Logf("%s; application held for %s", msg, rec.Held.Round(time.Microsecond))
+	if blocksCommits {
+		t.Logf("%s; application held for %s", msg, rec.Held.Round(time.Microsecond))
+	} else {
+		t.Logf("%s; Freeze→Thaw window %s, nothing held", msg, rec.Held.Round(time.Microsecond))
+	}
 }
