@@ -1,0 +1,45 @@
+// Package redis is the lvss writer for Redis 7 servers: it makes the
+// server's files consistent in snapshots by pausing its writes for the
+// freeze window with CLIENT PAUSE ... WRITE and, under the pause, making
+// the files on disk hold exactly the paused dataset, so that a server
+// started on the snapshot loads the state after the last write executed
+// before the pause.
+//
+// New builds the writer from a Config; writer.Run serves it:
+//
+//	id, w, err := redis.New(redis.Config{Addr: "127.0.0.1:6379"})
+//	if err != nil { ... }
+//	defer w.Close()
+//	err = writer.Run(ctx, writer.Options{Retry: true}, id, w)
+//
+// # What it does in each event
+//
+//   - Identify: asks the server (CONFIG GET dir, dbfilename, appendonly,
+//     appenddirname, appendfilename) and declares one DATABASE component,
+//     "dataset", with the files a restart loads: the AOF directory when
+//     appendonly is yes (and the RDB file if it exists), else the RDB
+//     file. An unreachable server fails Identify (RETRYABLE) with the
+//     driver's message.
+//   - PrepareSnapshot: opens the writer's one connection, checks the
+//     layout is still the one declared, and that the files are captured
+//     at one instant (spec §12 D15).
+//   - Freeze: CLIENT PAUSE <bound> WRITE, the bound being the Freeze→Thaw
+//     window plus a second. Then, with the AOF on, waits until the AOF
+//     buffer is written out (aof_buffer_length 0; no fsync is needed, the
+//     snapshot captures the page cache); with the AOF off, waits out a
+//     save already running, runs BGSAVE (its fork sees the paused
+//     dataset) and confirms it with INFO persistence and LASTSAVE. If
+//     that cannot finish within half the window, the pause is lifted and
+//     Freeze fails.
+//   - Thaw, Abort, BackupShutdown: CLIENT UNPAUSE (on a fresh connection
+//     if the writer's broke); BackupShutdown also closes the connection.
+//
+// # The pause is the server's
+//
+// CLIENT PAUSE pauses every client of the server, and CLIENT UNPAUSE ends
+// every pause, whoever set it. A writer that dies while frozen leaves the
+// server's writes paused until the bound it gave, no longer. Writes wait
+// (unanswered) while paused; clients need a read timeout longer than the
+// freeze window. docs/writer-redis.md in the repository is the operator's
+// guide.
+package redis
