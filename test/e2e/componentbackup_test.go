@@ -41,6 +41,10 @@ type componentBackupResult struct {
 	// status is the writer's after DoSnapshotSet; set whenever the
 	// backup got that far, also when it failed there.
 	status *client.WriterStatus
+	// written is the writer's part of the Backup Components Document
+	// after DoSnapshotSet, with what the writer wrote into it (backup
+	// metadata, stamps); set when the backup succeeded.
+	written *document.WriterComponents
 }
 
 // componentBackup runs spec and returns an error naming the step that
@@ -132,6 +136,9 @@ func componentBackup(t *testing.T, socket string, spec componentBackupSpec) (com
 		if st := res.status; st.State != vss.WSWaitingForBackupComplete || st.Failure.Failed() {
 			return fmt.Errorf("writer status %s %s %q", st.State, st.Failure, st.ApplicationMessage)
 		}
+		if res.written, err = writerComponentsOf(ctx, bc, inst); err != nil {
+			return err
+		}
 		devices := map[string]string{}
 		for vol, id := range snaps {
 			sp, err := bc.GetSnapshotProperties(ctx, id)
@@ -174,6 +181,25 @@ func writerStatusOf(ctx context.Context, bc *client.BackupComponents, inst uuid.
 		}
 	}
 	return nil, fmt.Errorf("no status for writer instance %s among %d", inst, n)
+}
+
+// writerComponentsOf returns one writer instance's part of the Backup
+// Components Document.
+func writerComponentsOf(ctx context.Context, bc *client.BackupComponents, inst uuid.UUID) (*document.WriterComponents, error) {
+	n, err := bc.GetWriterComponentsCount(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for i := range n {
+		wc, err := bc.GetWriterComponents(ctx, i)
+		if err != nil {
+			return nil, err
+		}
+		if wc.InstanceID == inst {
+			return wc, nil
+		}
+	}
+	return nil, fmt.Errorf("no components of writer instance %s in the Backup Components Document", inst)
 }
 
 // copyTree copies dir, as seen in a snapshot (device standing for the
