@@ -3,10 +3,8 @@ package testenv
 import (
 	"fmt"
 	"io/fs"
-	"net"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -93,23 +91,6 @@ func PostgresBin(t testing.TB) string {
 	return bin
 }
 
-// serverUser is the user the server runs as: PostgreSQL refuses to run as
-// root, so as root it is the "postgres" system user; otherwise the test's
-// own user (-1, -1: no switch).
-func serverUser(t testing.TB) (uid, gid int) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		return -1, -1
-	}
-	u, err := user.Lookup("postgres")
-	if err != nil {
-		Missing(t, "the postgres system user (PostgreSQL refuses to run as root; apt-get install postgresql creates it)")
-	}
-	uid, _ = strconv.Atoi(u.Uid)
-	gid, _ = strconv.Atoi(u.Gid)
-	return uid, gid
-}
-
 // StartPostgres initialises a cluster with initdb (superuser "postgres",
 // trust authentication, UTF8, C locale) and starts a server on it, on a
 // free port on 127.0.0.1 and a Unix socket in a temp dir. Cleanup stops
@@ -118,7 +99,7 @@ func serverUser(t testing.TB) (uid, gid int) {
 func StartPostgres(t testing.TB, opts PostgresOptions) *Postgres {
 	t.Helper()
 	bin := PostgresBin(t)
-	uid, gid := serverUser(t)
+	uid, gid := serverAccount(t, "postgres", "PostgreSQL refuses to run as root; apt-get install postgresql creates it")
 	if opts.DataDir == "" {
 		t.Fatal("testenv.StartPostgres: no DataDir")
 	}
@@ -187,7 +168,7 @@ func StartPostgres(t testing.TB, opts PostgresOptions) *Postgres {
 func StartPostgresCopy(t testing.TB, dataDir string) *Postgres {
 	t.Helper()
 	bin := PostgresBin(t)
-	uid, gid := serverUser(t)
+	uid, gid := serverAccount(t, "postgres", "PostgreSQL refuses to run as root; apt-get install postgresql creates it")
 	p := &Postgres{t: t, Bin: bin, DataDir: dataDir, uid: uid, gid: gid}
 	if fi, err := os.Lstat(filepath.Join(dataDir, "pg_wal")); err != nil || fi.Mode()&fs.ModeSymlink != 0 {
 		t.Fatalf("testenv.StartPostgresCopy: %s/pg_wal is missing or a symbolic link (%v): the copy would use the original's WAL", dataDir, err)
@@ -234,32 +215,6 @@ func (p *Postgres) prepareDir(dir string) {
 	traversable(p.t, filepath.Dir(dir), p.uid)
 }
 
-// traversable adds search permission for others to dir and its parents
-// where the test's own user owns them and it is missing (the test's temp
-// dirs). Directories of the server's user (uid) are searchable for it
-// already; one of another owner that others cannot search fails t.
-func traversable(t testing.TB, dir string, uid int) {
-	t.Helper()
-	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
-		fi, err := os.Stat(d)
-		if err != nil {
-			t.Fatal(err)
-		}
-		st, _ := fi.Sys().(*syscall.Stat_t)
-		if fi.Mode().Perm()&0o001 == 0 && (uid < 0 || st == nil || int(st.Uid) != uid) {
-			if st == nil || int(st.Uid) != os.Geteuid() {
-				t.Fatalf("testenv: %s is not searchable by the PostgreSQL server's user, and not the test's to change", d)
-			}
-			if err := os.Chmod(d, fi.Mode().Perm()|0o011); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if d == "/" || d == "." {
-			return
-		}
-	}
-}
-
 // MakeDir creates dir (and its parents) for the server to use, e.g. as a
 // tablespace location: owned by the server's user, mode 0700, its parents
 // searchable.
@@ -280,17 +235,6 @@ func (p *Postgres) command(name string, args ...string) *exec.Cmd {
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(p.uid), Gid: uint32(p.gid)}
 	}
 	return cmd
-}
-
-// freePort asks the kernel for a free TCP port on 127.0.0.1.
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // start runs the postmaster in the foreground of a child process (so the
@@ -319,7 +263,7 @@ func (p *Postgres) start() {
 	}
 	defer logf.Close()
 	for attempt := 0; ; attempt++ {
-		p.Port = freePort(t)
+		p.Port = mustFreePort(t)
 		p.cmd = p.command(filepath.Join(p.Bin, "postgres"), "-D", p.DataDir,
 			"-c", "listen_addresses=127.0.0.1", "-c", "port="+strconv.Itoa(p.Port),
 			"-c", "unix_socket_directories="+sock)

@@ -97,7 +97,7 @@ func StartRedis(t testing.TB, opts RedisOptions) *Redis {
 var errRedisPortTaken = errors.New("port taken")
 
 func startRedis(t testing.TB, bin, run string, attempt int, opts RedisOptions) (*Redis, error) {
-	port, err := redisFreePort()
+	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
@@ -176,16 +176,6 @@ func redisVersion(bin string) (int, error) {
 		return 0, fmt.Errorf("unexpected version output %q", out)
 	}
 	return strconv.Atoi(string(m[1]))
-}
-
-// redisFreePort asks the kernel for a port of 127.0.0.1 that is free now.
-func redisFreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // redisPing sends PING over the Unix socket in RESP and expects PONG. It
