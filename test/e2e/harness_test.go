@@ -228,3 +228,19 @@ func (d *daemon) waitWriters(t *testing.T, n int) {
 		return true
 	})
 }
+
+// listWritersShows runs the real `lvss list writers` (which sends writers
+// no event) and fails t unless its output holds every want.
+func listWritersShows(t *testing.T, socket string, want ...string) {
+	t.Helper()
+	out, err := exec.Command(filepath.Join(binaries(t), "lvss"), "--socket", socket, "list", "writers").CombinedOutput()
+	if err != nil {
+		t.Fatalf("lvss list writers: %v\n%s", err, out)
+	}
+	for _, w := range want {
+		if !strings.Contains(string(out), w) {
+			t.Errorf("lvss list writers does not show %q:\n%s", w, out)
+		}
+	}
+	t.Logf("lvss list writers:\n%s", out)
+}

@@ -366,6 +366,10 @@ func TestMySQLWriterOnBtrfsUnderLoad(t *testing.T) {
 		}
 		w := startMySQLWriter(t, d.socket, work, strings.Fields(name)[0], srv.DSN(mysqlUser, ""), append(extra, "--password-file", pw)...)
 		d.waitWriters(t, 1)
+		if strategy == "" {
+			listWritersShows(t, d.socket, "Writer name: 'mysql'", "Writer Id: "+mysql.ClassID.String(),
+				srv.DataDir+" (VSS_CT_DATABASE)")
+		}
 		for i := range rounds {
 			dir := filepath.Join(work, fmt.Sprintf("copy-%s-%d", strings.Fields(name)[0], i))
 			res := mysqlBackup(t, d.socket, fs.Mount, srv.DataDir, dir)

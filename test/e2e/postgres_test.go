@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -246,17 +245,8 @@ func TestPostgresWriterOnBtrfsUnderLoad(t *testing.T) {
 	d.waitWriters(t, 1)
 
 	t.Run("ListWriters", func(t *testing.T) {
-		out, err := exec.Command(filepath.Join(binaries(t), "lvss"), "--socket", d.socket, "list", "writers").CombinedOutput()
-		if err != nil {
-			t.Fatalf("lvss list writers: %v\n%s", err, out)
-		}
-		for _, want := range []string{"Writer name: 'postgres'", "Writer Id: " + postgres.ClassID.String(),
-			"cluster (VSS_CT_FILEGROUP)", dataDir + "/* (recursive)"} {
-			if !strings.Contains(string(out), want) {
-				t.Errorf("lvss list writers does not show %q:\n%s", want, out)
-			}
-		}
-		t.Logf("lvss list writers:\n%s", out)
+		listWritersShows(t, d.socket, "Writer name: 'postgres'", "Writer Id: "+postgres.ClassID.String(),
+			"cluster (VSS_CT_FILEGROUP)", dataDir+"/* (recursive)")
 	})
 
 	app := startPgBank(t, p.DSN("postgres"), work)

@@ -274,6 +274,8 @@ func TestRedisWriterOnBtrfsUnderLoad(t *testing.T) {
 			app := startRedisApp(t, work, srv)
 			w := startRedisWriter(t, work, d.socket, "--socket-path", srv.Socket)
 			d.waitWriters(t, 1)
+			listWritersShows(t, d.socket, "Writer name: 'redis'", "Writer Id: "+redis.ClassID.String(),
+				"dataset (VSS_CT_DATABASE)", dir)
 
 			const rounds = 3
 			type result struct {
