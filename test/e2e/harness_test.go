@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/lvss/lvss/client"
+	"github.com/lvss/lvss/vss"
+	"github.com/lvss/lvss/vsserr"
 )
 
 var (
@@ -243,4 +245,60 @@ func listWritersShows(t *testing.T, socket string, want ...string) {
 		}
 	}
 	t.Logf("lvss list writers:\n%s", out)
+}
+
+// identifyLeftOut checks what lvssd does with the one subscribed writer
+// when its Identify fails: a metadata gathering leaves it out, and lvssd's
+// event log says why, with the writer's message (which must contain
+// want). It returns the failure code lvssd logged.
+func identifyLeftOut(t *testing.T, socket, want string) vsserr.HRESULT {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := client.Dial(ctx, socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	eventually(t, 15*time.Second, "the writer to subscribe", func() bool {
+		ws, err := conn.ListWriters(ctx)
+		return err == nil && len(ws) == 1
+	})
+	err = client.Run(ctx, socket, func(ctx context.Context, bc *client.BackupComponents) error {
+		if err := bc.InitializeForBackup(ctx, ""); err != nil {
+			return err
+		}
+		if err := bc.SetBackupState(ctx, true, false, vss.BackupFull, false); err != nil {
+			return err
+		}
+		a, err := bc.GatherWriterMetadata(ctx)
+		if err == nil {
+			err = a.Wait(ctx)
+		}
+		if err != nil {
+			return err
+		}
+		if n, err := bc.GetWriterMetadataCount(ctx); err != nil || n != 0 {
+			return fmt.Errorf("%d writers gathered (%v); the one failing Identify must be left out", n, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hr vsserr.HRESULT
+	eventually(t, 5*time.Second, "lvssd's log of the failed Identify", func() bool {
+		evs, err := conn.ListEvents(ctx, 0, 0)
+		if err != nil {
+			return false
+		}
+		for _, e := range evs {
+			if e.Message == "writer failed Identify and is left out" && strings.Contains(e.Fields["error"], want) {
+				t.Logf("lvssd: %s (%s): %s", e.Message, e.HRESULT, e.Fields["error"])
+				hr = e.HRESULT
+				return true
+			}
+		}
+		return false
+	})
+	return hr
 }

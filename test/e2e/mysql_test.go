@@ -22,7 +22,6 @@ import (
 	"github.com/lvss/lvss/client"
 	"github.com/lvss/lvss/document"
 	"github.com/lvss/lvss/internal/testenv"
-	"github.com/lvss/lvss/vss"
 	"github.com/lvss/lvss/writers/mysql"
 )
 
@@ -484,50 +483,5 @@ func TestMySQLWriterUnreachableServer(t *testing.T) {
 	work := t.TempDir()
 	sock := filepath.Join(work, "no-server.sock")
 	startMySQLWriter(t, d.socket, work, "unreachable", mysqlUser+"@unix("+sock+")/")
-	ctx := context.Background()
-	conn, err := client.Dial(ctx, d.socket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	eventually(t, 15*time.Second, "the writer to subscribe", func() bool {
-		ws, err := conn.ListWriters(ctx)
-		return err == nil && len(ws) == 1
-	})
-	err = client.Run(ctx, d.socket, func(ctx context.Context, bc *client.BackupComponents) error {
-		if err := bc.InitializeForBackup(ctx, ""); err != nil {
-			return err
-		}
-		if err := bc.SetBackupState(ctx, true, false, vss.BackupFull, false); err != nil {
-			return err
-		}
-		a, err := bc.GatherWriterMetadata(ctx)
-		if err == nil {
-			err = a.Wait(ctx)
-		}
-		if err != nil {
-			return err
-		}
-		if n, err := bc.GetWriterMetadataCount(ctx); err != nil || n != 0 {
-			return fmt.Errorf("%d writers gathered (%v); the one failing Identify must be left out", n, err)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, 5*time.Second, "lvssd's log of the failed Identify", func() bool {
-		evs, err := conn.ListEvents(ctx, 0, 0)
-		if err != nil {
-			return false
-		}
-		for _, e := range evs {
-			if e.Message == "writer failed Identify and is left out" && strings.Contains(e.Fields["error"], sock) &&
-				strings.Contains(e.Fields["error"], "no such file or directory") {
-				t.Logf("lvssd: %s: %s", e.Message, e.Fields["error"])
-				return true
-			}
-		}
-		return false
-	})
+	identifyLeftOut(t, d.socket, sock+": connect: no such file or directory")
 }

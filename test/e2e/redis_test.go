@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -19,10 +18,8 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/lvss/lvss/client"
 	"github.com/lvss/lvss/document"
 	"github.com/lvss/lvss/internal/testenv"
-	"github.com/lvss/lvss/vss"
 	"github.com/lvss/lvss/vsserr"
 	"github.com/lvss/lvss/writers/redis"
 )
@@ -418,57 +415,7 @@ func TestRedisWriterUnreachableServerFailsIdentify(t *testing.T) {
 	d := startDaemon(t, shortTimeouts)
 	work := t.TempDir()
 	startRedisWriter(t, work, d.socket, "--addr", srv.Addr)
-	ctx := context.Background()
-	conn, err := client.Dial(ctx, d.socket)
-	if err != nil {
-		t.Fatal(err)
+	if hr := identifyLeftOut(t, d.socket, "dial tcp "+srv.Addr+": connect: connection refused"); hr != vsserr.WriterErrorRetryable {
+		t.Errorf("Identify failed with %s, want VSS_E_WRITERERROR_RETRYABLE", hr)
 	}
-	defer conn.Close()
-	eventually(t, 15*time.Second, "the writer to subscribe", func() bool {
-		ws, err := conn.ListWriters(ctx)
-		return err == nil && len(ws) == 1
-	})
-	err = client.Run(ctx, d.socket, func(ctx context.Context, bc *client.BackupComponents) error {
-		if err := bc.InitializeForBackup(ctx, ""); err != nil {
-			return err
-		}
-		if err := bc.SetBackupState(ctx, true, false, vss.BackupFull, false); err != nil {
-			return err
-		}
-		a, err := bc.GatherWriterMetadata(ctx)
-		if err == nil {
-			err = a.Wait(ctx)
-		}
-		if err != nil {
-			return err
-		}
-		n, err := bc.GetWriterMetadataCount(ctx)
-		if err != nil {
-			return err
-		}
-		if n != 0 {
-			return errors.New("the writer failing Identify was gathered")
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := "dial tcp " + srv.Addr + ": connect: connection refused"
-	eventually(t, 5*time.Second, "lvssd's log of the failed Identify", func() bool {
-		evs, err := conn.ListEvents(ctx, 0, 0)
-		if err != nil {
-			return false
-		}
-		for _, e := range evs {
-			if e.Message == "writer failed Identify and is left out" && strings.Contains(e.Fields["error"], want) {
-				if e.HRESULT != vsserr.WriterErrorRetryable {
-					t.Errorf("Identify failed with %s, want VSS_E_WRITERERROR_RETRYABLE", e.HRESULT)
-				}
-				t.Logf("lvssd: %s (%s): %s", e.Message, e.HRESULT, e.Fields["error"])
-				return true
-			}
-		}
-		return false
-	})
 }

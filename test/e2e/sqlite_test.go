@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"database/sql"
 	"fmt"
 	"os"
@@ -16,10 +15,8 @@ import (
 	"github.com/google/uuid"
 	_ "modernc.org/sqlite" // the "sqlite" driver for the application and the checks
 
-	"github.com/lvss/lvss/client"
 	"github.com/lvss/lvss/document"
 	"github.com/lvss/lvss/internal/testenv"
-	"github.com/lvss/lvss/vss"
 	"github.com/lvss/lvss/writers/sqlite"
 )
 
@@ -278,54 +275,5 @@ func TestSQLiteWriterMissingDatabaseFailsIdentify(t *testing.T) {
 	work := t.TempDir()
 	missing := filepath.Join(work, "nowhere", "missing.db")
 	startSQLiteWriter(t, work, d.socket, missing)
-	ctx := context.Background()
-	conn, err := client.Dial(ctx, d.socket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	eventually(t, 15*time.Second, "the writer to subscribe", func() bool {
-		ws, err := conn.ListWriters(ctx)
-		return err == nil && len(ws) == 1
-	})
-	err = client.Run(ctx, d.socket, func(ctx context.Context, bc *client.BackupComponents) error {
-		if err := bc.InitializeForBackup(ctx, ""); err != nil {
-			return err
-		}
-		if err := bc.SetBackupState(ctx, true, false, vss.BackupFull, false); err != nil {
-			return err
-		}
-		a, err := bc.GatherWriterMetadata(ctx)
-		if err == nil {
-			err = a.Wait(ctx)
-		}
-		if err != nil {
-			return err
-		}
-		n, err := bc.GetWriterMetadataCount(ctx)
-		if err != nil {
-			return err
-		}
-		if n != 0 {
-			return fmt.Errorf("%d writers gathered; the one failing Identify must be left out", n)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := missing + " does not exist"
-	eventually(t, 5*time.Second, "lvssd's log of the failed Identify", func() bool {
-		evs, err := conn.ListEvents(ctx, 0, 0)
-		if err != nil {
-			return false
-		}
-		for _, e := range evs {
-			if e.Message == "writer failed Identify and is left out" && strings.Contains(e.Fields["error"], want) {
-				t.Logf("lvssd: %s: %s", e.Message, e.Fields["error"])
-				return true
-			}
-		}
-		return false
-	})
+	identifyLeftOut(t, d.socket, missing+" does not exist")
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	gomysql "github.com/go-sql-driver/mysql"
@@ -16,6 +15,7 @@ import (
 	"github.com/lvss/lvss/vss"
 	"github.com/lvss/lvss/vsserr"
 	"github.com/lvss/lvss/writer"
+	"github.com/lvss/lvss/writers/internal/handlerlock"
 )
 
 // Writer is the MySQL/MariaDB writer. It implements writer.Writer,
@@ -27,14 +27,9 @@ type Writer struct {
 	dc  *gomysql.Config
 	db  *sql.DB // at most one connection, never idle (openDB)
 
-	// base ends when Close is called: the handlers' statements watch it,
-	// so Close never waits behind a stuck one.
-	base   context.Context
-	cancel context.CancelCauseFunc
-
 	// mu guards what follows. The SDK never runs two handlers at once; mu
 	// is for Close, which the host may call from another goroutine.
-	mu sync.Mutex
+	mu handlerlock.Lock // also cuts handlers short at Close
 	// declared is what the most recent Identify put in the Writer Metadata
 	// Document, so that a change (a new database, a moved log) that would
 	// leave files out of the requester's list is noticed before the
@@ -49,15 +44,14 @@ type Writer struct {
 	// PostSnapshot, until BackupShutdown.
 	positions    map[uuid.UUID]Position
 	warnedRemote bool
-	closed       bool
 	openErr      error
 }
 
 var errClosed = errors.New("the mysql writer was closed")
 
 func newWriter(cfg Config, dc *gomysql.Config) *Writer {
-	base, cancel := context.WithCancelCause(context.Background())
-	w := &Writer{cfg: cfg, dc: dc, base: base, cancel: cancel, positions: map[uuid.UUID]Position{}}
+	w := &Writer{cfg: cfg, dc: dc, positions: map[uuid.UUID]Position{}}
+	w.mu.Init(errClosed)
 	w.db, w.openErr = openDB(dc)
 	return w
 }
@@ -68,20 +62,10 @@ func (w *Writer) Server() string {
 	return fmt.Sprintf("%s(%s)", w.dc.Net, w.dc.Addr)
 }
 
-// op joins a handler's context with the writer's own, so that Close cuts
-// short whatever runs.
-func (w *Writer) op(ctx context.Context) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithCancelCause(ctx)
-	stop := context.AfterFunc(w.base, func() { cancel(context.Cause(w.base)) })
-	return ctx, func() { stop(); cancel(nil) }
-}
-
 // begin takes mu for a handler; it fails once the writer is closed.
 func (w *Writer) begin() error {
-	w.mu.Lock()
-	if w.closed {
-		w.mu.Unlock()
-		return writer.Fail(vsserr.WriterErrorRetryable, 0, "%v", errClosed)
+	if err := w.mu.LockOpen(); err != nil {
+		return err
 	}
 	if w.openErr != nil {
 		w.mu.Unlock()
@@ -119,7 +103,7 @@ func (w *Writer) Identify(ctx context.Context, md *writer.Metadata) error {
 		return err
 	}
 	defer w.mu.Unlock()
-	ctx, done := w.op(ctx)
+	ctx, done := w.mu.Join(ctx)
 	defer done()
 	var (
 		l   *layout
@@ -188,7 +172,7 @@ func (w *Writer) PrepareSnapshot(ctx context.Context, ev *writer.Event) error {
 		return err
 	}
 	defer w.mu.Unlock()
-	ctx, done := w.op(ctx)
+	ctx, done := w.mu.Join(ctx)
 	defer done()
 	if h := w.held; h != nil {
 		if h.session == ev.SessionID {
@@ -274,7 +258,7 @@ func (w *Writer) Freeze(ctx context.Context, ev *writer.Event) error {
 		return err
 	}
 	defer w.mu.Unlock()
-	ctx, done := w.op(ctx)
+	ctx, done := w.mu.Join(ctx)
 	defer done()
 	if h := w.held; h != nil && h.session == ev.SessionID && h.frozen {
 		return nil // a repeated Freeze
@@ -375,10 +359,10 @@ func (w *Writer) releaseHeld(ctx context.Context, why string) error {
 func (w *Writer) release(ctx context.Context, ev *writer.Event, why string) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.closed || w.held == nil || w.held.session != ev.SessionID {
+	if w.mu.Closed() || w.held == nil || w.held.session != ev.SessionID {
 		return nil // nothing held: Close released everything, or a second Abort
 	}
-	ctx, done := w.op(ctx)
+	ctx, done := w.mu.Join(ctx)
 	defer done()
 	frozen := w.held.frozen
 	if err := w.releaseHeld(ctx, why); err != nil {
@@ -442,13 +426,11 @@ func (w *Writer) BackupShutdown(ctx context.Context, ev *writer.Event) error {
 // released every session already); it is also safe while a handler runs,
 // which it cuts short. It is idempotent.
 func (w *Writer) Close() error {
-	w.cancel(errClosed)
-	w.mu.Lock()
+	first := w.mu.Close()
 	defer w.mu.Unlock()
-	if w.closed {
+	if !first {
 		return nil
 	}
-	w.closed = true
 	err := w.releaseHeld(context.Background(), "Close")
 	if w.db != nil {
 		err = errors.Join(err, w.db.Close())

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -17,6 +16,7 @@ import (
 	"github.com/lvss/lvss/vss"
 	"github.com/lvss/lvss/vsserr"
 	"github.com/lvss/lvss/writer"
+	"github.com/lvss/lvss/writers/internal/handlerlock"
 )
 
 // Writer is the PostgreSQL writer. It implements writer.Writer,
@@ -28,45 +28,22 @@ type Writer struct {
 	pgcfg *pgx.ConnConfig
 	strat strategy
 
-	// base ends when Close is called: the handlers' queries watch it, so
-	// Close never waits behind a stuck one.
-	base   context.Context
-	cancel context.CancelCauseFunc
-
 	// mu guards everything below. The SDK never runs two handlers at
 	// once; mu is for Close, which the host may call from another
 	// goroutine.
-	mu sync.Mutex
+	mu handlerlock.Lock // also cuts handlers short at Close
 	// declared is the layout the most recent Identify put in the Writer
 	// Metadata Document: the paths the requester's placements are about.
 	declared *layout
 	sessions map[uuid.UUID]*session
-	closed   bool
 }
 
 var errClosed = errors.New("the postgres writer was closed")
 
 func newWriter(cfg Config, pc *pgx.ConnConfig, strat strategy) *Writer {
-	base, cancel := context.WithCancelCause(context.Background())
-	return &Writer{cfg: cfg, pgcfg: pc, strat: strat, base: base, cancel: cancel, sessions: map[uuid.UUID]*session{}}
-}
-
-// op joins a handler's context with the writer's own, so that Close cuts
-// short whatever runs.
-func (w *Writer) op(ctx context.Context) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithCancelCause(ctx)
-	stop := context.AfterFunc(w.base, func() { cancel(context.Cause(w.base)) })
-	return ctx, func() { stop(); cancel(nil) }
-}
-
-// begin takes mu for a handler; it fails once the writer is closed.
-func (w *Writer) begin() error {
-	w.mu.Lock()
-	if w.closed {
-		w.mu.Unlock()
-		return writer.Fail(vsserr.WriterErrorRetryable, 0, "%v", errClosed)
-	}
-	return nil
+	w := &Writer{cfg: cfg, pgcfg: pc, strat: strat, sessions: map[uuid.UUID]*session{}}
+	w.mu.Init(errClosed)
+	return w
 }
 
 // connect opens a connection, bounded by the connect timeout and ctx.
@@ -115,11 +92,10 @@ func (w *Writer) session(id uuid.UUID) *session {
 // idle connection between backups would take one of the server's
 // connection slots for good and notice a restarted server only late.
 func (w *Writer) Identify(ctx context.Context, md *writer.Metadata) error {
-	if err := w.begin(); err != nil {
+	ctx, done, err := w.mu.Begin(ctx)
+	if err != nil {
 		return err
 	}
-	defer w.mu.Unlock()
-	ctx, done := w.op(ctx)
 	defer done()
 	conn, err := w.connect(ctx)
 	if err != nil {
@@ -169,7 +145,7 @@ const restoreProcedure = "Stop the PostgreSQL server; replace its data directory
 // requester included the cluster (the writer's only component), or the
 // writer would not be taking part.
 func (w *Writer) PrepareBackup(_ context.Context, ev *writer.Event, _ *writer.Components) error {
-	if err := w.begin(); err != nil {
+	if err := w.mu.LockOpen(); err != nil {
 		return err
 	}
 	defer w.mu.Unlock()
@@ -184,11 +160,10 @@ func (w *Writer) PrepareBackup(_ context.Context, ev *writer.Event, _ *writer.Co
 // Identify declared, and runs the mode's preparation (snapshot mode:
 // CHECKPOINT, so that recovery of the snapshot is short).
 func (w *Writer) PrepareSnapshot(ctx context.Context, ev *writer.Event) (err error) {
-	if err := w.begin(); err != nil {
+	ctx, done, err := w.mu.Begin(ctx)
+	if err != nil {
 		return err
 	}
-	defer w.mu.Unlock()
-	ctx, done := w.op(ctx)
 	defer done()
 	s := w.session(ev.SessionID)
 	defer func() {
@@ -276,11 +251,10 @@ func joinList(items []string) string {
 // finished, which bound the snapshot's instant for the hold record.
 func (w *Writer) Freeze(ctx context.Context, ev *writer.Event) error {
 	arrived := time.Now()
-	if err := w.begin(); err != nil {
+	ctx, done, err := w.mu.Begin(ctx)
+	if err != nil {
 		return err
 	}
-	defer w.mu.Unlock()
-	ctx, done := w.op(ctx)
 	defer done()
 	s := w.session(ev.SessionID)
 	if s.frozen {
@@ -299,10 +273,10 @@ func (w *Writer) Freeze(ctx context.Context, ev *writer.Event) error {
 func (w *Writer) Thaw(ctx context.Context, ev *writer.Event) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.closed {
+	if w.mu.Closed() {
 		return nil // Close released everything
 	}
-	ctx, done := w.op(ctx)
+	ctx, done := w.mu.Join(ctx)
 	defer done()
 	s := w.sessions[ev.SessionID]
 	if s == nil {
@@ -318,10 +292,10 @@ func (w *Writer) Thaw(ctx context.Context, ev *writer.Event) error {
 func (w *Writer) Abort(ctx context.Context, ev *writer.Event) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.closed {
+	if w.mu.Closed() {
 		return nil
 	}
-	ctx, done := w.op(ctx)
+	ctx, done := w.mu.Join(ctx)
 	defer done()
 	if s := w.sessions[ev.SessionID]; s != nil {
 		w.abandon(ctx, s, "Abort")
@@ -352,7 +326,7 @@ func (w *Writer) releaseSession(ctx context.Context, s *session, by string) {
 // PostSnapshot records in the cluster component's backup metadata what a
 // restore needs to know about the snapshot (backupInfo, as JSON).
 func (w *Writer) PostSnapshot(_ context.Context, ev *writer.Event, c *writer.Components) error {
-	if err := w.begin(); err != nil {
+	if err := w.mu.LockOpen(); err != nil {
 		return err
 	}
 	defer w.mu.Unlock()
@@ -376,10 +350,10 @@ func (w *Writer) PostSnapshot(_ context.Context, ev *writer.Event, c *writer.Com
 func (w *Writer) BackupShutdown(ctx context.Context, ev *writer.Event) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.closed {
+	if w.mu.Closed() {
 		return nil
 	}
-	ctx, done := w.op(ctx)
+	ctx, done := w.mu.Join(ctx)
 	defer done()
 	if s := w.sessions[ev.SessionID]; s != nil {
 		w.abandon(ctx, s, "BackupShutdown")
@@ -393,13 +367,11 @@ func (w *Writer) BackupShutdown(ctx context.Context, ev *writer.Event) error {
 // released every session already); it is also safe while a handler runs,
 // which it cuts short. It is idempotent.
 func (w *Writer) Close() error {
-	w.cancel(errClosed)
-	w.mu.Lock()
+	first := w.mu.Close()
 	defer w.mu.Unlock()
-	if w.closed {
+	if !first {
 		return nil
 	}
-	w.closed = true
 	for id, s := range w.sessions {
 		ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 		w.abandon(ctx, s, "Close")

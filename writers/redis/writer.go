@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -15,6 +14,7 @@ import (
 	"github.com/lvss/lvss/vss"
 	"github.com/lvss/lvss/vsserr"
 	"github.com/lvss/lvss/writer"
+	"github.com/lvss/lvss/writers/internal/handlerlock"
 )
 
 // pauseSlack is added to the pause bound. The coordinator aborts a writer
@@ -29,15 +29,10 @@ const pauseSlack = time.Second
 type Writer struct {
 	cfg Config
 
-	// base ends when Close is called: the handlers' commands and waits
-	// watch it, so Close never waits behind a stuck one.
-	base   context.Context
-	cancel context.CancelCauseFunc
-
 	// mu guards everything below. The SDK never runs two handlers at
 	// once; mu is for Close, which the host may call from another
 	// goroutine.
-	mu    sync.Mutex
+	mu    handlerlock.Lock   // also cuts handlers short at Close
 	srv   *server            // the pinned connection; nil when closed
 	users map[uuid.UUID]bool // sessions between PrepareSnapshot and BackupShutdown
 	hold  *hold              // the pause the writer holds; nil if none
@@ -45,7 +40,6 @@ type Writer struct {
 	// declaredPaths the paths of its file sets.
 	declared      *layout
 	declaredPaths []string
-	closed        bool
 }
 
 // hold is one pause of the server's writes, held for one session.
@@ -62,26 +56,9 @@ type hold struct {
 var errClosed = errors.New("the redis writer was closed")
 
 func newWriter(cfg Config) *Writer {
-	base, cancel := context.WithCancelCause(context.Background())
-	return &Writer{cfg: cfg, base: base, cancel: cancel, users: map[uuid.UUID]bool{}}
-}
-
-// op joins a handler's context with the writer's own, so that Close cuts
-// short whatever runs.
-func (w *Writer) op(ctx context.Context) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithCancelCause(ctx)
-	stop := context.AfterFunc(w.base, func() { cancel(context.Cause(w.base)) })
-	return ctx, func() { stop(); cancel(nil) }
-}
-
-// begin takes mu for a handler; it fails once the writer is closed.
-func (w *Writer) begin() error {
-	w.mu.Lock()
-	if w.closed {
-		w.mu.Unlock()
-		return writer.Fail(vsserr.WriterErrorRetryable, 0, "%v", errClosed)
-	}
-	return nil
+	w := &Writer{cfg: cfg, users: map[uuid.UUID]bool{}}
+	w.mu.Init(errClosed)
+	return w
 }
 
 // open opens the pinned connection if it is not open.
@@ -160,17 +137,16 @@ func (w *Writer) readLayout(ctx context.Context) (layout, error) {
 // with the driver's message), refuses the writer (its reply), is older
 // than 7.0, or keeps its files where this host does not see them.
 func (w *Writer) Identify(ctx context.Context, md *writer.Metadata) error {
-	if err := w.begin(); err != nil {
+	ctx, done, err := w.mu.Begin(ctx)
+	if err != nil {
 		return err
 	}
-	defer w.mu.Unlock()
-	ctx, done := w.op(ctx)
 	defer done()
 	var (
 		l       layout
 		version string
 	)
-	err := w.withConn(ctx, func(s *server) error {
+	err = w.withConn(ctx, func(s *server) error {
 		info, err := s.info(ctx, "server")
 		if err != nil {
 			return err
@@ -252,11 +228,10 @@ func (w *Writer) checkDeclared(l layout) error {
 // file share the server's dir, so this fails only when that dir's volume
 // is not in the set.
 func (w *Writer) PrepareSnapshot(ctx context.Context, ev *writer.Event) error {
-	if err := w.begin(); err != nil {
+	ctx, done, err := w.mu.Begin(ctx)
+	if err != nil {
 		return err
 	}
-	defer w.mu.Unlock()
-	ctx, done := w.op(ctx)
 	defer done()
 	l, err := w.readLayout(ctx) // opens the connection the session keeps
 	if err != nil {
@@ -311,13 +286,12 @@ func (w *Writer) persistBudget(ev *writer.Event) time.Duration {
 // itself is too slow), with the reason.
 func (w *Writer) Freeze(ctx context.Context, ev *writer.Event) error {
 	arrived := time.Now()
-	if err := w.begin(); err != nil {
+	ctx, done, err := w.mu.Begin(ctx)
+	if err != nil {
 		return err
 	}
-	defer w.mu.Unlock()
-	ctx, done := w.op(ctx)
 	defer done()
-	err := w.freeze(ctx, ev, arrived)
+	err = w.freeze(ctx, ev, arrived)
 	if err != nil {
 		// Let the server's writes go at once rather than keep them waiting
 		// for the Abort that follows.
@@ -479,10 +453,10 @@ func (w *Writer) Abort(ctx context.Context, ev *writer.Event) error {
 func (w *Writer) release(ctx context.Context, ev *writer.Event, by string) (late bool, unpauseErr, err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.closed {
+	if w.mu.Closed() {
 		return false, nil, nil // Close released everything
 	}
-	ctx, done := w.op(ctx)
+	ctx, done := w.mu.Join(ctx)
 	defer done()
 	late, unpauseErr = w.releaseHold(ctx, ev.SessionID, by)
 	return late, unpauseErr, nil
@@ -494,10 +468,10 @@ func (w *Writer) release(ctx context.Context, ev *writer.Event, by string) (late
 func (w *Writer) BackupShutdown(ctx context.Context, ev *writer.Event) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.closed {
+	if w.mu.Closed() {
 		return nil
 	}
-	ctx, done := w.op(ctx)
+	ctx, done := w.mu.Join(ctx)
 	defer done()
 	_, uerr := w.releaseHold(ctx, ev.SessionID, "BackupShutdown")
 	delete(w.users, ev.SessionID)
@@ -519,13 +493,11 @@ func (w *Writer) BackupShutdown(ctx context.Context, ev *writer.Event) error {
 // every session already); it is also safe while a handler runs, which it
 // cuts short. It is idempotent.
 func (w *Writer) Close() error {
-	w.cancel(errClosed)
-	w.mu.Lock()
+	first := w.mu.Close()
 	defer w.mu.Unlock()
-	if w.closed {
+	if !first {
 		return nil
 	}
-	w.closed = true
 	var err error
 	if h := w.hold; h != nil {
 		_, err = w.releaseHold(context.Background(), h.session, "Close")

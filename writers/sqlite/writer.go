@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -15,6 +14,7 @@ import (
 	"github.com/lvss/lvss/vss"
 	"github.com/lvss/lvss/vsserr"
 	"github.com/lvss/lvss/writer"
+	"github.com/lvss/lvss/writers/internal/handlerlock"
 )
 
 // Writer is the SQLite writer. It implements writer.Writer,
@@ -25,42 +25,19 @@ type Writer struct {
 	cfg Config
 	dbs []*database
 
-	// base ends when Close is called: the handlers' statements and waits
-	// watch it, so Close never waits behind a stuck one.
-	base   context.Context
-	cancel context.CancelCauseFunc
-
 	// mu guards the databases' connection state and sessions. The SDK
 	// never runs two handlers at once; mu is for Close, which the host may
 	// call from another goroutine.
-	mu       sync.Mutex
+	mu       handlerlock.Lock          // also cuts handlers short at Close
 	sessions map[uuid.UUID][]*database // databases each session takes part with, from PrepareBackup
-	closed   bool
 }
 
 var errClosed = errors.New("the sqlite writer was closed")
 
 func newWriter(cfg Config, dbs []*database) *Writer {
-	base, cancel := context.WithCancelCause(context.Background())
-	return &Writer{cfg: cfg, dbs: dbs, base: base, cancel: cancel, sessions: map[uuid.UUID][]*database{}}
-}
-
-// op joins a handler's context with the writer's own, so that Close cuts
-// short whatever runs.
-func (w *Writer) op(ctx context.Context) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithCancelCause(ctx)
-	stop := context.AfterFunc(w.base, func() { cancel(context.Cause(w.base)) })
-	return ctx, func() { stop(); cancel(nil) }
-}
-
-// begin takes mu for a handler; it fails once the writer is closed.
-func (w *Writer) begin() error {
-	w.mu.Lock()
-	if w.closed {
-		w.mu.Unlock()
-		return writer.Fail(vsserr.WriterErrorRetryable, 0, "%v", errClosed)
-	}
-	return nil
+	w := &Writer{cfg: cfg, dbs: dbs, sessions: map[uuid.UUID][]*database{}}
+	w.mu.Init(errClosed)
+	return w
 }
 
 // Databases returns the configured database paths, cleaned, in order.
@@ -85,11 +62,10 @@ func (w *Writer) Databases() []string {
 // journal left by a crash before the freeze would be needed to open the
 // database.
 func (w *Writer) Identify(ctx context.Context, md *writer.Metadata) error {
-	if err := w.begin(); err != nil {
+	ctx, done, err := w.mu.Begin(ctx)
+	if err != nil {
 		return err
 	}
-	defer w.mu.Unlock()
-	ctx, done := w.op(ctx)
 	defer done()
 	md.SetRestoreMethod(vss.RMERestoreIfCanReplace, "", "", vss.WRENever, false)
 	for _, d := range w.dbs {
@@ -134,7 +110,7 @@ func (w *Writer) Identify(ctx context.Context, md *writer.Metadata) error {
 // with at least one, so the document did not arrive) covers all: freezing
 // too much is safe, freezing too little is not.
 func (w *Writer) PrepareBackup(_ context.Context, ev *writer.Event, c *writer.Components) error {
-	if err := w.begin(); err != nil {
+	if err := w.mu.LockOpen(); err != nil {
 		return err
 	}
 	defer w.mu.Unlock()
@@ -164,11 +140,10 @@ func (w *Writer) sessionDBs(id uuid.UUID) []*database {
 // connection and checkpoints its WAL, so that the snapshot carries a short
 // -wal.
 func (w *Writer) PrepareSnapshot(ctx context.Context, ev *writer.Event) error {
-	if err := w.begin(); err != nil {
+	ctx, done, err := w.mu.Begin(ctx)
+	if err != nil {
 		return err
 	}
-	defer w.mu.Unlock()
-	ctx, done := w.op(ctx)
 	defer done()
 	dbs := w.sessionDBs(ev.SessionID)
 	w.sessions[ev.SessionID] = dbs
@@ -243,17 +218,16 @@ func (d *database) checkDeclared(mode journalKind) error {
 // VSS_E_WRITERERROR_RETRYABLE and SQLite's message.
 func (w *Writer) Freeze(ctx context.Context, ev *writer.Event) error {
 	arrived := time.Now()
-	if err := w.begin(); err != nil {
+	ctx, done, err := w.mu.Begin(ctx)
+	if err != nil {
 		return err
 	}
-	defer w.mu.Unlock()
-	ctx, done := w.op(ctx)
 	defer done()
 	wait := w.cfg.LockTimeout
 	if !ev.Deadline.IsZero() {
 		wait = min(wait, time.Until(ev.Deadline)/2)
 	}
-	err := w.freeze(ctx, ev.SessionID, arrived, wait)
+	err = w.freeze(ctx, ev.SessionID, arrived, wait)
 	if err != nil {
 		// Let go of the locks already taken at once, rather than keep the
 		// application waiting for the Abort that follows.
@@ -339,10 +313,10 @@ func (w *Writer) Abort(ctx context.Context, ev *writer.Event) error {
 func (w *Writer) release(ctx context.Context, ev *writer.Event, why string) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.closed {
+	if w.mu.Closed() {
 		return nil // Close released everything
 	}
-	ctx, done := w.op(ctx)
+	ctx, done := w.mu.Join(ctx)
 	defer done()
 	// The lock is released whatever the error says (release closes the
 	// connection when ROLLBACK fails); the error is reported so that the
@@ -359,10 +333,10 @@ func (w *Writer) release(ctx context.Context, ev *writer.Event, why string) erro
 func (w *Writer) BackupShutdown(ctx context.Context, ev *writer.Event) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.closed {
+	if w.mu.Closed() {
 		return nil
 	}
-	ctx, done := w.op(ctx)
+	ctx, done := w.mu.Join(ctx)
 	defer done()
 	err := w.releaseSession(ctx, ev.SessionID, "BackupShutdown")
 	delete(w.sessions, ev.SessionID)
@@ -383,13 +357,11 @@ func (w *Writer) BackupShutdown(ctx context.Context, ev *writer.Event) error {
 // released every session already); it is also safe while a handler runs,
 // which it cuts short. It is idempotent.
 func (w *Writer) Close() error {
-	w.cancel(errClosed)
-	w.mu.Lock()
+	first := w.mu.Close()
 	defer w.mu.Unlock()
-	if w.closed {
+	if !first {
 		return nil
 	}
-	w.closed = true
 	var errs []error
 	for _, d := range w.dbs {
 		if d.held != uuid.Nil {
