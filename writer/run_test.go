@@ -16,6 +16,7 @@ import (
 
 	v1 "github.com/lvss/lvss/api/lvss/v1"
 	"github.com/lvss/lvss/document"
+	"github.com/lvss/lvss/internal/testenv"
 	"github.com/lvss/lvss/vss"
 	"github.com/lvss/lvss/vsserr"
 	"github.com/lvss/lvss/writer"
@@ -120,7 +121,7 @@ func runWriter(t *testing.T, socket string, w writer.Writer, opts writer.Options
 	done := make(chan error, 1)
 	opts.Socket = socket
 	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.NewTextHandler(logWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		opts.Logger = testenv.Logger(t)
 	}
 	go func() { done <- writer.Run(ctx, opts, testID, w) }()
 	t.Cleanup(func() {
@@ -132,13 +133,6 @@ func runWriter(t *testing.T, socket string, w writer.Writer, opts writer.Options
 		}
 	})
 	return done
-}
-
-type logWriter struct{ t *testing.T }
-
-func (w logWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSuffix(string(p), "\n"))
-	return len(p), nil
 }
 
 func event(typ v1.EventType, session uuid.UUID) *v1.Event {

@@ -217,7 +217,7 @@ func TestListScripts(t *testing.T) {
 	if err := os.Symlink(filepath.Join(dir, "b"), filepath.Join(dir, "link")); err != nil {
 		t.Fatal(err)
 	}
-	got, err := listScripts(dir, slogTo(testLog{t}))
+	got, err := listScripts(dir, testenv.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -69,19 +69,12 @@ func baseConfig(t *testing.T) Config {
 		Name:       "test exec writer",
 		Components: []Component{{Name: "data", Path: t.TempDir()}},
 		TmpDir:     tmpfsDir(t),
-		Logger:     slogTo(testLog{t}),
+		Logger:     testenv.Logger(t),
 	}
 }
 
 func slogTo(w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type testLog struct{ t *testing.T }
-
-func (l testLog) Write(p []byte) (int, error) {
-	l.t.Log(strings.TrimSuffix(string(p), "\n"))
-	return len(p), nil
 }
 
 func mustNew(t *testing.T, cfg Config) (writer.Identity, *Writer) {

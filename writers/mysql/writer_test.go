@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -56,22 +55,10 @@ func startServer(t *testing.T, opts testenv.MariaDBOptions) *server {
 // dsn is the writer's connection to s.
 func (s *server) dsn() string { return s.DSN(backupUser, backupPassword) }
 
-// testLogger sends the writer's records to the test log.
-func testLogger(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(logWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type logWriter struct{ t *testing.T }
-
-func (l logWriter) Write(p []byte) (int, error) {
-	l.t.Log(strings.TrimSuffix(string(p), "\n"))
-	return len(p), nil
-}
-
 func mustNew(t *testing.T, cfg Config) (writer.Identity, *Writer) {
 	t.Helper()
 	if cfg.Logger == nil {
-		cfg.Logger = testLogger(t)
+		cfg.Logger = testenv.Logger(t)
 	}
 	id, w, err := New(cfg)
 	if err != nil {

@@ -110,16 +110,9 @@ func (h recorder) records(msg string) []map[string]any {
 	return out
 }
 
-type logWriter struct{ t *testing.T }
-
-func (l logWriter) Write(p []byte) (int, error) {
-	l.t.Log(strings.TrimSuffix(string(p), "\n"))
-	return len(p), nil
-}
-
 func newRecorder(t *testing.T) recorder {
 	return recorder{
-		Handler: slog.NewTextHandler(logWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}),
+		Handler: testenv.LogHandler(t),
 		mu:      &sync.Mutex{}, recs: &[]slog.Record{},
 	}
 }
