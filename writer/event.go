@@ -57,6 +57,11 @@ type Placement struct {
 	// same non-zero Instant are captured at one point in time (one atomic
 	// provider commit). 0 means no snapshot holds Path.
 	Instant uint32
+	// FileByFile: the snapshot holding Path is made by a provider that
+	// copies files one by one (the copy provider) rather than a
+	// point-in-time image. Such a copy is consistent only if nothing writes
+	// to the files while it runs; see Event.PointInTime.
+	FileByFile bool
 	// DevicePath is where the snapshot's content can be read (and, for
 	// auto-recovery, written); set only in PostSnapshot.
 	DevicePath string
@@ -91,7 +96,7 @@ func eventFromWire(m *v1.Event, instance uuid.UUID, received time.Time, defaultT
 		}
 		ev.Placements = append(ev.Placements, Placement{
 			Path: p.GetPath(), SnapshotID: snap, OriginalVolume: p.GetOriginalVolume(),
-			Instant: p.GetInstant(), DevicePath: p.GetDevicePath(),
+			Instant: p.GetInstant(), FileByFile: p.GetFileByFile(), DevicePath: p.GetDevicePath(),
 		})
 	}
 	// An event without a deadline would let a stuck handler block the
@@ -178,6 +183,31 @@ func (e *Event) SharedInstant(paths ...string) error {
 		return nil
 	}
 	return vsserr.New(vsserr.WriterErrorInconsistentSnapshot, "paths that must be captured at one instant are not: %s", strings.Join(where, "; "))
+}
+
+// PointInTime checks that every one of paths is held by a point-in-time
+// snapshot, not by one a provider copies file by file (Placement.
+// FileByFile). A writer whose application goes on writing its files while
+// frozen — a database that blocks commits but not page flushing, or one
+// that blocks nothing and relies on crash consistency — needs a
+// point-in-time image and calls it in PrepareSnapshot beside
+// SharedInstant; a writer that stops every write to its files during the
+// freeze does not. It returns nil, or a
+// VSS_E_WRITERERROR_INCONSISTENTSNAPSHOT error naming each such path.
+// Paths no snapshot holds are SharedInstant's to report.
+func (e *Event) PointInTime(paths ...string) error {
+	var copied []string
+	for _, path := range paths {
+		if p := e.placementOf(path); p != nil && p.held() && p.FileByFile {
+			copied = append(copied, fmt.Sprintf("%q (snapshot %s of %q)", path, p.SnapshotID, p.OriginalVolume))
+		}
+	}
+	if len(copied) == 0 {
+		return nil
+	}
+	return vsserr.New(vsserr.WriterErrorInconsistentSnapshot,
+		"these paths would be copied file by file while the application still writes to them, not captured at one instant: %s; use a provider that takes point-in-time snapshots of their volumes",
+		strings.Join(copied, "; "))
 }
 
 // Components is the writer's own part of the Backup Components Document in

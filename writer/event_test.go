@@ -75,3 +75,25 @@ func TestSharedInstant(t *testing.T) {
 		}
 	}
 }
+
+func TestPointInTime(t *testing.T) {
+	s1, s2 := uuid.New(), uuid.New()
+	ev := &writer.Event{Placements: []writer.Placement{
+		{Path: "/pg/data", SnapshotID: s1, OriginalVolume: "/pg", Instant: 1},
+		{Path: "/copied", SnapshotID: s2, OriginalVolume: "/copied", Instant: 2, FileByFile: true},
+		{Path: "/scratch"},
+	}}
+	if err := ev.PointInTime("/pg/data", "/pg/data/base"); err != nil {
+		t.Errorf("paths in a point-in-time snapshot: %v", err)
+	}
+	if err := ev.PointInTime("/scratch", "/elsewhere"); err != nil {
+		t.Errorf("paths in no snapshot are SharedInstant's to report: %v", err)
+	}
+	err := ev.PointInTime("/pg/data", "/copied/db")
+	if !errors.Is(err, vsserr.WriterErrorInconsistentSnapshot) {
+		t.Fatalf("a path copied file by file: %v, want %s", err, vsserr.WriterErrorInconsistentSnapshot)
+	}
+	if want := `"/copied/db" (snapshot ` + s2.String() + ` of "/copied")`; !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "/pg/data") {
+		t.Errorf("message %q should name %s and only it", err, want)
+	}
+}

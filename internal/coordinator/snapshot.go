@@ -333,6 +333,7 @@ func (cr *creation) placements(sw *sessionWriter, devices bool) []Placement {
 		pl := Placement{Path: p}
 		if v, ok := cr.volumeFor(p); ok {
 			pl.SnapshotID, pl.OriginalVolume, pl.Instant = v.snapshotID, v.volume, cr.instant[v.snapshotID]
+			pl.FileByFile = !v.prov.Info().Atomic
 			if devices {
 				if sn, ok := cr.made[v.snapshotID]; ok {
 					pl.DevicePath = sn.DevicePath

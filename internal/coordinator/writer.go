@@ -74,7 +74,10 @@ type Placement struct {
 	SnapshotID     uuid.UUID
 	OriginalVolume string
 	Instant        uint32
-	DevicePath     string // PostSnapshot only
+	// FileByFile: the snapshot is made by a provider that is not Atomic
+	// (it copies files one by one while writers are frozen).
+	FileByFile bool
+	DevicePath string // PostSnapshot only
 }
 
 // Event is one event sent to one writer.

@@ -74,7 +74,7 @@ func eventToWire(ev *coordinator.Event) *v1.Event {
 		TimeoutMs: ev.Timeout.Milliseconds()}
 	for _, p := range ev.Placements {
 		out.Placements = append(out.Placements, &v1.PathPlacement{Path: p.Path, SnapshotId: guidOrEmpty(p.SnapshotID),
-			OriginalVolume: p.OriginalVolume, Instant: p.Instant, DevicePath: p.DevicePath})
+			OriginalVolume: p.OriginalVolume, Instant: p.Instant, FileByFile: p.FileByFile, DevicePath: p.DevicePath})
 	}
 	return out
 }

@@ -359,6 +359,37 @@ func TestPostgresWALOnAnotherVolumeIsVetoed(t *testing.T) {
 	}
 }
 
+// TestPostgresOnACopyingProviderIsVetoed: PostgreSQL on an ext4 volume,
+// which only the copy provider snapshots (file by file). One snapshot is
+// one "instant", but PostgreSQL writes pages and WAL while frozen, so the
+// copy would not be crash-consistent: the writer vetoes with
+// INCONSISTENTSNAPSHOT instead of letting it pass.
+func TestPostgresOnACopyingProviderIsVetoed(t *testing.T) {
+	fs := testenv.LoopFS(t, "ext4", 256<<20)
+	dataDir := filepath.Join(fs.Mount, "data")
+	p := testenv.StartPostgres(t, testenv.PostgresOptions{DataDir: dataDir})
+	cfg := shortTimeouts + fmt.Sprintf("\n[providers.copy]\nvolumes = [%q]\nsnapshot_dir = %q\n", fs.Mount, filepath.Join(fs.Mount, "copies"))
+	d := startDaemon(t, cfg)
+	work := t.TempDir()
+	startPostgresWriter(t, d.socket, work, p.DSN("postgres"))
+	d.waitWriters(t, 1)
+
+	res, err := componentBackup(t, d.socket, componentBackupSpec{classID: postgres.ClassID, volumes: []string{fs.Mount}})
+	if err == nil {
+		t.Fatal("the backup succeeded; the writer must veto a snapshot copied file by file")
+	}
+	st := res.status
+	if st == nil {
+		t.Fatalf("the backup failed before the writer's status: %v", err)
+	}
+	if st.Failure != vsserr.WriterErrorInconsistentSnapshot || st.State != vss.WSFailedAtPrepareSnapshot ||
+		!strings.Contains(st.ApplicationMessage, "copied file by file") || !strings.Contains(st.ApplicationMessage, dataDir) {
+		t.Fatalf("writer status %s %s %q, want %s at PrepareForSnapshot naming %s as copied file by file",
+			st.State, st.Failure, st.ApplicationMessage, vsserr.WriterErrorInconsistentSnapshot, dataDir)
+	}
+	t.Logf("vetoed: %s %q", st.Failure, st.ApplicationMessage)
+}
+
 // TestPostgresUnreachableServer: the writer cannot reach its server.
 // Identify fails (the writer is left out, lvssd's event log carries pgx's
 // or the server's message); a server that goes away between Identify and

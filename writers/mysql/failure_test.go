@@ -100,6 +100,16 @@ func TestIdentifyDeclaresTheServersFiles(t *testing.T) {
 	if !errors.Is(err, vsserr.WriterErrorInconsistentSnapshot) || !strings.Contains(err.Error(), remote) {
 		t.Fatalf("PrepareSnapshot with a table's directory outside the set: %v", err)
 	}
+	// Everything at one instant, but copied file by file (the copy
+	// provider): the server flushes pages while its commits are blocked.
+	sess.placements = []writer.Placement{{Path: "/", SnapshotID: uuid.New(), OriginalVolume: "/", Instant: 1, FileByFile: true}}
+	err = w.PrepareSnapshot(sess.ctx(), sess.event(writer.EventPrepareSnapshot))
+	if !errors.Is(err, vsserr.WriterErrorInconsistentSnapshot) || !strings.Contains(err.Error(), "copied file by file") {
+		t.Fatalf("PrepareSnapshot with the files copied file by file: %v", err)
+	}
+	if n := s.writerSessions(t); n != 0 {
+		t.Errorf("the vetoing PrepareSnapshot left %d session(s) open", n)
+	}
 }
 
 // TestIdentifyFailsWhenTheServerIsUnreachable: the driver's message, with

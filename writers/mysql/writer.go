@@ -210,6 +210,11 @@ func (w *Writer) prepare(ctx context.Context, ev *writer.Event, check bool) erro
 		if err := ev.SharedInstant(h.layout.dirs...); err != nil {
 			return err
 		}
+		// The server blocks commits, not page flushing: a copy made file
+		// by file while frozen can hold pages of different moments.
+		if err := ev.PointInTime(h.layout.dirs...); err != nil {
+			return err
+		}
 	}
 	h.strategy = w.cfg.Strategy.resolve(h.version)
 	if h.strategy == StrategyBackupStage && !h.version.hasBackupStage() {

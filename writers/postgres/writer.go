@@ -226,6 +226,13 @@ func checkPlacements(ev *writer.Event, l *layout) error {
 	}
 	err := ev.SharedInstant(paths...)
 	if err == nil {
+		// One instant is not enough if that "instant" is a copy made file
+		// by file: the server writes pages and WAL all the while.
+		if err := ev.PointInTime(paths...); err != nil {
+			return writer.Fail(vsserr.WriterErrorInconsistentSnapshot, 0,
+				"postgres writer: the cluster is crash-consistent only in a point-in-time snapshot, and PostgreSQL keeps writing while frozen; %s",
+				vsserr.Message(err))
+		}
 		return nil
 	}
 	if len(roots) == 1 {
@@ -233,10 +240,15 @@ func checkPlacements(ev *writer.Event, l *layout) error {
 			"postgres writer: the cluster's %s is not captured by the snapshot set: %s. Add its volume to the snapshot set",
 			names[0], vsserr.Message(err))
 	}
+	hint := "They are on volumes snapshotted at different instants: keep them on one volume, or on volumes one provider snapshots atomically"
+	for _, p := range paths {
+		if !ev.IsPathAffected(p) {
+			hint = "Add the missing volumes to the snapshot set, or keep them on one volume (or on volumes one provider snapshots atomically)"
+		}
+	}
 	return writer.Fail(vsserr.WriterErrorInconsistentSnapshot, 0,
-		"postgres writer: the cluster's %s are one unit, which only one instant (one atomic snapshot) captures consistently; %s. "+
-			"Add the missing volumes to the snapshot set, or keep them on one volume (or on volumes one provider snapshots atomically)",
-		joinList(names), vsserr.Message(err))
+		"postgres writer: the cluster's %s are one unit, which only one instant (one atomic snapshot) captures consistently; %s. %s",
+		joinList(names), vsserr.Message(err), hint)
 }
 
 // joinList joins items as "a", "a and b", "a, b and c".

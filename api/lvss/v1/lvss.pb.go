@@ -4128,8 +4128,12 @@ type PathPlacement struct {
 	OriginalVolume string                 `protobuf:"bytes,3,opt,name=original_volume,json=originalVolume,proto3" json:"original_volume,omitempty"`
 	Instant        uint32                 `protobuf:"varint,4,opt,name=instant,proto3" json:"instant,omitempty"`
 	DevicePath     string                 `protobuf:"bytes,5,opt,name=device_path,json=devicePath,proto3" json:"device_path,omitempty"` // set only in PostSnapshot
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// file_by_file: the snapshot holding path is made by a provider that
+	// copies files one by one (copy), not a point-in-time image; it is
+	// consistent only if nothing writes to the files during the copy.
+	FileByFile    bool `protobuf:"varint,6,opt,name=file_by_file,json=fileByFile,proto3" json:"file_by_file,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PathPlacement) Reset() {
@@ -4195,6 +4199,13 @@ func (x *PathPlacement) GetDevicePath() string {
 		return x.DevicePath
 	}
 	return ""
+}
+
+func (x *PathPlacement) GetFileByFile() bool {
+	if x != nil {
+		return x.FileByFile
+	}
+	return false
 }
 
 type Event struct {
@@ -5296,7 +5307,7 @@ const file_lvss_proto_rawDesc = "" +
 	"\aWelcome\x12\x1f\n" +
 	"\vinstance_id\x18\x01 \x01(\tR\n" +
 	"instanceId\x12*\n" +
-	"\x11freeze_timeout_ms\x18\x02 \x01(\rR\x0ffreezeTimeoutMs\"\xa8\x01\n" +
+	"\x11freeze_timeout_ms\x18\x02 \x01(\rR\x0ffreezeTimeoutMs\"\xca\x01\n" +
 	"\rPathPlacement\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x1f\n" +
 	"\vsnapshot_id\x18\x02 \x01(\tR\n" +
@@ -5304,7 +5315,9 @@ const file_lvss_proto_rawDesc = "" +
 	"\x0foriginal_volume\x18\x03 \x01(\tR\x0eoriginalVolume\x12\x18\n" +
 	"\ainstant\x18\x04 \x01(\rR\ainstant\x12\x1f\n" +
 	"\vdevice_path\x18\x05 \x01(\tR\n" +
-	"devicePath\"\x81\x04\n" +
+	"devicePath\x12 \n" +
+	"\ffile_by_file\x18\x06 \x01(\bR\n" +
+	"fileByFile\"\x81\x04\n" +
 	"\x05Event\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12&\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x12.lvss.v1.EventTypeR\x04type\x12\x1d\n" +
