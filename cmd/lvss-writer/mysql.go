@@ -45,7 +45,7 @@ GTIDs of the frozen point go into the component's backup metadata.
 The server's page flushing goes on while commits are held: the snapshot is
 consistent only when all the server's files are captured at one instant
 (an atomic snapshot, e.g. btrfs), and the writer vetoes a snapshot set that
-splits them.
+splits them or copies them file by file (the copy provider).
 
 The account needs RELOAD and BINLOG MONITOR (MariaDB 10.5+) or REPLICATION
 CLIENT; PROCESS too if tables use DATA DIRECTORY (docs/writer-mysql.md).`,

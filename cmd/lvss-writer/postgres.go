@@ -34,7 +34,8 @@ to the server for each snapshot set, from PrepareForSnapshot until Thaw
   PrepareForSnapshot  vetoes with VSS_E_WRITERERROR_INCONSISTENTSNAPSHOT,
                       naming the paths, unless all of them are captured at
                       one instant (one volume, or one atomic provider
-                      commit); then CHECKPOINT, so that recovery is short
+                      commit) by a point-in-time provider (not copied file
+                      by file); then CHECKPOINT, so that recovery is short
   Freeze              nothing
   Thaw, Abort,        close the connection
   BackupShutdown
