@@ -232,7 +232,7 @@ func TestEnvironment(t *testing.T) {
 		"LVSS_SNAPSHOT_SET_ID": r.set.String(), "LVSS_CONTEXT": "VSS_CTX_BACKUP", "LVSS_BACKUP_TYPE": "VSS_BT_FULL",
 		"LVSS_SELECT_COMPONENTS": "1", "LVSS_SELECTED_COMPONENTS": "data\nlogs", "LVSS_VOLUMES": "/",
 		"LVSS_PATH_INSTANTS": "/srv/data\t" + r.snap.String() + "\t1", "LVSS_SHARED_INSTANT": "1",
-		"LVSS_SELF_RAISED": "0",
+		"LVSS_POINT_IN_TIME": "1", "LVSS_SELF_RAISED": "0",
 	}
 	for k, v := range want {
 		if freeze[k] != v {
@@ -681,5 +681,24 @@ func TestDeadlineWarning(t *testing.T) {
 	}
 	if n := strings.Count(buf.String(), "hook timeout is longer"); n != 1 {
 		t.Errorf("%d deadline warnings, want 1:\n%s", n, buf.String())
+	}
+}
+
+// The hooks' LVSS_POINT_IN_TIME follows the placements: 0 as soon as one
+// of the writer's paths is in a snapshot copied file by file.
+func TestEnvPointInTime(t *testing.T) {
+	_, w := mustNew(t, baseConfig(t))
+	for _, tc := range []struct {
+		fileByFile bool
+		want       string
+	}{{false, "1"}, {true, "0"}} {
+		ev := &writer.Event{SessionID: uuid.New(), Placements: []writer.Placement{
+			{Path: "/srv/data", SnapshotID: uuid.New(), OriginalVolume: "/srv", Instant: 1},
+			{Path: "/srv/logs", SnapshotID: uuid.New(), OriginalVolume: "/srv/logs", Instant: 1, FileByFile: tc.fileByFile},
+		}}
+		env := w.env("prepare-snapshot", ev, &session{})
+		if !slices.Contains(env, "LVSS_POINT_IN_TIME="+tc.want) || !slices.Contains(env, "LVSS_SHARED_INSTANT=1") {
+			t.Errorf("file by file %v: environment %q, want LVSS_POINT_IN_TIME=%s and LVSS_SHARED_INSTANT=1", tc.fileByFile, env, tc.want)
+		}
 	}
 }

@@ -491,9 +491,10 @@ func (w *Writer) env(event string, ev *writer.Event, s *session) []string {
 		instants = append(instants, p.Path+"\t"+p.SnapshotID.String()+"\t"+strconv.FormatUint(uint64(p.Instant), 10))
 		paths = append(paths, p.Path)
 	}
-	shared := ""
+	shared, pointInTime := "", ""
 	if len(paths) > 0 {
 		shared = boolEnv(ev.SharedInstant(paths...) == nil)
+		pointInTime = boolEnv(ev.PointInTime(paths...) == nil)
 	}
 	return append(env,
 		"LVSS_INSTANCE_ID="+ev.InstanceID.String(),
@@ -507,6 +508,7 @@ func (w *Writer) env(event string, ev *writer.Event, s *session) []string {
 		"LVSS_VOLUMES="+strings.Join(ev.Volumes, "\n"),
 		"LVSS_PATH_INSTANTS="+strings.Join(instants, "\n"),
 		"LVSS_SHARED_INSTANT="+shared,
+		"LVSS_POINT_IN_TIME="+pointInTime,
 		"LVSS_SELF_RAISED="+boolEnv(ev.SelfRaised),
 	)
 }
