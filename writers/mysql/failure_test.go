@@ -88,9 +88,7 @@ func TestIdentifyDeclaresTheServersFiles(t *testing.T) {
 	if !errors.Is(err, vsserr.WriterErrorInconsistentSnapshot) || !strings.Contains(err.Error(), redo) {
 		t.Fatalf("PrepareSnapshot with the redo log at another instant: %v", err)
 	}
-	if n := s.writerSessions(t); n != 0 {
-		t.Errorf("the vetoing PrepareSnapshot left %d session(s) open", n)
-	}
+	s.mustHaveNoWriterSessions(t, "after the vetoing PrepareSnapshot")
 	// The remote table's directory in no snapshot at all.
 	sess.placements = []writer.Placement{
 		{Path: "/", SnapshotID: uuid.New(), OriginalVolume: "/", Instant: 1},
@@ -107,9 +105,7 @@ func TestIdentifyDeclaresTheServersFiles(t *testing.T) {
 	if !errors.Is(err, vsserr.WriterErrorInconsistentSnapshot) || !strings.Contains(err.Error(), "copied file by file") {
 		t.Fatalf("PrepareSnapshot with the files copied file by file: %v", err)
 	}
-	if n := s.writerSessions(t); n != 0 {
-		t.Errorf("the vetoing PrepareSnapshot left %d session(s) open", n)
-	}
+	s.mustHaveNoWriterSessions(t, "after the vetoing PrepareSnapshot")
 }
 
 // TestIdentifyFailsWhenTheServerIsUnreachable: the driver's message, with
