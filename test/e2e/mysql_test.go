@@ -454,7 +454,7 @@ func TestMySQLWriterKilledWhileFrozen(t *testing.T) {
 			})
 			took := resumed.Sub(signalled)
 			t.Logf("%s: the application committed again %s after the frozen writer was signalled", sig, took.Round(time.Microsecond))
-			if took > time.Second {
+			if took > 2*time.Second { // at once, with room for a loaded machine
 				t.Errorf("the application waited %s after the writer was signalled", took)
 			}
 			if sig == syscall.SIGTERM {

@@ -360,11 +360,12 @@ func TestRedisWriterKilledWhileFrozen(t *testing.T) {
 		}
 		return len(ps) > 0
 	})
-	time.Sleep(300 * time.Millisecond)
+	time.Sleep(800 * time.Millisecond)
 	// Replies to transfers executed just before the pause may still
-	// arrive after CLIENT PAUSE returned; none executed after it.
+	// arrive after CLIENT PAUSE returned (later still on a loaded
+	// machine); none executed after it, so none for most of this sleep.
 	for _, a := range app.read(t) {
-		if a.at.After(pause.LockedAt.Add(50 * time.Millisecond)) {
+		if a.at.After(pause.LockedAt.Add(250 * time.Millisecond)) {
 			t.Fatalf("transfer %d was acknowledged %s after the pause began", a.n, a.at.Sub(pause.LockedAt))
 		}
 	}
@@ -389,7 +390,7 @@ func TestRedisWriterKilledWhileFrozen(t *testing.T) {
 		pause.LockedAt.Format(time.RFC3339Nano), pause.Bound, killed.Sub(pause.LockedAt).Round(time.Millisecond),
 		resumed.Sub(killed).Round(time.Millisecond), resumed.Sub(pause.LockedAt).Round(time.Millisecond),
 		resumed.Sub(pause.Until).Round(time.Millisecond))
-	if late := resumed.Sub(pause.Until); late > 500*time.Millisecond {
+	if late := resumed.Sub(pause.Until); late > time.Second {
 		t.Errorf("writes resumed %s after the pause's bound", late)
 	}
 	if early := pause.Until.Sub(resumed); early > 300*time.Millisecond {
