@@ -103,7 +103,7 @@ func TestExitCodes(t *testing.T) {
 				}
 				return
 			}
-			f := failureOf(t, err)
+			f := writertest.AsFailure(t, err)
 			if f.Code != tc.code || f.Message != tc.msg {
 				t.Errorf("got %s %q, want %s %q", f.Code, f.Message, tc.code, tc.msg)
 			}
@@ -132,7 +132,7 @@ func TestHookTimeoutKillsTheGroup(t *testing.T) {
 	start := time.Now()
 	err := w.PrepareSnapshot(context.Background(), event(writer.EventPrepareSnapshot, uuid.New()))
 	took := time.Since(start)
-	f := failureOf(t, err)
+	f := writertest.AsFailure(t, err)
 	if f.Code != vsserr.WriterErrorTimeout {
 		t.Errorf("code %s, want %s", f.Code, vsserr.WriterErrorTimeout)
 	}
@@ -346,7 +346,7 @@ func TestHookDir(t *testing.T) {
 		w, log := setup(t, "20-b")
 		sid := uuid.New()
 		err := w.Freeze(ctx, event(writer.EventFreeze, sid))
-		f := failureOf(t, err)
+		f := writertest.AsFailure(t, err)
 		if f.Code != vsserr.WriterErrorNonRetryable || f.Message != "20-b cannot freeze" {
 			t.Errorf("Freeze: %s %q", f.Code, f.Message)
 		}
@@ -390,7 +390,7 @@ func TestHookDirThawRetried(t *testing.T) {
 	if err := w.Freeze(ctx, event(writer.EventFreeze, sid)); err != nil {
 		t.Fatal(err)
 	}
-	if f := failureOf(t, w.Thaw(ctx, event(writer.EventThaw, sid))); f.Message != "thaw refused" {
+	if f := writertest.AsFailure(t, w.Thaw(ctx, event(writer.EventThaw, sid))); f.Message != "thaw refused" {
 		t.Errorf("Thaw: %q", f.Message)
 	}
 	os.Remove(flag)

@@ -3,7 +3,6 @@ package exec
 import (
 	"bytes"
 	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -92,16 +91,6 @@ func event(typ writer.EventType, sid uuid.UUID) *writer.Event {
 		Type: typ, SessionID: sid, SnapshotSetID: uuid.New(), InstanceID: uuid.New(),
 		BackupType: vss.BackupFull, SelectComponents: true, Deadline: time.Now().Add(time.Minute),
 	}
-}
-
-// failureOf returns the writer failure err carries, failing if it is none.
-func failureOf(t *testing.T, err error) *writer.Failure {
-	t.Helper()
-	var f *writer.Failure
-	if !errors.As(err, &f) {
-		t.Fatalf("got %v (%T), want a *writer.Failure", err, err)
-	}
-	return f
 }
 
 func readFile(t *testing.T, path string) string {

@@ -15,6 +15,7 @@ import (
 	"github.com/lvss/lvss/internal/testenv"
 	"github.com/lvss/lvss/vsserr"
 	"github.com/lvss/lvss/writer"
+	"github.com/lvss/lvss/writer/writertest"
 )
 
 // FIFREEZE, _IOWR('X', 119, int); x/sys/unix has no name for it.
@@ -45,7 +46,7 @@ func TestHookBlockedOnFrozenFilesystem(t *testing.T) {
 	err = w.PostSnapshot(context.Background(), event(writer.EventPostSnapshot, uuid.New()), nil)
 	took := time.Since(start)
 	fs.Thaw()
-	ff := failureOf(t, err)
+	ff := writertest.AsFailure(t, err)
 	if ff.Code != vsserr.WriterErrorTimeout || !strings.Contains(ff.Message, "abandoned") || !strings.Contains(ff.Message, "writing") {
 		t.Errorf("got %s %q, want a timeout naming the abandoned hook and its last stderr line", ff.Code, ff.Message)
 	}

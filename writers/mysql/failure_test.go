@@ -122,7 +122,7 @@ func TestIdentifyFailsWhenTheServerIsUnreachable(t *testing.T) {
 		_, err := identify(t, w)
 		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), w.Server()) {
 			t.Errorf("Identify with %s: %v, want the driver's %q and where", tc.dsn, err, tc.want)
-		} else if f := failure(t, err); f.Code != vsserr.WriterErrorRetryable {
+		} else if f := writertest.AsFailure(t, err); f.Code != vsserr.WriterErrorRetryable {
 			t.Errorf("Identify with %s: code %s, want RETRYABLE (a server not up yet)", tc.dsn, f.Code)
 		}
 		if took := time.Since(start); took > 2*time.Second {
@@ -130,13 +130,8 @@ func TestIdentifyFailsWhenTheServerIsUnreachable(t *testing.T) {
 		}
 	}
 
-	co := writertest.NewCoordinator(t)
 	id, w := mustNew(t, Config{DSN: "lvss@unix(" + sock + ")/"})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = writer.Run(ctx, writer.Options{Socket: co.Socket()}, id, w) }()
-	defer func() { cancel(); <-done }()
-	co.WaitWriters(1)
+	co := writertest.Serve(t, id, w)
 	res, err := co.Send(context.Background(), 0, &v1.Event{Id: 1, Type: v1.EventType_EVENT_IDENTIFY, TimeoutMs: 10000})
 	if err != nil {
 		t.Fatal(err)
@@ -156,7 +151,7 @@ func TestServerRefusals(t *testing.T) {
 
 	_, w := mustNew(t, Config{DSN: s.DSN(backupUser, "wrong")})
 	_, err := identify(t, w)
-	if f := failure(t, err); f.ApplicationHR != 0xA0000000|erAccessDenied || f.Code != vsserr.WriterErrorNonRetryable ||
+	if f := writertest.AsFailure(t, err); f.ApplicationHR != 0xA0000000|erAccessDenied || f.Code != vsserr.WriterErrorNonRetryable ||
 		!strings.Contains(f.Message, "Access denied for user 'lvss'@'localhost'") {
 		t.Errorf("Identify with a wrong password: %v", err)
 	}
@@ -173,7 +168,7 @@ func TestServerRefusals(t *testing.T) {
 		_, w := mustNew(t, Config{DSN: s.DSN(tc.user, "pw"), Strategy: tc.strategy})
 		sess := newSession(t, w)
 		err := sess.prepare()
-		f := failure(t, err)
+		f := writertest.AsFailure(t, err)
 		if f.Code != vsserr.WriterErrorNonRetryable || f.ApplicationHR != 0xA0000000|erSpecificAccess || !strings.Contains(f.Message, tc.want) {
 			t.Errorf("%s, %s: PrepareSnapshot: %v (application %s)", tc.user, tc.strategy, err, f.ApplicationHR.Hex())
 		}
@@ -197,7 +192,7 @@ func TestLockWaitsFailRetryable(t *testing.T) {
 			start := time.Now()
 			err := sess.freeze()
 			took := time.Since(start)
-			f := failure(t, err)
+			f := writertest.AsFailure(t, err)
 			if f.Code != vsserr.WriterErrorRetryable || f.ApplicationHR != 0xA00004B5 || !strings.Contains(f.Message, "Lock wait timeout exceeded") {
 				t.Errorf("Freeze: %v (application %s)", err, f.ApplicationHR.Hex())
 			}
@@ -222,7 +217,7 @@ func TestLockWaitsFailRetryable(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, w := mustNew(t, Config{DSN: s.dsn(), LockTimeout: time.Second})
-	f := failure(t, newSession(t, w).prepare())
+	f := writertest.AsFailure(t, newSession(t, w).prepare())
 	if f.Code != vsserr.WriterErrorRetryable || !strings.Contains(f.Message, "BACKUP STAGE START") || !strings.Contains(f.Message, "Lock wait timeout") {
 		t.Errorf("PrepareSnapshot while another backup runs: %v", f)
 	}
@@ -237,12 +232,7 @@ func TestLockWaitsFailRetryable(t *testing.T) {
 func TestAbortCutsAFreezeWaitingForTheLock(t *testing.T) {
 	s := startServer(t, testenv.MariaDBOptions{})
 	id, w := mustNew(t, Config{DSN: s.dsn(), LockTimeout: time.Minute})
-	co := writertest.NewCoordinator(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = writer.Run(ctx, writer.Options{Socket: co.Socket()}, id, w) }()
-	defer func() { cancel(); <-done }()
-	co.WaitWriters(1)
+	co := writertest.Serve(t, id, w)
 
 	sid := uuid.New().String()
 	ev := func(n uint64, typ v1.EventType) *v1.Event {
@@ -308,7 +298,7 @@ func TestThawAfterTheSessionWasKilled(t *testing.T) {
 	if err := s.probeCommit(context.Background()); err != nil {
 		t.Fatalf("the application is still held after the writer's session was killed: %v", err)
 	}
-	f := failure(t, sess.thaw())
+	f := writertest.AsFailure(t, sess.thaw())
 	if f.Code != vsserr.WriterErrorRetryable || !strings.Contains(f.Message, "commits may have run while the snapshot was taken") {
 		t.Errorf("Thaw: %v", f)
 	}
@@ -326,12 +316,7 @@ func TestPositionInTheBackupMetadata(t *testing.T) {
 			s := startServer(t, testenv.MariaDBOptions{NoBinlog: !binlog})
 			s.MustExec("INSERT INTO app.probe (at) VALUES (NOW(6))")
 			id, w := mustNew(t, Config{DSN: s.dsn()})
-			co := writertest.NewCoordinator(t)
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan struct{})
-			go func() { defer close(done); _ = writer.Run(ctx, writer.Options{Socket: co.Socket()}, id, w) }()
-			defer func() { cancel(); <-done }()
-			co.WaitWriters(1)
+			co := writertest.Serve(t, id, w)
 			inst := co.Writer(0).InstanceID
 
 			sid, set := uuid.New().String(), uuid.New().String()
@@ -423,7 +408,7 @@ func TestDatabaseCreatedAfterIdentify(t *testing.T) {
 	s.MustExec("CREATE DATABASE later")
 	sess := newSession(t, w)
 	err := w.PrepareSnapshot(sess.ctx(), sess.event(writer.EventPrepareSnapshot))
-	if f := failure(t, err); f.Code != vsserr.WriterErrorRetryable || !strings.Contains(f.Message, "later") {
+	if f := writertest.AsFailure(t, err); f.Code != vsserr.WriterErrorRetryable || !strings.Contains(f.Message, "later") {
 		t.Fatalf("PrepareSnapshot: %v", err)
 	}
 	s.mustBeReleased(t)
@@ -433,7 +418,7 @@ func TestDatabaseCreatedAfterIdentify(t *testing.T) {
 	}
 	s.MustExec("CREATE DATABASE evenlater")
 	err = sess.freeze()
-	if f := failure(t, err); f.Code != vsserr.WriterErrorRetryable || !strings.Contains(f.Message, "evenlater") {
+	if f := writertest.AsFailure(t, err); f.Code != vsserr.WriterErrorRetryable || !strings.Contains(f.Message, "evenlater") {
 		t.Fatalf("Freeze: %v", err)
 	}
 	s.mustBeReleased(t)
@@ -516,7 +501,7 @@ func TestTransactionBetweenStatements(t *testing.T) {
 			err = sess.freeze()
 			took := time.Since(start)
 			if strategy == StrategyFTWRL {
-				if f := failure(t, err); f.ApplicationHR != 0xA00004B5 || took < time.Second {
+				if f := writertest.AsFailure(t, err); f.ApplicationHR != 0xA00004B5 || took < time.Second {
 					t.Fatalf("FLUSH TABLES WITH READ LOCK with a transaction between statements: %v after %s, want error 1205 after the 1s lock timeout", err, took)
 				}
 				t.Logf("ftwrl: Freeze failed after %s: %v", took.Round(time.Millisecond), err)
@@ -564,7 +549,7 @@ func TestBackupStageNeedsMariaDB(t *testing.T) {
 		t.Fatalf("the server reports %q, not the version it was given", v)
 	}
 	_, w := mustNew(t, Config{DSN: s.dsn(), Strategy: StrategyBackupStage})
-	f := failure(t, newSession(t, w).prepare())
+	f := writertest.AsFailure(t, newSession(t, w).prepare())
 	if f.Code != vsserr.WriterErrorNonRetryable || !strings.Contains(f.Message, "MySQL 8.0.36") || !strings.Contains(f.Message, "10.4.1") {
 		t.Errorf("PrepareSnapshot: %v", f)
 	}

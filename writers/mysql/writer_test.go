@@ -3,7 +3,6 @@ package mysql
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -268,15 +267,6 @@ func (s *session) prepare() error {
 func (s *session) freeze() error { return s.w.Freeze(s.ctx(), s.event(writer.EventFreeze)) }
 func (s *session) thaw() error   { return s.w.Thaw(s.ctx(), s.event(writer.EventThaw)) }
 func (s *session) abort() error  { return s.w.Abort(s.ctx(), s.event(writer.EventAbort)) }
-
-func failure(t *testing.T, err error) *writer.Failure {
-	t.Helper()
-	var f *writer.Failure
-	if !errors.As(err, &f) {
-		t.Fatalf("error %v (%T) is not a writer.Failure", err, err)
-	}
-	return f
-}
 
 // holdTables keeps LOCK TABLES app.probe WRITE on a connection of its own
 // until the returned function is called: a lock the writer's lock

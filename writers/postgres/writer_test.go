@@ -240,15 +240,6 @@ func identify(t *testing.T, w *Writer) (*document.WriterMetadata, error) {
 	return md.Document(), err
 }
 
-func failure(t *testing.T, err error) *writer.Failure {
-	t.Helper()
-	var f *writer.Failure
-	if !errors.As(err, &f) {
-		t.Fatalf("error %v (%T) is not a writer.Failure", err, err)
-	}
-	return f
-}
-
 // TestIdentifyDeclaresTheCluster: one selectable file-group component with
 // the data directory, and the WAL directory and a tablespace that lie
 // outside it, as recursive file sets; the lock files excluded.
@@ -309,19 +300,14 @@ func TestIdentifyFailsWhenTheServerIsUnreachable(t *testing.T) {
 	sock := t.TempDir() // no server listens there
 	_, w := mustNew(t, Config{DSN: "host=" + sock + " port=5432 user=postgres", ConnectTimeout: 2 * time.Second})
 	_, err := identify(t, w)
-	f := failure(t, err)
+	f := writertest.AsFailure(t, err)
 	if f.Code != vsserr.WriterErrorRetryable || f.ApplicationHR != 0 ||
 		!strings.Contains(f.Message, "connecting to the server") || !strings.Contains(f.Message, sock) {
 		t.Fatalf("Identify: %v", err)
 	}
 
-	co := writertest.NewCoordinator(t)
 	id, w2 := mustNew(t, Config{DSN: "host=" + sock + " port=5432 user=postgres"})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = writer.Run(ctx, writer.Options{Socket: co.Socket()}, id, w2) }()
-	defer func() { cancel(); <-done }()
-	co.WaitWriters(1)
+	co := writertest.Serve(t, id, w2)
 	res, err := co.Send(context.Background(), 0, &v1.Event{Id: 1, Type: v1.EventType_EVENT_IDENTIFY, TimeoutMs: 10000})
 	if err != nil {
 		t.Fatal(err)
@@ -432,7 +418,7 @@ func TestPrepareSnapshotVetoesWALOutsideTheSet(t *testing.T) {
 				waitConnections(t, p, "lvss-veto", 0)
 				return
 			}
-			f := failure(t, err)
+			f := writertest.AsFailure(t, err)
 			if f.Code != vsserr.WriterErrorInconsistentSnapshot || !strings.Contains(f.Message, "data directory "+p.DataDir) ||
 				!strings.Contains(f.Message, "WAL directory "+walDir) {
 				t.Fatalf("PrepareSnapshot: %v", err)
@@ -456,7 +442,7 @@ func TestPrepareSnapshotNeedsCheckpointPrivilege(t *testing.T) {
 
 	_, w := mustNew(t, Config{DSN: p.DSN("postgres") + " user=nobody"})
 	_, err := identify(t, w)
-	f := failure(t, err)
+	f := writertest.AsFailure(t, err)
 	if f.Code != vsserr.WriterErrorNonRetryable || f.ApplicationHR != SQLStateHRESULT("42501") ||
 		!strings.Contains(f.Message, "pg_read_all_settings") || !strings.Contains(f.Message, "SQLSTATE 42501") {
 		t.Fatalf("Identify as a role without pg_read_all_settings: %v", err)
@@ -468,7 +454,7 @@ func TestPrepareSnapshotNeedsCheckpointPrivilege(t *testing.T) {
 	}
 	s := newSession(t, w, p.DataDir)
 	s.prepareBackup()
-	f = failure(t, s.prepareSnapshot())
+	f = writertest.AsFailure(t, s.prepareSnapshot())
 	if f.Code != vsserr.WriterErrorNonRetryable || f.ApplicationHR != SQLStateHRESULT("42501") ||
 		!strings.Contains(f.Message, "CHECKPOINT") || !strings.Contains(f.Message, "must be superuser or have privileges of pg_checkpoint") {
 		t.Fatalf("PrepareSnapshot: %v (application %s)", f, f.ApplicationHR.Hex())
@@ -512,14 +498,14 @@ func TestServerGoneAfterIdentify(t *testing.T) {
 
 	s = newSession(t, w, p.DataDir)
 	s.prepareBackup()
-	f := failure(t, s.prepareSnapshot())
+	f := writertest.AsFailure(t, s.prepareSnapshot())
 	if f.Code != vsserr.WriterErrorRetryable || !strings.Contains(f.Message, "connecting to the server") ||
 		!strings.Contains(f.Message, ".s.PGSQL."+strconv.Itoa(p.Port)) {
 		t.Fatalf("PrepareSnapshot: %v", f)
 	}
 	t.Logf("PrepareSnapshot: %s", f.Message)
 	s.ok(writer.EventBackupShutdown)
-	if f := failure(t, func() error { _, err := identify(t, w); return err }()); f.Code != vsserr.WriterErrorRetryable {
+	if f := writertest.AsFailure(t, func() error { _, err := identify(t, w); return err }()); f.Code != vsserr.WriterErrorRetryable {
 		t.Fatalf("Identify: %v", f)
 	}
 }
@@ -539,7 +525,7 @@ func TestLayoutChangeAfterIdentifyIsRefused(t *testing.T) {
 	sql(t, p, "CREATE TABLESPACE late LOCATION '"+tsDir+"'")
 	s := newSession(t, w, p.DataDir, tsDir)
 	s.prepareBackup()
-	f := failure(t, s.prepareSnapshot())
+	f := writertest.AsFailure(t, s.prepareSnapshot())
 	if f.Code != vsserr.WriterErrorRetryable || !strings.Contains(f.Message, "tablespace late was created in "+tsDir) ||
 		!strings.Contains(f.Message, "gather writer metadata again") {
 		t.Fatalf("PrepareSnapshot: %v", f)
@@ -555,7 +541,7 @@ func TestLayoutChangeAfterIdentifyIsRefused(t *testing.T) {
 	}
 	s = newSession(t, w, p.DataDir) // the tablespace is in no snapshot
 	s.prepareBackup()
-	f = failure(t, s.prepareSnapshot())
+	f = writertest.AsFailure(t, s.prepareSnapshot())
 	if f.Code != vsserr.WriterErrorInconsistentSnapshot || !strings.Contains(f.Message, "tablespace late "+tsDir) {
 		t.Fatalf("PrepareSnapshot: %v", f)
 	}
@@ -678,12 +664,7 @@ func (s *syncBuffer) String() string {
 func TestPostSnapshotRecordsBackupMetadata(t *testing.T) {
 	p := startServer(t, "")
 	id, w := mustNew(t, Config{DSN: p.DSN("postgres"), InstanceName: "main"})
-	co := writertest.NewCoordinator(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = writer.Run(ctx, writer.Options{Socket: co.Socket()}, id, w) }()
-	defer func() { cancel(); <-done }()
-	co.WaitWriters(1)
+	co := writertest.Serve(t, id, w)
 	inst := co.Writer(0).InstanceID
 
 	sid, set, snap := uuid.New(), uuid.New(), uuid.New()
@@ -791,12 +772,7 @@ func TestHungServer(t *testing.T) {
 	p := startServer(t, "")
 	_, quick := mustNew(t, Config{DSN: p.DSN("postgres"), ConnectTimeout: 300 * time.Millisecond})
 	id, w := mustNew(t, Config{DSN: p.DSN("postgres")}) // 10 s connect timeout
-	co := writertest.NewCoordinator(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = writer.Run(ctx, writer.Options{Socket: co.Socket()}, id, w) }()
-	defer func() { cancel(); <-done }()
-	co.WaitWriters(1)
+	co := writertest.Serve(t, id, w)
 	sid := uuid.New().String()
 	send := func(n uint64, typ v1.EventType, timeout time.Duration) *v1.EventResult {
 		t.Helper()
@@ -819,7 +795,7 @@ func TestHungServer(t *testing.T) {
 	start := time.Now()
 	_, err := identify(t, quick)
 	took := time.Since(start)
-	f := failure(t, err)
+	f := writertest.AsFailure(t, err)
 	if f.Code != vsserr.WriterErrorRetryable || !strings.Contains(f.Message, "connecting to the server") || !strings.Contains(f.Message, "timeout") {
 		t.Fatalf("Identify of a hung server: %v", err)
 	}
@@ -850,7 +826,7 @@ func TestPrepareSnapshotVetoesADataDirectoryOutsideTheSet(t *testing.T) {
 	s := newSession(t, w)
 	s.placements = []writer.Placement{{Path: p.DataDir}}
 	s.prepareBackup()
-	f := failure(t, s.prepareSnapshot())
+	f := writertest.AsFailure(t, s.prepareSnapshot())
 	if f.Code != vsserr.WriterErrorInconsistentSnapshot || !strings.Contains(f.Message, "data directory "+p.DataDir+" is not captured") ||
 		!strings.Contains(f.Message, "is in no snapshot of the set") {
 		t.Fatalf("PrepareSnapshot: %v", f)

@@ -265,18 +265,13 @@ func TestIdentifyFailsForAnUnreachableServer(t *testing.T) {
 	r.Stop()
 	id, w, _ := mustNew(t, r, Config{Addr: r.Addr})
 	_, err := identify(t, w)
-	f := failure(t, err)
+	f := writertest.AsFailure(t, err)
 	if f.Code != vsserr.WriterErrorRetryable || f.ApplicationHR != 0 ||
 		!strings.Contains(f.Message, r.Addr) || !strings.Contains(f.Message, "connection refused") {
 		t.Fatalf("Identify: %v", err)
 	}
 
-	co := writertest.NewCoordinator(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = writer.Run(ctx, writer.Options{Socket: co.Socket()}, id, w) }()
-	defer func() { cancel(); <-done }()
-	co.WaitWriters(1)
+	co := writertest.Serve(t, id, w)
 	res, err := co.Send(context.Background(), 0, &v1.Event{Id: 1, Type: v1.EventType_EVENT_IDENTIFY, TimeoutMs: 10000})
 	if err != nil {
 		t.Fatal(err)
@@ -298,7 +293,7 @@ func TestIdentifyFailsWithAWrongPassword(t *testing.T) {
 	}{{"wrong", 0xA0000004, "WRONGPASS"}, {"", 0xA0000003, "NOAUTH"}} {
 		_, w, _ := mustNew(t, r, Config{Password: tc.password})
 		_, err := identify(t, w)
-		f := failure(t, err)
+		f := writertest.AsFailure(t, err)
 		if f.Code != vsserr.WriterErrorNonRetryable || f.ApplicationHR != tc.hr || !strings.Contains(f.Message, tc.word) {
 			t.Errorf("password %q: Identify: %v (application %s)", tc.password, err, f.ApplicationHR.Hex())
 		}
@@ -353,15 +348,6 @@ func (s *session) thaw() error {
 
 func (s *session) abort() error {
 	return s.w.Abort(s.ctx(5*time.Second), s.event(writer.EventAbort, 5*time.Second))
-}
-
-func failure(t *testing.T, err error) *writer.Failure {
-	t.Helper()
-	var f *writer.Failure
-	if !errors.As(err, &f) {
-		t.Fatalf("error %v (%T) is not a writer.Failure", err, err)
-	}
-	return f
 }
 
 // TestFreezeRDBReplacesTheFileWithThePausedDataset: with the AOF off,
@@ -479,7 +465,7 @@ func TestFreezeRDBTooSlowFailsTimeoutAndUnpauses(t *testing.T) {
 	}
 	start := time.Now()
 	err := s.freeze(20 * time.Second)
-	f := failure(t, err)
+	f := writertest.AsFailure(t, err)
 	if f.Code != vsserr.WriterErrorTimeout || !strings.Contains(f.Message, "BGSAVE") {
 		t.Fatalf("Freeze: %v", err)
 	}
@@ -500,7 +486,7 @@ func TestFreezeRDBTooSlowFailsTimeoutAndUnpauses(t *testing.T) {
 	if err := s2.prepare(); err != nil {
 		t.Fatal(err)
 	}
-	f = failure(t, s2.freeze(20*time.Second))
+	f = writertest.AsFailure(t, s2.freeze(20*time.Second))
 	if f.Code != vsserr.WriterErrorRetryable || !strings.Contains(f.Message, "still running") {
 		t.Fatalf("second Freeze: %s %s", f.Code, f.Message)
 	}
@@ -520,7 +506,7 @@ func TestFreezeRDBFailsWhenTheSaveFails(t *testing.T) {
 	if err := s.prepare(); err != nil {
 		t.Fatal(err)
 	}
-	f := failure(t, s.freeze(10*time.Second))
+	f := writertest.AsFailure(t, s.freeze(10*time.Second))
 	if f.Code != vsserr.WriterErrorNonRetryable || !strings.Contains(f.Message, "rdb_last_bgsave_status:err") {
 		t.Fatalf("Freeze: %s %s", f.Code, f.Message)
 	}
@@ -552,7 +538,7 @@ func TestFreezeAOFWaitsForTheFirstRewrite(t *testing.T) {
 	if err := s.prepare(); err != nil {
 		t.Fatal(err)
 	}
-	f := failure(t, s.freeze(10*time.Second))
+	f := writertest.AsFailure(t, s.freeze(10*time.Second))
 	if f.Code != vsserr.WriterErrorRetryable || !strings.Contains(f.Message, "first AOF rewrite") {
 		t.Fatalf("Freeze: %s %s", f.Code, f.Message)
 	}
@@ -644,7 +630,7 @@ func TestACLRules(t *testing.T) {
 		if err := s.prepare(); err != nil {
 			t.Fatal(err)
 		}
-		f := failure(t, s.freeze(10*time.Second))
+		f := writertest.AsFailure(t, s.freeze(10*time.Second))
 		if f.Code != vsserr.WriterErrorNonRetryable || f.ApplicationHR != 0xA0000005 || !strings.Contains(f.Message, "NOPERM") {
 			t.Fatalf("Freeze without +client|pause: %s %s %s", f.Code, f.ApplicationHR.Hex(), f.Message)
 		}
@@ -682,7 +668,7 @@ func TestThawAfterThePauseBoundFailsTimeout(t *testing.T) {
 	if until := paused[0]["until"].(time.Time); time.Now().After(until.Add(500 * time.Millisecond)) {
 		t.Errorf("writes resumed %s after the logged bound", time.Since(until))
 	}
-	f := failure(t, s.thaw())
+	f := writertest.AsFailure(t, s.thaw())
 	if f.Code != vsserr.WriterErrorTimeout {
 		t.Fatalf("Thaw: %s %s", f.Code, f.Message)
 	}
@@ -770,7 +756,7 @@ func TestLayoutChangeAfterIdentifyIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	err := w.PrepareSnapshot(s.ctx(10*time.Second), s.event(writer.EventPrepareSnapshot, 10*time.Second))
-	if f := failure(t, err); f.Code != vsserr.WriterErrorRetryable || !strings.Contains(f.Message, "gather writer metadata again") {
+	if f := writertest.AsFailure(t, err); f.Code != vsserr.WriterErrorRetryable || !strings.Contains(f.Message, "gather writer metadata again") {
 		t.Fatalf("PrepareSnapshot: %v", err)
 	}
 }
@@ -803,12 +789,7 @@ func TestAbortCutsAFreezeWaitingForTheSave(t *testing.T) {
 		t.Fatal(err)
 	}
 	id, w, _ := mustNew(t, r, Config{})
-	co := writertest.NewCoordinator(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = writer.Run(ctx, writer.Options{Socket: co.Socket()}, id, w) }()
-	defer func() { cancel(); <-done }()
-	co.WaitWriters(1)
+	co := writertest.Serve(t, id, w)
 	sid := uuid.New().String()
 	ev := func(n uint64, typ v1.EventType) *v1.Event {
 		return &v1.Event{Id: n, Type: typ, SessionId: sid, Context: int32(vss.CtxBackup), TimeoutMs: 60000,

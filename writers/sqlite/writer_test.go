@@ -189,13 +189,8 @@ func TestIdentifyFailsForAMissingDatabase(t *testing.T) {
 	}
 
 	// Over the wire: the failure and its message reach the coordinator.
-	co := writertest.NewCoordinator(t)
 	id, w2 := mustNew(t, Config{Databases: []string{missing}})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = writer.Run(ctx, writer.Options{Socket: co.Socket()}, id, w2) }()
-	defer func() { cancel(); <-done }()
-	co.WaitWriters(1)
+	co := writertest.Serve(t, id, w2)
 	res, err := co.Send(context.Background(), 0, &v1.Event{Id: 1, Type: v1.EventType_EVENT_IDENTIFY, TimeoutMs: 10000})
 	if err != nil {
 		t.Fatal(err)
@@ -258,15 +253,6 @@ func (s *session) freeze(d time.Duration) error {
 	return s.w.Freeze(s.ctx(d), s.event(writer.EventFreeze, d))
 }
 
-func failure(t *testing.T, err error) *writer.Failure {
-	t.Helper()
-	var f *writer.Failure
-	if !errors.As(err, &f) {
-		t.Fatalf("error %v (%T) is not a writer.Failure", err, err)
-	}
-	return f
-}
-
 // TestFreezeFailsRetryableWhenTheApplicationKeepsTheLock: another process
 // holds the write lock past the lock timeout; Freeze gives up with
 // RETRYABLE, SQLite's message and code, and holds nothing.
@@ -285,7 +271,7 @@ func TestFreezeFailsRetryableWhenTheApplicationKeepsTheLock(t *testing.T) {
 	if took := time.Since(start); took < 300*time.Millisecond || took > 3*time.Second {
 		t.Errorf("Freeze gave up after %s with a 300ms lock timeout", took)
 	}
-	f := failure(t, err)
+	f := writertest.AsFailure(t, err)
 	if f.Code != vsserr.WriterErrorRetryable || f.ApplicationHR != 0xA0000005 ||
 		!strings.Contains(f.Message, b) || !strings.Contains(f.Message, "database is locked") {
 		t.Fatalf("Freeze: %v (application %s)", err, f.ApplicationHR.Hex())
@@ -306,12 +292,7 @@ func TestAbortCutsAFreezeWaitingForTheLock(t *testing.T) {
 	dir := t.TempDir()
 	db := newDB(t, dir, "a.db", true)
 	id, w := mustNew(t, Config{Databases: []string{db}, LockTimeout: time.Minute})
-	co := writertest.NewCoordinator(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = writer.Run(ctx, writer.Options{Socket: co.Socket()}, id, w) }()
-	defer func() { cancel(); <-done }()
-	co.WaitWriters(1)
+	co := writertest.Serve(t, id, w)
 
 	sid := uuid.New().String()
 	ev := func(n uint64, typ v1.EventType) *v1.Event {
@@ -392,7 +373,7 @@ func TestModeChangeAfterIdentifyIsRefused(t *testing.T) {
 	}
 	app.Close()
 	err = w.PrepareSnapshot(s.ctx(10*time.Second), s.event(writer.EventPrepareSnapshot, 10*time.Second))
-	if f := failure(t, err); f.Code != vsserr.WriterErrorRetryable || !strings.Contains(f.Message, "switched to WAL") {
+	if f := writertest.AsFailure(t, err); f.Code != vsserr.WriterErrorRetryable || !strings.Contains(f.Message, "switched to WAL") {
 		t.Fatalf("PrepareSnapshot: %v", err)
 	}
 }
