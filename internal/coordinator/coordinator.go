@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/lvss/lvss/document"
 	"github.com/lvss/lvss/internal/catalog"
+	"github.com/lvss/lvss/internal/outbox"
 	"github.com/lvss/lvss/vss"
 	"github.com/lvss/lvss/vsserr"
 )
@@ -201,11 +203,17 @@ func (c *Coordinator) Logf(ctx context.Context, level string, code vsserr.HRESUL
 	c.event(ctx, level, code, uuid.Nil, msg, kv...)
 }
 
-// AddWriter registers a subscribed writer. send must deliver one event to
-// the writer's stream (it is called from several goroutines; the caller
-// serialises the stream). The coordinator identifies the writer at once so
-// that `lvss list writers` can show its components (§12 D16).
-func (c *Coordinator) AddWriter(ctx context.Context, id Identity, peer Peer, send func(*Event) error) (*WriterHandle, error) {
+// errUnsubscribed is the cause of a writer's end when its own stream
+// ended (it exited, or closed the connection).
+var errUnsubscribed = errors.New("the writer closed its stream")
+
+// AddWriter registers a subscribed writer. Every message to it goes
+// through its own bounded queue and sender (package outbox), so a writer
+// that stops reading never blocks a caller; the first message is always
+// the Welcome, queued before the writer is visible to anyone who could
+// send it an event. The server then calls IdentifyNew, so that `lvss list
+// writers` can show its components (§12 D16).
+func (c *Coordinator) AddWriter(ctx context.Context, id Identity, peer Peer, stream WriterStream) (*WriterHandle, error) {
 	if id.ClassID == uuid.Nil {
 		return nil, vsserr.New(vsserr.InvalidArg, "writer class ID is GUID_NULL")
 	}
@@ -216,7 +224,7 @@ func (c *Coordinator) AddWriter(ctx context.Context, id Identity, peer Peer, sen
 	if id.FreezeTimeout > 0 && id.FreezeTimeout < window {
 		window = id.FreezeTimeout
 	}
-	w := &WriterHandle{InstanceID: uuid.New(), Identity: id, Peer: peer, Window: window, send: send,
+	w := &WriterHandle{InstanceID: uuid.New(), Identity: id, Peer: peer, Window: window,
 		gone: make(chan struct{}), pending: map[uint64]chan Result{}}
 	c.mu.Lock()
 	if c.closed {
@@ -230,11 +238,33 @@ func (c *Coordinator) AddWriter(ctx context.Context, id Identity, peer Peer, sen
 				id.ClassID, id.InstanceName, o.Peer.PID)
 		}
 	}
+	w.box = outbox.New(outboxSize, stream.Send, func(cause error) { c.writerEnded(w, stream, cause) })
+	w.box.Put(Outbound{Welcome: &Welcome{InstanceID: w.InstanceID, Window: window}}, time.Now().Add(c.opt.Timeouts.Identify), "Welcome")
 	c.writers[w.InstanceID] = w
 	c.mu.Unlock()
 	c.event(ctx, "info", 0, uuid.Nil, "writer subscribed", "writer", id.Name, "class", id.ClassID.String(),
 		"instance", w.InstanceID.String(), "pid", fmt.Sprint(peer.PID))
 	return w, nil
+}
+
+// writerEnded runs once per writer, when its outbox ends: the stream is
+// ended (if the writer did not end it itself), sessions waiting for its
+// answers see it gone at once, and it leaves the registry.
+func (c *Coordinator) writerEnded(w *WriterHandle, stream WriterStream, cause error) {
+	w.markGone()
+	c.mu.Lock()
+	if c.writers[w.InstanceID] == w {
+		delete(c.writers, w.InstanceID)
+	}
+	c.mu.Unlock()
+	ctx := context.Background()
+	if errors.Is(cause, errUnsubscribed) {
+		c.event(ctx, "info", 0, uuid.Nil, "writer unsubscribed", "writer", w.Identity.Name, "instance", w.InstanceID.String())
+		return
+	}
+	stream.End(cause)
+	c.event(ctx, "warn", vsserr.WriterNotResponding, uuid.Nil, "writer's stream ended by lvssd; it may subscribe again",
+		"writer", w.Identity.Name, "instance", w.InstanceID.String(), "pid", fmt.Sprint(w.Peer.PID), "reason", cause.Error())
 }
 
 // IdentifyNew runs the first Identify of a freshly subscribed writer. The
@@ -273,13 +303,10 @@ func (c *Coordinator) identify(ctx context.Context, w *WriterHandle, session uui
 }
 
 // RemoveWriter unsubscribes a writer whose stream ended. Sessions waiting
-// for its answers see it gone at once.
+// for its answers see it gone at once. Idempotent, and a no-op for a
+// writer lvssd ended itself.
 func (c *Coordinator) RemoveWriter(ctx context.Context, w *WriterHandle) {
-	w.markGone()
-	c.mu.Lock()
-	delete(c.writers, w.InstanceID)
-	c.mu.Unlock()
-	c.event(ctx, "info", 0, uuid.Nil, "writer unsubscribed", "writer", w.Identity.Name, "instance", w.InstanceID.String())
+	w.box.End(errUnsubscribed)
 }
 
 // subscribed returns the live writers, in a stable order (by name, then

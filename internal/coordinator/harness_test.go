@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -56,13 +57,15 @@ type fakeWriter struct {
 	h     *WriterHandle
 	files []string // component file paths (one FILE_GROUP component each)
 	in    chan *Event
+	stop  chan struct{}
 
-	mu     sync.Mutex
-	fail   map[EventType]vsserr.HRESULT
-	silent map[EventType]bool
-	edit   map[EventType]func(*document.BackupComponents, uuid.UUID)
-	delay  map[EventType]time.Duration
-	seen   []EventType
+	mu       sync.Mutex
+	endCause error
+	fail     map[EventType]vsserr.HRESULT
+	silent   map[EventType]bool
+	edit     map[EventType]func(*document.BackupComponents, uuid.UUID)
+	delay    map[EventType]time.Duration
+	seen     []EventType
 }
 
 func (f *fakeWriter) failAt(t EventType, code vsserr.HRESULT) {
@@ -102,8 +105,42 @@ func (f *fakeWriter) wmd() []byte {
 	return x
 }
 
+// Send and End make the fake writer its own stream: events go into its
+// inbox; Welcome needs no answer.
+func (f *fakeWriter) Send(m Outbound) error {
+	if m.Event == nil {
+		return nil
+	}
+	cp := *m.Event
+	select {
+	case f.in <- &cp:
+		return nil
+	case <-f.stop:
+		return errors.New("fake writer stopped")
+	}
+}
+
+func (f *fakeWriter) End(cause error) {
+	f.mu.Lock()
+	f.endCause = cause
+	f.mu.Unlock()
+}
+
+// ended is why lvssd ended the fake writer's stream (nil: it did not).
+func (f *fakeWriter) ended() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.endCause
+}
+
 func (f *fakeWriter) run() {
-	for ev := range f.in {
+	for {
+		var ev *Event
+		select {
+		case ev = <-f.in:
+		case <-f.stop:
+			return
+		}
 		f.mu.Lock()
 		f.seen = append(f.seen, ev.Type)
 		code, silent, edit, delay := f.fail[ev.Type], f.silent[ev.Type], f.edit[ev.Type], f.delay[ev.Type]
@@ -187,21 +224,17 @@ func newEnv(t *testing.T, mod func(*Options)) *env {
 // subdirectory of the volume.
 func (e *env) writer(name string, level vss.AppLevel, window time.Duration) *fakeWriter {
 	e.t.Helper()
-	f := &fakeWriter{name: name, tl: e.tl, in: make(chan *Event, 64), fail: map[EventType]vsserr.HRESULT{},
+	f := &fakeWriter{name: name, tl: e.tl, in: make(chan *Event, 64), stop: make(chan struct{}), fail: map[EventType]vsserr.HRESULT{},
 		silent: map[EventType]bool{}, edit: map[EventType]func(*document.BackupComponents, uuid.UUID){},
 		delay: map[EventType]time.Duration{}, files: []string{filepath.Join(e.vol, name)}}
 	id := Identity{ClassID: uuid.NewSHA1(uuid.NameSpaceOID, []byte(name)), Name: name, Level: level, FreezeTimeout: window}
-	h, err := e.c.AddWriter(context.Background(), id, Peer{PID: 1}, func(ev *Event) error {
-		cp := *ev
-		f.in <- &cp
-		return nil
-	})
+	h, err := e.c.AddWriter(context.Background(), id, Peer{PID: 1}, f)
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	f.h = h
 	go f.run()
-	e.t.Cleanup(func() { e.c.RemoveWriter(context.Background(), h); close(f.in) })
+	e.t.Cleanup(func() { e.c.RemoveWriter(context.Background(), h); close(f.stop) })
 	e.c.IdentifyNew(context.Background(), h)
 	return f
 }

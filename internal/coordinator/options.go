@@ -23,6 +23,10 @@ type Timeouts struct {
 	Abort           time.Duration
 	Hold            time.Duration // provider commit (flush-and-hold) window
 	CreationLease   time.Duration
+	// RequesterSend bounds how long a response may wait for its requester
+	// to read it; past it the requester's stream is ended and its session
+	// released.
+	RequesterSend time.Duration
 }
 
 // DefaultTimeouts are VSS's where VSS has one, generous elsewhere.
@@ -31,7 +35,7 @@ func DefaultTimeouts() Timeouts {
 		Identify: 30 * time.Second, PrepareBackup: 60 * time.Second, PrepareSnapshot: 120 * time.Second,
 		Freeze: 60 * time.Second, Thaw: 60 * time.Second, PostSnapshot: 60 * time.Second,
 		BackupComplete: 60 * time.Second, BackupShutdown: 30 * time.Second, Abort: 30 * time.Second,
-		Hold: 10 * time.Second, CreationLease: 10 * time.Minute,
+		Hold: 10 * time.Second, CreationLease: 10 * time.Minute, RequesterSend: 30 * time.Second,
 	}
 }
 
@@ -92,6 +96,7 @@ func (o *Options) fill() {
 	fill(&t.Abort, d.Abort)
 	fill(&t.Hold, d.Hold)
 	fill(&t.CreationLease, d.CreationLease)
+	fill(&t.RequesterSend, d.RequesterSend)
 	if o.MaxSnapshotsPerVolume <= 0 {
 		o.MaxSnapshotsPerVolume = 512
 	}

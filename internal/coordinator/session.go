@@ -694,6 +694,11 @@ const PhaseNone document.Phase = -1
 func (s *Session) deliver(ctx context.Context, sw *sessionWriter, ev *Event, phase document.Phase) bool {
 	res, err := sw.w.call(ctx, ev)
 	if err != nil {
+		if cancelled(err) {
+			// The requester cancelled the operation; the writer did
+			// nothing wrong and keeps its state (§12 D17).
+			return false
+		}
 		sw.fail(ev.Type, vsserr.Code(err), 0, vsserr.Message(err))
 		s.c.event(ctx, "warn", vsserr.Code(err), s.id, "writer did not answer", "writer", sw.w.Identity.Name, "event", ev.Type.String())
 		return false

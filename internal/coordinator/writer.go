@@ -2,12 +2,14 @@ package coordinator
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/lvss/lvss/document"
+	"github.com/lvss/lvss/internal/outbox"
 	"github.com/lvss/lvss/vss"
 	"github.com/lvss/lvss/vsserr"
 )
@@ -125,6 +127,37 @@ type Peer struct {
 	PID      int32
 }
 
+// WriterStream is how the coordinator reaches one writer; the server
+// implements it over the writer's gRPC stream.
+type WriterStream interface {
+	// Send writes one message. It may block while the writer is not
+	// reading: the coordinator calls it from one goroutine per writer and
+	// bounds it with End.
+	Send(Outbound) error
+	// End ends the stream: a blocked Send returns, the writer's reads
+	// fail, and it must subscribe again. It is called once.
+	End(cause error)
+}
+
+// Outbound is one message to a writer: the Welcome that answers its Hello
+// (always the first), or an event.
+type Outbound struct {
+	Welcome *Welcome
+	Event   *Event
+}
+
+// Welcome tells a writer its instance ID and its effective Freeze→Thaw
+// window.
+type Welcome struct {
+	InstanceID uuid.UUID
+	Window     time.Duration
+}
+
+// outboxSize bounds the messages queued for one writer. A writer has at
+// most one event in flight per session; a queue this long means it stopped
+// reading long ago.
+const outboxSize = 256
+
 // WriterHandle is one subscribed writer (one stream).
 type WriterHandle struct {
 	InstanceID uuid.UUID
@@ -134,7 +167,7 @@ type WriterHandle struct {
 	// capped by the coordinator's.
 	Window time.Duration
 
-	send func(*Event) error
+	box  *outbox.Box[Outbound]
 	gone chan struct{}
 	once sync.Once
 
@@ -168,44 +201,66 @@ func errNotResponding(w *WriterHandle, ev EventType, why string) *vsserr.Error {
 	return vsserr.New(vsserr.WriterNotResponding, "writer %q did not answer %s: %s", w.Identity.Name, ev, why)
 }
 
-// call sends one event and waits for the answer, the timeout, the writer's
-// disappearance or ctx. A writer that does not answer in time gets
-// VSS_E_WRITER_NOT_RESPONDING as its failure.
+// errCancelled is what call returns when the operation that sent the
+// event was cancelled: the writer is not at fault, and its state is left
+// as it was (§12 D17).
+func errCancelled(w *WriterHandle, ev EventType, cause error) error {
+	return vsserr.Wrap(vsserr.WriterNotResponding, cause, "%s to writer %q: the operation was cancelled", ev, w.Identity.Name)
+}
+
+// cancelled reports whether a call ended because its operation was
+// cancelled rather than because of the writer.
+func cancelled(err error) bool { return errors.Is(err, context.Canceled) }
+
+// call sends one event and waits for the answer, the event's deadline, the
+// writer's disappearance or ctx. The deadline covers everything: the wait
+// in the writer's queue, the write to its stream and its answer, so no
+// writer delays the caller past it. A writer that misses it fails the
+// event with VSS_E_WRITER_NOT_RESPONDING and its stream is ended (L29):
+// from outside, a stopped writer whose bytes sit in a socket buffer looks
+// exactly like one that stopped reading, and keeping it would make every
+// later session wait out its deadline again. Its SDK releases whatever it
+// held when the stream ends, and it may subscribe again.
 func (w *WriterHandle) call(ctx context.Context, ev *Event) (Result, error) {
+	timer := time.NewTimer(ev.Timeout)
+	defer timer.Stop()
+	deadline := time.Now().Add(ev.Timeout)
 	ch := make(chan Result, 1)
 	w.mu.Lock()
 	w.nextID++
 	ev.ID = w.nextID
 	w.pending[ev.ID] = ch
 	w.mu.Unlock()
-	drop := func() {
+	defer func() {
 		w.mu.Lock()
 		delete(w.pending, ev.ID)
 		w.mu.Unlock()
-	}
+	}()
 	select {
 	case <-w.gone:
-		drop()
 		return Result{}, errNotResponding(w, ev.Type, "its connection is closed")
 	default:
 	}
-	if err := w.send(ev); err != nil {
-		drop()
-		return Result{}, errNotResponding(w, ev.Type, err.Error())
-	}
-	t := time.NewTimer(ev.Timeout)
-	defer t.Stop()
+	tk := w.box.Put(Outbound{Event: ev}, deadline, ev.Type.String())
 	select {
 	case r := <-ch:
 		return r, nil
-	case <-t.C:
-		drop()
-		return Result{}, errNotResponding(w, ev.Type, "no answer within "+ev.Timeout.String())
+	case <-timer.C:
+		why := "no answer within " + ev.Timeout.String()
+		if !tk.IsWritten() {
+			why = "it did not read the event within " + ev.Timeout.String()
+		}
+		err := errNotResponding(w, ev.Type, why)
+		w.box.End(err)
+		return Result{}, err
 	case <-w.gone:
-		drop()
-		return Result{}, errNotResponding(w, ev.Type, "its connection closed")
+		why := "its connection closed"
+		if c := w.box.Cause(); c != nil && !errors.Is(c, errUnsubscribed) {
+			why = c.Error()
+		}
+		return Result{}, errNotResponding(w, ev.Type, why)
 	case <-ctx.Done():
-		drop()
-		return Result{}, errNotResponding(w, ev.Type, "the operation was cancelled")
+		tk.Abandon()
+		return Result{}, errCancelled(w, ev.Type, ctx.Err())
 	}
 }

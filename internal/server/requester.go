@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -10,6 +12,7 @@ import (
 	v1 "github.com/lvss/lvss/api/lvss/v1"
 	"github.com/lvss/lvss/internal/catalog"
 	"github.com/lvss/lvss/internal/coordinator"
+	"github.com/lvss/lvss/internal/outbox"
 	"github.com/lvss/lvss/internal/wire"
 	"github.com/lvss/lvss/vss"
 	"github.com/lvss/lvss/vsserr"
@@ -20,42 +23,94 @@ type requester struct {
 	s *Server
 }
 
+// responseQueue bounds the responses queued for one requester. A requester
+// has few calls in flight (its calls run one at a time, plus its Waits); a
+// queue this long means it stopped reading.
+const responseQueue = 256
+
 // Session serves one IVssBackupComponents object for the life of the stream.
 // Calls run in arrival order; only Wait runs beside them, so that Cancel
 // and QueryStatus can reach an operation someone is waiting on.
+//
+// Responses go through a bounded queue with its own sender (package
+// outbox): a requester that stops reading its responses never blocks a
+// call, and once a response has waited timeouts.requester_send for it,
+// its stream is ended and its session released (§12 D11), so it cannot
+// hold the creation lock or a frozen writer.
 func (h *requester) Session(stream v1.Requester_SessionServer) error {
 	ctx := stream.Context()
 	sess := h.s.c.NewSession(toPeer(peerOf(ctx)))
-	var sendMu sync.Mutex
-	send := func(r *v1.SessionResponse) {
-		sendMu.Lock()
-		defer sendMu.Unlock()
-		_ = stream.Send(r) // a gone client is handled by Recv failing
+	sendTimeout := h.s.c.Options().Timeouts.RequesterSend
+	ended := make(chan struct{})
+	box := outbox.New(responseQueue, stream.Send, func(error) { close(ended) })
+	send := func(r *v1.SessionResponse) *outbox.Ticket {
+		return box.Put(r, time.Now().Add(sendTimeout), fmt.Sprintf("the response to call %d", r.Id))
 	}
-	var waits sync.WaitGroup
-	for {
-		req, err := stream.Recv()
-		if err != nil {
-			break
+	var (
+		waitMu  sync.Mutex
+		closing bool
+		waits   sync.WaitGroup
+	)
+	startWait := func() bool {
+		waitMu.Lock()
+		defer waitMu.Unlock()
+		if closing {
+			return false
 		}
-		if w := req.GetWait(); w != nil {
-			waits.Add(1)
-			go func() {
-				defer waits.Done()
-				send(h.wait(ctx, sess, req.Id, w))
-			}()
-			continue
-		}
-		send(h.dispatch(ctx, sess, req))
+		waits.Add(1)
+		return true
 	}
-	// The stream ended (half-close, exit, kill): release as VSS does when
-	// the last reference to IVssBackupComponents goes (§12 D11).
+	closed := make(chan struct{})
+	go func() {
+		defer close(closed)
+		for {
+			req, err := stream.Recv()
+			if err != nil {
+				return
+			}
+			if w := req.GetWait(); w != nil {
+				if startWait() {
+					go func() {
+						defer waits.Done()
+						send(h.wait(ctx, sess, req.Id, w))
+					}()
+				}
+				continue
+			}
+			send(h.dispatch(ctx, sess, req))
+		}
+	}()
+	select {
+	case <-closed:
+	case <-ended:
+	}
+	// The stream ended (half-close, exit, kill) or the requester stopped
+	// reading: release as VSS does when the last reference to
+	// IVssBackupComponents goes (§12 D11).
 	rel := sess.Release(context.Background())
+	waitMu.Lock()
+	closing = true
+	waitMu.Unlock()
 	waits.Wait()
+	if cause := box.Cause(); cause != nil {
+		h.s.c.Logf(ctx, "warn", vsserr.Unexpected, "requester stream ended by lvssd; its session was released",
+			"session", sess.ID().String(), "pid", fmt.Sprint(peerOf(ctx).PID), "reason", cause.Error())
+		return wire.ToGRPC(vsserr.Wrap(vsserr.Unexpected, cause, "lvssd ended the session stream"))
+	}
 	r := &v1.Released{Aborted: rel.Aborted, ShutdownWriters: wire.GUIDs(rel.ShutdownWriters), DeletedSnapshots: wire.GUIDs(rel.DeletedSnapshots)}
-	send(&v1.SessionResponse{Id: 0, Status: wire.StatusOf(nil), Result: &v1.SessionResponse_Released{Released: r}})
+	tk := send(&v1.SessionResponse{Id: 0, Status: wire.StatusOf(nil), Result: &v1.SessionResponse_Released{Released: r}})
+	// The handler must not return before the last response is written:
+	// returning ends the stream.
+	select {
+	case <-tk.Written():
+	case <-ended:
+	}
+	box.End(errSessionOver)
 	return nil
 }
+
+// errSessionOver stops a session's sender once everything was written.
+var errSessionOver = errors.New("session over")
 
 func (h *requester) wait(ctx context.Context, sess *coordinator.Session, id uint64, w *v1.Wait) *v1.SessionResponse {
 	a, err := sess.Async(w.AsyncId)

@@ -29,6 +29,7 @@ import (
 )
 
 type daemon struct {
+	c      *coordinator.Coordinator
 	socket string
 	cat    *catalog.DB
 	vol    string
@@ -39,6 +40,12 @@ type daemon struct {
 // directory everyone can traverse (the access test connects as nobody).
 func startDaemon(t *testing.T, access *Access) *daemon {
 	t.Helper()
+	return startDaemonWith(t, access, nil)
+}
+
+// startDaemonWith lets a test change the coordinator's options.
+func startDaemonWith(t *testing.T, access *Access, mod func(*coordinator.Options)) *daemon {
+	t.Helper()
 	dir := publicDir(t)
 	cat, err := catalog.Open(filepath.Join(dir, "state", "catalog.db"))
 	if err != nil {
@@ -46,7 +53,11 @@ func startDaemon(t *testing.T, access *Access) *daemon {
 	}
 	vol, _ := filepath.EvalSymlinks(t.TempDir())
 	fp := fake.New(vol)
-	c, err := coordinator.New(context.Background(), coordinator.Options{Catalog: cat, Providers: provider.NewRegistry(fp)})
+	opt := coordinator.Options{Catalog: cat, Providers: provider.NewRegistry(fp)}
+	if mod != nil {
+		mod(&opt)
+	}
+	c, err := coordinator.New(context.Background(), opt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +69,7 @@ func startDaemon(t *testing.T, access *Access) *daemon {
 	srv := New(c, access, slog.New(slog.DiscardHandler))
 	go srv.Serve(l)
 	t.Cleanup(func() { srv.Stop(); c.Close(context.Background()); cat.Close() })
-	return &daemon{socket: sock, cat: cat, vol: vol, prov: fp}
+	return &daemon{c: c, socket: sock, cat: cat, vol: vol, prov: fp}
 }
 
 // publicDir is a temp dir that other uids can traverse (t.TempDir's parent

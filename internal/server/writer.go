@@ -16,7 +16,36 @@ type writerService struct {
 	s *Server
 }
 
-// Subscribe carries one writer for the life of its stream (§12 D6).
+// writerStream is the coordinator's view of one writer's gRPC stream. Send
+// is called only by the writer's own sender goroutine (package outbox);
+// End makes the handler return, which is the one way to make a Send the
+// writer does not drain give up.
+type writerStream struct {
+	stream v1.Writer_SubscribeServer
+	once   sync.Once
+	ended  chan struct{}
+	cause  error
+}
+
+func (ws *writerStream) Send(m coordinator.Outbound) error {
+	if m.Welcome != nil {
+		return ws.stream.Send(&v1.CoordinatorMessage{Msg: &v1.CoordinatorMessage_Welcome{Welcome: &v1.Welcome{
+			InstanceId: m.Welcome.InstanceID.String(), FreezeTimeoutMs: uint32(m.Welcome.Window / time.Millisecond)}}})
+	}
+	return ws.stream.Send(&v1.CoordinatorMessage{Msg: &v1.CoordinatorMessage_Event{Event: eventToWire(m.Event)}})
+}
+
+func (ws *writerStream) End(cause error) {
+	ws.once.Do(func() {
+		ws.cause = cause
+		close(ws.ended)
+	})
+}
+
+// Subscribe carries one writer for the life of its stream (§12 D6). The
+// handler only waits: reading runs in a goroutine of its own and writing
+// in the writer's sender, so the handler can return as soon as lvssd ends
+// the stream, whatever the writer does.
 func (h *writerService) Subscribe(stream v1.Writer_SubscribeServer) error {
 	ctx := stream.Context()
 	first, err := stream.Recv()
@@ -34,35 +63,35 @@ func (h *writerService) Subscribe(stream v1.Writer_SubscribeServer) error {
 	id := coordinator.Identity{ClassID: class, Name: hello.Name, InstanceName: hello.InstanceName,
 		Usage: vss.UsageType(hello.Usage), Source: vss.SourceType(hello.Source), Level: vss.AppLevel(hello.Level),
 		FreezeTimeout: time.Duration(hello.FreezeTimeoutMs) * time.Millisecond, Major: hello.MajorVersion, Minor: hello.MinorVersion}
-	var mu sync.Mutex
-	send := func(ev *coordinator.Event) error {
-		mu.Lock()
-		defer mu.Unlock()
-		return stream.Send(&v1.CoordinatorMessage{Msg: &v1.CoordinatorMessage_Event{Event: eventToWire(ev)}})
-	}
-	w, err := h.s.c.AddWriter(ctx, id, toPeer(peerOf(ctx)), send)
+	ws := &writerStream{stream: stream, ended: make(chan struct{})}
+	w, err := h.s.c.AddWriter(ctx, id, toPeer(peerOf(ctx)), ws)
 	if err != nil {
 		return wire.ToGRPC(err)
 	}
 	defer h.s.c.RemoveWriter(ctx, w)
-	mu.Lock()
-	err = stream.Send(&v1.CoordinatorMessage{Msg: &v1.CoordinatorMessage_Welcome{Welcome: &v1.Welcome{
-		InstanceId: w.InstanceID.String(), FreezeTimeoutMs: uint32(w.Window / time.Millisecond)}}})
-	mu.Unlock()
-	if err != nil {
-		return nil
-	}
+	closed := make(chan struct{})
+	go func() {
+		defer close(closed)
+		for {
+			msg, err := stream.Recv()
+			if err != nil {
+				return
+			}
+			if r := msg.GetResult(); r != nil {
+				w.Deliver(coordinator.Result{EventID: r.Id, Failure: vsserr.HRESULT(r.Failure),
+					ApplicationHRESULT: vsserr.HRESULT(r.ApplicationHresult), ApplicationMessage: r.ApplicationMessage,
+					WMD: []byte(r.WmdXml), BCD: []byte(r.BcdXml)})
+			}
+		}
+	}()
 	go h.s.c.IdentifyNew(ctx, w)
-	for {
-		msg, err := stream.Recv()
-		if err != nil {
-			return nil
-		}
-		if r := msg.GetResult(); r != nil {
-			w.Deliver(coordinator.Result{EventID: r.Id, Failure: vsserr.HRESULT(r.Failure),
-				ApplicationHRESULT: vsserr.HRESULT(r.ApplicationHresult), ApplicationMessage: r.ApplicationMessage,
-				WMD: []byte(r.WmdXml), BCD: []byte(r.BcdXml)})
-		}
+	select {
+	case <-closed:
+		return nil
+	case <-ws.ended:
+		// Not an InvalidArg: the SDK treats this as a lost connection and
+		// subscribes again.
+		return wire.ToGRPC(vsserr.Wrap(vsserr.WriterNotResponding, ws.cause, "lvssd ended the stream of writer %q", hello.Name))
 	}
 }
 
