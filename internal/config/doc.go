@@ -21,7 +21,8 @@
 // [providers.copy]) is a type of the provider's own package, with the
 // rules about its own values (btrfs.Config and its Validate, and so on),
 // so that a provider never depends on the daemon's configuration. This
-// package holds them in Providers, adds the rules between sections
-// (provider names, an exec commit within timeouts.hold), and turns the
-// keys a section's error names (confval.KeyError) into file:line:column.
+// package holds them in Providers, checks the rules between sections
+// (provider names; it hands timeouts.hold to exec's Validate), and turns
+// the keys a section's error names (confval.KeyError) into
+// file:line:column.
 package config

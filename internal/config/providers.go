@@ -18,8 +18,8 @@ type Limits struct {
 
 // Providers configures the snapshot providers lvssd offers. Each provider
 // package owns its section's type and the rules about its own values; this
-// package adds the rules between sections (names unique across providers,
-// an exec commit bounded by timeouts.hold) and places errors in the file.
+// package adds the rules between sections (names unique across providers
+// and known to Order) and places errors in the file.
 type Providers struct {
 	// Order is the preference when a requester names no provider (spec
 	// §7.1): the first that supports the volume takes it. Names are

@@ -40,10 +40,11 @@ func validate(c *Config, doc *document) error {
 	return checkProviders(c, doc)
 }
 
-// checkProviders checks limits and each provider's section by the
-// section's own rules (in its package), then the rules between sections:
-// provider names unique and known in the order, an exec commit bounded by
-// the hold.
+// checkProviders checks limits, each provider's section by its own rules
+// (in its package; exec's are given the hold its commit must fit in), and
+// the rules between sections: provider names unique and known in the
+// order. The checks run in the order they always have, so that a file
+// with several problems still gets the same first error.
 func checkProviders(c *Config, doc *document) error {
 	if c.Limits.MaxSnapshotsPerVolume < 1 {
 		return doc.errorAt([]string{"limits.max_snapshots_per_volume"}, "limits.max_snapshots_per_volume must be at least 1")
