@@ -10,6 +10,10 @@ import (
 	"time"
 
 	toml "github.com/pelletier/go-toml/v2"
+
+	"github.com/lvss/lvss/provider/btrfs"
+	"github.com/lvss/lvss/provider/exec"
+	"github.com/lvss/lvss/provider/filecopy"
 )
 
 // Config is lvssd's configuration.
@@ -68,9 +72,9 @@ func Default() Config {
 		// Empty rather than nil lists, so a printed config reads back equal.
 		Providers: Providers{
 			Order: []string{"btrfs", "exec", "copy"},
-			Btrfs: BtrfsConfig{Volumes: []BtrfsVolume{}},
-			Exec:  []ExecConfig{},
-			Copy:  CopyConfig{Volumes: []string{}, MaxBytes: 1 << 30},
+			Btrfs: btrfs.Config{Volumes: []btrfs.VolumeConfig{}},
+			Exec:  []exec.Config{},
+			Copy:  filecopy.Config{Volumes: []string{}, MaxBytes: 1 << 30},
 		},
 	}
 }

@@ -244,6 +244,9 @@ func TestValidateInCode(t *testing.T) {
 			`timeouts.hold (1m0s) must be shorter than timeouts.freeze (1m0s): a filesystem hold cannot outlast the writers' freeze window`},
 		{"group", func(c *Config) { c.Access.Groups = append(c.Access.Groups, "") },
 			`access.groups[1]: empty group name`},
+		// A provider section's own rules, reported without a file.
+		{"provider section", func(c *Config) { c.Providers.Copy.Volumes = []string{"rel"} },
+			`providers.copy.volumes[0]: "rel" is not an absolute path`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

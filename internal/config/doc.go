@@ -16,4 +16,13 @@
 // then decodes onto the defaults; values are range-checked by their types'
 // UnmarshalText. Last, Validate checks the rules that involve more than one
 // value, and uses the remembered positions to point at the offending line.
+//
+// Each provider's section ([providers.btrfs], [[providers.exec]],
+// [providers.copy]) is a type of the provider's own package, with the
+// rules about its own values (btrfs.Config and its Validate, and so on),
+// so that a provider never depends on the daemon's configuration. This
+// package holds them in Providers, checks the rules between sections
+// (provider names; it hands timeouts.hold to exec's Validate), and turns
+// the keys a section's error names (confval.KeyError) into
+// file:line:column.
 package config

@@ -2,6 +2,7 @@ package config
 
 import (
 	"encoding"
+	"errors"
 	"fmt"
 	"reflect"
 	"strconv"
@@ -9,6 +10,8 @@ import (
 	"time"
 
 	"github.com/pelletier/go-toml/v2/unstable"
+
+	"github.com/lvss/lvss/provider/confval"
 )
 
 // document is what scan learned about a file: where each key was set, so
@@ -40,6 +43,17 @@ func (d *document) errorAt(keys []string, format string, args ...any) *Error {
 		}
 	}
 	return e
+}
+
+// locate places an error from a section's own Validate (in a provider
+// package, which knows keys but not files): a *confval.KeyError at the
+// first of its keys the file sets, anything else without a position.
+func (d *document) locate(err error) *Error {
+	var ke *confval.KeyError
+	if errors.As(err, &ke) {
+		return d.errorAt(ke.Keys, "%s", ke.Msg)
+	}
+	return d.errorAt(nil, "%s", err)
 }
 
 // scan walks the syntax tree and checks every key against the Go type it

@@ -40,76 +40,32 @@ func validate(c *Config, doc *document) error {
 	return checkProviders(c, doc)
 }
 
-// checkProviders: every path absolute, provider names unique and known in
-// the order, exec commands present, an exec commit bounded by the hold.
+// checkProviders checks limits, each provider's section by its own rules
+// (in its package; exec's are given the hold its commit must fit in), and
+// the rules between sections: provider names unique and known in the
+// order. The checks run in the order they always have, so that a file
+// with several problems still gets the same first error.
 func checkProviders(c *Config, doc *document) error {
 	if c.Limits.MaxSnapshotsPerVolume < 1 {
 		return doc.errorAt([]string{"limits.max_snapshots_per_volume"}, "limits.max_snapshots_per_volume must be at least 1")
 	}
 	p := &c.Providers
-	abs := func(key, path string) error {
-		if !strings.HasPrefix(path, "/") {
-			return doc.errorAt([]string{key}, "%s: %q is not an absolute path", key, path)
-		}
-		return nil
+	if err := p.Btrfs.Validate("providers.btrfs"); err != nil {
+		return doc.locate(err)
 	}
 	known := map[string]bool{"btrfs": true, "copy": true}
-	for i, v := range p.Btrfs.Volumes {
-		k := "providers.btrfs.volume" + index(i)
-		if err := abs(k+".path", v.Path); err != nil {
-			return err
-		}
-		if v.SnapshotDir != "" {
-			if err := abs(k+".snapshot_dir", v.SnapshotDir); err != nil {
-				return err
-			}
-		}
-	}
 	for i, e := range p.Exec {
 		k := "providers.exec" + index(i)
 		if e.Name == "" || known[e.Name] || e.Name == "exec" {
 			return doc.errorAt([]string{k + ".name", k}, "%s.name: %q must be set and differ from btrfs, copy, exec and the other exec providers", k, e.Name)
 		}
 		known[e.Name] = true
-		if e.Commit == "" || e.Delete == "" {
-			return doc.errorAt([]string{k + ".commit", k}, "%s: commit and delete commands are required", k)
-		}
-		if len(e.Volumes) == 0 {
-			return doc.errorAt([]string{k + ".volumes", k}, "%s.volumes: list the volumes this provider snapshots", k)
-		}
-		for j, v := range e.Volumes {
-			if err := abs(k+".volumes"+index(j), v); err != nil {
-				return err
-			}
-			// Volumes reach commands as newline-separated lists.
-			if strings.ContainsAny(v, "\n\x00") {
-				return doc.errorAt([]string{k + ".volumes" + index(j)}, "%s.volumes%s: a volume path may not contain a newline", k, index(j))
-			}
-		}
-		if (e.Expose == "") != (e.Unexpose == "") {
-			return doc.errorAt([]string{k + ".expose", k + ".unexpose", k}, "%s: expose and unexpose go together: set both or neither", k)
-		}
-		if e.Timeout != nil && *e.Timeout > c.Timeouts.Hold {
-			return doc.errorAt([]string{k + ".timeout"}, "%s.timeout (%s) must fit in timeouts.hold (%s): the commit runs inside the filesystem freeze", k, *e.Timeout, c.Timeouts.Hold)
+		if err := e.Validate(k, c.Timeouts.Hold.D()); err != nil {
+			return doc.locate(err)
 		}
 	}
-	for i, v := range p.Copy.Volumes {
-		if err := abs("providers.copy.volumes"+index(i), v); err != nil {
-			return err
-		}
-	}
-	if p.Copy.SnapshotDir != "" {
-		if err := abs("providers.copy.snapshot_dir", p.Copy.SnapshotDir); err != nil {
-			return err
-		}
-		// A volume inside the copies' own directory would copy copies.
-		dir := strings.TrimSuffix(p.Copy.SnapshotDir, "/")
-		for i, v := range p.Copy.Volumes {
-			if v == dir || strings.HasPrefix(v, dir+"/") {
-				k := "providers.copy.volumes" + index(i)
-				return doc.errorAt([]string{k}, "%s: %q is inside providers.copy.snapshot_dir", k, v)
-			}
-		}
+	if err := p.Copy.Validate("providers.copy"); err != nil {
+		return doc.locate(err)
 	}
 	for i, n := range p.Order {
 		if !known[n] && n != "exec" {
@@ -146,7 +102,7 @@ func checkDurations(v reflect.Value, prefix string, doc *document) error {
 		}
 	default:
 		if d, ok := v.Interface().(Duration); ok {
-			if err := checkDuration(d.D(), d.String()); err != nil {
+			if err := d.Check(); err != nil {
 				return doc.errorAt([]string{prefix}, "%s: %v", prefix, err)
 			}
 		}

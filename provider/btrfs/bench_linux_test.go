@@ -13,7 +13,6 @@ import (
 	"github.com/google/uuid"
 	"golang.org/x/sys/unix"
 
-	"github.com/lvss/lvss/internal/config"
 	"github.com/lvss/lvss/internal/testenv"
 )
 
@@ -106,7 +105,7 @@ func BenchmarkRawSnapshotIoctlDirty64MiB(b *testing.B) {
 func BenchmarkCommitDirty64MiB(b *testing.B) {
 	mnt := testenv.LoopFS(b, "btrfs", 4<<30).Mount
 	sv := subvol(b, filepath.Join(mnt, "sv"))
-	p := newProvider(b, config.BtrfsConfig{}, 1<<20)
+	p := newProvider(b, Config{}, 1<<20)
 	chunk := make([]byte, 1<<20)
 	for i := range chunk {
 		chunk[i] = byte(i)

@@ -15,7 +15,6 @@ import (
 	"github.com/google/uuid"
 	"golang.org/x/sys/unix"
 
-	"github.com/lvss/lvss/internal/config"
 	"github.com/lvss/lvss/internal/testenv"
 	"github.com/lvss/lvss/provider"
 	"github.com/lvss/lvss/provider/providertest"
@@ -31,7 +30,7 @@ func TestConformance(t *testing.T) {
 	providertest.Run(t, providertest.Harness{New: func(t *testing.T) providertest.Setup {
 		i := n.Add(1)
 		return providertest.Setup{
-			Provider:    newProvider(t, config.BtrfsConfig{}, 1<<20),
+			Provider:    newProvider(t, Config{}, 1<<20),
 			Volume:      subvol(t, filepath.Join(mnt, fmt.Sprintf("vol%d", i))),
 			Second:      subvol(t, filepath.Join(mnt, fmt.Sprintf("second%d", i))),
 			Unsupported: unsupported,
@@ -48,7 +47,7 @@ func TestConformance(t *testing.T) {
 }
 
 func TestInfo(t *testing.T) {
-	p, err := New(config.BtrfsConfig{}, config.Limits{}, nil)
+	p, err := New(Config{}, 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +55,7 @@ func TestInfo(t *testing.T) {
 	if i.ID != ProviderID || i.Name != "btrfs" || i.Type != vss.ProvSoftware || !i.Atomic || i.SetAtomic || i.NeedsFreeze || i.LongCommit {
 		t.Fatalf("Info: %+v", i)
 	}
-	if _, err := New(config.BtrfsConfig{Volumes: []config.BtrfsVolume{{Path: "rel"}}}, config.Limits{}, nil); err == nil {
+	if _, err := New(Config{Volumes: []VolumeConfig{{Path: "rel"}}}, 0, nil); err == nil {
 		t.Fatal("a relative volume path was accepted")
 	}
 }
@@ -69,7 +68,7 @@ func TestPathInsideSubvolume(t *testing.T) {
 	vol := mkdir(t, filepath.Join(sv, "srv", "data"))
 	write(t, filepath.Join(vol, "f"), "inside")
 	write(t, filepath.Join(sv, "top"), "outside the volume, inside the subvolume")
-	p := newProvider(t, config.BtrfsConfig{}, 1<<20)
+	p := newProvider(t, Config{}, 1<<20)
 	if ok, err := p.IsVolumeSupported(bg(t), vol); err != nil || !ok {
 		t.Fatalf("IsVolumeSupported(%s): %v %v", vol, ok, err)
 	}
@@ -101,7 +100,7 @@ func TestPathInsideSubvolume(t *testing.T) {
 
 func TestUnsupportedPaths(t *testing.T) {
 	mnt := newBtrfs(t)
-	p := newProvider(t, config.BtrfsConfig{}, 0)
+	p := newProvider(t, Config{}, 0)
 	file := filepath.Join(mnt, "file")
 	write(t, file, "x")
 	ext := testenv.LoopFS(t, "ext4", 64<<20)
@@ -127,7 +126,7 @@ func TestConfiguredSnapshotDir(t *testing.T) {
 
 	t.Run("same filesystem", func(t *testing.T) {
 		dir := mkdir(t, filepath.Join(store, "existing"))
-		p := newProvider(t, config.BtrfsConfig{Volumes: []config.BtrfsVolume{{Path: vol, SnapshotDir: dir}}}, 1<<20)
+		p := newProvider(t, Config{Volumes: []VolumeConfig{{Path: vol, SnapshotDir: dir}}}, 1<<20)
 		s := take(t, p, vol)[0]
 		if filepath.Dir(s.Handle) != dir {
 			t.Fatalf("snapshot at %s, want it in %s", s.Handle, dir)
@@ -140,7 +139,7 @@ func TestConfiguredSnapshotDir(t *testing.T) {
 		}
 		// A fresh provider (as after a restart) finds it through the
 		// configuration, with its record.
-		q := queryByID(t, newProvider(t, config.BtrfsConfig{Volumes: []config.BtrfsVolume{{Path: vol, SnapshotDir: dir}}}, 0), s.ID)
+		q := queryByID(t, newProvider(t, Config{Volumes: []VolumeConfig{{Path: vol, SnapshotDir: dir}}}, 0), s.ID)
 		if q == nil || q.SetID != s.SetID || q.OriginalVolume != vol || q.DevicePath != s.DevicePath || !q.Created.Equal(s.Created) {
 			t.Fatalf("Query after restart: %+v, want %+v", q, s)
 		}
@@ -148,7 +147,7 @@ func TestConfiguredSnapshotDir(t *testing.T) {
 	t.Run("missing directory is made as a subvolume", func(t *testing.T) {
 		dir := filepath.Join(store, "new")
 		// The entry names another path in the same subvolume: it applies.
-		p := newProvider(t, config.BtrfsConfig{Volumes: []config.BtrfsVolume{{Path: sv, SnapshotDir: dir}}}, 1<<20)
+		p := newProvider(t, Config{Volumes: []VolumeConfig{{Path: sv, SnapshotDir: dir}}}, 1<<20)
 		s := take(t, p, vol)[0]
 		if filepath.Dir(s.Handle) != dir {
 			t.Fatalf("snapshot at %s, want it in %s", s.Handle, dir)
@@ -160,7 +159,7 @@ func TestConfiguredSnapshotDir(t *testing.T) {
 	})
 	t.Run("inside the volume's own subvolume", func(t *testing.T) {
 		dir := mkdir(t, filepath.Join(sv, "snaps"))
-		p := newProvider(t, config.BtrfsConfig{Volumes: []config.BtrfsVolume{{Path: vol, SnapshotDir: dir}}}, 1<<20)
+		p := newProvider(t, Config{Volumes: []VolumeConfig{{Path: vol, SnapshotDir: dir}}}, 1<<20)
 		s1 := take(t, p, sv)[0]
 		s2 := take(t, p, sv)[0]
 		if len(s1.Warnings)+len(s2.Warnings) != 0 {
@@ -175,7 +174,7 @@ func TestConfiguredSnapshotDir(t *testing.T) {
 	})
 	t.Run("no parent is refused", func(t *testing.T) {
 		dir := filepath.Join(store, "no", "such")
-		p := newProvider(t, config.BtrfsConfig{Volumes: []config.BtrfsVolume{{Path: vol, SnapshotDir: dir}}}, 0)
+		p := newProvider(t, Config{Volumes: []VolumeConfig{{Path: vol, SnapshotDir: dir}}}, 0)
 		err := p.BeginPrepareSnapshot(bg(t), uuid.New(), uuid.New(), vol, 0)
 		wantCode(t, err, vsserr.ProviderVeto)
 		if !strings.Contains(err.Error(), dir) {
@@ -186,7 +185,7 @@ func TestConfiguredSnapshotDir(t *testing.T) {
 		ext := testenv.LoopFS(t, "ext4", 64<<20)
 		otherBtrfs := newBtrfs(t)
 		for _, dir := range []string{ext.Mount, otherBtrfs} {
-			p := newProvider(t, config.BtrfsConfig{Volumes: []config.BtrfsVolume{{Path: vol, SnapshotDir: dir}}}, 0)
+			p := newProvider(t, Config{Volumes: []VolumeConfig{{Path: vol, SnapshotDir: dir}}}, 0)
 			err := p.BeginPrepareSnapshot(bg(t), uuid.New(), uuid.New(), vol, 0)
 			wantCode(t, err, vsserr.ProviderVeto)
 			if !strings.Contains(err.Error(), "snapshot_dir") || !strings.Contains(err.Error(), dir) {
@@ -226,7 +225,7 @@ func TestNestedSubvolumeWarning(t *testing.T) {
 	write(t, filepath.Join(sub, "f"), "in the nested subvolume")
 	mkdir(t, filepath.Join(sv, "x", "y"))
 	deep := subvol(t, filepath.Join(sv, "x", "y", "deep"))
-	p := newProvider(t, config.BtrfsConfig{}, 1<<20)
+	p := newProvider(t, Config{}, 1<<20)
 
 	s := take(t, p, sv)[0]
 	want := []string{
@@ -245,7 +244,7 @@ func TestNestedSubvolumeWarning(t *testing.T) {
 		t.Fatalf("warnings for %s: %q", filepath.Join(sv, "x"), s2.Warnings)
 	}
 	// Query (from a fresh provider) repeats them.
-	if q := queryByID(t, newProvider(t, config.BtrfsConfig{}, 0), s.ID); q == nil || !slices.Equal(q.Warnings, want) {
+	if q := queryByID(t, newProvider(t, Config{}, 0), s.ID); q == nil || !slices.Equal(q.Warnings, want) {
 		t.Fatalf("Query: %+v", q)
 	}
 }
@@ -256,7 +255,7 @@ func TestOwnDirectoryExcluded(t *testing.T) {
 	mnt := newBtrfs(t)
 	sv := subvol(t, filepath.Join(mnt, "sv"))
 	write(t, filepath.Join(sv, "f"), "x")
-	p := newProvider(t, config.BtrfsConfig{}, 1<<20)
+	p := newProvider(t, Config{}, 1<<20)
 	s1 := take(t, p, sv)[0]
 	s2 := take(t, p, sv)[0]
 	if len(s1.Warnings) != 0 || len(s2.Warnings) != 0 {
@@ -273,9 +272,9 @@ func TestOwnDirectoryExcluded(t *testing.T) {
 func TestFreeSpace(t *testing.T) {
 	mnt := newBtrfs(t)
 	sv := subvol(t, filepath.Join(mnt, "sv"))
-	take(t, newProvider(t, config.BtrfsConfig{}, 1), sv)
+	take(t, newProvider(t, Config{}, 1), sv)
 
-	p := newProvider(t, config.BtrfsConfig{}, 1<<40)
+	p := newProvider(t, Config{}, 1<<40)
 	set, id := uuid.New(), uuid.New()
 	if err := p.BeginPrepareSnapshot(bg(t), set, id, sv, 0); err != nil {
 		t.Fatal(err)
@@ -297,7 +296,7 @@ func TestAbortAfterCommit(t *testing.T) {
 	mnt := newBtrfs(t)
 	a := subvol(t, filepath.Join(mnt, "a"))
 	b := subvol(t, filepath.Join(mnt, "b"))
-	p := newProvider(t, config.BtrfsConfig{}, 1<<20)
+	p := newProvider(t, Config{}, 1<<20)
 	c := bg(t)
 	set := uuid.New()
 	ids := []uuid.UUID{uuid.New(), uuid.New()}
@@ -334,7 +333,7 @@ func TestDeleteAfterExpose(t *testing.T) {
 	mnt := newBtrfs(t)
 	sv := subvol(t, filepath.Join(mnt, "sv"))
 	write(t, filepath.Join(sv, "f"), "exposed")
-	p := newProvider(t, config.BtrfsConfig{}, 1<<20)
+	p := newProvider(t, Config{}, 1<<20)
 	s := take(t, p, sv)[0]
 	at := mkdir(t, filepath.Join(exposeDir(t), "x"))
 	name, err := p.Expose(bg(t), s, at)
@@ -377,7 +376,7 @@ func TestDeleteAfterExpose(t *testing.T) {
 func TestHandleIsChecked(t *testing.T) {
 	mnt := newBtrfs(t)
 	sv := subvol(t, filepath.Join(mnt, "sv"))
-	p := newProvider(t, config.BtrfsConfig{}, 0)
+	p := newProvider(t, Config{}, 0)
 	// A handle that does not name the snapshot's GUID, or names a live
 	// subvolume, never deletes anything.
 	wantCode(t, p.DeleteSnapshot(bg(t), provider.Snapshot{ID: uuid.New(), Handle: sv}), vsserr.InvalidArg)
@@ -396,9 +395,9 @@ func TestQueryFindsNestedDefaultDirs(t *testing.T) {
 	outer := subvol(t, filepath.Join(mnt, "outer"))
 	mkdir(t, filepath.Join(outer, "d"))
 	inner := subvol(t, filepath.Join(outer, "d", "inner"))
-	p := newProvider(t, config.BtrfsConfig{}, 1<<20)
+	p := newProvider(t, Config{}, 1<<20)
 	s := take(t, p, inner)[0]
-	q := queryByID(t, newProvider(t, config.BtrfsConfig{}, 0), s.ID)
+	q := queryByID(t, newProvider(t, Config{}, 0), s.ID)
 	if q == nil || q.Handle != s.Handle || q.OriginalVolume != inner || q.SetID != s.SetID {
 		t.Fatalf("Query after restart: %+v", q)
 	}

@@ -12,8 +12,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/lvss/lvss/internal/config"
 )
 
 // TestConcurrentWriterPrefixConsistent takes snapshots through the
@@ -87,7 +85,7 @@ const (
 func prefixConsistent(t *testing.T, size int, strict bool, mkfsArgs ...string) {
 	mnt := newBtrfs(t, mkfsArgs...)
 	sv := subvol(t, filepath.Join(mnt, "sv"))
-	p := newProvider(t, config.BtrfsConfig{}, 1<<20)
+	p := newProvider(t, Config{}, 1<<20)
 	f, err := os.OpenFile(filepath.Join(sv, "log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		t.Fatal(err)

@@ -15,10 +15,10 @@ import (
 	"github.com/google/uuid"
 	"golang.org/x/sys/unix"
 
-	"github.com/lvss/lvss/internal/config"
 	"github.com/lvss/lvss/internal/mountinfo"
 	"github.com/lvss/lvss/internal/testenv"
 	"github.com/lvss/lvss/provider"
+	"github.com/lvss/lvss/provider/confval"
 	"github.com/lvss/lvss/vss"
 	"github.com/lvss/lvss/vsserr"
 )
@@ -54,13 +54,13 @@ func write(t testing.TB, path, content string) {
 	}
 }
 
-func newProvider(t testing.TB, cfg config.BtrfsConfig, minFree config.Size) *Provider {
+func newProvider(t testing.TB, cfg Config, minFree confval.Size) *Provider {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(t.Output(), nil))
 	if _, bench := t.(*testing.B); bench {
 		log = nil // keep benchmark output to the numbers
 	}
-	p, err := New(cfg, config.Limits{MaxSnapshotsPerVolume: 512, MinFree: minFree}, log)
+	p, err := New(cfg, minFree, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,8 +16,8 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/lvss/lvss/internal/config"
 	"github.com/lvss/lvss/provider"
+	"github.com/lvss/lvss/provider/confval"
 	"github.com/lvss/lvss/vss"
 	"github.com/lvss/lvss/vsserr"
 )
@@ -61,9 +61,9 @@ type nested struct {
 // Provider is the btrfs snapshot provider. It is safe for concurrent use;
 // calls for one snapshot set are serialised, as the coordinator makes them.
 type Provider struct {
-	cfg    config.BtrfsConfig
-	limits config.Limits
-	log    *slog.Logger
+	cfg     Config
+	minFree confval.Size // limits.min_free
+	log     *slog.Logger
 
 	mu   sync.Mutex
 	sets map[uuid.UUID]*snapSet
@@ -109,8 +109,9 @@ func (s *pending) path() string { return filepath.Join(s.dir, s.id.String()) }
 
 // New makes the btrfs provider. cfg.Volumes may name paths that do not
 // exist yet (mounts come and go); they are checked when a snapshot of them
-// is prepared. A nil log discards.
-func New(cfg config.BtrfsConfig, limits config.Limits, log *slog.Logger) (*Provider, error) {
+// is prepared. minFree is the free space that must remain where snapshots
+// are kept (limits.min_free). A nil log discards.
+func New(cfg Config, minFree confval.Size, log *slog.Logger) (*Provider, error) {
 	if err := supported(); err != nil {
 		return nil, err
 	}
@@ -122,7 +123,7 @@ func New(cfg config.BtrfsConfig, limits config.Limits, log *slog.Logger) (*Provi
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Provider{cfg: cfg, limits: limits, log: log.With("provider", "btrfs"),
+	return &Provider{cfg: cfg, minFree: minFree, log: log.With("provider", "btrfs"),
 		sets: map[uuid.UUID]*snapSet{}, dirs: map[string]bool{}}, nil
 }
 
@@ -259,7 +260,7 @@ func (p *Provider) setFor(setID uuid.UUID) *snapSet {
 // configFor finds the configuration entry of a volume: the one naming
 // exactly this path, else the first naming any path in the same subvolume
 // (the whole subvolume is what gets snapshotted).
-func (p *Provider) configFor(volume string, loc location) *config.BtrfsVolume {
+func (p *Provider) configFor(volume string, loc location) *VolumeConfig {
 	resolve := func(path string) string {
 		if r, err := filepath.EvalSymlinks(path); err == nil {
 			return r
@@ -384,10 +385,10 @@ func (p *Provider) EndPrepareSnapshots(ctx context.Context, setID uuid.UUID) err
 		if err != nil {
 			return p.veto(classify(err, "btrfs: free space of %s", s.dir))
 		}
-		if want := uint64(p.limits.MinFree); free < want {
+		if want := uint64(p.minFree); free < want {
 			return p.veto(vsserr.New(vsserr.InsufficientStorage,
 				"btrfs: %s has %s free where the snapshot of %s would be kept (%s), less than limits.min_free (%s)",
-				s.dir, config.Size(free), s.volume, s.dir, p.limits.MinFree))
+				s.dir, confval.Size(free), s.volume, s.dir, p.minFree))
 		}
 	}
 	for _, s := range set.snaps {

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lvss/lvss/internal/config"
 	"github.com/lvss/lvss/internal/testenv"
 	"github.com/lvss/lvss/provider"
 	"github.com/lvss/lvss/provider/providertest"
@@ -16,8 +15,8 @@ import (
 // into a store outside it, and exposes a snapshot with a bind mount. The
 // suite calls the provider directly, without the coordinator's freeze;
 // the freeze is exercised in realcase_linux_test.go.
-func conformanceConfig(store string, vols []string, list bool) config.ExecConfig {
-	cfg := config.ExecConfig{
+func conformanceConfig(store string, vols []string, list bool) Config {
+	cfg := Config{
 		Name: "conformance", Volumes: vols, Timeout: dur(5 * time.Second),
 		Commit: `set -eu
 i=1

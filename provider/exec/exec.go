@@ -15,7 +15,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/lvss/lvss/internal/config"
 	"github.com/lvss/lvss/internal/procgroup"
 	"github.com/lvss/lvss/provider"
 	"github.com/lvss/lvss/vss"
@@ -41,7 +40,7 @@ const defaultOtherTimeout = 60 * time.Second
 // Provider is one configured exec provider. Its methods are safe for
 // concurrent use.
 type Provider struct {
-	cfg           config.ExecConfig
+	cfg           Config
 	info          provider.Info
 	volumes       []string // configured volumes, cleaned
 	commitTimeout time.Duration
@@ -107,7 +106,7 @@ type mount struct {
 // a tmpfs (/run/lvss): the commands' TMPDIR is made there. stateDir keeps
 // the snapshot index, in a file named after the provider ID so that
 // several exec providers may share the directory. log may be nil.
-func New(cfg config.ExecConfig, hold time.Duration, runDir, stateDir string, log *slog.Logger) (*Provider, error) {
+func New(cfg Config, hold time.Duration, runDir, stateDir string, log *slog.Logger) (*Provider, error) {
 	if !supported {
 		return nil, errors.New("exec provider: supported on Linux only")
 	}

@@ -13,7 +13,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/lvss/lvss/internal/config"
 	"github.com/lvss/lvss/internal/mountinfo"
 	"github.com/lvss/lvss/provider"
 	"github.com/lvss/lvss/vss"
@@ -46,10 +45,10 @@ func logDelete(file string) string {
 }
 
 func TestInfo(t *testing.T) {
-	cfg := config.ExecConfig{Name: "san", Volumes: volumes(t, 1), Commit: "true", Delete: "true"}
+	cfg := Config{Name: "san", Volumes: volumes(t, 1), Commit: "true", Delete: "true"}
 	p1, _ := newProvider(t, cfg, 10*time.Second)
 	p2, _ := newProvider(t, cfg, 10*time.Second)
-	other, _ := newProvider(t, config.ExecConfig{Name: "cloud", Volumes: cfg.Volumes, Commit: "true", Delete: "true"}, 10*time.Second)
+	other, _ := newProvider(t, Config{Name: "cloud", Volumes: cfg.Volumes, Commit: "true", Delete: "true"}, 10*time.Second)
 	i := p1.Info()
 	if i.ID != p2.Info().ID || i.ID != ProviderID("san") || i.ID == other.Info().ID || i.ID == uuid.Nil {
 		t.Fatalf("IDs must derive from the name only: %s %s %s", i.ID, p2.Info().ID, other.Info().ID)
@@ -61,16 +60,16 @@ func TestInfo(t *testing.T) {
 
 func TestNewRefusesBadConfig(t *testing.T) {
 	vols := volumes(t, 1)
-	good := config.ExecConfig{Name: "x", Volumes: vols, Commit: "true", Delete: "true"}
-	for name, mod := range map[string]func(*config.ExecConfig){
-		"timeout over hold":   func(c *config.ExecConfig) { c.Timeout = dur(11 * time.Second) },
-		"no commit":           func(c *config.ExecConfig) { c.Commit = "" },
-		"no delete":           func(c *config.ExecConfig) { c.Delete = "" },
-		"expose without undo": func(c *config.ExecConfig) { c.Expose = "true" },
-		"relative volume":     func(c *config.ExecConfig) { c.Volumes = []string{"srv"} },
-		"newline in volume":   func(c *config.ExecConfig) { c.Volumes = []string{"/srv\n/x"} },
-		"no volumes":          func(c *config.ExecConfig) { c.Volumes = nil },
-		"no name":             func(c *config.ExecConfig) { c.Name = "" },
+	good := Config{Name: "x", Volumes: vols, Commit: "true", Delete: "true"}
+	for name, mod := range map[string]func(*Config){
+		"timeout over hold":   func(c *Config) { c.Timeout = dur(11 * time.Second) },
+		"no commit":           func(c *Config) { c.Commit = "" },
+		"no delete":           func(c *Config) { c.Delete = "" },
+		"expose without undo": func(c *Config) { c.Expose = "true" },
+		"relative volume":     func(c *Config) { c.Volumes = []string{"srv"} },
+		"newline in volume":   func(c *Config) { c.Volumes = []string{"/srv\n/x"} },
+		"no volumes":          func(c *Config) { c.Volumes = nil },
+		"no name":             func(c *Config) { c.Name = "" },
 	} {
 		c := good
 		mod(&c)
@@ -89,7 +88,7 @@ func TestIsVolumeSupported(t *testing.T) {
 	if err := os.Symlink(vols[1], link); err != nil {
 		t.Fatal(err)
 	}
-	p, _ := newProvider(t, config.ExecConfig{Name: "x", Volumes: []string{vols[0], link}, Commit: "true", Delete: "true"}, 10*time.Second)
+	p, _ := newProvider(t, Config{Name: "x", Volumes: []string{vols[0], link}, Commit: "true", Delete: "true"}, 10*time.Second)
 	inside := filepath.Join(vols[0], "sub")
 	os.Mkdir(inside, 0o755)
 	for v, want := range map[string]bool{vols[0]: true, vols[0] + "/": true, vols[1]: true, link: true, inside: false, filepath.Dir(vols[0]): false} {
@@ -107,7 +106,7 @@ func TestCommitEnvironment(t *testing.T) {
 	vols := volumes(t, 2)
 	dump := t.TempDir()
 	commit := `env -0 > '` + dump + `/env'; pwd > '` + dump + `/pwd'; cut -d' ' -f5 /proc/$$/stat > '` + dump + `/pgrp'; echo $$ > '` + dump + `/pid'; ` + printHandles
-	p, _ := newProvider(t, config.ExecConfig{Name: "envcheck", Volumes: vols, Commit: commit, Delete: "true", Timeout: dur(4 * time.Second)}, 10*time.Second)
+	p, _ := newProvider(t, Config{Name: "envcheck", Volumes: vols, Commit: commit, Delete: "true", Timeout: dur(4 * time.Second)}, 10*time.Second)
 	t.Setenv("LVSS_SNAPSHOT_SET_ID", "inherited-must-not-leak")
 	a := run(t, p, hooks{}, vols...)
 	if a.err != nil {
@@ -183,7 +182,7 @@ func must[T any](v T, err error) T {
 
 func TestCommitOutputWithoutDevicePath(t *testing.T) {
 	vols := volumes(t, 1)
-	p, _ := newProvider(t, config.ExecConfig{Name: "x", Volumes: vols, Commit: `echo; echo "  snap-$LVSS_SNAPSHOT_ID_1  "; echo`, Delete: "true"}, 10*time.Second)
+	p, _ := newProvider(t, Config{Name: "x", Volumes: vols, Commit: `echo; echo "  snap-$LVSS_SNAPSHOT_ID_1  "; echo`, Delete: "true"}, 10*time.Second)
 	s := mustRun(t, p, hooks{}, vols...)[0]
 	if want := "snap-" + s.ID.String(); s.Handle != want || s.DevicePath != want {
 		t.Fatalf("handle %q device %q, want both %q (blank lines and surrounding spaces ignored)", s.Handle, s.DevicePath, want)
@@ -206,7 +205,7 @@ func TestCommitBadOutput(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			deleted := filepath.Join(t.TempDir(), "deleted")
-			p, _ := newProvider(t, config.ExecConfig{Name: "x", Volumes: vols, Commit: tc.commit, Delete: logDelete(deleted)}, 10*time.Second)
+			p, _ := newProvider(t, Config{Name: "x", Volumes: vols, Commit: tc.commit, Delete: logDelete(deleted)}, 10*time.Second)
 			a := run(t, p, hooks{}, vols...)
 			if a.step != "CommitSnapshots" || a.err == nil {
 				t.Fatalf("want a CommitSnapshots failure, got %s: %v", a.step, a.err)
@@ -236,7 +235,7 @@ func TestCommitNonZeroExitVetoes(t *testing.T) {
 	vols := volumes(t, 1)
 	deleted := filepath.Join(t.TempDir(), "deleted")
 	commit := `echo partial-1; echo "connecting" >&2; echo "array ctl0: volume busy" >&2; exit 3`
-	p, _ := newProvider(t, config.ExecConfig{Name: "san", Volumes: vols, Commit: commit, Delete: logDelete(deleted)}, 10*time.Second)
+	p, _ := newProvider(t, Config{Name: "san", Volumes: vols, Commit: commit, Delete: logDelete(deleted)}, 10*time.Second)
 	a := run(t, p, hooks{}, vols...)
 	if a.step != "CommitSnapshots" || !errors.Is(a.err, vsserr.ProviderVeto) {
 		t.Fatalf("want VSS_E_PROVIDER_VETO from CommitSnapshots, got %s: %v", a.step, a.err)
@@ -262,7 +261,7 @@ func TestCommitTimeoutKillsGroup(t *testing.T) {
 	pidfile := filepath.Join(t.TempDir(), "pid")
 	// A background child and a foreground one: both must die.
 	commit := `echo $$ > '` + pidfile + `'; sleep 30 & sleep 30; echo never`
-	p, _ := newProvider(t, config.ExecConfig{Name: "slow", Volumes: vols, Commit: commit, Delete: "true", Timeout: dur(time.Second)}, 10*time.Second)
+	p, _ := newProvider(t, Config{Name: "slow", Volumes: vols, Commit: commit, Delete: "true", Timeout: dur(time.Second)}, 10*time.Second)
 	t0 := time.Now()
 	a := run(t, p, hooks{}, vols...)
 	took := time.Since(t0)
@@ -283,7 +282,7 @@ func TestCommitTimeoutKillsGroup(t *testing.T) {
 
 func TestCommitStopsAtCallersDeadline(t *testing.T) {
 	vols := volumes(t, 1)
-	p, _ := newProvider(t, config.ExecConfig{Name: "slow", Volumes: vols, Commit: "sleep 30", Delete: "true"}, 10*time.Second)
+	p, _ := newProvider(t, Config{Name: "slow", Volumes: vols, Commit: "sleep 30", Delete: "true"}, 10*time.Second)
 	c := tctx(t)
 	set := uuid.New()
 	for _, err := range []error{
@@ -309,7 +308,7 @@ func TestCommitStopsAtCallersDeadline(t *testing.T) {
 
 func TestCallOrder(t *testing.T) {
 	vols := volumes(t, 1)
-	p, _ := newProvider(t, config.ExecConfig{Name: "x", Volumes: vols, Commit: printHandles, Delete: "true"}, 10*time.Second)
+	p, _ := newProvider(t, Config{Name: "x", Volumes: vols, Commit: printHandles, Delete: "true"}, 10*time.Second)
 	c := tctx(t)
 	set := uuid.New()
 	if err := p.CommitSnapshots(c, set); !errors.Is(err, vsserr.ObjectNotFound) {
@@ -331,10 +330,10 @@ func TestCallOrder(t *testing.T) {
 
 // commandsConfig writes every command's environment to files in dir and
 // keeps its "snapshots" as files in dir/store.
-func commandsConfig(dir string, vols []string, list bool) config.ExecConfig {
+func commandsConfig(dir string, vols []string, list bool) Config {
 	store := filepath.Join(dir, "store")
 	os.MkdirAll(store, 0o755)
-	cfg := config.ExecConfig{
+	cfg := Config{
 		Name: "cmds", Volumes: vols,
 		Commit:   `for id in $LVSS_SNAPSHOT_IDS; do echo "$id" > '` + store + `'/"$id" && printf '%s\t%s\n' "$id" "/dev/mapper/snap-$id"; done`,
 		Delete:   `env -0 > '` + dir + `/delete.env'; if [ -f '` + store + `'/"$LVSS_SNAPSHOT_HANDLE" ]; then rm '` + store + `'/"$LVSS_SNAPSHOT_HANDLE"; fi; [ "$LVSS_SNAPSHOT_HANDLE" != stuck ] || { echo "snapshot is in use" >&2; exit 1; }`,
@@ -427,7 +426,7 @@ func TestDeleteListExposeUnexpose(t *testing.T) {
 
 func TestExposeNotConfigured(t *testing.T) {
 	vols := volumes(t, 1)
-	p, _ := newProvider(t, config.ExecConfig{Name: "x", Volumes: vols, Commit: printHandles, Delete: "true"}, 10*time.Second)
+	p, _ := newProvider(t, Config{Name: "x", Volumes: vols, Commit: printHandles, Delete: "true"}, 10*time.Second)
 	if _, err := p.Expose(tctx(t), provider.Snapshot{ID: uuid.New(), Handle: "h"}, "/mnt"); !errors.Is(err, vsserr.ProviderVeto) {
 		t.Fatalf("Expose without a command: %v", err)
 	}
@@ -439,7 +438,7 @@ func TestExposeNotConfigured(t *testing.T) {
 func TestOtherCommandTimeout(t *testing.T) {
 	vols := volumes(t, 1)
 	pidfile := filepath.Join(t.TempDir(), "pid")
-	cfg := config.ExecConfig{Name: "x", Volumes: vols, Commit: printHandles, Delete: `echo $$ > '` + pidfile + `'; sleep 30`, OtherTimeout: dur(500 * time.Millisecond)}
+	cfg := Config{Name: "x", Volumes: vols, Commit: printHandles, Delete: `echo $$ > '` + pidfile + `'; sleep 30`, OtherTimeout: dur(500 * time.Millisecond)}
 	p, _ := newProvider(t, cfg, 10*time.Second)
 	err := p.DeleteSnapshot(tctx(t), provider.Snapshot{ID: uuid.New(), Handle: "h"})
 	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "delete command did not finish within 500ms") {
@@ -523,7 +522,7 @@ func TestIndexPersistsAcrossRestart(t *testing.T) {
 
 func TestAbandonedPreparationIsDropped(t *testing.T) {
 	vols := volumes(t, 1)
-	p, _ := newProvider(t, config.ExecConfig{Name: "x", Volumes: vols, Commit: printHandles, Delete: "true"}, 10*time.Second)
+	p, _ := newProvider(t, Config{Name: "x", Volumes: vols, Commit: printHandles, Delete: "true"}, 10*time.Second)
 	c := tctx(t)
 	old := uuid.New()
 	if err := p.BeginPrepareSnapshot(c, old, uuid.New(), vols[0], vss.CtxBackup); err != nil {

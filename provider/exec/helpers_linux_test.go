@@ -12,13 +12,13 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/lvss/lvss/internal/config"
 	"github.com/lvss/lvss/internal/procgroup"
 	"github.com/lvss/lvss/provider"
+	"github.com/lvss/lvss/provider/confval"
 	"github.com/lvss/lvss/vss"
 )
 
-func dur(d time.Duration) *config.Duration { v := config.Duration(d); return &v }
+func dur(d time.Duration) *confval.Duration { v := confval.Duration(d); return &v }
 
 // runDir is where the provider makes TMPDIRs: a tmpfs when the machine has
 // one at /dev/shm, as /run/lvss is in production.
@@ -35,7 +35,7 @@ func runDir(t *testing.T) string {
 }
 
 // newProvider makes a provider with fresh run and state directories.
-func newProvider(t *testing.T, cfg config.ExecConfig, hold time.Duration) (*Provider, string) {
+func newProvider(t *testing.T, cfg Config, hold time.Duration) (*Provider, string) {
 	t.Helper()
 	state := t.TempDir()
 	p, err := New(cfg, hold, runDir(t), state, nil)

@@ -5,12 +5,10 @@ package exec
 import (
 	"testing"
 	"time"
-
-	"github.com/lvss/lvss/internal/config"
 )
 
 func TestNewRefusesOffLinux(t *testing.T) {
-	cfg := config.ExecConfig{Name: "x", Volumes: []string{"/srv"}, Commit: "true", Delete: "true"}
+	cfg := Config{Name: "x", Volumes: []string{"/srv"}, Commit: "true", Delete: "true"}
 	if _, err := New(cfg, 10*time.Second, t.TempDir(), t.TempDir(), nil); err == nil {
 		t.Fatal("New works where process groups and FIFREEZE do not")
 	}

@@ -13,7 +13,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/lvss/lvss/internal/config"
 	"github.com/lvss/lvss/internal/testenv"
 )
 
@@ -156,7 +155,7 @@ func TestImageCloneOfFrozenExt4(t *testing.T) {
 	if err := os.WriteFile(file, []byte("before the snapshot"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg := config.ExecConfig{Name: "image-clone", Volumes: []string{mnt}, Commit: imageCloneCommit, Delete: imageCloneDelete,
+	cfg := Config{Name: "image-clone", Volumes: []string{mnt}, Commit: imageCloneCommit, Delete: imageCloneDelete,
 		Expose: imageCloneExpose, Unexpose: imageCloneUnexpose, Timeout: dur(5 * time.Second)}
 	p, _ := newProvider(t, cfg, 10*time.Second)
 
@@ -221,7 +220,7 @@ func TestImageCloneOfFrozenExt4(t *testing.T) {
 func TestHungCommitIsKilledAndFilesystemThaws(t *testing.T) {
 	fs := testenv.LoopFS(t, "ext4", 128<<20)
 	pidfile := filepath.Join(t.TempDir(), "pid") // not on the frozen fs
-	cfg := config.ExecConfig{Name: "hang", Volumes: []string{fs.Mount}, Commit: `echo $$ > '` + pidfile + `'; sleep 30`,
+	cfg := Config{Name: "hang", Volumes: []string{fs.Mount}, Commit: `echo $$ > '` + pidfile + `'; sleep 30`,
 		Delete: "true", Timeout: dur(time.Second)}
 	p, _ := newProvider(t, cfg, 10*time.Second)
 	t0 := time.Now()
@@ -253,7 +252,7 @@ func TestHungCommitIsKilledAndFilesystemThaws(t *testing.T) {
 func TestCommitBlockedOnFrozenFilesystemIsAbandoned(t *testing.T) {
 	fs := testenv.LoopFS(t, "ext4", 128<<20)
 	deleted := filepath.Join(t.TempDir(), "deleted")
-	cfg := config.ExecConfig{Name: "blocked", Volumes: []string{fs.Mount},
+	cfg := Config{Name: "blocked", Volumes: []string{fs.Mount},
 		Commit: `echo early-handle; echo x > "$LVSS_VOLUME_1/written-while-frozen"; echo late-handle`,
 		Delete: logDelete(deleted), Timeout: dur(time.Second)}
 	p, _ := newProvider(t, cfg, 10*time.Second)

@@ -16,10 +16,10 @@ import (
 	"github.com/google/uuid"
 	"golang.org/x/sys/unix"
 
-	"github.com/lvss/lvss/internal/config"
 	"github.com/lvss/lvss/internal/mountinfo"
 	"github.com/lvss/lvss/internal/testenv"
 	"github.com/lvss/lvss/provider"
+	"github.com/lvss/lvss/provider/confval"
 	"github.com/lvss/lvss/vss"
 	"github.com/lvss/lvss/vsserr"
 )
@@ -330,7 +330,7 @@ func TestMinFree(t *testing.T) {
 		t.Run(tc.fstype, func(t *testing.T) {
 			e := newEnv(t, tc.fstype)
 			writeFile(t, filepath.Join(e.vol, "data"), pattern(48<<20))
-			e.limits.MinFree = config.Size(avail(t, e.fs.Mount) - 24<<20)
+			e.minFree = confval.Size(avail(t, e.fs.Mount) - 24<<20)
 			p := e.provider(t)
 			set, _, step, err := steps(t, t.Context(), p, e.vol)
 			if tc.ok {
@@ -408,18 +408,18 @@ func TestOptIn(t *testing.T) {
 		}
 	}
 
-	for _, bad := range []config.CopyConfig{
+	for _, bad := range []Config{
 		{Volumes: []string{filepath.Join(e.copies, "x")}, SnapshotDir: e.copies},
 		{Volumes: []string{e.copies}, SnapshotDir: e.copies},
 		{Volumes: []string{e.vol}, SnapshotDir: "relative"},
 		{Volumes: []string{"relative"}, SnapshotDir: e.copies},
 		{Volumes: []string{e.vol}},
 	} {
-		if _, err := New(bad, e.limits, "", nil); err == nil {
+		if _, err := New(bad, e.minFree, "", nil); err == nil {
 			t.Errorf("New accepted %+v", bad)
 		}
 	}
-	if p, err := New(config.CopyConfig{}, e.limits, "/var/lib/lvss", nil); err != nil || p.SnapshotDir() != "/var/lib/lvss/copies" || p.maxBytes != DefaultMaxBytes {
+	if p, err := New(Config{}, e.minFree, "/var/lib/lvss", nil); err != nil || p.SnapshotDir() != "/var/lib/lvss/copies" || p.maxBytes != DefaultMaxBytes {
 		t.Errorf("defaults: %v %+v", err, p)
 	}
 }

@@ -9,9 +9,9 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/lvss/lvss/internal/config"
 	"github.com/lvss/lvss/internal/testenv"
 	"github.com/lvss/lvss/provider"
+	"github.com/lvss/lvss/provider/confval"
 	"github.com/lvss/lvss/provider/providertest"
 	"github.com/lvss/lvss/vss"
 )
@@ -50,8 +50,8 @@ type env struct {
 	fs                       *testenv.FS
 	vol, vol2, other, expose string
 	copies                   string
-	cfg                      config.CopyConfig
-	limits                   config.Limits
+	cfg                      Config
+	minFree                  confval.Size
 	p                        *Provider
 }
 
@@ -66,8 +66,8 @@ func newEnv(t *testing.T, fstype string) *env {
 			t.Fatal(err)
 		}
 	}
-	e.cfg = config.CopyConfig{Volumes: []string{e.vol, e.vol2}, SnapshotDir: e.copies, MaxBytes: 256 << 20}
-	e.limits = config.Limits{MaxSnapshotsPerVolume: 512, MinFree: 1 << 20}
+	e.cfg = Config{Volumes: []string{e.vol, e.vol2}, SnapshotDir: e.copies, MaxBytes: 256 << 20}
+	e.minFree = 1 << 20
 	e.p = e.provider(t)
 	return e
 }
@@ -76,7 +76,7 @@ func newEnv(t *testing.T, fstype string) *env {
 // does at every start.
 func (e *env) provider(t *testing.T) *Provider {
 	t.Helper()
-	p, err := New(e.cfg, e.limits, "", slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})))
+	p, err := New(e.cfg, e.minFree, "", slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {
 		t.Fatal(err)
 	}

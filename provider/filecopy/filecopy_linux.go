@@ -14,9 +14,9 @@ import (
 	"github.com/google/uuid"
 	"golang.org/x/sys/unix"
 
-	"github.com/lvss/lvss/internal/config"
 	"github.com/lvss/lvss/internal/mountinfo"
 	"github.com/lvss/lvss/provider"
+	"github.com/lvss/lvss/provider/confval"
 	"github.com/lvss/lvss/vss"
 	"github.com/lvss/lvss/vsserr"
 )
@@ -81,9 +81,10 @@ type snap struct {
 
 // New makes the copy provider. cfg.SnapshotDir defaults to
 // <stateDir>/copies; a listed volume may contain the snapshot directory
-// (the copy leaves it out) but may not lie inside it. New removes copies
-// that a crash left half made or half deleted.
-func New(cfg config.CopyConfig, limits config.Limits, stateDir string, log *slog.Logger) (*Provider, error) {
+// (the copy leaves it out) but may not lie inside it. minFree is the free
+// space that must remain where the copies are kept (limits.min_free). New
+// removes copies that a crash left half made or half deleted.
+func New(cfg Config, minFree confval.Size, stateDir string, log *slog.Logger) (*Provider, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -98,7 +99,7 @@ func New(cfg config.CopyConfig, limits config.Limits, stateDir string, log *slog
 		return nil, fmt.Errorf("copy provider: snapshot directory %q is not an absolute path", dir)
 	}
 	dir = filepath.Clean(dir)
-	p := &Provider{log: log.With("provider", Name), dir: dir, maxBytes: int64(cfg.MaxBytes), minFree: int64(limits.MinFree),
+	p := &Provider{log: log.With("provider", Name), dir: dir, maxBytes: int64(cfg.MaxBytes), minFree: int64(minFree),
 		sets: map[uuid.UUID]*set{}}
 	if p.maxBytes <= 0 {
 		p.maxBytes = DefaultMaxBytes

@@ -6,7 +6,7 @@ import (
 	"errors"
 	"log/slog"
 
-	"github.com/lvss/lvss/internal/config"
+	"github.com/lvss/lvss/provider/confval"
 )
 
 // Provider is the copy provider; it exists only on Linux.
@@ -14,6 +14,6 @@ type Provider struct{}
 
 // New reports that the copy provider needs Linux: it walks trees with
 // openat/fstatat, clones with FICLONE and exposes with bind mounts.
-func New(config.CopyConfig, config.Limits, string, *slog.Logger) (*Provider, error) {
+func New(Config, confval.Size, string, *slog.Logger) (*Provider, error) {
 	return nil, errors.New("the copy provider is available on Linux only")
 }

@@ -19,13 +19,13 @@ import (
 	"github.com/lvss/lvss/client"
 	"github.com/lvss/lvss/document"
 	"github.com/lvss/lvss/internal/catalog"
-	"github.com/lvss/lvss/internal/config"
 	"github.com/lvss/lvss/internal/coordinator"
 	"github.com/lvss/lvss/internal/freeze"
 	"github.com/lvss/lvss/internal/server"
 	"github.com/lvss/lvss/internal/testenv"
 	"github.com/lvss/lvss/provider"
 	"github.com/lvss/lvss/provider/btrfs"
+	"github.com/lvss/lvss/provider/confval"
 	execprov "github.com/lvss/lvss/provider/exec"
 	"github.com/lvss/lvss/vss"
 	"github.com/lvss/lvss/writer"
@@ -262,7 +262,7 @@ func btrfsVolume(b *testing.B) (mnt, vol string) {
 // writer saw it).
 func BenchmarkSnapshot(b *testing.B) {
 	mnt, vol := btrfsVolume(b)
-	bp, err := btrfs.New(config.BtrfsConfig{}, config.Limits{MaxSnapshotsPerVolume: 1 << 30, MinFree: 1 << 20}, slog.New(slog.DiscardHandler))
+	bp, err := btrfs.New(btrfs.Config{}, 1<<20, slog.New(slog.DiscardHandler))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -310,8 +310,8 @@ func BenchmarkSnapshot(b *testing.B) {
 func BenchmarkExecHold(b *testing.B) {
 	fs := testenv.LoopFS(b, "ext4", 256<<20)
 	dir := b.TempDir()
-	timeout := config.Duration(5 * time.Second)
-	ep, err := execprov.New(config.ExecConfig{Name: "bench", Volumes: []string{fs.Mount},
+	timeout := confval.Duration(5 * time.Second)
+	ep, err := execprov.New(execprov.Config{Name: "bench", Volumes: []string{fs.Mount},
 		Commit: `echo "h-$LVSS_SNAPSHOT_ID_1"`, Delete: "true", Timeout: &timeout},
 		10*time.Second, filepath.Join(dir, "run"), dir, slog.New(slog.DiscardHandler))
 	if err != nil {
