@@ -40,6 +40,7 @@ type Timeouts struct {
 	Restore         Duration `toml:"restore"`          // writer answer to PreRestore and PostRestore
 	Hold            Duration `toml:"hold"`             // filesystem flush-and-hold window
 	CreationLease   Duration `toml:"creation_lease"`   // system-wide creation lock lease (spec §12 D7)
+	RequesterSend   Duration `toml:"requester_send"`   // how long a response may wait for its requester to read it
 }
 
 // Access says who besides root may talk to lvssd.
@@ -64,6 +65,7 @@ func Default() Config {
 			Restore:         Duration(120 * time.Second),
 			Hold:            Duration(10 * time.Second),
 			CreationLease:   Duration(10 * time.Minute),
+			RequesterSend:   Duration(30 * time.Second),
 		},
 		Access: Access{
 			Groups: []string{"lvss"},
