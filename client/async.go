@@ -123,8 +123,11 @@ func (a *Async) QueryStatus(ctx context.Context) (vsserr.HRESULT, string, error)
 }
 
 // Cancel asks for the operation to stop. It returns S_OK when it was
-// cancelled now, VSS_S_ASYNC_CANCELLED when it had been already, and
-// VSS_S_ASYNC_FINISHED when it had ended; a Wait in progress then returns.
+// cancelled now and VSS_S_ASYNC_CANCELLED when it had been already; for an
+// operation that had ended, VSS_S_ASYNC_FINISHED after a success,
+// VSS_S_ASYNC_CANCELLED after a cancellation and the operation's own
+// error after a failure (D17), as IVssAsync::Cancel does. A Wait in
+// progress then returns.
 func (a *Async) Cancel(ctx context.Context) (vsserr.HRESULT, error) {
 	resp, err := a.bc.do(ctx, a.method+" Cancel", &v1.SessionRequest{Call: &v1.SessionRequest_Cancel{
 		Cancel: &v1.Cancel{AsyncId: a.id}}})

@@ -422,15 +422,17 @@ func (bc *BackupComponents) GetWriterComponents(ctx context.Context, i int) (*do
 
 // Query lists completed snapshots of the session's context (VSS_CTX_ALL for
 // all) or the providers: Query(uuid.Nil, vss.ObjectNone, vss.ObjectSnapshot).
-func (bc *BackupComponents) Query(ctx context.Context, queriedID uuid.UUID, queriedType, returnedType vss.ObjectType) ([]Object, error) {
+// Its code is S_OK, or S_FALSE when nothing matched (D20), as
+// IVssBackupComponents::Query's is.
+func (bc *BackupComponents) Query(ctx context.Context, queriedID uuid.UUID, queriedType, returnedType vss.ObjectType) ([]Object, vsserr.HRESULT, error) {
 	resp, err := bc.do(ctx, "Query", &v1.SessionRequest{Call: &v1.SessionRequest_Query{Query: &v1.Query{
 		QueriedObjectId: wire.GUID(queriedID), QueriedObjectType: int32(queriedType), ReturnedObjectType: int32(returnedType)}}})
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	l := resp.GetObjects()
 	if l == nil {
-		return nil, noResult("Query")
+		return nil, 0, noResult("Query")
 	}
 	var d decoder
 	out := make([]Object, 0, len(l.GetObjects()))
@@ -444,7 +446,7 @@ func (bc *BackupComponents) Query(ctx context.Context, queriedID uuid.UUID, quer
 			out = append(out, Object{Type: vss.ObjectProvider, Provider: &p})
 		}
 	}
-	return out, d.err
+	return out, wire.Code(resp.GetStatus()), d.err
 }
 
 // GetSnapshotProperties describes one snapshot.

@@ -116,7 +116,7 @@ func TestCallsAndResults(t *testing.T) {
 	if err != nil || p.SnapshotID != snapID || p.SnapshotSetID != setID || p.OriginalVolume != "/srv" || p.Status != vss.SnapshotCreated {
 		t.Fatalf("GetSnapshotProperties: %+v %v", p, err)
 	}
-	objs, err := bc.Query(ctx, uuid.Nil, vss.ObjectNone, vss.ObjectSnapshot)
+	objs, _, err := bc.Query(ctx, uuid.Nil, vss.ObjectNone, vss.ObjectSnapshot)
 	if err != nil || len(objs) != 1 || objs[0].Snapshot == nil || objs[0].Snapshot.SnapshotID != snapID {
 		t.Fatalf("Query: %+v %v", objs, err)
 	}

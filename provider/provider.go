@@ -33,6 +33,12 @@ type Info struct {
 	// writers' Freeze→Thaw window (timeouts.freeze) instead of the hold
 	// window. Only for providers that do not need FIFREEZE (copy).
 	LongCommit bool
+	// Kinds are the kinds of snapshot it makes, among vss.SnapshotKinds
+	// (D19): VSS_VOLSNAP_ATTR_DIFFERENTIAL for copy-on-write snapshots,
+	// VSS_VOLSNAP_ATTR_PLEX for full copies. A context that asks for a
+	// kind is given only a provider that makes it, and each snapshot is
+	// labelled with its provider's kinds, never with one it lacks.
+	Kinds vss.Attributes
 }
 
 // Snapshot is what a provider reports about a snapshot it made.

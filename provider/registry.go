@@ -6,6 +6,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/lvss/lvss/vss"
 	"github.com/lvss/lvss/vsserr"
 )
 
@@ -37,33 +38,55 @@ func (r *Registry) Lookup(ref string) (Provider, error) {
 // ByID finds a provider by ID.
 func (r *Registry) ByID(id uuid.UUID) (Provider, error) { return r.Lookup(id.String()) }
 
-// Select picks the provider for a volume: the one with the given ID
-// (uuid.Nil = any), which must support it (else
-// VSS_E_VOLUME_NOT_SUPPORTED_BY_PROVIDER), or the first in preference order
-// that does (else VSS_E_VOLUME_NOT_SUPPORTED).
-func (r *Registry) Select(ctx context.Context, id uuid.UUID, volume string) (Provider, error) {
+// Select picks the provider for a volume that makes every kind of snapshot
+// in kinds (vss.SnapshotKinds bits the context asks for, D19): the one with
+// the given ID (uuid.Nil = any), which must support the volume and make
+// those kinds (else VSS_E_VOLUME_NOT_SUPPORTED_BY_PROVIDER), or the first
+// in preference order that does (else VSS_E_VOLUME_NOT_SUPPORTED). A
+// provider's own error from IsVolumeSupported is translated (Translate).
+func (r *Registry) Select(ctx context.Context, id uuid.UUID, volume string, kinds vss.Attributes) (Provider, error) {
+	kinds &= vss.SnapshotKinds
 	if id != uuid.Nil {
 		p, err := r.ByID(id)
 		if err != nil {
 			return nil, err
 		}
+		if missing := kinds &^ p.Info().Kinds; missing != 0 {
+			return nil, vsserr.New(vsserr.VolumeNotSupportedByProvider, "provider %s cannot make a %s snapshot (it makes: %s)",
+				p.Info().Name, missing, kindNames(p.Info().Kinds))
+		}
 		ok, err := p.IsVolumeSupported(ctx, volume)
 		if err != nil {
-			return nil, err
+			return nil, Translate(p, CallIsVolumeSupported, err)
 		}
 		if !ok {
 			return nil, vsserr.New(vsserr.VolumeNotSupportedByProvider, "provider %s cannot snapshot %s", p.Info().Name, volume)
 		}
 		return p, nil
 	}
+	supported := false
 	for _, p := range r.list {
 		ok, err := p.IsVolumeSupported(ctx, volume)
 		if err != nil {
-			return nil, err
+			return nil, Translate(p, CallIsVolumeSupported, err)
 		}
-		if ok {
+		if !ok {
+			continue
+		}
+		supported = true
+		if kinds&^p.Info().Kinds == 0 {
 			return p, nil
 		}
 	}
+	if supported {
+		return nil, vsserr.New(vsserr.VolumeNotSupported, "no provider can make a %s snapshot of %s", kinds, volume)
+	}
 	return nil, vsserr.New(vsserr.VolumeNotSupported, "no provider can snapshot %s", volume)
+}
+
+func kindNames(k vss.Attributes) string {
+	if k == 0 {
+		return "no declared kind"
+	}
+	return k.String()
 }

@@ -61,6 +61,11 @@ func ParseAttributes(s string) (Attributes, error) { return attrTable.parseFlags
 const RequesterSettable = AttrDifferential | AttrPlex | AttrTransportable | AttrNoAutoRecovery |
 	AttrNotTransacted | AttrRollbackRecovery | AttrTxFRecovery
 
+// SnapshotKinds are the attributes that ask for a kind of snapshot. Only a
+// provider that makes that kind may take the volume, and a snapshot is
+// labelled with the kinds its provider makes (D19).
+const SnapshotKinds = AttrDifferential | AttrPlex | AttrTransportable
+
 // Context is _VSS_SNAPSHOT_CONTEXT (§1.4): a base context, optionally with
 // requester-settable attribute bits OR'ed in.
 type Context int32

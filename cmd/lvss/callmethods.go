@@ -212,7 +212,7 @@ var methods = []*method{
 	{name: "Query", params: []param{opt("queriedObjectId", kGUID, "GUID_NULL"),
 		opt("queriedObjectType", kObjectType, "VSS_OBJECT_NONE"), opt("returnedObjectType", kObjectType, "VSS_OBJECT_SNAPSHOT")},
 		run: func(ctx context.Context, r *runner, a args) (obj, error) {
-			objs, err := r.bc.Query(ctx, a.guid(0), a.objType(1), a.objType(2))
+			objs, code, err := r.bc.Query(ctx, a.guid(0), a.objType(1), a.objType(2))
 			if err != nil {
 				return nil, err
 			}
@@ -227,9 +227,15 @@ var methods = []*method{
 			}
 			out := obj{{"count", len(objs)}}
 			if a.objType(2) == vss.ObjectProvider {
-				return out.add("providers", provs), nil
+				out = out.add("providers", provs)
+			} else {
+				out = out.add("snapshots", snaps)
 			}
-			return out.add("snapshots", snaps), nil
+			if code == vsserr.False {
+				// S_FALSE is a success code: printed, not a failure (D20).
+				return out, vsserr.New(vsserr.False, "nothing matched the query")
+			}
+			return out, nil
 		}},
 	{name: "GetSnapshotProperties", params: []param{req("snapshotId", kGUID)},
 		run: func(ctx context.Context, r *runner, a args) (obj, error) {
@@ -343,10 +349,12 @@ func errResult(call string, err error) obj {
 	return hresultFields(call, vsserr.Code(err), vsserr.Message(err))
 }
 
-// asyncResult waits for (or queries) an operation and reports it as spec
-// §12 D3 says: S_OK with VSS_S_ASYNC_FINISHED beside it when it succeeded,
-// the operation's error when it failed, VSS_S_ASYNC_CANCELLED when it was
-// cancelled, S_OK with VSS_S_ASYNC_PENDING when it still runs.
+// asyncResult waits for (or queries) an operation and reports it as D3 and
+// D17 say: S_OK with VSS_S_ASYNC_FINISHED beside it when it succeeded, the
+// operation's error as both the result and the async status when it
+// failed (so a script that reads async_status never takes a failure for
+// a success), VSS_S_ASYNC_CANCELLED when it was cancelled, S_OK with
+// VSS_S_ASYNC_PENDING when it still runs.
 func (r *runner) asyncResult(ctx context.Context, call string, as *client.Async, d time.Duration, query bool) obj {
 	var (
 		h   vsserr.HRESULT
@@ -372,7 +380,7 @@ func (r *runner) asyncResult(ctx context.Context, call string, as *client.Async,
 	case h == vsserr.AsyncCancelled:
 		code, status = h, h
 	case h.Failed():
-		code = h
+		code, status = h, h
 	}
 	return append(hresultFields(call, code, msg).add("async_status", status.Name()), tail...)
 }

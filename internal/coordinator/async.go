@@ -14,7 +14,7 @@ type Async struct {
 	id     uint64
 	method Method
 	done   chan struct{}
-	cancel context.CancelFunc
+	cancel context.CancelCauseFunc
 
 	mu        sync.Mutex
 	err       error
@@ -76,34 +76,35 @@ func (a *Async) Err() error {
 	return a.err
 }
 
-// Cancel asks the operation to stop. S_OK when the request was taken (the
-// operation then ends cancelled, unless it was past a point where stopping
-// is no longer possible, such as a provider commit), VSS_S_ASYNC_CANCELLED
-// when it was already cancelled, VSS_S_ASYNC_FINISHED when already done.
-func (a *Async) Cancel() vsserr.HRESULT {
+// Cancel asks the operation to stop (§4, D17). S_OK when the request was
+// taken (the operation then ends cancelled, unless it was past a point
+// where stopping is no longer possible, such as a provider commit);
+// VSS_S_ASYNC_CANCELLED when it was already cancelled; once it has ended,
+// VSS_S_ASYNC_FINISHED after a success, VSS_S_ASYNC_CANCELLED after a
+// cancellation, and the operation's own error after a failure.
+func (a *Async) Cancel() (vsserr.HRESULT, string) {
 	select {
 	case <-a.done:
-		if st, _ := a.Status(); st == vsserr.AsyncCancelled {
-			return vsserr.AsyncCancelled
-		}
-		return vsserr.AsyncFinished
+		return a.Status()
 	default:
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.cancelled {
-		return vsserr.AsyncCancelled
+		return vsserr.AsyncCancelled, ""
 	}
 	a.cancelled = true
-	a.cancel()
-	return vsserr.OK
+	a.cancel(context.Canceled)
+	return vsserr.OK, ""
 }
 
 // startAsync runs op in the background as the session's pending async
-// operation. Caller holds s.mu. The state change is op's job, done only on
-// success (§12 D3).
-func (s *Session) startAsync(m Method, op func(ctx context.Context) error) *Async {
-	ctx, cancel := context.WithCancel(context.Background())
+// operation, admitted in state from. Caller holds s.mu. op does the work
+// and never changes the session's state: the outcome is applied here, by
+// the table (a success moves, a failure or cancellation moves only where
+// the table says, D3, D17), before anyone waiting is told.
+func (s *Session) startAsync(m Method, from State, op func(ctx context.Context) error) *Async {
+	ctx, cancel := context.WithCancelCause(context.Background())
 	s.nextAsync++
 	a := &Async{id: s.nextAsync, method: m, done: make(chan struct{}), cancel: cancel}
 	s.asyncs[a.id] = a
@@ -113,13 +114,28 @@ func (s *Session) startAsync(m Method, op func(ctx context.Context) error) *Asyn
 		if err == nil && ctx.Err() != nil && m != MDoSnapshotSet {
 			err = ctx.Err()
 		}
+		// lvssd's own reasons to stop an operation (the creation lease)
+		// are its result; a requester's Cancel is VSS_S_ASYNC_CANCELLED.
+		if cause := context.Cause(ctx); err != nil && errors.Is(err, context.Canceled) && !errors.Is(cause, context.Canceled) {
+			err = cause
+		}
+		s.mu.Lock()
+		switch {
+		case err == nil:
+			s.transition(m, from)
+		case errors.Is(err, errLeaseExpired) && m != MDoSnapshotSet:
+			// The lease moves the session, before anyone waiting is
+			// told (DoSnapshotSet's own failure path handles it).
+			s.transition(mLeaseExpired, s.state)
+		default:
+			s.transitionFailed(m, from)
+		}
+		s.pending, s.opCancel = nil, nil
+		s.mu.Unlock()
 		a.mu.Lock()
 		a.err = err
 		a.mu.Unlock()
-		s.mu.Lock()
-		s.pending, s.opCancel = nil, nil
-		s.mu.Unlock()
-		cancel()
+		cancel(nil)
 		close(a.done)
 	}()
 	return a

@@ -63,11 +63,21 @@ func New(ctx context.Context, opt Options) (*Coordinator, error) {
 	return c, nil
 }
 
-func levelFor(err error) string {
+// Level is an event-log entry's severity.
+type Level string
+
+// Event-log levels (the catalog stores them as these strings).
+const (
+	LevelInfo  Level = catalog.LevelInfo
+	LevelWarn  Level = catalog.LevelWarn
+	LevelError Level = catalog.LevelError
+)
+
+func levelFor(err error) Level {
 	if err != nil {
-		return "error"
+		return LevelError
 	}
-	return "info"
+	return LevelInfo
 }
 
 func errText(err error) string {
@@ -82,7 +92,7 @@ func (c *Coordinator) Options() Options { return c.opt }
 
 // event writes to the slog logger and to the catalog's event log, which is
 // what `lvss` shows. kv are alternating key/value strings.
-func (c *Coordinator) event(ctx context.Context, level string, code vsserr.HRESULT, session uuid.UUID, msg string, kv ...string) {
+func (c *Coordinator) event(ctx context.Context, level Level, code vsserr.HRESULT, session uuid.UUID, msg string, kv ...string) {
 	fields := map[string]string{}
 	attrs := []any{}
 	for i := 0; i+1 < len(kv); i += 2 {
@@ -100,13 +110,13 @@ func (c *Coordinator) event(ctx context.Context, level string, code vsserr.HRESU
 	}
 	lvl := slog.LevelInfo
 	switch level {
-	case "warn":
+	case LevelWarn:
 		lvl = slog.LevelWarn
-	case "error":
+	case LevelError:
 		lvl = slog.LevelError
 	}
 	c.log.Log(ctx, lvl, msg, attrs...)
-	c.enqueue(evItem{e: catalog.Event{Time: time.Now().UTC(), Level: level, Code: code, SessionID: session, Message: msg, Fields: fields}})
+	c.enqueue(evItem{e: catalog.Event{Time: time.Now().UTC(), Level: string(level), Code: code, SessionID: session, Message: msg, Fields: fields}})
 }
 
 // evItem is one queued event, or (flush != nil) a request to be told when
@@ -175,10 +185,29 @@ func (c *Coordinator) FlushEvents() {
 	<-ch
 }
 
+// LogEntry is one event-log entry.
+type LogEntry struct {
+	Seq       uint64
+	Time      time.Time
+	Level     Level
+	Code      vsserr.HRESULT
+	SessionID uuid.UUID
+	Message   string
+	Fields    map[string]string
+}
+
 // Events reads the event log after writing out what is queued.
-func (c *Coordinator) Events(afterSeq uint64, limit int) ([]catalog.Event, error) {
+func (c *Coordinator) Events(afterSeq uint64, limit int) ([]LogEntry, error) {
 	c.FlushEvents()
-	return c.opt.Catalog.Events(afterSeq, limit)
+	evs, err := c.opt.Catalog.Events(afterSeq, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]LogEntry, len(evs))
+	for i, e := range evs {
+		out[i] = LogEntry{Seq: e.Seq, Time: e.Time, Level: Level(e.Level), Code: e.Code, SessionID: e.SessionID, Message: e.Message, Fields: e.Fields}
+	}
+	return out, nil
 }
 
 // pauseLog stops event-log writes (waiting for one in progress) until the
@@ -194,12 +223,12 @@ func (c *Coordinator) pauseLog() (resume func()) {
 // returns it as VSS_E_UNEXPECTED (spec: details are in the log).
 func (c *Coordinator) Unexpected(ctx context.Context, session uuid.UUID, where string, err error) error {
 	e := vsserr.Wrap(vsserr.Unexpected, err, "%s", where)
-	c.event(ctx, "error", vsserr.Unexpected, session, "unexpected internal error", "where", where, "error", err.Error())
+	c.event(ctx, LevelError, vsserr.Unexpected, session, "unexpected internal error", "where", where, "error", err.Error())
 	return e
 }
 
 // Logf records a notable event (used by the server for access denials).
-func (c *Coordinator) Logf(ctx context.Context, level string, code vsserr.HRESULT, msg string, kv ...string) {
+func (c *Coordinator) Logf(ctx context.Context, level Level, code vsserr.HRESULT, msg string, kv ...string) {
 	c.event(ctx, level, code, uuid.Nil, msg, kv...)
 }
 
@@ -242,7 +271,7 @@ func (c *Coordinator) AddWriter(ctx context.Context, id Identity, peer Peer, str
 	w.box.Put(Outbound{Welcome: &Welcome{InstanceID: w.InstanceID, Window: window}}, time.Now().Add(c.opt.Timeouts.Identify), "Welcome")
 	c.writers[w.InstanceID] = w
 	c.mu.Unlock()
-	c.event(ctx, "info", 0, uuid.Nil, "writer subscribed", "writer", id.Name, "class", id.ClassID.String(),
+	c.event(ctx, LevelInfo, 0, uuid.Nil, "writer subscribed", "writer", id.Name, "class", id.ClassID.String(),
 		"instance", w.InstanceID.String(), "pid", fmt.Sprint(peer.PID))
 	return w, nil
 }
@@ -259,11 +288,11 @@ func (c *Coordinator) writerEnded(w *WriterHandle, stream WriterStream, cause er
 	c.mu.Unlock()
 	ctx := context.Background()
 	if errors.Is(cause, errUnsubscribed) {
-		c.event(ctx, "info", 0, uuid.Nil, "writer unsubscribed", "writer", w.Identity.Name, "instance", w.InstanceID.String())
+		c.event(ctx, LevelInfo, 0, uuid.Nil, "writer unsubscribed", "writer", w.Identity.Name, "instance", w.InstanceID.String())
 		return
 	}
 	stream.End(cause)
-	c.event(ctx, "warn", vsserr.WriterNotResponding, uuid.Nil, "writer's stream ended by lvssd; it may subscribe again",
+	c.event(ctx, LevelWarn, vsserr.WriterNotResponding, uuid.Nil, "writer's stream ended by lvssd; it may subscribe again",
 		"writer", w.Identity.Name, "instance", w.InstanceID.String(), "pid", fmt.Sprint(w.Peer.PID), "reason", cause.Error())
 }
 
@@ -271,7 +300,7 @@ func (c *Coordinator) writerEnded(w *WriterHandle, stream WriterStream, cause er
 // server calls it after it has started reading the writer's stream.
 func (c *Coordinator) IdentifyNew(ctx context.Context, w *WriterHandle) {
 	if _, err := c.identify(ctx, w, uuid.Nil); err != nil {
-		c.event(ctx, "warn", vsserr.Code(err), uuid.Nil, "writer failed its first Identify", "writer", w.Identity.Name, "error", err.Error())
+		c.event(ctx, LevelWarn, vsserr.Code(err), uuid.Nil, "writer failed its first Identify", "writer", w.Identity.Name, "error", err.Error())
 	}
 }
 
@@ -424,9 +453,9 @@ func (c *Coordinator) Close(ctx context.Context) {
 	<-c.evDone
 }
 
-// Shadow is a catalog snapshot with whether its session is still running.
+// Shadow is a snapshot with whether its session is still running.
 type Shadow struct {
-	catalog.Snapshot
+	Snapshot
 	LiveSession bool
 }
 
@@ -445,7 +474,7 @@ func (c *Coordinator) ListShadows(setID uuid.UUID, volume string) ([]Shadow, err
 	c.mu.Unlock()
 	out := make([]Shadow, len(snaps))
 	for i, sn := range snaps {
-		out[i] = Shadow{Snapshot: sn, LiveSession: live[sn.SessionID]}
+		out[i] = Shadow{Snapshot: snapshotOf(sn), LiveSession: live[sn.SessionID]}
 	}
 	return out, nil
 }

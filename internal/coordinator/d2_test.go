@@ -69,6 +69,32 @@ func expected(m Method, st State, writers bool) bool {
 	panic("no expectation for " + m)
 }
 
+// expectedTarget is where an allowed call that succeeds leads (the D2
+// table's notes and D4), again transcribed from the spec.
+func expectedTarget(m Method, st State) State {
+	switch m {
+	case MInitializeForBackup:
+		return StInit
+	case MInitializeForRestore:
+		return StRestoreInit
+	case MGatherWriterMetadata:
+		return StMeta
+	case MStartSnapshotSet:
+		return StSet
+	case MPrepareForBackup:
+		return StPrepared
+	case MDoSnapshotSet:
+		return StSnapped
+	case MBackupComplete:
+		return StComplete
+	case MAbortBackup:
+		if st == StSet || st == StPrepared || st == StSnapped {
+			return StAborted
+		}
+	}
+	return st
+}
+
 type cell struct {
 	e    *env
 	s    *Session
@@ -130,7 +156,7 @@ func buildState(t *testing.T, st State, writers bool) *cell {
 }
 
 // invoke calls m with plausible arguments and returns its error (for async
-// calls, the error of starting it; the operation is then waited for).
+// calls, the error of starting it or else the operation's own).
 func (c *cell) invoke(m Method) error {
 	s, ctx := c.s, context.Background()
 	cls, inst := c.w.h.Identity.ClassID, c.w.h.InstanceID
@@ -139,10 +165,11 @@ func (c *cell) invoke(m Method) error {
 		snap = uuid.New()
 	}
 	async := func(a *Async, err error) error {
-		if err == nil {
-			a.Wait(ctx, -1)
+		if err != nil {
+			return err
 		}
-		return err
+		a.Wait(ctx, -1)
+		return a.Err()
 	}
 	switch m {
 	case MInitializeForBackup:
@@ -204,7 +231,7 @@ func (c *cell) invoke(m Method) error {
 		_, err := s.GetWriterComponents()
 		return err
 	case MQuery:
-		_, err := s.Query(uuid.Nil, vss.ObjectNone, vss.ObjectSnapshot)
+		_, _, err := s.Query(uuid.Nil, vss.ObjectNone, vss.ObjectSnapshot)
 		return err
 	case MGetSnapshotProperties:
 		_, err := s.GetSnapshotProperties(snap)
@@ -263,8 +290,61 @@ func TestD2TableEveryStateAndMethod(t *testing.T) {
 					if errors.Is(err, vsserr.BadState) {
 						t.Fatalf("allowed call refused: %v", err)
 					}
+					// A success leads where the table says; a failure
+					// leaves the session where it was (D3).
+					to := st
+					if err == nil {
+						to = expectedTarget(m, st)
+					}
+					if got := c.s.State(); got != to {
+						t.Fatalf("%s in %s (error %v) led to %s, want %s", m, st, err, got, to)
+					}
+					if err == nil && st != StNew {
+						if gotTo, ok := Next(m, st, writers); !ok || gotTo != to {
+							t.Fatalf("Next(%s, %s) = %s, %v; the table disagrees with the spec", m, st, gotTo, ok)
+						}
+					}
 				})
 			}
+		}
+	}
+}
+
+// TestRestoreSessionRows checks D21's rows: a restore session may set its
+// backup state, gather writers once and read their status and snapshots;
+// every backup-only call is VSS_E_BAD_STATE.
+func TestRestoreSessionRows(t *testing.T) {
+	c := buildState(t, StNew, true)
+	s := c.s
+	must(t, c.invoke(MInitializeForRestore))
+	if s.State() != StRestoreInit {
+		t.Fatalf("InitializeForRestore led to %s", s.State())
+	}
+	must(t, c.invoke(MSetBackupState))
+	for _, m := range []Method{MGatherWriterStatus, MStartSnapshotSet, MAddComponent, MPrepareForBackup} {
+		if err := c.invoke(m); !errors.Is(err, vsserr.BadState) {
+			t.Fatalf("%s in restore-init: %v", m, err)
+		}
+	}
+	must(t, c.invoke(MGatherWriterMetadata))
+	if s.State() != StRestoreMeta {
+		t.Fatalf("GatherWriterMetadata in restore-init led to %s", s.State())
+	}
+	if err := c.invoke(MGatherWriterMetadata); !errors.Is(err, vsserr.BadState) {
+		t.Fatalf("a second GatherWriterMetadata: %v", err)
+	}
+	for _, m := range []Method{MSetBackupState, MGatherWriterStatus, MGetWriterStatus, MGetWriterMetadata, MQuery, MIsVolumeSupported, MSaveAsXML} {
+		if err := c.invoke(m); err != nil {
+			t.Fatalf("%s in restore-meta: %v", m, err)
+		}
+	}
+	for _, m := range []Method{MStartSnapshotSet, MAddToSnapshotSet, MPrepareForBackup, MDoSnapshotSet, MBackupComplete,
+		MAbortBackup, MSetBackupSucceeded, MAddComponent, MSetContext} {
+		if err := c.invoke(m); !errors.Is(err, vsserr.BadState) {
+			t.Fatalf("%s in restore-meta: %v", m, err)
+		}
+		if s.State() != StRestoreMeta {
+			t.Fatalf("a refused %s moved the session to %s", m, s.State())
 		}
 	}
 }

@@ -24,7 +24,7 @@ func TestWriterFailureAtEachPhase(t *testing.T) {
 		state     vss.WriterState
 		abort     bool   // the failing writer gets Abort
 		reachPost bool   // the failing writer still gets PostSnapshot
-		consist   string // consistency of the snapshot holding its component
+		consist   Consistency // consistency of the snapshot holding its component
 	}{
 		{EvPrepareBackup, vss.WSFailedAtPrepareBackup, false, false, "crash"},
 		{EvPrepareSnapshot, vss.WSFailedAtPrepareSnapshot, false, false, "crash"},

@@ -61,6 +61,7 @@ type fakeWriter struct {
 
 	mu       sync.Mutex
 	endCause error
+	holds    map[EventType]*hold
 	fail     map[EventType]vsserr.HRESULT
 	silent   map[EventType]bool
 	edit     map[EventType]func(*document.BackupComponents, uuid.UUID)
@@ -74,6 +75,19 @@ func (f *fakeWriter) failAt(t EventType, code vsserr.HRESULT) {
 	f.mu.Unlock()
 }
 func (f *fakeWriter) silentAt(t EventType) { f.mu.Lock(); f.silent[t] = true; f.mu.Unlock() }
+
+// holdAt makes the writer hold its answer to the next event of type t
+// until release is called; held reports when that event arrived.
+func (f *fakeWriter) holdAt(t EventType) (held <-chan struct{}, release func()) {
+	h := &hold{arrived: make(chan struct{}), release: make(chan struct{})}
+	f.mu.Lock()
+	f.holds[t] = h
+	f.mu.Unlock()
+	var once sync.Once
+	return h.arrived, func() { once.Do(func() { close(h.release) }) }
+}
+
+type hold struct{ arrived, release chan struct{} }
 func (f *fakeWriter) events() []EventType {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -144,7 +158,17 @@ func (f *fakeWriter) run() {
 		f.mu.Lock()
 		f.seen = append(f.seen, ev.Type)
 		code, silent, edit, delay := f.fail[ev.Type], f.silent[ev.Type], f.edit[ev.Type], f.delay[ev.Type]
+		h := f.holds[ev.Type]
+		delete(f.holds, ev.Type)
 		f.mu.Unlock()
+		if h != nil {
+			close(h.arrived)
+			select {
+			case <-h.release:
+			case <-f.stop:
+				return
+			}
+		}
 		if ev.Type != EvIdentify {
 			f.tl.add(f.name + ":" + ev.Type.String())
 		}
@@ -226,7 +250,7 @@ func (e *env) writer(name string, level vss.AppLevel, window time.Duration) *fak
 	e.t.Helper()
 	f := &fakeWriter{name: name, tl: e.tl, in: make(chan *Event, 64), stop: make(chan struct{}), fail: map[EventType]vsserr.HRESULT{},
 		silent: map[EventType]bool{}, edit: map[EventType]func(*document.BackupComponents, uuid.UUID){},
-		delay: map[EventType]time.Duration{}, files: []string{filepath.Join(e.vol, name)}}
+		delay: map[EventType]time.Duration{}, holds: map[EventType]*hold{}, files: []string{filepath.Join(e.vol, name)}}
 	id := Identity{ClassID: uuid.NewSHA1(uuid.NameSpaceOID, []byte(name)), Name: name, Level: level, FreezeTimeout: window}
 	h, err := e.c.AddWriter(context.Background(), id, Peer{PID: 1}, f)
 	if err != nil {

@@ -202,7 +202,7 @@ func TestWriterlessContextSendsNoEvents(t *testing.T) {
 	}
 	sn, err := s.GetSnapshotProperties(snap)
 	must(t, err)
-	if sn.Consistency != "crash" || sn.Attributes&uint32(vss.AttrNoWriters) == 0 {
+	if sn.Consistency != "crash" || sn.Attributes&vss.AttrNoWriters == 0 {
 		t.Fatalf("writerless snapshot: %+v", sn)
 	}
 	s.Release(context.Background())
@@ -309,13 +309,13 @@ func TestAsyncWaitQueryCancel(t *testing.T) {
 	if _, err := s.SaveAsXML(); err != nil {
 		t.Fatalf("SaveAsXML during pending async: %v", err)
 	}
-	if got := a.Cancel(); got != vsserr.OK {
+	if got, _ := a.Cancel(); got != vsserr.OK {
 		t.Fatalf("Cancel: %s", got)
 	}
 	if st, _ := a.Wait(context.Background(), 5*time.Second); st != vsserr.AsyncCancelled {
 		t.Fatalf("after Cancel: %s", st)
 	}
-	if got := a.Cancel(); got != vsserr.AsyncCancelled {
+	if got, _ := a.Cancel(); got != vsserr.AsyncCancelled {
 		t.Fatalf("second Cancel: %s", got)
 	}
 	if s.State() != StInit {
@@ -327,7 +327,7 @@ func TestAsyncWaitQueryCancel(t *testing.T) {
 	a2, err := s.GatherWriterMetadata()
 	must(t, err)
 	must(t, e.wait(a2, nil))
-	if got := a2.Cancel(); got != vsserr.AsyncFinished {
+	if got, _ := a2.Cancel(); got != vsserr.AsyncFinished {
 		t.Fatalf("Cancel after finish: %s", got)
 	}
 }
@@ -341,20 +341,23 @@ func TestContextAllIsForAdministrationOnly(t *testing.T) {
 	admin := e.c.NewSession(Peer{})
 	must(t, admin.InitializeForBackup(""))
 	must(t, admin.SetContext(vss.CtxAll))
-	objs, err := admin.Query(uuid.Nil, vss.ObjectNone, vss.ObjectSnapshot)
+	objs, code, err := admin.Query(uuid.Nil, vss.ObjectNone, vss.ObjectSnapshot)
 	must(t, err)
-	if len(objs) != 1 || objs[0].Snapshot.ID != snap {
-		t.Fatalf("VSS_CTX_ALL query: %+v", objs)
+	if len(objs) != 1 || objs[0].Snapshot.ID != snap || code != vsserr.OK {
+		t.Fatalf("VSS_CTX_ALL query: %s %+v", code, objs)
 	}
 	if _, err := admin.StartSnapshotSet(); !errors.Is(err, vsserr.UnsupportedContext) {
 		t.Fatalf("StartSnapshotSet in VSS_CTX_ALL: %v", err)
 	}
 	backup := e.c.NewSession(Peer{})
 	must(t, backup.InitializeForBackup(""))
-	objs, err = backup.Query(uuid.Nil, vss.ObjectNone, vss.ObjectSnapshot)
+	objs, code, err = backup.Query(uuid.Nil, vss.ObjectNone, vss.ObjectSnapshot)
 	must(t, err)
 	if len(objs) != 0 {
 		t.Fatalf("a VSS_CTX_BACKUP query must not list VSS_CTX_FILE_SHARE_BACKUP snapshots: %+v", objs)
+	}
+	if code != vsserr.False {
+		t.Fatalf("an empty Query is S_FALSE (D20), got %s", code)
 	}
 	n, _, err := admin.DeleteSnapshots(context.Background(), snap, vss.ObjectSnapshot, false)
 	if err != nil || n != 1 {

@@ -4,14 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
-
 	"github.com/lvss/lvss/document"
 	"github.com/lvss/lvss/internal/catalog"
 	"github.com/lvss/lvss/provider"
@@ -28,16 +25,11 @@ import (
 func (s *Session) DoSnapshotSet() (*Async, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.check(MDoSnapshotSet); err != nil {
+	from, err := s.admit(MDoSnapshotSet)
+	if err != nil {
 		return nil, err
 	}
-	if s.context.Writers() && s.state != StPrepared {
-		return nil, badState("DoSnapshotSet before PrepareForBackup in writer context %s", s.context)
-	}
-	if !s.context.Writers() && s.state != StSet {
-		return nil, badState("DoSnapshotSet in state %s", s.state)
-	}
-	return s.startAsync(MDoSnapshotSet, s.doSnapshotSet), nil
+	return s.startAsync(MDoSnapshotSet, from, s.doSnapshotSet), nil
 }
 
 // creation is the working state of one DoSnapshotSet.
@@ -78,15 +70,9 @@ func (s *Session) doSnapshotSet(ctx context.Context) error {
 	t := s.c.opt.Timeouts
 
 	// ① PrepareForSnapshot.
-	active := cr.healthy()
-	s.fanOut(ctx, active, EvPrepareSnapshot, t.PrepareSnapshot, PhaseNone, cr.decorate(false))
-	for _, sw := range active {
-		if !sw.failed() {
-			sw.mu.Lock()
-			sw.prepared = true
-			sw.mu.Unlock()
-			sw.setState(vss.WSWaitingForFreeze)
-		}
+	for _, sw := range s.fanOut(ctx, cr.healthy(), EvPrepareSnapshot, t.PrepareSnapshot, PhaseNone, cr.decorate(false)) {
+		sw.advance(phTakingPart, phPrepared)
+		sw.setState(vss.WSWaitingForFreeze)
 	}
 	if err := ctx.Err(); err != nil {
 		return cr.fail(ctx, false, err)
@@ -110,7 +96,7 @@ func (s *Session) doSnapshotSet(ctx context.Context) error {
 	// ② EndPrepareSnapshots.
 	for _, p := range cr.provs {
 		if err := p.EndPrepareSnapshots(ctx, cr.setID); err != nil {
-			return cr.fail(ctx, true, providerError(p, "EndPrepareSnapshots", err))
+			return cr.fail(ctx, true, provider.Translate(p, provider.CallEndPrepareSnapshots, err))
 		}
 	}
 
@@ -125,7 +111,7 @@ func (s *Session) doSnapshotSet(ctx context.Context) error {
 	// ④ PreCommit.
 	for _, p := range cr.provs {
 		if err := p.PreCommitSnapshots(ctx, cr.setID); err != nil {
-			return cr.fail(ctx, true, providerError(p, "PreCommitSnapshots", err))
+			return cr.fail(ctx, true, provider.Translate(p, provider.CallPreCommitSnapshots, err))
 		}
 	}
 	if err := ctx.Err(); err != nil {
@@ -144,7 +130,7 @@ func (s *Session) doSnapshotSet(ctx context.Context) error {
 	for _, p := range cr.provs {
 		snaps, err := p.PostCommitSnapshots(nc, cr.setID, len(cr.vols))
 		if err != nil {
-			return cr.fail(nc, true, providerError(p, "PostCommitSnapshots", err))
+			return cr.fail(nc, true, provider.Translate(p, provider.CallPostCommitSnapshots, err))
 		}
 		for _, sn := range snaps {
 			cr.made[sn.ID] = sn
@@ -164,7 +150,7 @@ func (s *Session) doSnapshotSet(ctx context.Context) error {
 	// ⑩ PreFinalCommit.
 	for _, p := range cr.provs {
 		if err := p.PreFinalCommitSnapshots(nc, cr.setID); err != nil {
-			return cr.fail(nc, true, providerError(p, "PreFinalCommitSnapshots", err))
+			return cr.fail(nc, true, provider.Translate(p, provider.CallPreFinalCommitSnapshots, err))
 		}
 	}
 
@@ -177,9 +163,7 @@ func (s *Session) doSnapshotSet(ctx context.Context) error {
 	}
 	s.fanOut(nc, post, EvPostSnapshot, t.PostSnapshot, document.PhasePostSnapshot, cr.decorate(true))
 	for _, sw := range post {
-		sw.mu.Lock()
-		sw.prepared = false
-		sw.mu.Unlock()
+		sw.advance(phThawed, phDone)
 		sw.setState(vss.WSWaitingForBackupComplete)
 	}
 
@@ -187,7 +171,7 @@ func (s *Session) doSnapshotSet(ctx context.Context) error {
 	for _, p := range cr.provs {
 		if err := p.PostFinalCommitSnapshots(nc, cr.setID); err != nil {
 			cr.parts = nil
-			return cr.fail(nc, true, providerError(p, "PostFinalCommitSnapshots", err))
+			return cr.fail(nc, true, provider.Translate(p, provider.CallPostFinalCommitSnapshots, err))
 		}
 	}
 	return cr.finish(nc)
@@ -265,7 +249,8 @@ func (cr *creation) commit(ctx context.Context, guard Hold) error {
 }
 
 // commitWithin runs one provider's commit with a deadline; running past it
-// is VSS_E_HOLD_WRITES_TIMEOUT (§1.5).
+// is VSS_E_HOLD_WRITES_TIMEOUT (§1.5), the coordinator's own code. Any
+// other failure is the provider's, and translated (D18).
 func commitWithin(ctx context.Context, p provider.Provider, setID uuid.UUID, budget time.Duration, what string) error {
 	c, cancel := context.WithTimeout(ctx, budget)
 	defer cancel()
@@ -274,9 +259,9 @@ func commitWithin(ctx context.Context, p provider.Provider, setID uuid.UUID, bud
 		return nil
 	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(c.Err(), context.DeadlineExceeded) {
-		err = vsserr.Wrap(vsserr.HoldWritesTimeout, err, "%s did not commit within %s (%s)", p.Info().Name, what, budget)
+		return vsserr.Wrap(vsserr.HoldWritesTimeout, err, "%s did not commit within %s (%s)", p.Info().Name, what, budget)
 	}
-	return providerError(p, "CommitSnapshots", err)
+	return provider.Translate(p, provider.CallCommitSnapshots, err)
 }
 
 // healthy are the participants that have not failed.
@@ -349,54 +334,6 @@ func (cr *creation) decorate(devices bool) func(*sessionWriter, *Event) {
 	return func(sw *sessionWriter, ev *Event) { ev.Placements = cr.placements(sw, devices) }
 }
 
-// writerPaths are the directories of a writer's components taking part:
-// in component mode the explicitly added components and the members of
-// their component sets (§6.1), otherwise all of them.
-func writerPaths(sw *sessionWriter, bcd *document.BackupComponents) []string {
-	var selected func(c *document.Component) bool
-	if bcd.SelectComponents {
-		var roots []string
-		if wc := bcd.Writer(sw.w.InstanceID); wc != nil {
-			for _, c := range wc.Components {
-				roots = append(roots, joinLogical(c.LogicalPath, c.Name))
-			}
-		}
-		selected = func(c *document.Component) bool {
-			full := joinLogical(c.LogicalPath, c.Name)
-			for _, r := range roots {
-				if full == r || strings.HasPrefix(c.LogicalPath, r) && (c.LogicalPath == r || strings.HasPrefix(c.LogicalPath, r+`\`)) {
-					return true
-				}
-			}
-			return false
-		}
-	} else {
-		selected = func(*document.Component) bool { return true }
-	}
-	seen := map[string]bool{}
-	var out []string
-	for i := range sw.wmd.Components {
-		c := &sw.wmd.Components[i]
-		if !selected(c) {
-			continue
-		}
-		for _, fl := range [][]document.FileDesc{c.Files, c.DatabaseFiles, c.DatabaseLogFiles} {
-			for _, f := range fl {
-				p := filepath.Clean(f.Path)
-				if f.AlternatePath != "" {
-					p = filepath.Clean(f.AlternatePath) // read from there at backup time (§6.1)
-				}
-				if !seen[p] {
-					seen[p] = true
-					out = append(out, p)
-				}
-			}
-		}
-	}
-	sort.Strings(out)
-	return out
-}
-
 // freezeLevel freezes the prepared writers of one level in parallel. The
 // Freeze→Thaw window starts when Freeze is sent (§3.2); a writer that
 // vetoes or does not answer gets Abort at once (§12 D9).
@@ -404,10 +341,7 @@ func (cr *creation) freezeLevel(ctx context.Context, level vss.AppLevel) {
 	s := cr.s
 	var wg sync.WaitGroup
 	for _, sw := range cr.parts {
-		sw.mu.Lock()
-		ok := sw.prepared && !sw.st.State.Failed()
-		sw.mu.Unlock()
-		if !ok || sw.w.Identity.Level.Normalize() != level {
+		if !sw.is(phPrepared) || sw.failed() || sw.w.Identity.Level.Normalize() != level {
 			continue
 		}
 		wg.Add(1)
@@ -423,9 +357,9 @@ func (cr *creation) freezeLevel(ctx context.Context, level vss.AppLevel) {
 				s.sendAbort(context.WithoutCancel(ctx), []*sessionWriter{sw})
 				return
 			}
-			sw.mu.Lock()
-			sw.frozen = true
-			sw.mu.Unlock()
+			if !sw.advance(phPrepared, phFrozen) {
+				return
+			}
 			sw.setState(vss.WSWaitingForThaw)
 			left := window - time.Since(started)
 			cr.tmu.Lock()
@@ -440,17 +374,14 @@ func (cr *creation) freezeLevel(ctx context.Context, level vss.AppLevel) {
 // Abort and VSS_E_WRITERERROR_TIMEOUT (§3.5), and its snapshots are not
 // application-consistent.
 func (cr *creation) windowExpired(sw *sessionWriter, window time.Duration) {
-	sw.mu.Lock()
-	if !sw.frozen {
-		sw.mu.Unlock()
+	// Only a writer still frozen: one whose Thaw was sent is past it.
+	if !sw.advance(phFrozen, phAborted) {
 		return
 	}
-	sw.frozen, sw.timedOut = false, true
-	sw.mu.Unlock()
 	sw.fail(EvFreeze, vsserr.WriterErrorTimeout, 0, fmt.Sprintf("the Freeze→Thaw window of %s expired before Thaw", window))
-	cr.s.c.event(context.Background(), "warn", vsserr.WriterErrorTimeout, cr.s.id, "writer's freeze window expired; sending Abort",
+	cr.s.c.event(context.Background(), LevelWarn, vsserr.WriterErrorTimeout, cr.s.id, "writer's freeze window expired; sending Abort",
 		"writer", sw.w.Identity.Name, "window", window.String())
-	cr.s.sendAbort(context.Background(), []*sessionWriter{sw})
+	cr.s.abortOne(context.Background(), sw)
 }
 
 // thawLevel thaws one level's frozen writers in parallel.
@@ -466,11 +397,7 @@ func (cr *creation) thawLevel(ctx context.Context, level vss.AppLevel) {
 			t.Stop()
 		}
 		cr.tmu.Unlock()
-		sw.mu.Lock()
-		frozen := sw.frozen
-		sw.frozen = false
-		sw.mu.Unlock()
-		if !frozen {
+		if !sw.advance(phFrozen, phThawing) {
 			continue
 		}
 		wg.Add(1)
@@ -483,9 +410,7 @@ func (cr *creation) thawLevel(ctx context.Context, level vss.AppLevel) {
 				s.sendAbort(ctx, []*sessionWriter{sw})
 				return
 			}
-			sw.mu.Lock()
-			sw.froze = true
-			sw.mu.Unlock()
+			sw.advance(phThawing, phThawed)
 			sw.setState(vss.WSWaitingForPostSnapshot)
 		}()
 	}
@@ -512,24 +437,21 @@ func (cr *creation) fail(ctx context.Context, endPrepared bool, cause error) err
 	if endPrepared {
 		for _, p := range cr.provs {
 			if err := p.AbortSnapshots(nc, cr.setID); err != nil {
-				s.c.event(nc, "error", vsserr.Code(err), s.id, "provider AbortSnapshots failed", "provider", p.Info().Name, "error", err.Error())
+				s.c.event(nc, LevelError, vsserr.Code(err), s.id, "provider AbortSnapshots failed", "provider", p.Info().Name, "error", err.Error())
 			}
 		}
 	}
-	s.mu.Lock()
-	s.state, s.creating = StFailed, false
-	s.mu.Unlock()
 	s.c.releaseCreation(s)
 	if errors.Is(cause, context.Canceled) {
-		s.c.event(nc, "info", 0, s.id, "DoSnapshotSet cancelled; creation aborted", "set", cr.setID.String())
+		s.c.event(nc, LevelInfo, 0, s.id, "DoSnapshotSet cancelled; creation aborted", "set", cr.setID.String())
 		return cause
 	}
-	s.c.event(nc, "error", vsserr.Code(cause), s.id, "DoSnapshotSet failed; creation aborted", "set", cr.setID.String(), "error", cause.Error())
+	s.c.event(nc, LevelError, vsserr.Code(cause), s.id, "DoSnapshotSet failed; creation aborted", "set", cr.setID.String(), "error", cause.Error())
 	return cause
 }
 
-// finish records the snapshots with their consistency and moves the
-// session to snapped.
+// finish records the snapshots with their consistency; the session moves
+// to snapped when the operation returns.
 func (cr *creation) finish(ctx context.Context) error {
 	s := cr.s
 	s.mu.Lock()
@@ -543,9 +465,12 @@ func (cr *creation) finish(ctx context.Context) error {
 		level, reason := cr.consistency(v, sn, sctx)
 		for _, w := range sn.Warnings {
 			reason += "; " + w
-			s.c.event(ctx, "warn", 0, s.id, "provider warning", "snapshot", v.snapshotID.String(), "volume", v.volume, "warning", w)
+			s.c.event(ctx, LevelWarn, 0, s.id, "provider warning", "snapshot", v.snapshotID.String(), "volume", v.volume, "warning", w)
 		}
-		attrs := uint32(vss.Attributes(sctx)) | uint32(vss.AttrNotSurfaced)
+		// The snapshot has the kinds its provider makes, and no other
+		// (D19): a context's request for one was met when the provider
+		// was selected.
+		attrs := uint32(vss.Attributes(sctx)&^vss.SnapshotKinds|info.Kinds) | uint32(vss.AttrNotSurfaced)
 		if info.Type == vss.ProvHardware {
 			attrs |= uint32(vss.AttrHardwareAssisted)
 		}
@@ -556,7 +481,7 @@ func (cr *creation) finish(ctx context.Context) error {
 		rec := catalog.Snapshot{ID: v.snapshotID, SetID: cr.setID, SnapshotsCount: len(cr.vols), OriginalVolume: v.volume,
 			DevicePath: sn.DevicePath, ProviderID: info.ID, ProviderName: info.Name, ProviderHandle: sn.Handle,
 			Attributes: attrs, Context: int32(sctx), Created: created.UTC(), OriginatingMachine: s.c.opt.Machine,
-			ServiceMachine: s.c.opt.Machine, Consistency: level, ConsistencyReason: reason, SessionID: s.id,
+			ServiceMachine: s.c.opt.Machine, Consistency: string(level), ConsistencyReason: reason, SessionID: s.id,
 			AutoRelease: sctx.AutoRelease()}
 		recs = append(recs, rec)
 		setRec.Snapshots = append(setRec.Snapshots, document.SnapshotRecord{ID: rec.ID, OriginalVolume: rec.OriginalVolume,
@@ -585,14 +510,13 @@ func (cr *creation) finish(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	s.snapshots = recs
-	s.state, s.creating = StSnapped, false
 	s.mu.Unlock()
 	s.c.releaseCreation(s)
 	if cr.held > 0 {
-		s.c.event(ctx, "info", 0, s.id, "filesystems held frozen", "set", cr.setID.String(), "held", cr.held.String())
+		s.c.event(ctx, LevelInfo, 0, s.id, "filesystems held frozen", "set", cr.setID.String(), "held", cr.held.String())
 	}
 	for _, r := range recs {
-		s.c.event(ctx, "info", 0, s.id, "snapshot created", "snapshot", r.ID.String(), "set", r.SetID.String(),
+		s.c.event(ctx, LevelInfo, 0, s.id, "snapshot created", "snapshot", r.ID.String(), "set", r.SetID.String(),
 			"volume", r.OriginalVolume, "provider", r.ProviderName, "consistency", r.Consistency, "reason", r.ConsistencyReason)
 	}
 	return nil
@@ -602,14 +526,14 @@ func (cr *creation) finish(ctx context.Context) error {
 // recorded"; §12 D9): application when every writer with components on it
 // froze and thawed in time, else crash for point-in-time providers and none
 // for copying ones.
-func (cr *creation) consistency(v volumeEntry, sn provider.Snapshot, sctx vss.Context) (string, string) {
+func (cr *creation) consistency(v volumeEntry, sn provider.Snapshot, sctx vss.Context) (Consistency, string) {
 	info := v.prov.Info()
-	fallback := "crash"
+	fallback := ConsistencyCrash
 	if !info.Atomic {
-		fallback = "none"
+		fallback = ConsistencyNone
 	}
 	if sn.Inconsistent != "" {
-		return "none", sn.Inconsistent
+		return ConsistencyNone, sn.Inconsistent
 	}
 	if !sctx.Writers() {
 		return fallback, fmt.Sprintf("writerless context %s: no application was frozen", sctx.Base())
@@ -626,12 +550,8 @@ func (cr *creation) consistency(v volumeEntry, sn provider.Snapshot, sctx vss.Co
 		if !on {
 			continue
 		}
-		// froze is set only by a successful Thaw inside the window, so a
-		// later failure (PostSnapshot) does not spoil the image.
-		sw.mu.Lock()
-		froze, st := sw.froze, sw.st
-		sw.mu.Unlock()
-		if froze {
+		st := sw.status()
+		if sw.consistent() {
 			good = append(good, sw.w.Identity.Name)
 		} else {
 			bad = append(bad, fmt.Sprintf("writer %q %s (%s)", sw.w.Identity.Name, st.State, st.Failure.Name()))
@@ -643,45 +563,5 @@ func (cr *creation) consistency(v volumeEntry, sn provider.Snapshot, sctx vss.Co
 	case len(good) == 0:
 		return fallback, "no writer taking part has components on this volume"
 	}
-	return "application", "writers froze and thawed in time: " + strings.Join(good, ", ")
-}
-
-// documents renders what is saved with a snapshot set: its BCD and the
-// WMDs of the writers that took part, so a backup can be restored from
-// lvss's own records.
-func (s *Session) documents() (uuid.UUID, map[string][]byte, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	docs := map[string][]byte{}
-	x, err := s.bcd.Marshal()
-	if err != nil {
-		return s.setID, nil, err
-	}
-	docs["bcd"] = x
-	for _, sw := range s.participantsLocked() {
-		b, err := sw.wmd.Marshal()
-		if err != nil {
-			return s.setID, nil, err
-		}
-		docs["wmd/"+sw.w.InstanceID.String()] = b
-	}
-	return s.setID, docs, nil
-}
-
-// saveDocuments stores the set's documents again (after BackupComplete,
-// when writers' results and the requester's SetBackupSucceeded are in).
-func (s *Session) saveDocuments(ctx context.Context) {
-	if s.c.opt.Catalog == nil {
-		return
-	}
-	setID, docs, err := s.documents()
-	if setID == uuid.Nil {
-		return
-	}
-	if err == nil {
-		err = s.c.opt.Catalog.RecordSet(setID, nil, docs)
-	}
-	if err != nil {
-		s.c.event(ctx, "error", vsserr.Code(err), s.id, "could not save the set's documents", "set", setID.String(), "error", err.Error())
-	}
+	return ConsistencyApplication, "writers froze and thawed in time: " + strings.Join(good, ", ")
 }

@@ -59,7 +59,7 @@ func (a *admin) ListEvents(_ context.Context, r *v1.ListEventsRequest) (*v1.List
 	}
 	out := &v1.ListEventsResponse{}
 	for _, e := range evs {
-		out.Events = append(out.Events, &v1.LogEvent{Seq: e.Seq, TimeUnixNano: e.Time.UnixNano(), Level: e.Level,
+		out.Events = append(out.Events, &v1.LogEvent{Seq: e.Seq, TimeUnixNano: e.Time.UnixNano(), Level: string(e.Level),
 			Hresult: uint32(e.Code), SessionId: guidOrEmpty(e.SessionID), Message: e.Message, Fields: e.Fields})
 	}
 	return out, nil

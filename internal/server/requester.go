@@ -10,7 +10,6 @@ import (
 	"github.com/google/uuid"
 
 	v1 "github.com/lvss/lvss/api/lvss/v1"
-	"github.com/lvss/lvss/internal/catalog"
 	"github.com/lvss/lvss/internal/coordinator"
 	"github.com/lvss/lvss/internal/outbox"
 	"github.com/lvss/lvss/internal/wire"
@@ -93,7 +92,7 @@ func (h *requester) Session(stream v1.Requester_SessionServer) error {
 	waitMu.Unlock()
 	waits.Wait()
 	if cause := box.Cause(); cause != nil {
-		h.s.c.Logf(ctx, "warn", vsserr.Unexpected, "requester stream ended by lvssd; its session was released",
+		h.s.c.Logf(ctx, coordinator.LevelWarn, vsserr.Unexpected, "requester stream ended by lvssd; its session was released",
 			"session", sess.ID().String(), "pid", fmt.Sprint(peerOf(ctx).PID), "reason", cause.Error())
 		return wire.ToGRPC(vsserr.Wrap(vsserr.Unexpected, cause, "lvssd ended the session stream"))
 	}
@@ -150,9 +149,11 @@ func (h *requester) dispatch(ctx context.Context, sess *coordinator.Session, req
 	}
 	resp.Id = req.Id
 	if err != nil && vsserr.Code(err) == vsserr.Unexpected {
-		h.s.c.Logf(ctx, "error", vsserr.Unexpected, "unexpected error in a session call", "session", sess.ID().String(), "error", err.Error())
+		h.s.c.Logf(ctx, coordinator.LevelError, vsserr.Unexpected, "unexpected error in a session call", "session", sess.ID().String(), "error", err.Error())
 	}
-	resp.Status = wire.StatusOf(err)
+	if err != nil || resp.Status == nil {
+		resp.Status = wire.StatusOf(err)
+	}
 	if err != nil {
 		resp.Result = nil
 	}
@@ -286,7 +287,7 @@ func (h *requester) call(ctx context.Context, s *coordinator.Session, req *v1.Se
 		if err != nil {
 			return nil, err
 		}
-		objs, err := s.Query(id, vss.ObjectType(q.QueriedObjectType), vss.ObjectType(q.ReturnedObjectType))
+		objs, code, err := s.Query(id, vss.ObjectType(q.QueriedObjectType), vss.ObjectType(q.ReturnedObjectType))
 		if err != nil {
 			return nil, err
 		}
@@ -298,7 +299,8 @@ func (h *requester) call(ctx context.Context, s *coordinator.Session, req *v1.Se
 				l.Objects = append(l.Objects, &v1.ObjectProp{Object: &v1.ObjectProp_Provider{Provider: providerProp(*o.Provider)}})
 			}
 		}
-		return &v1.SessionResponse{Result: &v1.SessionResponse_Objects{Objects: l}}, nil
+		// S_FALSE when nothing matched (D20), with the empty list.
+		return &v1.SessionResponse{Status: &v1.Status{Hresult: uint32(code)}, Result: &v1.SessionResponse_Objects{Objects: l}}, nil
 	case *v1.SessionRequest_GetSnapshotProperties:
 		id, err := wire.ParseGUID(c.GetSnapshotProperties.SnapshotId)
 		if err != nil {
@@ -351,19 +353,20 @@ func (h *requester) call(ctx context.Context, s *coordinator.Session, req *v1.Se
 		if err != nil {
 			return nil, err
 		}
-		return &v1.SessionResponse{Result: &v1.SessionResponse_AsyncStatus{AsyncStatus: &v1.AsyncStatus{Hresult: uint32(a.Cancel())}}}, nil
+		st, msg := a.Cancel()
+		return &v1.SessionResponse{Result: &v1.SessionResponse_AsyncStatus{AsyncStatus: &v1.AsyncStatus{Hresult: uint32(st), Message: msg}}}, nil
 	case *v1.SessionRequest_GetSessionId:
 		return &v1.SessionResponse{Result: &v1.SessionResponse_SessionId{SessionId: &v1.SessionId{Id: s.ID().String()}}}, nil
 	}
 	return nil, vsserr.New(vsserr.InvalidArg, "unknown or empty call")
 }
 
-// SnapshotProp converts a catalog record to the wire.
-func SnapshotProp(sn catalog.Snapshot) *v1.SnapshotProp {
+// SnapshotProp converts a snapshot to the wire.
+func SnapshotProp(sn coordinator.Snapshot) *v1.SnapshotProp {
 	return &v1.SnapshotProp{SnapshotId: sn.ID.String(), SnapshotSetId: sn.SetID.String(), SnapshotsCount: int32(sn.SnapshotsCount),
 		DevicePath: sn.DevicePath, OriginalVolume: sn.OriginalVolume, OriginatingMachine: sn.OriginatingMachine,
 		ServiceMachine: sn.ServiceMachine, ExposedName: sn.ExposedName, ExposedPath: sn.ExposedPath,
-		ProviderId: sn.ProviderID.String(), Attributes: sn.Attributes, CreatedUnixNano: sn.Created.UnixNano(),
-		Status: int32(vss.SnapshotCreated), ProviderName: sn.ProviderName, Context: sn.Context, AutoRelease: sn.AutoRelease,
-		Consistency: sn.Consistency, ConsistencyReason: sn.ConsistencyReason, SessionId: sn.SessionID.String()}
+		ProviderId: sn.ProviderID.String(), Attributes: uint32(sn.Attributes), CreatedUnixNano: sn.Created.UnixNano(),
+		Status: int32(vss.SnapshotCreated), ProviderName: sn.ProviderName, Context: int32(sn.Context), AutoRelease: sn.AutoRelease,
+		Consistency: string(sn.Consistency), ConsistencyReason: sn.ConsistencyReason, SessionId: sn.SessionID.String()}
 }

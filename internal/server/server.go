@@ -68,7 +68,7 @@ func (s *Server) authorize(ctx context.Context, method string) error {
 	if s.access.Allowed(p) {
 		return nil
 	}
-	s.c.Logf(ctx, "warn", vsserr.AccessDenied, "access denied", "method", method,
+	s.c.Logf(ctx, coordinator.LevelWarn, vsserr.AccessDenied, "access denied", "method", method,
 		"uid", fmt.Sprint(p.UID), "gid", fmt.Sprint(p.GID), "pid", fmt.Sprint(p.PID))
 	return wire.ToGRPC(vsserr.New(vsserr.AccessDenied, "uid %d may not use lvssd (allowed: %s)", p.UID, s.access))
 }

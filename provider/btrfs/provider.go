@@ -135,6 +135,8 @@ func (p *Provider) Info() provider.Info {
 		// across the volumes of a set, and no FIFREEZE (it would block the
 		// snapshot itself).
 		Atomic: true, SetAtomic: false, NeedsFreeze: false,
+		// Copy-on-write: a snapshot shares its extents with the volume.
+		Kinds: vss.AttrDifferential,
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/lvss/lvss/provider/confval"
+	"github.com/lvss/lvss/vss"
 )
 
 // Config is one [[providers.exec]] provider: snapshots taken from outside
@@ -23,6 +24,22 @@ type Config struct {
 	Timeout *confval.Duration `toml:"timeout"`
 	// OtherTimeout bounds delete, list, expose and unexpose (unset: 60s).
 	OtherTimeout *confval.Duration `toml:"other_timeout"`
+	// Kind says what the commands make: "differential" (copy-on-write,
+	// such as a hypervisor or thin-pool snapshot) or "plex" (a full
+	// clone). Unset, the provider claims neither, and a requester that
+	// asks for a kind (D19) is not given it.
+	Kind string `toml:"kind"`
+}
+
+// Kinds are the snapshot kinds the configured commands make (D19).
+func (c Config) Kinds() vss.Attributes {
+	switch c.Kind {
+	case "differential":
+		return vss.AttrDifferential
+	case "plex":
+		return vss.AttrPlex
+	}
+	return 0
 }
 
 // Validate checks one entry: the commands it cannot work without, its
@@ -53,6 +70,9 @@ func (c Config) Validate(key string, hold time.Duration) error {
 	}
 	if (c.Expose == "") != (c.Unexpose == "") {
 		return confval.Errorf([]string{key + ".expose", key + ".unexpose", key}, "%s: expose and unexpose go together: set both or neither", key)
+	}
+	if c.Kind != "" && c.Kind != "differential" && c.Kind != "plex" {
+		return confval.Errorf([]string{key + ".kind"}, "%s.kind: %q is not a snapshot kind: say \"differential\" or \"plex\", or leave it unset", key, c.Kind)
 	}
 	if c.Timeout != nil && c.Timeout.D() > hold {
 		return confval.Errorf([]string{key + ".timeout"}, "%s.timeout (%s) must fit in timeouts.hold (%s): the commit runs inside the filesystem freeze", key, *c.Timeout, hold)

@@ -156,6 +156,7 @@ func New(cfg Config, hold time.Duration, runDir, stateDir string, log *slog.Logg
 		Type:    vss.ProvHardware,
 		Version: Version, VersionID: uuid.NewSHA1(idSpace, []byte("version/"+Version)),
 		Atomic: true, SetAtomic: true, NeedsFreeze: true,
+		Kinds: cfg.Kinds(),
 	}
 
 	p.tmpRoot = filepath.Join(runDir, "exec-"+id.String())

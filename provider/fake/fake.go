@@ -37,7 +37,8 @@ var ID = uuid.MustParse("6c1b5a1e-0f4e-4c47-9d0e-1a2b3c4d5e6f")
 // New returns a fake that supports every volume under the given roots.
 func New(roots ...string) *Provider {
 	return &Provider{
-		info:  provider.Info{ID: ID, Name: "fake", Type: vss.ProvSoftware, Version: "1.0", Atomic: true, SetAtomic: true},
+		info: provider.Info{ID: ID, Name: "fake", Type: vss.ProvSoftware, Version: "1.0", Atomic: true, SetAtomic: true,
+			Kinds: vss.AttrDifferential},
 		roots: roots, fail: map[string]error{}, hang: map[string]chan struct{}{},
 		sets: map[uuid.UUID][]provider.Snapshot{}, made: map[uuid.UUID]provider.Snapshot{},
 		deleted: map[uuid.UUID]bool{}, exposed: map[uuid.UUID]string{},

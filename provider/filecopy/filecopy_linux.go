@@ -121,7 +121,10 @@ func New(cfg Config, minFree confval.Size, stateDir string, log *slog.Logger) (*
 // Info implements provider.Provider.
 func (p *Provider) Info() provider.Info {
 	return provider.Info{ID: ID, Name: Name, Type: vss.ProvSoftware, Version: "1.0", VersionID: versionID,
-		Atomic: false, SetAtomic: false, NeedsFreeze: false, LongCommit: true}
+		Atomic: false, SetAtomic: false, NeedsFreeze: false, LongCommit: true,
+		// A full copy of the files (reflinked where the filesystem can,
+		// but complete either way): what VSS calls a plex.
+		Kinds: vss.AttrPlex}
 }
 
 // SnapshotDir is where the copies and their metadata are kept.

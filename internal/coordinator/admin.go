@@ -1,0 +1,292 @@
+package coordinator
+
+import (
+	"context"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/lvss/lvss/internal/catalog"
+	"github.com/lvss/lvss/provider"
+	"github.com/lvss/lvss/vss"
+	"github.com/lvss/lvss/vsserr"
+)
+
+// Consistency says what a snapshot's image can be trusted for
+// (architecture: "Consistency is recorded"; D9, L16).
+type Consistency string
+
+// Consistency levels.
+const (
+	// ConsistencyApplication: every writer with components on the
+	// snapshot's volume froze and thawed inside its window.
+	ConsistencyApplication Consistency = "application"
+	// ConsistencyCrash: a point-in-time image without (complete) writer
+	// cover, as after a power cut.
+	ConsistencyCrash Consistency = "crash"
+	// ConsistencyNone: a copy made file by file without writer cover, or
+	// one whose files changed while they were copied.
+	ConsistencyNone Consistency = "none"
+)
+
+// Snapshot is a committed snapshot as the coordinator reports it
+// (VSS_SNAPSHOT_PROP and what lvss records beside it).
+type Snapshot struct {
+	ID, SetID          uuid.UUID
+	SnapshotsCount     int
+	OriginalVolume     string
+	DevicePath         string
+	ExposedName        string
+	ExposedPath        string
+	ProviderID         uuid.UUID
+	ProviderName       string
+	Attributes         vss.Attributes
+	Context            vss.Context
+	Created            time.Time
+	OriginatingMachine string
+	ServiceMachine     string
+	Consistency        Consistency
+	ConsistencyReason  string
+	SessionID          uuid.UUID
+	AutoRelease        bool
+}
+
+func snapshotOf(r catalog.Snapshot) Snapshot {
+	return Snapshot{ID: r.ID, SetID: r.SetID, SnapshotsCount: r.SnapshotsCount, OriginalVolume: r.OriginalVolume,
+		DevicePath: r.DevicePath, ExposedName: r.ExposedName, ExposedPath: r.ExposedPath, ProviderID: r.ProviderID,
+		ProviderName: r.ProviderName, Attributes: vss.Attributes(r.Attributes), Context: vss.Context(r.Context),
+		Created: r.Created, OriginatingMachine: r.OriginatingMachine, ServiceMachine: r.ServiceMachine,
+		Consistency: Consistency(r.Consistency), ConsistencyReason: r.ConsistencyReason, SessionID: r.SessionID,
+		AutoRelease: r.AutoRelease}
+}
+
+// Object is one Query result: a snapshot or a provider.
+type Object struct {
+	Snapshot *Snapshot
+	Provider *provider.Info
+}
+
+// Query lists snapshots of the session's context (all with VSS_CTX_ALL)
+// or providers. Its code is S_OK, or S_FALSE when nothing matches (D20).
+func (s *Session) Query(queried uuid.UUID, qType, rType vss.ObjectType) ([]Object, vsserr.HRESULT, error) {
+	s.mu.Lock()
+	_, err := s.admit(MQuery)
+	ctxFilter := s.context
+	s.mu.Unlock()
+	if err != nil {
+		return nil, 0, err
+	}
+	if queried != uuid.Nil || (qType != vss.ObjectNone && qType != vss.ObjectUnknown) {
+		return nil, 0, vsserr.New(vsserr.InvalidArg, "Query supports only GUID_NULL / VSS_OBJECT_NONE as the queried object")
+	}
+	var out []Object
+	switch rType {
+	case vss.ObjectProvider:
+		for _, p := range s.c.opt.Providers.All() {
+			i := p.Info()
+			out = append(out, Object{Provider: &i})
+		}
+	case vss.ObjectSnapshot:
+		snaps, err := s.c.opt.Catalog.ListSnapshots(catalog.Filter{})
+		if err != nil {
+			return nil, 0, s.c.Unexpected(context.Background(), s.id, "Query", err)
+		}
+		for i := range snaps {
+			if ctxFilter == vss.CtxAll || vss.Context(snaps[i].Context).Base() == ctxFilter.Base() {
+				sn := snapshotOf(snaps[i])
+				out = append(out, Object{Snapshot: &sn})
+			}
+		}
+	default:
+		return nil, 0, vsserr.New(vsserr.InvalidArg, "Query returns VSS_OBJECT_SNAPSHOT or VSS_OBJECT_PROVIDER, not %s", rType)
+	}
+	if len(out) == 0 {
+		return nil, vsserr.False, nil
+	}
+	return out, vsserr.OK, nil
+}
+
+// GetSnapshotProperties returns one snapshot's properties.
+func (s *Session) GetSnapshotProperties(id uuid.UUID) (Snapshot, error) {
+	if err := s.admitted(MGetSnapshotProperties); err != nil {
+		return Snapshot{}, err
+	}
+	r, err := s.c.opt.Catalog.GetSnapshot(id)
+	if err != nil {
+		return Snapshot{}, err
+	}
+	return snapshotOf(r), nil
+}
+
+// DeleteSnapshots deletes one snapshot or a whole set, sequentially,
+// stopping at the first failure. Each deletion is logged once, here; a
+// snapshot of this session's own set is forgotten by the session, so its
+// release does not delete or report it again.
+func (s *Session) DeleteSnapshots(ctx context.Context, id uuid.UUID, t vss.ObjectType, force bool) (int, uuid.UUID, error) {
+	if err := s.admitted(MDeleteSnapshots); err != nil {
+		return 0, uuid.Nil, err
+	}
+	var snaps []catalog.Snapshot
+	switch t {
+	case vss.ObjectSnapshot:
+		sn, err := s.c.opt.Catalog.GetSnapshot(id)
+		if err != nil {
+			return 0, uuid.Nil, err
+		}
+		snaps = append(snaps, sn)
+	case vss.ObjectSnapshotSet:
+		var err error
+		snaps, err = s.c.opt.Catalog.ListSnapshots(catalog.Filter{SetID: id})
+		if err != nil {
+			return 0, uuid.Nil, s.c.Unexpected(ctx, s.id, "DeleteSnapshots", err)
+		}
+		if len(snaps) == 0 {
+			return 0, uuid.Nil, vsserr.New(vsserr.ObjectNotFound, "no snapshot set %s", id)
+		}
+	default:
+		return 0, uuid.Nil, vsserr.New(vsserr.InvalidArg, "DeleteSnapshots takes VSS_OBJECT_SNAPSHOT or VSS_OBJECT_SNAPSHOT_SET, not %s", t)
+	}
+	n := 0
+	for _, sn := range snaps {
+		if err := s.c.deleteSnapshot(ctx, sn); err != nil {
+			return n, sn.ID, err
+		}
+		s.forget(sn.ID)
+		s.c.event(ctx, LevelInfo, 0, s.id, "snapshot deleted", "snapshot", sn.ID.String(), "set", sn.SetID.String(), "volume", sn.OriginalVolume)
+		n++
+	}
+	return n, uuid.Nil, nil
+}
+
+// forget drops a deleted snapshot from the session's own set.
+func (s *Session) forget(id uuid.UUID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.snapshots = slices.DeleteFunc(s.snapshots, func(sn catalog.Snapshot) bool { return sn.ID == id })
+}
+
+// deleteSnapshot removes a snapshot through its provider, then from the
+// catalog (in that order: a crash in between leaves a catalog entry that a
+// later delete can finish, never an untracked snapshot).
+func (c *Coordinator) deleteSnapshot(ctx context.Context, sn catalog.Snapshot) error {
+	p, err := c.opt.Providers.ByID(sn.ProviderID)
+	if err != nil {
+		return err
+	}
+	if sn.ExposedName != "" {
+		if ex, ok := p.(provider.Exposer); ok {
+			if err := ex.Unexpose(ctx, toProviderSnapshot(sn), sn.ExposedName); err != nil {
+				return provider.Translate(p, provider.CallUnexpose, err)
+			}
+		}
+	}
+	if err := p.DeleteSnapshot(ctx, toProviderSnapshot(sn)); err != nil {
+		return provider.Translate(p, provider.CallDeleteSnapshot, err)
+	}
+	if err := c.opt.Catalog.DeleteSnapshot(sn.ID); err != nil && vsserr.Code(err) != vsserr.ObjectNotFound {
+		return err
+	}
+	return nil
+}
+
+func toProviderSnapshot(sn catalog.Snapshot) provider.Snapshot {
+	return provider.Snapshot{ID: sn.ID, SetID: sn.SetID, OriginalVolume: sn.OriginalVolume, DevicePath: sn.DevicePath,
+		Handle: sn.ProviderHandle, Created: sn.Created}
+}
+
+// IsVolumeSupported asks one provider, or all (GUID_NULL).
+func (s *Session) IsVolumeSupported(ctx context.Context, providerID uuid.UUID, volume string) (bool, error) {
+	if err := s.admitted(MIsVolumeSupported); err != nil {
+		return false, err
+	}
+	vol, err := resolveVolume(volume)
+	if err != nil {
+		return false, err
+	}
+	if providerID != uuid.Nil {
+		p, err := s.c.opt.Providers.ByID(providerID)
+		if err != nil {
+			return false, err
+		}
+		ok, err := p.IsVolumeSupported(ctx, vol)
+		return ok, provider.Translate(p, provider.CallIsVolumeSupported, err)
+	}
+	for _, p := range s.c.opt.Providers.All() {
+		ok, err := p.IsVolumeSupported(ctx, vol)
+		if err != nil {
+			return false, provider.Translate(p, provider.CallIsVolumeSupported, err)
+		}
+		if ok {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// ExposeSnapshot makes a snapshot visible at a path.
+func (s *Session) ExposeSnapshot(ctx context.Context, id uuid.UUID, pathFromRoot string, attrs vss.Attributes, expose string) (string, error) {
+	if err := s.admitted(MExposeSnapshot); err != nil {
+		return "", err
+	}
+	if attrs != vss.AttrExposedLocally {
+		return "", vsserr.New(vsserr.NotSupported, "only VSS_VOLSNAP_ATTR_EXPOSED_LOCALLY is supported")
+	}
+	if pathFromRoot != "" {
+		return "", vsserr.New(vsserr.InvalidArg, "local exposure shows the whole snapshot: pathFromRoot must be empty")
+	}
+	if !filepath.IsAbs(expose) {
+		return "", vsserr.New(vsserr.InvalidArg, "expose path %q is not absolute", expose)
+	}
+	sn, err := s.c.opt.Catalog.GetSnapshot(id)
+	if err != nil {
+		return "", err
+	}
+	if sn.ExposedName != "" {
+		return "", vsserr.New(vsserr.ObjectAlreadyExists, "snapshot %s is already exposed at %s", id, sn.ExposedName)
+	}
+	p, err := s.c.opt.Providers.ByID(sn.ProviderID)
+	if err != nil {
+		return "", err
+	}
+	ex, ok := p.(provider.Exposer)
+	if !ok {
+		return "", vsserr.New(vsserr.NotSupported, "provider %s cannot expose snapshots", p.Info().Name)
+	}
+	name, err := ex.Expose(ctx, toProviderSnapshot(sn), filepath.Clean(expose))
+	if err != nil {
+		return "", provider.Translate(p, provider.CallExpose, err)
+	}
+	sn.ExposedName = name
+	sn.Attributes = (sn.Attributes | uint32(vss.AttrExposedLocally)) &^ uint32(vss.AttrNotSurfaced)
+	if err := s.c.opt.Catalog.PutSnapshots(sn); err != nil {
+		return "", s.c.Unexpected(ctx, s.id, "ExposeSnapshot", err)
+	}
+	return name, nil
+}
+
+// UnexposeSnapshot undoes ExposeSnapshot.
+func (s *Session) UnexposeSnapshot(ctx context.Context, id uuid.UUID) error {
+	if err := s.admitted(MUnexposeSnapshot); err != nil {
+		return err
+	}
+	sn, err := s.c.opt.Catalog.GetSnapshot(id)
+	if err != nil {
+		return err
+	}
+	if sn.ExposedName == "" {
+		return vsserr.New(vsserr.ObjectNotFound, "snapshot %s is not exposed", id)
+	}
+	p, err := s.c.opt.Providers.ByID(sn.ProviderID)
+	if err != nil {
+		return err
+	}
+	if ex, ok := p.(provider.Exposer); ok {
+		if err := ex.Unexpose(ctx, toProviderSnapshot(sn), sn.ExposedName); err != nil {
+			return provider.Translate(p, provider.CallUnexpose, err)
+		}
+	}
+	sn.ExposedName = ""
+	sn.Attributes = (sn.Attributes &^ uint32(vss.AttrExposedLocally)) | uint32(vss.AttrNotSurfaced)
+	return s.c.opt.Catalog.PutSnapshots(sn)
+}
