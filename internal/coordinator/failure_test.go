@@ -22,8 +22,8 @@ func TestWriterFailureAtEachPhase(t *testing.T) {
 	cases := []struct {
 		ev        EventType
 		state     vss.WriterState
-		abort     bool   // the failing writer gets Abort
-		reachPost bool   // the failing writer still gets PostSnapshot
+		abort     bool        // the failing writer gets Abort
+		reachPost bool        // the failing writer still gets PostSnapshot
 		consist   Consistency // consistency of the snapshot holding its component
 	}{
 		{EvPrepareBackup, vss.WSFailedAtPrepareBackup, false, false, "crash"},

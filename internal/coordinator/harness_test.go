@@ -88,6 +88,7 @@ func (f *fakeWriter) holdAt(t EventType) (held <-chan struct{}, release func()) 
 }
 
 type hold struct{ arrived, release chan struct{} }
+
 func (f *fakeWriter) events() []EventType {
 	f.mu.Lock()
 	defer f.mu.Unlock()
