@@ -1,7 +1,6 @@
 package lvssdtest
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -133,17 +132,4 @@ func (p *Proc) Stop(t testing.TB) {
 	if err := p.Wait(); err != nil {
 		t.Fatalf("%s: %v\n%s", p.Name, err, p.Output())
 	}
-}
-
-// ExitCode returns the exit status of an exited process's Wait error: 0
-// for nil, the status for an *exec.ExitError, -1 otherwise.
-func ExitCode(err error) int {
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-		return 0
-	case errors.As(err, &ee):
-		return ee.ExitCode()
-	}
-	return -1
 }
