@@ -27,6 +27,7 @@ type testWriter struct {
 	fail     map[writer.EventType]error
 	hang     map[writer.EventType]bool // until the handler's context ends
 	identifs int
+	onEvent  func(ev *writer.Event)
 }
 
 func newTestWriter(dir string) *testWriter {
@@ -43,6 +44,10 @@ func (w *testWriter) failAt(t writer.EventType, err error) {
 // hangAt makes the writer's handler of t wait until its context ends (the
 // coordinator cancels it or gives up on it): a writer that does not answer.
 func (w *testWriter) hangAt(t writer.EventType) { w.mu.Lock(); w.hang[t] = true; w.mu.Unlock() }
+
+// on makes the writer call f with each event (Identify aside) as it
+// arrives, before its handler fails or hangs as told.
+func (w *testWriter) on(f func(ev *writer.Event)) { w.mu.Lock(); w.onEvent = f; w.mu.Unlock() }
 
 // seen returns the types of the events the writer got, in order, Identify
 // left out (lvssd sends it whenever it likes).
@@ -66,8 +71,11 @@ func (w *testWriter) eventsOf(t writer.EventType) []*writer.Event {
 func (w *testWriter) handle(ctx context.Context, ev *writer.Event) error {
 	w.mu.Lock()
 	w.events = append(w.events, ev)
-	err, hang := w.fail[ev.Type], w.hang[ev.Type]
+	err, hang, on := w.fail[ev.Type], w.hang[ev.Type], w.onEvent
 	w.mu.Unlock()
+	if on != nil {
+		on(ev)
+	}
 	if hang {
 		<-ctx.Done()
 		return ctx.Err()
