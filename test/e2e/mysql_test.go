@@ -377,12 +377,12 @@ func TestMySQLWriterOnBtrfsUnderLoad(t *testing.T) {
 				t.Errorf("%s: the backup metadata says strategy %s", name, res.position.Strategy)
 			}
 			results = append(results, result{name, res, dir, w})
-			time.Sleep(200 * time.Millisecond) // let the application run between backups
+			moreCommits(t, app.read, 20) // the application runs between backups
 		}
 		w.proc.Stop(t)
 		d.waitNoWriters(t)
 	}
-	time.Sleep(200 * time.Millisecond)
+	moreCommits(t, app.read, 20)
 	app.end(t)
 	acks := app.read(t)
 

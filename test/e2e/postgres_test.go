@@ -275,7 +275,7 @@ func TestPostgresWriterOnBtrfsUnderLoad(t *testing.T) {
 			t.Fatalf("backup %d: %v", i, err)
 		}
 		results = append(results, result{res.session.String(), copyDir})
-		time.Sleep(300 * time.Millisecond) // let the application run between backups
+		moreCommits(t, app.read, 20) // the application runs between backups
 	}
 	app.end(t)
 	acks := app.read(t)

@@ -293,7 +293,7 @@ func TestRedisWriterOnBtrfsUnderLoad(t *testing.T) {
 					t.Fatalf("backup %d: %v", i, err)
 				}
 				results = append(results, result{r.session.String(), cp})
-				time.Sleep(200 * time.Millisecond) // let the application run between backups
+				moreCommits(t, app.read, 20) // the application runs between backups
 			}
 			if err := app.halt(); err != nil {
 				t.Fatalf("a transfer failed: %v", err)

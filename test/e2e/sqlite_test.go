@@ -179,7 +179,7 @@ func TestSQLiteWriterOnBtrfsUnderLoad(t *testing.T) {
 			t.Fatal(err)
 		}
 		results = append(results, sqliteBackup(t, d.socket, fs.Mount, dbPath, dir))
-		time.Sleep(200 * time.Millisecond) // let the application run between backups
+		moreCommits(t, app.read, 20) // the application runs between backups
 	}
 	app.proc.Stop(t) // exits non-zero if a commit failed (busy timeout too short, ...)
 	acks := app.read(t)
