@@ -2,6 +2,7 @@ package lvssdtest
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -65,18 +66,24 @@ func StartDaemon(t testing.TB, opt DaemonOptions) *Daemon {
 		args = append(args, "--config", cfg)
 	}
 	d.Proc = Start(t, dir, "lvssd", exec.Command(bin, append(args, opt.Args...)...))
-	waitAnswers(t, d.Socket, d.Proc)
+	waitAnswers(t, d.Socket, func() string {
+		if !d.Proc.Exited() {
+			return ""
+		}
+		return fmt.Sprintf("lvssd exited: %v\n%s", d.Proc.Wait(), d.Proc.Output())
+	})
 	return d
 }
 
 // waitAnswers waits until the daemon at socket answers an admin call, or
-// fails t if proc (when not nil) exits first or the wait times out.
-func waitAnswers(t testing.TB, socket string, proc *Proc) {
+// fails t if the wait times out or gone says (with a non-empty reason)
+// that the daemon ended before it answered.
+func waitAnswers(t testing.TB, socket string, gone func() string) {
 	t.Helper()
 	end := time.Now().Add(readyTimeout)
 	for !answers(socket) {
-		if proc != nil && proc.Exited() {
-			t.Fatalf("lvssd exited before it answered: %v\n%s", proc.Wait(), proc.Output())
+		if why := gone(); why != "" {
+			t.Fatalf("lvssd ended before it answered on %s: %s", socket, why)
 		}
 		if time.Now().After(end) {
 			t.Fatalf("lvssd did not answer on %s within %s", socket, readyTimeout)

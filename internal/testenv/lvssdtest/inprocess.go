@@ -2,6 +2,7 @@ package lvssdtest
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -111,11 +112,19 @@ func StartInProcess(t testing.TB, opt InProcessOptions) *InProcess {
 		t.Fatal(err)
 	}
 	s.srv = server.New(s.coord, access, log)
+	var serveErr error
 	go func() {
 		defer close(s.served)
-		_ = s.srv.Serve(l)
+		serveErr = s.srv.Serve(l)
 	}()
-	waitAnswers(t, s.Socket, nil)
+	waitAnswers(t, s.Socket, func() string {
+		select {
+		case <-s.served:
+			return fmt.Sprintf("Serve returned %v", serveErr)
+		default:
+			return ""
+		}
+	})
 	return s
 }
 
