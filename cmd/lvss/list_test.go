@@ -12,7 +12,6 @@ import (
 	"github.com/lvss/lvss/client"
 	"github.com/lvss/lvss/document"
 	"github.com/lvss/lvss/internal/testenv/lvssdtest"
-	"github.com/lvss/lvss/provider/fake"
 	"github.com/lvss/lvss/vss"
 	"github.com/lvss/lvss/vsserr"
 	"github.com/lvss/lvss/writer"
@@ -143,7 +142,7 @@ func TestListProviders(t *testing.T) {
 	srv := startLvssd(t)
 	code, out, _ := runLvss(t, srv.Socket, "", "list", "providers", "--json")
 	var ps []map[string]any
-	if code != 0 || json.Unmarshal([]byte(out), &ps) != nil || len(ps) != 1 || ps[0]["provider_id"] != fake.ID.String() || ps[0]["type"] != "VSS_PROV_SOFTWARE" {
+	if code != 0 || json.Unmarshal([]byte(out), &ps) != nil || len(ps) != 1 || ps[0]["provider_id"] != srv.Fake.Info().ID.String() || ps[0]["type"] != "VSS_PROV_SOFTWARE" {
 		t.Fatalf("exit %d: %s", code, out)
 	}
 	code, out, _ = runLvss(t, srv.Socket, "", "list", "providers")

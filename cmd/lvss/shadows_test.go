@@ -19,7 +19,6 @@ import (
 	"github.com/lvss/lvss/client/clienttest"
 	"github.com/lvss/lvss/internal/testenv"
 	"github.com/lvss/lvss/internal/testenv/lvssdtest"
-	"github.com/lvss/lvss/provider/fake"
 	"github.com/lvss/lvss/vss"
 	"github.com/lvss/lvss/vsserr"
 	"github.com/lvss/lvss/writer"
@@ -208,7 +207,7 @@ func TestListShadows(t *testing.T) {
 	}
 	for k, want := range map[string]any{
 		"snapshot_set_id": b.set.String(), "original_volume": srvVol, "snapshot_path": "/fake-snapshots/" + b1,
-		"provider": "fake", "provider_id": fake.ID.String(), "context": "VSS_CTX_BACKUP", "auto_release": true,
+		"provider": "fake", "provider_id": srv.Fake.Info().ID.String(), "context": "VSS_CTX_BACKUP", "auto_release": true,
 		"live_session": true, "session_id": b.session.String(), "consistency": "crash",
 		"consistency_reason": "no writer taking part has components on this volume", "exposed_path": "", "snapshots_count": 1.0,
 	} {
@@ -238,7 +237,7 @@ func TestListShadows(t *testing.T) {
 		"Contents of shadow copy set ID: " + b.set.String() + "\n   Contained 1 shadow copy at creation time: " + createdB + "\n",
 		"Contents of shadow copy set ID: " + setA.String() + "\n   Contained 2 shadow copies at creation time: " + createdA + "\n",
 		"      Shadow Copy ID: " + a1 + "\n         Original Volume: " + srvVol + "\n         Shadow Copy Volume: /fake-snapshots/" + a1 + "\n",
-		"         Provider: 'fake' (" + fake.ID.String() + ")\n         Type: VSS_CTX_CLIENT_ACCESSIBLE\n",
+		"         Provider: 'fake' (" + srv.Fake.Info().ID.String() + ")\n         Type: VSS_CTX_CLIENT_ACCESSIBLE\n",
 		"         Attributes: Persistent, Client accessible, No auto release, No writers, Not surfaced\n",
 		"         Consistency: crash (writerless context VSS_CTX_CLIENT_ACCESSIBLE: no application was frozen)\n",
 		"         Auto-release: yes, with session " + b.session.String() + " (still running)\n",
@@ -281,7 +280,7 @@ func TestListProvidersJSON(t *testing.T) {
 	if len(ps) != 1 {
 		t.Fatalf("%v", ps)
 	}
-	for k, want := range map[string]any{"provider_id": fake.ID.String(), "name": "fake", "type": "VSS_PROV_SOFTWARE",
+	for k, want := range map[string]any{"provider_id": srv.Fake.Info().ID.String(), "name": "fake", "type": "VSS_PROV_SOFTWARE",
 		"type_value": 2.0, "version": "1.0"} {
 		if ps[0][k] != want {
 			t.Errorf("%s = %v, want %v", k, ps[0][k], want)
@@ -424,12 +423,12 @@ func TestCreateShadowRefusesAutoRelease(t *testing.T) {
 func TestCreateShadowProvider(t *testing.T) {
 	srv := startLvssd(t)
 	vol := srv.Volume(t, "srv")
-	for _, p := range []string{"FAKE", fake.ID.String()} {
+	for _, p := range []string{"FAKE", srv.Fake.Info().ID.String()} {
 		code, out, errOut := runLvss(t, srv.Socket, "", "create", "shadow", "--for", vol, "--provider", p, "--json")
 		if code != 0 {
 			t.Fatalf("--provider %s: exit %d: %s", p, code, errOut)
 		}
-		if s := jsonObject(t, out)["snapshots"].([]any)[0].(map[string]any); s["provider_id"] != fake.ID.String() {
+		if s := jsonObject(t, out)["snapshots"].([]any)[0].(map[string]any); s["provider_id"] != srv.Fake.Info().ID.String() {
 			t.Errorf("--provider %s: snapshot %v", p, s)
 		}
 	}
@@ -829,7 +828,7 @@ func TestCreateShadowFailsAfterCreation(t *testing.T) {
 func TestDeleteSessionFailure(t *testing.T) {
 	srv := clienttest.Start(t)
 	sn := &v1.SnapshotProp{SnapshotId: uuid.NewString(), SnapshotSetId: uuid.NewString(), SnapshotsCount: 1,
-		OriginalVolume: "/srv", ProviderId: fake.ID.String(), Context: int32(vss.CtxClientAccessible),
+		OriginalVolume: "/srv", ProviderId: uuid.NewString(), Context: int32(vss.CtxClientAccessible),
 		Status: int32(vss.SnapshotCreated)}
 	srv.Set(func(s *clienttest.Server) {
 		s.Shadows = []*v1.SnapshotProp{sn}
