@@ -7,7 +7,10 @@
 // It has no state machine on purpose: it tests what a client does with the
 // answers it gets (routing, error mapping, cleanup), not the coordinator's
 // order rules, which belong to the coordinator's own tests and to
-// integration tests against a real lvssd.
+// integration tests against a real lvssd. The CLI's tests run against the
+// real coordinator (internal/testenv/lvssdtest.StartInProcess); this fake
+// is for the client's own tests and the few situations a real lvssd never
+// produces.
 //
 // It does keep a small snapshot catalog (Server.Shadows), because admin
 // tools decide what to do from what ListShadows says: snapshots a session

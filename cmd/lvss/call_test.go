@@ -14,11 +14,11 @@ import (
 
 	"github.com/google/uuid"
 
-	v1 "github.com/lvss/lvss/api/lvss/v1"
-	"github.com/lvss/lvss/client/clienttest"
 	"github.com/lvss/lvss/document"
+	"github.com/lvss/lvss/internal/testenv/lvssdtest"
 	"github.com/lvss/lvss/vss"
 	"github.com/lvss/lvss/vsserr"
+	"github.com/lvss/lvss/writer"
 )
 
 func runLvss(t *testing.T, socket, stdin string, argv ...string) (int, string, string) {
@@ -65,20 +65,42 @@ func calls(res []map[string]any) []string {
 	return out
 }
 
+// startLvssd starts the real coordinator, catalog and gRPC server of lvssd
+// in the test process, with the fake provider, for `lvss` to run against.
+func startLvssd(t *testing.T) *lvssdtest.InProcess {
+	t.Helper()
+	return lvssdtest.StartInProcess(t, lvssdtest.InProcessOptions{})
+}
+
+// released returns the fields of lvssd's "session released" log entries,
+// oldest first: what ending each session did (aborted, shutdown_writers,
+// deleted_snapshots).
+func released(t *testing.T, socket string) []map[string]string {
+	t.Helper()
+	var out []map[string]string
+	for _, e := range lvssdtest.Events(t, socket) {
+		if e.Message == "session released" {
+			out = append(out, e.Fields)
+		}
+	}
+	return out
+}
+
 func TestCallJSONBackup(t *testing.T) {
-	srv := clienttest.Start(t)
-	writerID, instanceID := uuid.New(), uuid.New()
-	srv.Set(func(s *clienttest.Server) {
-		s.Status = []*v1.WriterStatus{{InstanceId: instanceID.String(), WriterId: writerID.String(), Name: "pg",
-			State: int32(vss.WSFailedAtFreeze), Failure: uint32(vsserr.WriterErrorRetryable)}}
-	})
-	script := `# a full writerless sequence
+	srv := startLvssd(t)
+	vol1, vol2 := srv.Volume(t, "srv"), srv.Volume(t, "home")
+	pg := newTestWriter(t.TempDir())
+	pg.failAt(writer.EventFreeze, writer.Fail(vsserr.WriterErrorRetryable, 0, "checkpoint in progress"))
+	id := runTestWriter(t, srv.Socket, "pg", "", vss.LevelBackEnd, pg)
+	script := `# a full backup with a writer that vetoes
 InitializeForBackup
-SetContext VSS_CTX_FILE_SHARE_BACKUP
+SetBackupState false false VSS_BT_FULL
+GatherWriterMetadata
 GetSessionId
 StartSnapshotSet
-AddToSnapshotSet /srv
-AddToSnapshotSet /home
+AddToSnapshotSet ` + vol1 + `
+AddToSnapshotSet ` + vol2 + `
+PrepareForBackup
 DoSnapshotSet
 GatherWriterStatus
 GetWriterStatusEx
@@ -91,9 +113,9 @@ Query
 		t.Fatalf("exit %d, stderr %q, out:\n%s", code, errOut, out)
 	}
 	res := jsonLines(t, out)
-	want := []string{"InitializeForBackup", "SetContext", "GetSessionId", "StartSnapshotSet", "AddToSnapshotSet",
-		"AddToSnapshotSet", "DoSnapshotSet", "GatherWriterStatus", "GetWriterStatusEx", "GetWriterStatus",
-		"GetSnapshotProperties", "Query", "Release"}
+	want := []string{"InitializeForBackup", "SetBackupState", "GatherWriterMetadata", "GetSessionId", "StartSnapshotSet",
+		"AddToSnapshotSet", "AddToSnapshotSet", "PrepareForBackup", "DoSnapshotSet", "GatherWriterStatus",
+		"GetWriterStatusEx", "GetWriterStatus", "GetSnapshotProperties", "Query", "Release"}
 	if got := calls(res); !slices.Equal(got, want) {
 		t.Fatalf("calls %v, want %v", got, want)
 	}
@@ -102,120 +124,142 @@ Query
 			t.Errorf("%v: %v %v", r["call"], r["name"], r["message"])
 		}
 	}
-	if _, err := uuid.Parse(res[3]["snapshot_set_id"].(string)); err != nil {
-		t.Errorf("snapshot_set_id: %v", res[3])
+	if _, err := uuid.Parse(res[4]["snapshot_set_id"].(string)); err != nil {
+		t.Errorf("snapshot_set_id: %v", res[4])
 	}
-	snap1 := res[4]["snapshot_id"].(string)
-	if res[10]["snapshot"].(map[string]any)["snapshot_id"] != snap1 {
-		t.Errorf("$SNAPSHOT_ID_1 did not bind the first snapshot: %v", res[10])
+	snap1 := res[5]["snapshot_id"].(string)
+	if res[12]["snapshot"].(map[string]any)["snapshot_id"] != snap1 {
+		t.Errorf("$SNAPSHOT_ID_1 did not bind the first snapshot: %v", res[12])
 	}
-	if res[6]["async_status"] != "VSS_S_ASYNC_FINISHED" || res[6]["async_id"] == nil {
-		t.Errorf("DoSnapshotSet: %v", res[6])
+	if res[8]["async_status"] != "VSS_S_ASYNC_FINISHED" || res[8]["async_id"] == nil {
+		t.Errorf("DoSnapshotSet: %v", res[8])
 	}
 	// A writer's veto is in the status list, not the call's HRESULT.
-	ws := res[8]["writers"].([]any)
+	ws := res[10]["writers"].([]any)
 	w := ws[0].(map[string]any)
-	if res[8]["count"] != 1.0 || w["state"] != "VSS_WS_FAILED_AT_FREEZE" || w["state_value"] != 9.0 ||
+	if res[10]["count"] != 1.0 || w["state"] != "VSS_WS_FAILED_AT_FREEZE" || w["state_value"] != 9.0 ||
 		w["failure"] != "VSS_E_WRITERERROR_RETRYABLE" || w["failure_hresult"] != "0x800423F3" ||
-		w["application_hresult"] != "0x00000000" || w["writer_id"] != writerID.String() {
-		t.Errorf("GetWriterStatusEx: %v", res[8])
+		w["application_hresult"] != "0x00000000" || w["writer_id"] != id.ClassID.String() {
+		t.Errorf("GetWriterStatusEx: %v", res[10])
 	}
-	if one := res[9]["writer"].(map[string]any); one["index"] != 0.0 || one["application_hresult"] != nil {
-		t.Errorf("GetWriterStatus 0 (not Ex): %v", res[9])
+	if one := res[11]["writer"].(map[string]any); one["index"] != 0.0 || one["application_hresult"] != nil {
+		t.Errorf("GetWriterStatus 0 (not Ex): %v", res[11])
 	}
-	if q := res[11]; q["count"] != 2.0 || len(q["snapshots"].([]any)) != 2 {
+	if q := res[13]; q["count"] != 2.0 || len(q["snapshots"].([]any)) != 2 {
 		t.Errorf("Query: %v", q)
 	}
-	rel := res[12]
-	if rel["aborted"] != false || len(rel["deleted_snapshots"].([]any)) != 2 || rel["shutdown_writers"] == nil {
+	// VSS_CTX_BACKUP snapshots are auto-release: the session's end deletes
+	// them, and the writer that took part gets BackupShutdown.
+	rel := res[14]
+	if rel["aborted"] != false || len(rel["deleted_snapshots"].([]any)) != 2 || len(rel["shutdown_writers"].([]any)) != 1 {
 		t.Errorf("Release: %v", rel)
 	}
 }
 
 func TestCallStopsOnFailure(t *testing.T) {
-	srv := clienttest.Start(t)
-	srv.Set(func(s *clienttest.Server) { s.Fail["PrepareForBackup"] = vsserr.BadState })
-	script := "InitializeForBackup\nStartSnapshotSet\nPrepareForBackup\nDoSnapshotSet\n"
+	srv := startLvssd(t)
+	// PrepareForBackup a second time is VSS_E_BAD_STATE (spec §12 D2).
+	script := "InitializeForBackup\nSetBackupState false false VSS_BT_FULL\nGatherWriterMetadata\nStartSnapshotSet\n" +
+		"AddToSnapshotSet " + srv.Volume(t, "srv") + "\nPrepareForBackup\nPrepareForBackup\nDoSnapshotSet\n"
 	code, out, _ := runLvss(t, srv.Socket, script, "call", "--json")
 	if code != 1 {
 		t.Fatalf("exit %d, want 1", code)
 	}
 	res := jsonLines(t, out)
-	if got := calls(res); !slices.Equal(got, []string{"InitializeForBackup", "StartSnapshotSet", "PrepareForBackup", "Release"}) {
+	if got := calls(res); !slices.Equal(got, []string{"InitializeForBackup", "SetBackupState", "GatherWriterMetadata",
+		"StartSnapshotSet", "AddToSnapshotSet", "PrepareForBackup", "PrepareForBackup", "Release"}) {
 		t.Fatalf("calls %v", got)
 	}
-	p := res[2]
-	if p["hresult"] != "0x80042301" || p["name"] != "VSS_E_BAD_STATE" || p["message"] != "fake lvssd fails PrepareForBackup" || p["line"] != 3.0 {
+	p := res[6]
+	if p["hresult"] != "0x80042301" || p["name"] != "VSS_E_BAD_STATE" || p["message"] == "" || p["line"] != 7.0 {
 		t.Errorf("PrepareForBackup: %v", p)
 	}
-	if slices.Contains(srv.Calls(), "DoSnapshotSet") {
-		t.Error("the run went on after a failure")
+	if got := srv.Fake.Calls(); slices.Contains(got, "EndPrepareSnapshots") {
+		t.Errorf("the run went on after a failure: the provider saw %v", got)
 	}
-	if res[3]["aborted"] != true {
-		t.Errorf("Release after a started set: %v", res[3])
+	// Ending the session aborted the prepared backup.
+	if res[7]["aborted"] != true {
+		t.Errorf("Release after a prepared set: %v", res[7])
 	}
 }
 
 func TestCallKeepGoing(t *testing.T) {
-	srv := clienttest.Start(t)
-	srv.Set(func(s *clienttest.Server) {
-		s.Async["DoSnapshotSet"] = clienttest.AsyncPlan{Result: vsserr.FlushWritesTimeout, Message: "fsfreeze took too long"}
-	})
-	script := "Bogus\nGetSnapshotProperties $SNAPSHOT_ID\nStartSnapshotSet\nDoSnapshotSet\nAbortBackup\n"
+	srv := startLvssd(t)
+	srv.Fake.FailAt("CommitSnapshots", vsserr.New(vsserr.FlushWritesTimeout, "fsfreeze took too long"))
+	script := "Bogus\nGetSnapshotProperties $SNAPSHOT_ID\nInitializeForBackup\nSetContext VSS_CTX_FILE_SHARE_BACKUP\n" +
+		"StartSnapshotSet\nAddToSnapshotSet " + srv.Volume(t, "srv") + "\nDoSnapshotSet\nAbortBackup\n"
 	code, out, _ := runLvss(t, srv.Socket, script, "call", "--json", "--keep-going")
 	if code != 1 {
 		t.Fatalf("exit %d, want 1 (some calls failed)", code)
 	}
 	res := jsonLines(t, out)
-	if got := calls(res); !slices.Equal(got, []string{"Bogus", "GetSnapshotProperties", "StartSnapshotSet", "DoSnapshotSet", "AbortBackup", "Release"}) {
+	if got := calls(res); !slices.Equal(got, []string{"Bogus", "GetSnapshotProperties", "InitializeForBackup", "SetContext",
+		"StartSnapshotSet", "AddToSnapshotSet", "DoSnapshotSet", "AbortBackup", "Release"}) {
 		t.Fatalf("calls %v", got)
 	}
+	// Lines that do not parse never reach the daemon: lvss refuses them
+	// (lvssd would have answered an unknown snapshot with
+	// VSS_E_OBJECT_NOT_FOUND), and the run goes on.
 	for _, i := range []int{0, 1} {
 		if res[i]["name"] != "E_INVALIDARG" {
 			t.Errorf("line %d: %v", i+1, res[i])
 		}
 	}
-	// Lines that do not parse never reach the daemon.
-	if got := srv.Calls(); !slices.Equal(got, []string{"StartSnapshotSet", "DoSnapshotSet", "Wait", "AbortBackup"}) {
-		t.Errorf("daemon saw %v", got)
-	}
-	d := res[3]
-	if d["name"] != "VSS_E_FLUSH_WRITES_TIMEOUT" || d["async_status"] != "VSS_S_ASYNC_FINISHED" || d["message"] != "fsfreeze took too long" {
+	d := res[6]
+	if d["name"] != "VSS_E_FLUSH_WRITES_TIMEOUT" || d["async_status"] != "VSS_S_ASYNC_FINISHED" ||
+		!strings.Contains(d["message"].(string), "fsfreeze took too long") {
 		t.Errorf("failed DoSnapshotSet: %v", d)
+	}
+	if got := srv.Fake.Calls(); !slices.Contains(got, "AbortSnapshots") {
+		t.Errorf("the failed set was not aborted in the provider: %v", got)
 	}
 }
 
 func TestCallSuccessCodesAreNotFailures(t *testing.T) {
-	srv := clienttest.Start(t)
-	srv.Set(func(s *clienttest.Server) {
-		s.Fail["SetContext"] = vsserr.False // a success code in the call's status
-		s.Async["GatherWriterMetadata"] = clienttest.AsyncPlan{Hold: true}
-	})
-	script := "SetContext VSS_CTX_BACKUP\nGatherWriterMetadata &\nCancel $ASYNC\nWait $ASYNC\nGetSessionId\n"
+	srv := startLvssd(t)
+	// A writer that stops answering Identify after its first one keeps a
+	// metadata gathering pending until it is cancelled.
+	w := newTestWriter(t.TempDir())
+	runTestWriter(t, srv.Socket, "files", "", vss.LevelFrontEnd, w)
+	w.hangAt(writer.EventIdentify)
+	script := "InitializeForBackup\nSetContext VSS_CTX_BACKUP\nGatherWriterMetadata &\nCancel $ASYNC\nWait $ASYNC\nCancel $ASYNC\nGetSessionId\n"
 	code, out, _ := runLvss(t, srv.Socket, script, "call", "--json")
 	if code != 0 {
 		t.Fatalf("exit %d:\n%s", code, out)
 	}
 	res := jsonLines(t, out)
-	if res[3]["name"] != "VSS_S_ASYNC_CANCELLED" || res[3]["async_status"] != "VSS_S_ASYNC_CANCELLED" {
-		t.Errorf("Wait on a cancelled operation: %v", res[3])
+	if res[3]["name"] != "S_OK" {
+		t.Errorf("Cancel of a pending operation: %v", res[3])
 	}
-	if res[4]["call"] != "GetSessionId" {
+	if res[4]["name"] != "VSS_S_ASYNC_CANCELLED" || res[4]["async_status"] != "VSS_S_ASYNC_CANCELLED" {
+		t.Errorf("Wait on a cancelled operation: %v", res[4])
+	}
+	// Cancel's own status, a success code, is not a failure either.
+	if res[5]["name"] != "VSS_S_ASYNC_CANCELLED" || res[5]["hresult"] != "0x0004230B" {
+		t.Errorf("Cancel of a cancelled operation: %v", res[5])
+	}
+	if res[6]["call"] != "GetSessionId" {
 		t.Errorf("the run stopped on a success code: %v", calls(res))
 	}
 }
 
 func TestCallAsyncHandles(t *testing.T) {
-	srv := clienttest.Start(t)
-	srv.Set(func(s *clienttest.Server) { s.Async["DoSnapshotSet"] = clienttest.AsyncPlan{Hold: true} })
-	script := `StartSnapshotSet
+	srv := startLvssd(t)
+	// The provider holds DoSnapshotSet until it is cancelled.
+	release := srv.Fake.HangAt("EndPrepareSnapshots")
+	t.Cleanup(release)
+	script := `InitializeForBackup
+SetContext VSS_CTX_FILE_SHARE_BACKUP
+GatherWriterMetadata
+Cancel $ASYNC
+StartSnapshotSet
+AddToSnapshotSet ` + srv.Volume(t, "srv") + `
 DoSnapshotSet &
 QueryStatus $ASYNC
 Wait $ASYNC 10
 Cancel $ASYNC
+Wait $ASYNC
 QueryStatus $ASYNC
-Cancel $ASYNC
-GatherWriterMetadata
 Cancel $ASYNC
 `
 	code, out, _ := runLvss(t, srv.Socket, script, "call", "--json")
@@ -230,87 +274,95 @@ Cancel $ASYNC
 			t.Errorf("%s (line %d): %v", r["call"], i+1, r)
 		}
 	}
-	check(1, "S_OK", "VSS_S_ASYNC_PENDING")
-	check(2, "S_OK", "VSS_S_ASYNC_PENDING")
-	check(3, "S_OK", "VSS_S_ASYNC_PENDING")
-	check(4, "S_OK", "")
-	check(5, "VSS_S_ASYNC_CANCELLED", "VSS_S_ASYNC_CANCELLED")
-	check(6, "VSS_S_ASYNC_CANCELLED", "")
-	check(7, "S_OK", "VSS_S_ASYNC_FINISHED")
-	check(8, "VSS_S_ASYNC_FINISHED", "")
-	if res[2]["operation"] != "DoSnapshotSet" || res[1]["async_id"] != res[2]["async_id"] {
-		t.Errorf("QueryStatus does not name its operation: %v", res[2])
+	check(2, "S_OK", "VSS_S_ASYNC_FINISHED")
+	check(3, "VSS_S_ASYNC_FINISHED", "")
+	check(6, "S_OK", "VSS_S_ASYNC_PENDING")
+	check(7, "S_OK", "VSS_S_ASYNC_PENDING")
+	check(8, "S_OK", "VSS_S_ASYNC_PENDING")
+	check(9, "S_OK", "")
+	check(10, "VSS_S_ASYNC_CANCELLED", "VSS_S_ASYNC_CANCELLED")
+	check(11, "VSS_S_ASYNC_CANCELLED", "VSS_S_ASYNC_CANCELLED")
+	check(12, "VSS_S_ASYNC_CANCELLED", "")
+	if res[7]["operation"] != "DoSnapshotSet" || res[6]["async_id"] != res[7]["async_id"] {
+		t.Errorf("QueryStatus does not name its operation: %v", res[7])
 	}
-	if res[8]["async_id"] == res[1]["async_id"] {
-		t.Error("$ASYNC did not move to the last async call")
+	if res[3]["operation"] != "GatherWriterMetadata" || res[6]["async_id"] == res[3]["async_id"] {
+		t.Errorf("$ASYNC did not move to the last async call: %v / %v", res[3], res[6])
 	}
 }
 
 func TestCallWriterMetadataVariables(t *testing.T) {
-	var wmds []string
-	var ids [2][2]uuid.UUID
+	srv := startLvssd(t)
+	var ids [2]writer.Identity
 	for i := range 2 {
-		ids[i] = [2]uuid.UUID{uuid.New(), uuid.New()}
-		w := &document.WriterMetadata{
-			Identity: document.Identity{WriterID: ids[i][0], InstanceID: ids[i][1], FriendlyName: "w" + string(rune('0'+i)),
-				Usage: vss.UsageUserData, Source: vss.SourceOther},
-			RestoreMethod: document.RestoreMethod{Method: vss.RMERestoreIfCanReplace, WriterRestore: vss.WRENever},
-			Components: []document.Component{{Type: vss.ComponentFileGroup, LogicalPath: `db\main`, Name: "data",
-				Files: []document.FileDesc{{Path: "/var/lib/db", Filespec: "*", Recursive: true}}}},
+		w := newTestWriter(t.TempDir())
+		w.identify = func(md *writer.Metadata) error {
+			if err := md.AddComponent(document.Component{Type: vss.ComponentFileGroup, LogicalPath: `db\main`, Name: "data",
+				Selectable: true}); err != nil {
+				return err
+			}
+			return md.AddFiles(`db\main`, "data", "/var/lib/db", "*", true, "", 0)
 		}
-		b, err := w.Marshal()
-		if err != nil {
-			t.Fatal(err)
-		}
-		wmds = append(wmds, string(b))
+		ids[i] = runTestWriter(t, srv.Socket, "w"+string(rune('0'+i)), "", vss.LevelFrontEnd, w)
 	}
-	srv := clienttest.Start(t)
-	srv.Set(func(s *clienttest.Server) { s.WMDs = wmds })
-	script := `GatherWriterMetadata
+	script := `InitializeForBackup
+SetBackupState true false VSS_BT_FULL
+GatherWriterMetadata
 GetWriterMetadataCount
 GetWriterMetadata
 AddComponent $INSTANCE_ID_2 $WRITER_ID_2 VSS_CT_FILEGROUP "db\main" data
 GetWriterMetadata 0
-DisableWriterClasses $WRITER_ID
+AddComponent $INSTANCE_ID $WRITER_ID VSS_CT_FILEGROUP "db\main" data
+SaveAsXML
 `
 	code, out, _ := runLvss(t, srv.Socket, script, "call", "--json")
 	if code != 0 {
 		t.Fatalf("exit %d:\n%s", code, out)
 	}
 	res := jsonLines(t, out)
-	if res[1]["count"] != 2.0 || res[2]["count"] != 2.0 || len(res[2]["writers"].([]any)) != 2 {
-		t.Fatalf("counts: %v / %v", res[1], res[2])
+	if res[3]["count"] != 2.0 || res[4]["count"] != 2.0 || len(res[4]["writers"].([]any)) != 2 {
+		t.Fatalf("counts: %v / %v", res[3], res[4])
 	}
-	w := res[2]["writers"].([]any)[1].(map[string]any)
+	w := res[4]["writers"].([]any)[1].(map[string]any)
 	c := w["components"].([]any)[0].(map[string]any)
-	if w["writer_id"] != ids[1][0].String() || w["name"] != "w1" || c["component"] != `db\main\data` ||
+	if w["writer_id"] != ids[1].ClassID.String() || w["name"] != "w1" || c["component"] != `db\main\data` ||
 		c["type"] != "VSS_CT_FILEGROUP" || !strings.Contains(w["xml"].(string), "WRITER_METADATA") {
 		t.Errorf("writer 1: %v", w)
 	}
-	if res[4]["writer"].(map[string]any)["writer_id"] != ids[0][0].String() {
-		t.Errorf("GetWriterMetadata 0: %v", res[4])
-	}
-	// $WRITER_ID follows the last writer shown (index 0 here).
 	if res[5]["name"] != "S_OK" {
-		t.Errorf("DisableWriterClasses $WRITER_ID: %v", res[5])
+		t.Errorf("AddComponent $INSTANCE_ID_2 $WRITER_ID_2: %v", res[5])
+	}
+	if res[6]["writer"].(map[string]any)["writer_id"] != ids[0].ClassID.String() {
+		t.Errorf("GetWriterMetadata 0: %v", res[6])
+	}
+	// $WRITER_ID and $INSTANCE_ID follow the last writer shown (index 0
+	// here): lvssd refuses an instance that is not the writer's.
+	if res[7]["name"] != "S_OK" {
+		t.Errorf("AddComponent $INSTANCE_ID $WRITER_ID: %v", res[7])
+	}
+	inst0 := res[6]["writer"].(map[string]any)["instance_id"].(string)
+	if x, _ := res[8]["xml"].(string); !strings.Contains(x, inst0) {
+		t.Errorf("the backup's components do not include writer 0's (%s):\n%s", inst0, x)
 	}
 }
 
 func TestCallTextOutput(t *testing.T) {
-	srv := clienttest.Start(t)
-	srv.Set(func(s *clienttest.Server) { s.Fail["PrepareForBackup"] = vsserr.BadState })
-	code, out, _ := runLvss(t, srv.Socket, "StartSnapshotSet\nDoSnapshotSet\nPrepareForBackup\n", "call")
+	srv := startLvssd(t)
+	// PrepareForBackup after the set was made is VSS_E_BAD_STATE; the
+	// context's snapshots are persistent, so the release deletes none.
+	script := "InitializeForBackup\nSetContext VSS_CTX_NAS_ROLLBACK\nStartSnapshotSet\nAddToSnapshotSet " + srv.Volume(t, "srv") +
+		"\nDoSnapshotSet\nPrepareForBackup\n"
+	code, out, _ := runLvss(t, srv.Socket, script, "call")
 	if code != 1 {
-		t.Fatalf("exit %d", code)
+		t.Fatalf("exit %d:\n%s", code, out)
 	}
-	lines := strings.Split(out, "\n")
-	if !strings.HasPrefix(lines[0], "StartSnapshotSet: S_OK (0x00000000)") || !strings.HasPrefix(lines[1], "  snapshot_set_id: ") {
+	if !strings.Contains(out, "\nStartSnapshotSet: S_OK (0x00000000)\n  snapshot_set_id: ") {
 		t.Errorf("StartSnapshotSet:\n%s", out)
 	}
 	if !strings.Contains(out, "DoSnapshotSet: S_OK (0x00000000)\n  async_status: VSS_S_ASYNC_FINISHED\n") {
 		t.Errorf("DoSnapshotSet:\n%s", out)
 	}
-	if !strings.Contains(out, "PrepareForBackup: VSS_E_BAD_STATE (0x80042301): fake lvssd fails PrepareForBackup\n") {
+	if !strings.Contains(out, "\nPrepareForBackup: VSS_E_BAD_STATE (0x80042301): ") {
 		t.Errorf("PrepareForBackup:\n%s", out)
 	}
 	if !strings.Contains(out, "Release: S_OK (0x00000000)\n  aborted: false\n  shutdown_writers: (none)\n  deleted_snapshots: (none)\n") {
@@ -325,7 +377,7 @@ func TestCallTextOutput(t *testing.T) {
 // only after reading the previous result: it must not wait for more input
 // before answering.
 func TestCallInteractive(t *testing.T) {
-	srv := clienttest.Start(t)
+	srv := startLvssd(t)
 	inR, inW := io.Pipe()
 	outR, outW := io.Pipe()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -336,7 +388,8 @@ func TestCallInteractive(t *testing.T) {
 		outW.Close()
 	}()
 	results := bufio.NewScanner(outR)
-	for _, l := range []string{"InitializeForBackup", "StartSnapshotSet", "GetSnapshotProperties $SNAPSHOT_SET_ID"} {
+	for _, l := range []string{"InitializeForBackup", "SetContext VSS_CTX_FILE_SHARE_BACKUP", "StartSnapshotSet",
+		"GetSnapshotProperties $SNAPSHOT_SET_ID"} {
 		if _, err := io.WriteString(inW, l+"\n"); err != nil {
 			t.Fatal(err)
 		}
@@ -360,16 +413,22 @@ func TestCallInteractive(t *testing.T) {
 }
 
 func TestCallInterrupted(t *testing.T) {
-	srv := clienttest.Start(t)
-	srv.Set(func(s *clienttest.Server) { s.Async["DoSnapshotSet"] = clienttest.AsyncPlan{Hold: true} })
+	srv := startLvssd(t)
+	// The provider holds DoSnapshotSet until the session ends.
+	release := srv.Fake.HangAt("EndPrepareSnapshots")
+	t.Cleanup(release)
 	inR, inW := io.Pipe()
 	defer inW.Close()
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	var out bytes.Buffer
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, []string{"--socket", srv.Socket, "call", "--json"}, inR, &out, io.Discard) }()
-	io.WriteString(inW, "StartSnapshotSet\nDoSnapshotSet\n")
-	time.Sleep(100 * time.Millisecond)
+	io.WriteString(inW, "InitializeForBackup\nSetContext VSS_CTX_FILE_SHARE_BACKUP\nStartSnapshotSet\nAddToSnapshotSet "+
+		srv.Volume(t, "srv")+"\nDoSnapshotSet\n")
+	lvssdtest.Eventually(t, 10*time.Second, "DoSnapshotSet to reach the provider", func() bool {
+		return slices.Contains(srv.Fake.Calls(), "EndPrepareSnapshots")
+	})
 	cancel()
 	select {
 	case code := <-done:
@@ -379,8 +438,12 @@ func TestCallInterrupted(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("interrupt did not end the run")
 	}
-	if n := len(srv.Releases()); n != 1 {
-		t.Fatalf("%d releases", n)
+	// The session ended: lvssd released it, which undid the set.
+	lvssdtest.Eventually(t, 10*time.Second, "lvssd to release the session", func() bool {
+		return len(released(t, srv.Socket)) == 1
+	})
+	if got := srv.Fake.Calls(); !slices.Contains(got, "AbortSnapshots") {
+		t.Errorf("the interrupted set was not aborted in the provider: %v", got)
 	}
 }
 

@@ -1,150 +1,63 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/lvss/lvss/client"
-	"github.com/lvss/lvss/document"
 	"github.com/lvss/lvss/internal/testenv"
+	"github.com/lvss/lvss/internal/testenv/lvssdtest"
 	"github.com/lvss/lvss/vss"
 	"github.com/lvss/lvss/writer"
 )
 
-// These tests build the real lvssd and lvss binaries and run them in
+// These tests run the built lvssd and lvss binaries (lvssdtest) in
 // temporary directories: nothing here needs root or touches the system's
 // /run/lvss. They are skipped with -short because building takes a while.
+// The other tests of this package run the CLI in the test process against
+// the real coordinator (lvssdtest.StartInProcess).
 
-var (
-	buildOnce sync.Once
-	binDir    string
-	buildErr  error
-)
+func TestMain(m *testing.M) { lvssdtest.Main(m) }
 
-// buildBinaries builds lvssd and lvss once per test run.
-func buildBinaries(t *testing.T) string {
-	buildOnce.Do(func() {
-		binDir, buildErr = os.MkdirTemp("", "lvss-bin")
-		if buildErr != nil {
-			return
-		}
-		for _, b := range []struct{ name, pkg string }{{"lvssd", "../lvssd"}, {"lvss", "."}} {
-			out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, b.name), b.pkg).CombinedOutput()
-			if err != nil {
-				buildErr = fmt.Errorf("go build %s: %v\n%s", b.pkg, err, out)
-				return
-			}
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binDir
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
-	os.Exit(code)
-}
-
+// daemon is a running lvssd binary.
 type daemon struct {
+	*lvssdtest.Daemon
 	socket string
-	lvss   string // path of the built lvss binary
-	log    *bytes.Buffer
 }
 
 func startDaemon(t *testing.T) *daemon {
 	t.Helper()
-	if testing.Short() {
-		testenv.SkipIfShort(t, "builds and starts lvssd")
-	}
-	bin := buildBinaries(t)
-	// A short directory: Unix socket paths are limited to about 100 bytes.
-	dir, err := os.MkdirTemp("", "lvss-it")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	for _, d := range []string{"state", "run"} {
-		if err := os.Mkdir(filepath.Join(dir, d), 0o700); err != nil {
-			t.Fatal(err)
-		}
-	}
-	d := &daemon{socket: filepath.Join(dir, "lvssd.sock"), lvss: filepath.Join(bin, "lvss"), log: &bytes.Buffer{}}
-	cmd := exec.Command(filepath.Join(bin, "lvssd"), "--socket", d.socket,
-		"--state-dir", filepath.Join(dir, "state"), "--run-dir", filepath.Join(dir, "run"))
-	cmd.Stdout, cmd.Stderr = d.log, d.log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("lvssd log:\n%s", d.log)
-		}
-	})
-	deadline := time.After(15 * time.Second)
-	for {
-		if _, err := os.Stat(d.socket); err == nil {
-			return d
-		}
-		select {
-		case err := <-exited:
-			t.Fatalf("lvssd exited: %v\n%s", err, d.log)
-		case <-deadline:
-			t.Fatalf("lvssd did not create %s\n%s", d.socket, d.log)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+	testenv.SkipIfShort(t, "builds and starts lvssd")
+	d := lvssdtest.StartDaemon(t, lvssdtest.DaemonOptions{})
+	return &daemon{Daemon: d, socket: d.Socket}
 }
 
 // call runs the lvss binary's `call --json` with a script and returns its
 // exit status and parsed results.
 func (d *daemon) call(t *testing.T, script string, flags ...string) (int, []map[string]any) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, d.lvss, append([]string{"--socket", d.socket, "call", "--json"}, flags...)...)
-	cmd.Stdin = strings.NewReader(script)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	code := 0
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("lvss call: %v\n%s", err, stderr.String())
-	}
-	res := jsonLines(t, string(out))
+	r := d.Lvss(t, script, append([]string{"call", "--json"}, flags...)...)
+	res := jsonLines(t, r.Stdout)
 	if len(res) > 0 && res[0]["name"] == "E_ACCESSDENIED" && os.Geteuid() != 0 {
 		testenv.Missing(t, fmt.Sprintf("root: lvssd refuses requesters that are not root here (%v)", res[0]["message"]))
 	}
-	return code, res
+	return r.Code, res
+}
+
+// run runs the lvss binary against the daemon and returns its exit
+// status, standard output and standard error.
+func (d *daemon) run(t *testing.T, argv ...string) (int, string, string) {
+	t.Helper()
+	r := d.Lvss(t, "", argv...)
+	return r.Code, r.Stdout, r.Stderr
 }
 
 func TestIntegrationWriterlessBackup(t *testing.T) {
@@ -254,67 +167,28 @@ GetWriterStatus 5
 
 func TestIntegrationListWriters(t *testing.T) {
 	d := startDaemon(t)
-	out, err := exec.Command(d.lvss, "--socket", d.socket, "list", "writers", "--json").Output()
-	if err != nil {
-		t.Fatalf("lvss list writers: %v", err)
+	code, out, errOut := d.run(t, "list", "writers", "--json")
+	if code != 0 {
+		t.Fatalf("lvss list writers: exit %d: %s", code, errOut)
 	}
 	var ws []any
-	if err := json.Unmarshal(out, &ws); err != nil || ws == nil {
+	if err := json.Unmarshal([]byte(out), &ws); err != nil || ws == nil {
 		t.Fatalf("not a JSON array: %q %v", out, err)
 	}
 }
 
-// fileWriter is the smallest writer: one file-group component over a
-// directory, nothing to freeze. It makes the session a writer session, so
-// that the test sees the whole IVssBackupComponents sequence.
-type fileWriter struct{ dir string }
-
-var fileWriterClass = uuid.MustParse("0c6f3a52-8e1d-4b7a-9d25-6f4e3b2a1c0d")
-
-func (w *fileWriter) Identify(_ context.Context, md *writer.Metadata) error {
-	if err := md.AddComponent(document.Component{Type: vss.ComponentFileGroup, LogicalPath: "files", Name: "docs",
-		Caption: "documents", Selectable: true}); err != nil {
-		return err
-	}
-	return md.AddFiles("files", "docs", w.dir, "*", true, "", 0)
-}
-func (w *fileWriter) Freeze(context.Context, *writer.Event) error { return nil }
-func (w *fileWriter) Thaw(context.Context, *writer.Event) error   { return nil }
-func (w *fileWriter) Abort(context.Context, *writer.Event) error  { return nil }
-func (w *fileWriter) PostSnapshot(_ context.Context, _ *writer.Event, c *writer.Components) error {
-	for _, comp := range c.List() {
-		comp.BackupStamp = "stamp-1"
-	}
-	return nil
-}
-
-// startWriter subscribes a fileWriter to the daemon and waits until a
-// listing shows it.
-func (d *daemon) startWriter(t *testing.T) {
+// startWriter subscribes a writer of one file-group component ("files",
+// instance "main") to the daemon and returns once lvssd lists it. It makes
+// sessions writer sessions, so that the tests see the whole
+// IVssBackupComponents sequence.
+func (d *daemon) startWriter(t *testing.T) writer.Identity {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		writer.Run(ctx, writer.Options{Socket: d.socket},
-			writer.Identity{ClassID: fileWriterClass, Name: "files", InstanceName: "main"}, &fileWriter{dir: t.TempDir()})
-	}()
-	t.Cleanup(func() { cancel(); <-done })
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		out, err := exec.Command(d.lvss, "--socket", d.socket, "list", "writers", "--json").Output()
-		var ws []map[string]any
-		if err == nil && json.Unmarshal(out, &ws) == nil && len(ws) == 1 {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatal("the writer did not subscribe")
+	return runTestWriter(t, d.socket, "files", "main", vss.LevelFrontEnd, newTestWriter(t.TempDir()))
 }
 
 func TestIntegrationWriterBackup(t *testing.T) {
 	d := startDaemon(t)
-	d.startWriter(t)
+	id := d.startWriter(t)
 	script := `InitializeForBackup
 SetBackupState true false VSS_BT_FULL
 GatherWriterMetadata
@@ -339,7 +213,7 @@ BackupComplete
 		t.Fatalf("exit %d, calls %v", code, calls(res))
 	}
 	w := res[3]["writers"].([]any)[0].(map[string]any)
-	if w["writer_id"] != fileWriterClass.String() || w["instance_name"] != "main" {
+	if w["writer_id"] != id.ClassID.String() || w["instance_name"] != "main" {
 		t.Errorf("GetWriterMetadata: %v", w)
 	}
 	ws := res[9]["writers"].([]any)[0].(map[string]any)
@@ -354,9 +228,9 @@ BackupComplete
 	if rel["aborted"] != false || len(rel["shutdown_writers"].([]any)) != 1 {
 		t.Errorf("Release: %v", rel)
 	}
-	out, err := exec.Command(d.lvss, "--socket", d.socket, "list", "writers").Output()
-	if err != nil || !strings.Contains(string(out), "Writer name: 'files'") || !strings.Contains(string(out), `files\docs (VSS_CT_FILEGROUP)`) {
-		t.Errorf("list writers: %v\n%s", err, out)
+	if code, out, _ := d.run(t, "list", "writers"); code != 0 || !strings.Contains(out, "Writer name: 'files'") ||
+		!strings.Contains(out, `files\docs (VSS_CT_FILEGROUP)`) {
+		t.Errorf("list writers: exit %d\n%s", code, out)
 	}
 }
 
@@ -401,10 +275,10 @@ func TestIntegrationRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command(d.lvss, "--socket", d.socket, "list", "writers", "--json").Output()
+	code, out, _ := d.run(t, "list", "writers", "--json")
 	var ws []map[string]any
-	if err != nil || json.Unmarshal(out, &ws) != nil || len(ws) != 1 {
-		t.Fatalf("list writers: %v %s", err, out)
+	if code != 0 || json.Unmarshal([]byte(out), &ws) != nil || len(ws) != 1 {
+		t.Fatalf("list writers: exit %d %s", code, out)
 	}
 	if ws[0]["state"] != "VSS_WS_STABLE" || ws[0]["last_session_id"] == "" {
 		t.Errorf("writer after Run: %v", ws[0])
@@ -418,12 +292,12 @@ func TestIntegrationListEvents(t *testing.T) {
 	if code, _ := d.call(t, "InitializeForBackup\nSetContext VSS_CTX_FILE_SHARE_BACKUP\n"); code != 0 {
 		t.Fatalf("call exit %d", code)
 	}
-	out, err := exec.Command(d.lvss, "--socket", d.socket, "list", "events", "--json").Output()
-	if err != nil {
-		t.Fatal(err)
+	code, out, errOut := d.run(t, "list", "events", "--json")
+	if code != 0 {
+		t.Fatalf("list events: exit %d: %s", code, errOut)
 	}
 	var evs []map[string]any
-	if err := json.Unmarshal(out, &evs); err != nil {
+	if err := json.Unmarshal([]byte(out), &evs); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
 	var released map[string]any
@@ -436,12 +310,12 @@ func TestIntegrationListEvents(t *testing.T) {
 		t.Fatalf("no session release in the event log: %s", out)
 	}
 	last := uint64(evs[len(evs)-1]["seq"].(float64))
-	out, err = exec.Command(d.lvss, "--socket", d.socket, "list", "events", "--after", fmt.Sprint(last), "--json").Output()
-	if err != nil || strings.TrimSpace(string(out)) != "[]" {
-		t.Fatalf("--after the last event: %q %v", out, err)
+	code, out, _ = d.run(t, "list", "events", "--after", fmt.Sprint(last), "--json")
+	if code != 0 || strings.TrimSpace(out) != "[]" {
+		t.Fatalf("--after the last event: exit %d %q", code, out)
 	}
-	text, err := exec.Command(d.lvss, "--socket", d.socket, "list", "events").Output()
-	if err != nil || !strings.Contains(string(text), "session released") {
-		t.Fatalf("text output: %q %v", text, err)
+	code, text, _ := d.run(t, "list", "events")
+	if code != 0 || !strings.Contains(text, "session released") {
+		t.Fatalf("text output: exit %d %q", code, text)
 	}
 }

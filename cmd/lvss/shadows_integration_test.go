@@ -3,9 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -19,26 +17,6 @@ import (
 	"github.com/lvss/lvss/internal/testenv"
 	"github.com/lvss/lvss/vss"
 )
-
-// run runs the built lvss binary against the daemon and returns its exit
-// status, standard output and standard error.
-func (d *daemon) run(t *testing.T, argv ...string) (int, string, string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, d.lvss, append([]string{"--socket", d.socket}, argv...)...)
-	var out, errb strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		return ee.ExitCode(), out.String(), errb.String()
-	case err != nil:
-		t.Fatalf("lvss %v: %v", argv, err)
-	}
-	return 0, out.String(), errb.String()
-}
 
 // lvssJSON runs a --json verb that must succeed and decodes its output.
 func (d *daemon) lvssJSON(t *testing.T, v any, argv ...string) {

@@ -76,6 +76,18 @@ func readAcks(t *testing.T, path string) []ack {
 	return out
 }
 
+// moreCommits waits until the application (whose acknowledgements read
+// returns) has committed n more times, so that consecutive backups catch
+// it at work: a count of commits rather than a pause, which a loaded
+// machine would fill with fewer.
+func moreCommits(t *testing.T, read func(*testing.T) []ack, n int) {
+	t.Helper()
+	have := len(read(t))
+	eventually(t, 20*time.Second, fmt.Sprintf("%d more commits of the application", n), func() bool {
+		return len(read(t)) >= have+n
+	})
+}
+
 // holdRecord is a writer's JSON log record about one hold of its
 // application: the shipped database writers log one when they release it,
 // with these fields.

@@ -55,7 +55,12 @@ func TestExecWriterProcess(t *testing.T) {
 	if _, err := backup(t, d.socket, backupSpec{selectComponents: true, backupType: vss.BackupFull}); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond)
+	// backup returned after lvssd released the session, which it does only
+	// once the writers it sent anything have answered: the hooks' log is
+	// complete, and lvssd's log says whom it sent BackupShutdown.
+	if rel := d.lastRelease(t); rel["shutdown_writers"] != "0" {
+		t.Errorf("lvssd released the session with BackupShutdown to %s writers", rel["shutdown_writers"])
+	}
 	if got := read(); len(got) != 0 {
 		t.Fatalf("a writer that took no part got events: %v", got)
 	}

@@ -1,105 +1,49 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/lvss/lvss/client"
+	"github.com/lvss/lvss/internal/testenv/lvssdtest"
 	"github.com/lvss/lvss/vss"
 	"github.com/lvss/lvss/vsserr"
 )
 
-var (
-	buildOnce sync.Once
-	binDir    string
-	buildErr  error
-)
+// The suite's helpers are thin wrappers of internal/testenv/lvssdtest, the
+// harness the CLI's tests share: building the binaries, starting lvssd and
+// helper processes, waiting for writers.
 
-// binaries builds lvssd, lvss and the example writer once per test run.
+func TestMain(m *testing.M) { lvssdtest.Main(m) }
+
+// binaries builds lvssd, lvss, lvss-writer and the examples once per test
+// run and returns their directory.
 func binaries(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		binDir, buildErr = os.MkdirTemp("", "lvss-e2e-bin-")
-		if buildErr != nil {
-			return
-		}
-		_, file, _, _ := runtime.Caller(0)
-		root := filepath.Join(filepath.Dir(file), "..", "..")
-		cmd := exec.Command("go", "build", "-o", binDir+"/", "./cmd/lvssd", "./cmd/lvss", "./cmd/lvss-writer", "./examples/logwriter", "./examples/bankapp")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binDir
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
-	os.Exit(code)
+	return lvssdtest.Binaries(t)
 }
 
 // proc is a child process whose output goes to a file in the test's dir.
-type proc struct {
-	cmd *exec.Cmd
-	out string
-}
+type proc = lvssdtest.Proc
 
+// start starts the built binary named by name's first word; name (which
+// may say which instance it is, "logwriter alpha") names its output file.
 func start(t *testing.T, dir, name string, args ...string) *proc {
 	t.Helper()
 	return startCmd(t, dir, name, exec.Command(filepath.Join(binaries(t), strings.Fields(name)[0]), args...))
 }
 
 // startCmd starts cmd in its own process group with its output in
-// dir/name.out; cleanup stops it (SIGTERM, then SIGKILL after 5 s) and
-// shows the output if the test failed.
+// dir/name.out; cleanup stops it (SIGTERM, then SIGKILL) and shows the
+// output if the test failed.
 func startCmd(t *testing.T, dir, name string, cmd *exec.Cmd) *proc {
 	t.Helper()
-	out := filepath.Join(dir, name+".out")
-	f, err := os.Create(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil { // not already waited for (proc.stop)
-			_ = cmd.Process.Signal(syscall.SIGTERM)
-			done := make(chan struct{})
-			go func() { cmd.Wait(); close(done) }()
-			select {
-			case <-done:
-			case <-time.After(5 * time.Second):
-				_ = cmd.Process.Kill()
-				<-done
-			}
-		}
-		f.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(out)
-			t.Logf("--- %s output:\n%s", name, b)
-		}
-	})
-	return &proc{cmd: cmd, out: out}
+	return lvssdtest.Start(t, dir, name, cmd)
 }
 
 // daemon is a running lvssd in temp dirs.
@@ -110,19 +54,13 @@ type daemon struct {
 
 func startDaemon(t *testing.T, config string) *daemon {
 	t.Helper()
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "lvssd.toml")
-	if err := os.WriteFile(cfg, []byte(config), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	d := &daemon{dir: dir, socket: filepath.Join(dir, "lvssd.sock")}
-	d.proc = start(t, dir, "lvssd", "--socket", d.socket, "--state-dir", filepath.Join(dir, "state"),
-		"--run-dir", filepath.Join(dir, "run"), "--config", cfg)
-	eventually(t, 10*time.Second, "lvssd socket", func() bool {
-		_, err := os.Stat(d.socket)
-		return err == nil
-	})
-	return d
+	return startDaemonWith(t, lvssdtest.DaemonOptions{Config: config})
+}
+
+func startDaemonWith(t *testing.T, opt lvssdtest.DaemonOptions) *daemon {
+	t.Helper()
+	d := lvssdtest.StartDaemon(t, opt)
+	return &daemon{dir: d.Dir, socket: d.Socket, proc: d.Proc}
 }
 
 const shortTimeouts = `
@@ -143,104 +81,84 @@ hold = "2s"
 type writerProc struct {
 	name, log string
 	proc      *proc
+	lw        *lvssdtest.LogWriter
 }
 
 func (d *daemon) startWriter(t *testing.T, name, level string, extra ...string) *writerProc {
 	t.Helper()
-	data := filepath.Join(d.dir, "data-"+name)
-	if err := os.MkdirAll(data, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	w := &writerProc{name: name, log: filepath.Join(d.dir, name+".events")}
-	args := append([]string{"--socket", d.socket, "--name", name, "--level", level, "--path", data, "--log", w.log}, extra...)
-	w.proc = start(t, d.dir, "logwriter "+name, args...)
-	return w
+	lw := lvssdtest.StartLogWriter(t, d.socket, d.dir, name, level, extra...)
+	return &writerProc{name: lw.Name, log: lw.Log, proc: lw.Proc, lw: lw}
 }
 
 // events returns the event names the writer logged, in order.
 func (w *writerProc) events(t *testing.T) []string {
 	t.Helper()
-	f, err := os.Open(w.log)
-	if os.IsNotExist(err) {
-		return nil
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var out []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if fs := strings.Fields(sc.Text()); len(fs) >= 2 {
-			out = append(out, fs[1])
-		}
-	}
-	return out
+	return w.lw.Events(t)
 }
 
-// eventLine returns the timestamp of the writer's first event of that name.
+// eventTime returns the timestamp of the writer's first event of that name.
 func (w *writerProc) eventTime(t *testing.T, name string) time.Time {
 	t.Helper()
-	b, err := os.ReadFile(w.log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if fs := strings.Fields(l); len(fs) >= 2 && fs[1] == name {
-			ts, err := time.Parse(time.RFC3339Nano, fs[0])
-			if err != nil {
-				t.Fatal(err)
-			}
-			return ts
-		}
-	}
-	t.Fatalf("%s never logged %s: %v", w.name, name, w.events(t))
-	return time.Time{}
+	return w.lw.EventTime(t, name)
 }
 
 func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	end := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(end) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	lvssdtest.Eventually(t, d, what, cond)
 }
 
 // waitWriters waits until lvssd lists n writers with their metadata.
 func (d *daemon) waitWriters(t *testing.T, n int) {
 	t.Helper()
-	ctx := context.Background()
-	conn, err := client.Dial(ctx, d.socket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	eventually(t, 15*time.Second, fmt.Sprintf("%d writers", n), func() bool {
-		ws, err := conn.ListWriters(ctx)
-		if err != nil || len(ws) != n {
-			return false
-		}
-		for _, w := range ws {
-			if w.WMD == "" {
-				return false
+	lvssdtest.WaitWriters(t, d.socket, n)
+}
+
+// waitReleased waits for lvssd's event log to record the release of the
+// session and returns its fields (aborted, shutdown_writers,
+// deleted_snapshots). Release sends the session's writers everything they
+// get (Abort, BackupShutdown) and waits for their answers before it logs
+// this, so a test can check what a writer did not get without waiting
+// "long enough".
+func (d *daemon) waitReleased(t *testing.T, session string) map[string]string {
+	t.Helper()
+	var fields map[string]string
+	eventually(t, 15*time.Second, "lvssd to log the release of session "+session, func() bool {
+		for _, e := range lvssdtest.Events(t, d.socket) {
+			if e.Message == "session released" && e.SessionID.String() == session {
+				fields = e.Fields
+				return true
 			}
 		}
-		return true
+		return false
 	})
+	return fields
+}
+
+// lastRelease returns the fields of the last session release in lvssd's
+// event log (see waitReleased), failing t if there is none.
+func (d *daemon) lastRelease(t *testing.T) map[string]string {
+	t.Helper()
+	evs := lvssdtest.Events(t, d.socket)
+	for i := len(evs) - 1; i >= 0; i-- {
+		if evs[i].Message == "session released" {
+			return evs[i].Fields
+		}
+	}
+	t.Fatal("lvssd logged no session release")
+	return nil
 }
 
 // listWritersShows runs the real `lvss list writers` (which sends writers
 // no event) and fails t unless its output holds every want.
 func listWritersShows(t *testing.T, socket string, want ...string) {
 	t.Helper()
-	out, err := exec.Command(filepath.Join(binaries(t), "lvss"), "--socket", socket, "list", "writers").CombinedOutput()
-	if err != nil {
-		t.Fatalf("lvss list writers: %v\n%s", err, out)
+	r := lvssdtest.Lvss(t, socket, "", "list", "writers")
+	out := r.Stdout + r.Stderr
+	if r.Code != 0 {
+		t.Fatalf("lvss list writers: exit %d\n%s", r.Code, out)
 	}
 	for _, w := range want {
-		if !strings.Contains(string(out), w) {
+		if !strings.Contains(out, w) {
 			t.Errorf("lvss list writers does not show %q:\n%s", w, out)
 		}
 	}

@@ -68,7 +68,11 @@ func TestHelperRequester(t *testing.T) {
 			run(bc.BackupComplete(ctx))
 		}
 	}
-	fmt.Println("READY")
+	id, err := bc.GetSessionID(ctx)
+	if err != nil {
+		fail(err)
+	}
+	fmt.Println("READY", id)
 	select {}
 }
 
@@ -99,46 +103,32 @@ func TestRequesterKilledAtEachPhase(t *testing.T) {
 
 			cmd := exec.Command(os.Args[0], "-test.run=^TestHelperRequester$", "-test.count=1")
 			cmd.Env = append(os.Environ(), "LVSS_E2E_PHASE="+tc.phase, "LVSS_SOCKET="+d.socket)
-			out, err := cmd.StdoutPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			cmd.Stderr = os.Stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			buf := make([]byte, 4096)
-			got := ""
-			deadline := time.Now().Add(20 * time.Second)
-			for !strings.Contains(got, "READY") {
-				if time.Now().After(deadline) || strings.Contains(got, "ERROR") {
-					cmd.Process.Kill()
-					t.Fatalf("requester did not reach %s: %q", tc.phase, got)
+			req := startCmd(t, d.dir, "requester", cmd)
+			var session string
+			eventually(t, 20*time.Second, "the requester to reach "+tc.phase, func() bool {
+				out := req.Output()
+				if strings.Contains(out, "ERROR") || req.Exited() {
+					t.Fatalf("requester did not reach %s: %q", tc.phase, out)
 				}
-				n, err := out.Read(buf)
-				got += string(buf[:n])
-				if err != nil {
-					break
-				}
-			}
-			if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+				_, after, ok := strings.Cut(out, "READY ")
+				session = strings.TrimSpace(after)
+				return ok && strings.Contains(after, "\n")
+			})
+			if err := req.Signal(syscall.SIGKILL); err != nil {
 				t.Fatal(err)
 			}
-			cmd.Wait()
+			_ = req.Wait()
 
-			if tc.want == nil {
-				time.Sleep(500 * time.Millisecond) // nothing may arrive; give it the chance
-			} else {
-				eventually(t, 10*time.Second, "BackupShutdown after the kill", func() bool {
-					return slices.Contains(w.events(t), "BackupShutdown")
-				})
-			}
+			// lvssd logs the release once the writer has answered all it
+			// sent it, so what the writer logged is complete then: also
+			// when it was sent nothing.
+			rel := d.waitReleased(t, session)
 			if got := w.events(t); !slices.Equal(got, tc.want) {
-				t.Fatalf("writer saw %v, want %v", got, tc.want)
+				t.Fatalf("writer saw %v, want %v (release: %v)", got, tc.want, rel)
 			}
 			// The creation lock was released with the dead session.
 			ctx := context.Background()
-			err = client.Run(ctx, d.socket, func(ctx context.Context, bc *client.BackupComponents) error {
+			err := client.Run(ctx, d.socket, func(ctx context.Context, bc *client.BackupComponents) error {
 				if err := bc.InitializeForBackup(ctx, ""); err != nil {
 					return err
 				}

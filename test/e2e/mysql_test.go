@@ -76,7 +76,7 @@ func startMySQLWriter(t *testing.T, socket, dir, name, dsn string, extra ...stri
 	t.Helper()
 	args := append([]string{"--socket", socket, "--log-format", "json", "--log-level", "debug", "mysql", "--dsn", dsn}, extra...)
 	p := start(t, dir, "lvss-writer "+name, args...)
-	return &mysqlWriterProc{log: p.out, proc: p}
+	return &mysqlWriterProc{log: p.Out, proc: p}
 }
 
 func (w *mysqlWriterProc) records(t *testing.T, msg string) []holdRecord {
@@ -377,12 +377,12 @@ func TestMySQLWriterOnBtrfsUnderLoad(t *testing.T) {
 				t.Errorf("%s: the backup metadata says strategy %s", name, res.position.Strategy)
 			}
 			results = append(results, result{name, res, dir, w})
-			time.Sleep(200 * time.Millisecond) // let the application run between backups
+			moreCommits(t, app.read, 20) // the application runs between backups
 		}
-		w.proc.stop(t)
+		w.proc.Stop(t)
 		d.waitNoWriters(t)
 	}
-	time.Sleep(200 * time.Millisecond)
+	moreCommits(t, app.read, 20)
 	app.end(t)
 	acks := app.read(t)
 
@@ -435,10 +435,10 @@ func TestMySQLWriterKilledWhileFrozen(t *testing.T) {
 				t.Fatalf("the application committed %d transactions while the writer held the server", n-frozen)
 			}
 			signalled := time.Now()
-			if err := w.proc.cmd.Process.Signal(sig); err != nil {
+			if err := w.proc.Signal(sig); err != nil {
 				t.Fatal(err)
 			}
-			err := w.proc.cmd.Wait()
+			err := w.proc.Wait()
 			if sig == syscall.SIGTERM && err != nil {
 				t.Errorf("the writer exited with %v after SIGTERM", err)
 			}

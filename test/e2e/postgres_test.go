@@ -47,7 +47,7 @@ func startPostgresWriter(t *testing.T, socket, dir, dsn string, extra ...string)
 	t.Helper()
 	args := append([]string{"--socket", socket, "--log-format", "json", "--log-level", "debug", "postgres", "--dsn", dsn}, extra...)
 	p := start(t, dir, "lvss-writer", args...)
-	return &pgWriterProc{log: p.out, proc: p}
+	return &pgWriterProc{log: p.Out, proc: p}
 }
 
 func (w *pgWriterProc) records(t *testing.T, msg string) []holdRecord {
@@ -275,7 +275,7 @@ func TestPostgresWriterOnBtrfsUnderLoad(t *testing.T) {
 			t.Fatalf("backup %d: %v", i, err)
 		}
 		results = append(results, result{res.session.String(), copyDir})
-		time.Sleep(300 * time.Millisecond) // let the application run between backups
+		moreCommits(t, app.read, 20) // the application runs between backups
 	}
 	app.end(t)
 	acks := app.read(t)
@@ -435,8 +435,8 @@ func TestPostgresUnreachableServer(t *testing.T) {
 			return false
 		})
 	}
-	noServer.proc.stop(t)
-	noRole.proc.stop(t)
+	noServer.proc.Stop(t)
+	noRole.proc.Stop(t)
 
 	// The server goes away between Identify and PrepareForSnapshot.
 	startPostgresWriter(t, d.socket, work, p.DSN("postgres"), "--connect-timeout", "2s")
@@ -545,10 +545,10 @@ func TestPostgresWriterKilledWhileFrozen(t *testing.T) {
 				t.Fatal("the application committed nothing while the postgres writer was frozen")
 			}
 			stopped := time.Now()
-			if err := w.proc.cmd.Process.Signal(sig); err != nil {
+			if err := w.proc.Signal(sig); err != nil {
 				t.Fatal(err)
 			}
-			err := w.proc.cmd.Wait()
+			err := w.proc.Wait()
 			if sig == syscall.SIGTERM {
 				if err != nil {
 					t.Errorf("the writer exited with %v after SIGTERM", err)

@@ -19,6 +19,7 @@ import (
 	"github.com/lvss/lvss/client"
 	"github.com/lvss/lvss/document"
 	"github.com/lvss/lvss/internal/testenv"
+	"github.com/lvss/lvss/internal/testenv/lvssdtest"
 	"github.com/lvss/lvss/vss"
 	"github.com/lvss/lvss/vsserr"
 	"github.com/lvss/lvss/writer"
@@ -177,7 +178,7 @@ func TestLvssdKilledWhileFrozen(t *testing.T) {
 		t.Fatal("filesystem not frozen during the commit")
 	}
 	killed := time.Now()
-	if err := d.proc.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+	if err := d.proc.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 6*time.Second, "the filesystem to be writable after lvssd died", func() bool { return fs.Writable(200 * time.Millisecond) })
@@ -189,15 +190,8 @@ func TestLvssdKilledWhileFrozen(t *testing.T) {
 // volume is frozen, or it would hang.
 func TestStateDirOnAFrozenVolume(t *testing.T) {
 	fs := testenv.LoopFS(t, "ext4", 64<<20)
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "lvssd.toml")
-	if err := os.WriteFile(cfg, []byte(execConfig("5s", fs.Mount, "echo handle-$LVSS_SNAPSHOT_ID_1")), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	d := &daemon{dir: dir, socket: filepath.Join(dir, "lvssd.sock")}
-	d.proc = start(t, dir, "lvssd", "--socket", d.socket, "--state-dir", filepath.Join(fs.Mount, "lvss-state"),
-		"--run-dir", filepath.Join(dir, "run"), "--config", cfg)
-	eventually(t, 10*time.Second, "lvssd socket", func() bool { _, err := os.Stat(d.socket); return err == nil })
+	d := startDaemonWith(t, lvssdtest.DaemonOptions{Config: execConfig("5s", fs.Mount, "echo handle-$LVSS_SNAPSHOT_ID_1"),
+		StateDir: filepath.Join(fs.Mount, "lvss-state")})
 	w := d.startWriter(t, "w", "front-end")
 	d.waitWriters(t, 1)
 	done := make(chan error, 1)

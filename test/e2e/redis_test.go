@@ -293,14 +293,14 @@ func TestRedisWriterOnBtrfsUnderLoad(t *testing.T) {
 					t.Fatalf("backup %d: %v", i, err)
 				}
 				results = append(results, result{r.session.String(), cp})
-				time.Sleep(200 * time.Millisecond) // let the application run between backups
+				moreCommits(t, app.read, 20) // the application runs between backups
 			}
 			if err := app.halt(); err != nil {
 				t.Fatalf("a transfer failed: %v", err)
 			}
 			acks := app.read(t)
-			released := logRecords(t, w.out, "redis released")
-			persists := redisPersists(t, w.out)
+			released := logRecords(t, w.Out, "redis released")
+			persists := redisPersists(t, w.Out)
 			for i, res := range results {
 				rec := sessionRecord(t, released, res.session)
 				if rec.By != "Thaw" {
@@ -354,7 +354,7 @@ func TestRedisWriterKilledWhileFrozen(t *testing.T) {
 	}()
 	var pause redisPauseRecord
 	eventually(t, 15*time.Second, "the writer to pause the server", func() bool {
-		ps := redisPauses(t, w.out)
+		ps := redisPauses(t, w.Out)
 		if len(ps) > 0 {
 			pause = ps[0]
 		}
@@ -373,10 +373,10 @@ func TestRedisWriterKilledWhileFrozen(t *testing.T) {
 	if !killed.Before(pause.Until) {
 		t.Fatalf("too late to test: the pause (bound %s) ended before the kill", pause.Bound)
 	}
-	if err := w.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+	if err := w.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	_ = w.cmd.Wait()
+	_ = w.Wait()
 	var resumed time.Time
 	eventually(t, 10*time.Second, "the application's next transfer", func() bool {
 		for _, a := range app.read(t) {

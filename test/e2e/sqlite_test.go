@@ -25,16 +25,6 @@ import (
 // POSIX locks, which only another process sees, and killing the writer
 // must not kill the application.
 
-// stop ends a helper with SIGTERM and fails t unless it exits cleanly.
-func (p *proc) stop(t *testing.T) {
-	t.Helper()
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	if err := p.cmd.Wait(); err != nil {
-		b, _ := os.ReadFile(p.out)
-		t.Fatalf("%s: %v\n%s", filepath.Base(p.out), err, b)
-	}
-}
-
 // bankApp is a running application process and its acknowledgement log.
 type bankApp struct {
 	db, acks string
@@ -63,7 +53,7 @@ func startSQLiteWriter(t *testing.T, work, socket, db string) *sqliteWriterProc 
 	cmd := exec.Command(filepath.Join(binaries(t), "lvss-writer"), "sqlite",
 		"--socket", socket, "--log-format", "json", "--log-level", "debug", "--db", db)
 	p := startCmd(t, work, "writer", cmd)
-	return &sqliteWriterProc{log: p.out, proc: p}
+	return &sqliteWriterProc{log: p.Out, proc: p}
 }
 
 // records returns the writer's log records with the given message.
@@ -189,9 +179,9 @@ func TestSQLiteWriterOnBtrfsUnderLoad(t *testing.T) {
 			t.Fatal(err)
 		}
 		results = append(results, sqliteBackup(t, d.socket, fs.Mount, dbPath, dir))
-		time.Sleep(200 * time.Millisecond) // let the application run between backups
+		moreCommits(t, app.read, 20) // the application runs between backups
 	}
-	app.proc.stop(t) // exits non-zero if a commit failed (busy timeout too short, ...)
+	app.proc.Stop(t) // exits non-zero if a commit failed (busy timeout too short, ...)
 	acks := app.read(t)
 	released := w.records(t, "write lock released")
 
@@ -240,10 +230,10 @@ func TestSQLiteWriterKilledWhileFrozen(t *testing.T) {
 		t.Fatalf("the application committed %d transactions while the writer held the lock", n-frozen)
 	}
 	killed := time.Now()
-	if err := w.proc.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+	if err := w.proc.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	_ = w.proc.cmd.Wait()
+	_ = w.proc.Wait()
 	var resumed time.Time
 	eventually(t, 5*time.Second, "the application's next commit", func() bool {
 		for _, a := range app.read(t) {
@@ -264,7 +254,7 @@ func TestSQLiteWriterKilledWhileFrozen(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the snapshot set did not end after the writer died")
 	}
-	app.proc.stop(t)
+	app.proc.Stop(t)
 }
 
 // TestSQLiteWriterMissingDatabaseFailsIdentify: a configured database that

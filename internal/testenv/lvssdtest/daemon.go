@@ -1,0 +1,127 @@
+package lvssdtest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/lvss/lvss/client"
+	"github.com/lvss/lvss/vsserr"
+)
+
+// DaemonOptions say how StartDaemon runs lvssd. The zero value runs it
+// with its defaults in fresh temporary directories.
+type DaemonOptions struct {
+	// Config is the text of lvssd's TOML config file (docs/configuration.md);
+	// empty: no --config, lvssd's defaults.
+	Config string
+	// StateDir is --state-dir (catalog, event log). Default: Dir/state.
+	StateDir string
+	// RunDir is --run-dir. Default: Dir/run.
+	RunDir string
+	// Args are more flags for lvssd (e.g. --log-level debug).
+	Args []string
+}
+
+// Daemon is a running lvssd binary.
+type Daemon struct {
+	// Dir is the daemon's temporary directory, removed at cleanup. Tests
+	// may put their own files (writers' data, logs) there too.
+	Dir      string
+	Socket   string
+	StateDir string
+	RunDir   string
+	// Proc is the lvssd process; its output (lvssd's log) is shown when the
+	// test fails.
+	Proc *Proc
+}
+
+// readyTimeout bounds the wait for a started lvssd to answer.
+const readyTimeout = 15 * time.Second
+
+// StartDaemon builds lvssd if needed, starts it in a new temporary
+// directory with a socket there, and returns once it answers an admin
+// call. Cleanup stops it (SIGTERM, then SIGKILL after StopTimeout).
+func StartDaemon(t testing.TB, opt DaemonOptions) *Daemon {
+	t.Helper()
+	bin := Bin(t, "lvssd")
+	dir := shortTempDir(t, "lvssd-")
+	d := &Daemon{Dir: dir, Socket: filepath.Join(dir, "lvssd.sock"), StateDir: opt.StateDir, RunDir: opt.RunDir}
+	if d.StateDir == "" {
+		d.StateDir = filepath.Join(dir, "state")
+	}
+	if d.RunDir == "" {
+		d.RunDir = filepath.Join(dir, "run")
+	}
+	args := []string{"--socket", d.Socket, "--state-dir", d.StateDir, "--run-dir", d.RunDir}
+	if opt.Config != "" {
+		cfg := filepath.Join(dir, "lvssd.toml")
+		if err := os.WriteFile(cfg, []byte(opt.Config), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, "--config", cfg)
+	}
+	d.Proc = Start(t, dir, "lvssd", exec.Command(bin, append(args, opt.Args...)...))
+	waitAnswers(t, d.Socket, func() string {
+		if !d.Proc.Exited() {
+			return ""
+		}
+		return fmt.Sprintf("lvssd exited: %v\n%s", d.Proc.Wait(), d.Proc.Output())
+	})
+	return d
+}
+
+// waitAnswers waits until the daemon at socket answers an admin call, or
+// fails t if the wait times out or gone says (with a non-empty reason)
+// that the daemon ended before it answered.
+func waitAnswers(t testing.TB, socket string, gone func() string) {
+	t.Helper()
+	end := time.Now().Add(readyTimeout)
+	for !answers(socket) {
+		if why := gone(); why != "" {
+			t.Fatalf("lvssd ended before it answered on %s: %s", socket, why)
+		}
+		if time.Now().After(end) {
+			t.Fatalf("lvssd did not answer on %s within %s", socket, readyTimeout)
+		}
+		time.Sleep(pollInterval)
+	}
+}
+
+// answers reports whether a daemon answers ListProviders at socket. A
+// refusal (E_ACCESSDENIED, for a test that is not root) is an answer too:
+// the daemon is up, and what it refuses is the test's to report.
+func answers(socket string) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	conn, err := client.Dial(ctx, socket)
+	if err != nil {
+		return false
+	}
+	defer conn.Close()
+	_, err = conn.ListProviders(ctx)
+	return err == nil || vsserr.Code(err) == vsserr.AccessDenied
+}
+
+// Lvss runs the built lvss binary against the daemon (see Lvss).
+func (d *Daemon) Lvss(t testing.TB, stdin string, args ...string) Result {
+	t.Helper()
+	return Lvss(t, d.Socket, stdin, args...)
+}
+
+// WaitWriters waits until the daemon lists n writers with their metadata.
+func (d *Daemon) WaitWriters(t testing.TB, n int) {
+	t.Helper()
+	WaitWriters(t, d.Socket, n)
+}
+
+// StartLogWriter starts an examples/logwriter process subscribed to the
+// daemon, its data directory and event log in the daemon's directory.
+func (d *Daemon) StartLogWriter(t testing.TB, name, level string, extra ...string) *LogWriter {
+	t.Helper()
+	return StartLogWriter(t, d.Socket, d.Dir, name, level, extra...)
+}
