@@ -185,7 +185,7 @@ func TestCallStopsOnFailure(t *testing.T) {
 
 func TestCallKeepGoing(t *testing.T) {
 	srv := startLvssd(t)
-	srv.Fake.FailAt("CommitSnapshots", vsserr.New(vsserr.FlushWritesTimeout, "fsfreeze took too long"))
+	srv.Fake.FailAt("CommitSnapshots", vsserr.New(vsserr.ProviderVeto, "the array said no"))
 	script := "Bogus\nGetSnapshotProperties $SNAPSHOT_ID\nInitializeForBackup\nSetContext VSS_CTX_FILE_SHARE_BACKUP\n" +
 		"StartSnapshotSet\nAddToSnapshotSet " + srv.Volume(t, "srv") + "\nDoSnapshotSet\nAbortBackup\n"
 	code, out, _ := runLvss(t, srv.Socket, script, "call", "--json", "--keep-going")
@@ -205,9 +205,11 @@ func TestCallKeepGoing(t *testing.T) {
 			t.Errorf("line %d: %v", i+1, res[i])
 		}
 	}
+	// A failed operation's async status is its error, never
+	// VSS_S_ASYNC_FINISHED (D17).
 	d := res[6]
-	if d["name"] != "VSS_E_FLUSH_WRITES_TIMEOUT" || d["async_status"] != "VSS_S_ASYNC_FINISHED" ||
-		!strings.Contains(d["message"].(string), "fsfreeze took too long") {
+	if d["name"] != "VSS_E_PROVIDER_VETO" || d["async_status"] != "VSS_E_PROVIDER_VETO" ||
+		!strings.Contains(d["message"].(string), "the array said no") {
 		t.Errorf("failed DoSnapshotSet: %v", d)
 	}
 	if got := srv.Fake.Calls(); !slices.Contains(got, "AbortSnapshots") {

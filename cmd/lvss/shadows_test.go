@@ -238,7 +238,7 @@ func TestListShadows(t *testing.T) {
 		"Contents of shadow copy set ID: " + setA.String() + "\n   Contained 2 shadow copies at creation time: " + createdA + "\n",
 		"      Shadow Copy ID: " + a1 + "\n         Original Volume: " + srvVol + "\n         Shadow Copy Volume: /fake-snapshots/" + a1 + "\n",
 		"         Provider: 'fake' (" + srv.Fake.Info().ID.String() + ")\n         Type: VSS_CTX_CLIENT_ACCESSIBLE\n",
-		"         Attributes: Persistent, Client accessible, No auto release, No writers, Not surfaced\n",
+		"         Attributes: Persistent, Client accessible, No auto release, No writers, Not surfaced, Differential\n",
 		"         Consistency: crash (writerless context VSS_CTX_CLIENT_ACCESSIBLE: no application was frozen)\n",
 		"         Auto-release: yes, with session " + b.session.String() + " (still running)\n",
 		"         Exposed at: /mnt/home-monday\n", "         Exposed at: not exposed\n",
@@ -441,10 +441,10 @@ func TestCreateShadowProvider(t *testing.T) {
 func TestCreateShadowFailure(t *testing.T) {
 	srv := startLvssd(t)
 	vol := srv.Volume(t, "srv")
-	srv.Fake.FailAt("CommitSnapshots", vsserr.New(vsserr.FlushWritesTimeout, "fsfreeze %s took too long", vol))
+	srv.Fake.FailAt("CommitSnapshots", vsserr.New(vsserr.ProviderVeto, "the array refused %s", vol))
 	code, out, errOut := runLvss(t, srv.Socket, "", "create", "shadow", "--for", vol, "--json")
-	if code != 1 || out != "" || !strings.HasPrefix(errOut, "lvss: VSS_E_FLUSH_WRITES_TIMEOUT (0x80042313): DoSnapshotSet") ||
-		!strings.Contains(errOut, "fsfreeze "+vol+" took too long") {
+	if code != 1 || out != "" || !strings.HasPrefix(errOut, "lvss: VSS_E_PROVIDER_VETO (0x80042306): DoSnapshotSet") ||
+		!strings.Contains(errOut, "the array refused "+vol) {
 		t.Fatalf("exit %d, out %q, stderr %q", code, out, errOut)
 	}
 	// The failed set is undone and the session released, which frees the

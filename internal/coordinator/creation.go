@@ -222,7 +222,7 @@ func (s *Session) AbortBackup(ctx context.Context) error {
 func (s *Session) abortCreation(ctx context.Context, why string) {
 	s.mu.Lock()
 	parts := s.participantsLocked()
-	if len(parts) > 0 {
+	if len(parts) > 0 || s.called[MPrepareForBackup] {
 		s.abortSent = true
 	}
 	setID := s.setID

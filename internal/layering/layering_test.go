@@ -67,17 +67,20 @@ var layers = []layer{
 	{name: "daemon", why: "lvssd, which wires the daemon's branch together",
 		pkgs: []string{"cmd/lvssd"},
 		may:  []string{"config", "server", "coordinator", "resources", "provider", "wire", "spec", "leaf"}},
+	{name: "harness", why: "the test harness (test-only): builds the binaries and starts lvssd, as a process or in the test's own",
+		pkgs: []string{"internal/testenv/lvssdtest"},
+		may:  []string{"client", "server", "coordinator", "resources", "provider", "wire", "spec", "leaf"}},
 	{name: "client", why: "requesters, writers and their tools: other processes, which reach lvssd over its socket only",
 		pkgs: []string{"client/...", "writer/...", "writers/...", "cmd/lvss", "cmd/lvss-writer", "examples/..."},
-		may:  []string{"client", "wire", "spec", "leaf"}},
+		may:  []string{"client", "harness", "wire", "spec", "leaf"}},
 	{name: "tests", why: "whole-system tests and benchmarks, which assemble daemons and clients",
 		pkgs: []string{"test/...", "internal/layering"},
-		may:  []string{"client", "daemon", "config", "server", "coordinator", "resources", "provider", "wire", "spec", "leaf"}},
+		may:  []string{"client", "harness", "daemon", "config", "server", "coordinator", "resources", "provider", "wire", "spec", "leaf"}},
 }
 
 // testOnly packages import package testing: only tests may import them,
 // so that no binary carries it.
-var testOnly = []string{"internal/testenv", "provider/providertest", "writer/writertest", "client/clienttest"}
+var testOnly = []string{"internal/testenv", "internal/testenv/lvssdtest", "provider/providertest", "writer/writertest", "client/clienttest"}
 
 // links are the guarantees the architecture states about what a binary or
 // SDK carries. They follow from the layers for lvss's own packages; they
