@@ -153,7 +153,7 @@ func (s *Session) DeleteSnapshots(ctx context.Context, id uuid.UUID, t vss.Objec
 			return n, sn.ID, err
 		}
 		s.forget(sn.ID)
-		s.c.event(ctx, LevelInfo, 0, s.id, "snapshot deleted", "snapshot", sn.ID.String(), "set", sn.SetID.String(), "volume", sn.OriginalVolume)
+		s.c.event(ctx, LevelInfo, 0, s.id, "snapshot deleted by request", "snapshot", sn.ID.String(), "set", sn.SetID.String(), "volume", sn.OriginalVolume)
 		n++
 	}
 	return n, uuid.Nil, nil
