@@ -251,10 +251,11 @@ func TestReleaseAtEachPhase(t *testing.T) {
 			must(e.t, e.wait(s.GatherWriterMetadata()))
 			e.toSet(s)
 			must(e.t, e.wait(s.PrepareForBackup()))
-			e.writers[0].silentAt(EvPrepareSnapshot) // DoSnapshotSet blocks in PrepareForSnapshot
+			w := e.writers[0]
+			w.silentAt(EvPrepareSnapshot) // DoSnapshotSet blocks in PrepareForSnapshot
 			_, err := s.DoSnapshotSet()
 			must(e.t, err)
-			time.Sleep(50 * time.Millisecond)
+			e.until("the writer to get PrepareForSnapshot", func() bool { return w.count(EvPrepareSnapshot) == 1 })
 		}, true, true},
 		{"snapped", func(e *env, s *Session) {
 			must(e.t, e.wait(s.GatherWriterMetadata()))

@@ -264,6 +264,16 @@ func (e *env) writer(name string, level vss.AppLevel, window time.Duration) *fak
 	return f
 }
 
+// until waits for cond, polling; the bound only ends a broken test.
+func (e *env) until(what string, cond func() bool) {
+	e.t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			e.t.Fatalf("gave up waiting for %s", what)
+		}
+	}
+}
+
 func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
