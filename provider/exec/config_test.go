@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/lvss/lvss/provider/confval"
+	"github.com/lvss/lvss/vss"
 )
 
 // The entry names its keys under the prefix it is given, so that lvssd can
@@ -25,6 +26,10 @@ func TestConfigValidate(t *testing.T) {
 		{"good", func(*Config) {}, nil, ""},
 		{"timeout within hold", func(c *Config) { c.Timeout = &five }, nil, ""},
 		{"expose and unexpose", func(c *Config) { c.Expose, c.Unexpose = "e", "u" }, nil, ""},
+		{"kind differential", func(c *Config) { c.Kind = "differential" }, nil, ""},
+		{"kind plex", func(c *Config) { c.Kind = "plex" }, nil, ""},
+		{"unknown kind", func(c *Config) { c.Kind = "transportable" },
+			[]string{"providers.exec[3].kind"}, `providers.exec[3].kind: "transportable" is not a snapshot kind: say "differential" or "plex", or leave it unset`},
 		{"no name is for the caller", func(c *Config) { c.Name = "" }, nil, ""},
 		{"no commit", func(c *Config) { c.Commit = "" },
 			[]string{"providers.exec[3].commit", "providers.exec[3]"}, "providers.exec[3]: commit and delete commands are required"},
@@ -63,5 +68,13 @@ func TestConfigValidate(t *testing.T) {
 				t.Errorf("Validate = %q at %q\nwant       %q at %q", ke.Msg, ke.Keys, tc.msg, tc.keys)
 			}
 		})
+	}
+}
+
+func TestConfigKinds(t *testing.T) {
+	for kind, want := range map[string]vss.Attributes{"": 0, "differential": vss.AttrDifferential, "plex": vss.AttrPlex} {
+		if got := (Config{Kind: kind}).Kinds(); got != want {
+			t.Errorf("kind %q: %s, want %s", kind, got, want)
+		}
 	}
 }
