@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
 	"github.com/lvss/lvss/internal/catalog"
 	"github.com/lvss/lvss/provider"
 	"github.com/lvss/lvss/vss"

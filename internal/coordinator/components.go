@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/google/uuid"
+
 	"github.com/lvss/lvss/document"
 	"github.com/lvss/lvss/vss"
 	"github.com/lvss/lvss/vsserr"

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/google/uuid"
+
 	"github.com/lvss/lvss/document"
 	"github.com/lvss/lvss/internal/catalog"
 	"github.com/lvss/lvss/vss"

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
 	"github.com/lvss/lvss/document"
 	"github.com/lvss/lvss/internal/catalog"
 	"github.com/lvss/lvss/provider"

@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"github.com/google/uuid"
+
 	"github.com/lvss/lvss/document"
 	"github.com/lvss/lvss/vss"
 	"github.com/lvss/lvss/vsserr"
