@@ -50,14 +50,15 @@ type Provider struct {
 type phase int
 
 const (
-	phPreparing  phase = iota // BeginPrepareSnapshot seen
-	phMeasuring               // EndPrepareSnapshots at work
-	phPrepared                // EndPrepareSnapshots made the destinations
-	phCommitting              // CommitSnapshots copying
-	phCommitted               // copies complete
-	phPosted                  // PostCommitSnapshots reported them
-	phPreFinal                // PreFinalCommitSnapshots at work or done
-	phFailed                  // a step failed; only AbortSnapshots is left
+	phPreparing    phase = iota // BeginPrepareSnapshot seen
+	phMeasuring                 // EndPrepareSnapshots at work
+	phPrepared                  // EndPrepareSnapshots made the destinations
+	phPreCommitted              // PreCommitSnapshots done
+	phCommitting                // CommitSnapshots copying
+	phCommitted                 // copies complete
+	phPosted                    // PostCommitSnapshots reported them
+	phPreFinal                  // PreFinalCommitSnapshots at work or done
+	phFailed                    // a step failed; only AbortSnapshots is left
 )
 
 type set struct {
@@ -366,15 +367,19 @@ func (p *Provider) makeDir() error {
 func (p *Provider) PreCommitSnapshots(_ context.Context, setID uuid.UUID) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	_, err := p.lookup(setID, phPrepared, "PreCommitSnapshots")
-	return err
+	s, err := p.lookup(setID, phPrepared, "PreCommitSnapshots")
+	if err != nil {
+		return err
+	}
+	s.phase = phPreCommitted
+	return nil
 }
 
 // CommitSnapshots implements provider.Provider. It copies every volume of
 // the set while the writers are frozen; the filesystem is live. It stops
 // promptly when ctx ends and leaves the partial copy to AbortSnapshots.
 func (p *Provider) CommitSnapshots(ctx context.Context, setID uuid.UUID) error {
-	s, cctx, finish, err := p.work(ctx, setID, phPrepared, phCommitting, "CommitSnapshots")
+	s, cctx, finish, err := p.work(ctx, setID, phPreCommitted, phCommitting, "CommitSnapshots")
 	if err != nil {
 		return err
 	}
