@@ -23,6 +23,8 @@ import (
 	"github.com/lvss/lvss/vsserr"
 )
 
+// TestConformance runs the suite on one btrfs, each Setup with its own
+// subvolumes and provider.
 func TestConformance(t *testing.T) {
 	mnt := newBtrfs(t)
 	other := testenv.LoopFS(t, "ext4", 64<<20)
@@ -30,10 +32,13 @@ func TestConformance(t *testing.T) {
 	var n atomic.Int32
 	providertest.Run(t, providertest.Harness{New: func(t *testing.T) providertest.Setup {
 		i := n.Add(1)
+		vol := subvol(t, filepath.Join(mnt, fmt.Sprintf("vol%d", i)))
+		second := subvol(t, filepath.Join(mnt, fmt.Sprintf("second%d", i)))
+		expose := exposeDir(t)
 		return providertest.Setup{
 			Provider:    newProvider(t, config.BtrfsConfig{}, 1<<20),
-			Volume:      subvol(t, filepath.Join(mnt, fmt.Sprintf("vol%d", i))),
-			Second:      subvol(t, filepath.Join(mnt, fmt.Sprintf("second%d", i))),
+			Volume:      vol,
+			Second:      second,
 			Unsupported: unsupported,
 			ReadSnapshot: func(t *testing.T, s provider.Snapshot, rel string) []byte {
 				b, err := os.ReadFile(filepath.Join(s.DevicePath, rel))
@@ -42,7 +47,17 @@ func TestConformance(t *testing.T) {
 				}
 				return b
 			},
-			ExposeDir: exposeDir(t),
+			ExposeDir: expose,
+			// Snapshots and their records live in .lvss-snapshots of each
+			// volume's subvolume; the directory itself is made at the
+			// first BeginPrepareSnapshot and stays.
+			Residue: func(t *testing.T) []string {
+				var out []string
+				for _, v := range []string{vol, second} {
+					out = append(out, providertest.Entries(t, filepath.Join(v, defaultDirName))...)
+				}
+				return append(out, providertest.Mounts(t, expose)...)
+			},
 		}
 	}})
 }

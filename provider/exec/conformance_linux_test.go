@@ -45,6 +45,7 @@ func TestConformance(t *testing.T) {
 		list bool
 	}{{"Index", false}, {"ListCommand", true}} {
 		t.Run(variant.name, func(t *testing.T) {
+			t.Parallel()
 			providertest.Run(t, providertest.Harness{New: func(t *testing.T) providertest.Setup {
 				base, err := os.MkdirTemp(fs.Mount, "case-")
 				if err != nil {
@@ -57,7 +58,7 @@ func TestConformance(t *testing.T) {
 						t.Fatal(err)
 					}
 				}
-				store := t.TempDir()
+				store, expose := t.TempDir(), t.TempDir()
 				p, _ := newProvider(t, conformanceConfig(store, vols[:2], variant.list), 10*time.Second)
 				return providertest.Setup{
 					Provider: p, Volume: vols[0], Second: vols[1], Unsupported: vols[2],
@@ -68,7 +69,14 @@ func TestConformance(t *testing.T) {
 						}
 						return b
 					},
-					ExposeDir: t.TempDir(),
+					ExposeDir: expose,
+					// The copies the commands make, the commands' TMPDIRs,
+					// and bind mounts left by expose.
+					Residue: func(t *testing.T) []string {
+						out := providertest.Entries(t, store)
+						out = append(out, providertest.Entries(t, p.tmpRoot)...)
+						return append(out, providertest.Mounts(t, expose)...)
+					},
 				}
 			}})
 		})

@@ -39,6 +39,10 @@ func harness(fstype string) providertest.Harness {
 				return b
 			},
 			ExposeDir: e.expose,
+			// Copies, their metadata, and read-only mounts left by Expose.
+			Residue: func(t *testing.T) []string {
+				return append(providertest.Entries(t, e.copies), providertest.Mounts(t, e.expose)...)
+			},
 		}
 	}}
 }

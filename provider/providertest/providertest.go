@@ -16,23 +16,32 @@ import (
 	"github.com/lvss/lvss/vsserr"
 )
 
-// Setup is one fresh provider with the volumes a test may use.
+// Setup is one fresh provider with the volumes a test may use. Only
+// Provider and Volume are required; every other field is an ability of the
+// provider or the harness, and a check that needs one that is missing is
+// skipped, saying which (go test -v shows what was not checked).
 type Setup struct {
 	Provider provider.Provider
-	// Volume is a volume the provider supports.
+	// Volume is a volume the provider supports. The suite writes files
+	// into it (names starting with "providertest-").
 	Volume string
-	// Second is another supported volume, for multi-volume sets ("" skips
-	// those checks).
+	// Second is another supported volume, for multi-volume sets.
 	Second string
 	// Unsupported is an existing path the provider must refuse.
 	Unsupported string
 	// ReadSnapshot reads a file from a snapshot, by its path relative to
 	// the original volume. Nil for providers whose content cannot be read
-	// here (the content checks are then not run).
+	// here.
 	ReadSnapshot func(t *testing.T, s provider.Snapshot, rel string) []byte
-	// ExposeDir is a directory the provider may expose snapshots under
-	// ("" skips exposure checks even for an Exposer).
+	// ExposeDir is a directory the provider may expose snapshots under.
 	ExposeDir string
+	// Residue lists what the provider keeps for snapshots and sets of this
+	// Setup, one string per thing: files and directories in its snapshot
+	// store, temporary directories, mounts under ExposeDir. Not what any
+	// provider needs before its first snapshot (an empty snapshot
+	// directory). The suite calls it where nothing of the kind may exist:
+	// after an abort or a delete.
+	Residue func(t *testing.T) []string
 }
 
 // Harness makes a fresh Setup for each subtest; it registers its own cleanup.
@@ -40,6 +49,10 @@ type Harness struct {
 	New func(t *testing.T) Setup
 	// Context is the snapshot context to use (default VSS_CTX_BACKUP).
 	Context vss.Context
+	// Serial, when not empty, says why this provider's subtests cannot run
+	// in parallel (each with its own Setup, as they do by default); they
+	// then run one after another.
+	Serial string
 }
 
 // Run runs the conformance suite.
@@ -59,8 +72,16 @@ func Run(t *testing.T, h Harness) {
 		{"DeleteIsIdempotent", testDelete},
 		{"ExposeUnexpose", testExpose},
 	}
+	if h.Serial != "" {
+		t.Logf("subtests run one at a time: %s", h.Serial)
+	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) { tc.fn(t, h) })
+		t.Run(tc.name, func(t *testing.T) {
+			if h.Serial == "" {
+				t.Parallel()
+			}
+			tc.fn(t, h)
+		})
 	}
 }
 
@@ -123,7 +144,8 @@ func create(t *testing.T, h Harness, p provider.Provider, vols ...string) []prov
 	return out
 }
 
-func queried(t *testing.T, p provider.Provider, id uuid.UUID) bool {
+// listed returns the snapshot with the given ID as Query reports it.
+func listed(t *testing.T, p provider.Provider, id uuid.UUID) (provider.Snapshot, bool) {
 	t.Helper()
 	all, err := p.Query(ctx(t))
 	if err != nil {
@@ -131,10 +153,42 @@ func queried(t *testing.T, p provider.Provider, id uuid.UUID) bool {
 	}
 	for _, s := range all {
 		if s.ID == id {
-			return true
+			return s, true
 		}
 	}
-	return false
+	return provider.Snapshot{}, false
+}
+
+func queried(t *testing.T, p provider.Provider, id uuid.UUID) bool {
+	t.Helper()
+	_, ok := listed(t, p, id)
+	return ok
+}
+
+// nothingLeft checks that the provider keeps nothing for snapshots or sets
+// of the Setup. It is a subtest of its own, so that a harness without
+// Residue shows as a skip; after names the moment, and the subtest.
+func nothingLeft(t *testing.T, s Setup, after string) {
+	t.Helper()
+	t.Run("NothingLeftAfter"+after, func(t *testing.T) {
+		if s.Residue == nil {
+			t.Skip("harness has no Residue: only Query was checked for leftovers")
+		}
+		if left := s.Residue(t); len(left) > 0 {
+			t.Fatalf("after %s the provider still keeps %q", after, left)
+		}
+	})
+}
+
+// writeMarker puts a file with the given content into the volume and
+// returns its name relative to the volume.
+func writeMarker(t *testing.T, s Setup, name, content string) string {
+	t.Helper()
+	rel := "providertest-" + name
+	if err := os.WriteFile(filepath.Join(s.Volume, rel), []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return rel
 }
 
 func testInfo(t *testing.T, h Harness) {
@@ -150,12 +204,15 @@ func testSupported(t *testing.T, h Harness) {
 	if err != nil || !ok {
 		t.Fatalf("supported volume %s: %v %v", s.Volume, ok, err)
 	}
-	if s.Unsupported != "" {
+	t.Run("Unsupported", func(t *testing.T) {
+		if s.Unsupported == "" {
+			t.Skip("harness has no Unsupported path")
+		}
 		ok, err = s.Provider.IsVolumeSupported(ctx(t), s.Unsupported)
 		if err != nil || ok {
 			t.Fatalf("unsupported path %s: %v %v", s.Unsupported, ok, err)
 		}
-	}
+	})
 }
 
 func testLifecycle(t *testing.T, h Harness) {
@@ -170,23 +227,18 @@ func testLifecycle(t *testing.T, h Harness) {
 	if queried(t, s.Provider, snap.ID) {
 		t.Fatal("Query still lists a deleted snapshot")
 	}
+	nothingLeft(t, s, "Delete")
 }
 
 func testContent(t *testing.T, h Harness) {
 	s := h.New(t)
 	if s.ReadSnapshot == nil {
-		t.Log("provider content is not readable here; content check not applicable")
-		return
+		t.Skip("harness has no ReadSnapshot: content frozen at commit is not checked")
 	}
-	file := filepath.Join(s.Volume, "providertest-content")
-	if err := os.WriteFile(file, []byte("before commit"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	rel := writeMarker(t, s, "content", "before commit")
 	snap := create(t, h, s.Provider, s.Volume)[0]
-	if err := os.WriteFile(file, []byte("after commit, must not be in the snapshot"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if got := s.ReadSnapshot(t, snap, "providertest-content"); !bytes.Equal(got, []byte("before commit")) {
+	writeMarker(t, s, "content", "after commit, must not be in the snapshot")
+	if got := s.ReadSnapshot(t, snap, rel); !bytes.Equal(got, []byte("before commit")) {
 		t.Fatalf("snapshot holds %q, want the content at commit", got)
 	}
 }
@@ -194,8 +246,7 @@ func testContent(t *testing.T, h Harness) {
 func testMultiVolume(t *testing.T, h Harness) {
 	s := h.New(t)
 	if s.Second == "" {
-		t.Log("no second volume in this harness; multi-volume check not applicable")
-		return
+		t.Skip("harness has no Second volume: multi-volume sets are not checked")
 	}
 	snaps := create(t, h, s.Provider, s.Volume, s.Second)
 	if snaps[0].DevicePath == snaps[1].DevicePath {
@@ -225,6 +276,7 @@ func testAbort(t *testing.T, h Harness) {
 	if queried(t, s.Provider, id) {
 		t.Fatal("an aborted set left a snapshot")
 	}
+	nothingLeft(t, s, "Abort")
 }
 
 func testAbandoned(t *testing.T, h Harness) {
@@ -240,8 +292,7 @@ func testAbandoned(t *testing.T, h Harness) {
 func testUnsupported(t *testing.T, h Harness) {
 	s := h.New(t)
 	if s.Unsupported == "" {
-		t.Log("no unsupported path in this harness")
-		return
+		t.Skip("harness has no Unsupported path: refusal of an unsupported volume is not checked")
 	}
 	err := s.Provider.BeginPrepareSnapshot(ctx(t), uuid.New(), uuid.New(), s.Unsupported, h.Context)
 	if !errors.Is(err, vsserr.VolumeNotSupportedByProvider) && !errors.Is(err, vsserr.VolumeNotSupported) {
@@ -262,17 +313,13 @@ func testDelete(t *testing.T, h Harness) {
 func testExpose(t *testing.T, h Harness) {
 	s := h.New(t)
 	ex, ok := s.Provider.(provider.Exposer)
-	if !ok || s.ExposeDir == "" {
-		t.Log("provider does not expose snapshots here")
-		return
+	if !ok {
+		t.Skip("provider is not a provider.Exposer: exposure is not checked")
 	}
-	// With readable content, the exposed path must show the snapshot.
-	marker := filepath.Join(s.Volume, "providertest-expose")
-	if s.ReadSnapshot != nil {
-		if err := os.WriteFile(marker, []byte("exposed"), 0o644); err != nil {
-			t.Fatal(err)
-		}
+	if s.ExposeDir == "" {
+		t.Skip("harness has no ExposeDir: exposure is not checked")
 	}
+	rel := writeMarker(t, s, "expose", "exposed")
 	snap := create(t, h, s.Provider, s.Volume)[0]
 	target := filepath.Join(s.ExposeDir, "exposed")
 	if err := os.MkdirAll(target, 0o755); err != nil {
@@ -282,19 +329,34 @@ func testExpose(t *testing.T, h Harness) {
 	if err != nil || name == "" {
 		t.Fatalf("Expose: %q %v", name, err)
 	}
-	if s.ReadSnapshot != nil {
-		if got, err := os.ReadFile(filepath.Join(name, "providertest-expose")); err != nil || string(got) != "exposed" {
+	// With readable content, the exposed path must show the snapshot, and
+	// stop showing it when unexposed.
+	readable := s.ReadSnapshot != nil
+	t.Run("ExposedContent", func(t *testing.T) {
+		if !readable {
+			t.Skip("harness has no ReadSnapshot: what the exposed path shows is not checked")
+		}
+		if got, err := os.ReadFile(filepath.Join(name, rel)); err != nil || string(got) != "exposed" {
 			t.Fatalf("exposed path %s does not show the snapshot: %q %v", name, got, err)
 		}
-	}
+	})
 	for i := range 2 {
 		if err := ex.Unexpose(ctx(t), snap, name); err != nil {
 			t.Fatalf("Unexpose #%d: %v", i+1, err)
 		}
 	}
-	if s.ReadSnapshot != nil {
-		if _, err := os.Stat(filepath.Join(name, "providertest-expose")); err == nil {
+	t.Run("UnexposedContent", func(t *testing.T) {
+		if !readable {
+			t.Skip("harness has no ReadSnapshot: what the unexposed path shows is not checked")
+		}
+		if _, err := os.Stat(filepath.Join(name, rel)); err == nil {
 			t.Fatalf("%s still shows the snapshot after Unexpose", name)
 		}
+	})
+	// Nothing of the exposure may outlive the snapshot (a mount left
+	// behind pins the snapshot store).
+	if err := s.Provider.DeleteSnapshot(ctx(t), snap); err != nil {
+		t.Fatalf("DeleteSnapshot: %v", err)
 	}
+	nothingLeft(t, s, "UnexposeAndDelete")
 }
