@@ -40,7 +40,7 @@ type Setup struct {
 	// store, temporary directories, mounts under ExposeDir. Not what any
 	// provider needs before its first snapshot (an empty snapshot
 	// directory). The suite calls it where nothing of the kind may exist:
-	// after an abort or a delete.
+	// after an abort, a delete or a refused call.
 	Residue func(t *testing.T) []string
 }
 
@@ -71,6 +71,10 @@ func Run(t *testing.T, h Harness) {
 		{"UnsupportedVolumeRefused", testUnsupported},
 		{"DeleteIsIdempotent", testDelete},
 		{"ExposeUnexpose", testExpose},
+		{"StepsOutOfOrderRefused", testOutOfOrder},
+		{"UnknownSetRefused", testUnknownSet},
+		{"AbortUndoesUnfinishedSet", testAbortUndoes},
+		{"FinishedSetIsClosed", testFinished},
 	}
 	if h.Serial != "" {
 		t.Logf("subtests run one at a time: %s", h.Serial)
@@ -189,6 +193,20 @@ func writeMarker(t *testing.T, s Setup, name, content string) string {
 		t.Fatal(err)
 	}
 	return rel
+}
+
+// holds checks, as a subtest needing ReadSnapshot, that the snapshot
+// holds a file with the given content.
+func holds(t *testing.T, s Setup, snap provider.Snapshot, rel, want, name string) {
+	t.Helper()
+	t.Run(name, func(t *testing.T) {
+		if s.ReadSnapshot == nil {
+			t.Skip("harness has no ReadSnapshot: the snapshot's content is not checked")
+		}
+		if got := s.ReadSnapshot(t, snap, rel); !bytes.Equal(got, []byte(want)) {
+			t.Fatalf("snapshot holds %q in %s, want %q", got, rel, want)
+		}
+	})
 }
 
 func testInfo(t *testing.T, h Harness) {
@@ -359,4 +377,168 @@ func testExpose(t *testing.T, h Harness) {
 		t.Fatalf("DeleteSnapshot: %v", err)
 	}
 	nothingLeft(t, s, "UnexposeAndDelete")
+}
+
+// A step of a snapshot set after BeginPrepareSnapshot, in the order of
+// §7.3.
+type setStep struct {
+	name string
+	call func(c context.Context, p provider.Provider, set uuid.UUID) error
+}
+
+var sequence = []setStep{
+	{"EndPrepareSnapshots", func(c context.Context, p provider.Provider, set uuid.UUID) error {
+		return p.EndPrepareSnapshots(c, set)
+	}},
+	{"PreCommitSnapshots", func(c context.Context, p provider.Provider, set uuid.UUID) error {
+		return p.PreCommitSnapshots(c, set)
+	}},
+	{"CommitSnapshots", func(c context.Context, p provider.Provider, set uuid.UUID) error {
+		return p.CommitSnapshots(c, set)
+	}},
+	{"PostCommitSnapshots", func(c context.Context, p provider.Provider, set uuid.UUID) error {
+		_, err := p.PostCommitSnapshots(c, set, 1)
+		return err
+	}},
+	{"PreFinalCommitSnapshots", func(c context.Context, p provider.Provider, set uuid.UUID) error {
+		return p.PreFinalCommitSnapshots(c, set)
+	}},
+	{"PostFinalCommitSnapshots", func(c context.Context, p provider.Provider, set uuid.UUID) error {
+		return p.PostFinalCommitSnapshots(c, set)
+	}},
+}
+
+// begin starts a set of one snapshot of the Setup's volume and takes it
+// through the first n steps of sequence.
+func begin(t *testing.T, h Harness, s Setup, n int) (set, id uuid.UUID) {
+	t.Helper()
+	c := ctx(t)
+	set, id = uuid.New(), uuid.New()
+	if err := s.Provider.BeginPrepareSnapshot(c, set, id, s.Volume, h.Context); err != nil {
+		t.Fatalf("BeginPrepareSnapshot: %v", err)
+	}
+	for _, st := range sequence[:n] {
+		if err := st.call(c, s.Provider, set); err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+	}
+	return set, id
+}
+
+// another is the volume a second BeginPrepareSnapshot of a set names: not
+// the first one again where the harness has another, so that only the
+// set's state can be the reason for a refusal.
+func another(s Setup) string {
+	if s.Second != "" {
+		return s.Second
+	}
+	return s.Volume
+}
+
+// wantCode checks err's HRESULT.
+func wantCode(t *testing.T, what string, err error, code vsserr.HRESULT) {
+	t.Helper()
+	if !errors.Is(err, code) {
+		t.Errorf("%s: want %v, got %v", what, code, err)
+	}
+}
+
+// Each step of a set is refused with VSS_E_BAD_STATE when it comes out of
+// order (too early, or again), at every point of the sequence, and the
+// refusal changes nothing: the set then goes on to completion.
+func testOutOfOrder(t *testing.T, h Harness) {
+	s := h.New(t)
+	p, c := s.Provider, ctx(t)
+	set, id := begin(t, h, s, 0)
+	t.Cleanup(func() {
+		_ = p.AbortSnapshots(context.Background(), set)
+		if snap, ok := listed(t, p, id); ok {
+			_ = p.DeleteSnapshot(context.Background(), snap)
+		}
+	})
+	last := "BeginPrepareSnapshot"
+	for i, next := range sequence {
+		if i > 0 {
+			wantCode(t, "BeginPrepareSnapshot after "+last, p.BeginPrepareSnapshot(c, set, uuid.New(), another(s), h.Context), vsserr.BadState)
+		}
+		for j, st := range sequence {
+			if j != i {
+				wantCode(t, st.name+" after "+last, st.call(c, p, set), vsserr.BadState)
+			}
+		}
+		if t.Failed() {
+			t.FailNow() // a call accepted out of order may have moved the set on
+		}
+		if err := next.call(c, p, set); err != nil {
+			t.Fatalf("%s after refused calls: %v", next.name, err)
+		}
+		last = next.name
+	}
+	if !queried(t, p, id) {
+		t.Fatal("the set completed after refused calls, but Query does not list its snapshot")
+	}
+}
+
+// Every step for a set the provider never saw is VSS_E_OBJECT_NOT_FOUND.
+func testUnknownSet(t *testing.T, h Harness) {
+	s := h.New(t)
+	c := ctx(t)
+	for _, st := range sequence {
+		wantCode(t, st.name+" of an unknown set", st.call(c, s.Provider, uuid.New()), vsserr.ObjectNotFound)
+	}
+	nothingLeft(t, s, "RefusedCalls")
+}
+
+// AbortSnapshots, at any point before PostFinalCommitSnapshots, removes the
+// set's snapshot, also once committed and reported (spec §7.3: no partial
+// commit); the set is then unknown to every step, CommitSnapshots
+// included, and its ID cannot be prepared again.
+func testAbortUndoes(t *testing.T, h Harness) {
+	s := h.New(t)
+	for n := range sequence {
+		after := "BeginPrepareSnapshot"
+		if n > 0 {
+			after = sequence[n-1].name
+		}
+		t.Run("After"+after, func(t *testing.T) {
+			p, c := s.Provider, ctx(t)
+			set, id := begin(t, h, s, n)
+			if err := p.AbortSnapshots(c, set); err != nil {
+				t.Fatalf("AbortSnapshots: %v", err)
+			}
+			if queried(t, p, id) {
+				t.Fatal("Query lists a snapshot of the aborted set")
+			}
+			wantCode(t, "CommitSnapshots after AbortSnapshots", p.CommitSnapshots(c, set), vsserr.ObjectNotFound)
+			wantCode(t, "BeginPrepareSnapshot of an aborted set", p.BeginPrepareSnapshot(c, set, uuid.New(), s.Volume, h.Context), vsserr.BadState)
+			if err := p.AbortSnapshots(c, set); err != nil {
+				t.Fatalf("second AbortSnapshots: %v", err)
+			}
+			if queried(t, p, id) {
+				t.Fatal("the refused calls after AbortSnapshots made a snapshot")
+			}
+			nothingLeft(t, s, "Abort")
+		})
+	}
+}
+
+// A finished set is closed: its ID cannot be prepared again, its steps are
+// VSS_E_OBJECT_NOT_FOUND, and AbortSnapshots of it leaves its snapshots,
+// which only DeleteSnapshot removes.
+func testFinished(t *testing.T, h Harness) {
+	s := h.New(t)
+	p, c := s.Provider, ctx(t)
+	rel := writeMarker(t, s, "finished", "finished set")
+	snap := create(t, h, p, s.Volume)[0]
+	wantCode(t, "BeginPrepareSnapshot of a finished set", p.BeginPrepareSnapshot(c, snap.SetID, uuid.New(), another(s), h.Context), vsserr.BadState)
+	for _, st := range sequence {
+		wantCode(t, st.name+" of a finished set", st.call(c, p, snap.SetID), vsserr.ObjectNotFound)
+	}
+	if err := p.AbortSnapshots(c, snap.SetID); err != nil {
+		t.Fatalf("AbortSnapshots of a finished set: %v", err)
+	}
+	if !queried(t, p, snap.ID) {
+		t.Fatal("AbortSnapshots of a finished set removed its snapshot")
+	}
+	holds(t, s, snap, rel, "finished set", "ContentAfterAbort")
 }
