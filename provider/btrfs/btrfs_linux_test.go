@@ -48,6 +48,9 @@ func TestConformance(t *testing.T) {
 				return b
 			},
 			ExposeDir: expose,
+			// lvssd restarted: a provider with the same configuration,
+			// which knows nothing but what is on the filesystem.
+			Restart: func(t *testing.T) provider.Provider { return newProvider(t, config.BtrfsConfig{}, 1<<20) },
 			// Snapshots and their records live in .lvss-snapshots of each
 			// volume's subvolume; the directory itself is made at the
 			// first BeginPrepareSnapshot and stays.

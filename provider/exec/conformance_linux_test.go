@@ -59,7 +59,9 @@ func TestConformance(t *testing.T) {
 					}
 				}
 				store, expose := t.TempDir(), t.TempDir()
-				p, _ := newProvider(t, conformanceConfig(store, vols[:2], variant.list), 10*time.Second)
+				run, state := runDir(t), t.TempDir()
+				cfg := conformanceConfig(store, vols[:2], variant.list)
+				p := openProvider(t, cfg, 10*time.Second, run, state)
 				return providertest.Setup{
 					Provider: p, Volume: vols[0], Second: vols[1], Unsupported: vols[2],
 					ReadSnapshot: func(t *testing.T, s provider.Snapshot, rel string) []byte {
@@ -70,6 +72,9 @@ func TestConformance(t *testing.T) {
 						return b
 					},
 					ExposeDir: expose,
+					// lvssd restarted: the same configuration, run and
+					// state directories (the index is in the latter).
+					Restart: func(t *testing.T) provider.Provider { return openProvider(t, cfg, 10*time.Second, run, state) },
 					// The copies the commands make, the commands' TMPDIRs,
 					// and bind mounts left by expose.
 					Residue: func(t *testing.T) []string {

@@ -39,6 +39,9 @@ func harness(fstype string) providertest.Harness {
 				return b
 			},
 			ExposeDir: e.expose,
+			// lvssd restarted: a provider on the same configuration, which
+			// reads the copies' metadata.
+			Restart: func(t *testing.T) provider.Provider { return e.provider(t) },
 			// Copies, their metadata, and read-only mounts left by Expose.
 			Residue: func(t *testing.T) []string {
 				return append(providertest.Entries(t, e.copies), providertest.Mounts(t, e.expose)...)

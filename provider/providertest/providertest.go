@@ -35,6 +35,10 @@ type Setup struct {
 	ReadSnapshot func(t *testing.T, s provider.Snapshot, rel string) []byte
 	// ExposeDir is a directory the provider may expose snapshots under.
 	ExposeDir string
+	// Restart makes a new provider value over this Setup's configuration
+	// and state, as lvssd does at every start. The suite uses only the new
+	// value afterwards; the Setup's other fields stay valid.
+	Restart func(t *testing.T) provider.Provider
 	// Residue lists what the provider keeps for snapshots and sets of this
 	// Setup, one string per thing: files and directories in its snapshot
 	// store, temporary directories, mounts under ExposeDir. Not what any
@@ -75,6 +79,7 @@ func Run(t *testing.T, h Harness) {
 		{"UnknownSetRefused", testUnknownSet},
 		{"AbortUndoesUnfinishedSet", testAbortUndoes},
 		{"FinishedSetIsClosed", testFinished},
+		{"SnapshotsSurviveRestart", testRestart},
 	}
 	if h.Serial != "" {
 		t.Logf("subtests run one at a time: %s", h.Serial)
@@ -541,4 +546,59 @@ func testFinished(t *testing.T, h Harness) {
 		t.Fatal("AbortSnapshots of a finished set removed its snapshot")
 	}
 	holds(t, s, snap, rel, "finished set", "ContentAfterAbort")
+}
+
+// Snapshots outlive the provider value: a new one over the same state
+// lists them with the same identity, exposes them and deletes them, given
+// the Snapshot the old one reported (as the coordinator's catalog keeps
+// it).
+func testRestart(t *testing.T, h Harness) {
+	s := h.New(t)
+	if s.Restart == nil {
+		t.Skip("harness has no Restart: snapshots surviving a new provider value are not checked")
+	}
+	rel := writeMarker(t, s, "restart", "made before the restart")
+	snap := create(t, h, s.Provider, s.Volume)[0]
+	p := s.Restart(t)
+	got, ok := listed(t, p, snap.ID)
+	if !ok {
+		t.Fatal("after a restart, Query does not list a snapshot made before it")
+	}
+	if got.SetID != snap.SetID || got.OriginalVolume != snap.OriginalVolume || got.DevicePath != snap.DevicePath ||
+		got.Handle != snap.Handle || !got.Created.Equal(snap.Created) {
+		t.Fatalf("after a restart, Query reports\n%+v\nfor the snapshot made as\n%+v", got, snap)
+	}
+	holds(t, s, snap, rel, "made before the restart", "Content")
+	t.Run("Expose", func(t *testing.T) {
+		ex, ok := p.(provider.Exposer)
+		if !ok {
+			t.Skip("provider is not a provider.Exposer: exposure after a restart is not checked")
+		}
+		if s.ExposeDir == "" {
+			t.Skip("harness has no ExposeDir: exposure after a restart is not checked")
+		}
+		target := filepath.Join(s.ExposeDir, "after-restart")
+		if err := os.MkdirAll(target, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		name, err := ex.Expose(ctx(t), snap, target)
+		if err != nil {
+			t.Fatalf("Expose after a restart: %v", err)
+		}
+		if s.ReadSnapshot != nil {
+			if b, err := os.ReadFile(filepath.Join(name, rel)); err != nil || string(b) != "made before the restart" {
+				t.Fatalf("exposed after a restart, %s shows %q %v", name, b, err)
+			}
+		}
+		if err := ex.Unexpose(ctx(t), snap, name); err != nil {
+			t.Fatalf("Unexpose after a restart: %v", err)
+		}
+	})
+	if err := p.DeleteSnapshot(ctx(t), snap); err != nil {
+		t.Fatalf("DeleteSnapshot after a restart: %v", err)
+	}
+	if queried(t, p, snap.ID) {
+		t.Fatal("after a restart, Query still lists a deleted snapshot")
+	}
+	nothingLeft(t, s, "DeleteAfterRestart")
 }
