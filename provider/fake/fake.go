@@ -50,12 +50,14 @@ type set struct {
 	snaps []provider.Snapshot
 }
 
-// hold is a HangAt: calls block until release is closed or their context
-// ends; held is closed when the first one blocks.
+// hold is a HangAt or HoldAt: calls block until release is closed or their
+// context ends; held is closed when the first one blocks. A HoldAt holds
+// only that first call (once).
 type hold struct {
 	release chan struct{}
 	held    chan struct{}
-	once    sync.Once
+	once    bool
+	blocked sync.Once
 }
 
 // ID is the fake's default provider ID.
@@ -85,19 +87,24 @@ func (p *Provider) FailAt(method string, err error) { p.mu.Lock(); p.fail[method
 // HangAt makes the named method block until the returned func is called or
 // its context ends.
 func (p *Provider) HangAt(method string) (release func()) {
-	_, release = p.HoldAt(method)
+	_, release = p.hangAt(method, false)
 	return release
 }
 
-// HoldAt is HangAt that also tells when a call is blocked: held is closed
-// once the first call of the method blocks.
+// HoldAt makes the next call of the named method block until release is
+// called or its context ends; held is closed once it blocks. Later calls
+// do not block.
 func (p *Provider) HoldAt(method string) (held <-chan struct{}, release func()) {
-	h := &hold{release: make(chan struct{}), held: make(chan struct{})}
+	return p.hangAt(method, true)
+}
+
+func (p *Provider) hangAt(method string, single bool) (held <-chan struct{}, release func()) {
+	h := &hold{release: make(chan struct{}), held: make(chan struct{}), once: single}
 	p.mu.Lock()
 	p.hang[method] = h
 	p.mu.Unlock()
-	var once sync.Once
-	return h.held, func() { once.Do(func() { close(h.release) }) }
+	var released sync.Once
+	return h.held, func() { released.Do(func() { close(h.release) }) }
 }
 
 // Calls returns the methods called so far, in order, as "Method" strings.
@@ -111,9 +118,12 @@ func (p *Provider) enter(ctx context.Context, method string) error {
 	p.mu.Lock()
 	p.calls = append(p.calls, method)
 	err, h := p.fail[method], p.hang[method]
+	if h != nil && h.once {
+		delete(p.hang, method)
+	}
 	p.mu.Unlock()
 	if h != nil {
-		h.once.Do(func() { close(h.held) })
+		h.blocked.Do(func() { close(h.held) })
 		select {
 		case <-h.release:
 		case <-ctx.Done():

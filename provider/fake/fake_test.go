@@ -27,6 +27,11 @@ func TestConformance(t *testing.T) {
 		return providertest.Setup{
 			Provider: p, Volume: vol, Second: second, Unsupported: other, ExposeDir: t.TempDir(),
 			Residue: func(*testing.T) []string { return p.Residue() },
+			Hold: func(t *testing.T, method string) (<-chan struct{}, func(), bool) {
+				held, release := p.HoldAt(method)
+				t.Cleanup(release)
+				return held, release, true
+			},
 		}
 	}})
 }

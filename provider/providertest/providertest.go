@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -44,8 +45,20 @@ type Setup struct {
 	// store, temporary directories, mounts under ExposeDir. Not what any
 	// provider needs before its first snapshot (an empty snapshot
 	// directory). The suite calls it where nothing of the kind may exist:
-	// after an abort, a delete or a refused call.
+	// after an abort, a delete, a refused or cancelled call.
 	Residue func(t *testing.T) []string
+	// Hold arranges for the provider's next call of method
+	// ("EndPrepareSnapshots", "CommitSnapshots" or "DeleteSnapshot") to
+	// block inside its real work (a command waiting, a copy stalled after
+	// a file) until its context ends or release is called; held is closed
+	// once the call is blocked there. It reports ok false when the
+	// provider has no such point in method. The suite writes a file into
+	// Volume first, so that a copying provider has something to copy;
+	// after held it cancels the call's context and then calls release,
+	// which must let a hold that does not watch the context go on without
+	// finishing the call's work by itself. The harness registers its own
+	// cleanup.
+	Hold func(t *testing.T, method string) (held <-chan struct{}, release func(), ok bool)
 }
 
 // Harness makes a fresh Setup for each subtest; it registers its own cleanup.
@@ -80,6 +93,10 @@ func Run(t *testing.T, h Harness) {
 		{"AbortUndoesUnfinishedSet", testAbortUndoes},
 		{"FinishedSetIsClosed", testFinished},
 		{"SnapshotsSurviveRestart", testRestart},
+		{"CancelledEndPrepare", testCancelledEndPrepare},
+		{"CancelledCommit", testCancelledCommit},
+		{"CancelledDelete", testCancelledDelete},
+		{"CancelInFlight", testCancelInFlight},
 	}
 	if h.Serial != "" {
 		t.Logf("subtests run one at a time: %s", h.Serial)
@@ -97,6 +114,19 @@ func Run(t *testing.T, h Harness) {
 func ctx(t *testing.T) context.Context {
 	c, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
+	return c
+}
+
+// prompt bounds how long a call may take to return once its context is
+// done. It is a liveness bound, with room for a loaded machine, not a
+// measure of speed: the contract asks for the time it takes to kill a
+// command or finish the file in hand.
+const prompt = 30 * time.Second
+
+// cancelled is a context that is already done.
+func cancelled() context.Context {
+	c, cancel := context.WithCancel(context.Background())
+	cancel()
 	return c
 }
 
@@ -189,6 +219,31 @@ func nothingLeft(t *testing.T, s Setup, after string) {
 	})
 }
 
+// residue is what Residue reports now, nil without one.
+func residue(t *testing.T, s Setup) []string {
+	t.Helper()
+	if s.Residue == nil {
+		return nil
+	}
+	return s.Residue(t)
+}
+
+// nothingMade checks that the provider keeps what it kept before a call
+// that must do nothing, as a subtest like nothingLeft.
+func nothingMade(t *testing.T, s Setup, before []string, call string) {
+	t.Helper()
+	t.Run("NothingMadeBy"+call, func(t *testing.T) {
+		if s.Residue == nil {
+			t.Skip("harness has no Residue: only Query was checked for what the call made")
+		}
+		if now := s.Residue(t); !slices.Equal(sorted(now), sorted(before)) {
+			t.Fatalf("%s made something: before it the provider kept %q, after it %q", call, before, now)
+		}
+	})
+}
+
+func sorted(s []string) []string { return slices.Sorted(slices.Values(s)) }
+
 // writeMarker puts a file with the given content into the volume and
 // returns its name relative to the volume.
 func writeMarker(t *testing.T, s Setup, name, content string) string {
@@ -212,6 +267,23 @@ func holds(t *testing.T, s Setup, snap provider.Snapshot, rel, want, name string
 			t.Fatalf("snapshot holds %q in %s, want %q", got, rel, want)
 		}
 	})
+}
+
+// within runs call and fails the test if it has not returned within
+// prompt.
+func within(t *testing.T, what string, call func() error) error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- call() }()
+	timer := time.NewTimer(prompt)
+	defer timer.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-timer.C:
+		t.Fatalf("%s with its context done has not returned after %s", what, prompt)
+		return nil
+	}
 }
 
 func testInfo(t *testing.T, h Harness) {
@@ -601,4 +673,160 @@ func testRestart(t *testing.T, h Harness) {
 		t.Fatal("after a restart, Query still lists a deleted snapshot")
 	}
 	nothingLeft(t, s, "DeleteAfterRestart")
+}
+
+// EndPrepareSnapshots given a context already done returns promptly with
+// its error, making nothing; the Abort that follows leaves nothing.
+func testCancelledEndPrepare(t *testing.T, h Harness) {
+	s := h.New(t)
+	p := s.Provider
+	set, id := begin(t, h, s, 0)
+	before := residue(t, s)
+	err := within(t, "EndPrepareSnapshots", func() error { return p.EndPrepareSnapshots(cancelled(), set) })
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("EndPrepareSnapshots with a cancelled context: want an error wrapping context.Canceled, got %v", err)
+	}
+	nothingMade(t, s, before, "CancelledEndPrepare")
+	if err := p.AbortSnapshots(ctx(t), set); err != nil {
+		t.Fatalf("AbortSnapshots: %v", err)
+	}
+	if queried(t, p, id) {
+		t.Fatal("Query lists a snapshot of a set whose EndPrepareSnapshots was cancelled")
+	}
+	nothingLeft(t, s, "Abort")
+}
+
+// CommitSnapshots given a context already done returns promptly with its
+// error and makes no snapshot; the Abort that follows leaves nothing.
+func testCancelledCommit(t *testing.T, h Harness) {
+	s := h.New(t)
+	p := s.Provider
+	set, id := begin(t, h, s, 2)
+	before := residue(t, s)
+	err := within(t, "CommitSnapshots", func() error { return p.CommitSnapshots(cancelled(), set) })
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("CommitSnapshots with a cancelled context: want an error wrapping context.Canceled, got %v", err)
+	}
+	if queried(t, p, id) {
+		t.Fatal("CommitSnapshots with a cancelled context made a snapshot")
+	}
+	nothingMade(t, s, before, "CancelledCommit")
+	if err := p.AbortSnapshots(ctx(t), set); err != nil {
+		t.Fatalf("AbortSnapshots: %v", err)
+	}
+	if queried(t, p, id) {
+		t.Fatal("Query lists a snapshot of a set whose CommitSnapshots was cancelled")
+	}
+	nothingLeft(t, s, "Abort")
+}
+
+// DeleteSnapshot given a context already done returns promptly with its
+// error and leaves the snapshot whole; a DeleteSnapshot with a live
+// context then removes it.
+func testCancelledDelete(t *testing.T, h Harness) {
+	s := h.New(t)
+	p := s.Provider
+	rel := writeMarker(t, s, "cancelled-delete", "still here")
+	snap := create(t, h, p, s.Volume)[0]
+	before := residue(t, s)
+	err := within(t, "DeleteSnapshot", func() error { return p.DeleteSnapshot(cancelled(), snap) })
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("DeleteSnapshot with a cancelled context: want an error wrapping context.Canceled, got %v", err)
+	}
+	nothingMade(t, s, before, "CancelledDelete")
+	if !queried(t, p, snap.ID) {
+		t.Fatal("DeleteSnapshot with a cancelled context removed the snapshot from Query")
+	}
+	holds(t, s, snap, rel, "still here", "ContentAfterCancelledDelete")
+	if err := p.DeleteSnapshot(ctx(t), snap); err != nil {
+		t.Fatalf("DeleteSnapshot: %v", err)
+	}
+	if queried(t, p, snap.ID) {
+		t.Fatal("Query lists a deleted snapshot")
+	}
+	nothingLeft(t, s, "Delete")
+}
+
+// A call whose context is cancelled while it works (held by the harness
+// inside its real work) stops and returns promptly with the context's
+// error. EndPrepareSnapshots and CommitSnapshots then leave nothing after
+// Abort; DeleteSnapshot either finished or left the snapshot listed for a
+// later delete.
+func testCancelInFlight(t *testing.T, h Harness) {
+	for _, method := range []string{"EndPrepareSnapshots", "CommitSnapshots", "DeleteSnapshot"} {
+		t.Run(method, func(t *testing.T) {
+			if h.Serial == "" {
+				t.Parallel()
+			}
+			s := h.New(t)
+			if s.Hold == nil {
+				t.Skip("harness has no Hold: a call cancelled while it works is not checked")
+			}
+			p := s.Provider
+			writeMarker(t, s, "in-flight", "something to copy")
+			var set, id uuid.UUID
+			var snap provider.Snapshot
+			var call func(context.Context) error
+			switch method {
+			case "EndPrepareSnapshots":
+				set, id = begin(t, h, s, 0)
+				call = func(c context.Context) error { return p.EndPrepareSnapshots(c, set) }
+			case "CommitSnapshots":
+				set, id = begin(t, h, s, 2)
+				call = func(c context.Context) error { return p.CommitSnapshots(c, set) }
+			case "DeleteSnapshot":
+				snap = create(t, h, p, s.Volume)[0]
+				id = snap.ID
+				call = func(c context.Context) error { return p.DeleteSnapshot(c, snap) }
+			}
+			held, release, ok := s.Hold(t, method)
+			if !ok {
+				t.Skipf("harness cannot hold %s of this provider while it works", method)
+			}
+			c, cancel := context.WithCancel(ctx(t))
+			defer cancel()
+			done := make(chan error, 1)
+			go func() { done <- call(c) }()
+			select {
+			case <-held:
+			case err := <-done:
+				t.Fatalf("%s returned (%v) before the harness held it", method, err)
+			case <-time.After(prompt):
+				t.Fatalf("%s was not held within %s", method, prompt)
+			}
+			cancel()
+			release()
+			var err error
+			select {
+			case err = <-done:
+			case <-time.After(prompt):
+				t.Fatalf("%s has not returned %s after its context was cancelled", method, prompt)
+			}
+			if method == "DeleteSnapshot" && err == nil {
+				// It finished before it looked at its context: allowed.
+				if queried(t, p, id) {
+					t.Fatal("DeleteSnapshot returned nil, but Query still lists the snapshot")
+				}
+				nothingLeft(t, s, "Delete")
+				return
+			}
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("%s cancelled while it works: want an error wrapping context.Canceled, got %v", method, err)
+			}
+			if method == "DeleteSnapshot" {
+				if !queried(t, p, id) {
+					t.Fatal("a cancelled DeleteSnapshot left a snapshot that Query does not list: nothing can delete it now")
+				}
+				if err := p.DeleteSnapshot(ctx(t), snap); err != nil {
+					t.Fatalf("DeleteSnapshot after a cancelled one: %v", err)
+				}
+			} else if err := p.AbortSnapshots(ctx(t), set); err != nil {
+				t.Fatalf("AbortSnapshots: %v", err)
+			}
+			if queried(t, p, id) {
+				t.Fatalf("Query lists the snapshot after the cancelled %s was cleaned up", method)
+			}
+			nothingLeft(t, s, "Cleanup")
+		})
+	}
 }
