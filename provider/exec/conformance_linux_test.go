@@ -130,8 +130,14 @@ func TestConformance(t *testing.T) {
 					// state directories (the index is in the latter).
 					Restart: func(t *testing.T) provider.Provider { return openProvider(t, cfg, 10*time.Second, run, state) },
 					// The copies the commands make, the commands' TMPDIRs,
-					// and bind mounts left by expose.
+					// and bind mounts left by expose. A command killed at
+					// a cancellation but not yet exited (abandoned after
+					// procgroup.KillGrace on a loaded machine) still owns
+					// its TMPDIR until it is reaped: wait for that first.
 					Residue: func(t *testing.T) []string {
+						if err := p.WaitAbandoned(tctx(t)); err != nil {
+							t.Fatalf("abandoned commands did not exit: %v", err)
+						}
 						out := providertest.Entries(t, store)
 						out = append(out, providertest.Entries(t, p.tmpRoot)...)
 						return append(out, providertest.Mounts(t, expose)...)
