@@ -37,8 +37,9 @@ type Setup struct {
 	// ExposeDir is a directory the provider may expose snapshots under.
 	ExposeDir string
 	// Restart makes a new provider value over this Setup's configuration
-	// and state, as lvssd does at every start. The suite uses only the new
-	// value afterwards; the Setup's other fields stay valid.
+	// and state, as lvssd does at every start. The suite then calls only
+	// the new value (the old one again only in clean-ups, to delete what
+	// it made); the Setup's other fields stay valid.
 	Restart func(t *testing.T) provider.Provider
 	// Residue lists what the provider keeps for snapshots and sets of this
 	// Setup, one string per thing: files and directories in its snapshot
