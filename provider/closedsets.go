@@ -13,7 +13,7 @@ const closedSetsKept = 4096
 
 // ClosedSets remembers the IDs of the snapshot sets a provider finished or
 // aborted, so that BeginPrepareSnapshot can refuse to prepare one again
-// (VSS_E_BAD_STATE, see Provider). It keeps the most recent 4096. The zero
+// (E_INVALIDARG, see Provider). It keeps the most recent 4096. The zero
 // value is ready to use; it is safe for concurrent use.
 type ClosedSets struct {
 	mu   sync.Mutex

@@ -69,17 +69,21 @@ type Snapshot struct {
 // A set ID names one snapshot set, once. Its steps come in the order of the
 // package comment, each once (BeginPrepareSnapshot once per volume). The set
 // is finished when PostFinalCommitSnapshots returns nil, and undone by
-// AbortSnapshots. A provider refuses a call that breaks the order, and a
-// refused call changes nothing:
+// AbortSnapshots. A provider refuses a call that breaks the order, with a
+// code that §7.2 permits for the call (anything else would reach the
+// requester as VSS_E_UNEXPECTED_PROVIDER_ERROR), and a refused call changes
+// nothing:
 //
-//   - a step for a set the provider does not hold (never begun, aborted,
-//     finished) is VSS_E_OBJECT_NOT_FOUND;
-//   - a step out of order, or repeated, for a set it holds (CommitSnapshots
-//     before EndPrepareSnapshots, a second EndPrepareSnapshots,
-//     PostFinalCommitSnapshots before PreFinalCommitSnapshots...) is
-//     VSS_E_BAD_STATE, which §7.2 permits and the coordinator passes on;
+//   - EndPrepareSnapshots, PreCommitSnapshots, CommitSnapshots and
+//     PostCommitSnapshots for a set the provider does not hold (never
+//     begun, aborted, finished), or that is not the set's next step
+//     (CommitSnapshots before EndPrepareSnapshots, a second
+//     EndPrepareSnapshots...), are VSS_E_OBJECT_NOT_FOUND: there is no set
+//     in the state the step needs. (§7.2 gives them no VSS_E_BAD_STATE.)
+//   - PreFinalCommitSnapshots and PostFinalCommitSnapshots in the same
+//     cases are E_INVALIDARG, the only fitting code on their list.
 //   - BeginPrepareSnapshot for a set past EndPrepareSnapshots, finished or
-//     aborted is VSS_E_BAD_STATE: a set ID is never prepared twice. The
+//     aborted is E_INVALIDARG: a set ID is never prepared twice. The
 //     provider remembers the sets it finished or aborted during its own
 //     life (ClosedSets keeps the most recent). A set dropped as abandoned
 //     while in preparation (see the package comment) made nothing, and is

@@ -75,7 +75,7 @@ type setState int
 
 // The states are the steps of spec §7.3 a set has taken; each step checks
 // that the one before it was the last (the provider contract refuses a
-// step out of order or repeated with VSS_E_BAD_STATE).
+// step out of order or repeated).
 const (
 	statePreparing    setState = iota // BeginPrepareSnapshot seen
 	statePrepared                     // EndPrepareSnapshots done: files open, records written
@@ -202,7 +202,7 @@ func (p *Provider) BeginPrepareSnapshot(ctx context.Context, setID, snapID uuid.
 	// Before setFor, which drops sets abandoned in preparation: a refused
 	// call changes nothing.
 	if p.closed.Closed(setID) {
-		return vsserr.New(vsserr.BadState, "btrfs: set %s is finished or aborted; a set ID is prepared once", setID)
+		return vsserr.New(vsserr.InvalidArg, "btrfs: set %s is finished or aborted; a set ID is prepared once", setID)
 	}
 	dir, dirLoc, err := p.snapshotDir(volume, loc)
 	if err != nil {
@@ -212,7 +212,7 @@ func (p *Provider) BeginPrepareSnapshot(ctx context.Context, setID, snapID uuid.
 	set := p.setFor(setID)
 	defer set.mu.Unlock()
 	if set.state != statePreparing {
-		return vsserr.New(vsserr.BadState, "btrfs: set %s is past preparation; no volume can be added", setID)
+		return vsserr.New(vsserr.InvalidArg, "btrfs: set %s is past preparation; no volume can be added", setID)
 	}
 	for _, s := range set.snaps {
 		if s.id == snapID {
@@ -375,13 +375,13 @@ func (p *Provider) configuredDir(volume string, loc location, configured string)
 // after the commit still leaves it findable), opens what the commit needs,
 // so that the commit is nothing but ioctls, and syncs the filesystems.
 func (p *Provider) EndPrepareSnapshots(ctx context.Context, setID uuid.UUID) error {
-	set, err := p.lockSet(setID)
+	set, err := p.lockSet(setID, "EndPrepareSnapshots")
 	if err != nil {
 		return err
 	}
 	defer set.mu.Unlock()
 	if set.state != statePreparing {
-		return vsserr.New(vsserr.BadState, "btrfs: EndPrepareSnapshots out of order for set %s", setID)
+		return vsserr.New(refusal("EndPrepareSnapshots"), "btrfs: EndPrepareSnapshots out of order for set %s", setID)
 	}
 	if err := ctx.Err(); err != nil {
 		return err
@@ -540,13 +540,13 @@ func (p *Provider) flush(ctx context.Context, set *snapSet) {
 // volume, each its own btrfs transaction. It does not log (the hold window
 // may cover the filesystem the log is on); a failure is logged at Abort.
 func (p *Provider) CommitSnapshots(ctx context.Context, setID uuid.UUID) error {
-	set, err := p.lockSet(setID)
+	set, err := p.lockSet(setID, "CommitSnapshots")
 	if err != nil {
 		return err
 	}
 	defer set.mu.Unlock()
 	if set.state != statePreCommitted {
-		return vsserr.New(vsserr.BadState, "btrfs: CommitSnapshots out of order for set %s", setID)
+		return vsserr.New(refusal("CommitSnapshots"), "btrfs: CommitSnapshots out of order for set %s", setID)
 	}
 	for _, s := range set.snaps {
 		if s.made {
@@ -573,13 +573,13 @@ func (p *Provider) CommitSnapshots(ctx context.Context, setID uuid.UUID) error {
 // snapshots, with a warning for each nested subvolume that the snapshot
 // shows as an empty directory.
 func (p *Provider) PostCommitSnapshots(ctx context.Context, setID uuid.UUID, _ int) ([]provider.Snapshot, error) {
-	set, err := p.lockSet(setID)
+	set, err := p.lockSet(setID, "PostCommitSnapshots")
 	if err != nil {
 		return nil, err
 	}
 	defer set.mu.Unlock()
 	if set.state != stateCommitted {
-		return nil, vsserr.New(vsserr.BadState, "btrfs: PostCommitSnapshots out of order for set %s", setID)
+		return nil, vsserr.New(refusal("PostCommitSnapshots"), "btrfs: PostCommitSnapshots out of order for set %s", setID)
 	}
 	set.state = statePosted
 	p.release(set)
@@ -635,13 +635,13 @@ func (p *Provider) PreFinalCommitSnapshots(ctx context.Context, setID uuid.UUID)
 // PostFinalCommitSnapshots implements provider.Provider: the snapshots are
 // read-only from birth, so this only forgets the set, and closes its ID.
 func (p *Provider) PostFinalCommitSnapshots(ctx context.Context, setID uuid.UUID) error {
-	set, err := p.lockSet(setID)
+	set, err := p.lockSet(setID, "PostFinalCommitSnapshots")
 	if err != nil {
 		return err
 	}
 	defer set.mu.Unlock()
 	if set.state != statePreFinal {
-		return vsserr.New(vsserr.BadState, "btrfs: PostFinalCommitSnapshots out of order for set %s", setID)
+		return vsserr.New(refusal("PostFinalCommitSnapshots"), "btrfs: PostFinalCommitSnapshots out of order for set %s", setID)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -704,13 +704,23 @@ func (p *Provider) AbortSnapshots(ctx context.Context, setID uuid.UUID) error {
 	return nil
 }
 
-// lockSet returns the set, locked.
-func (p *Provider) lockSet(setID uuid.UUID) (*snapSet, error) {
+// refusal is the code for a step of a set the provider does not hold or
+// out of order (provider.Provider): §7.2 permits VSS_E_OBJECT_NOT_FOUND up
+// to PostCommit, and only E_INVALIDARG fits after it.
+func refusal(method string) vsserr.HRESULT {
+	if method == "PreFinalCommitSnapshots" || method == "PostFinalCommitSnapshots" {
+		return vsserr.InvalidArg
+	}
+	return vsserr.ObjectNotFound
+}
+
+// lockSet returns the set, locked, for the step method.
+func (p *Provider) lockSet(setID uuid.UUID, method string) (*snapSet, error) {
 	p.mu.Lock()
 	set := p.sets[setID]
 	p.mu.Unlock()
 	if set == nil {
-		return nil, vsserr.New(vsserr.ObjectNotFound, "btrfs: no snapshot set %s in preparation", setID)
+		return nil, vsserr.New(refusal(method), "btrfs: no snapshot set %s in creation", setID)
 	}
 	set.mu.Lock()
 	return set, nil
@@ -719,13 +729,13 @@ func (p *Provider) lockSet(setID uuid.UUID) (*snapSet, error) {
 // advance moves a set whose last step was from to to, for the steps that
 // do nothing else.
 func (p *Provider) advance(setID uuid.UUID, from, to setState, method string) error {
-	set, err := p.lockSet(setID)
+	set, err := p.lockSet(setID, method)
 	if err != nil {
 		return err
 	}
 	defer set.mu.Unlock()
 	if set.state != from {
-		return vsserr.New(vsserr.BadState, "btrfs: %s out of order for set %s", method, setID)
+		return vsserr.New(refusal(method), "btrfs: %s out of order for set %s", method, setID)
 	}
 	set.state = to
 	return nil

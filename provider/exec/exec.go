@@ -229,7 +229,7 @@ func (p *Provider) BeginPrepareSnapshot(_ context.Context, setID, snapshotID uui
 	}()
 	// Before abandoned sets are dropped: a refused call changes nothing.
 	if p.closed.Closed(setID) {
-		return vsserr.New(vsserr.BadState, "snapshot set %s is finished or aborted; a set ID is prepared once", setID)
+		return vsserr.New(vsserr.InvalidArg, "snapshot set %s is finished or aborted; a set ID is prepared once", setID)
 	}
 	s := p.sets[setID]
 	if s == nil {
@@ -249,7 +249,7 @@ func (p *Provider) BeginPrepareSnapshot(_ context.Context, setID, snapshotID uui
 		p.sets[setID] = s
 	}
 	if s.state != statePreparing {
-		return vsserr.New(vsserr.BadState, "snapshot set %s is past preparation", setID)
+		return vsserr.New(vsserr.InvalidArg, "snapshot set %s is past preparation", setID)
 	}
 	if c != s.context {
 		return vsserr.New(vsserr.InvalidArg, "snapshot set %s: context %s differs from the set's %s", setID, c, s.context)
@@ -296,13 +296,21 @@ func (p *Provider) EndPrepareSnapshots(ctx context.Context, setID uuid.UUID) err
 }
 
 // setIn returns the set if it is in the wanted state. Caller holds p.mu.
+// A set not held, or not in that state, is refused with the code the
+// provider contract gives the step: §7.2 permits VSS_E_OBJECT_NOT_FOUND up
+// to PostCommitSnapshots, and only E_INVALIDARG fits the two final steps,
+// which expect a set posted or pre-final-committed.
 func (p *Provider) setIn(setID uuid.UUID, want setState) (*set, error) {
+	code := vsserr.ObjectNotFound
+	if want == statePosted || want == statePreFinal {
+		code = vsserr.InvalidArg
+	}
 	s := p.sets[setID]
 	if s == nil {
-		return nil, vsserr.New(vsserr.ObjectNotFound, "no snapshot set %s in creation", setID)
+		return nil, vsserr.New(code, "no snapshot set %s in creation", setID)
 	}
 	if s.state != want {
-		return nil, vsserr.New(vsserr.BadState, "snapshot set %s is not at the expected step", setID)
+		return nil, vsserr.New(code, "snapshot set %s is not at the expected step", setID)
 	}
 	return s, nil
 }

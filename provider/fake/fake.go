@@ -166,22 +166,22 @@ func (p *Provider) BeginPrepareSnapshot(ctx context.Context, setID, snapID uuid.
 	s := p.sets[setID]
 	switch {
 	case p.closed.Closed(setID):
-		return vsserr.New(vsserr.BadState, "fake: set %s is finished or aborted; a set ID is prepared once", setID)
+		return vsserr.New(vsserr.InvalidArg, "fake: set %s is finished or aborted; a set ID is prepared once", setID)
 	case s == nil:
 		s = &set{}
 		p.sets[setID] = s
 	case s.stage != stBegun:
-		return vsserr.New(vsserr.BadState, "fake: set %s is past preparation", setID)
+		return vsserr.New(vsserr.InvalidArg, "fake: set %s is past preparation", setID)
 	}
 	s.snaps = append(s.snaps, provider.Snapshot{ID: snapID, SetID: setID, OriginalVolume: volume})
 	return nil
 }
 
 // step checks that the set's last step was from, makes it to and runs then
-// under the lock. A set the fake does not hold is VSS_E_OBJECT_NOT_FOUND, a
-// step out of order VSS_E_BAD_STATE; either changes nothing. With cancel,
-// a context already done stops the step before it does anything (the
-// provider contract for EndPrepare and Commit).
+// under the lock. A set the fake does not hold, or a step out of order, is
+// refused with the code the provider contract gives the step (refusal),
+// changing nothing. With cancel, a context already done stops the step
+// before it does anything (the contract for EndPrepare and Commit).
 func (p *Provider) step(ctx context.Context, method string, setID uuid.UUID, from, to stage, cancel bool, then func(*set)) error {
 	if err := p.enter(ctx, method); err != nil {
 		return err
@@ -193,16 +193,26 @@ func (p *Provider) step(ctx context.Context, method string, setID uuid.UUID, fro
 	defer p.mu.Unlock()
 	s := p.sets[setID]
 	if s == nil {
-		return vsserr.New(vsserr.ObjectNotFound, "fake: no set %s in creation", setID)
+		return vsserr.New(refusal(method), "fake: no set %s in creation", setID)
 	}
 	if s.stage != from {
-		return vsserr.New(vsserr.BadState, "fake: %s out of order for set %s", method, setID)
+		return vsserr.New(refusal(method), "fake: %s out of order for set %s", method, setID)
 	}
 	s.stage = to
 	if then != nil {
 		then(s)
 	}
 	return nil
+}
+
+// refusal is the code for a step of a set not held or out of order:
+// §7.2 permits VSS_E_OBJECT_NOT_FOUND up to PostCommit, and only
+// E_INVALIDARG fits after it.
+func refusal(method string) vsserr.HRESULT {
+	if method == "PreFinalCommitSnapshots" || method == "PostFinalCommitSnapshots" {
+		return vsserr.InvalidArg
+	}
+	return vsserr.ObjectNotFound
 }
 
 // EndPrepareSnapshots implements provider.Provider.

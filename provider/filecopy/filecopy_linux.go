@@ -198,7 +198,7 @@ func (p *Provider) BeginPrepareSnapshot(_ context.Context, setID, snapshotID uui
 	defer p.mu.Unlock()
 	// Before abandoned sets are dropped: a refused call changes nothing.
 	if p.closed.Closed(setID) {
-		return vsserr.New(vsserr.BadState, "snapshot set %s is finished or aborted; a set ID is prepared once", setID)
+		return vsserr.New(vsserr.InvalidArg, "snapshot set %s is finished or aborted; a set ID is prepared once", setID)
 	}
 	// Only one set is created at a time (the coordinator's creation
 	// lock), so a set still in preparation when another begins was
@@ -214,7 +214,7 @@ func (p *Provider) BeginPrepareSnapshot(_ context.Context, setID, snapshotID uui
 		p.sets[setID] = s
 	}
 	if s.phase != phPreparing {
-		return vsserr.New(vsserr.BadState, "snapshot set %s is past preparation", setID)
+		return vsserr.New(vsserr.InvalidArg, "snapshot set %s is past preparation", setID)
 	}
 	for _, sn := range s.snaps {
 		if sn.id == snapshotID {
@@ -225,14 +225,21 @@ func (p *Provider) BeginPrepareSnapshot(_ context.Context, setID, snapshotID uui
 	return nil
 }
 
-// lookup returns the set in the wanted phase.
+// lookup returns the set in the wanted phase. A set not held, or not in
+// that phase, is refused with the code the provider contract gives the
+// step: §7.2 permits VSS_E_OBJECT_NOT_FOUND up to PostCommitSnapshots, and
+// only E_INVALIDARG fits the two final steps.
 func (p *Provider) lookup(setID uuid.UUID, want phase, step string) (*set, error) {
+	code := vsserr.ObjectNotFound
+	if step == "PreFinalCommitSnapshots" || step == "PostFinalCommitSnapshots" {
+		code = vsserr.InvalidArg
+	}
 	s := p.sets[setID]
 	if s == nil {
-		return nil, vsserr.New(vsserr.ObjectNotFound, "copy provider: no snapshot set %s in creation", setID)
+		return nil, vsserr.New(code, "copy provider: no snapshot set %s in creation", setID)
 	}
 	if s.phase != want {
-		return nil, vsserr.New(vsserr.BadState, "copy provider: %s out of order for set %s", step, setID)
+		return nil, vsserr.New(code, "copy provider: %s out of order for set %s", step, setID)
 	}
 	return s, nil
 }

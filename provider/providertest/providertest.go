@@ -458,33 +458,39 @@ func testExpose(t *testing.T, h Harness) {
 }
 
 // A step of a snapshot set after BeginPrepareSnapshot, in the order of
-// §7.3.
+// §7.3, with the code that refuses it for a set not held or out of order:
+// one that §7.2 permits for the step (provider.Provider).
 type setStep struct {
-	name string
-	call func(c context.Context, p provider.Provider, set uuid.UUID) error
+	name    string
+	call    func(c context.Context, p provider.Provider, set uuid.UUID) error
+	refused vsserr.HRESULT
 }
 
 var sequence = []setStep{
 	{"EndPrepareSnapshots", func(c context.Context, p provider.Provider, set uuid.UUID) error {
 		return p.EndPrepareSnapshots(c, set)
-	}},
+	}, vsserr.ObjectNotFound},
 	{"PreCommitSnapshots", func(c context.Context, p provider.Provider, set uuid.UUID) error {
 		return p.PreCommitSnapshots(c, set)
-	}},
+	}, vsserr.ObjectNotFound},
 	{"CommitSnapshots", func(c context.Context, p provider.Provider, set uuid.UUID) error {
 		return p.CommitSnapshots(c, set)
-	}},
+	}, vsserr.ObjectNotFound},
 	{"PostCommitSnapshots", func(c context.Context, p provider.Provider, set uuid.UUID) error {
 		_, err := p.PostCommitSnapshots(c, set, 1)
 		return err
-	}},
+	}, vsserr.ObjectNotFound},
 	{"PreFinalCommitSnapshots", func(c context.Context, p provider.Provider, set uuid.UUID) error {
 		return p.PreFinalCommitSnapshots(c, set)
-	}},
+	}, vsserr.InvalidArg},
 	{"PostFinalCommitSnapshots", func(c context.Context, p provider.Provider, set uuid.UUID) error {
 		return p.PostFinalCommitSnapshots(c, set)
-	}},
+	}, vsserr.InvalidArg},
 }
+
+// beginRefused is the code that refuses BeginPrepareSnapshot for a set
+// past preparation, finished or aborted.
+const beginRefused = vsserr.InvalidArg
 
 // begin starts a set of one snapshot of the Setup's volume and takes it
 // through the first n steps of sequence.
@@ -513,17 +519,19 @@ func another(s Setup) string {
 	return s.Volume
 }
 
-// wantCode checks err's HRESULT.
+// wantCode checks err's HRESULT: the first in its chain, which is what the
+// coordinator judges and passes on.
 func wantCode(t *testing.T, what string, err error, code vsserr.HRESULT) {
 	t.Helper()
-	if !errors.Is(err, code) {
+	if err == nil || vsserr.Code(err) != code {
 		t.Errorf("%s: want %v, got %v", what, code, err)
 	}
 }
 
-// Each step of a set is refused with VSS_E_BAD_STATE when it comes out of
-// order (too early, or again), at every point of the sequence, and the
-// refusal changes nothing: the set then goes on to completion.
+// Each step of a set is refused when it comes out of order (too early, or
+// again), at every point of the sequence, with its refusal code, and so is
+// a second BeginPrepareSnapshot once the set is past preparation; the
+// refusals change nothing: the set then goes on to completion.
 func testOutOfOrder(t *testing.T, h Harness) {
 	s := h.New(t)
 	p, c := s.Provider, ctx(t)
@@ -537,11 +545,11 @@ func testOutOfOrder(t *testing.T, h Harness) {
 	last := "BeginPrepareSnapshot"
 	for i, next := range sequence {
 		if i > 0 {
-			wantCode(t, "BeginPrepareSnapshot after "+last, p.BeginPrepareSnapshot(c, set, uuid.New(), another(s), h.Context), vsserr.BadState)
+			wantCode(t, "BeginPrepareSnapshot after "+last, p.BeginPrepareSnapshot(c, set, uuid.New(), another(s), h.Context), beginRefused)
 		}
 		for j, st := range sequence {
 			if j != i {
-				wantCode(t, st.name+" after "+last, st.call(c, p, set), vsserr.BadState)
+				wantCode(t, st.name+" after "+last, st.call(c, p, set), st.refused)
 			}
 		}
 		if t.Failed() {
@@ -557,20 +565,20 @@ func testOutOfOrder(t *testing.T, h Harness) {
 	}
 }
 
-// Every step for a set the provider never saw is VSS_E_OBJECT_NOT_FOUND.
+// Every step for a set the provider never saw is refused with its code.
 func testUnknownSet(t *testing.T, h Harness) {
 	s := h.New(t)
 	c := ctx(t)
 	for _, st := range sequence {
-		wantCode(t, st.name+" of an unknown set", st.call(c, s.Provider, uuid.New()), vsserr.ObjectNotFound)
+		wantCode(t, st.name+" of an unknown set", st.call(c, s.Provider, uuid.New()), st.refused)
 	}
 	nothingLeft(t, s, "RefusedCalls")
 }
 
 // AbortSnapshots, at any point before PostFinalCommitSnapshots, removes the
 // set's snapshot, also once committed and reported (spec §7.3: no partial
-// commit); the set is then unknown to every step, CommitSnapshots
-// included, and its ID cannot be prepared again.
+// commit); the set is then unknown to CommitSnapshots
+// (VSS_E_OBJECT_NOT_FOUND), and its ID cannot be prepared again.
 func testAbortUndoes(t *testing.T, h Harness) {
 	s := h.New(t)
 	for n := range sequence {
@@ -588,7 +596,7 @@ func testAbortUndoes(t *testing.T, h Harness) {
 				t.Fatal("Query lists a snapshot of the aborted set")
 			}
 			wantCode(t, "CommitSnapshots after AbortSnapshots", p.CommitSnapshots(c, set), vsserr.ObjectNotFound)
-			wantCode(t, "BeginPrepareSnapshot of an aborted set", p.BeginPrepareSnapshot(c, set, uuid.New(), s.Volume, h.Context), vsserr.BadState)
+			wantCode(t, "BeginPrepareSnapshot of an aborted set", p.BeginPrepareSnapshot(c, set, uuid.New(), s.Volume, h.Context), beginRefused)
 			if err := p.AbortSnapshots(c, set); err != nil {
 				t.Fatalf("second AbortSnapshots: %v", err)
 			}
@@ -601,16 +609,16 @@ func testAbortUndoes(t *testing.T, h Harness) {
 }
 
 // A finished set is closed: its ID cannot be prepared again, its steps are
-// VSS_E_OBJECT_NOT_FOUND, and AbortSnapshots of it leaves its snapshots,
-// which only DeleteSnapshot removes.
+// refused as for a set never seen, and AbortSnapshots of it leaves its
+// snapshots, which only DeleteSnapshot removes.
 func testFinished(t *testing.T, h Harness) {
 	s := h.New(t)
 	p, c := s.Provider, ctx(t)
 	rel := writeMarker(t, s, "finished", "finished set")
 	snap := create(t, h, p, s.Volume)[0]
-	wantCode(t, "BeginPrepareSnapshot of a finished set", p.BeginPrepareSnapshot(c, snap.SetID, uuid.New(), another(s), h.Context), vsserr.BadState)
+	wantCode(t, "BeginPrepareSnapshot of a finished set", p.BeginPrepareSnapshot(c, snap.SetID, uuid.New(), another(s), h.Context), beginRefused)
 	for _, st := range sequence {
-		wantCode(t, st.name+" of a finished set", st.call(c, p, snap.SetID), vsserr.ObjectNotFound)
+		wantCode(t, st.name+" of a finished set", st.call(c, p, snap.SetID), st.refused)
 	}
 	if err := p.AbortSnapshots(c, snap.SetID); err != nil {
 		t.Fatalf("AbortSnapshots of a finished set: %v", err)
