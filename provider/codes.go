@@ -44,8 +44,13 @@ var (
 	finalCodes  = codes(vsserr.OutOfMemory, vsserr.InvalidArg, vsserr.ProviderVeto)
 )
 
-// permitted are §7.2's per-call lists (D18).
+// permitted are §7.2's per-call lists (D18). BeginPrepareSnapshot's is
+// IVssSoftwareSnapshotProvider::BeginPrepareSnapshot's documented set
+// (vss-reference §7.2), with the per-volume cap the provider contract
+// lets it report.
 var permitted = map[Call]map[vsserr.HRESULT]bool{
+	CallBeginPrepareSnapshot: codes(vsserr.OutOfMemory, vsserr.InvalidArg, vsserr.ObjectNotFound, vsserr.ProviderVeto,
+		vsserr.UnsupportedContext, vsserr.VolumeNotSupportedByProvider, vsserr.MaximumNumberOfSnapshotsReached),
 	CallEndPrepareSnapshots:      codes(vsserr.OutOfMemory, vsserr.InvalidArg, vsserr.ObjectNotFound, vsserr.ProviderVeto, vsserr.InsufficientStorage),
 	CallPreCommitSnapshots:       commitCodes,
 	CallCommitSnapshots:          commitCodes,

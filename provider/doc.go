@@ -18,7 +18,8 @@
 // AbortSnapshots may come at any point after BeginPrepareSnapshot and must be
 // idempotent; so must DeleteSnapshot. A provider must tolerate a new set
 // starting at any time, since a requester that gives up before DoSnapshotSet
-// may produce no Abort at all.
+// may produce no Abort at all. The Provider interface's comment has the
+// rules: out-of-order calls, what Abort undoes, cancellation, restarts.
 //
 // Optional abilities are small interfaces found by type assertion: Exposer
 // today; Reverter later. Every provider, ours or a third party's, runs the

@@ -67,7 +67,75 @@ type Snapshot struct {
 // Provider takes point-in-time snapshots. See the package comment for the
 // call order. Errors should carry one of the permitted HRESULTs of spec §7.2
 // (vsserr); anything else is logged and reported as
-// VSS_E_UNEXPECTED_PROVIDER_ERROR.
+// VSS_E_UNEXPECTED_PROVIDER_ERROR. Package providertest checks every rule
+// below.
+//
+// # Snapshot sets
+//
+// A set ID names one snapshot set, once. Its steps come in the order of the
+// package comment, each once (BeginPrepareSnapshot once per volume). The set
+// is finished when PostFinalCommitSnapshots returns nil, and undone by
+// AbortSnapshots. A provider refuses a call that breaks the order, with a
+// code that §7.2 permits for the call (anything else would reach the
+// requester as VSS_E_UNEXPECTED_PROVIDER_ERROR), and a refused call changes
+// nothing:
+//
+//   - EndPrepareSnapshots, PreCommitSnapshots, CommitSnapshots and
+//     PostCommitSnapshots for a set the provider does not hold (never
+//     begun, aborted, finished), or that is not the set's next step
+//     (CommitSnapshots before EndPrepareSnapshots, a second
+//     EndPrepareSnapshots...), are VSS_E_OBJECT_NOT_FOUND: there is no set
+//     in the state the step needs. (§7.2 gives them no VSS_E_BAD_STATE.)
+//   - PreFinalCommitSnapshots and PostFinalCommitSnapshots in the same
+//     cases are E_INVALIDARG, the only fitting code on their list.
+//   - BeginPrepareSnapshot for a set past EndPrepareSnapshots, finished or
+//     aborted is E_INVALIDARG: a set ID is never prepared twice. The
+//     provider remembers the sets it finished or aborted during its own
+//     life (ClosedSets keeps the most recent). A set dropped as abandoned
+//     while in preparation (see the package comment) made nothing, and is
+//     not closed.
+//
+// AbortSnapshots is the failure path of §7.3, and there is no partial
+// commit: until PostFinalCommitSnapshots has returned nil it removes every
+// snapshot of the set, also ones committed and reported by
+// PostCommitSnapshots. A finished set is permanent: AbortSnapshots of it is
+// a no-op that leaves its snapshots, which only DeleteSnapshot removes.
+//
+// # Contexts and cancellation
+//
+// The coordinator cancels the context of EndPrepareSnapshots when the
+// requester cancels DoSnapshotSet, bounds CommitSnapshots with a deadline
+// (the hold or freeze window) and never cancels it otherwise, and runs the
+// steps after the commit and AbortSnapshots with contexts that are never
+// cancelled, so that a set is always finished or undone. A requester's
+// DeleteSnapshots can be cancelled. So for EndPrepareSnapshots,
+// CommitSnapshots and DeleteSnapshot:
+//
+//   - given a context that is already done, the call does nothing and
+//     returns an error for which errors.Is(err, ctx.Err()) holds (it may
+//     carry an HRESULT as well);
+//   - when the context ends while EndPrepareSnapshots or CommitSnapshots
+//     works (copies, runs a command, waits for a sync), the call stops
+//     that work and returns such an error promptly: in the time it takes
+//     to kill a command or finish the file in hand. A single system call
+//     that cannot be interrupted (one btrfs snapshot ioctl) may complete
+//     first, and the call may then succeed;
+//   - after either of them failed so, the next call for the set is
+//     AbortSnapshots, which removes whatever the step made: Query never
+//     lists a snapshot of the set;
+//   - DeleteSnapshot whose context ends while it works either finishes (and
+//     returns nil) or stops with such an error, leaving the snapshot
+//     listed by Query for a later DeleteSnapshot to remove.
+//
+// The other calls are short and may ignore their context.
+//
+// # Restarts
+//
+// Snapshots outlive the provider value that made them. A new one made over
+// the same configuration and state, as lvssd makes at every start, lists
+// them with Query, and DeleteSnapshot and Expose work with the Snapshot an
+// earlier one reported (the coordinator's catalog keeps it), as does
+// reading its DevicePath. Sets in creation do not survive a restart.
 type Provider interface {
 	Info() Info
 
@@ -95,8 +163,9 @@ type Provider interface {
 	// PostFinalCommitSnapshots finishes the set (the snapshots become
 	// read-only and permanent).
 	PostFinalCommitSnapshots(ctx context.Context, setID uuid.UUID) error
-	// AbortSnapshots forgets the set and removes anything made for it.
-	// Idempotent; unknown sets are not an error.
+	// AbortSnapshots forgets the set and removes anything made for it,
+	// unless the set is finished (see "Snapshot sets" above). Idempotent;
+	// unknown sets are not an error.
 	AbortSnapshots(ctx context.Context, setID uuid.UUID) error
 
 	// Query lists the snapshots the provider holds.

@@ -22,6 +22,10 @@ import (
 	"github.com/lvss/lvss/vsserr"
 )
 
+// TestConformance runs the suite on one btrfs, each Setup with its own
+// subvolumes and provider. Hold is not set: the commit is one ioctl per
+// volume and EndPrepare's only long wait (syncfs) cannot be held from
+// outside, so the in-flight cancellation checks do not apply.
 func TestConformance(t *testing.T) {
 	mnt := newBtrfs(t)
 	other := testenv.LoopFS(t, "ext4", 64<<20)
@@ -29,10 +33,13 @@ func TestConformance(t *testing.T) {
 	var n atomic.Int32
 	providertest.Run(t, providertest.Harness{New: func(t *testing.T) providertest.Setup {
 		i := n.Add(1)
+		vol := subvol(t, filepath.Join(mnt, fmt.Sprintf("vol%d", i)))
+		second := subvol(t, filepath.Join(mnt, fmt.Sprintf("second%d", i)))
+		expose := exposeDir(t)
 		return providertest.Setup{
 			Provider:    newProvider(t, Config{}, 1<<20),
-			Volume:      subvol(t, filepath.Join(mnt, fmt.Sprintf("vol%d", i))),
-			Second:      subvol(t, filepath.Join(mnt, fmt.Sprintf("second%d", i))),
+			Volume:      vol,
+			Second:      second,
 			Unsupported: unsupported,
 			ReadSnapshot: func(t *testing.T, s provider.Snapshot, rel string) []byte {
 				b, err := os.ReadFile(filepath.Join(s.DevicePath, rel))
@@ -41,7 +48,20 @@ func TestConformance(t *testing.T) {
 				}
 				return b
 			},
-			ExposeDir: exposeDir(t),
+			ExposeDir: expose,
+			// lvssd restarted: a provider with the same configuration,
+			// which knows nothing but what is on the filesystem.
+			Restart: func(t *testing.T) provider.Provider { return newProvider(t, Config{}, 1<<20) },
+			// Snapshots and their records live in .lvss-snapshots of each
+			// volume's subvolume; the directory itself is made at the
+			// first BeginPrepareSnapshot and stays.
+			Residue: func(t *testing.T) []string {
+				var out []string
+				for _, v := range []string{vol, second} {
+					out = append(out, providertest.Entries(t, filepath.Join(v, defaultDirName))...)
+				}
+				return append(out, providertest.Mounts(t, expose)...)
+			},
 		}
 	}})
 }

@@ -65,17 +65,24 @@ type Provider struct {
 	minFree confval.Size // limits.min_free
 	log     *slog.Logger
 
-	mu   sync.Mutex
-	sets map[uuid.UUID]*snapSet
-	dirs map[string]bool // snapshot directories used by this process, for Query
+	mu     sync.Mutex
+	sets   map[uuid.UUID]*snapSet
+	closed provider.ClosedSets // finished and aborted sets: never prepared again
+	dirs   map[string]bool     // snapshot directories used by this process, for Query
 }
 
 type setState int
 
+// The states are the steps of spec §7.3 a set has taken; each step checks
+// that the one before it was the last (the provider contract refuses a
+// step out of order or repeated).
 const (
-	statePreparing setState = iota // BeginPrepareSnapshot seen
-	statePrepared                  // EndPrepareSnapshots done: files open, records written
-	stateCommitted                 // CommitSnapshots made every snapshot
+	statePreparing    setState = iota // BeginPrepareSnapshot seen
+	statePrepared                     // EndPrepareSnapshots done: files open, records written
+	statePreCommitted                 // PreCommitSnapshots done
+	stateCommitted                    // CommitSnapshots made every snapshot
+	statePosted                       // PostCommitSnapshots reported them
+	statePreFinal                     // PreFinalCommitSnapshots done
 )
 
 type snapSet struct {
@@ -194,6 +201,11 @@ func (p *Provider) BeginPrepareSnapshot(ctx context.Context, setID, snapID uuid.
 	}
 	if err != nil {
 		return p.veto(classify(err, "btrfs: inspect %s", volume))
+	}
+	// Before setFor, which drops sets abandoned in preparation: a refused
+	// call changes nothing.
+	if p.closed.Closed(setID) {
+		return vsserr.New(vsserr.InvalidArg, "btrfs: set %s is finished or aborted; a set ID is prepared once", setID)
 	}
 	dir, dirLoc, err := p.snapshotDir(volume, loc)
 	if err != nil {
@@ -366,16 +378,16 @@ func (p *Provider) configuredDir(volume string, loc location, configured string)
 // after the commit still leaves it findable), opens what the commit needs,
 // so that the commit is nothing but ioctls, and syncs the filesystems.
 func (p *Provider) EndPrepareSnapshots(ctx context.Context, setID uuid.UUID) error {
-	set, err := p.lockSet(setID)
+	set, err := p.lockSet(setID, "EndPrepareSnapshots")
 	if err != nil {
 		return err
 	}
 	defer set.mu.Unlock()
-	switch set.state {
-	case statePrepared:
-		return nil
-	case stateCommitted:
-		return vsserr.New(vsserr.ObjectNotFound, "btrfs: set %s is already committed", setID)
+	if set.state != statePreparing {
+		return vsserr.New(refusal("EndPrepareSnapshots"), "btrfs: EndPrepareSnapshots out of order for set %s", setID)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	checked := map[string]bool{}
 	for _, s := range set.snaps {
@@ -487,15 +499,7 @@ func (p *Provider) release(set *snapSet) {
 // protect) and lengthen it — measured: about 1 ms on a clean filesystem
 // for every writer held frozen.
 func (p *Provider) PreCommitSnapshots(ctx context.Context, setID uuid.UUID) error {
-	set, err := p.lockSet(setID)
-	if err != nil {
-		return err
-	}
-	defer set.mu.Unlock()
-	if set.state != statePrepared {
-		return vsserr.New(vsserr.ObjectNotFound, "btrfs: PreCommitSnapshots out of order for set %s", setID)
-	}
-	return nil
+	return p.advance(setID, statePrepared, statePreCommitted, "PreCommitSnapshots")
 }
 
 // syncWait bounds each flush. A flush only moves work out of the commit,
@@ -539,16 +543,13 @@ func (p *Provider) flush(ctx context.Context, set *snapSet) {
 // volume, each its own btrfs transaction. It does not log (the hold window
 // may cover the filesystem the log is on); a failure is logged at Abort.
 func (p *Provider) CommitSnapshots(ctx context.Context, setID uuid.UUID) error {
-	set, err := p.lockSet(setID)
+	set, err := p.lockSet(setID, "CommitSnapshots")
 	if err != nil {
 		return err
 	}
 	defer set.mu.Unlock()
-	if set.state == stateCommitted {
-		return nil
-	}
-	if set.state != statePrepared {
-		return vsserr.New(vsserr.ObjectNotFound, "btrfs: set %s was not prepared (EndPrepareSnapshots)", setID)
+	if set.state != statePreCommitted {
+		return vsserr.New(refusal("CommitSnapshots"), "btrfs: CommitSnapshots out of order for set %s", setID)
 	}
 	for _, s := range set.snaps {
 		if s.made {
@@ -575,14 +576,15 @@ func (p *Provider) CommitSnapshots(ctx context.Context, setID uuid.UUID) error {
 // snapshots, with a warning for each nested subvolume that the snapshot
 // shows as an empty directory.
 func (p *Provider) PostCommitSnapshots(ctx context.Context, setID uuid.UUID, _ int) ([]provider.Snapshot, error) {
-	set, err := p.lockSet(setID)
+	set, err := p.lockSet(setID, "PostCommitSnapshots")
 	if err != nil {
 		return nil, err
 	}
 	defer set.mu.Unlock()
 	if set.state != stateCommitted {
-		return nil, vsserr.New(vsserr.ObjectNotFound, "btrfs: set %s has not been committed", setID)
+		return nil, vsserr.New(refusal("PostCommitSnapshots"), "btrfs: PostCommitSnapshots out of order for set %s", setID)
 	}
+	set.state = statePosted
 	p.release(set)
 	out := make([]provider.Snapshot, 0, len(set.snaps))
 	for _, s := range set.snaps {
@@ -630,23 +632,27 @@ func (p *Provider) nestedWarnings(s *pending) []string {
 
 // PreFinalCommitSnapshots implements provider.Provider.
 func (p *Provider) PreFinalCommitSnapshots(ctx context.Context, setID uuid.UUID) error {
-	return p.expect(setID, stateCommitted, "PreFinalCommitSnapshots")
+	return p.advance(setID, statePosted, statePreFinal, "PreFinalCommitSnapshots")
 }
 
 // PostFinalCommitSnapshots implements provider.Provider: the snapshots are
-// read-only from birth, so this only forgets the set.
+// read-only from birth, so this only forgets the set, and closes its ID.
 func (p *Provider) PostFinalCommitSnapshots(ctx context.Context, setID uuid.UUID) error {
-	if err := p.expect(setID, stateCommitted, "PostFinalCommitSnapshots"); err != nil {
+	set, err := p.lockSet(setID, "PostFinalCommitSnapshots")
+	if err != nil {
 		return err
+	}
+	defer set.mu.Unlock()
+	if set.state != statePreFinal {
+		return vsserr.New(refusal("PostFinalCommitSnapshots"), "btrfs: PostFinalCommitSnapshots out of order for set %s", setID)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if set := p.sets[setID]; set != nil {
-		for _, s := range set.snaps {
-			p.dirs[s.dir] = true
-		}
+	for _, s := range set.snaps {
+		p.dirs[s.dir] = true
 	}
 	delete(p.sets, setID)
+	p.closed.Close(setID)
 	return nil
 }
 
@@ -662,6 +668,7 @@ func (p *Provider) AbortSnapshots(ctx context.Context, setID uuid.UUID) error {
 	}
 	set.mu.Lock()
 	defer set.mu.Unlock()
+	p.closed.Close(setID)
 	p.release(set)
 	if set.commitErr != nil {
 		p.log.Warn("snapshot commit failed; aborting the set", "set", setID, "err", set.commitErr)
@@ -700,27 +707,40 @@ func (p *Provider) AbortSnapshots(ctx context.Context, setID uuid.UUID) error {
 	return nil
 }
 
-// lockSet returns the set, locked.
-func (p *Provider) lockSet(setID uuid.UUID) (*snapSet, error) {
+// refusal is the code for a step of a set the provider does not hold or
+// out of order (provider.Provider): §7.2 permits VSS_E_OBJECT_NOT_FOUND up
+// to PostCommit, and only E_INVALIDARG fits after it.
+func refusal(method string) vsserr.HRESULT {
+	if method == "PreFinalCommitSnapshots" || method == "PostFinalCommitSnapshots" {
+		return vsserr.InvalidArg
+	}
+	return vsserr.ObjectNotFound
+}
+
+// lockSet returns the set, locked, for the step method.
+func (p *Provider) lockSet(setID uuid.UUID, method string) (*snapSet, error) {
 	p.mu.Lock()
 	set := p.sets[setID]
 	p.mu.Unlock()
 	if set == nil {
-		return nil, vsserr.New(vsserr.ObjectNotFound, "btrfs: no snapshot set %s in preparation", setID)
+		return nil, vsserr.New(refusal(method), "btrfs: no snapshot set %s in creation", setID)
 	}
 	set.mu.Lock()
 	return set, nil
 }
 
-func (p *Provider) expect(setID uuid.UUID, want setState, method string) error {
-	set, err := p.lockSet(setID)
+// advance moves a set whose last step was from to to, for the steps that
+// do nothing else.
+func (p *Provider) advance(setID uuid.UUID, from, to setState, method string) error {
+	set, err := p.lockSet(setID, method)
 	if err != nil {
 		return err
 	}
 	defer set.mu.Unlock()
-	if set.state != want {
-		return vsserr.New(vsserr.ObjectNotFound, "btrfs: %s out of order for set %s", method, setID)
+	if set.state != from {
+		return vsserr.New(refusal(method), "btrfs: %s out of order for set %s", method, setID)
 	}
+	set.state = to
 	return nil
 }
 
@@ -813,10 +833,14 @@ func handle(s provider.Snapshot) (string, error) {
 // DeleteSnapshot implements provider.Provider. Exposures of the snapshot
 // are unmounted first: the kernel deletes a subvolume even under a bind
 // mount of it, which would leave the mount showing a deleted snapshot. A
-// snapshot already gone is not an error.
+// snapshot already gone is not an error. Given a context already done, it
+// does nothing (the contract: a cancelled delete leaves the snapshot whole).
 func (p *Provider) DeleteSnapshot(ctx context.Context, s provider.Snapshot) error {
 	h, err := handle(s)
 	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if err := p.unexposeAll(s.ID); err != nil {

@@ -53,9 +53,10 @@ type Provider struct {
 	idxMu sync.Mutex
 	// mu guards the fields below. It is never held across a command or
 	// any disk I/O, so CommitSnapshots never waits behind one.
-	mu    sync.Mutex
-	sets  map[uuid.UUID]*set
-	index map[uuid.UUID]provider.Snapshot
+	mu     sync.Mutex
+	sets   map[uuid.UUID]*set
+	closed provider.ClosedSets // finished and aborted sets: never prepared again
+	index  map[uuid.UUID]provider.Snapshot
 
 	// bg counts goroutines waiting for abandoned commands.
 	bg sync.WaitGroup
@@ -71,6 +72,7 @@ const (
 	stateCommitted // commit printed its handles
 	stateFailed    // commit failed; handles holds what it printed anyway
 	statePosted    // PostCommitSnapshots done: snapshots are in the index
+	statePreFinal  // PreFinalCommitSnapshots done
 )
 
 // set is one snapshot set in creation.
@@ -225,6 +227,10 @@ func (p *Provider) BeginPrepareSnapshot(_ context.Context, setID, snapshotID uui
 			os.RemoveAll(d)
 		}
 	}()
+	// Before abandoned sets are dropped: a refused call changes nothing.
+	if p.closed.Closed(setID) {
+		return vsserr.New(vsserr.InvalidArg, "snapshot set %s is finished or aborted; a set ID is prepared once", setID)
+	}
 	s := p.sets[setID]
 	if s == nil {
 		// A requester that gave up before DoSnapshotSet leaves its set
@@ -243,7 +249,7 @@ func (p *Provider) BeginPrepareSnapshot(_ context.Context, setID, snapshotID uui
 		p.sets[setID] = s
 	}
 	if s.state != statePreparing {
-		return vsserr.New(vsserr.BadState, "snapshot set %s is past preparation", setID)
+		return vsserr.New(vsserr.InvalidArg, "snapshot set %s is past preparation", setID)
 	}
 	if c != s.context {
 		return vsserr.New(vsserr.InvalidArg, "snapshot set %s: context %s differs from the set's %s", setID, c, s.context)
@@ -259,13 +265,18 @@ func (p *Provider) BeginPrepareSnapshot(_ context.Context, setID, snapshotID uui
 
 // EndPrepareSnapshots implements provider.Provider. It builds the commit's
 // environment and TMPDIR now, before anything is frozen, so that
-// CommitSnapshots itself touches no filesystem.
-func (p *Provider) EndPrepareSnapshots(_ context.Context, setID uuid.UUID) error {
+// CommitSnapshots itself touches no filesystem. Given a context already
+// done, it makes nothing.
+func (p *Provider) EndPrepareSnapshots(ctx context.Context, setID uuid.UUID) error {
 	p.mu.Lock()
 	s, err := p.setIn(setID, statePreparing)
 	if err != nil {
 		p.mu.Unlock()
 		return err
+	}
+	if err := ctx.Err(); err != nil {
+		p.mu.Unlock()
+		return fmt.Errorf("exec provider %s: EndPrepareSnapshots: %w", p.info.Name, err)
 	}
 	env := commitEnv(p.info, s)
 	p.mu.Unlock()
@@ -285,13 +296,21 @@ func (p *Provider) EndPrepareSnapshots(_ context.Context, setID uuid.UUID) error
 }
 
 // setIn returns the set if it is in the wanted state. Caller holds p.mu.
+// A set not held, or not in that state, is refused with the code the
+// provider contract gives the step: §7.2 permits VSS_E_OBJECT_NOT_FOUND up
+// to PostCommitSnapshots, and only E_INVALIDARG fits the two final steps,
+// which expect a set posted or pre-final-committed.
 func (p *Provider) setIn(setID uuid.UUID, want setState) (*set, error) {
+	code := vsserr.ObjectNotFound
+	if want == statePosted || want == statePreFinal {
+		code = vsserr.InvalidArg
+	}
 	s := p.sets[setID]
 	if s == nil {
-		return nil, vsserr.New(vsserr.ObjectNotFound, "no snapshot set %s in creation", setID)
+		return nil, vsserr.New(code, "no snapshot set %s in creation", setID)
 	}
 	if s.state != want {
-		return nil, vsserr.New(vsserr.BadState, "snapshot set %s is not at the expected step", setID)
+		return nil, vsserr.New(code, "snapshot set %s is not at the expected step", setID)
 	}
 	return s, nil
 }
@@ -528,19 +547,24 @@ func (p *Provider) PostCommitSnapshots(_ context.Context, setID uuid.UUID, _ int
 func (p *Provider) PreFinalCommitSnapshots(_ context.Context, setID uuid.UUID) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	_, err := p.setIn(setID, statePosted)
-	return err
+	s, err := p.setIn(setID, statePosted)
+	if err != nil {
+		return err
+	}
+	s.state = statePreFinal
+	return nil
 }
 
 // PostFinalCommitSnapshots implements provider.Provider: the snapshots are
-// in the index already; the set is forgotten.
+// in the index already; the set is forgotten and its ID closed.
 func (p *Provider) PostFinalCommitSnapshots(_ context.Context, setID uuid.UUID) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if _, err := p.setIn(setID, statePosted); err != nil {
+	if _, err := p.setIn(setID, statePreFinal); err != nil {
 		return err
 	}
 	delete(p.sets, setID)
+	p.closed.Close(setID)
 	return nil
 }
 
@@ -557,6 +581,7 @@ func (p *Provider) AbortSnapshots(ctx context.Context, setID uuid.UUID) error {
 		return nil
 	}
 	delete(p.sets, setID)
+	p.closed.Close(setID)
 	s.aborted = true
 	var doomed []provider.Snapshot
 	for i, h := range s.handles {
@@ -774,6 +799,11 @@ type output struct {
 // may log; a command abandoned at its deadline is reaped in the
 // background.
 func (p *Provider) runOther(ctx context.Context, op, script string, env []string) (output, error) {
+	// A command started for a context already done would be killed at
+	// once, half done: a delete half done is worse than none.
+	if err := ctx.Err(); err != nil {
+		return output{}, fmt.Errorf("exec provider %s: %s command not started: %w", p.info.Name, op, err)
+	}
 	dir, err := os.MkdirTemp(p.tmpRoot, op+"-")
 	if err != nil {
 		return output{}, fmt.Errorf("%s TMPDIR: %w", op, err)

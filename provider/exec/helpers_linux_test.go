@@ -38,7 +38,14 @@ func runDir(t *testing.T) string {
 func newProvider(t *testing.T, cfg Config, hold time.Duration) (*Provider, string) {
 	t.Helper()
 	state := t.TempDir()
-	p, err := New(cfg, hold, runDir(t), state, nil)
+	return openProvider(t, cfg, hold, runDir(t), state), state
+}
+
+// openProvider makes a provider on the given run and state directories, as
+// lvssd does at every start.
+func openProvider(t *testing.T, cfg Config, hold time.Duration, run, state string) *Provider {
+	t.Helper()
+	p, err := New(cfg, hold, run, state, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +56,7 @@ func newProvider(t *testing.T, cfg Config, hold time.Duration) (*Provider, strin
 			t.Errorf("abandoned commands still running at the end of the test: %v", err)
 		}
 	})
-	return p, state
+	return p
 }
 
 func tctx(t *testing.T) context.Context {

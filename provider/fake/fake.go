@@ -22,13 +22,42 @@ type Provider struct {
 	info     provider.Info
 	roots    []string
 	fail     map[string]error
-	hang     map[string]chan struct{}
+	hang     map[string]*hold
 	calls    []string
-	sets     map[uuid.UUID][]provider.Snapshot
+	sets     map[uuid.UUID]*set
+	closed   provider.ClosedSets
 	made     map[uuid.UUID]provider.Snapshot
 	deleted  map[uuid.UUID]bool
 	exposed  map[uuid.UUID]string
 	sequence int
+}
+
+// stage is where a set is in the sequence of spec §7.3: the step it took
+// last. The next step must be the one after it.
+type stage int
+
+const (
+	stBegun stage = iota
+	stEndPrepared
+	stPreCommitted
+	stCommitted
+	stPostCommitted
+	stPreFinalCommitted
+)
+
+type set struct {
+	stage stage
+	snaps []provider.Snapshot
+}
+
+// hold is a HangAt or HoldAt: calls block until release is closed or their
+// context ends; held is closed when the first one blocks. A HoldAt holds
+// only that first call (once).
+type hold struct {
+	release chan struct{}
+	held    chan struct{}
+	once    bool
+	blocked sync.Once
 }
 
 // ID is the fake's default provider ID.
@@ -39,8 +68,8 @@ func New(roots ...string) *Provider {
 	return &Provider{
 		info: provider.Info{ID: ID, Name: "fake", Type: vss.ProvSoftware, Version: "1.0", Atomic: true, SetAtomic: true,
 			Kinds: vss.AttrDifferential},
-		roots: roots, fail: map[string]error{}, hang: map[string]chan struct{}{},
-		sets: map[uuid.UUID][]provider.Snapshot{}, made: map[uuid.UUID]provider.Snapshot{},
+		roots: roots, fail: map[string]error{}, hang: map[string]*hold{},
+		sets: map[uuid.UUID]*set{}, made: map[uuid.UUID]provider.Snapshot{},
 		deleted: map[uuid.UUID]bool{}, exposed: map[uuid.UUID]string{},
 	}
 }
@@ -59,12 +88,24 @@ func (p *Provider) FailAt(method string, err error) { p.mu.Lock(); p.fail[method
 // HangAt makes the named method block until the returned func is called or
 // its context ends.
 func (p *Provider) HangAt(method string) (release func()) {
-	ch := make(chan struct{})
+	_, release = p.hangAt(method, false)
+	return release
+}
+
+// HoldAt makes the next call of the named method block until release is
+// called or its context ends; held is closed once it blocks. Later calls
+// do not block.
+func (p *Provider) HoldAt(method string) (held <-chan struct{}, release func()) {
+	return p.hangAt(method, true)
+}
+
+func (p *Provider) hangAt(method string, single bool) (held <-chan struct{}, release func()) {
+	h := &hold{release: make(chan struct{}), held: make(chan struct{}), once: single}
 	p.mu.Lock()
-	p.hang[method] = ch
+	p.hang[method] = h
 	p.mu.Unlock()
-	var once sync.Once
-	return func() { once.Do(func() { close(ch) }) }
+	var released sync.Once
+	return h.held, func() { released.Do(func() { close(h.release) }) }
 }
 
 // Calls returns the methods called so far, in order, as "Method" strings.
@@ -77,11 +118,15 @@ func (p *Provider) Calls() []string {
 func (p *Provider) enter(ctx context.Context, method string) error {
 	p.mu.Lock()
 	p.calls = append(p.calls, method)
-	err, ch := p.fail[method], p.hang[method]
+	err, h := p.fail[method], p.hang[method]
+	if h != nil && h.once {
+		delete(p.hang, method)
+	}
 	p.mu.Unlock()
-	if ch != nil {
+	if h != nil {
+		h.blocked.Do(func() { close(h.held) })
 		select {
-		case <-ch:
+		case <-h.release:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -119,93 +164,120 @@ func (p *Provider) BeginPrepareSnapshot(ctx context.Context, setID, snapID uuid.
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.sets[setID] = append(p.sets[setID], provider.Snapshot{ID: snapID, SetID: setID, OriginalVolume: volume})
+	s := p.sets[setID]
+	switch {
+	case p.closed.Closed(setID):
+		return vsserr.New(vsserr.InvalidArg, "fake: set %s is finished or aborted; a set ID is prepared once", setID)
+	case s == nil:
+		s = &set{}
+		p.sets[setID] = s
+	case s.stage != stBegun:
+		return vsserr.New(vsserr.InvalidArg, "fake: set %s is past preparation", setID)
+	}
+	s.snaps = append(s.snaps, provider.Snapshot{ID: snapID, SetID: setID, OriginalVolume: volume})
 	return nil
 }
 
-func (p *Provider) step(ctx context.Context, method string, setID uuid.UUID) error {
+// step checks that the set's last step was from, makes it to and runs then
+// under the lock. A set the fake does not hold, or a step out of order, is
+// refused with the code the provider contract gives the step (refusal),
+// changing nothing. With cancel, a context already done stops the step
+// before it does anything (the contract for EndPrepare and Commit).
+func (p *Provider) step(ctx context.Context, method string, setID uuid.UUID, from, to stage, cancel bool, then func(*set)) error {
 	if err := p.enter(ctx, method); err != nil {
 		return err
 	}
+	if err := ctx.Err(); cancel && err != nil {
+		return fmt.Errorf("fake: %s: %w", method, err)
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if _, ok := p.sets[setID]; !ok {
-		return vsserr.New(vsserr.ObjectNotFound, "fake: no set %s in preparation", setID)
+	s := p.sets[setID]
+	if s == nil {
+		return vsserr.New(refusal(method), "fake: no set %s in creation", setID)
+	}
+	if s.stage != from {
+		return vsserr.New(refusal(method), "fake: %s out of order for set %s", method, setID)
+	}
+	s.stage = to
+	if then != nil {
+		then(s)
 	}
 	return nil
+}
+
+// refusal is the code for a step of a set not held or out of order:
+// §7.2 permits VSS_E_OBJECT_NOT_FOUND up to PostCommit, and only
+// E_INVALIDARG fits after it.
+func refusal(method string) vsserr.HRESULT {
+	if method == "PreFinalCommitSnapshots" || method == "PostFinalCommitSnapshots" {
+		return vsserr.InvalidArg
+	}
+	return vsserr.ObjectNotFound
 }
 
 // EndPrepareSnapshots implements provider.Provider.
 func (p *Provider) EndPrepareSnapshots(ctx context.Context, setID uuid.UUID) error {
-	return p.step(ctx, "EndPrepareSnapshots", setID)
+	return p.step(ctx, "EndPrepareSnapshots", setID, stBegun, stEndPrepared, true, nil)
 }
 
 // PreCommitSnapshots implements provider.Provider.
 func (p *Provider) PreCommitSnapshots(ctx context.Context, setID uuid.UUID) error {
-	return p.step(ctx, "PreCommitSnapshots", setID)
+	return p.step(ctx, "PreCommitSnapshots", setID, stEndPrepared, stPreCommitted, false, nil)
 }
 
 // CommitSnapshots implements provider.Provider.
 func (p *Provider) CommitSnapshots(ctx context.Context, setID uuid.UUID) error {
-	if err := p.step(ctx, "CommitSnapshots", setID); err != nil {
-		return err
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	now := time.Now().UTC()
-	for i := range p.sets[setID] {
-		p.sequence++
-		s := &p.sets[setID][i]
-		s.Created = now
-		s.Handle = fmt.Sprintf("fake-%d", p.sequence)
-		s.DevicePath = "/fake-snapshots/" + s.ID.String()
-	}
-	return nil
+	return p.step(ctx, "CommitSnapshots", setID, stPreCommitted, stCommitted, true, func(s *set) {
+		now := time.Now().UTC()
+		for i := range s.snaps {
+			p.sequence++
+			sn := &s.snaps[i]
+			sn.Created = now
+			sn.Handle = fmt.Sprintf("fake-%d", p.sequence)
+			sn.DevicePath = "/fake-snapshots/" + sn.ID.String()
+		}
+	})
 }
 
 // PostCommitSnapshots implements provider.Provider.
 func (p *Provider) PostCommitSnapshots(ctx context.Context, setID uuid.UUID, _ int) ([]provider.Snapshot, error) {
-	if err := p.step(ctx, "PostCommitSnapshots", setID); err != nil {
-		return nil, err
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	out := append([]provider.Snapshot(nil), p.sets[setID]...)
-	for _, s := range out {
-		if s.Handle == "" {
-			return nil, vsserr.New(vsserr.BadState, "fake: PostCommit before Commit")
-		}
-	}
-	return out, nil
+	var out []provider.Snapshot
+	err := p.step(ctx, "PostCommitSnapshots", setID, stCommitted, stPostCommitted, false, func(s *set) {
+		out = append(out, s.snaps...)
+	})
+	return out, err
 }
 
 // PreFinalCommitSnapshots implements provider.Provider.
 func (p *Provider) PreFinalCommitSnapshots(ctx context.Context, setID uuid.UUID) error {
-	return p.step(ctx, "PreFinalCommitSnapshots", setID)
+	return p.step(ctx, "PreFinalCommitSnapshots", setID, stPostCommitted, stPreFinalCommitted, false, nil)
 }
 
-// PostFinalCommitSnapshots implements provider.Provider.
+// PostFinalCommitSnapshots implements provider.Provider: the snapshots
+// become permanent and the set is closed.
 func (p *Provider) PostFinalCommitSnapshots(ctx context.Context, setID uuid.UUID) error {
-	if err := p.step(ctx, "PostFinalCommitSnapshots", setID); err != nil {
-		return err
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, s := range p.sets[setID] {
-		p.made[s.ID] = s
-	}
-	delete(p.sets, setID)
-	return nil
+	return p.step(ctx, "PostFinalCommitSnapshots", setID, stPreFinalCommitted, stPreFinalCommitted, false, func(s *set) {
+		for _, sn := range s.snaps {
+			p.made[sn.ID] = sn
+		}
+		delete(p.sets, setID)
+		p.closed.Close(setID)
+	})
 }
 
-// AbortSnapshots implements provider.Provider.
+// AbortSnapshots implements provider.Provider. A finished set is not held
+// any more, so its snapshots stay.
 func (p *Provider) AbortSnapshots(ctx context.Context, setID uuid.UUID) error {
 	if err := p.enter(ctx, "AbortSnapshots"); err != nil {
 		return err
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	delete(p.sets, setID)
+	if _, ok := p.sets[setID]; ok {
+		delete(p.sets, setID)
+		p.closed.Close(setID)
+	}
 	return nil
 }
 
@@ -228,6 +300,9 @@ func (p *Provider) DeleteSnapshot(ctx context.Context, s provider.Snapshot) erro
 	if err := p.enter(ctx, "DeleteSnapshot"); err != nil {
 		return err
 	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("fake: DeleteSnapshot: %w", err)
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	delete(p.made, s.ID)
@@ -240,6 +315,25 @@ func (p *Provider) Deleted(id uuid.UUID) bool { p.mu.Lock(); defer p.mu.Unlock()
 
 // Live reports how many snapshots the fake holds.
 func (p *Provider) Live() int { p.mu.Lock(); defer p.mu.Unlock(); return len(p.made) }
+
+// Residue lists what the fake holds: sets in creation, snapshots and
+// exposures, one string each. It is the fake's equivalent of the files a
+// real provider keeps, for providertest's Setup.Residue.
+func (p *Provider) Residue() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []string
+	for id := range p.sets {
+		out = append(out, "set "+id.String())
+	}
+	for id := range p.made {
+		out = append(out, "snapshot "+id.String())
+	}
+	for id, path := range p.exposed {
+		out = append(out, "exposure of "+id.String()+" at "+path)
+	}
+	return out
+}
 
 // Expose implements provider.Exposer.
 func (p *Provider) Expose(ctx context.Context, s provider.Snapshot, path string) (string, error) {

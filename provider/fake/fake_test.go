@@ -10,7 +10,9 @@ import (
 )
 
 // The fake must pass the same suite as real providers, so coordinator
-// tests built on it exercise a conforming provider.
+// tests built on it exercise a conforming provider. It keeps everything in
+// memory: there is no Restart to check and nothing to read, and its
+// Residue is what it holds.
 func TestConformance(t *testing.T) {
 	providertest.Run(t, providertest.Harness{New: func(t *testing.T) providertest.Setup {
 		root, _ := filepath.EvalSymlinks(t.TempDir())
@@ -21,6 +23,15 @@ func TestConformance(t *testing.T) {
 			}
 		}
 		other, _ := filepath.EvalSymlinks(t.TempDir())
-		return providertest.Setup{Provider: fake.New(vol, second), Volume: vol, Second: second, Unsupported: other, ExposeDir: t.TempDir()}
+		p := fake.New(vol, second)
+		return providertest.Setup{
+			Provider: p, Volume: vol, Second: second, Unsupported: other, ExposeDir: t.TempDir(),
+			Residue: func(*testing.T) []string { return p.Residue() },
+			Hold: func(t *testing.T, method string) (<-chan struct{}, func(), bool) {
+				held, release := p.HoldAt(method)
+				t.Cleanup(release)
+				return held, release, true
+			},
+		}
 	}})
 }

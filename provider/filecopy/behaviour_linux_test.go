@@ -665,6 +665,9 @@ func TestTimings(t *testing.T) {
 			if err := p.EndPrepareSnapshots(ctx, set); err != nil {
 				t.Fatal(err)
 			}
+			if err := p.PreCommitSnapshots(ctx, set); err != nil {
+				t.Fatal(err)
+			}
 			t1 := time.Now()
 			if err := p.CommitSnapshots(ctx, set); err != nil {
 				t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/google/uuid"
@@ -39,8 +40,40 @@ func harness(fstype string) providertest.Harness {
 				return b
 			},
 			ExposeDir: e.expose,
+			// lvssd restarted: a provider on the same configuration, which
+			// reads the copies' metadata.
+			Restart: func(t *testing.T) provider.Provider { return e.provider(t) },
+			// Copies, their metadata, and read-only mounts left by Expose.
+			Residue: func(t *testing.T) []string {
+				return append(providertest.Entries(t, e.copies), providertest.Mounts(t, e.expose)...)
+			},
+			Hold: func(t *testing.T, method string) (<-chan struct{}, func(), bool) {
+				if method != "CommitSnapshots" {
+					// Measuring (EndPrepare) has no hook to stop at, and
+					// DeleteSnapshot does not stop once it has begun.
+					return nil, nil, false
+				}
+				return holdCopy(t, e.p)
+			},
 		}
 	}}
+}
+
+// holdCopy holds the copy after its first entry until release. The hook
+// does not see the copy's context: release lets the copy go on to look
+// at it, and the cleanup releases a hold never reached.
+func holdCopy(t *testing.T, p *Provider) (<-chan struct{}, func(), bool) {
+	held, go_ := make(chan struct{}), make(chan struct{})
+	var once, released sync.Once
+	p.afterEntry = func(string) {
+		once.Do(func() {
+			close(held)
+			<-go_
+		})
+	}
+	release := func() { released.Do(func() { close(go_) }) }
+	t.Cleanup(release)
+	return held, release, true
 }
 
 // env is one loop filesystem laid out for the copy provider:

@@ -42,20 +42,23 @@ type Provider struct {
 	// volume in the middle of a copy at a known point.
 	afterEntry func(rel string)
 
-	mu   sync.Mutex
-	sets map[uuid.UUID]*set
+	mu     sync.Mutex
+	sets   map[uuid.UUID]*set
+	closed provider.ClosedSets // finished and aborted sets: never prepared again
 }
 
 type phase int
 
 const (
-	phPreparing  phase = iota // BeginPrepareSnapshot seen
-	phMeasuring               // EndPrepareSnapshots at work
-	phPrepared                // EndPrepareSnapshots made the destinations
-	phCommitting              // CommitSnapshots copying
-	phCommitted               // copies complete
-	phPosted                  // PostCommitSnapshots reported them
-	phFailed                  // a step failed; only AbortSnapshots is left
+	phPreparing    phase = iota // BeginPrepareSnapshot seen
+	phMeasuring                 // EndPrepareSnapshots at work
+	phPrepared                  // EndPrepareSnapshots made the destinations
+	phPreCommitted              // PreCommitSnapshots done
+	phCommitting                // CommitSnapshots copying
+	phCommitted                 // copies complete
+	phPosted                    // PostCommitSnapshots reported them
+	phPreFinal                  // PreFinalCommitSnapshots at work or done
+	phFailed                    // a step failed; only AbortSnapshots is left
 )
 
 type set struct {
@@ -197,6 +200,10 @@ func (p *Provider) BeginPrepareSnapshot(_ context.Context, setID, snapshotID uui
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	// Before abandoned sets are dropped: a refused call changes nothing.
+	if p.closed.Closed(setID) {
+		return vsserr.New(vsserr.InvalidArg, "snapshot set %s is finished or aborted; a set ID is prepared once", setID)
+	}
 	// Only one set is created at a time (the coordinator's creation
 	// lock), so a set still in preparation when another begins was
 	// abandoned before DoSnapshotSet and gets no Abort (§7.3).
@@ -211,7 +218,7 @@ func (p *Provider) BeginPrepareSnapshot(_ context.Context, setID, snapshotID uui
 		p.sets[setID] = s
 	}
 	if s.phase != phPreparing {
-		return vsserr.New(vsserr.BadState, "snapshot set %s is past preparation", setID)
+		return vsserr.New(vsserr.InvalidArg, "snapshot set %s is past preparation", setID)
 	}
 	for _, sn := range s.snaps {
 		if sn.id == snapshotID {
@@ -222,14 +229,21 @@ func (p *Provider) BeginPrepareSnapshot(_ context.Context, setID, snapshotID uui
 	return nil
 }
 
-// lookup returns the set in the wanted phase.
+// lookup returns the set in the wanted phase. A set not held, or not in
+// that phase, is refused with the code the provider contract gives the
+// step: §7.2 permits VSS_E_OBJECT_NOT_FOUND up to PostCommitSnapshots, and
+// only E_INVALIDARG fits the two final steps.
 func (p *Provider) lookup(setID uuid.UUID, want phase, step string) (*set, error) {
+	code := vsserr.ObjectNotFound
+	if step == "PreFinalCommitSnapshots" || step == "PostFinalCommitSnapshots" {
+		code = vsserr.InvalidArg
+	}
 	s := p.sets[setID]
 	if s == nil {
-		return nil, vsserr.New(vsserr.ObjectNotFound, "copy provider: no snapshot set %s in creation", setID)
+		return nil, vsserr.New(code, "copy provider: no snapshot set %s in creation", setID)
 	}
 	if s.phase != want {
-		return nil, vsserr.New(vsserr.BadState, "copy provider: %s out of order for set %s", step, setID)
+		return nil, vsserr.New(code, "copy provider: %s out of order for set %s", step, setID)
 	}
 	return s, nil
 }
@@ -237,13 +251,17 @@ func (p *Provider) lookup(setID uuid.UUID, want phase, step string) (*set, error
 // work moves a set from phase want into phase during for a step that
 // takes time, and arranges that AbortSnapshots can stop it (cancel) and
 // wait for it (done) before it removes what the step wrote. The caller
-// defers finish.
+// defers finish. A context already done starts nothing and changes
+// nothing: a cancelled request does no work (the provider contract).
 func (p *Provider) work(ctx context.Context, setID uuid.UUID, want, during phase, step string) (*set, context.Context, func(), error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	s, err := p.lookup(setID, want, step)
 	if err != nil {
 		return nil, nil, nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, nil, nil, fmt.Errorf("copy provider: %s: %w", step, err)
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
@@ -360,15 +378,19 @@ func (p *Provider) makeDir() error {
 func (p *Provider) PreCommitSnapshots(_ context.Context, setID uuid.UUID) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	_, err := p.lookup(setID, phPrepared, "PreCommitSnapshots")
-	return err
+	s, err := p.lookup(setID, phPrepared, "PreCommitSnapshots")
+	if err != nil {
+		return err
+	}
+	s.phase = phPreCommitted
+	return nil
 }
 
 // CommitSnapshots implements provider.Provider. It copies every volume of
 // the set while the writers are frozen; the filesystem is live. It stops
 // promptly when ctx ends and leaves the partial copy to AbortSnapshots.
 func (p *Provider) CommitSnapshots(ctx context.Context, setID uuid.UUID) error {
-	s, cctx, finish, err := p.work(ctx, setID, phPrepared, phCommitting, "CommitSnapshots")
+	s, cctx, finish, err := p.work(ctx, setID, phPreCommitted, phCommitting, "CommitSnapshots")
 	if err != nil {
 		return err
 	}
@@ -424,6 +446,9 @@ func (p *Provider) PostCommitSnapshots(_ context.Context, setID uuid.UUID, _ int
 func (p *Provider) PreFinalCommitSnapshots(_ context.Context, setID uuid.UUID) error {
 	p.mu.Lock()
 	s, err := p.lookup(setID, phPosted, "PreFinalCommitSnapshots")
+	if err == nil {
+		s.phase = phPreFinal
+	}
 	p.mu.Unlock()
 	if err != nil {
 		return err
@@ -447,7 +472,7 @@ func (p *Provider) PreFinalCommitSnapshots(_ context.Context, setID uuid.UUID) e
 func (p *Provider) PostFinalCommitSnapshots(_ context.Context, setID uuid.UUID) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	s, err := p.lookup(setID, phPosted, "PostFinalCommitSnapshots")
+	s, err := p.lookup(setID, phPreFinal, "PostFinalCommitSnapshots")
 	if err != nil {
 		return err
 	}
@@ -458,6 +483,7 @@ func (p *Provider) PostFinalCommitSnapshots(_ context.Context, setID uuid.UUID) 
 		}
 	}
 	delete(p.sets, setID)
+	p.closed.Close(setID)
 	return nil
 }
 
@@ -467,6 +493,9 @@ func (p *Provider) AbortSnapshots(ctx context.Context, setID uuid.UUID) error {
 	p.mu.Lock()
 	s := p.sets[setID]
 	delete(p.sets, setID)
+	if s != nil {
+		p.closed.Close(setID)
+	}
 	var done chan struct{}
 	if s != nil && s.cancel != nil {
 		s.cancel()
@@ -534,11 +563,16 @@ func (p *Provider) Query(context.Context) ([]provider.Snapshot, error) {
 }
 
 // DeleteSnapshot implements provider.Provider: it unmounts exposures of
-// the copy and removes it and its metadata. Idempotent.
-func (p *Provider) DeleteSnapshot(_ context.Context, s provider.Snapshot) error {
+// the copy and removes it and its metadata. Idempotent. Given a context
+// already done it removes nothing; once started it finishes, since a copy
+// half removed is of no use to anyone.
+func (p *Provider) DeleteSnapshot(ctx context.Context, s provider.Snapshot) error {
 	dir, err := p.locate(s)
 	if err != nil {
 		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("copy provider: DeleteSnapshot: %w", err)
 	}
 	p.mu.Lock()
 	for _, st := range p.sets {

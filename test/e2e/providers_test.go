@@ -217,15 +217,35 @@ func TestStateDirOnAFrozenVolume(t *testing.T) {
 	}
 }
 
-// appender writes fixed-size numbered records to a file until stopped; a
-// writer can pause it (hold mu) for the freeze window.
+// appender writes fixed-size numbered records to a file until stopped, as
+// many as it is allowed; a writer can pause it (hold mu) for the freeze
+// window. The allowance bounds the file by bytes, not by how fast the
+// machine appends: unbounded, a fast appender on a slow snapshot filled
+// the test's volume.
 type appender struct {
 	file  string
 	mu    sync.Mutex
 	count int
+	limit int           // records it may have written; allow raises it
+	more  chan struct{} // wakes run, waiting at limit, when allow raised it
 }
 
 const rec = 64
+
+func newAppender(file string) *appender {
+	return &appender{file: file, more: make(chan struct{}, 1)}
+}
+
+// allow lets the appender write n records more than it has written so far.
+func (a *appender) allow(n int) {
+	a.mu.Lock()
+	a.limit = a.count + n
+	a.mu.Unlock()
+	select {
+	case a.more <- struct{}{}:
+	default:
+	}
+}
 
 func (a *appender) run(stop <-chan struct{}, done chan<- error) {
 	f, err := os.OpenFile(a.file, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -242,6 +262,17 @@ func (a *appender) run(stop <-chan struct{}, done chan<- error) {
 		default:
 		}
 		a.mu.Lock()
+		if a.count >= a.limit {
+			// Wait outside mu, so that a writer can still pause it.
+			a.mu.Unlock()
+			select {
+			case <-stop:
+				done <- nil
+				return
+			case <-a.more:
+			}
+			continue
+		}
 		_, err := f.WriteString(fmt.Sprintf("%0*d\n", rec-1, a.count))
 		if err == nil {
 			a.count++
@@ -300,10 +331,19 @@ func devicePath(t *testing.T, conn *client.Conn, vol string, snap uuid.UUID) cli
 // docs/provider-btrfs.md), which is exactly what writers prevent. With a
 // writer that pauses the appender at Freeze, the snapshot holds exactly
 // the records written before Freeze, all whole, and is "application".
+//
+// Before each snapshot the appender is allowed perSnapshot more bytes:
+// enough to keep it appending while a snapshot is requested and taken
+// (20 to 90 ms here, at some 400k records a second), and, for the eleven
+// allowances of the test, 88 MiB in all, a sixth of the volume. Where the
+// snapshot is slower, the appender may finish its allowance before the
+// commit; what the test asserts holds either way.
 func TestBtrfsSnapshotUnderConcurrentWriter(t *testing.T) {
-	fs := testenv.LoopFS(t, "btrfs", 256<<20)
+	const volume, perSnapshot = 512 << 20, 8 << 20
+	fs := testenv.LoopFS(t, "btrfs", volume)
 	d := startDaemon(t, shortTimeouts)
-	app := &appender{file: filepath.Join(fs.Mount, "records")}
+	app := newAppender(filepath.Join(fs.Mount, "records"))
+	app.allow(perSnapshot / rec)
 	stop, done := make(chan struct{}), make(chan error, 1)
 	go app.run(stop, done)
 	defer func() {
@@ -321,6 +361,7 @@ func TestBtrfsSnapshotUnderConcurrentWriter(t *testing.T) {
 
 	t.Run("writerless", func(t *testing.T) {
 		for i := range 5 {
+			app.allow(perSnapshot / rec)
 			app.mu.Lock()
 			before := app.count
 			app.mu.Unlock()
@@ -353,6 +394,7 @@ func TestBtrfsSnapshotUnderConcurrentWriter(t *testing.T) {
 		defer func() { cancel(); <-wdone }()
 		d.waitWriters(t, 1)
 		for i := range 5 {
+			app.allow(perSnapshot / rec)
 			snap, err := snapshotSetWithWriters(t, d.socket, fs.Mount)
 			if err != nil {
 				t.Fatalf("snapshot %d: %v", i, err)

@@ -1,0 +1,5 @@
+//go:build !linux
+
+package providertest
+
+func mountsUnder(string) ([]string, error) { return nil, nil }
