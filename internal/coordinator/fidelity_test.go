@@ -3,6 +3,7 @@ package coordinator
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +11,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/lvss/lvss/internal/catalog"
+	"github.com/lvss/lvss/provider"
+	"github.com/lvss/lvss/provider/fake"
 	"github.com/lvss/lvss/vss"
 	"github.com/lvss/lvss/vsserr"
 )
@@ -253,5 +256,34 @@ func TestLeaseDuringPrepareForBackup(t *testing.T) {
 	}
 	if w.count(EvAbort) != 1 || s.State() != StAborted {
 		t.Fatalf("writer events %v, state %s", w.events(), s.State())
+	}
+}
+
+// A set of two providers whose second fails PostFinalCommit: the first's
+// set is already permanent (Abort no longer undoes it), so its snapshot
+// is deleted rather than left behind untracked.
+func TestPostFinalCommitFailureLeavesNoSnapshot(t *testing.T) {
+	var second *fake.Provider
+	other := ""
+	e := newEnv(t, func(o *Options) {
+		dir, err := filepath.EvalSymlinks(t.TempDir())
+		must(t, err)
+		other = dir
+		second = fake.New(dir).WithInfo(provider.Info{ID: uuid.New(), Name: "fake2", Version: "1", Atomic: true, SetAtomic: true})
+		o.Providers = provider.NewRegistry(append(o.Providers.All(), second)...)
+	})
+	second.FailAt("PostFinalCommitSnapshots", vsserr.New(vsserr.ProviderVeto, "injected"))
+	s := e.toMeta(vss.CtxFileShareBackup, false)
+	e.toSet(s)
+	_, err := s.AddToSnapshotSet(context.Background(), other, uuid.Nil)
+	must(t, err)
+	if err := e.wait(s.DoSnapshotSet()); !errors.Is(err, vsserr.ProviderVeto) {
+		t.Fatalf("DoSnapshotSet: %v", err)
+	}
+	if e.prov.Live() != 0 || second.Live() != 0 {
+		t.Fatalf("snapshots left: first provider %d, second %d", e.prov.Live(), second.Live())
+	}
+	if left, _ := e.cat.ListSnapshots(catalog.Filter{}); len(left) != 0 {
+		t.Fatalf("catalog: %d", len(left))
 	}
 }

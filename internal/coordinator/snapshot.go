@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -169,13 +170,32 @@ func (s *Session) doSnapshotSet(ctx context.Context) error {
 	}
 
 	// ⑫ PostFinalCommit. Writers had PostSnapshot, so no Abort any more.
-	for _, p := range cr.provs {
+	// A provider's set is permanent once its PostFinalCommit returned, so
+	// if a later one fails, Abort no longer undoes the earlier ones: their
+	// snapshots are deleted instead, or they would outlive the failed set
+	// untracked.
+	for i, p := range cr.provs {
 		if err := p.PostFinalCommitSnapshots(nc, cr.setID); err != nil {
 			cr.parts = nil
+			cr.discard(nc, cr.provs[:i])
 			return cr.fail(nc, true, provider.Translate(p, provider.CallPostFinalCommitSnapshots, err))
 		}
 	}
 	return cr.finish(nc)
+}
+
+// discard deletes the snapshots of the set that the given providers made,
+// for a set that failed after they had made them permanent.
+func (cr *creation) discard(ctx context.Context, provs []provider.Provider) {
+	for _, v := range cr.vols {
+		if !slices.Contains(provs, v.prov) {
+			continue
+		}
+		if err := v.prov.DeleteSnapshot(ctx, cr.made[v.snapshotID]); err != nil {
+			cr.s.c.event(ctx, LevelError, vsserr.Code(err), cr.s.id, "could not delete a snapshot of a failed set",
+				"snapshot", v.snapshotID.String(), "volume", v.volume, "provider", v.prov.Info().Name, "error", err.Error())
+		}
+	}
 }
 
 // needsFreeze reports whether a provider of the set copies from outside the
@@ -502,9 +522,7 @@ func (cr *creation) finish(ctx context.Context) error {
 		if err != nil {
 			// The snapshots exist but cannot be tracked: undo them rather
 			// than leak untracked snapshots.
-			for _, v := range cr.vols {
-				_ = v.prov.DeleteSnapshot(ctx, cr.made[v.snapshotID])
-			}
+			cr.discard(ctx, cr.provs)
 			cr.parts = nil
 			return cr.fail(ctx, false, s.c.Unexpected(ctx, s.id, "record snapshots in the catalog", err))
 		}
