@@ -14,6 +14,7 @@ import (
 
 	"github.com/lvss/lvss/client"
 	"github.com/lvss/lvss/internal/testenv/lvssdtest"
+	"github.com/lvss/lvss/vsserr"
 )
 
 // This file replays the call sequences of two real requesters as
@@ -94,9 +95,15 @@ import (
 //	BackupComplete; DeleteSnapshots(snapshot, VSS_OBJECT_SNAPSHOT, TRUE);
 //	release
 //
-// (restic keeps the ID AddToSnapshotSet returns in a variable it calls
+// restic keeps the ID AddToSnapshotSet returns in a variable it calls
 // snapshotSetID, so GetSnapshotProperties and DeleteSnapshots get the
-// snapshot's ID, as below; with the default provider it passes GUID_NULL.)
+// snapshot's ID, as below; with the default provider it passes GUID_NULL.
+// When an async operation fails (Wait's or QueryStatus's own HRESULT, or
+// the status QueryStatus reports), restic gives up: after PrepareForBackup,
+// DoSnapshotSet or GetSnapshotProperties it calls AbortBackup, then
+// releases the session.
+//
+// `go test -v` shows each script with what every line needs and got.
 
 // Writer states and results the sequences meet.
 const (
@@ -169,16 +176,21 @@ type scriptRun struct {
 
 // runScript runs steps as one `lvss call --json` session against lvssd
 // at socket, as the requester would: it stops at the first failing call
-// (the requester gives up there) and releases the session. Every line
+// (the requester gives up there; args "--keep-going" for a requester that
+// goes on to its own clean-up calls) and releases the session. Every line
 // must answer as its step says; a line after a failure that did not run is
 // an error too.
-func runScript(t *testing.T, socket string, steps []step) *scriptRun {
+func runScript(t *testing.T, socket string, steps []step, args ...string) *scriptRun {
 	t.Helper()
 	var script strings.Builder
+	wantCode := 0
 	for _, s := range steps {
 		script.WriteString(s.line + "\n")
+		if h, _ := vsserr.Lookup(s.hr); h.Failed() {
+			wantCode = 1
+		}
 	}
-	out := lvssdtest.Lvss(t, socket, script.String(), "call", "--json")
+	out := lvssdtest.Lvss(t, socket, script.String(), append([]string{"call", "--json"}, args...)...)
 	byLine := map[int]result{}
 	r := &scriptRun{}
 	// st counts this script's own failures, so that the transcript is
@@ -237,15 +249,24 @@ func runScript(t *testing.T, socket string, steps []step) *scriptRun {
 	if r.release == nil {
 		st.Errorf("lvss call printed no Release result (exit %d)", out.Code)
 	}
-	if st.failed {
+	if st.failed || testing.Verbose() {
 		var tr strings.Builder
 		for i, s := range steps {
 			res := byLine[i+1]
-			fmt.Fprintf(&tr, "%3d %-66s %s %s %s%s\n", i+1, s.line, res.str("name"), res.str("async_status"), answer(res), res.str("message"))
+			want := s.hr
+			if s.async != "" {
+				want += " " + s.async
+			}
+			fmt.Fprintf(&tr, "%3d %s\n      want %s%s\n      got  %s %s %s%s\n", i+1, s.line, want, wantStates(s.state),
+				res.str("name"), res.str("async_status"), answer(res), res.str("message"))
 		}
-		t.Logf("lvss call --json (exit %d), the script and each line's answer:\n%s\nstderr:\n%s", out.Code, tr.String(), out.Stderr)
-	} else if out.Code != 0 {
-		t.Errorf("lvss call exit status %d with every line answered as expected:\n%s", out.Code, out.Stderr)
+		t.Logf("lvss call --json (exit %d): each line, what the requester needs, what lvssd answered:\n%s\nstderr:\n%s", out.Code, tr.String(), out.Stderr)
+	}
+	if st.failed {
+		return r
+	}
+	if out.Code != wantCode {
+		t.Errorf("lvss call exit status %d, want %d, with every line answered as expected:\n%s", out.Code, wantCode, out.Stderr)
 	}
 	return r
 }
@@ -266,6 +287,19 @@ func (c *countingT) Errorf(format string, args ...any) {
 	c.T.Helper()
 	c.failed = true
 	c.T.Errorf(format, args...)
+}
+
+// wantStates writes a step's writer states for a transcript.
+func wantStates(m map[string]wantWriter) string {
+	if m == nil {
+		return ""
+	}
+	var w []string
+	for name, st := range m {
+		w = append(w, name+"="+st.state+"/"+st.failure)
+	}
+	slices.Sort(w)
+	return " [" + strings.Join(w, " ") + "]"
 }
 
 // answer sums up a result for a transcript: a count, a writer's name and
@@ -339,14 +373,14 @@ type seqWriter struct {
 	instance        string
 }
 
-func newSeqRig(t *testing.T) *seqRig {
+func newSeqRig(t *testing.T, config ...string) *seqRig {
 	t.Helper()
 	base, err := filepath.EvalSymlinks(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := &seqRig{vol1: filepath.Join(base, "vol1"), vol2: filepath.Join(base, "vol2")}
-	r.d = startDaemon(t, shortTimeouts+fmt.Sprintf("\n[providers.copy]\nvolumes = [%q, %q]\n", r.vol1, r.vol2))
+	r.d = startDaemon(t, shortTimeouts+fmt.Sprintf("\n[providers.copy]\nvolumes = [%q, %q]\n", r.vol1, r.vol2)+strings.Join(config, "\n"))
 	for _, w := range []struct{ name, vol string }{{"alpha", r.vol1}, {"beta", r.vol1}, {"gamma", r.vol2}} {
 		sw := &seqWriter{name: w.name, vol: w.vol, data: filepath.Join(w.vol, w.name)}
 		if err := os.MkdirAll(sw.data, 0o755); err != nil {
@@ -436,9 +470,10 @@ func (r *seqRig) checkEvents(t *testing.T, want map[string][]string) {
 }
 
 // checkRelease compares what the Release result says with the writers
-// that took part (BackupShutdown) and the snapshots that go with the
-// session (auto-release).
-func (r *seqRig) checkRelease(t *testing.T, run *scriptRun, shutdown []*seqWriter, deleted []string) {
+// that took part (BackupShutdown), the snapshots that go with the session
+// (auto-release), and whether the writers got Abort because the creation
+// ended without a set.
+func (r *seqRig) checkRelease(t *testing.T, run *scriptRun, shutdown []*seqWriter, deleted []string, aborted bool) {
 	t.Helper()
 	if run.release == nil {
 		return
@@ -460,8 +495,8 @@ func (r *seqRig) checkRelease(t *testing.T, run *scriptRun, shutdown []*seqWrite
 	if !slices.Equal(gotDel, wantDel) {
 		t.Errorf("Release: deleted snapshots %v, want %v", gotDel, wantDel)
 	}
-	if run.release["aborted"] != false {
-		t.Errorf("Release: aborted %v, want false", run.release["aborted"])
+	if run.release["aborted"] != aborted {
+		t.Errorf("Release: aborted %v, want %t", run.release["aborted"], aborted)
 	}
 }
 
@@ -741,7 +776,7 @@ func TestVshadowCreate(t *testing.T) {
 			run := runScript(t, r.d.socket, p.steps)
 			r.checkEvents(t, createEvents(p))
 			// Auto-release: the set goes with the session.
-			r.checkRelease(t, run, p.selected, run.snapshots)
+			r.checkRelease(t, run, p.selected, run.snapshots, false)
 			if p.abandoned && run.setID != "" {
 				t.Errorf("vshadow gave up before StartSnapshotSet, yet a set %s was started", run.setID)
 			}
@@ -757,9 +792,9 @@ func TestVshadowPersistent(t *testing.T) {
 	p := vshadow{p: true}.create(r, r.vol1)
 	run := runScript(t, r.d.socket, p.steps)
 	r.checkEvents(t, createEvents(p))
-	r.checkRelease(t, run, p.selected, nil)
+	r.checkRelease(t, run, p.selected, nil, false)
 	q := runScript(t, r.d.socket, vshadowQuery(run.snapshots, "VSS_CTX_APP_ROLLBACK"))
-	r.checkRelease(t, q, nil, nil)
+	r.checkRelease(t, q, nil, nil, false)
 }
 
 // TestVshadowNoWriters runs vshadow -nw (VSS_CTX_FILE_SHARE_BACKUP) and
@@ -770,8 +805,8 @@ func TestVshadowNoWriters(t *testing.T) {
 		name string
 		opt  vshadow
 	}{
-		{"-nw", vshadow{nw: true, bc: true}},
-		{"-p -nw", vshadow{p: true, nw: true, bc: true}},
+		{"-nw -bc", vshadow{nw: true, bc: true}},
+		{"-p -nw -bc", vshadow{p: true, nw: true, bc: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newSeqRig(t)
@@ -784,9 +819,9 @@ func TestVshadowNoWriters(t *testing.T) {
 			} else {
 				deleted = run.snapshots
 			}
-			r.checkRelease(t, run, nil, deleted)
+			r.checkRelease(t, run, nil, deleted, false)
 			q := runScript(t, r.d.socket, vshadowQuery(left, tc.opt.context()))
-			r.checkRelease(t, q, nil, nil)
+			r.checkRelease(t, q, nil, nil, false)
 		})
 	}
 }
@@ -843,7 +878,7 @@ func TestVshadowAdmin(t *testing.T) {
 		t.Helper()
 		p := o.create(r, vols...)
 		run := runScript(t, r.d.socket, p.steps)
-		r.checkRelease(t, run, p.selected, nil)
+		r.checkRelease(t, run, p.selected, nil, false)
 		if len(run.snapshots) != len(vols) {
 			t.Fatalf("vshadow %+v: %d snapshots made, want %d", o, len(run.snapshots), len(vols))
 		}
@@ -920,7 +955,7 @@ func TestVshadowAdmin(t *testing.T) {
 	states := r.states(nil, wsStable)
 	states["delta"] = wantWriter{wsFailedID, "VSS_E_WRITERERROR_NONRETRYABLE"}
 	ws = append(ws, gatherWriterStatus(states)...)
-	r.checkRelease(t, runScript(t, r.d.socket, ws), nil, nil)
+	r.checkRelease(t, runScript(t, r.d.socket, ws), nil, nil, false)
 
 	// -do=vol1: the oldest snapshot of vol1 is a1 (exposed: deleting it
 	// unexposes it).
@@ -961,14 +996,20 @@ func TestVshadowAdmin(t *testing.T) {
 	r.checkEvents(t, map[string][]string{"gamma": fullSequence})
 }
 
-// TestResticBackup runs restic's VSS sequence: non-component mode, so every
-// writer takes part, whatever volume its data is on; the snapshot is
-// deleted by the requester before it releases the session.
-func TestResticBackup(t *testing.T) {
-	r := newSeqRig(t)
-	const timeout = "120000" // restic's default VSS timeout, 2 minutes
+// resticTimeout is restic's default VSS timeout (2 minutes), what its
+// Wait calls get at most.
+const resticTimeout = "120000"
+
+// restic is restic's NewVssSnapshot (vss_windows.go) for one volume, up
+// to and including DoSnapshotSet. If the DoSnapshotSet operation fails
+// with doFails, Wait and QueryStatus report that failure (D17: `lvss call`
+// gives a waited operation's error as the line's HRESULT and async_status,
+// where Windows' Wait returns S_OK and QueryStatus S_OK with the error as
+// its status; restic treats both alike) and restic calls AbortBackup before
+// it releases the session.
+func restic(r *seqRig, doFails string) []step {
 	s := []step{okLine("InitializeForBackup"), okLine("SetContext VSS_CTX_BACKUP"), okLine("SetBackupState false false VSS_BT_COPY false")}
-	s = append(s, waitAndCheck("GatherWriterMetadata", timeout)...)
+	s = append(s, waitAndCheck("GatherWriterMetadata", resticTimeout)...)
 	s = append(s, step{line: "IsVolumeSupported GUID_NULL " + r.vol1, hr: sOK, check: func(t checkT, _ *scriptRun, res result) {
 		t.Helper()
 		if res["supported"] != true {
@@ -976,8 +1017,23 @@ func TestResticBackup(t *testing.T) {
 		}
 	}})
 	s = append(s, okLine("StartSnapshotSet"), okLine("AddToSnapshotSet "+r.vol1+" GUID_NULL"))
-	s = append(s, waitAndCheck("PrepareForBackup", timeout)...)
-	s = append(s, waitAndCheck("DoSnapshotSet", timeout)...)
+	s = append(s, waitAndCheck("PrepareForBackup", resticTimeout)...)
+	if doFails == "" {
+		return append(s, waitAndCheck("DoSnapshotSet", resticTimeout)...)
+	}
+	return append(s,
+		step{line: "DoSnapshotSet &", hr: sOK, async: pending},
+		step{line: "Wait $ASYNC " + resticTimeout, hr: doFails, async: doFails},
+		step{line: "QueryStatus $ASYNC", hr: doFails, async: doFails},
+		okLine("AbortBackup"))
+}
+
+// TestResticBackup runs restic's VSS sequence: non-component mode, so every
+// writer takes part, whatever volume its data is on; the snapshot is
+// deleted by the requester before it releases the session.
+func TestResticBackup(t *testing.T) {
+	r := newSeqRig(t)
+	s := restic(r, "")
 	s = append(s, step{line: "GetSnapshotProperties $SNAPSHOT_ID", hr: sOK, check: func(t checkT, run *scriptRun, res result) {
 		t.Helper()
 		sn := res.obj("snapshot")
@@ -987,19 +1043,43 @@ func TestResticBackup(t *testing.T) {
 			t.Errorf("GetSnapshotProperties: %v", sn)
 		}
 	}})
-	s = append(s, waitAndCheck("BackupComplete", timeout)...)
+	// (restic backs the files up here.) Then VssSnapshot.Delete:
+	s = append(s, waitAndCheck("BackupComplete", resticTimeout)...)
 	s = append(s, step{line: "DeleteSnapshots $SNAPSHOT_ID VSS_OBJECT_SNAPSHOT true", hr: sOK, check: deleted(1)})
 	run := runScript(t, r.d.socket, s)
 
 	r.checkEvents(t, map[string][]string{"alpha": fullSequence, "beta": fullSequence, "gamma": fullSequence})
 	// Deleted already: nothing goes with the session.
-	r.checkRelease(t, run, r.writers, nil)
+	r.checkRelease(t, run, r.writers, nil, false)
 	// After BackupComplete every writer is STABLE again (lvss list writers
 	// shows the state of the last session it took part in, D16).
+	r.checkListedStable(t)
+	runScript(t, r.d.socket, vshadowQuery(nil, ""))
+}
+
+// TestResticDoSnapshotSetFails runs restic's sequence when the provider
+// refuses the set (the copy provider's max_bytes, VSS_E_INSUFFICIENT_STORAGE
+// at EndPrepareSnapshots, §7.3 ②): the failure reaches the requester
+// through Wait and QueryStatus (D17), restic calls AbortBackup and
+// releases the session. Every writer took part, got Abort after
+// PrepareForSnapshot (L4) and BackupShutdown, and is STABLE again (L5).
+func TestResticDoSnapshotSetFails(t *testing.T) {
+	r := newSeqRig(t, "max_bytes = \"1\"")
+	run := runScript(t, r.d.socket, restic(r, "VSS_E_INSUFFICIENT_STORAGE"), "--keep-going")
+	aborted := []string{"PrepareForBackup", "PrepareForSnapshot", "Abort", "BackupShutdown"}
+	r.checkEvents(t, map[string][]string{"alpha": aborted, "beta": aborted, "gamma": aborted})
+	r.checkRelease(t, run, r.writers, nil, true)
+	r.checkListedStable(t)
+	runScript(t, r.d.socket, vshadowQuery(nil, ""))
+}
+
+// checkListedStable checks that `lvss list writers` (D16: each writer's
+// state in the last session it took part in) shows every writer STABLE.
+func (r *seqRig) checkListedStable(t *testing.T) {
+	t.Helper()
 	for _, w := range r.listWriters(t) {
 		if w.State.String() != wsStable || w.Failure.Failed() {
 			t.Errorf("lvss list writers: %s %s %s, want %s", w.Name, w.State, w.Failure, wsStable)
 		}
 	}
-	runScript(t, r.d.socket, vshadowQuery(nil, ""))
 }
