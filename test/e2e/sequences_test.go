@@ -373,14 +373,21 @@ type seqWriter struct {
 	instance        string
 }
 
-func newSeqRig(t *testing.T, config ...string) *seqRig {
+func newSeqRig(t *testing.T) *seqRig {
+	t.Helper()
+	return newSeqRigWith(t, shortTimeouts, "")
+}
+
+// newSeqRigWith is newSeqRig with lvssd's [timeouts] section and more keys
+// for [providers.copy].
+func newSeqRigWith(t *testing.T, timeouts, copyKeys string) *seqRig {
 	t.Helper()
 	base, err := filepath.EvalSymlinks(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := &seqRig{vol1: filepath.Join(base, "vol1"), vol2: filepath.Join(base, "vol2")}
-	r.d = startDaemon(t, shortTimeouts+fmt.Sprintf("\n[providers.copy]\nvolumes = [%q, %q]\n", r.vol1, r.vol2)+strings.Join(config, "\n"))
+	r.d = startDaemon(t, timeouts+fmt.Sprintf("\n[providers.copy]\nvolumes = [%q, %q]\n", r.vol1, r.vol2)+copyKeys)
 	for _, w := range []struct{ name, vol string }{{"alpha", r.vol1}, {"beta", r.vol1}, {"gamma", r.vol2}} {
 		sw := &seqWriter{name: w.name, vol: w.vol, data: filepath.Join(w.vol, w.name)}
 		if err := os.MkdirAll(sw.data, 0o755); err != nil {
@@ -673,14 +680,19 @@ func querySessionSet(ctx string) func(checkT, *scriptRun, result) {
 }
 
 // bcdOf checks the Backup Components Document vshadow -bc saves after
-// DoSnapshotSet: the set, and the components of the selected writers with
+// DoSnapshotSet: the backup state, the set, and the components of the selected writers with
 // what those writers wrote into them (logwriter's stamp and metadata).
 func bcdOf(r *seqRig, selected []*seqWriter) func(checkT, *scriptRun, result) {
 	return func(t checkT, run *scriptRun, res result) {
 		t.Helper()
 		x := res.str("xml")
-		if !strings.Contains(x, `snapshotSetId="`+run.setID+`"`) {
-			t.Errorf("SaveAsXML lacks snapshot set %s:\n%s", run.setID, x)
+		// Initialize's SetBackupState(true, true, VSS_BT_FULL, false), and
+		// the set.
+		for _, a := range []string{`selectComponents="yes"`, `bootableSystemStateBackup="yes"`, `backupType="full"`,
+			`partialFileSupport="no"`, `snapshotSetId="` + run.setID + `"`} {
+			if !strings.Contains(x, a) {
+				t.Errorf("SaveAsXML lacks %s:\n%s", a, x)
+			}
 		}
 		for _, w := range r.writers {
 			in := slices.Contains(selected, w)
@@ -1008,15 +1020,7 @@ const resticTimeout = "120000"
 // its status; restic treats both alike) and restic calls AbortBackup before
 // it releases the session.
 func restic(r *seqRig, doFails string) []step {
-	s := []step{okLine("InitializeForBackup"), okLine("SetContext VSS_CTX_BACKUP"), okLine("SetBackupState false false VSS_BT_COPY false")}
-	s = append(s, waitAndCheck("GatherWriterMetadata", resticTimeout)...)
-	s = append(s, step{line: "IsVolumeSupported GUID_NULL " + r.vol1, hr: sOK, check: func(t checkT, _ *scriptRun, res result) {
-		t.Helper()
-		if res["supported"] != true {
-			t.Errorf("IsVolumeSupported: supported %v, want true", res["supported"])
-		}
-	}})
-	s = append(s, okLine("StartSnapshotSet"), okLine("AddToSnapshotSet "+r.vol1+" GUID_NULL"))
+	s := resticStart(r)
 	s = append(s, waitAndCheck("PrepareForBackup", resticTimeout)...)
 	if doFails == "" {
 		return append(s, waitAndCheck("DoSnapshotSet", resticTimeout)...)
@@ -1026,6 +1030,19 @@ func restic(r *seqRig, doFails string) []step {
 		step{line: "Wait $ASYNC " + resticTimeout, hr: doFails, async: doFails},
 		step{line: "QueryStatus $ASYNC", hr: doFails, async: doFails},
 		okLine("AbortBackup"))
+}
+
+// resticStart is restic's NewVssSnapshot up to AddToSnapshotSet.
+func resticStart(r *seqRig) []step {
+	s := []step{okLine("InitializeForBackup"), okLine("SetContext VSS_CTX_BACKUP"), okLine("SetBackupState false false VSS_BT_COPY false")}
+	s = append(s, waitAndCheck("GatherWriterMetadata", resticTimeout)...)
+	s = append(s, step{line: "IsVolumeSupported GUID_NULL " + r.vol1, hr: sOK, check: func(t checkT, _ *scriptRun, res result) {
+		t.Helper()
+		if res["supported"] != true {
+			t.Errorf("IsVolumeSupported: supported %v, want true", res["supported"])
+		}
+	}})
+	return append(s, okLine("StartSnapshotSet"), okLine("AddToSnapshotSet "+r.vol1+" GUID_NULL"))
 }
 
 // TestResticBackup runs restic's VSS sequence: non-component mode, so every
@@ -1064,12 +1081,64 @@ func TestResticBackup(t *testing.T) {
 // releases the session. Every writer took part, got Abort after
 // PrepareForSnapshot (L4) and BackupShutdown, and is STABLE again (L5).
 func TestResticDoSnapshotSetFails(t *testing.T) {
-	r := newSeqRig(t, "max_bytes = \"1\"")
+	r := newSeqRigWith(t, shortTimeouts, "max_bytes = \"1\"\n")
 	run := runScript(t, r.d.socket, restic(r, "VSS_E_INSUFFICIENT_STORAGE"), "--keep-going")
 	aborted := []string{"PrepareForBackup", "PrepareForSnapshot", "Abort", "BackupShutdown"}
 	r.checkEvents(t, map[string][]string{"alpha": aborted, "beta": aborted, "gamma": aborted})
 	r.checkRelease(t, run, r.writers, nil, true)
 	r.checkListedStable(t)
+	runScript(t, r.d.socket, vshadowQuery(nil, ""))
+}
+
+// TestResticPrepareForBackupCancelled runs restic's sequence when an async
+// operation outlasts restic's VSS timeout: Wait returns with the operation
+// still pending, QueryStatus says so, restic calls Cancel, then (as for any
+// failure of PrepareForBackup) AbortBackup, and releases the session. A
+// fourth writer, an exec writer whose prepare-backup hook waits for a file
+// the test never creates, keeps PrepareForBackup pending; Cancel is taken
+// while it runs (S_OK, L10). Every writer got PrepareForBackup, then Abort
+// (AbortBackup in `set`, L2) and BackupShutdown; the exec writer's hook is
+// stopped by that Abort.
+func TestResticPrepareForBackupCancelled(t *testing.T) {
+	// lvssd's own deadline for PrepareForBackup far beyond restic's timeout,
+	// so that only Cancel and Abort end the operation.
+	r := newSeqRigWith(t, strings.Replace(shortTimeouts, `prepare_backup = "5s"`, `prepare_backup = "60s"`, 1), "")
+	data := filepath.Join(r.vol1, "slow")
+	if err := os.MkdirAll(data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	log, gate := filepath.Join(r.d.dir, "slow.events"), filepath.Join(r.d.dir, "gate")
+	t.Cleanup(func() { _ = os.WriteFile(gate, nil, 0o644) })
+	args := []string{"--socket", r.d.socket, "exec", "--name", "slow", "--component", "data=" + data, "--tmpdir", "/dev/shm",
+		"--on-prepare-backup", fmt.Sprintf(`echo prepare-backup >> %s; while [ ! -e %s ]; do sleep 0.05; done`, log, gate)}
+	for _, ev := range []string{"prepare-snapshot", "freeze", "thaw", "post-snapshot", "abort", "backup-complete", "backup-shutdown"} {
+		args = append(args, "--on-"+ev, fmt.Sprintf("echo %s >> %s", ev, log))
+	}
+	start(t, r.d.dir, "lvss-writer slow", args...)
+	r.d.waitWriters(t, 4)
+	slow := &seqWriter{name: "slow"}
+	for _, w := range r.listWriters(t) {
+		if w.Name == "slow" {
+			slow.instance = w.InstanceID.String()
+		}
+	}
+
+	// restic's timeout (200 ms, say, with -o vss.timeout) passes first.
+	s := append(resticStart(r),
+		step{line: "PrepareForBackup &", hr: sOK, async: pending},
+		step{line: "Wait $ASYNC 200", hr: sOK, async: pending},
+		step{line: "QueryStatus $ASYNC", hr: sOK, async: pending},
+		step{line: "Cancel $ASYNC", hr: sOK},
+		okLine("AbortBackup"))
+	run := runScript(t, r.d.socket, s)
+
+	aborted := []string{"PrepareForBackup", "Abort", "BackupShutdown"}
+	r.checkEvents(t, map[string][]string{"alpha": aborted, "beta": aborted, "gamma": aborted})
+	b, _ := os.ReadFile(log)
+	if got, want := strings.Fields(string(b)), []string{"prepare-backup", "abort", "backup-shutdown"}; !slices.Equal(got, want) {
+		t.Errorf("writer slow ran hooks %v, want %v", got, want)
+	}
+	r.checkRelease(t, run, append(slices.Clone(r.writers), slow), nil, true)
 	runScript(t, r.d.socket, vshadowQuery(nil, ""))
 }
 
