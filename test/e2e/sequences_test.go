@@ -680,8 +680,9 @@ func querySessionSet(ctx string) func(checkT, *scriptRun, result) {
 }
 
 // bcdOf checks the Backup Components Document vshadow -bc saves after
-// DoSnapshotSet: the backup state, the set, and the components of the selected writers with
-// what those writers wrote into them (logwriter's stamp and metadata).
+// DoSnapshotSet: the backup state, the set, and the components of the
+// selected writers with what those writers wrote into them (logwriter's
+// stamp and metadata), and nothing of the other writers.
 func bcdOf(r *seqRig, selected []*seqWriter) func(checkT, *scriptRun, result) {
 	return func(t checkT, run *scriptRun, res result) {
 		t.Helper()
