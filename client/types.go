@@ -80,7 +80,9 @@ type Object struct {
 
 // Released is what ending a session did (spec §12 D11).
 type Released struct {
-	// Aborted: a snapshot set was being created, so writers got Abort.
+	// Aborted: the session's snapshot set creation ended unfinished after
+	// PrepareForBackup (DoSnapshotSet failed, AbortBackup, the lease, or
+	// this release), so the writers taking part got Abort for it.
 	Aborted bool
 	// ShutdownWriters are the writer instances sent BackupShutdown.
 	ShutdownWriters []uuid.UUID

@@ -41,7 +41,8 @@ type Session struct {
 	setID        uuid.UUID
 	volumes      []volumeEntry
 	// abortSent records that the writers taking part got Abort because
-	// the creation ended without a snapshot set (Released.Aborted).
+	// the creation ended without a snapshot set, whenever that was
+	// (Released.Aborted).
 	abortSent bool
 	snapshots []catalog.Snapshot // the set's snapshots, while they exist
 	asyncs    map[uint64]*Async

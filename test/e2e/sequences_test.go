@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/lvss/lvss/client"
+	"github.com/lvss/lvss/internal/testenv"
 	"github.com/lvss/lvss/internal/testenv/lvssdtest"
 	"github.com/lvss/lvss/vsserr"
 )
@@ -933,7 +934,8 @@ func TestVshadowAdmin(t *testing.T) {
 
 	// -el=a1,DIR: GetSnapshotProperties, then ExposeSnapshot at an empty
 	// directory. The copy provider exposes with a bind mount (root only).
-	if os.Geteuid() == 0 {
+	t.Run("-el", func(t *testing.T) {
+		testenv.RequireRoot(t)
 		dir := filepath.Join(r.d.dir, "exposed")
 		if err := os.Mkdir(dir, 0o755); err != nil {
 			t.Fatal(err)
@@ -952,9 +954,7 @@ func TestVshadowAdmin(t *testing.T) {
 		if content, err := os.ReadFile(filepath.Join(dir, "alpha", "file-alpha")); err != nil || string(content) != "alpha\n" {
 			t.Errorf("the exposed snapshot does not show alpha's file: %q %v", content, err)
 		}
-	} else {
-		t.Log("not root: -el (a bind mount) is left out")
-	}
+	})
 
 	// -wm and -ws (VSS_CTX_BACKUP). A fourth writer, an exec writer whose
 	// component does not exist, fails every Identify: GatherWriterMetadata
