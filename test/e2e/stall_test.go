@@ -67,8 +67,28 @@ func TestStoppedWriterAtEachPhase(t *testing.T) {
 			args := []string{"--socket", d.socket, "exec", "--name", "stopme", "--component", "data=" + data, "--tmpdir", "/dev/shm"}
 			if tc.phase != "identify" {
 				// The hook stops the writer process that runs it, in the
-				// middle of the event, before it can answer.
-				args = append(args, "--on-"+tc.phase, `kill -STOP "$PPID"`)
+				// middle of the event, and exits only once every thread
+				// of it has stopped: a stop signal takes effect
+				// asynchronously, and on a busy machine the writer could
+				// otherwise still see the hook end and answer.
+				hook := filepath.Join(d.dir, "stop-parent")
+				script := `#!/bin/sh
+kill -STOP "$PPID"
+while :; do
+	running=
+	for f in /proc/"$PPID"/task/*/status; do
+		grep -q '^State:[[:space:]]*T' "$f" || running=yes
+	done
+	[ -z "$running" ] && exit 0
+	sleep 0.01
+done
+`
+				if err := os.WriteFile(hook, []byte(script), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				// exec: the script must be the writer's own child, so that
+				// $PPID is the writer.
+				args = append(args, "--on-"+tc.phase, "exec "+hook)
 			}
 			w := start(t, d.dir, "lvss-writer", args...)
 			pid := w.Cmd.Process.Pid
@@ -116,6 +136,7 @@ func TestStoppedWriterAtEachPhase(t *testing.T) {
 			must("SetBackupState", bc.SetBackupState(ctx, false, false, vss.BackupFull, false))
 			if tc.phase == "identify" {
 				must("SIGSTOP", syscall.Kill(pid, syscall.SIGSTOP))
+				waitStopped(t, pid) // the signal takes effect asynchronously
 			}
 			step("GatherWriterMetadata", bc.GatherWriterMetadata)
 			_, err = bc.StartSnapshotSet(ctx)
@@ -221,17 +242,26 @@ func writerInstance(t *testing.T, socket, name string) uuid.UUID {
 	return id
 }
 
-// waitStopped waits until the process is in the stopped state.
+// waitStopped waits until every thread of the process is stopped.
 func waitStopped(t *testing.T, pid int) {
 	t.Helper()
 	eventually(t, liveness, fmt.Sprintf("process %d to be stopped", pid), func() bool {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
+		tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+		if err != nil || len(tasks) == 0 {
 			return false
 		}
-		// pid (comm) state ...: comm may hold spaces, so read after ')'.
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		return i > 0 && i+2 < len(s) && s[i+2] == 'T'
+		for _, f := range tasks {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				return false
+			}
+			// pid (comm) state ...: comm may hold spaces, so read after ')'.
+			s := string(b)
+			i := strings.LastIndexByte(s, ')')
+			if i < 0 || i+2 >= len(s) || s[i+2] != 'T' {
+				return false
+			}
+		}
+		return true
 	})
 }
