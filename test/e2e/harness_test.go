@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -76,6 +78,18 @@ backup_shutdown = "5s"
 abort = "5s"
 hold = "2s"
 `
+
+// withTimeout returns config (such as shortTimeouts) with its timeout key
+// set to value, failing t if config does not set key: a test that needs a
+// longer timeout must not run with the short one unnoticed.
+func withTimeout(t *testing.T, config, key, value string) string {
+	t.Helper()
+	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(key) + `\s*=.*$`)
+	if !re.MatchString(config) {
+		t.Fatalf("the config sets no %s:\n%s", key, config)
+	}
+	return re.ReplaceAllLiteralString(config, key+" = "+strconv.Quote(value))
+}
 
 // writerProc is a logwriter process.
 type writerProc struct {
