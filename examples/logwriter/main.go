@@ -38,12 +38,20 @@ func (w *logWriter) record(ctx context.Context, ev string, e *writer.Event) erro
 	if e != nil {
 		set = e.SnapshotSetID.String()
 	}
+	dawdle := strings.EqualFold(ev, w.sleepAt)
+	if dawdle {
+		// A SIGUSR1 that came before is not for this handler: one sent
+		// after the line below is.
+		for len(w.wake) > 0 {
+			<-w.wake
+		}
+	}
 	if w.entered != nil {
 		w.mu.Lock()
 		fmt.Fprintf(w.entered, "%s %s %s\n", time.Now().UTC().Format(time.RFC3339Nano), ev, set)
 		w.mu.Unlock()
 	}
-	if strings.EqualFold(ev, w.sleepAt) {
+	if dawdle {
 		select {
 		case <-time.After(w.sleep):
 		case <-ctx.Done():
@@ -109,7 +117,7 @@ func main() {
 	level := flag.String("level", "front-end", "application level: front-end, back-end or system")
 	logPath := flag.String("log", "", "file to append one line per event to (default stdout)")
 	failAt := flag.String("fail-at", "", "event name to veto with VSS_E_WRITERERROR_RETRYABLE (e.g. Freeze)")
-	sleepAt := flag.String("sleep-at", "", "EVENT=DURATION: take that long in the event's handler (e.g. PrepareForSnapshot=3s); SIGUSR1 ends it early")
+	sleepAt := flag.String("sleep-at", "", "EVENT=DURATION: take that long in the event's handler (e.g. PrepareForSnapshot=3s); a SIGUSR1 sent once the handler started ends it early")
 	enteredPath := flag.String("entered", "", "file to append one line per event to when its handler starts, before any --sleep-at (tests wait on it)")
 	socket := flag.String("socket", "", "lvssd socket (default $LVSS_SOCKET, else /run/lvss/lvssd.sock)")
 	flag.Parse()
@@ -132,8 +140,6 @@ func main() {
 		out = f
 	}
 	w := &logWriter{name: *name, path: *path, failAt: *failAt, out: out, wake: make(chan os.Signal, 1)}
-	// A SIGUSR1 that comes while no handler dawdles ends the next dawdling
-	// at once.
 	signal.Notify(w.wake, syscall.SIGUSR1)
 	if *enteredPath != "" {
 		f, err := os.OpenFile(*enteredPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)

@@ -120,7 +120,7 @@ func TestRequesterKilledAtEachPhase(t *testing.T) {
 				return ok && strings.Contains(after, "\n")
 			})
 			if tc.phase == "during-DoSnapshotSet" {
-				w.lw.WaitEntered(t, "PrepareForSnapshot")
+				w.lw.WaitEntered(t, "PrepareForSnapshot", 1)
 			}
 			if err := req.Signal(syscall.SIGKILL); err != nil {
 				t.Fatal(err)

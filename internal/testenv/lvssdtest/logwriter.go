@@ -2,10 +2,10 @@ package lvssdtest
 
 import (
 	"bufio"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -58,18 +58,36 @@ func (w *LogWriter) EnteredEvents(t testing.TB) []string {
 	return eventNames(t, w.Entered)
 }
 
-// WaitEntered waits until the writer has started its handler of event
-// (for the first time).
-func (w *LogWriter) WaitEntered(t testing.TB, event string) {
+// WaitEntered waits until the writer has started its handler of event n
+// times in all.
+func (w *LogWriter) WaitEntered(t testing.TB, event string, n int) {
 	t.Helper()
-	Eventually(t, 30*time.Second, w.Name+" to start its "+event+" handler", func() bool {
-		return slices.Contains(w.EnteredEvents(t), event)
+	Eventually(t, 30*time.Second, fmt.Sprintf("%s to start its %s handler (%d times)", w.Name, event, n), func() bool {
+		return count(w.EnteredEvents(t), event) >= n
 	})
 }
 
-// Wake ends the writer's --sleep-at dawdling now (SIGUSR1); a writer that
-// is not dawdling ends its next dawdling at once. Wake a writer only once
-// it has subscribed (before, SIGUSR1 would end the process).
+// InHandler reports whether the writer has started a handler of event that
+// it has not logged as handled yet.
+func (w *LogWriter) InHandler(t testing.TB, event string) bool {
+	t.Helper()
+	return count(w.EnteredEvents(t), event) > count(w.Events(t), event)
+}
+
+func count(events []string, event string) int {
+	n := 0
+	for _, e := range events {
+		if e == event {
+			n++
+		}
+	}
+	return n
+}
+
+// Wake ends the writer's --sleep-at dawdling now (SIGUSR1); send it once
+// the writer has entered the handler (WaitEntered): a wake that comes
+// before is forgotten. Wake a writer only once it has subscribed (before,
+// SIGUSR1 would end the process).
 func (w *LogWriter) Wake(t testing.TB) {
 	t.Helper()
 	if err := w.Proc.Signal(syscall.SIGUSR1); err != nil {
