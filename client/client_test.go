@@ -42,6 +42,21 @@ func open(t *testing.T, srv *clienttest.Server) (*client.Conn, *client.BackupCom
 	return conn, bc
 }
 
+// waitCall waits until the daemon has received a call of method (Wait,
+// QueryStatus and Cancel count under their own names). It may run in a
+// goroutine other than the test's: it reports with t.Error and returns
+// false if the call never came.
+func waitCall(t *testing.T, srv *clienttest.Server, method string) bool {
+	t.Helper()
+	for end := time.Now().Add(20 * time.Second); !slices.Contains(srv.Calls(), method); time.Sleep(time.Millisecond) {
+		if time.Now().After(end) {
+			t.Errorf("the daemon never received %s; calls %v", method, srv.Calls())
+			return false
+		}
+	}
+	return true
+}
+
 func TestDialMissingSocket(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "nope.sock")
 	start := time.Now()
@@ -327,7 +342,9 @@ func TestStreamBreak(t *testing.T) {
 	}
 	waitErr := make(chan error, 1)
 	go func() { waitErr <- a.Wait(ctx) }()
-	time.Sleep(20 * time.Millisecond) // let Wait reach the daemon
+	if !waitCall(t, srv, "Wait") { // the Wait is pending in the daemon when the stream breaks
+		t.FailNow()
+	}
 
 	_, err = bc.DoSnapshotSet(ctx)
 	if !errors.Is(err, vsserr.Unexpected) || !strings.Contains(err.Error(), "broke the stream") {
@@ -539,7 +556,9 @@ func TestContextEndsCallNotSession(t *testing.T) {
 		t.Fatal(err)
 	}
 	wctx, wcancel := context.WithCancel(ctx)
-	go func() { time.Sleep(20 * time.Millisecond); wcancel() }()
+	// Cancel once the Wait is pending in the daemon: its answer then comes
+	// late, to a call that is no longer there.
+	go func() { defer wcancel(); waitCall(t, srv, "Wait") }()
 	if err := a.Wait(wctx); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Wait with a cancelled context: %v", err)
 	}

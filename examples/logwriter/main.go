@@ -24,26 +24,42 @@ import (
 // Freeze and Thaw only record that they happened.
 type logWriter struct {
 	name, path, failAt string
-	sleepAt            string        // event to dawdle in
-	sleep              time.Duration // how long (the handler's ctx cuts it short)
+	sleepAt            string         // event to dawdle in
+	sleep              time.Duration  // how long (the handler's ctx or wake cuts it short)
+	wake               chan os.Signal // SIGUSR1: end the dawdling now
 
-	mu  sync.Mutex
-	out *os.File
+	mu      sync.Mutex
+	out     *os.File
+	entered *os.File // nil: not asked for
 }
 
 func (w *logWriter) record(ctx context.Context, ev string, e *writer.Event) error {
-	if strings.EqualFold(ev, w.sleepAt) {
-		select {
-		case <-time.After(w.sleep):
-		case <-ctx.Done():
-		}
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
 	set := ""
 	if e != nil {
 		set = e.SnapshotSetID.String()
 	}
+	dawdle := strings.EqualFold(ev, w.sleepAt)
+	if dawdle {
+		// A SIGUSR1 that came before is not for this handler: one sent
+		// after the line below is.
+		for len(w.wake) > 0 {
+			<-w.wake
+		}
+	}
+	if w.entered != nil {
+		w.mu.Lock()
+		fmt.Fprintf(w.entered, "%s %s %s\n", time.Now().UTC().Format(time.RFC3339Nano), ev, set)
+		w.mu.Unlock()
+	}
+	if dawdle {
+		select {
+		case <-time.After(w.sleep):
+		case <-ctx.Done():
+		case <-w.wake:
+		}
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	fmt.Fprintf(w.out, "%s %s %s\n", time.Now().UTC().Format(time.RFC3339Nano), ev, set)
 	if strings.EqualFold(ev, w.failAt) {
 		return writer.Fail(vsserr.WriterErrorRetryable, vsserr.Fail, "%s was told to fail at %s", w.name, ev)
@@ -101,7 +117,8 @@ func main() {
 	level := flag.String("level", "front-end", "application level: front-end, back-end or system")
 	logPath := flag.String("log", "", "file to append one line per event to (default stdout)")
 	failAt := flag.String("fail-at", "", "event name to veto with VSS_E_WRITERERROR_RETRYABLE (e.g. Freeze)")
-	sleepAt := flag.String("sleep-at", "", "EVENT=DURATION: take that long in the event's handler (e.g. PrepareForSnapshot=3s)")
+	sleepAt := flag.String("sleep-at", "", "EVENT=DURATION: take that long in the event's handler (e.g. PrepareForSnapshot=3s); a SIGUSR1 sent once the handler started ends it early")
+	enteredPath := flag.String("entered", "", "file to append one line per event to when its handler starts, before any --sleep-at (tests wait on it)")
 	socket := flag.String("socket", "", "lvssd socket (default $LVSS_SOCKET, else /run/lvss/lvssd.sock)")
 	flag.Parse()
 	if *path == "" {
@@ -122,7 +139,16 @@ func main() {
 		}
 		out = f
 	}
-	w := &logWriter{name: *name, path: *path, failAt: *failAt, out: out}
+	w := &logWriter{name: *name, path: *path, failAt: *failAt, out: out, wake: make(chan os.Signal, 1)}
+	signal.Notify(w.wake, syscall.SIGUSR1)
+	if *enteredPath != "" {
+		f, err := os.OpenFile(*enteredPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "logwriter:", err)
+			os.Exit(1)
+		}
+		w.entered = f
+	}
 	if *sleepAt != "" {
 		ev, d, ok := strings.Cut(*sleepAt, "=")
 		dur, err := time.ParseDuration(d)

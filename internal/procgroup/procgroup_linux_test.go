@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,7 +20,13 @@ func TestKillTakesTheWholeGroup(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
-	time.Sleep(100 * time.Millisecond) // let sh start its children
+	// Kill once sh has started its children: the group is sh and its two
+	// sleeps.
+	for end := time.Now().Add(20 * time.Second); len(inGroup(t, cmd.Process.Pid)) < 3; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("sh did not start its children: group %v", inGroup(t, cmd.Process.Pid))
+		}
+	}
 	Kill(cmd.Process.Pid)
 	select {
 	case <-done:
@@ -29,14 +36,26 @@ func TestKillTakesTheWholeGroup(t *testing.T) {
 	// The children were in the group: soon no process is left in it
 	// (SIGKILL is delivered at once; their exit and reaping take a moment).
 	for end := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		out, err := exec.Command("pgrep", "-g", strconv.Itoa(cmd.Process.Pid)).Output()
-		if err != nil {
+		left := inGroup(t, cmd.Process.Pid)
+		if len(left) == 0 {
 			break
 		}
 		if time.Now().After(end) {
-			t.Fatalf("processes left in the group 5 s after Kill: %s", out)
+			t.Fatalf("processes left in the group 5 s after Kill: %v", left)
 		}
 	}
+}
+
+// inGroup lists the processes of process group pgid (pgrep -g).
+func inGroup(t *testing.T, pgid int) []string {
+	t.Helper()
+	out, err := exec.Command("pgrep", "-g", strconv.Itoa(pgid)).Output()
+	if ee, ok := err.(*exec.ExitError); ok && ee.ExitCode() == 1 {
+		return nil // pgrep: no process matched
+	} else if err != nil {
+		t.Fatalf("pgrep: %v", err)
+	}
+	return strings.Fields(string(out))
 }
 
 // OnTmpfs agrees with the mount table on every directory tried.

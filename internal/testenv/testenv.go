@@ -3,7 +3,28 @@ package testenv
 import (
 	"os"
 	"testing"
+	"time"
 )
+
+// pollInterval is how often Eventually looks at its condition: short
+// enough not to slow tests down, long enough not to load the machine.
+const pollInterval = 10 * time.Millisecond
+
+// Eventually waits until cond holds, failing t with what it waited for if
+// it does not within d. d is a bound for a broken run, not a pace: pick it
+// generously (a loaded CI machine is slow), since a passing run returns as
+// soon as cond holds. Tests wait this way for what they need to have
+// happened, never by sleeping "long enough".
+func Eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	end := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(end) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(pollInterval)
+	}
+}
 
 // OnCI reports whether the tests run on CI.
 func OnCI() bool { return os.Getenv("CI") == "true" }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -77,6 +79,26 @@ abort = "5s"
 hold = "2s"
 `
 
+// withTimeout returns config (such as shortTimeouts) with its timeout key
+// set to value, failing t if config does not set key: a test that needs a
+// longer timeout must not run with the short one unnoticed.
+func withTimeout(t *testing.T, config, key, value string) string {
+	t.Helper()
+	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(key) + `\s*=.*$`)
+	if !re.MatchString(config) {
+		t.Fatalf("the config sets no %s:\n%s", key, config)
+	}
+	return re.ReplaceAllLiteralString(config, key+" = "+strconv.Quote(value))
+}
+
+// frozenTimeouts is shortTimeouts with a Freeze→Thaw window that only a
+// broken run reaches: for tests that keep a set frozen as long as they
+// need, with a writer that stays in Freeze until woken (startDawdler).
+func frozenTimeouts(t *testing.T) string {
+	t.Helper()
+	return withTimeout(t, shortTimeouts, "freeze", "60s")
+}
+
 // writerProc is a logwriter process.
 type writerProc struct {
 	name, log string
@@ -88,6 +110,24 @@ func (d *daemon) startWriter(t *testing.T, name, level string, extra ...string) 
 	t.Helper()
 	lw := lvssdtest.StartLogWriter(t, d.socket, d.dir, name, level, extra...)
 	return &writerProc{name: lw.Name, log: lw.Log, proc: lw.Proc, lw: lw}
+}
+
+// startDawdler starts a logwriter named slow at level that stays in each
+// Freeze until wake (or the Freeze→Thaw window) ends it. Once it entered
+// Freeze (w.lw.WaitEntered), lvssd has frozen every writer of the levels
+// before it, and they stay frozen until it is woken.
+func (d *daemon) startDawdler(t *testing.T, level string) *writerProc {
+	t.Helper()
+	return d.startWriter(t, "slow", level, "--sleep-at", "Freeze=1h")
+}
+
+// wake ends the Freeze a dawdler is in (if it still is: lvssd may have
+// aborted it already).
+func (w *writerProc) wake(t *testing.T) {
+	t.Helper()
+	if w.lw.InHandler(t, "Freeze") {
+		w.lw.Wake(t)
+	}
 }
 
 // events returns the event names the writer logged, in order.

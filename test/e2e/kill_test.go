@@ -58,10 +58,10 @@ func TestHelperRequester(t *testing.T) {
 	}
 	switch phase {
 	case "during-DoSnapshotSet":
+		// The test waits for the writer to be inside PrepareForSnapshot.
 		if _, err := bc.DoSnapshotSet(ctx); err != nil {
 			fail(err)
 		}
-		time.Sleep(300 * time.Millisecond) // the writer is now inside PrepareForSnapshot
 	case "snapped", "complete":
 		run(bc.DoSnapshotSet(ctx))
 		if phase == "complete" {
@@ -91,12 +91,17 @@ func TestRequesterKilledAtEachPhase(t *testing.T) {
 		{"snapped", []string{"PrepareForBackup", "PrepareForSnapshot", "Freeze", "Thaw", "PostSnapshot", "BackupShutdown"}},
 		{"complete", []string{"PrepareForBackup", "PrepareForSnapshot", "Freeze", "Thaw", "PostSnapshot", "BackupComplete", "BackupShutdown"}},
 	}
+	// PrepareForSnapshot may take long: only the requester's death, not
+	// the daemon's timeout, ends the one the writer dawdles in.
+	config := withTimeout(t, shortTimeouts, "prepare_snapshot", "5m")
 	for _, tc := range cases {
 		t.Run(tc.phase, func(t *testing.T) {
-			d := startDaemon(t, shortTimeouts)
+			d := startDaemon(t, config)
 			var extra []string
 			if tc.phase == "during-DoSnapshotSet" {
-				extra = []string{"--sleep-at", "PrepareForSnapshot=3s"}
+				// Until the Abort that follows the requester's death
+				// cancels the handler.
+				extra = []string{"--sleep-at", "PrepareForSnapshot=1h"}
 			}
 			w := d.startWriter(t, "w", "front-end", extra...)
 			d.waitWriters(t, 1)
@@ -114,6 +119,9 @@ func TestRequesterKilledAtEachPhase(t *testing.T) {
 				session = strings.TrimSpace(after)
 				return ok && strings.Contains(after, "\n")
 			})
+			if tc.phase == "during-DoSnapshotSet" {
+				w.lw.WaitEntered(t, "PrepareForSnapshot", 1)
+			}
 			if err := req.Signal(syscall.SIGKILL); err != nil {
 				t.Fatal(err)
 			}

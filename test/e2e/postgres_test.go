@@ -505,21 +505,21 @@ func backupStoppingServer(t *testing.T, socket, vol string, p *testenv.Postgres)
 }
 
 // TestPostgresWriterKilledWhileFrozen: the writer process is stopped while
-// it is frozen (a system-level writer dawdling in Freeze keeps the
-// back-end postgres writer frozen), by SIGKILL and by SIGTERM. The writer
-// holds nothing in snapshot mode, so the application commits throughout:
-// while it is frozen, and after it died. SIGTERM releases the session
-// (the SDK's Abort) before the process exits; either way the server is
-// left with none of the writer's connections.
+// it is frozen (a system-level writer that stays in Freeze until the test
+// wakes it keeps the back-end postgres writer frozen), by SIGKILL and by
+// SIGTERM. The writer holds nothing in snapshot mode, so the application
+// commits throughout: while it is frozen, and after it died. SIGTERM
+// releases the session (the SDK's Abort) before the process exits; either
+// way the server is left with none of the writer's connections.
 func TestPostgresWriterKilledWhileFrozen(t *testing.T) {
 	// Room for the cluster, its WAL and lvssd's min_free (64 MiB) after
 	// the first round's persistent snapshot.
 	fs := testenv.LoopFS(t, "btrfs", 512<<20)
 	p := testenv.StartPostgres(t, testenv.PostgresOptions{DataDir: filepath.Join(fs.Mount, "data")})
-	d := startDaemon(t, shortTimeouts)
-	d.startWriter(t, "slow", "system", "--sleep-at", "Freeze=4s")
+	d := startDaemon(t, frozenTimeouts(t))
+	slow := d.startDawdler(t, "system")
 	app := startPgBank(t, p.DSN("postgres"), t.TempDir())
-	for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGTERM} {
+	for i, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGTERM} {
 		t.Run(sig.String(), func(t *testing.T) {
 			work := t.TempDir()
 			w := startPostgresWriter(t, d.socket, work, p.DSN("postgres"))
@@ -529,20 +529,28 @@ func TestPostgresWriterKilledWhileFrozen(t *testing.T) {
 				_, err := snapshotSetWithWriters(t, d.socket, fs.Mount)
 				done <- err
 			}()
-			eventually(t, 15*time.Second, "the postgres writer to freeze", func() bool { return len(w.records(t, "frozen")) > 0 })
+			slow.lw.WaitEntered(t, "Freeze", i+1) // the postgres writer's Freeze has answered
+			if len(w.records(t, "frozen")) == 0 {
+				t.Fatal("the postgres writer answered Freeze without freezing")
+			}
 			if n := pgConnections(t, p); n != 1 {
 				t.Errorf("the frozen writer has %d connections to the server, want its one pinned connection", n)
 			}
+			// The application commits while the writer is frozen: it stays
+			// frozen until the system-level writer is woken.
 			frozenAt := time.Now()
-			time.Sleep(300 * time.Millisecond)
-			whileFrozen := 0
-			for _, a := range app.read(t) {
-				if a.at.After(frozenAt) {
-					whileFrozen++
+			var whileFrozen ack
+			eventually(t, 15*time.Second, "a commit while the postgres writer is frozen", func() bool {
+				for _, a := range app.read(t) {
+					if a.at.After(frozenAt) {
+						whileFrozen = a
+						return true
+					}
 				}
-			}
-			if whileFrozen == 0 {
-				t.Fatal("the application committed nothing while the postgres writer was frozen")
+				return false
+			})
+			if recs := w.records(t, pgReleased); len(recs) != 0 {
+				t.Fatalf("the writer was released before the test went on: %+v", recs)
 			}
 			stopped := time.Now()
 			if err := w.proc.Signal(sig); err != nil {
@@ -559,7 +567,7 @@ func TestPostgresWriterKilledWhileFrozen(t *testing.T) {
 				}
 			}
 			var next time.Time
-			eventually(t, 5*time.Second, "the application's next commit", func() bool {
+			eventually(t, 15*time.Second, "the application's next commit", func() bool {
 				for _, a := range app.read(t) {
 					if a.at.After(stopped) {
 						next = a.at
@@ -568,9 +576,10 @@ func TestPostgresWriterKilledWhileFrozen(t *testing.T) {
 				}
 				return false
 			})
-			eventually(t, 5*time.Second, "the writer's connection to end", func() bool { return pgConnections(t, p) == 0 })
-			t.Logf("%s: %d commits acknowledged in the 300ms the writer was frozen; the next %s after the signal",
-				sig, whileFrozen, next.Sub(stopped).Round(time.Microsecond))
+			eventually(t, 15*time.Second, "the writer's connection to end", func() bool { return pgConnections(t, p) == 0 })
+			t.Logf("%s: commit %d acknowledged %s after the writer was frozen; the next %s after the signal",
+				sig, whileFrozen.n, whileFrozen.at.Sub(frozenAt).Round(time.Microsecond), next.Sub(stopped).Round(time.Microsecond))
+			slow.wake(t)
 			select {
 			case <-done:
 			case <-time.After(30 * time.Second):

@@ -148,6 +148,7 @@ func startRedisWriter(t *testing.T, work, socket string, args ...string) *proc {
 type redisPauseRecord struct {
 	Msg      string        `json:"msg"`
 	Session  string        `json:"session"`
+	FreezeAt time.Time     `json:"freeze_at"`
 	LockedAt time.Time     `json:"locked_at"`
 	Bound    time.Duration `json:"bound"`
 	Until    time.Time     `json:"until"`
@@ -329,9 +330,10 @@ func TestRedisWriterOnBtrfsUnderLoad(t *testing.T) {
 // TestRedisWriterKilledWhileFrozen: SIGKILL of the writer while the
 // server's writes are paused. Nothing can unpause them any more, but the
 // pause carries its bound: the writes resume by themselves when it passes,
-// not later. A system-level writer that dawdles in Freeze keeps the redis
-// writer (back-end, frozen before it) frozen long enough to kill it; the
-// writer's window is 3 s, so the bound is about 4 s.
+// not later. A system-level writer that stays in Freeze until the test
+// wakes it keeps the redis writer (back-end, frozen before it) frozen long
+// enough to kill it; the writer's window is 10 s, so the bound is about
+// 11 s.
 func TestRedisWriterKilledWhileFrozen(t *testing.T) {
 	fs := testenv.LoopFS(t, "btrfs", 256<<20)
 	dir := filepath.Join(fs.Mount, "redis")
@@ -339,11 +341,11 @@ func TestRedisWriterKilledWhileFrozen(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := testenv.StartRedis(t, testenv.RedisOptions{Dir: dir, AOF: true})
-	d := startDaemon(t, shortTimeouts)
+	d := startDaemon(t, frozenTimeouts(t))
 	work := t.TempDir()
 	app := startRedisApp(t, work, srv)
-	w := startRedisWriter(t, work, d.socket, "--socket-path", srv.Socket, "--freeze-timeout", "3s")
-	d.startWriter(t, "slow", "system", "--sleep-at", "Freeze=4s")
+	w := startRedisWriter(t, work, d.socket, "--socket-path", srv.Socket, "--freeze-timeout", "10s")
+	slow := d.startDawdler(t, "system")
 	d.waitWriters(t, 2)
 
 	done := make(chan error, 1)
@@ -352,22 +354,31 @@ func TestRedisWriterKilledWhileFrozen(t *testing.T) {
 		_, err := snapshotSetWithWriters(t, d.socket, fs.Mount)
 		done <- err
 	}()
-	var pause redisPauseRecord
-	eventually(t, 15*time.Second, "the writer to pause the server", func() bool {
-		ps := redisPauses(t, w.Out)
-		if len(ps) > 0 {
-			pause = ps[0]
+	slow.lw.WaitEntered(t, "Freeze", 1) // the redis writer's Freeze has answered
+	ps := redisPauses(t, w.Out)
+	if len(ps) == 0 {
+		t.Fatal("the redis writer answered Freeze without pausing the server")
+	}
+	pause := ps[0]
+	// No transfer runs while the server is paused: the counter stays, and
+	// no acknowledgement is of a later value (replies to transfers executed
+	// just before the pause may still arrive after CLIENT PAUSE returned).
+	c := redisClient(srv, 1)
+	defer c.Close()
+	counter := func() int {
+		n, err := c.Get(context.Background(), redisCounter).Int()
+		if err != nil {
+			t.Fatal(err)
 		}
-		return len(ps) > 0
-	})
-	time.Sleep(800 * time.Millisecond)
-	// Replies to transfers executed just before the pause may still
-	// arrive after CLIENT PAUSE returned (later still on a loaded
-	// machine); none executed after it, so none for most of this sleep.
-	for _, a := range app.read(t) {
-		if a.at.After(pause.LockedAt.Add(250 * time.Millisecond)) {
-			t.Fatalf("transfer %d was acknowledged %s after the pause began", a.n, a.at.Sub(pause.LockedAt))
-		}
+		return n
+	}
+	held := counter()
+	time.Sleep(300 * time.Millisecond) // the window of the check, not a wait for anything
+	if n := counter(); n != held {
+		t.Fatalf("%d transfers ran while the server was paused", n-held)
+	}
+	if acks := app.read(t); len(acks) > 0 && acks[len(acks)-1].n > held {
+		t.Fatalf("transfer %d was acknowledged while the server was paused at %d", acks[len(acks)-1].n, held)
 	}
 	killed := time.Now()
 	if !killed.Before(pause.Until) {
@@ -378,9 +389,9 @@ func TestRedisWriterKilledWhileFrozen(t *testing.T) {
 	}
 	_ = w.Wait()
 	var resumed time.Time
-	eventually(t, 10*time.Second, "the application's next transfer", func() bool {
+	eventually(t, pause.Bound+15*time.Second, "the application's next transfer", func() bool {
 		for _, a := range app.read(t) {
-			if a.at.After(killed) && (resumed.IsZero() || a.at.Before(resumed)) {
+			if a.n > held && (resumed.IsZero() || a.at.Before(resumed)) {
 				resumed = a.at
 			}
 		}
@@ -393,9 +404,12 @@ func TestRedisWriterKilledWhileFrozen(t *testing.T) {
 	if late := resumed.Sub(pause.Until); late > time.Second {
 		t.Errorf("writes resumed %s after the pause's bound", late)
 	}
-	if early := pause.Until.Sub(resumed); early > 300*time.Millisecond {
-		t.Errorf("writes resumed %s before the pause's bound, with nobody left to unpause", early)
+	// The server ran CLIENT PAUSE after Freeze began, so its pause ends
+	// after FreezeAt+Bound (Redis counts whole milliseconds).
+	if earliest := pause.FreezeAt.Add(pause.Bound - time.Millisecond); resumed.Before(earliest) {
+		t.Errorf("writes resumed %s before the pause's bound, with nobody left to unpause", earliest.Sub(resumed))
 	}
+	slow.wake(t)
 	select {
 	case <-done:
 	case <-time.After(30 * time.Second):

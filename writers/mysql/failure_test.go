@@ -259,7 +259,7 @@ func TestAbortCutsAFreezeWaitingForTheLock(t *testing.T) {
 	unlock := s.holdTables(t)
 	frozen := make(chan *v1.EventResult, 1)
 	go func() { res, _ := co.Send(context.Background(), 0, ev(4, v1.EventType_EVENT_FREEZE)); frozen <- res }()
-	time.Sleep(500 * time.Millisecond) // Freeze now waits in the server
+	s.waitLockWait(t, backupUser, "BACKUP STAGE BLOCK_COMMIT") // Freeze now waits in the server
 	start := time.Now()
 	if res := send(ev(5, v1.EventType_EVENT_ABORT)); res.GetFailure() != 0 {
 		t.Fatalf("Abort: %s", res.GetApplicationMessage())
@@ -490,7 +490,7 @@ func TestTransactionBetweenStatements(t *testing.T) {
 			}
 			t2 := make(chan error, 1)
 			go func() { _, err := s.app.ExecContext(ctx, "UPDATE app.probe SET at = NOW(6) WHERE id = 1"); t2 <- err }()
-			time.Sleep(200 * time.Millisecond) // T2 now waits for T1's row lock
+			s.waitRowLockWait(t, "UPDATE app.probe") // T2 now waits for T1's row lock
 
 			_, w := mustNew(t, Config{DSN: s.dsn(), Strategy: strategy, LockTimeout: time.Second})
 			sess := newSession(t, w)

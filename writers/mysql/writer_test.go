@@ -93,6 +93,68 @@ func (s *server) writerSessions(t *testing.T) int {
 	return n
 }
 
+// waitUntil polls query, a SELECT of one count, every interval until it
+// is at least 1, failing t with what it waited for (and the server's
+// process list) if that does not come. The bound only ends a broken test.
+func (s *server) waitUntil(t *testing.T, what string, every time.Duration, query string, args ...any) {
+	t.Helper()
+	for end := time.Now().Add(30 * time.Second); ; time.Sleep(every) {
+		var n int
+		if err := s.app.QueryRow(query, args...).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			return
+		}
+		if time.Now().After(end) {
+			t.Fatalf("gave up waiting for %s; process list:\n%s", what, s.processList(t))
+		}
+	}
+}
+
+// waitLockWait waits until a session of user runs a statement that begins
+// with stmt and waits in the server for a lock (a metadata or backup
+// lock: its PROCESSLIST state is "Waiting for ...").
+func (s *server) waitLockWait(t *testing.T, user, stmt string) {
+	t.Helper()
+	s.waitUntil(t, user+"'s "+stmt+" to wait for a lock", 5*time.Millisecond,
+		"SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = ? AND INFO LIKE CONCAT(?, '%') AND STATE LIKE 'Waiting for%'",
+		user, stmt)
+}
+
+// waitRowLockWait waits until a transaction whose statement begins with
+// stmt waits for an InnoDB row lock. (PROCESSLIST says only "Updating".)
+// InnoDB refreshes the INNODB_TRX table only when nobody read it for
+// 100 ms, so it is polled less often than that.
+func (s *server) waitRowLockWait(t *testing.T, stmt string) {
+	t.Helper()
+	s.waitUntil(t, stmt+" to wait for a row lock", 150*time.Millisecond,
+		"SELECT COUNT(*) FROM information_schema.INNODB_TRX WHERE trx_state = 'LOCK WAIT' AND trx_query LIKE CONCAT(?, '%')", stmt)
+}
+
+// processList is the server's PROCESSLIST, for failure messages.
+func (s *server) processList(t *testing.T) string {
+	t.Helper()
+	rows, err := s.app.Query("SELECT ID, USER, COMMAND, COALESCE(STATE, ''), COALESCE(INFO, '') FROM information_schema.PROCESSLIST")
+	if err != nil {
+		return err.Error()
+	}
+	defer rows.Close()
+	var b strings.Builder
+	for rows.Next() {
+		var id int64
+		var user, cmd, state, info string
+		if err := rows.Scan(&id, &user, &cmd, &state, &info); err != nil {
+			return err.Error()
+		}
+		fmt.Fprintf(&b, "%d %s %s %q %q\n", id, user, cmd, state, info)
+	}
+	if err := rows.Err(); err != nil {
+		fmt.Fprintln(&b, err)
+	}
+	return b.String()
+}
+
 // mustHaveNoWriterSessions fails t unless the writer's sessions in the
 // server are gone within a few seconds. The server ends a session whose
 // connection closed asynchronously (MariaDB notices up to ~0.5 s later,

@@ -788,7 +788,7 @@ func TestAbortCutsAFreezeWaitingForTheSave(t *testing.T) {
 	if err := c.ConfigSet(context.Background(), "rdb-key-save-delay", "100000").Err(); err != nil {
 		t.Fatal(err)
 	}
-	id, w, _ := mustNew(t, r, Config{})
+	id, w, rec := mustNew(t, r, Config{})
 	co := writertest.Serve(t, id, w)
 	sid := uuid.New().String()
 	ev := func(n uint64, typ v1.EventType) *v1.Event {
@@ -812,7 +812,17 @@ func TestAbortCutsAFreezeWaitingForTheSave(t *testing.T) {
 	}
 	frozen := make(chan *v1.EventResult, 1)
 	go func() { res, _ := co.Send(context.Background(), 0, ev(3, v1.EventType_EVENT_FREEZE)); frozen <- res }()
-	time.Sleep(300 * time.Millisecond) // Freeze is now waiting for BGSAVE
+	// Freeze is now waiting for the BGSAVE it started under the pause.
+	testenv.Eventually(t, 30*time.Second, "Freeze to wait for its BGSAVE", func() bool {
+		if len(rec.records("writes paused")) == 0 {
+			return false
+		}
+		txt, err := c.Info(context.Background(), "persistence").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return parseInfo(txt)["rdb_bgsave_in_progress"] == "1"
+	})
 	mustBePaused(t, r)
 	start := time.Now()
 	if res := send(ev(4, v1.EventType_EVENT_ABORT)); res.GetFailure() != 0 {

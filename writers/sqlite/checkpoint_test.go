@@ -2,9 +2,12 @@ package sqlite
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lvss/lvss/internal/testenv"
 )
 
 // TestCheckpointModes measures what PrepareSnapshot's checkpoint costs the
@@ -32,19 +35,39 @@ func TestCheckpointModes(t *testing.T) {
 			if tc.reader {
 				hold(t, "read", db)
 			}
-			load := probeCmd("load", db, 1500)
+			// The application commits until its stdin closes, after
+			// PrepareSnapshot: all of the checkpoint runs under its load.
+			load := probeCmd("load", db, 30000)
 			var out strings.Builder
 			load.Stdout, load.Stderr = &out, &out
+			stop, err := load.StdinPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
 			if err := load.Start(); err != nil {
 				t.Fatal(err)
 			}
-			time.Sleep(500 * time.Millisecond) // let the WAL grow
+			waited := false
+			t.Cleanup(func() {
+				if !waited {
+					stop.Close()
+					load.Wait()
+				}
+			})
+			// Let the WAL grow: there is something to checkpoint.
+			testenv.Eventually(t, 30*time.Second, "the application's WAL to reach 1 MiB", func() bool {
+				fi, err := os.Stat(db + "-wal")
+				return err == nil && fi.Size() >= 1<<20
+			})
 			s := newSession(t, w, dir)
 			s.timeout = 3 * time.Second // TRUNCATE may wait half of it for the reader
 			start := time.Now()
-			err := s.prepare()
+			err = s.prepare()
 			took := time.Since(start)
-			if werr := load.Wait(); werr != nil {
+			stop.Close()
+			werr := load.Wait()
+			waited = true
+			if werr != nil {
 				t.Fatalf("application: %v: %s", werr, out.String())
 			}
 			if err != nil {

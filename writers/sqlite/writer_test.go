@@ -1,11 +1,13 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -319,13 +321,15 @@ func TestAbortCutsAFreezeWaitingForTheLock(t *testing.T) {
 	h := hold(t, "hold", db)
 	frozen := make(chan *v1.EventResult, 1)
 	go func() { res, _ := co.Send(context.Background(), 0, ev(4, v1.EventType_EVENT_FREEZE)); frozen <- res }()
-	time.Sleep(300 * time.Millisecond) // Freeze is now polling for the lock
+	// Freeze is now polling for the lock the application holds.
+	testenv.Eventually(t, 30*time.Second, "Freeze to poll for the write lock", func() bool { return running("(*database).lock") })
 	start := time.Now()
 	if res := send(ev(5, v1.EventType_EVENT_ABORT)); res.GetFailure() != 0 {
 		t.Fatalf("Abort: %s", res.GetApplicationMessage())
 	}
 	res := <-frozen
-	if took := time.Since(start); took > time.Second {
+	// The alternative is the minute's lock timeout: seconds mean "at once".
+	if took := time.Since(start); took > 5*time.Second {
 		t.Errorf("Freeze and Abort took %s after the Abort was sent", took)
 	}
 	if vsserr.HRESULT(res.GetFailure()) != vsserr.WriterErrorRetryable || !strings.Contains(res.GetApplicationMessage(), "Abort") {
@@ -333,6 +337,20 @@ func TestAbortCutsAFreezeWaitingForTheLock(t *testing.T) {
 	}
 	h.stop()
 	mustBeWritable(t, db)
+}
+
+// running reports whether a goroutine of the test process is in the
+// package's function fn ("(*database).lock"): the writer runs in the
+// test process, so its goroutines' stacks say where it waits.
+func running(fn string) bool {
+	buf := make([]byte, 1<<16)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			return bytes.Contains(buf[:n], []byte("lvss/writers/sqlite."+fn+"("))
+		}
+		buf = make([]byte, 2*len(buf))
+	}
 }
 
 // TestPrepareSnapshotVetoesADatabaseOutsideTheSet: the requester included
