@@ -9,8 +9,8 @@ import (
 	"github.com/lvss/lvss/internal/wire"
 )
 
-// The Admin calls start no session and send writers no event (spec §12
-// D16): they only read what the daemon already knows, which is why they are
+// The Admin calls start no session and send writers no event (D16): they
+// only read what the daemon already knows, which is why they are
 // methods of Conn and not of BackupComponents.
 
 // ListWriters lists the subscribed writers with the metadata of their last

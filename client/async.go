@@ -13,10 +13,10 @@ import (
 // GatherWriterStatus, BackupComplete). Its methods may be called from
 // several goroutines at once, typically Wait in one and Cancel in another.
 //
-// The operation's status (spec §4) is VSS_S_ASYNC_PENDING while it runs,
+// The operation's status (vss-reference §4) is VSS_S_ASYNC_PENDING while it runs,
 // then VSS_S_ASYNC_FINISHED (success), VSS_S_ASYNC_CANCELLED, or the
 // failure code of the operation. A session call moves the session's state
-// only when it finishes with success (spec §12 D3).
+// only when it finishes with success (D3).
 type Async struct {
 	bc     *BackupComponents
 	id     uint64
@@ -75,7 +75,7 @@ func (a *Async) WaitTimeout(ctx context.Context, d time.Duration) (vsserr.HRESUL
 	}
 	st := resp.GetAsyncStatus()
 	if st == nil {
-		// Wait's own result says nothing about the operation (spec §4);
+		// Wait's own result says nothing about the operation (vss-reference §4);
 		// ask for it the way a COM caller would.
 		return a.QueryStatus(ctx)
 	}

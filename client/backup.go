@@ -14,7 +14,7 @@ import (
 )
 
 // BackupComponents is one requester session: IVssBackupComponents. Its
-// methods have the spec's names and order rules (spec §2.4, §12 D2); the
+// methods have the spec's names and order rules (vss-reference §2.4, D2); the
 // daemon enforces the order and answers VSS_E_BAD_STATE for a call out of
 // place.
 //
@@ -23,7 +23,7 @@ import (
 // already sent: the daemon still executes it. The session itself is not
 // tied to the context given to NewBackupComponents; it lasts until Release,
 // until the Conn is closed, or until the process exits, and in every case
-// the daemon releases it (spec §12 D11).
+// the daemon releases it (D11).
 //
 // Methods may be called from several goroutines. The daemon executes calls
 // in the order it receives them, except Wait, QueryStatus and Cancel, which
@@ -98,7 +98,7 @@ func (bc *BackupComponents) InitializeForRestore(ctx context.Context, bcdXML str
 	return err
 }
 
-// SetContext chooses the snapshot context (spec §1.4), optionally OR'ed
+// SetContext chooses the snapshot context (vss-reference §1.4), optionally OR'ed
 // with requester-settable attribute bits. Once per session.
 func (bc *BackupComponents) SetContext(ctx context.Context, c vss.Context) error {
 	_, err := bc.do(ctx, "SetContext", &v1.SessionRequest{Call: &v1.SessionRequest_SetContext{
@@ -181,7 +181,7 @@ func (bc *BackupComponents) GetWriterMetadata(ctx context.Context, i int) (uuid.
 	return id, wmd, nil
 }
 
-// xmlErr keeps the document package's XML code (spec §12 D8) and classifies
+// xmlErr keeps the document package's XML code (D8) and classifies
 // anything uncoded as an invalid document rather than an internal error.
 func xmlErr(err error, format string, args ...any) error {
 	var ve *vsserr.Error
@@ -287,7 +287,7 @@ func (bc *BackupComponents) PrepareForBackup(ctx context.Context) (*Async, error
 
 // DoSnapshotSet creates the snapshots of the set (PrepareForSnapshot,
 // Freeze, commit, Thaw, PostSnapshot). A writer's veto does not fail it
-// (spec §12 D9): check GatherWriterStatus afterwards.
+// (D9): check GatherWriterStatus afterwards.
 func (bc *BackupComponents) DoSnapshotSet(ctx context.Context) (*Async, error) {
 	return bc.startAsync(ctx, "DoSnapshotSet", &v1.SessionRequest{Call: &v1.SessionRequest_DoSnapshotSet{
 		DoSnapshotSet: &v1.DoSnapshotSet{}}})
@@ -356,7 +356,7 @@ func (bc *BackupComponents) BackupComplete(ctx context.Context) (*Async, error) 
 }
 
 // AbortBackup abandons the backup; writers taking part get Abort if creation
-// was in progress (spec §12 D4, D14). Idempotent.
+// was in progress (D4, D14). Idempotent.
 func (bc *BackupComponents) AbortBackup(ctx context.Context) error {
 	_, err := bc.do(ctx, "AbortBackup", &v1.SessionRequest{Call: &v1.SessionRequest_AbortBackup{
 		AbortBackup: &v1.AbortBackup{}}})
@@ -408,7 +408,7 @@ func (bc *BackupComponents) GetWriterComponentsCount(ctx context.Context) (int, 
 }
 
 // GetWriterComponents returns the i-th writer's components as the document
-// holds them now, writers' edits included (spec §12 D1).
+// holds them now, writers' edits included (D1).
 func (bc *BackupComponents) GetWriterComponents(ctx context.Context, i int) (*document.WriterComponents, error) {
 	bcd, err := bc.writerComponents(ctx, "GetWriterComponents")
 	if err != nil {
@@ -540,7 +540,7 @@ func (bc *BackupComponents) GetSessionID(ctx context.Context) (uuid.UUID, error)
 }
 
 // Release ends the session the way releasing IVssBackupComponents does
-// (spec §12 D11) and reports what that did: whether writers got Abort, which
+// (D11) and reports what that did: whether writers got Abort, which
 // writers got BackupShutdown, which auto-release snapshots were deleted.
 // Calls made after Release fail with VSS_E_BAD_STATE. Release is
 // idempotent: later calls return the same outcome. If ctx ends first, the

@@ -98,7 +98,7 @@ func Dial(ctx context.Context, socket string) (*Conn, error) {
 func (c *Conn) Socket() string { return c.path }
 
 // Close ends the connection. Sessions still open on it are ended too, which
-// the daemon treats as their release (spec §12 D11). Calling Close twice is
+// the daemon treats as their release (D11). Calling Close twice is
 // harmless.
 func (c *Conn) Close() error {
 	var err error

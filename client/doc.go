@@ -5,13 +5,13 @@
 // one requester session (CreateVssBackupComponents) carried by one gRPC
 // stream; the daemon keeps the session exactly as long as the stream, so a
 // crashed or killed requester is released the way Windows releases the last
-// reference to the COM object (spec §12 D11): Abort if a snapshot set was
+// reference to the COM object (D11): Abort if a snapshot set was
 // being created, BackupShutdown to the writers that took part, auto-release
 // snapshots deleted. Release does the same on purpose and reports what it
 // did.
 //
 // The methods have the names and the order rules of IVssBackupComponents
-// (spec §2.4 and the D2 table of §12): the daemon, not this package, decides
+// (vss-reference §2.4 and the D2 table of vss-reference §12): the daemon, not this package, decides
 // what is VSS_E_BAD_STATE, so the library never second-guesses the state
 // machine. Every error a method returns carries its HRESULT, so
 //

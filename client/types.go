@@ -14,14 +14,14 @@ import (
 
 // WriterStatus is one writer's answer to GatherWriterStatus, as
 // GetWriterStatusEx reports it. A writer's veto is not an error of the call
-// that caused it: it is Failure here (spec §3.4, §12 D9).
+// that caused it: it is Failure here (vss-reference §3.4, D9).
 type WriterStatus struct {
 	InstanceID   uuid.UUID
 	WriterID     uuid.UUID
 	Name         string
 	InstanceName string
 	State        vss.WriterState
-	// Failure is the writer failure code (§3.4): S_OK, or the reason the
+	// Failure is the writer failure code (vss-reference §3.4): S_OK, or the reason the
 	// writer failed or vetoed.
 	Failure vsserr.HRESULT
 	// ApplicationHRESULT and ApplicationMessage are what the application
@@ -78,7 +78,7 @@ type Object struct {
 	Provider *ProviderProp
 }
 
-// Released is what ending a session did (spec §12 D11).
+// Released is what ending a session did (D11).
 type Released struct {
 	// Aborted: the session's snapshot set creation ended unfinished after
 	// PrepareForBackup (DoSnapshotSet failed, AbortBackup, the lease, or
@@ -92,7 +92,7 @@ type Released struct {
 
 // WriterInfo is one subscribed writer as the Admin service lists it: the
 // metadata of its last Identify and its state in the most recent session it
-// took part in (spec §12 D16).
+// took part in (D16).
 type WriterInfo struct {
 	InstanceID    uuid.UUID
 	WriterID      uuid.UUID

@@ -13,7 +13,7 @@ import (
 // BCDNamespace is the default namespace of a Backup Components Document.
 const BCDNamespace = "x-schema:#VssComponentMetadata"
 
-// BackupComponents is a Backup Components Document (spec §6.3): the
+// BackupComponents is a Backup Components Document (vss-reference §6.3): the
 // requester's record of one backup or restore, which writers annotate.
 type BackupComponents struct {
 	Version                   string // "1.2"; empty is written as Version
@@ -55,7 +55,7 @@ type WriterComponents struct {
 	Components   []ComponentState
 }
 
-// ComponentState is a COMPONENT of the BCD (spec §3.8). Who may set each
+// ComponentState is a COMPONENT of the BCD (vss-reference §3.8). Who may set each
 // field, and when, is enforced by ApplyWriterEdits.
 type ComponentState struct {
 	LogicalPath string
@@ -100,7 +100,7 @@ type ComponentState struct {
 type PartialFile struct {
 	Path     string
 	Filename string
-	Ranges   string // "offset:length,..." or the path of a ranges file (§6.4)
+	Ranges   string // "offset:length,..." or the path of a ranges file (vss-reference §6.4)
 	Metadata string
 }
 

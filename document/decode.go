@@ -156,7 +156,7 @@ func parseDoc(data []byte, rootName, ns string, vocab map[string]bool, readRoot 
 	err = p.readDocument(rootName, readRoot)
 	if err != nil && !p.stopped {
 		// A document that is both invalid and not well-formed is reported
-		// as not well-formed (spec §12 D8), so read on to the end.
+		// as not well-formed (D8), so read on to the end.
 		err = p.drain(err)
 	}
 	return err

@@ -1,5 +1,5 @@
 // Package document is the Go model and XML codec of the two VSS metadata
-// documents (spec §6):
+// documents (vss-reference §6):
 //
 //   - the Writer Metadata Document (WriterMetadata, root WRITER_METADATA,
 //     namespace x-schema:#VssWriterMetadataInfo), which a writer publishes
@@ -16,7 +16,7 @@
 // Parsing streams tokens through encoding/xml with caps on size, depth,
 // element count and attribute length, because documents cross trust
 // boundaries (a writer's WMD is read by the coordinator). Errors follow
-// spec §12 D8: input that is not well-formed XML is
+// D8: input that is not well-formed XML is
 // VSS_E_CORRUPT_XML_DOCUMENT, a well-formed input that is not a valid
 // document is VSS_E_INVALID_XML_DOCUMENT, and both carry the line and column.
 // Whatever Parse accepts, Marshal writes back, and parsing that output gives
@@ -24,7 +24,7 @@
 //
 // BackupComponents.ApplyWriterEdits is where the rule "a writer edits only
 // its own components, only the fields it owns, only in the right event"
-// (spec §3.8, §12 D1) is enforced: the coordinator gives each writer
+// (vss-reference §3.8, D1) is enforced: the coordinator gives each writer
 // ForWriter's copy and merges back only what the writer was allowed to
 // change.
 package document

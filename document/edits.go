@@ -12,8 +12,8 @@ import (
 )
 
 // Phase is the writer event during which a writer returns its edited copy
-// of the BCD. It decides which fields the writer may change (spec §3.8,
-// §12 D1).
+// of the BCD. It decides which fields the writer may change (vss-reference §3.8,
+// D1).
 type Phase int
 
 // Phases. The zero value is PhaseReadOnly so that a caller that forgets to

@@ -13,7 +13,7 @@ const WMDNamespace = "x-schema:#VssWriterMetadataInfo"
 // Version is what lvss writes in the version attribute of both documents.
 const Version = "1.2"
 
-// WriterMetadata is a Writer Metadata Document (spec §6.2): what a writer
+// WriterMetadata is a Writer Metadata Document (vss-reference §6.2): what a writer
 // says about itself in Identify. It is read-only once published; requesters
 // keep it with the backup because restore needs it.
 type WriterMetadata struct {

@@ -7,7 +7,7 @@ import (
 // Call names a provider call, for the codes it may return.
 type Call string
 
-// The provider calls, as the coordinator makes them (§7.3).
+// The provider calls, as the coordinator makes them (vss-reference §7.3).
 const (
 	CallIsVolumeSupported        Call = "IsVolumeSupported"
 	CallBeginPrepareSnapshot     Call = "BeginPrepareSnapshot"
@@ -31,7 +31,7 @@ func codes(hs ...vsserr.HRESULT) map[vsserr.HRESULT]bool {
 	return m
 }
 
-// general is §7.2's list for provider calls without a list of their own,
+// general is vss-reference §7.2's list for provider calls without a list of their own,
 // less E_ACCESSDENIED (D18): providers are called by lvssd alone, so an
 // E_ACCESSDENIED from one (the kernel said EPERM) is lvssd's problem, and
 // passed on it would tell the requester that it lacks the right to back up.
@@ -44,7 +44,7 @@ var (
 	finalCodes  = codes(vsserr.OutOfMemory, vsserr.InvalidArg, vsserr.ProviderVeto)
 )
 
-// permitted are §7.2's per-call lists (D18). BeginPrepareSnapshot's is
+// permitted are vss-reference §7.2's per-call lists (D18). BeginPrepareSnapshot's is
 // IVssSoftwareSnapshotProvider::BeginPrepareSnapshot's documented set
 // (vss-reference §7.2), with the per-volume cap the provider contract
 // lets it report.

@@ -4,7 +4,7 @@
 // A provider takes, lists and deletes point-in-time snapshots of volumes. On
 // Linux a "volume" is a path: a mount point, a btrfs subvolume, a directory a
 // provider knows how to capture. Only the coordinator calls providers, always
-// in the order of spec §7.3 for one snapshot set:
+// in the order of vss-reference §7.3 for one snapshot set:
 //
 //	BeginPrepareSnapshot ×N   (AddToSnapshotSet, any time before DoSnapshotSet)
 //	EndPrepareSnapshots       (DoSnapshotSet, after writers' PrepareForSnapshot)

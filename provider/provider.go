@@ -65,7 +65,7 @@ type Snapshot struct {
 }
 
 // Provider takes point-in-time snapshots. See the package comment for the
-// call order. Errors should carry one of the permitted HRESULTs of spec §7.2
+// call order. Errors should carry one of the permitted HRESULTs of vss-reference §7.2
 // (vsserr); anything else is logged and reported as
 // VSS_E_UNEXPECTED_PROVIDER_ERROR. Package providertest checks every rule
 // below.
@@ -76,7 +76,7 @@ type Snapshot struct {
 // package comment, each once (BeginPrepareSnapshot once per volume). The set
 // is finished when PostFinalCommitSnapshots returns nil, and undone by
 // AbortSnapshots. A provider refuses a call that breaks the order, with a
-// code that §7.2 permits for the call (anything else would reach the
+// code that vss-reference §7.2 permits for the call (anything else would reach the
 // requester as VSS_E_UNEXPECTED_PROVIDER_ERROR), and a refused call changes
 // nothing:
 //
@@ -85,7 +85,7 @@ type Snapshot struct {
 //     begun, aborted, finished), or that is not the set's next step
 //     (CommitSnapshots before EndPrepareSnapshots, a second
 //     EndPrepareSnapshots...), are VSS_E_OBJECT_NOT_FOUND: there is no set
-//     in the state the step needs. (§7.2 gives them no VSS_E_BAD_STATE.)
+//     in the state the step needs. (vss-reference §7.2 gives them no VSS_E_BAD_STATE.)
 //   - PreFinalCommitSnapshots and PostFinalCommitSnapshots in the same
 //     cases are E_INVALIDARG, the only fitting code on their list.
 //   - BeginPrepareSnapshot for a set past EndPrepareSnapshots, finished or
@@ -95,7 +95,7 @@ type Snapshot struct {
 //     while in preparation (see the package comment) made nothing, and is
 //     not closed.
 //
-// AbortSnapshots is the failure path of §7.3, and there is no partial
+// AbortSnapshots is the failure path of vss-reference §7.3, and there is no partial
 // commit: until PostFinalCommitSnapshots has returned nil it removes every
 // snapshot of the set, also ones committed and reported by
 // PostCommitSnapshots. A finished set is permanent: AbortSnapshots of it is
@@ -157,7 +157,7 @@ type Provider interface {
 	CommitSnapshots(ctx context.Context, setID uuid.UUID) error
 	// PostCommitSnapshots runs after the hold is released, writers still
 	// frozen, and returns the snapshots made: their device paths must be
-	// known before writers get PostSnapshot (spec §3.6).
+	// known before writers get PostSnapshot (vss-reference §3.6).
 	PostCommitSnapshots(ctx context.Context, setID uuid.UUID, count int) ([]Snapshot, error)
 	PreFinalCommitSnapshots(ctx context.Context, setID uuid.UUID) error
 	// PostFinalCommitSnapshots finishes the set (the snapshots become

@@ -12,7 +12,7 @@ import (
 
 // Registry holds the providers of a coordinator in preference order: the
 // first one that supports a volume is chosen when the requester names none
-// (spec §7.1).
+// (vss-reference §7.1).
 type Registry struct {
 	list []Provider
 }

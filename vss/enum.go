@@ -31,7 +31,7 @@ func (t *table[T]) name(v T) string {
 	return strconv.FormatInt(int64(v), 10)
 }
 
-// parse accepts a spec name (case-sensitive, as §12 D12 says) or a number.
+// parse accepts a spec name (case-sensitive, as D12 says) or a number.
 func (t *table[T]) parse(kind, s string) (T, error) {
 	if v, ok := t.values[s]; ok {
 		return v, nil

@@ -2,7 +2,7 @@ package vss
 
 import "strings"
 
-// Attributes is _VSS_VOLUME_SNAPSHOT_ATTRIBUTES (§1.3).
+// Attributes is _VSS_VOLUME_SNAPSHOT_ATTRIBUTES (vss-reference §1.3).
 type Attributes uint32
 
 // Snapshot attribute bits.
@@ -57,7 +57,7 @@ func (a Attributes) String() string  { return strings.Join(a.Names(), "|") }
 // ParseAttributes accepts names or numbers joined with '|'.
 func ParseAttributes(s string) (Attributes, error) { return attrTable.parseFlags("attribute", s) }
 
-// RequesterSettable are the bits a requester may OR into a context (§1.3).
+// RequesterSettable are the bits a requester may OR into a context (vss-reference §1.3).
 const RequesterSettable = AttrDifferential | AttrPlex | AttrTransportable | AttrNoAutoRecovery |
 	AttrNotTransacted | AttrRollbackRecovery | AttrTxFRecovery
 
@@ -66,7 +66,7 @@ const RequesterSettable = AttrDifferential | AttrPlex | AttrTransportable | Attr
 // labelled with the kinds its provider makes (D19).
 const SnapshotKinds = AttrDifferential | AttrPlex | AttrTransportable
 
-// Context is _VSS_SNAPSHOT_CONTEXT (§1.4): a base context, optionally with
+// Context is _VSS_SNAPSHOT_CONTEXT (vss-reference §1.4): a base context, optionally with
 // requester-settable attribute bits OR'ed in.
 type Context int32
 
@@ -107,7 +107,7 @@ func (c Context) Extra() Attributes {
 	return Attributes(c) & RequesterSettable
 }
 
-// Valid reports whether the base is one of the §1.4 contexts.
+// Valid reports whether the base is one of the vss-reference §1.4 contexts.
 func (c Context) Valid() bool { _, ok := ctxTable.names[c.Base()]; return ok }
 
 // Writers reports whether the context involves writers (no NO_WRITERS bit).
@@ -169,7 +169,7 @@ func ParseObjectType(s string) (ObjectType, error) { return objTable.parse("obje
 // SnapshotState is VSS_SNAPSHOT_STATE.
 type SnapshotState int32
 
-// Snapshot states used by lvss (the full list is in §1.6).
+// Snapshot states used by lvss (the full list is in vss-reference §1.6).
 const (
 	SnapshotUnknown   SnapshotState = 0
 	SnapshotPreparing SnapshotState = 1
@@ -253,7 +253,7 @@ func (r RestoreType) String() string { return rtTable.name(r) }
 // ParseRestoreType accepts a name or number.
 func ParseRestoreType(s string) (RestoreType, error) { return rtTable.parse("restore type", s) }
 
-// WriterState is VSS_WRITER_STATE (§3.3).
+// WriterState is VSS_WRITER_STATE (vss-reference §3.3).
 type WriterState int32
 
 // Writer states.
@@ -313,7 +313,7 @@ func (l AppLevel) String() string { return levelTable.name(l) }
 // ParseAppLevel accepts a name or number.
 func ParseAppLevel(s string) (AppLevel, error) { return levelTable.parse("application level", s) }
 
-// FreezeOrder is the order in which levels are frozen (§12 D5); Thaw runs it backwards.
+// FreezeOrder is the order in which levels are frozen (D5); Thaw runs it backwards.
 // Unknown and auto levels are treated as front-end, the VSS default.
 var FreezeOrder = []AppLevel{LevelFrontEnd, LevelBackEnd, LevelSystem, LevelSystemRM}
 

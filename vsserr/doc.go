@@ -1,5 +1,5 @@
 // Package vsserr is the catalogue of HRESULT values lvss reproduces from the
-// Volume Shadow Copy Service (spec §5 and the writer failure codes of §3.4).
+// Volume Shadow Copy Service (vss-reference §5 and the writer failure codes of vss-reference §3.4).
 //
 // An HRESULT is both a value and an error: errors.Is(err, vsserr.BadState)
 // works on any error chain that carries VSS_E_BAD_STATE, whether it was

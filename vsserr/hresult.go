@@ -22,7 +22,7 @@ func (h HRESULT) Name() string {
 	return "HRESULT"
 }
 
-// Hex formats the code as 0x and eight uppercase hex digits (spec §12 D12).
+// Hex formats the code as 0x and eight uppercase hex digits (D12).
 func (h HRESULT) Hex() string { return fmt.Sprintf("0x%08X", uint32(h)) }
 
 // String reads like "VSS_E_BAD_STATE (0x80042301)".
@@ -251,7 +251,7 @@ func All() []HRESULT {
 	return out
 }
 
-// WriterFailureCodes are the codes a writer may report as its failure (§3.4),
+// WriterFailureCodes are the codes a writer may report as its failure (vss-reference §3.4),
 // including the two the coordinator sets on a writer's behalf.
 var WriterFailureCodes = []HRESULT{
 	OK,

@@ -9,7 +9,7 @@
 //
 //	Identify            any time, also outside sessions; no session state
 //	PrepareBackup       BCD in, may edit its own components
-//	PrepareSnapshot     heavy pre-freeze work; placements of its paths (§12 D15)
+//	PrepareSnapshot     heavy pre-freeze work; placements of its paths (D15)
 //	Freeze              stop writing; the Freeze→Thaw window starts when it returns
 //	Thaw                resume writing
 //	PostSnapshot        BCD in, last chance to edit; snapshot device paths
@@ -45,7 +45,7 @@
 // # Failures
 //
 // A handler returns nil for success. Fail builds a failure with a writer
-// failure code of spec §3.4, an application HRESULT and a message; an error
+// failure code of vss-reference §3.4, an application HRESULT and a message; an error
 // carrying a writer failure code (such as the one SharedInstant returns)
 // keeps its code; any other error is reported as
 // VSS_E_WRITERERROR_NONRETRYABLE with its text; a handler still running when

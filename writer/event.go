@@ -36,7 +36,7 @@ type Event struct {
 	// other paths the providers capture), from PrepareSnapshot on.
 	Volumes []string
 	// Placements say, for each path of the writer's components, which
-	// snapshot holds it and at which instant (spec §12 D15). They come with
+	// snapshot holds it and at which instant (D15). They come with
 	// PrepareSnapshot; later events of the session repeat them when the
 	// coordinator does not, and PostSnapshot adds the device paths.
 	Placements []Placement
@@ -151,7 +151,7 @@ func (e *Event) IsPathAffected(path string) bool {
 }
 
 // SharedInstant checks that every one of paths is held by a snapshot of
-// the set and that all are captured at one instant (spec §12 D15). It
+// the set and that all are captured at one instant (D15). It
 // returns nil if so, and otherwise a VSS_E_WRITERERROR_INCONSISTENTSNAPSHOT
 // error naming each path and where it lies, meant to be returned from
 // PrepareSnapshot as is:

@@ -9,7 +9,7 @@ import (
 )
 
 // Failure is a writer failure as SetWriterFailureEx records it: a writer
-// failure code of spec §3.4, the application's own HRESULT (0 if none) and
+// failure code of vss-reference §3.4, the application's own HRESULT (0 if none) and
 // a message for the requester's GetWriterStatusEx.
 type Failure struct {
 	Code          vsserr.HRESULT
@@ -49,7 +49,7 @@ func (f *Failure) Is(target error) bool {
 	return false
 }
 
-// writerCodes are the codes a writer may report (§3.4). The two
+// writerCodes are the codes a writer may report (vss-reference §3.4). The two
 // coordinator-only codes (NOT_RESPONDING, STATUS_NOT_AVAILABLE) are left
 // out: a writer claiming them would confuse the requester's retry logic.
 var writerCodes = map[vsserr.HRESULT]bool{

@@ -269,7 +269,7 @@ func (s *Server) Session(stream v1.Requester_SessionServer) error {
 		s.mu.Lock()
 		delete(s.live, x.id.String())
 		// However the stream ended, the session is over and its
-		// auto-release snapshots go with it (spec §12 D11).
+		// auto-release snapshots go with it (D11).
 		s.Shadows = slices.DeleteFunc(s.Shadows, func(c *v1.SnapshotProp) bool {
 			return c.AutoRelease && c.SessionId == x.id.String()
 		})
@@ -287,8 +287,8 @@ func (s *Server) Session(stream v1.Requester_SessionServer) error {
 			rel.ShutdownWriters = s.ShutdownWriters
 			s.mu.Unlock()
 			s.mu.Lock()
-			// Ending a session deletes its auto-release snapshots (spec
-			// §12 D11), and only those.
+			// Ending a session deletes its auto-release snapshots (D11),
+			// and only those.
 			for _, sn := range x.snaps {
 				if sn.AutoRelease {
 					rel.DeletedSnapshots = append(rel.DeletedSnapshots, sn.SnapshotId)

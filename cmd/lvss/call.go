@@ -35,7 +35,7 @@ func newCallCommand(g *globalOptions) *cobra.Command {
 requester session. Each line runs as soon as it is read, and its result is
 printed before the next line is read, so the session can be driven
 interactively through a pipe. When the input ends the session is released
-(spec §12 D11) and a last "Release" result says what that did.
+(D11) and a last "Release" result says what that did.
 
 A line is a method name exactly as the spec spells it, then its arguments
 separated by blanks. Double-quote an argument with blanks (or an empty one:

@@ -158,7 +158,7 @@ Query
 
 func TestCallStopsOnFailure(t *testing.T) {
 	srv := startLvssd(t)
-	// PrepareForBackup a second time is VSS_E_BAD_STATE (spec §12 D2).
+	// PrepareForBackup a second time is VSS_E_BAD_STATE (D2).
 	script := "InitializeForBackup\nSetBackupState false false VSS_BT_FULL\nGatherWriterMetadata\nStartSnapshotSet\n" +
 		"AddToSnapshotSet " + srv.Volume(t, "srv") + "\nPrepareForBackup\nPrepareForBackup\nDoSnapshotSet\n"
 	code, out, _ := runLvss(t, srv.Socket, script, "call", "--json")

@@ -48,7 +48,7 @@ consistency.
 
 By default the snapshots are like those of 'vssadmin create shadow':
 VSS_CTX_CLIENT_ACCESSIBLE, persistent and made without writers, so they
-are crash-consistent. On lvss they can still be exposed (spec §12 D13).
+are crash-consistent. On lvss they can still be exposed (D13).
 
 --context VSS_CTX_APP_ROLLBACK or VSS_CTX_CLIENT_ACCESSIBLE_WRITERS makes
 persistent snapshots with writers: the subscribed writers freeze around
@@ -239,8 +239,8 @@ func createSet(ctx context.Context, bc *client.BackupComponents, res *createResu
 		return failed("SetContext "+res.context.String(), err)
 	}
 	if writers {
-		// Non-component mode: every subscribed writer takes part (spec
-		// §12 D14). VSS_BT_COPY: writers must not treat this as a backup
+		// Non-component mode: every subscribed writer takes part (D14).
+		// VSS_BT_COPY: writers must not treat this as a backup
 		// of their history (no log truncation, no new backup stamp base).
 		if err := bc.SetBackupState(ctx, false, false, vss.BackupCopy, false); err != nil {
 			return failed("SetBackupState", err)
@@ -298,7 +298,7 @@ func createSet(ctx context.Context, bc *client.BackupComponents, res *createResu
 
 // gatherStatus reads the writers' status and turns each failure into a
 // warning: the snapshots exist, and their consistency already says which
-// are not application-consistent (spec §12 D9).
+// are not application-consistent (D9).
 func (r *createResult) gatherStatus(ctx context.Context, bc *client.BackupComponents) {
 	n, err := bc.GetWriterStatusCount(ctx)
 	if err != nil {

@@ -22,7 +22,7 @@ func newExposeCommand(g *globalOptions) *cobra.Command {
 taken from the current directory), for browsing or copying files out.
 The exposure is kept in lvssd's catalog and lasts until 'lvss unexpose'
 or until the snapshot is deleted. Every persistent snapshot can be
-exposed, client-accessible ones included (spec §12 D13), if its provider
+exposed, client-accessible ones included (D13), if its provider
 can expose snapshots (docs/provider-*.md say how each does it).
 
 It runs ExposeSnapshot(ID, "", VSS_VOLSNAP_ATTR_EXPOSED_LOCALLY, PATH) in

@@ -141,7 +141,7 @@ GetWriterStatus 5
 	want := []struct{ call, name string }{
 		{"InitializeForBackup", "S_OK"},
 		{"SetContext", "S_OK"},
-		{"PrepareForBackup", "VSS_E_BAD_STATE"}, // writerless context (§12 D2)
+		{"PrepareForBackup", "VSS_E_BAD_STATE"}, // writerless context (D2)
 		{"SetContext", "E_INVALIDARG"},          // refused by lvss before the daemon
 		{"StartSnapshotSet", "S_OK"},
 		{"AddToSnapshotSet", ""},          // a failure; which one is the daemon's choice

@@ -17,7 +17,7 @@ import (
 )
 
 // The list verbs read what the daemon knows through the Admin service:
-// they start no session and send writers no event (spec §12 D16), so they
+// they start no session and send writers no event (D16), so they
 // are safe to run in the middle of someone else's backup.
 
 func newListCommand(g *globalOptions) *cobra.Command {
@@ -25,7 +25,7 @@ func newListCommand(g *globalOptions) *cobra.Command {
 		Use:   "list",
 		Short: "Show writers, providers, shadow copies or the event log of lvssd (like vssadmin list)",
 		Long: `Show what lvssd knows, without starting a session or sending any writer
-event (spec §12 D16).`,
+event (D16).`,
 		Example: `  lvss list writers
   lvss list shadows --for /srv
   lvss list providers --json`,

@@ -172,7 +172,7 @@ func writeText(b *strings.Builder, depth int, key string, val any) {
 	}
 }
 
-// guidText prints GUIDs as spec §12 D12 says: lowercase, no braces.
+// guidText prints GUIDs as D12 says: lowercase, no braces.
 func guidText(u uuid.UUID) string { return u.String() }
 
 func guidsText(us []uuid.UUID) []string {

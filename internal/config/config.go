@@ -39,7 +39,7 @@ type Timeouts struct {
 	Abort           Duration `toml:"abort"`            // writer answer to Abort
 	Restore         Duration `toml:"restore"`          // writer answer to PreRestore and PostRestore
 	Hold            Duration `toml:"hold"`             // filesystem flush-and-hold window
-	CreationLease   Duration `toml:"creation_lease"`   // system-wide creation lock lease (spec §12 D7)
+	CreationLease   Duration `toml:"creation_lease"`   // system-wide creation lock lease (D7)
 	RequesterSend   Duration `toml:"requester_send"`   // how long a response may wait for its requester to read it
 }
 

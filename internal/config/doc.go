@@ -2,7 +2,7 @@
 // /etc/lvss/lvssd.toml).
 //
 // The file only overrides: Default holds every value lvssd runs with when a
-// key is absent, and those defaults are VSS's own timeouts (spec §12). A
+// key is absent, and those defaults are VSS's own timeouts (vss-reference §3.5). A
 // daemon that freezes applications must not guess what an operator meant,
 // so the file is read strictly: an unknown key, a value of the wrong type or
 // a value out of range stops lvssd with an error that names the file, line,

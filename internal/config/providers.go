@@ -21,7 +21,7 @@ type Limits struct {
 // package adds the rules between sections (names unique across providers
 // and known to Order) and places errors in the file.
 type Providers struct {
-	// Order is the preference when a requester names no provider (spec
+	// Order is the preference when a requester names no provider (vss-reference
 	// §7.1): the first that supports the volume takes it. Names are
 	// "btrfs", "copy" and the names of the exec providers.
 	Order []string        `toml:"order"`

@@ -29,7 +29,7 @@ func (a *Async) Method() Method { return a.method }
 
 // Wait blocks until the operation ends, d passes (d < 0: no limit) or ctx
 // ends, and returns QueryStatus's answer then. Wait's own success says
-// nothing about the operation (§4).
+// nothing about the operation (vss-reference §4).
 func (a *Async) Wait(ctx context.Context, d time.Duration) (vsserr.HRESULT, string) {
 	var timeout <-chan time.Time
 	if d >= 0 {
@@ -76,7 +76,7 @@ func (a *Async) Err() error {
 	return a.err
 }
 
-// Cancel asks the operation to stop (§4, D17). S_OK when the request was
+// Cancel asks the operation to stop (vss-reference §4, D17). S_OK when the request was
 // taken (the operation then ends cancelled, unless it was past a point
 // where stopping is no longer possible, such as a provider commit);
 // VSS_S_ASYNC_CANCELLED when it was already cancelled; once it has ended,

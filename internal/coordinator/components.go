@@ -93,7 +93,7 @@ func (s *Session) SetBackupSucceeded(instance, writerID uuid.UUID, ct vss.Compon
 	})
 }
 
-// SaveAsXML returns the BCD; final only after DoSnapshotSet (§12 D1).
+// SaveAsXML returns the BCD; final only after DoSnapshotSet (D1).
 func (s *Session) SaveAsXML() (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -138,7 +138,7 @@ func (s *Session) applyEdits(phase document.Phase, sw *sessionWriter, x []byte) 
 
 // writerPaths are the directories of a writer's components taking part:
 // in component mode the explicitly added components and the members of
-// their component sets (§6.1), otherwise all of them.
+// their component sets (vss-reference §6.1), otherwise all of them.
 func writerPaths(sw *sessionWriter, bcd *document.BackupComponents) []string {
 	var selected func(c *document.Component) bool
 	if bcd.SelectComponents {
@@ -171,7 +171,7 @@ func writerPaths(sw *sessionWriter, bcd *document.BackupComponents) []string {
 			for _, f := range fl {
 				p := filepath.Clean(f.Path)
 				if f.AlternatePath != "" {
-					p = filepath.Clean(f.AlternatePath) // read from there at backup time (§6.1)
+					p = filepath.Clean(f.AlternatePath) // read from there at backup time (vss-reference §6.1)
 				}
 				if !seen[p] {
 					seen[p] = true

@@ -43,7 +43,7 @@ type Coordinator struct {
 
 // New builds a coordinator. It deletes auto-release snapshots left in the
 // catalog by an earlier lvssd: sessions do not survive a restart, so those
-// snapshots' owners are gone (§12 D11).
+// snapshots' owners are gone (D11).
 func New(ctx context.Context, opt Options) (*Coordinator, error) {
 	opt.fill()
 	c := &Coordinator{opt: opt, log: opt.Logger, writers: map[uuid.UUID]*WriterHandle{}, sessions: map[uuid.UUID]*Session{},
@@ -241,7 +241,7 @@ var errUnsubscribed = errors.New("the writer closed its stream")
 // that stops reading never blocks a caller; the first message is always
 // the Welcome, queued before the writer is visible to anyone who could
 // send it an event. The server then calls IdentifyNew, so that `lvss list
-// writers` can show its components (§12 D16).
+// writers` can show its components (D16).
 func (c *Coordinator) AddWriter(ctx context.Context, id Identity, peer Peer, stream WriterStream) (*WriterHandle, error) {
 	if id.ClassID == uuid.Nil {
 		return nil, vsserr.New(vsserr.InvalidArg, "writer class ID is GUID_NULL")
@@ -356,7 +356,7 @@ func (c *Coordinator) subscribed() []*WriterHandle {
 	return out
 }
 
-// WriterInfo is what `lvss list writers` shows (§12 D16).
+// WriterInfo is what `lvss list writers` shows (D16).
 type WriterInfo struct {
 	InstanceID  uuid.UUID
 	Identity    Identity

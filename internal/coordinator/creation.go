@@ -16,7 +16,7 @@ import (
 	"github.com/lvss/lvss/vsserr"
 )
 
-// MaxVolumes is the per-set volume limit (§1.5).
+// MaxVolumes is the per-set volume limit (vss-reference §1.5).
 const MaxVolumes = 64
 
 // volumeEntry is one AddToSnapshotSet.
@@ -86,7 +86,7 @@ func (s *Session) AddToSnapshotSet(ctx context.Context, volume string, providerI
 	defer s.mu.Unlock()
 	if s.state != from || s.setID != setID {
 		// Aborted meanwhile (lease, release): the provider forgets a set
-		// it never sees committed (§7.3).
+		// it never sees committed (vss-reference §7.3).
 		return uuid.Nil, badState("AddToSnapshotSet: the snapshot set's creation ended meanwhile (session is %s)", s.state)
 	}
 	for _, v := range s.volumes {
@@ -113,7 +113,7 @@ func (s *Session) hasVolume(vol string) bool {
 	return false
 }
 
-// checkCap enforces the per-volume snapshot cap (§1.5: 512 by default).
+// checkCap enforces the per-volume snapshot cap (vss-reference §1.5: 512 by default).
 func (c *Coordinator) checkCap(vol string) error {
 	if c.opt.Catalog == nil {
 		return nil
@@ -146,7 +146,7 @@ func resolveVolume(volume string) (string, error) {
 }
 
 // PrepareForBackup sends PrepareForBackup to the writers taking part; from
-// then on they may read and edit their components of the BCD (§12 D1).
+// then on they may read and edit their components of the BCD (D1).
 // They take part from the moment it is issued (D14), whatever its outcome.
 func (s *Session) PrepareForBackup() (*Async, error) {
 	s.mu.Lock()
@@ -169,7 +169,7 @@ func (s *Session) PrepareForBackup() (*Async, error) {
 }
 
 // BackupComplete tells the writers that took part that the backup is over;
-// the BCD is read-only for them from here (§12 D1). A cancelled
+// the BCD is read-only for them from here (D1). A cancelled
 // BackupComplete changes nothing (D17): the writers that were still
 // answering keep waiting for it, and it may be called again.
 func (s *Session) BackupComplete() (*Async, error) {
@@ -198,7 +198,7 @@ func (s *Session) BackupComplete() (*Async, error) {
 	}), nil
 }
 
-// AbortBackup gives up (§12 D4, D14). After a successful DoSnapshotSet
+// AbortBackup gives up (D4, D14). After a successful DoSnapshotSet
 // writers get no Abort (D14): the backup is over without BackupComplete.
 // With nothing in progress it is a no-op.
 func (s *Session) AbortBackup(ctx context.Context) error {
@@ -233,7 +233,7 @@ func (s *Session) abortCreation(ctx context.Context, why string) {
 	s.c.event(ctx, LevelInfo, 0, s.id, "snapshot set creation aborted", "reason", why, "set", setID.String())
 }
 
-// leaseExpired ends a creation that held the lock too long (§12 D7). A
+// leaseExpired ends a creation that held the lock too long (D7). A
 // running operation is cancelled: DoSnapshotSet aborts itself unless past
 // its point of no return; any other (PrepareForBackup) ends cancelled,
 // and the creation is aborted here.

@@ -12,7 +12,7 @@ import (
 	"github.com/lvss/lvss/vsserr"
 )
 
-// expected transcribes the D2 table of spec §12 (plus its notes: once-only
+// expected transcribes the D2 table of vss-reference §12 (plus its notes: once-only
 // calls, writer context, component mode) for a session built the way
 // buildState builds it. It is written from the spec, independently of the
 // coordinator's own table, so that a drift between the two fails here.

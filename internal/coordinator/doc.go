@@ -1,5 +1,5 @@
 // Package coordinator is the heart of lvssd: requester sessions with the
-// state machine of the D2 table (vss-reference §2.3, §12), writer event
+// state machine of the D2 table (vss-reference §2.3, vss-reference §12), writer event
 // fan-out with deadlines, the system-wide snapshot-set creation lock with
 // its lease (D7), provider calls in the order of vss-reference §7.3,
 // consistency recording (D9), and session release (D11).

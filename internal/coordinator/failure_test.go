@@ -227,7 +227,7 @@ func TestHoldWindowTimeout(t *testing.T) {
 // TestReleaseAtEachPhase is the requester dying at each phase: Abort only
 // between PrepareForBackup and the end of DoSnapshotSet, BackupShutdown
 // only to writers that took part, auto-release snapshots deleted, and the
-// next session can create a set (§12 D11, D14).
+// next session can create a set (D11, D14).
 func TestReleaseAtEachPhase(t *testing.T) {
 	type phase struct {
 		name     string

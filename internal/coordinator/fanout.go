@@ -76,7 +76,7 @@ func (s *Session) deliver(ctx context.Context, sw *sessionWriter, ev *Event, pha
 	if err != nil {
 		if cancelled(err) {
 			// The requester cancelled the operation; the writer did
-			// nothing wrong and keeps its state (§12 D17).
+			// nothing wrong and keeps its state (D17).
 			return false
 		}
 		sw.fail(ev.Type, vsserr.Code(err), 0, vsserr.Message(err))
@@ -100,7 +100,7 @@ func (s *Session) deliver(ctx context.Context, sw *sessionWriter, ev *Event, pha
 
 // sendAbort sends Abort to each writer taking part that has not had it in
 // this session. A writer that was aborted only because of someone else's
-// failure returns to STABLE (§3.3); a failed writer keeps its failure.
+// failure returns to STABLE (vss-reference §3.3); a failed writer keeps its failure.
 func (s *Session) sendAbort(ctx context.Context, ws []*sessionWriter) {
 	var wg sync.WaitGroup
 	for _, sw := range ws {

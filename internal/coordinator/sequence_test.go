@@ -68,7 +68,7 @@ func TestFullBackupSequence(t *testing.T) {
 			t.Errorf("%s events %v, want %v", w.name, got, want)
 		}
 	}
-	// Freeze front-end before back-end, Commit inside, Thaw the other way (§12 D5).
+	// Freeze front-end before back-end, Commit inside, Thaw the other way (D5).
 	order := []string{"front:Freeze", "back:Freeze", "provider:CommitSnapshots", "back:Thaw", "front:Thaw", "front:PostSnapshot"}
 	last := -1
 	for _, o := range order {
@@ -270,7 +270,7 @@ func TestSnapshotSetInProgressAndLease(t *testing.T) {
 	if _, err := s2.StartSnapshotSet(); !errors.Is(err, vsserr.SnapshotSetInProgress) {
 		t.Fatalf("second StartSnapshotSet: %v", err)
 	}
-	// The idle first session loses the lock when its lease ends (§12 D7).
+	// The idle first session loses the lock when its lease ends (D7).
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		if _, err := s2.StartSnapshotSet(); err == nil {
@@ -302,7 +302,7 @@ func TestAsyncWaitQueryCancel(t *testing.T) {
 	if st, _ := a.Status(); st != vsserr.AsyncPending {
 		t.Fatalf("QueryStatus: %s", st)
 	}
-	// While it is pending, only read-only calls run (§12 D2).
+	// While it is pending, only read-only calls run (D2).
 	if err := s.SetBackupState(false, false, vss.BackupFull, false); !errors.Is(err, vsserr.BadState) {
 		t.Fatalf("SetBackupState during pending async: %v", err)
 	}

@@ -99,7 +99,7 @@ func (s *Session) InitializeForRestore(bcdXML string) error {
 	})
 }
 
-// SetContext chooses the context once (§1.4).
+// SetContext chooses the context once (vss-reference §1.4).
 func (s *Session) SetContext(c vss.Context) error {
 	return s.do(MSetContext, func() error {
 		// VSS_CTX_ALL is valid here: it is how administrative calls
@@ -171,7 +171,7 @@ func (s *Session) excluded(w *WriterHandle) bool {
 	return s.denyClasses[w.Identity.ClassID]
 }
 
-// Released says what ending a session did (§12 D11).
+// Released says what ending a session did (D11).
 type Released struct {
 	Aborted          bool
 	ShutdownWriters  []uuid.UUID

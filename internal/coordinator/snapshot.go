@@ -18,11 +18,11 @@ import (
 	"github.com/lvss/lvss/vsserr"
 )
 
-// DoSnapshotSet creates the snapshots of the set (§7.3): PrepareForSnapshot,
+// DoSnapshotSet creates the snapshots of the set (vss-reference §7.3): PrepareForSnapshot,
 // EndPrepare, Freeze by level, PreCommit, Commit inside the hold window,
 // PostCommit, Thaw in reverse level order, PreFinalCommit, PostSnapshot,
 // PostFinalCommit. A writer's veto at Freeze or Thaw does not fail the set
-// (§12 D9): the writer gets Abort and its snapshots are recorded as
+// (D9): the writer gets Abort and its snapshots are recorded as
 // crash-consistent. A provider failure fails the whole set.
 func (s *Session) DoSnapshotSet() (*Async, error) {
 	s.mu.Lock()
@@ -41,7 +41,7 @@ type creation struct {
 	parts   []*sessionWriter
 	vols    []volumeEntry
 	provs   []provider.Provider
-	instant map[uuid.UUID]uint32 // snapshot ID → instant (§12 D15)
+	instant map[uuid.UUID]uint32 // snapshot ID → instant (D15)
 	paths   map[*sessionWriter][]string
 	made    map[uuid.UUID]provider.Snapshot
 	timers  map[*sessionWriter]*time.Timer
@@ -102,7 +102,7 @@ func (s *Session) doSnapshotSet(ctx context.Context) error {
 		}
 	}
 
-	// ③ Freeze, front-end first (§12 D5).
+	// ③ Freeze, front-end first (D5).
 	for _, level := range vss.FreezeOrder {
 		cr.freezeLevel(ctx, level)
 		if err := ctx.Err(); err != nil {
@@ -270,7 +270,7 @@ func (cr *creation) commit(ctx context.Context, guard Hold) error {
 }
 
 // commitWithin runs one provider's commit with a deadline; running past it
-// is VSS_E_HOLD_WRITES_TIMEOUT (§1.5), the coordinator's own code. Any
+// is VSS_E_HOLD_WRITES_TIMEOUT (vss-reference §1.5), the coordinator's own code. Any
 // other failure is the provider's, and translated (D18).
 func commitWithin(ctx context.Context, p provider.Provider, setID uuid.UUID, budget time.Duration, what string) error {
 	c, cancel := context.WithTimeout(ctx, budget)
@@ -332,7 +332,7 @@ func (cr *creation) volumeFor(path string) (volumeEntry, bool) {
 	return best, found
 }
 
-// placements tells a writer where its paths are (§12 D15).
+// placements tells a writer where its paths are (D15).
 func (cr *creation) placements(sw *sessionWriter, devices bool) []Placement {
 	var out []Placement
 	for _, p := range cr.paths[sw] {
@@ -356,8 +356,8 @@ func (cr *creation) decorate(devices bool) func(*sessionWriter, *Event) {
 }
 
 // freezeLevel freezes the prepared writers of one level in parallel. The
-// Freeze→Thaw window starts when Freeze is sent (§3.2); a writer that
-// vetoes or does not answer gets Abort at once (§12 D9).
+// Freeze→Thaw window starts when Freeze is sent (vss-reference §3.2); a writer that
+// vetoes or does not answer gets Abort at once (D9).
 func (cr *creation) freezeLevel(ctx context.Context, level vss.AppLevel) {
 	s := cr.s
 	var wg sync.WaitGroup
@@ -392,7 +392,7 @@ func (cr *creation) freezeLevel(ctx context.Context, level vss.AppLevel) {
 }
 
 // windowExpired aborts a writer still frozen when its window ends: it gets
-// Abort and VSS_E_WRITERERROR_TIMEOUT (§3.5), and its snapshots are not
+// Abort and VSS_E_WRITERERROR_TIMEOUT (vss-reference §3.5), and its snapshots are not
 // application-consistent.
 func (cr *creation) windowExpired(sw *sessionWriter, window time.Duration) {
 	// Only a writer still frozen: one whose Thaw was sent is past it.
@@ -439,8 +439,8 @@ func (cr *creation) thawLevel(ctx context.Context, level vss.AppLevel) {
 }
 
 // fail ends a creation that cannot finish: writers taking part get Abort
-// (§12 D14), providers that reached EndPrepare get AbortSnapshots, the
-// session moves to failed (§12 D3) and the lock is released.
+// (D14), providers that reached EndPrepare get AbortSnapshots, the
+// session moves to failed (D3) and the lock is released.
 func (cr *creation) fail(ctx context.Context, endPrepared bool, cause error) error {
 	s := cr.s
 	nc := context.WithoutCancel(ctx)
@@ -542,7 +542,7 @@ func (cr *creation) finish(ctx context.Context) error {
 }
 
 // consistency decides a snapshot's level (architecture: "Consistency is
-// recorded"; §12 D9): application when every writer with components on it
+// recorded"; D9): application when every writer with components on it
 // froze and thawed in time, else crash for point-in-time providers and none
 // for copying ones.
 func (cr *creation) consistency(v volumeEntry, sn provider.Snapshot, sctx vss.Context) (Consistency, string) {

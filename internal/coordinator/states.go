@@ -2,7 +2,7 @@ package coordinator
 
 import "github.com/lvss/lvss/vsserr"
 
-// State is a requester session's state (D2; restore states from §2.3 and
+// State is a requester session's state (D2; restore states from vss-reference §2.3 and
 // D21).
 type State int
 
@@ -15,7 +15,7 @@ const (
 	StSet
 	StPrepared
 	StSnapped
-	StFailed  // DoSnapshotSet failed or was cancelled (§12 D3)
+	StFailed  // DoSnapshotSet failed or was cancelled (D3)
 	StAborted // AbortBackup or the creation lease ended creation
 	StComplete
 	StRestoreInit
@@ -82,7 +82,7 @@ type rule struct {
 	// from maps each state the call is allowed in to the state a success
 	// leads to.
 	from map[State]State
-	// writerless, when set, replaces from in writerless contexts (§1.4:
+	// writerless, when set, replaces from in writerless contexts (vss-reference §1.4:
 	// they skip GatherWriterMetadata, PrepareForBackup and BackupComplete).
 	writerless map[State]State
 	// failed is where a failed asynchronous run leads (D3: only

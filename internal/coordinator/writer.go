@@ -70,7 +70,7 @@ func (e EventType) failedState() vss.WriterState {
 }
 
 // Placement says which snapshot of the set holds one of a writer's paths
-// and at which instant (§12 D15). Instant 0 means no snapshot holds it.
+// and at which instant (D15). Instant 0 means no snapshot holds it.
 type Placement struct {
 	Path           string
 	SnapshotID     uuid.UUID
@@ -196,14 +196,14 @@ func (w *WriterHandle) Gone() <-chan struct{} { return w.gone }
 
 func (w *WriterHandle) markGone() { w.once.Do(func() { close(w.gone) }) }
 
-// errNotResponding builds the coordinator-set failure of §3.4.
+// errNotResponding builds the coordinator-set failure of vss-reference §3.4.
 func errNotResponding(w *WriterHandle, ev EventType, why string) *vsserr.Error {
 	return vsserr.New(vsserr.WriterNotResponding, "writer %q did not answer %s: %s", w.Identity.Name, ev, why)
 }
 
 // errCancelled is what call returns when the operation that sent the
 // event was cancelled: the writer is not at fault, and its state is left
-// as it was (§12 D17).
+// as it was (D17).
 func errCancelled(w *WriterHandle, ev EventType, cause error) error {
 	return vsserr.Wrap(vsserr.WriterNotResponding, cause, "%s to writer %q: the operation was cancelled", ev, w.Identity.Name)
 }

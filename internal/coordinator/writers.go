@@ -58,7 +58,7 @@ func (sw *sessionWriter) status() WriterStatus { sw.mu.Lock(); defer sw.mu.Unloc
 func (sw *sessionWriter) setState(s vss.WriterState) {
 	sw.mu.Lock()
 	defer sw.mu.Unlock()
-	if !sw.st.State.Failed() { // a failed writer stays failed for the session (§3.3)
+	if !sw.st.State.Failed() { // a failed writer stays failed for the session (vss-reference §3.3)
 		sw.st.State = s
 	}
 }
@@ -126,7 +126,7 @@ func (sw *sessionWriter) consistent() bool {
 
 // GatherWriterMetadata sends Identify to every writer not filtered out. In
 // a writerless context no event is sent (writerless contexts send writers
-// no events, §1.4); the metadata of each writer's last Identify is
+// no events, vss-reference §1.4); the metadata of each writer's last Identify is
 // returned instead.
 func (s *Session) GatherWriterMetadata() (*Async, error) {
 	s.mu.Lock()
@@ -165,7 +165,7 @@ func (s *Session) GatherWriterMetadata() (*Async, error) {
 						return
 					}
 					// Writers failing Identify do not appear in the
-					// metadata (§2.1); their status says why (L30).
+					// metadata (vss-reference §2.1); their status says why (L30).
 					st := s.initialStatus(w)
 					st.State, st.Failure, st.AppMessage = vss.WSFailedAtIdentify, vsserr.Code(err), vsserr.Message(err)
 					missed[i] = &st
@@ -239,7 +239,7 @@ func (s *Session) gatheredWriter(instance uuid.UUID) *sessionWriter {
 	return nil
 }
 
-// participants are the writers taking part (§12 D14). Caller holds s.mu.
+// participants are the writers taking part (D14). Caller holds s.mu.
 func (s *Session) computeParticipants() []*sessionWriter {
 	var out []*sessionWriter
 	for _, sw := range s.gathered {

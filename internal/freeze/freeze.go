@@ -22,7 +22,7 @@ const GuardArg = "__lvss-freeze-guard"
 // binary from another build fails at Start, never in the middle of a hold.
 const ProtocolVersion = 1
 
-// DefaultHold is the hold window of VSS's kernel flush-and-hold (spec §1.5).
+// DefaultHold is the hold window of VSS's kernel flush-and-hold (vss-reference §1.5).
 const DefaultHold = 10 * time.Second
 
 // Options configure Start.

@@ -24,7 +24,7 @@ func guidOrEmpty(u uuid.UUID) string {
 	return u.String()
 }
 
-// ListWriters sends no event (§12 D16).
+// ListWriters sends no event (D16).
 func (a *admin) ListWriters(context.Context, *v1.ListWritersRequest) (*v1.ListWritersResponse, error) {
 	out := &v1.ListWritersResponse{}
 	for _, w := range a.s.c.ListWriters() {

@@ -34,7 +34,7 @@ const responseQueue = 256
 // Responses go through a bounded queue with its own sender (package
 // outbox): a requester that stops reading its responses never blocks a
 // call, and once a response has waited timeouts.requester_send for it,
-// its stream is ended and its session released (§12 D11), so it cannot
+// its stream is ended and its session released (D11), so it cannot
 // hold the creation lock or a frozen writer.
 func (h *requester) Session(stream v1.Requester_SessionServer) error {
 	ctx := stream.Context()
@@ -85,7 +85,7 @@ func (h *requester) Session(stream v1.Requester_SessionServer) error {
 	}
 	// The stream ended (half-close, exit, kill) or the requester stopped
 	// reading: release as VSS does when the last reference to
-	// IVssBackupComponents goes (§12 D11).
+	// IVssBackupComponents goes (D11).
 	rel := sess.Release(context.Background())
 	waitMu.Lock()
 	closing = true

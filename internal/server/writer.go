@@ -42,7 +42,7 @@ func (ws *writerStream) End(cause error) {
 	})
 }
 
-// Subscribe carries one writer for the life of its stream (§12 D6). The
+// Subscribe carries one writer for the life of its stream (D6). The
 // handler only waits: reading runs in a goroutine of its own and writing
 // in the writer's sender, so the handler can return as soon as lvssd ends
 // the stream, whatever the writer does.

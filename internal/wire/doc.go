@@ -3,5 +3,5 @@
 // response or as a gRPC status detail) and comes back on the client as the
 // same vsserr value, so errors.Is works end to end and the number is never
 // re-derived from text. GUIDs travel as lowercase strings without braces
-// (spec §12 D12).
+// (D12).
 package wire

@@ -5,8 +5,8 @@
 // whose tree the directory's inode lives in), read-only, with one
 // BTRFS_IOC_SNAP_CREATE_V2 per volume. Because btrfs commits each snapshot
 // in its own transaction, a set of several subvolumes is several instants:
-// Info.SetAtomic is false and the coordinator tells writers so (spec §12
-// D15). The snapshot's DevicePath is the volume's own directory inside the
+// Info.SetAtomic is false and the coordinator tells writers so (D15). The
+// snapshot's DevicePath is the volume's own directory inside the
 // snapshot, so a file of the volume is found at DevicePath plus its path
 // relative to the volume, whichever directory of the subvolume was named.
 //

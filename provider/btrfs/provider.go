@@ -73,7 +73,7 @@ type Provider struct {
 
 type setState int
 
-// The states are the steps of spec §7.3 a set has taken; each step checks
+// The states are the steps of vss-reference §7.3 a set has taken; each step checks
 // that the one before it was the last (the provider contract refuses a
 // step out of order or repeated).
 const (
@@ -92,7 +92,7 @@ type snapSet struct {
 	snaps     []*pending
 	commitErr error // kept for the log: Commit itself may not log
 	// early syncs started by BeginPrepareSnapshot, one per filesystem:
-	// the "start asynchronous preparation" of spec §7.3, waited for by
+	// the "start asynchronous preparation" of vss-reference §7.3, waited for by
 	// EndPrepareSnapshots.
 	early map[[16]byte]chan error
 }
@@ -162,7 +162,7 @@ func classify(err error, format string, args ...any) error {
 	return vsserr.Wrap(vsserr.ProviderVeto, err, format, args...)
 }
 
-// veto logs a user-actionable refusal (spec §7.2 asks for both) and
+// veto logs a user-actionable refusal (vss-reference §7.2 asks for both) and
 // returns it.
 func (p *Provider) veto(err error) error {
 	p.log.Warn("btrfs provider refused", "err", err)
@@ -241,7 +241,7 @@ func (p *Provider) BeginPrepareSnapshot(ctx context.Context, setID, snapID uuid.
 
 // setFor returns the set, locked, making it if it is new. A requester that
 // gives up before DoSnapshotSet leaves a set in preparation behind with no
-// callback (§7.3); it holds nothing yet, so a new set simply drops it.
+// callback (vss-reference §7.3); it holds nothing yet, so a new set simply drops it.
 func (p *Provider) setFor(setID uuid.UUID) *snapSet {
 	for {
 		p.mu.Lock()
@@ -708,7 +708,7 @@ func (p *Provider) AbortSnapshots(ctx context.Context, setID uuid.UUID) error {
 }
 
 // refusal is the code for a step of a set the provider does not hold or
-// out of order (provider.Provider): §7.2 permits VSS_E_OBJECT_NOT_FOUND up
+// out of order (provider.Provider): vss-reference §7.2 permits VSS_E_OBJECT_NOT_FOUND up
 // to PostCommit, and only E_INVALIDARG fits after it.
 func refusal(method string) vsserr.HRESULT {
 	if method == "PreFinalCommitSnapshots" || method == "PostFinalCommitSnapshots" {

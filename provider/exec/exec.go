@@ -234,7 +234,7 @@ func (p *Provider) BeginPrepareSnapshot(_ context.Context, setID, snapshotID uui
 	s := p.sets[setID]
 	if s == nil {
 		// A requester that gave up before DoSnapshotSet leaves its set
-		// behind without an Abort (§7.3); only one set is created at a
+		// behind without an Abort (vss-reference §7.3); only one set is created at a
 		// time, so a set not yet committed is abandoned when another
 		// starts.
 		for id, o := range p.sets {
@@ -297,7 +297,7 @@ func (p *Provider) EndPrepareSnapshots(ctx context.Context, setID uuid.UUID) err
 
 // setIn returns the set if it is in the wanted state. Caller holds p.mu.
 // A set not held, or not in that state, is refused with the code the
-// provider contract gives the step: §7.2 permits VSS_E_OBJECT_NOT_FOUND up
+// provider contract gives the step: vss-reference §7.2 permits VSS_E_OBJECT_NOT_FOUND up
 // to PostCommitSnapshots, and only E_INVALIDARG fits the two final steps,
 // which expect a set posted or pre-final-committed.
 func (p *Provider) setIn(setID uuid.UUID, want setState) (*set, error) {

@@ -320,7 +320,7 @@ func TestCallOrder(t *testing.T) {
 	if err := p.BeginPrepareSnapshot(c, set, uuid.New(), vols[0], vss.CtxBackup); !errors.Is(err, vsserr.InvalidArg) {
 		t.Fatalf("same volume twice: %v", err)
 	}
-	// Out of order: no set in the state Commit needs (§7.2 gives Commit
+	// Out of order: no set in the state Commit needs (vss-reference §7.2 gives Commit
 	// no VSS_E_BAD_STATE).
 	if err := p.CommitSnapshots(c, set); vsserr.Code(err) != vsserr.ObjectNotFound {
 		t.Fatalf("commit before prepare: %v", err)

@@ -32,7 +32,7 @@ type Provider struct {
 	sequence int
 }
 
-// stage is where a set is in the sequence of spec §7.3: the step it took
+// stage is where a set is in the sequence of vss-reference §7.3: the step it took
 // last. The next step must be the one after it.
 type stage int
 
@@ -207,7 +207,7 @@ func (p *Provider) step(ctx context.Context, method string, setID uuid.UUID, fro
 }
 
 // refusal is the code for a step of a set not held or out of order:
-// §7.2 permits VSS_E_OBJECT_NOT_FOUND up to PostCommit, and only
+// vss-reference §7.2 permits VSS_E_OBJECT_NOT_FOUND up to PostCommit, and only
 // E_INVALIDARG fits after it.
 func refusal(method string) vsserr.HRESULT {
 	if method == "PreFinalCommitSnapshots" || method == "PostFinalCommitSnapshots" {

@@ -116,7 +116,7 @@ func (e *env) provider(t *testing.T) *Provider {
 	return p
 }
 
-// steps runs the §7.3 sequence for vols and stops at the first error,
+// steps runs the vss-reference §7.3 sequence for vols and stops at the first error,
 // which it returns with the name of the step. Snapshots it made are
 // deleted when the test ends.
 func steps(t *testing.T, ctx context.Context, p *Provider, vols ...string) (uuid.UUID, []provider.Snapshot, string, error) {

@@ -206,7 +206,7 @@ func (p *Provider) BeginPrepareSnapshot(_ context.Context, setID, snapshotID uui
 	}
 	// Only one set is created at a time (the coordinator's creation
 	// lock), so a set still in preparation when another begins was
-	// abandoned before DoSnapshotSet and gets no Abort (§7.3).
+	// abandoned before DoSnapshotSet and gets no Abort (vss-reference §7.3).
 	for id, s := range p.sets {
 		if id != setID && s.phase == phPreparing {
 			delete(p.sets, id)
@@ -231,7 +231,7 @@ func (p *Provider) BeginPrepareSnapshot(_ context.Context, setID, snapshotID uui
 
 // lookup returns the set in the wanted phase. A set not held, or not in
 // that phase, is refused with the code the provider contract gives the
-// step: §7.2 permits VSS_E_OBJECT_NOT_FOUND up to PostCommitSnapshots, and
+// step: vss-reference §7.2 permits VSS_E_OBJECT_NOT_FOUND up to PostCommitSnapshots, and
 // only E_INVALIDARG fits the two final steps.
 func (p *Provider) lookup(setID uuid.UUID, want phase, step string) (*set, error) {
 	code := vsserr.ObjectNotFound

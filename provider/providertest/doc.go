@@ -2,13 +2,13 @@
 // runs, ours or a third party's. It checks the provider contract documented
 // on provider.Provider:
 //
-//   - the call order of spec §7.3, snapshot identity, Query after Delete,
+//   - the call order of vss-reference §7.3, snapshot identity, Query after Delete,
 //     idempotent Abort and Delete, refusal of unsupported volumes, exposure,
 //     and — for providers that can show their content — that a snapshot
 //     holds the data of its commit instant and not what was written after;
 //   - refusals: a step out of order or repeated, at every point of the
 //     sequence, or for an unknown, aborted or finished set, is refused with
-//     a code §7.2 permits for it (VSS_E_OBJECT_NOT_FOUND, E_INVALIDARG for
+//     a code vss-reference §7.2 permits for it (VSS_E_OBJECT_NOT_FOUND, E_INVALIDARG for
 //     the two final steps), and a set ID is never prepared twice;
 //   - AbortSnapshots undoes a set at every point before
 //     PostFinalCommitSnapshots (no partial commit) and leaves a finished

@@ -131,7 +131,7 @@ func cancelled() context.Context {
 	return c
 }
 
-// create runs the full §7.3 sequence for the volumes and returns the
+// create runs the full vss-reference §7.3 sequence for the volumes and returns the
 // snapshots PostCommitSnapshots reported, in volume order.
 func create(t *testing.T, h Harness, p provider.Provider, vols ...string) []provider.Snapshot {
 	t.Helper()
@@ -378,7 +378,7 @@ func testAbort(t *testing.T, h Harness) {
 func testAbandoned(t *testing.T, h Harness) {
 	s := h.New(t)
 	// A requester that gives up before DoSnapshotSet produces no callback;
-	// the next set must work regardless (§7.3).
+	// the next set must work regardless (vss-reference §7.3).
 	if err := s.Provider.BeginPrepareSnapshot(ctx(t), uuid.New(), uuid.New(), s.Volume, h.Context); err != nil {
 		t.Fatal(err)
 	}
@@ -458,8 +458,8 @@ func testExpose(t *testing.T, h Harness) {
 }
 
 // A step of a snapshot set after BeginPrepareSnapshot, in the order of
-// §7.3, with the code that refuses it for a set not held or out of order:
-// one that §7.2 permits for the step (provider.Provider).
+// vss-reference §7.3, with the code that refuses it for a set not held or out of order:
+// one that vss-reference §7.2 permits for the step (provider.Provider).
 type setStep struct {
 	name    string
 	call    func(c context.Context, p provider.Provider, set uuid.UUID) error
@@ -576,7 +576,7 @@ func testUnknownSet(t *testing.T, h Harness) {
 }
 
 // AbortSnapshots, at any point before PostFinalCommitSnapshots, removes the
-// set's snapshot, also once committed and reported (spec §7.3: no partial
+// set's snapshot, also once committed and reported (vss-reference §7.3: no partial
 // commit); the set is then unknown to CommitSnapshots
 // (VSS_E_OBJECT_NOT_FOUND), and its ID cannot be prepared again.
 func testAbortUndoes(t *testing.T, h Harness) {

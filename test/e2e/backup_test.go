@@ -95,7 +95,7 @@ func TestBackupSequenceTwoWriterProcesses(t *testing.T) {
 			t.Fatalf("%s saw %v, want %v", w.name, got, want)
 		}
 	}
-	// Freeze front-end first, Thaw in reverse (§12 D5).
+	// Freeze front-end first, Thaw in reverse (D5).
 	if !front.eventTime(t, "Freeze").Before(back.eventTime(t, "Freeze")) {
 		t.Fatal("the back-end writer froze before the front-end one")
 	}

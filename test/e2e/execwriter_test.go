@@ -14,9 +14,9 @@ import (
 )
 
 // TestExecWriterProcess runs `lvss-writer exec` as a real process whose
-// hooks append their event to a log: the backup's events arrive in spec
-// order, listing writers sends no event, and a session the writer does
-// not take part in sends it nothing at all (§12 D14, D16).
+// hooks append their event to a log: the backup's events arrive in the
+// order of vss-reference §3.2, listing writers sends no event, and a session the writer does
+// not take part in sends it nothing at all (D14, D16).
 func TestExecWriterProcess(t *testing.T) {
 	d := startDaemon(t, shortTimeouts)
 	data := filepath.Join(d.dir, "data")

@@ -78,7 +78,7 @@ func TestHelperRequester(t *testing.T) {
 
 // TestRequesterKilledAtEachPhase kills a requester process with SIGKILL at
 // each phase: writers get Abort only between PrepareForBackup and the end
-// of DoSnapshotSet, BackupShutdown only if they took part (§12 D11, D14),
+// of DoSnapshotSet, BackupShutdown only if they took part (D11, D14),
 // and the next session can create a set.
 func TestRequesterKilledAtEachPhase(t *testing.T) {
 	cases := []struct {

@@ -120,7 +120,7 @@ const (
 )
 
 // fullSequence is what a writer taking part in a whole backup gets after
-// Identify, in order (§2.1, §3.2).
+// Identify, in order (vss-reference §2.1, vss-reference §3.2).
 var fullSequence = []string{"PrepareForBackup", "PrepareForSnapshot", "Freeze", "Thaw", "PostSnapshot", "BackupComplete", "BackupShutdown"}
 
 // wantWriter is a writer's expected status at a GetWriterStatus.
@@ -714,7 +714,7 @@ func unmountIfMounted(dir string) {
 }
 
 // contextBits are the attribute bits of each context the sequences use
-// (§1.4), which vshadow prints from each snapshot's attributes.
+// (vss-reference §1.4), which vshadow prints from each snapshot's attributes.
 var contextBits = map[string]uint64{
 	"VSS_CTX_BACKUP":            0,
 	"VSS_CTX_FILE_SHARE_BACKUP": 0x10, // NO_WRITERS
@@ -959,7 +959,7 @@ func TestVshadowAdmin(t *testing.T) {
 	// -wm and -ws (VSS_CTX_BACKUP). A fourth writer, an exec writer whose
 	// component does not exist, fails every Identify: GatherWriterMetadata
 	// leaves it out, GatherWriterStatus shows it FAILED_AT_IDENTIFY with
-	// its failure (L30; the SDK makes a plain error NONRETRYABLE, §3.4).
+	// its failure (L30; the SDK makes a plain error NONRETRYABLE, vss-reference §3.4).
 	runScript(t, r.d.socket, append(initialize("VSS_CTX_BACKUP"), gatherWriterMetadata(r.names())...))
 	start(t, r.d.dir, "lvss-writer delta", "--socket", r.d.socket, "exec", "--name", "delta",
 		"--component", "data="+filepath.Join(r.vol1, "missing"), "--tmpdir", "/dev/shm")
@@ -1077,7 +1077,7 @@ func TestResticBackup(t *testing.T) {
 
 // TestResticDoSnapshotSetFails runs restic's sequence when the provider
 // refuses the set (the copy provider's max_bytes, VSS_E_INSUFFICIENT_STORAGE
-// at EndPrepareSnapshots, §7.3 ②): the failure reaches the requester
+// at EndPrepareSnapshots, vss-reference §7.3 ②): the failure reaches the requester
 // through Wait and QueryStatus (D17), restic calls AbortBackup and
 // releases the session. Every writer took part, got Abort after
 // PrepareForSnapshot (L4) and BackupShutdown, and is STABLE again (L5).

@@ -269,7 +269,7 @@ func (r *rig) selected() []*document.Component {
 }
 
 // implicit: c lies below a selectable component, so adding that one
-// includes c, and c itself is never added (spec §6.1).
+// includes c, and c itself is never added (vss-reference §6.1).
 func implicit(wmd *document.WriterMetadata, c *document.Component) bool {
 	for i := range wmd.Components {
 		s := &wmd.Components[i]

@@ -199,7 +199,7 @@ func (w *Writer) Identify(ctx context.Context, md *writer.Metadata) error {
 // after the writer started is picked up by the next Identify.
 func (w *Writer) describe(md *writer.Metadata) error {
 	// Without restore hooks the writer has nothing to do at restore, and
-	// VSS_WRE_NEVER keeps restore events away (spec §3.2).
+	// VSS_WRE_NEVER keeps restore events away (vss-reference §3.2).
 	wre := vss.WRENever
 	if w.s.Hooks[EventPreRestore] != "" || w.s.Hooks[EventPostRestore] != "" {
 		wre = vss.WREAlways

@@ -19,8 +19,8 @@
 //     and Aria logs as log files, the temporary tablespace, tmpdir, pid
 //     file and socket excluded when they lie among them.
 //   - PrepareSnapshot: opens the writer's one connection for the session,
-//     checks that all those directories are captured at one instant (spec
-//     §12 D15), that the files have not moved since Identify, and that the
+//     checks that all those directories are captured at one instant (D15),
+//     that the files have not moved since Identify, and that the
 //     writer may read the binary log position; then BACKUP STAGE START
 //     (optionally FLUSH and BLOCK_DDL, Config.PrepareStage) with the
 //     backup-stage strategy, or FLUSH TABLES with the ftwrl strategy.

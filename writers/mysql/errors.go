@@ -79,7 +79,7 @@ func connectionLost(err error) bool {
 		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &ne)
 }
 
-// failureCode chooses the writer failure code (spec §3.4) for an error by
+// failureCode chooses the writer failure code (vss-reference §3.4) for an error by
 // what a requester should do about it.
 func failureCode(err error) vsserr.HRESULT {
 	if n := serverErrorNumber(err); n != 0 {

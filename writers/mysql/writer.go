@@ -162,7 +162,7 @@ func (w *Writer) readLayout(ctx context.Context) (*layout, error) {
 
 // PrepareSnapshot opens the writer's connection for the session, checks
 // that the server's files are still those Identify declared and that they
-// are captured at one instant (spec §12 D15: InnoDB's data files, its redo
+// are captured at one instant (D15: InnoDB's data files, its redo
 // log and the binary log are recovered together), checks the privileges
 // Freeze needs, and starts the hold's slow part: BACKUP STAGE up to
 // Config.PrepareStage (backup-stage), or a flush of the tables
@@ -360,7 +360,7 @@ func (w *Writer) releaseHeld(ctx context.Context, why string) error {
 // the connection. A release statement that failed after a freeze means
 // the server may have ended the session, and the hold with it, before the
 // snapshot was taken: it is reported, and a failed Thaw makes lvssd record
-// the snapshot as crash-consistent only (spec §12 D9).
+// the snapshot as crash-consistent only (D9).
 func (w *Writer) release(ctx context.Context, ev *writer.Event, why string) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()

@@ -1,7 +1,7 @@
 // Package postgres is the lvss writer for PostgreSQL 15 and later. It
 // relies on the snapshot set being crash-consistent: when the cluster's
 // data directory, WAL directory and tablespaces are captured at one
-// instant (spec §12 D15), they hold every transaction committed before
+// instant (D15), they hold every transaction committed before
 // that instant, and a server started on a copy of them recovers as after a
 // power failure. So the writer blocks nothing; its work is to declare the
 // cluster's files, to veto a snapshot set that would not capture them at

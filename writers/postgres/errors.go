@@ -85,7 +85,7 @@ func applicationHR(err error) vsserr.HRESULT {
 	return 0
 }
 
-// failureCode chooses the writer failure code (spec §3.4) for err by what
+// failureCode chooses the writer failure code (vss-reference §3.4) for err by what
 // a requester should do about it.
 func failureCode(err error) vsserr.HRESULT {
 	pe := pgError(err)

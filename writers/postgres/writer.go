@@ -154,7 +154,7 @@ func (w *Writer) PrepareBackup(_ context.Context, ev *writer.Event, _ *writer.Co
 }
 
 // PrepareSnapshot checks that data, WAL and tablespaces are captured at
-// one instant (spec §12 D15) and vetoes with
+// one instant (D15) and vetoes with
 // VSS_E_WRITERERROR_INCONSISTENTSNAPSHOT otherwise; then it opens the
 // session's pinned connection, checks that the layout is still the one
 // Identify declared, and runs the mode's preparation (snapshot mode:

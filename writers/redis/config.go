@@ -122,7 +122,7 @@ func New(cfg Config) (writer.Identity, *Writer, error) {
 		// VSS's sense, though without rollback.
 		Source: vss.SourceTransactedDB,
 		// Back-end: Redis is the store under applications, which front-end
-		// writers quiesce first (spec §12 D5).
+		// writers quiesce first (D5).
 		Level:         vss.LevelBackEnd,
 		FreezeTimeout: cfg.FreezeTimeout,
 	}

@@ -22,7 +22,7 @@
 //     driver's message.
 //   - PrepareSnapshot: opens the writer's one connection, checks the
 //     layout is still the one declared, and that the files are captured
-//     at one instant (spec §12 D15).
+//     at one instant (D15).
 //   - Freeze: CLIENT PAUSE <bound> WRITE, the bound being the Freeze→Thaw
 //     window plus a second. Then, with the AOF on, waits until the AOF
 //     buffer is written out (aof_buffer_length 0; no fsync is needed, the

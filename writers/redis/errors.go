@@ -65,7 +65,7 @@ func applicationHR(err error) vsserr.HRESULT {
 	return vsserr.HRESULT(0xA0000000 | n)
 }
 
-// failureCode chooses the writer failure code (spec §3.4) for an error by
+// failureCode chooses the writer failure code (vss-reference §3.4) for an error by
 // what a requester should do about it.
 func failureCode(err error) vsserr.HRESULT {
 	var old errTooOld

@@ -224,7 +224,7 @@ func (w *Writer) checkDeclared(l layout) error {
 
 // PrepareSnapshot opens the writer's connection, checks that the server
 // still keeps its files as Identify declared, and that those files are
-// captured at one instant (spec §12 D15): the AOF directory and the RDB
+// captured at one instant (D15): the AOF directory and the RDB
 // file share the server's dir, so this fails only when that dir's volume
 // is not in the set.
 func (w *Writer) PrepareSnapshot(ctx context.Context, ev *writer.Event) error {

@@ -20,7 +20,7 @@
 //     Identify with a message naming the path.
 //   - PrepareBackup: notes which databases the requester selected.
 //   - PrepareSnapshot: checks that each database and its -wal or -journal
-//     are captured at one instant (spec §12 D15), opens the writer's one
+//     are captured at one instant (D15), opens the writer's one
 //     connection to each database, and checkpoints the WAL (PASSIVE by
 //     default, see Config.Checkpoint).
 //   - Freeze: sends a literal BEGIN IMMEDIATE on that connection, which

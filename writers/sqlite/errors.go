@@ -21,7 +21,7 @@ func applicationHR(err error) vsserr.HRESULT {
 	return vsserr.HRESULT(0xA0000000 | uint32(code)&0xFFFF)
 }
 
-// failureCode chooses the writer failure code (spec §3.4) for a SQLite
+// failureCode chooses the writer failure code (vss-reference §3.4) for a SQLite
 // error by what a requester should do about it.
 func failureCode(err error) vsserr.HRESULT {
 	switch sqliteCode(err) & 0xff {

@@ -156,7 +156,7 @@ func (w *Writer) PrepareSnapshot(ctx context.Context, ev *writer.Event) error {
 		if kind == journalUnknown {
 			kind = journalWAL
 		}
-		// The database and its journal are one unit (spec §12 D15); a
+		// The database and its journal are one unit (D15); a
 		// database whose directory is in no snapshot of the set is the
 		// requester's to fix by adding the volume.
 		if err := ev.SharedInstant(real, real+kind.suffix()); err != nil {

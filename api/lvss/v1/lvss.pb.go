@@ -1,10 +1,12 @@
 // lvss wire contract, version 1. This file is the public API of lvssd: a
 // requester, writer or admin tool in any language that speaks gRPC over the
 // daemon's Unix socket uses these messages. Names follow the Volume Shadow
-// Copy Service (IVssBackupComponents, CVssWriter) so that the spec is the
-// documentation of the semantics; this file documents the shapes.
+// Copy Service (IVssBackupComponents, CVssWriter) so that lvss's behaviour
+// contract, docs/vss-reference.md in the lvss repository, is the
+// documentation of the semantics; this file documents the shapes. "§X.Y"
+// is a section of that document, "Dn" and "Ln" are its decisions (§12).
 //
-// Conventions (spec §12 D12): GUIDs are strings, lowercase, without braces;
+// Conventions (D12): GUIDs are strings, lowercase, without braces;
 // "" or "00000000-0000-0000-0000-000000000000" is GUID_NULL. Enums and flag
 // sets are carried as their numeric VSS values. HRESULTs are uint32.
 
@@ -2958,7 +2960,7 @@ type WriterStatus struct {
 	Name               string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
 	InstanceName       string                 `protobuf:"bytes,4,opt,name=instance_name,json=instanceName,proto3" json:"instance_name,omitempty"`
 	State              int32                  `protobuf:"varint,5,opt,name=state,proto3" json:"state,omitempty"`     // VSS_WRITER_STATE
-	Failure            uint32                 `protobuf:"varint,6,opt,name=failure,proto3" json:"failure,omitempty"` // writer failure HRESULT (§3.4)
+	Failure            uint32                 `protobuf:"varint,6,opt,name=failure,proto3" json:"failure,omitempty"` // writer failure HRESULT (vss-reference §3.4)
 	ApplicationHresult uint32                 `protobuf:"varint,7,opt,name=application_hresult,json=applicationHresult,proto3" json:"application_hresult,omitempty"`
 	ApplicationMessage string                 `protobuf:"bytes,8,opt,name=application_message,json=applicationMessage,proto3" json:"application_message,omitempty"`
 	unknownFields      protoimpl.UnknownFields
@@ -3732,7 +3734,7 @@ func (x *SessionId) GetId() string {
 	return ""
 }
 
-// Released is the last message of a session: what ending it did (§12 D11).
+// Released is the last message of a session: what ending it did (D11).
 type Released struct {
 	state            protoimpl.MessageState `protogen:"open.v1"`
 	Aborted          bool                   `protobuf:"varint,1,opt,name=aborted,proto3" json:"aborted,omitempty"`                                          // Abort was sent (creation was in progress)
@@ -4118,7 +4120,7 @@ func (x *Welcome) GetFreezeTimeoutMs() uint32 {
 }
 
 // PathPlacement says, for one path of the writer's components, which
-// snapshot of the set holds it and at which instant (§12 D15). Paths with
+// snapshot of the set holds it and at which instant (D15). Paths with
 // the same non-zero instant are captured at one point in time; instant 0
 // (and an empty snapshot_id) means no snapshot of the set holds the path.
 type PathPlacement struct {
@@ -4362,12 +4364,12 @@ func (x *Event) GetTimeoutMs() int64 {
 type EventResult struct {
 	state              protoimpl.MessageState `protogen:"open.v1"`
 	Id                 uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
-	Failure            uint32                 `protobuf:"varint,2,opt,name=failure,proto3" json:"failure,omitempty"` // S_OK or a writer failure code (§3.4)
+	Failure            uint32                 `protobuf:"varint,2,opt,name=failure,proto3" json:"failure,omitempty"` // S_OK or a writer failure code (vss-reference §3.4)
 	ApplicationHresult uint32                 `protobuf:"varint,3,opt,name=application_hresult,json=applicationHresult,proto3" json:"application_hresult,omitempty"`
 	ApplicationMessage string                 `protobuf:"bytes,4,opt,name=application_message,json=applicationMessage,proto3" json:"application_message,omitempty"`
 	WmdXml             string                 `protobuf:"bytes,5,opt,name=wmd_xml,json=wmdXml,proto3" json:"wmd_xml,omitempty"` // Identify: the Writer Metadata Document
 	// PrepareBackup/PostSnapshot/PreRestore: the writer's edited copy of
-	// bcd_xml; only its own components are read back (§12 D1).
+	// bcd_xml; only its own components are read back (D1).
 	BcdXml        string `protobuf:"bytes,6,opt,name=bcd_xml,json=bcdXml,proto3" json:"bcd_xml,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -4490,7 +4492,7 @@ type WriterInfo struct {
 	Level           int32                  `protobuf:"varint,5,opt,name=level,proto3" json:"level,omitempty"`
 	FreezeTimeoutMs uint32                 `protobuf:"varint,6,opt,name=freeze_timeout_ms,json=freezeTimeoutMs,proto3" json:"freeze_timeout_ms,omitempty"`
 	WmdXml          string                 `protobuf:"bytes,7,opt,name=wmd_xml,json=wmdXml,proto3" json:"wmd_xml,omitempty"` // from its most recent Identify
-	// State in the most recent session it took part in (§12 D16).
+	// State in the most recent session it took part in (D16).
 	LastSessionId      string `protobuf:"bytes,8,opt,name=last_session_id,json=lastSessionId,proto3" json:"last_session_id,omitempty"`
 	State              int32  `protobuf:"varint,9,opt,name=state,proto3" json:"state,omitempty"`
 	Failure            uint32 `protobuf:"varint,10,opt,name=failure,proto3" json:"failure,omitempty"`

@@ -1,10 +1,12 @@
 // lvss wire contract, version 1. This file is the public API of lvssd: a
 // requester, writer or admin tool in any language that speaks gRPC over the
 // daemon's Unix socket uses these messages. Names follow the Volume Shadow
-// Copy Service (IVssBackupComponents, CVssWriter) so that the spec is the
-// documentation of the semantics; this file documents the shapes.
+// Copy Service (IVssBackupComponents, CVssWriter) so that lvss's behaviour
+// contract, docs/vss-reference.md in the lvss repository, is the
+// documentation of the semantics; this file documents the shapes. "§X.Y"
+// is a section of that document, "Dn" and "Ln" are its decisions (§12).
 //
-// Conventions (spec §12 D12): GUIDs are strings, lowercase, without braces;
+// Conventions (D12): GUIDs are strings, lowercase, without braces;
 // "" or "00000000-0000-0000-0000-000000000000" is GUID_NULL. Enums and flag
 // sets are carried as their numeric VSS values. HRESULTs are uint32.
 
@@ -42,7 +44,7 @@ type RequesterClient interface {
 	// call; each gets exactly one response with the same id. The session lives
 	// as long as the stream: when the stream ends for any reason (the client
 	// closes it, exits or is killed) the coordinator releases the session as
-	// spec §12 D11 says, and the last message it sends is a Released response.
+	// D11 says, and the last message it sends is a Released response.
 	// Calls are executed in the order received, except Wait, QueryStatus and
 	// Cancel, which are answered while an async operation runs.
 	Session(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[SessionRequest, SessionResponse], error)
@@ -79,7 +81,7 @@ type RequesterServer interface {
 	// call; each gets exactly one response with the same id. The session lives
 	// as long as the stream: when the stream ends for any reason (the client
 	// closes it, exits or is killed) the coordinator releases the session as
-	// spec §12 D11 says, and the last message it sends is a Released response.
+	// D11 says, and the last message it sends is a Released response.
 	// Calls are executed in the order received, except Wait, QueryStatus and
 	// Cancel, which are answered while an async operation runs.
 	Session(grpc.BidiStreamingServer[SessionRequest, SessionResponse]) error
@@ -152,7 +154,7 @@ const (
 //
 // Writer connects writers (CVssWriter) to the coordinator.
 type WriterClient interface {
-	// Subscribe carries one writer (§12 D6). The writer's first message is
+	// Subscribe carries one writer (D6). The writer's first message is
 	// Hello; the coordinator answers Welcome with the instance ID it assigned,
 	// then sends events. The writer answers every event with one EventResult
 	// carrying the event's id. The writer is unsubscribed when the stream ends.
@@ -186,7 +188,7 @@ type Writer_SubscribeClient = grpc.BidiStreamingClient[WriterMessage, Coordinato
 //
 // Writer connects writers (CVssWriter) to the coordinator.
 type WriterServer interface {
-	// Subscribe carries one writer (§12 D6). The writer's first message is
+	// Subscribe carries one writer (D6). The writer's first message is
 	// Hello; the coordinator answers Welcome with the instance ID it assigned,
 	// then sends events. The writer answers every event with one EventResult
 	// carrying the event's id. The writer is unsubscribed when the stream ends.
@@ -262,7 +264,7 @@ const (
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
 // Admin answers questions about the coordinator without starting a session
-// or sending any writer event (§12 D16).
+// or sending any writer event (D16).
 type AdminClient interface {
 	ListWriters(ctx context.Context, in *ListWritersRequest, opts ...grpc.CallOption) (*ListWritersResponse, error)
 	ListProviders(ctx context.Context, in *ListProvidersRequest, opts ...grpc.CallOption) (*ListProvidersResponse, error)
@@ -325,7 +327,7 @@ func (c *adminClient) ListShadows(ctx context.Context, in *ListShadowsRequest, o
 // for forward compatibility.
 //
 // Admin answers questions about the coordinator without starting a session
-// or sending any writer event (§12 D16).
+// or sending any writer event (D16).
 type AdminServer interface {
 	ListWriters(context.Context, *ListWritersRequest) (*ListWritersResponse, error)
 	ListProviders(context.Context, *ListProvidersRequest) (*ListProvidersResponse, error)
