@@ -12,10 +12,11 @@ import (
 	"github.com/lvss/lvss/vsserr"
 )
 
-// expected transcribes the D2 table of vss-reference §12 (plus its notes: once-only
-// calls, writer context, component mode) for a session built the way
-// buildState builds it. It is written from the spec, independently of the
-// coordinator's own table, so that a drift between the two fails here.
+// expected transcribes the D2 table of vss-reference §12 (plus its notes:
+// once-only calls, writer context, component mode) for a session built the
+// way buildState builds it. It is written from that document,
+// independently of the coordinator's own table, so that a drift between
+// the two fails here.
 func expected(m Method, st State, writers bool) bool {
 	after := st != StNew
 	metaLater := st >= StMeta && st <= StComplete
