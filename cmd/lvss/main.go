@@ -44,7 +44,7 @@ Exit status: 0 success, 1 a call or operation failed, 2 bad command line,
 	root.PersistentFlags().StringVar(&g.socket, "socket", "", "lvssd socket (default $"+client.SocketEnv+", else "+client.DefaultSocket+")")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newCallCommand(g), newListCommand(g), newCreateCommand(g), newDeleteCommand(g),
-		newExposeCommand(g), newUnexposeCommand(g))
+		newExposeCommand(g), newUnexposeCommand(g), newBackupCommand(g))
 	// Argument-count errors come from each command's Args; mark them all
 	// as usage errors in one place.
 	markUsage(root)
@@ -68,6 +68,9 @@ func markUsage(c *cobra.Command) {
 // exitCode is the one place that maps an outcome to an exit status.
 func exitCode(err error) int {
 	var ue usageError
+	if code, ok := backupExit(err); ok {
+		return code
+	}
 	switch {
 	case err == nil:
 		return 0

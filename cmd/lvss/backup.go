@@ -1,0 +1,661 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/spf13/cobra"
+
+	"github.com/lvss/lvss/client"
+	"github.com/lvss/lvss/document"
+	"github.com/lvss/lvss/internal/mountinfo"
+	"github.com/lvss/lvss/vss"
+	"github.com/lvss/lvss/vsserr"
+)
+
+type backupOptions struct {
+	paths               []string
+	writers             []string
+	excludeWriters      []string
+	noWriters           bool
+	backupType          string
+	persistent          bool
+	provider            string
+	timeout             time.Duration
+	allowWriterFailures bool
+	excludeFormat       string
+	json                bool
+	command             []string
+}
+
+func newBackupCommand(g *globalOptions) *cobra.Command {
+	var o backupOptions
+	cmd := &cobra.Command{
+		Use:   "backup [--for PATH]... [--writer NAME]... [flags] [-- COMMAND [ARGS...]]",
+		Short: "Take an application-consistent snapshot set and run a backup tool on it",
+		Long: `Take one snapshot set with the writers taking part frozen around it, run
+COMMAND (your backup tool) while the snapshots exist, tell the writers how the
+backup went, and release everything: vshadow's create with -exec, in one
+command.
+
+What is snapshotted:
+  --for PATH         a path to snapshot (repeat for several); relative paths are
+                     taken from the current directory
+  --writer NAME      a writer that must take part (repeat); NAME is its name,
+                     instance name or class ID. The paths of its components are
+                     snapshotted too, whatever --for says.
+  --exclude-writer   a writer that must not take part (repeat)
+  --no-writers       a crash-consistent snapshot: no writer is asked anything
+With --for and no writer flag, every subscribed writer with a component on the
+filesystem of a --for path takes part, and all its component paths are
+snapshotted. A named writer that is not subscribed is an error before anything
+is frozen.
+
+The backup:
+  --type TYPE        copy (default: the writers' backup history is left alone),
+                     full, incremental, differential or log
+  --persistent       keep the snapshots after the command (default: they are
+                     deleted when it ends)
+  --provider NAME    provider name or ID (default: lvssd chooses)
+  --timeout D        bound for creating the snapshot set; while another set is
+                     being created, lvss retries until then (default 10m)
+
+COMMAND runs after the snapshot set exists, with:
+  LVSS_SNAPSHOT_SET_ID        the set's ID
+  LVSS_SNAPSHOT_COUNT         how many snapshots it has
+  LVSS_SNAPSHOT_<n>_ORIGINAL  the n-th snapshotted path (n from 1)
+  LVSS_SNAPSHOT_<n>_PATH      where its content is in the snapshot
+  LVSS_EXCLUDE_FILE           a file listing the files the writers exclude,
+                              in --exclude-file-format (restic: for restic
+                              --exclude-file; tar: tar --exclude-from; borg:
+                              borg --exclude-from)
+  LVSS_BACKUP_TYPE            the --type
+COMMAND's output goes to lvss's (with --json, its standard output goes to
+standard error, which leaves standard output to the JSON summary).
+COMMAND's exit status decides what the writers are told (SetBackupSucceeded
+for every component, then BackupComplete). Interrupting lvss backup ends
+COMMAND and the session: nothing stays frozen, and auto-release snapshots are
+deleted.
+
+A writer that fails makes lvss backup fail before COMMAND runs, naming the
+writer, the phase and the failure; with --allow-writer-failures COMMAND runs
+anyway and the summary says which snapshots are only crash-consistent.
+
+Exit status: 0 success; COMMAND's own status when it ran and failed (2
+becomes 1); 1 a VSS call failed; 2 bad command line; 3 a writer failed and
+COMMAND did not run; 69 lvssd unreachable; 75 another snapshot set was being
+created past --timeout; 125 COMMAND could not be started; 130 interrupted.`,
+		Example: `  # a consistent tar of /srv/data, read from the snapshot
+  lvss backup --for /srv/data -- sh -c 'tar -C "$LVSS_SNAPSHOT_1_PATH" -cf /backup/data.tar .'
+
+  # the PostgreSQL writer's files, whatever volume they are on, with restic
+  lvss backup --writer postgres -- sh -c 'restic backup --exclude-file "$LVSS_EXCLUDE_FILE" "$LVSS_SNAPSHOT_1_PATH"'`,
+		Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if n := cmd.ArgsLenAtDash(); n != 0 && len(args) > 0 {
+				return usageError{fmt.Errorf("unexpected argument %q: the backup command goes after --", args[0])}
+			}
+			o.command = args
+			return runBackup(cmd.Context(), g.socket, o, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	f := cmd.Flags()
+	f.StringArrayVar(&o.paths, "for", nil, "path to snapshot (repeat for several)")
+	f.StringArrayVar(&o.writers, "writer", nil, "writer that must take part: name, instance name or class ID (repeat)")
+	f.StringArrayVar(&o.excludeWriters, "exclude-writer", nil, "writer that must not take part (repeat)")
+	f.BoolVar(&o.noWriters, "no-writers", false, "crash-consistent snapshot without writers")
+	f.StringVar(&o.backupType, "type", "copy", "backup type: copy, full, incremental, differential or log")
+	f.BoolVar(&o.persistent, "persistent", false, "keep the snapshots after the command")
+	f.StringVar(&o.provider, "provider", "", "provider name or ID (default: lvssd chooses)")
+	f.DurationVar(&o.timeout, "timeout", 10*time.Minute, "bound for creating the snapshot set")
+	f.BoolVar(&o.allowWriterFailures, "allow-writer-failures", false, "run COMMAND even if a writer failed")
+	f.StringVar(&o.excludeFormat, "exclude-file-format", "restic", "syntax of $LVSS_EXCLUDE_FILE: restic, tar or borg")
+	f.BoolVar(&o.json, "json", false, "print the summary as one JSON object")
+	return cmd
+}
+
+// Exit statuses of lvss backup besides 0, 1, 2 and 130 (exitCode).
+const (
+	exitWriterFailed  = 3
+	exitUnreachable   = 69
+	exitSetInProgress = 75
+	exitCannotRun     = 125
+)
+
+// writerFailure is a writer that failed when --allow-writer-failures was
+// not given: the backup stops before COMMAND.
+type writerFailure struct{ writers []client.WriterStatus }
+
+func (e writerFailure) Error() string {
+	var parts []string
+	for _, w := range e.writers {
+		s := fmt.Sprintf("writer '%s' failed: %s, %s", w.Name, w.State, w.Failure)
+		if w.ApplicationMessage != "" {
+			s += ": " + w.ApplicationMessage
+		}
+		parts = append(parts, s)
+	}
+	return strings.Join(parts, "; ") + " (the command was not run; --allow-writer-failures runs it on crash-consistent snapshots)"
+}
+
+// unreachable is lvssd not answering: its own exit status, so that a
+// scheduler can tell "the service is down" from "the backup failed".
+type unreachable struct{ err error }
+
+func (e unreachable) Error() string { return e.err.Error() }
+func (e unreachable) Unwrap() error { return e.err }
+
+// setInProgress is VSS_E_SNAPSHOT_SET_IN_PROGRESS that outlasted --timeout.
+type setInProgress struct{ err error }
+
+func (e setInProgress) Error() string { return e.err.Error() }
+func (e setInProgress) Unwrap() error { return e.err }
+
+// commandExit is COMMAND's own failure; lvss exits with its status.
+type commandExit struct {
+	status int
+	err    error
+}
+
+func (e commandExit) Error() string { return e.err.Error() }
+func (e commandExit) Unwrap() error { return e.err }
+
+var backupTypes = map[string]vss.BackupType{"copy": vss.BackupCopy, "full": vss.BackupFull,
+	"incremental": vss.BackupIncremental, "differential": vss.BackupDifferential, "log": vss.BackupLog}
+
+// backupPlan is what the command line asks for, checked and resolved.
+type backupPlan struct {
+	o          backupOptions
+	paths      []string // --for, absolute, symlinks resolved
+	btype      vss.BackupType
+	context    vss.Context
+	providerID uuid.UUID
+}
+
+func (o backupOptions) plan() (*backupPlan, error) {
+	p := &backupPlan{o: o}
+	if len(o.paths) == 0 && len(o.writers) == 0 {
+		return nil, usageError{errors.New("backup needs --for PATH or --writer NAME (see lvss backup --help)")}
+	}
+	if o.noWriters && (len(o.writers) > 0 || len(o.excludeWriters) > 0) {
+		return nil, usageError{errors.New("--no-writers takes no --writer or --exclude-writer")}
+	}
+	bt, ok := backupTypes[strings.ToLower(o.backupType)]
+	if !ok {
+		return nil, usageError{fmt.Errorf("--type %q: say copy, full, incremental, differential or log", o.backupType)}
+	}
+	p.btype = bt
+	if _, ok := excludeFormats[o.excludeFormat]; !ok {
+		return nil, usageError{fmt.Errorf("--exclude-file-format %q: say restic, tar or borg", o.excludeFormat)}
+	}
+	if o.timeout <= 0 {
+		return nil, usageError{fmt.Errorf("--timeout %s: must be positive", o.timeout)}
+	}
+	switch {
+	case o.persistent && o.noWriters:
+		p.context = vss.CtxNASRollback
+	case o.persistent:
+		p.context = vss.CtxAppRollback
+	case o.noWriters:
+		p.context = vss.CtxFileShareBackup
+	default:
+		p.context = vss.CtxBackup
+	}
+	for _, v := range o.paths {
+		a, err := absPath(v)
+		if err != nil {
+			return nil, err
+		}
+		r, err := filepath.EvalSymlinks(a)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("--for %s: %w", v, err)}
+		}
+		p.paths = append(p.paths, r)
+	}
+	return p, nil
+}
+
+// backupRun is what one lvss backup did, for the summary and the exit
+// status. A set that exists is reported even if a later step failed.
+type backupRun struct {
+	setID     uuid.UUID
+	created   bool
+	writers   []client.WriterStatus // final status of the writers taking part
+	snapshots []client.SnapshotProp
+	// components are the components added, per writer instance, for
+	// SetBackupSucceeded.
+	components  []addedComponent
+	excludeFile string
+	command     *commandResult
+	warnings    []string
+	released    *client.Released
+}
+
+type addedComponent struct {
+	instance, writer uuid.UUID
+	ctype            vss.ComponentType
+	logicalPath      string
+	name             string
+}
+
+type commandResult struct {
+	argv   []string
+	status int // -1: did not start
+	err    string
+}
+
+func runBackup(ctx context.Context, socket string, o backupOptions, out, errOut io.Writer) error {
+	p, err := o.plan()
+	if err != nil {
+		return err
+	}
+	conn, err := client.Dial(ctx, socket)
+	if err != nil {
+		return unreachable{err}
+	}
+	defer conn.Close()
+	if p.providerID, err = resolveProvider(ctx, socket, o.provider); err != nil {
+		return err
+	}
+	if p.context.Writers() {
+		// A named writer that is not there is an error before anything
+		// is frozen; listing writers sends them nothing (D16).
+		ws, err := conn.ListWriters(ctx)
+		if err != nil {
+			return failed("ListWriters", err)
+		}
+		for _, name := range append(slices.Clone(o.writers), o.excludeWriters...) {
+			if !slices.ContainsFunc(ws, func(w client.WriterInfo) bool { return writerMatches(name, w.Name, w.InstanceName, w.WriterID) }) {
+				return vsserr.New(vsserr.ObjectNotFound, "no subscribed writer is named %q (subscribed: %s); see lvss list writers",
+					name, writerNames(ws))
+			}
+		}
+	}
+	run := &backupRun{}
+	progress := newProgress(errOut)
+	err = client.Run(ctx, socket, func(ctx context.Context, bc *client.BackupComponents) error {
+		return p.session(ctx, bc, run, progress, errOut)
+	})
+	if run.created || run.command != nil {
+		if perr := printBackup(out, p, run); perr != nil && err == nil {
+			err = perr
+		}
+	}
+	return err
+}
+
+func writerMatches(name, wname, instanceName string, class uuid.UUID) bool {
+	if strings.EqualFold(name, wname) || (instanceName != "" && name == instanceName) {
+		return true
+	}
+	id, err := uuid.Parse(strings.Trim(name, "{}"))
+	return err == nil && id == class
+}
+
+func writerNames(ws []client.WriterInfo) string {
+	if len(ws) == 0 {
+		return "none"
+	}
+	names := make([]string, len(ws))
+	for i, w := range ws {
+		names[i] = w.Name
+	}
+	return strings.Join(names, ", ")
+}
+
+// session is the requester sequence. Until DoSnapshotSet succeeds a
+// failure is returned and client.Run aborts the creation; after it the
+// writers are told how the backup went (BackupComplete) whatever happens.
+func (p *backupPlan) session(ctx context.Context, bc *client.BackupComponents, run *backupRun, pr *progress, errOut io.Writer) error {
+	writers := p.context.Writers()
+	cctx, cancel := context.WithTimeout(ctx, p.o.timeout)
+	defer cancel()
+	if err := bc.InitializeForBackup(cctx, ""); err != nil {
+		return failed("InitializeForBackup", err)
+	}
+	if p.context != vss.CtxBackup {
+		if err := bc.SetContext(cctx, p.context); err != nil {
+			return failed("SetContext "+p.context.String(), err)
+		}
+	}
+	paths := slices.Clone(p.paths)
+	var wmds map[uuid.UUID]*document.WriterMetadata
+	if writers {
+		if err := bc.SetBackupState(cctx, true, false, p.btype, false); err != nil {
+			return failed("SetBackupState", err)
+		}
+		pr.say("gathering writer metadata")
+		if err := wait(cctx, "GatherWriterMetadata", bc.GatherWriterMetadata); err != nil {
+			return err
+		}
+		var err error
+		wmds, err = p.selectWriters(cctx, bc, run)
+		if err != nil {
+			return err
+		}
+		for _, md := range wmds {
+			paths = append(paths, componentPaths(md)...)
+		}
+	}
+	paths = outermost(paths)
+	if len(paths) == 0 {
+		return vsserr.New(vsserr.ObjectNotFound, "nothing to snapshot: no --for path, and no writer taking part has a component")
+	}
+	pr.say("starting the snapshot set")
+	setID, err := startSet(cctx, bc, errOut)
+	if err != nil {
+		return err
+	}
+	run.setID = setID
+	ids := make([]uuid.UUID, 0, len(paths))
+	for _, v := range paths {
+		id, err := bc.AddToSnapshotSet(cctx, v, p.providerID)
+		if err != nil {
+			return failed("AddToSnapshotSet "+v, err)
+		}
+		ids = append(ids, id)
+	}
+	if writers {
+		pr.say("preparing the writers (PrepareForBackup)")
+		if err := wait(cctx, "PrepareForBackup", bc.PrepareForBackup); err != nil {
+			return err
+		}
+		if bad, err := p.writerStatus(cctx, bc, run); err != nil {
+			return err
+		} else if len(bad) > 0 && !p.o.allowWriterFailures {
+			return writerFailure{bad}
+		}
+	}
+	pr.say("creating the snapshots (DoSnapshotSet)")
+	if err := wait(cctx, "DoSnapshotSet", bc.DoSnapshotSet); err != nil {
+		return err
+	}
+	run.created = true
+
+	// From here the snapshots exist: the writers are told how the backup
+	// went, within a bound, even if lvss is interrupted (a second signal
+	// still kills it).
+	actx, acancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+	defer acancel()
+	var failedWriters []client.WriterStatus
+	if writers {
+		bad, err := p.writerStatus(actx, bc, run)
+		if err != nil {
+			return err
+		}
+		failedWriters = bad
+	}
+	for _, id := range ids {
+		sp, err := bc.GetSnapshotProperties(actx, id)
+		if err != nil {
+			return failed("GetSnapshotProperties "+guidText(id), err)
+		}
+		run.snapshots = append(run.snapshots, sp)
+	}
+	var cmdErr error
+	switch {
+	case len(failedWriters) > 0 && !p.o.allowWriterFailures:
+		cmdErr = writerFailure{failedWriters}
+	case ctx.Err() != nil:
+		cmdErr = ctx.Err()
+	case len(p.o.command) > 0:
+		ex, err := writeExcludeFile(p.o.excludeFormat, wmds, run.snapshots)
+		if err != nil {
+			return err
+		}
+		if ex != "" {
+			defer os.Remove(ex)
+		}
+		run.excludeFile = ex
+		pr.say("running " + p.o.command[0])
+		cmdErr = p.runCommand(ctx, run)
+	}
+	if writers {
+		ok := cmdErr == nil
+		for _, c := range run.components {
+			if err := bc.SetBackupSucceeded(actx, c.instance, c.writer, c.ctype, c.logicalPath, c.name, ok); err != nil {
+				run.warnings = append(run.warnings, failed("SetBackupSucceeded", err).Error())
+			}
+		}
+		pr.say("completing the backup (BackupComplete)")
+		if err := wait(actx, "BackupComplete", bc.BackupComplete); err != nil {
+			run.warnings = append(run.warnings, err.Error())
+		}
+		if _, err := p.writerStatus(actx, bc, run); err != nil {
+			run.warnings = append(run.warnings, err.Error())
+		}
+	}
+	if cmdErr != nil && p.o.persistent {
+		// A failed backup leaves no persistent set behind to be taken for
+		// a good one.
+		if _, _, err := bc.DeleteSnapshots(actx, setID, vss.ObjectSnapshotSet, true); err != nil {
+			run.warnings = append(run.warnings, failed("DeleteSnapshots", err).Error())
+		}
+	}
+	rel, err := bc.Release(actx)
+	if err == nil {
+		run.released = &rel
+	}
+	return cmdErr
+}
+
+// selectWriters picks the writers taking part and adds their components
+// (component mode): every top-level component, so that component sets
+// come with their members (vss-reference §6.1). It returns their metadata
+// by instance.
+func (p *backupPlan) selectWriters(ctx context.Context, bc *client.BackupComponents, run *backupRun) (map[uuid.UUID]*document.WriterMetadata, error) {
+	n, err := bc.GetWriterMetadataCount(ctx)
+	if err != nil {
+		return nil, failed("GetWriterMetadataCount", err)
+	}
+	var forMounts []mountinfo.Mount
+	if ms, err := mountinfo.Read(); err == nil {
+		for _, path := range p.paths {
+			if m, err := mountinfo.Find(ms, path); err == nil {
+				forMounts = append(forMounts, m)
+			}
+		}
+	}
+	out := map[uuid.UUID]*document.WriterMetadata{}
+	found := map[string]bool{}
+	for i := range n {
+		inst, md, err := bc.GetWriterMetadata(ctx, i)
+		if err != nil {
+			return nil, failed("GetWriterMetadata", err)
+		}
+		id := md.Identity
+		match := func(names []string) string {
+			for _, name := range names {
+				if writerMatches(name, id.FriendlyName, id.InstanceName, id.WriterID) {
+					return name
+				}
+			}
+			return ""
+		}
+		if match(p.o.excludeWriters) != "" {
+			continue
+		}
+		take := false
+		if len(p.o.writers) > 0 {
+			if name := match(p.o.writers); name != "" {
+				take, found[name] = true, true
+			}
+		} else {
+			take = onMounts(componentPaths(md), forMounts)
+		}
+		if !take || len(md.Components) == 0 {
+			continue
+		}
+		for _, c := range topComponents(md) {
+			if err := bc.AddComponent(ctx, inst, id.WriterID, c.Type, c.LogicalPath, c.Name); err != nil {
+				return nil, failed(fmt.Sprintf("AddComponent %s of writer '%s'", joinLogical(c.LogicalPath, c.Name), id.FriendlyName), err)
+			}
+			run.components = append(run.components, addedComponent{inst, id.WriterID, c.Type, c.LogicalPath, c.Name})
+		}
+		out[inst] = md
+	}
+	for _, name := range p.o.writers {
+		if !found[name] {
+			return nil, vsserr.New(vsserr.WriterNotResponding,
+				"writer %q is subscribed but did not answer Identify for this backup; see lvss list writers", name)
+		}
+	}
+	return out, nil
+}
+
+func joinLogical(path, name string) string {
+	if path == "" {
+		return name
+	}
+	return path + `\` + name
+}
+
+// topComponents are the components no other component of the writer
+// contains: adding them includes the rest as members of their sets.
+func topComponents(md *document.WriterMetadata) []document.Component {
+	var out []document.Component
+	for _, c := range md.Components {
+		inside := false
+		for _, d := range md.Components {
+			root := joinLogical(d.LogicalPath, d.Name)
+			if c.LogicalPath == root || strings.HasPrefix(c.LogicalPath, root+`\`) {
+				inside = true
+				break
+			}
+		}
+		if !inside {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// componentPaths are the directories a writer's components name (the
+// alternate path when it has one: that is where the files are read).
+func componentPaths(md *document.WriterMetadata) []string {
+	var out []string
+	for _, c := range md.Components {
+		for _, fl := range [][]document.FileDesc{c.Files, c.DatabaseFiles, c.DatabaseLogFiles} {
+			for _, f := range fl {
+				p := f.Path
+				if f.AlternatePath != "" {
+					p = f.AlternatePath
+				}
+				out = append(out, filepath.Clean(p))
+			}
+		}
+	}
+	return out
+}
+
+// onMounts reports whether any path is on the filesystem of one of the
+// --for paths.
+func onMounts(paths []string, mounts []mountinfo.Mount) bool {
+	ms, err := mountinfo.Read()
+	if err != nil {
+		return false
+	}
+	for _, p := range paths {
+		m, err := mountinfo.Find(ms, p)
+		if err != nil {
+			continue
+		}
+		for _, f := range mounts {
+			if f.MountPoint == m.MountPoint && f.Device() == m.Device() {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// outermost drops duplicates and paths inside another of the list: the
+// snapshot of the outer one holds them.
+func outermost(paths []string) []string {
+	clean := make([]string, 0, len(paths))
+	for _, p := range paths {
+		clean = append(clean, filepath.Clean(p))
+	}
+	slices.Sort(clean)
+	clean = slices.Compact(clean)
+	var out []string
+	for _, p := range clean {
+		if !slices.ContainsFunc(out, func(o string) bool { return within(p, o) }) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func within(p, root string) bool {
+	return p == root || root == "/" || strings.HasPrefix(p, root+"/")
+}
+
+// startSet is StartSnapshotSet, retried with backoff while another
+// session creates a set, until ctx's deadline (--timeout).
+func startSet(ctx context.Context, bc *client.BackupComponents, errOut io.Writer) (uuid.UUID, error) {
+	backoff := 100 * time.Millisecond
+	told := false
+	for {
+		id, err := bc.StartSnapshotSet(ctx)
+		if !errors.Is(err, vsserr.SnapshotSetInProgress) {
+			return id, failed("StartSnapshotSet", err)
+		}
+		if !told {
+			dl, _ := ctx.Deadline()
+			fmt.Fprintf(errOut, "lvss: another snapshot set is being created; retrying until %s\n", dl.Format(time.TimeOnly))
+			told = true
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return uuid.Nil, setInProgress{failed("StartSnapshotSet", err)}
+			}
+			return uuid.Nil, ctx.Err()
+		case <-t.C:
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// writerStatus refreshes the status of the writers taking part and
+// returns those that failed.
+func (p *backupPlan) writerStatus(ctx context.Context, bc *client.BackupComponents, run *backupRun) ([]client.WriterStatus, error) {
+	if err := wait(ctx, "GatherWriterStatus", bc.GatherWriterStatus); err != nil {
+		return nil, err
+	}
+	n, err := bc.GetWriterStatusCount(ctx)
+	if err != nil {
+		return nil, failed("GetWriterStatusCount", err)
+	}
+	taking := map[uuid.UUID]bool{}
+	for _, c := range run.components {
+		taking[c.instance] = true
+	}
+	run.writers = run.writers[:0]
+	var bad []client.WriterStatus
+	for i := range n {
+		ws, err := bc.GetWriterStatus(ctx, i)
+		if err != nil {
+			return nil, failed("GetWriterStatus", err)
+		}
+		if !taking[ws.InstanceID] {
+			continue
+		}
+		run.writers = append(run.writers, ws)
+		if ws.State.Failed() || ws.Failure.Failed() {
+			bad = append(bad, ws)
+		}
+	}
+	return bad, nil
+}

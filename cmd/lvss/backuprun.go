@@ -1,0 +1,309 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/lvss/lvss/client"
+	"github.com/lvss/lvss/document"
+)
+
+// commandGrace is how long COMMAND has to end after SIGTERM when lvss
+// backup is interrupted, before its process group is killed.
+const commandGrace = 10 * time.Second
+
+// runCommand runs COMMAND in its own process group with the snapshot
+// environment, and ends the group if lvss is interrupted. Its exit status
+// is recorded in run.command.
+func (p *backupPlan) runCommand(ctx context.Context, run *backupRun) error {
+	res := &commandResult{argv: p.o.command, status: -1}
+	run.command = res
+	cmd := exec.Command(p.o.command[0], p.o.command[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	if p.o.json {
+		// Standard output carries the one JSON summary.
+		cmd.Stdout = os.Stderr
+	}
+	cmd.Env = append(os.Environ(), snapshotEnv(run, p)...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		res.err = err.Error()
+		return commandExit{status: exitCannotRun, err: fmt.Errorf("cannot start %s: %w", p.o.command[0], err)}
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		// The group: a shell's children end too.
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		t := time.NewTimer(commandGrace)
+		select {
+		case <-done:
+			t.Stop()
+		case <-t.C:
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+		res.status = cmd.ProcessState.ExitCode()
+		res.err = "interrupted"
+		return ctx.Err()
+	}
+	res.status = cmd.ProcessState.ExitCode()
+	if err == nil {
+		return nil
+	}
+	res.err = err.Error()
+	status := res.status
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		status = 128 + int(ws.Signal())
+	}
+	if status == 2 || status <= 0 {
+		status = 1 // 2 is lvss's usage error alone
+	}
+	return commandExit{status: status, err: fmt.Errorf("%s failed: %w", p.o.command[0], err)}
+}
+
+// snapshotEnv is what COMMAND learns about the snapshot set.
+func snapshotEnv(run *backupRun, p *backupPlan) []string {
+	env := []string{
+		"LVSS_SNAPSHOT_SET_ID=" + guidText(run.setID),
+		fmt.Sprintf("LVSS_SNAPSHOT_COUNT=%d", len(run.snapshots)),
+		"LVSS_BACKUP_TYPE=" + strings.ToLower(p.o.backupType),
+	}
+	for i, s := range run.snapshots {
+		env = append(env, fmt.Sprintf("LVSS_SNAPSHOT_%d_ORIGINAL=%s", i+1, s.OriginalVolume),
+			fmt.Sprintf("LVSS_SNAPSHOT_%d_PATH=%s", i+1, s.DevicePath))
+	}
+	if run.excludeFile != "" {
+		env = append(env, "LVSS_EXCLUDE_FILE="+run.excludeFile)
+	}
+	return env
+}
+
+// excludeFormats write one writer exclusion (directory, filespec,
+// recursive) as the lines of a tool's exclude file. dir is where COMMAND
+// sees the directory.
+var excludeFormats = map[string]func(dir, spec string, recursive bool) []string{
+	// restic --exclude-file: absolute glob patterns; '*' stops at '/',
+	// '**' crosses directories.
+	"restic": func(dir, spec string, recursive bool) []string {
+		lines := []string{filepath.Join(dir, spec)}
+		if recursive {
+			lines = append(lines, filepath.Join(dir, "**", spec))
+		}
+		return lines
+	},
+	// borg --exclude-from: borg 1.2 matches paths without their leading
+	// '/'; a regular expression says exactly "this directory only" or
+	// "any depth".
+	"borg": func(dir, spec string, recursive bool) []string {
+		d := regexp.QuoteMeta(strings.TrimPrefix(dir, "/"))
+		mid := "/"
+		if recursive {
+			mid = "/(.*/)?"
+		}
+		return []string{"re:^" + d + mid + globRegexp(spec) + "$"}
+	},
+	// tar --exclude-from: absolute patterns, for a tar given absolute
+	// paths. GNU tar's '*' crosses '/' in exclusions by default, so a
+	// pattern matches at any depth under the directory: exact for
+	// recursive exclusions; a non-recursive one also excludes deeper
+	// matches.
+	"tar": func(dir, spec string, recursive bool) []string {
+		return []string{filepath.Join(dir, spec)}
+	},
+}
+
+// globRegexp turns a VSS filespec ('*' and '?' wildcards, no '/') into a
+// regular expression for one path element.
+func globRegexp(spec string) string {
+	var b strings.Builder
+	for _, r := range spec {
+		switch r {
+		case '*':
+			b.WriteString("[^/]*")
+		case '?':
+			b.WriteString("[^/]")
+		default:
+			b.WriteString(regexp.QuoteMeta(string(r)))
+		}
+	}
+	return b.String()
+}
+
+// writeExcludeFile writes the exclusions of the writers taking part
+// (their WMD's EXCLUDE_FILES) as a temporary file in format, and returns
+// its path ("" when no writer excludes anything). Each directory is named
+// where COMMAND sees it: inside the snapshot that holds it.
+func writeExcludeFile(format string, wmds map[uuid.UUID]*document.WriterMetadata, snaps []client.SnapshotProp) (string, error) {
+	lines := excludeLines(format, wmds, func(dir string) string { return inSnapshot(dir, snaps) })
+	if len(lines) == 0 {
+		return "", nil
+	}
+	f, err := os.CreateTemp("", "lvss-exclude-*")
+	if err != nil {
+		return "", fmt.Errorf("exclude file: %w", err)
+	}
+	_, werr := io.WriteString(f, strings.Join(lines, "\n")+"\n")
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr != nil {
+		os.Remove(f.Name())
+		return "", fmt.Errorf("exclude file: %w", werr)
+	}
+	return f.Name(), nil
+}
+
+func excludeLines(format string, wmds map[uuid.UUID]*document.WriterMetadata, where func(string) string) []string {
+	var lines []string
+	for _, md := range wmds {
+		for _, x := range md.ExcludeFiles {
+			lines = append(lines, excludeFormats[format](where(filepath.Clean(x.Path)), x.Filespec, x.Recursive)...)
+		}
+	}
+	slices.Sort(lines)
+	return slices.Compact(lines)
+}
+
+// inSnapshot is where path is inside the snapshot holding it (the one
+// whose original path is its longest prefix); path itself if none does.
+func inSnapshot(path string, snaps []client.SnapshotProp) string {
+	best := -1
+	for i, s := range snaps {
+		if within(path, s.OriginalVolume) && (best < 0 || len(s.OriginalVolume) > len(snaps[best].OriginalVolume)) {
+			best = i
+		}
+	}
+	if best < 0 {
+		return path
+	}
+	rel, err := filepath.Rel(snaps[best].OriginalVolume, path)
+	if err != nil {
+		return path
+	}
+	return filepath.Join(snaps[best].DevicePath, rel)
+}
+
+// progress reports the phase on stderr when it is a terminal, and says
+// nothing otherwise (logs of scheduled backups stay clean).
+type progress struct{ w io.Writer }
+
+func newProgress(w io.Writer) *progress {
+	if f, ok := w.(*os.File); ok && isTerminal(f) {
+		return &progress{w: w}
+	}
+	return &progress{}
+}
+
+func (p *progress) say(msg string) {
+	if p.w != nil {
+		fmt.Fprintf(p.w, "lvss: %s...\n", msg)
+	}
+}
+
+// printBackup prints the summary: each snapshot with its consistency, each
+// writer's final state, COMMAND's outcome.
+func printBackup(out io.Writer, p *backupPlan, run *backupRun) error {
+	if p.o.json {
+		ws := make([]obj, 0, len(run.writers))
+		for i, w := range run.writers {
+			ws = append(ws, writerStatusObj(i, w, true))
+		}
+		o := obj{{"snapshot_set_id", guidText(run.setID)}, {"context", p.context.String()},
+			{"backup_type", strings.ToLower(p.o.backupType)}, {"created", run.created},
+			{"snapshots", shadowObjs(run.snapshots)}, {"writers", ws}}
+		if run.command != nil {
+			o = o.add("command", obj{{"argv", run.command.argv}, {"exit_status", run.command.status}, {"error", run.command.err}})
+		}
+		if run.released != nil {
+			o = o.add("deleted_snapshots", guidsText(run.released.DeletedSnapshots))
+		}
+		return writeObj(out, o.add("warnings", nonNil(run.warnings)))
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "Snapshot set %s (%s, backup type %s)\n", guidText(run.setID), p.context, strings.ToLower(p.o.backupType))
+	for _, s := range run.snapshots {
+		fmt.Fprintf(&b, "   %s -> %s\n", s.OriginalVolume, s.DevicePath)
+		fmt.Fprintf(&b, "      Consistency: %s", s.Consistency)
+		if s.ConsistencyReason != "" {
+			fmt.Fprintf(&b, " (%s)", s.ConsistencyReason)
+		}
+		b.WriteString("\n")
+	}
+	if p.context.Writers() {
+		if len(run.writers) == 0 {
+			b.WriteString("Writers: none took part\n")
+		} else {
+			b.WriteString("Writers:\n")
+		}
+		for _, w := range run.writers {
+			fmt.Fprintf(&b, "   '%s': %s, last error %s", w.Name, w.State, w.Failure)
+			if w.ApplicationMessage != "" {
+				fmt.Fprintf(&b, " (%s)", w.ApplicationMessage)
+			}
+			b.WriteString("\n")
+		}
+	}
+	if c := run.command; c != nil {
+		switch {
+		case c.status == 0:
+			fmt.Fprintf(&b, "Command %s succeeded\n", c.argv[0])
+		case c.status < 0:
+			fmt.Fprintf(&b, "Command %s did not run: %s\n", c.argv[0], c.err)
+		default:
+			fmt.Fprintf(&b, "Command %s exited with status %d\n", c.argv[0], c.status)
+		}
+	}
+	if run.released != nil && len(run.released.DeletedSnapshots) > 0 {
+		fmt.Fprintf(&b, "Snapshots deleted at the end: %d\n", len(run.released.DeletedSnapshots))
+	}
+	for _, w := range run.warnings {
+		fmt.Fprintf(&b, "Warning: %s\n", w)
+	}
+	_, err := io.WriteString(out, b.String())
+	return err
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// backupExit maps lvss backup's own outcomes to exit statuses (see its
+// --help); exitCode handles the rest.
+func backupExit(err error) (int, bool) {
+	var (
+		wf writerFailure
+		un unreachable
+		sp setInProgress
+		ce commandExit
+	)
+	switch {
+	case errors.As(err, &wf):
+		return exitWriterFailed, true
+	case errors.As(err, &un):
+		return exitUnreachable, true
+	case errors.As(err, &sp):
+		return exitSetInProgress, true
+	case errors.As(err, &ce):
+		return ce.status, true
+	}
+	return 0, false
+}
