@@ -16,6 +16,7 @@ import (
 // reads at the subvolume's path, and .lvss-snapshots is the empty
 // directory a nested subvolume leaves in a snapshot.
 func TestBtrfsSnapshot(t *testing.T) {
+	requireNamespaces(t)
 	fs := testenv.LoopFS(t, "btrfs", 300<<20)
 	if _, err := exec.LookPath("btrfs"); err != nil {
 		testenv.Missing(t, "btrfs (apt-get install btrfs-progs)")
