@@ -42,7 +42,7 @@ type layer struct {
 // (provider → resources → coordinator → server → lvssd) and the clients'.
 var layers = []layer{
 	{name: "leaf", why: "small helpers any layer may use; they import nothing of lvss, so using one links nothing more",
-		pkgs: []string{"provider/confval", "internal/mountinfo", "internal/cmdout", "internal/procgroup", "internal/outbox", "internal/testenv"}},
+		pkgs: []string{"provider/confval", "internal/mountinfo", "internal/cmdout", "internal/procgroup", "internal/outbox", "internal/inplace", "internal/testenv"}},
 	{name: "spec", why: "the spec's vocabulary: HRESULTs, enumerations, the XML documents",
 		pkgs: []string{"vsserr", "vss", "document"},
 		may:  []string{"spec", "leaf"}},
