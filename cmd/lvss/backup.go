@@ -16,6 +16,7 @@ import (
 
 	"github.com/lvss/lvss/client"
 	"github.com/lvss/lvss/document"
+	"github.com/lvss/lvss/internal/inplace"
 	"github.com/lvss/lvss/internal/mountinfo"
 	"github.com/lvss/lvss/vss"
 	"github.com/lvss/lvss/vsserr"
@@ -31,6 +32,7 @@ type backupOptions struct {
 	provider            string
 	timeout             time.Duration
 	allowWriterFailures bool
+	inPlace             bool
 	excludeFormat       string
 	json                bool
 	command             []string
@@ -68,13 +70,19 @@ The backup:
   --timeout D        bound for creating the snapshot set; while another set is
                      being created, lvss retries until then (default 10m)
 
-COMMAND runs after the snapshot set exists, with:
+COMMAND runs after the snapshot set exists. With --in-place it runs in a
+private mount namespace where each snapshot is mounted read-only over its
+original path, so the backup tool reads the snapshot and records the
+original paths (root, or CAP_SYS_ADMIN, is needed; checked before anything
+is frozen). Without it, COMMAND reads the snapshots where they are. Either
+way it gets:
   LVSS_SNAPSHOT_SET_ID        the set's ID
   LVSS_SNAPSHOT_COUNT         how many snapshots it has
   LVSS_SNAPSHOT_<n>_ORIGINAL  the n-th snapshotted path (n from 1)
   LVSS_SNAPSHOT_<n>_PATH      where its content is in the snapshot
   LVSS_EXCLUDE_FILE           a file listing the files the writers exclude,
-                              in --exclude-file-format (restic: for restic
+                              where COMMAND sees them, in
+                              --exclude-file-format (restic: for restic
                               --exclude-file; tar: tar --exclude-from; borg:
                               borg --exclude-from)
   LVSS_BACKUP_TYPE            the --type
@@ -92,8 +100,13 @@ anyway and the summary says which snapshots are only crash-consistent.
 Exit status: 0 success; COMMAND's own status when it ran and failed (2
 becomes 1); 1 a VSS call failed; 2 bad command line; 3 a writer failed and
 COMMAND did not run; 69 lvssd unreachable; 75 another snapshot set was being
-created past --timeout; 125 COMMAND could not be started; 130 interrupted.`,
-		Example: `  # a consistent tar of /srv/data, read from the snapshot
+created past --timeout; 125 COMMAND could not be started (or, with
+--in-place, the namespace could not be set up); 126 and 127 with --in-place:
+COMMAND could not be run, or was not found; 130 interrupted.`,
+		Example: `  # a consistent tar of /srv/data, read from the snapshot, paths as they are
+  lvss backup --for /srv/data --in-place -- tar -cf /backup/data.tar /srv/data
+
+  # without --in-place, from the snapshot's own path
   lvss backup --for /srv/data -- sh -c 'tar -C "$LVSS_SNAPSHOT_1_PATH" -cf /backup/data.tar .'
 
   # the PostgreSQL writer's files, whatever volume they are on, with restic
@@ -117,6 +130,7 @@ created past --timeout; 125 COMMAND could not be started; 130 interrupted.`,
 	f.StringVar(&o.provider, "provider", "", "provider name or ID (default: lvssd chooses)")
 	f.DurationVar(&o.timeout, "timeout", 10*time.Minute, "bound for creating the snapshot set")
 	f.BoolVar(&o.allowWriterFailures, "allow-writer-failures", false, "run COMMAND even if a writer failed")
+	f.BoolVar(&o.inPlace, "in-place", false, "run COMMAND with each snapshot mounted over its original path (needs CAP_SYS_ADMIN)")
 	f.StringVar(&o.excludeFormat, "exclude-file-format", "restic", "syntax of $LVSS_EXCLUDE_FILE: restic, tar or borg")
 	f.BoolVar(&o.json, "json", false, "print the summary as one JSON object")
 	return cmd
@@ -195,6 +209,15 @@ func (o backupOptions) plan() (*backupPlan, error) {
 	p.btype = bt
 	if _, ok := excludeFormats[o.excludeFormat]; !ok {
 		return nil, usageError{fmt.Errorf("--exclude-file-format %q: say restic, tar or borg", o.excludeFormat)}
+	}
+	if o.inPlace {
+		if len(o.command) == 0 {
+			return nil, usageError{errors.New("--in-place runs a COMMAND: give one after --")}
+		}
+		// Before anything is frozen.
+		if err := inplace.Check(); err != nil {
+			return nil, err
+		}
 	}
 	if o.timeout <= 0 {
 		return nil, usageError{fmt.Errorf("--timeout %s: must be positive", o.timeout)}
@@ -407,7 +430,7 @@ func (p *backupPlan) session(ctx context.Context, bc *client.BackupComponents, r
 	case ctx.Err() != nil:
 		cmdErr = ctx.Err()
 	case len(p.o.command) > 0:
-		ex, err := writeExcludeFile(p.o.excludeFormat, wmds, run.snapshots)
+		ex, err := writeExcludeFile(p.o.excludeFormat, wmds, p.commandSees(run))
 		if err != nil {
 			return err
 		}
@@ -445,6 +468,15 @@ func (p *backupPlan) session(ctx context.Context, bc *client.BackupComponents, r
 		run.released = &rel
 	}
 	return cmdErr
+}
+
+// commandSees is where COMMAND sees the snapshots: over the original
+// paths with --in-place, else at their own paths.
+func (p *backupPlan) commandSees(run *backupRun) []client.SnapshotProp {
+	if p.o.inPlace {
+		return nil
+	}
+	return run.snapshots
 }
 
 // selectWriters picks the writers taking part and adds their components

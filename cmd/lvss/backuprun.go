@@ -12,57 +12,57 @@ import (
 	"slices"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/lvss/lvss/client"
 	"github.com/lvss/lvss/document"
+	"github.com/lvss/lvss/internal/inplace"
 )
 
-// commandGrace is how long COMMAND has to end after SIGTERM when lvss
-// backup is interrupted, before its process group is killed.
-const commandGrace = 10 * time.Second
-
-// runCommand runs COMMAND in its own process group with the snapshot
-// environment, and ends the group if lvss is interrupted. Its exit status
+// runCommand runs COMMAND with the snapshot environment: in place (in a
+// private mount namespace with each snapshot over its original path) or
+// as it is. Interrupting lvss ends it (package inplace: SIGTERM to its
+// process group, SIGKILL after inplace.StopGrace), and what it started is
+// ended when it exits, before the snapshots are released. Its exit status
 // is recorded in run.command.
 func (p *backupPlan) runCommand(ctx context.Context, run *backupRun) error {
 	res := &commandResult{argv: p.o.command, status: -1}
 	run.command = res
-	cmd := exec.Command(p.o.command[0], p.o.command[1:]...)
+	env := append(os.Environ(), snapshotEnv(run, p)...)
+	var cmd *exec.Cmd
+	if p.o.inPlace {
+		mounts := make([]inplace.Mount, 0, len(run.snapshots))
+		for _, s := range run.snapshots {
+			mounts = append(mounts, inplace.Mount{Snapshot: s.DevicePath, Original: s.OriginalVolume})
+		}
+		c, err := inplace.Command(ctx, mounts, "", p.o.command, env)
+		if err != nil {
+			res.err = err.Error()
+			return commandExit{status: exitCannotRun, err: err}
+		}
+		cmd = c
+	} else {
+		cmd = inplace.Direct(ctx, p.o.command, env)
+	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	if p.o.json {
 		// Standard output carries the one JSON summary.
 		cmd.Stdout = os.Stderr
 	}
-	cmd.Env = append(os.Environ(), snapshotEnv(run, p)...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		res.err = err.Error()
 		return commandExit{status: exitCannotRun, err: fmt.Errorf("cannot start %s: %w", p.o.command[0], err)}
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	var err error
-	select {
-	case err = <-done:
-	case <-ctx.Done():
-		// The group: a shell's children end too.
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		t := time.NewTimer(commandGrace)
-		select {
-		case <-done:
-			t.Stop()
-		case <-t.C:
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
-		res.status = cmd.ProcessState.ExitCode()
+	err := cmd.Wait()
+	// Whatever COMMAND started and left behind must not read the
+	// snapshots after they are released.
+	_ = inplace.Signal(cmd, syscall.SIGKILL)
+	res.status = cmd.ProcessState.ExitCode()
+	if ctx.Err() != nil {
 		res.err = "interrupted"
 		return ctx.Err()
 	}
-	res.status = cmd.ProcessState.ExitCode()
 	if err == nil {
 		return nil
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lvss/lvss/client"
+	"github.com/lvss/lvss/internal/inplace"
 )
 
 type globalOptions struct {
@@ -103,6 +104,9 @@ func run(ctx context.Context, argv []string, stdin io.Reader, stdout, stderr io.
 }
 
 func main() {
+	// lvss backup --in-place re-executes lvss in a new mount namespace to
+	// set it up; that run never returns from here.
+	inplace.MaybeRunChild()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	// The first signal asks for a clean end (the session is still
 	// released); after it a second one kills, as usual.

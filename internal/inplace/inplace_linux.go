@@ -95,7 +95,21 @@ func Command(ctx context.Context, mounts []Mount, dir string, argv []string, env
 	return cmd, nil
 }
 
-// Signal sends sig to COMMAND, which cmd (from Command) started: to its
+// Direct returns a command that runs argv as it is, without a namespace,
+// under the same rules as Command's: its own process group unless lvss is
+// the foreground job of a terminal (so a password prompt works), ended by
+// Signal when ctx ends, killed StopGrace later. The caller sets Stdin,
+// Stdout and Stderr.
+func Direct(ctx context.Context, argv []string, env []string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Env = env
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: !terminalForeground()}
+	cmd.Cancel = func() error { return Signal(cmd, syscall.SIGTERM) }
+	cmd.WaitDelay = StopGrace
+	return cmd
+}
+
+// Signal sends sig to COMMAND, which cmd (from Command or Direct) started: to its
 // process group when it leads one, else to the process itself. A stopped
 // COMMAND gets SIGCONT as well, since a stopped process acts on no signal
 // but SIGKILL. It returns os.ErrProcessDone when nothing is left to

@@ -20,5 +20,12 @@ func Command(context.Context, []Mount, string, []string, []string) (*exec.Cmd, e
 
 func Signal(*exec.Cmd, syscall.Signal) error { return errNotSupported }
 
+// Direct runs argv as it is; without process groups' rules here.
+func Direct(ctx context.Context, argv []string, env []string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Env = env
+	return cmd
+}
+
 // MaybeRunChild does nothing: Command never starts the hidden mode here.
 func MaybeRunChild() {}

@@ -128,6 +128,34 @@ tar -tf ` + archive + ` | sed "s|^${LVSS_SNAPSHOT_1_PATH#/}|.|" > ` + filepath.J
 		t.Fatalf("snapshots left behind: %v", left)
 	}
 
+	// --in-place: the tool names the original path and reads the
+	// snapshot there; nothing stays mounted.
+	must(os.WriteFile(filepath.Join(data, "keep.txt"), []byte("second snapshot\n"), 0o644))
+	archive2 := filepath.Join(t.TempDir(), "inplace.tar")
+	script = `set -e
+test "$(cat ` + filepath.Join(data, "keep.txt") + `)" = "second snapshot"
+echo changed > ` + filepath.Join(data, "keep.txt") + ` 2>/dev/null && exit 9 # read-only: must fail
+tar --exclude-from "$LVSS_EXCLUDE_FILE" -cf ` + archive2 + ` ` + data
+	r = lvssdtest.Lvss(t, d.socket, "", "backup", "--writer", "dirwriter", "--in-place", "--exclude-file-format", "tar", "--", "sh", "-c", script)
+	if r.Code != 0 {
+		t.Fatalf("lvss backup --in-place: exit %d\n%s\n%s", r.Code, r.Stdout, r.Stderr)
+	}
+	list, err = exec.Command("tar", "-tf", archive2).Output()
+	must(err)
+	rel := strings.TrimPrefix(data, "/")
+	if !strings.Contains(string(list), rel+"/keep.txt") || strings.Contains(string(list), "scratch.tmp") || strings.Contains(string(list), ".lvss-snapshots") {
+		t.Fatalf("in-place archive holds:\n%s", list)
+	}
+	content, err = exec.Command("tar", "-xOf", archive2, rel+"/keep.txt").Output()
+	if err != nil || string(content) != "second snapshot\n" {
+		t.Fatalf("keep.txt in the in-place archive: %q %v", content, err)
+	}
+	mounts, err := os.ReadFile("/proc/self/mountinfo")
+	must(err)
+	if strings.Count(string(mounts), " "+data+" ") != 0 {
+		t.Fatalf("a mount was left at %s:\n%s", data, mounts)
+	}
+
 	// COMMAND's failure is lvss's exit status, and the writer is told
 	// the backup failed (it still gets BackupComplete).
 	r = lvssdtest.Lvss(t, d.socket, "", "backup", "--writer", "dirwriter", "--", "sh", "-c", "exit 7")
