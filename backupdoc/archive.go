@@ -36,6 +36,9 @@ const (
 	maxDocument = 64 << 20 // package document's own limit on one document
 	maxTotal    = 256 << 20
 	maxWriters  = 4096
+	// maxEntries bounds the tar entries read: the files, and a few
+	// directory entries a hand-repacked archive may have.
+	maxEntries = maxWriters + 2 + 8
 )
 
 // Archive is a backup archive as Read found it, every part checked.
@@ -211,7 +214,7 @@ func readTar(r io.Reader) (map[string][]byte, error) {
 	tr := tar.NewReader(br)
 	files := map[string][]byte{}
 	var total int64
-	for entries := 0; ; entries++ {
+	for entries := 1; ; entries++ {
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
 			return files, nil
@@ -219,8 +222,8 @@ func readTar(r io.Reader) (map[string][]byte, error) {
 		if err != nil {
 			return nil, vsserr.New(vsserr.InvalidArg, "not a tar archive, or a truncated one: %v", err)
 		}
-		if entries > maxWriters+2 {
-			return nil, vsserr.New(vsserr.InvalidArg, "the archive has more than %d files", maxWriters+2)
+		if entries > maxEntries {
+			return nil, vsserr.New(vsserr.InvalidArg, "the archive has more than %d entries", maxEntries)
 		}
 		name := strings.TrimPrefix(hdr.Name, "./")
 		if hdr.Typeflag == tar.TypeDir {

@@ -141,7 +141,10 @@ func TestDeterministic(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(first, want) {
-		t.Errorf("Write's output differs from %s; if the format changed on purpose, bump Version and run go test -update", golden)
+		// The sample's documents come from package document's Marshal,
+		// so a change there shows here too; that one needs only -update.
+		t.Errorf("Write's output differs from %s: if the archive's layout or manifest changed on purpose, see "+
+			"docs/backup-archive.md (Versions) and run go test -update; if only package document writes XML differently, run go test -update", golden)
 	}
 	if _, err := Read(bytes.NewReader(want)); err != nil {
 		t.Errorf("%s does not read: %v", golden, err)
@@ -242,6 +245,19 @@ func TestReadRefusesHugeFile(t *testing.T) {
 	tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "bcd.xml", Mode: 0o644, Size: 1 << 40})
 	_, err := Read(&b)
 	if vsserr.Code(err) != vsserr.InvalidArg || !strings.Contains(err.Error(), "bcd.xml is 1099511627776 bytes, more than") {
+		t.Fatalf("%v", err)
+	}
+}
+
+// TestReadRefusesManyEntries: the entry count is bounded too, directory
+// entries included, which cost no bytes.
+func TestReadRefusesManyEntries(t *testing.T) {
+	var es []entry
+	for range maxEntries + 1 {
+		es = append(es, entry{name: "wmd/", typ: tar.TypeDir})
+	}
+	_, err := Read(bytes.NewReader(tarOf(t, es...)))
+	if vsserr.Code(err) != vsserr.InvalidArg || !strings.Contains(err.Error(), "more than 4106 entries") {
 		t.Fatalf("%v", err)
 	}
 }
