@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -25,16 +26,29 @@ import (
 	"github.com/lvss/lvss/vsserr"
 )
 
-// runBackupShow runs `lvss backup show` the way main would once the
+// runBackupShow runs `lvss backup show` the way main does once the
 // command is wired under `lvss backup`: the real root, its usage marking,
-// its error printing and exit statuses.
+// its error printing and exit statuses. Until it is wired, the show
+// command is added here, under the real `lvss backup` when there is one
+// (so that the test also says whether a subcommand reaches it there).
 func runBackupShow(t *testing.T, argv ...string) (int, string, string) {
 	t.Helper()
 	root := newRootCommand()
-	backup := &cobra.Command{Use: "backup", Args: cobra.NoArgs, RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() }}
-	backup.AddCommand(newBackupShowCommand())
-	root.AddCommand(backup)
-	markUsage(backup)
+	var backup *cobra.Command
+	for _, c := range root.Commands() {
+		if c.Name() == "backup" {
+			backup = c
+		}
+	}
+	if backup == nil {
+		backup = &cobra.Command{Use: "backup", Args: cobra.NoArgs, RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() }}
+		root.AddCommand(backup)
+	}
+	if !slices.ContainsFunc(backup.Commands(), func(c *cobra.Command) bool { return c.Name() == "show" }) {
+		show := newBackupShowCommand()
+		backup.AddCommand(show)
+		markUsage(show)
+	}
 	var out, errb bytes.Buffer
 	root.SetArgs(append([]string{"backup", "show"}, argv...))
 	root.SetOut(&out)
