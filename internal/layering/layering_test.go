@@ -43,8 +43,11 @@ type layer struct {
 var layers = []layer{
 	{name: "leaf", why: "small helpers any layer may use; they import nothing of lvss, so using one links nothing more",
 		pkgs: []string{"provider/confval", "internal/mountinfo", "internal/cmdout", "internal/procgroup", "internal/outbox", "internal/inplace", "internal/testenv"}},
-	{name: "spec", why: "the spec's vocabulary: HRESULTs, enumerations, the XML documents",
-		pkgs: []string{"vsserr", "vss", "document"},
+	// backupdoc is here, not with the clients: the backup archive is the
+	// documents plus a manifest, it needs nothing but the spec, and both
+	// the CLI and a future daemon-side export or restore must read it.
+	{name: "spec", why: "the spec's vocabulary: HRESULTs, enumerations, the XML documents and the backup archive that carries them",
+		pkgs: []string{"vsserr", "vss", "document", "backupdoc"},
 		may:  []string{"spec", "leaf"}},
 	{name: "wire", why: "the gRPC contract and its one translation point, shared by the daemon and its clients",
 		pkgs: []string{"api/...", "internal/wire"},
