@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/spf13/cobra"
 
+	"github.com/lvss/lvss/backupdoc"
 	"github.com/lvss/lvss/client"
 	"github.com/lvss/lvss/document"
 	"github.com/lvss/lvss/internal/inplace"
@@ -33,6 +34,7 @@ type backupOptions struct {
 	timeout             time.Duration
 	allowWriterFailures bool
 	inPlace             bool
+	bcd                 string
 	excludeFormat       string
 	json                bool
 	command             []string
@@ -69,6 +71,10 @@ The backup:
   --provider NAME    provider name or ID (default: lvssd chooses)
   --timeout D        bound for creating the snapshot set; while another set is
                      being created, lvss retries until then (default 10m)
+  --bcd FILE         write the backup's documents (the Backup Components
+                     Document, every writer's metadata) and a manifest to
+                     FILE, after the snapshot and again at the end: what a
+                     restore needs. 'lvss backup show FILE' prints it.
 
 COMMAND runs after the snapshot set exists. With --in-place it runs in a
 private mount namespace where each snapshot is mounted read-only over its
@@ -131,6 +137,8 @@ COMMAND could not be run, or was not found; 130 interrupted.`,
 	f.DurationVar(&o.timeout, "timeout", 10*time.Minute, "bound for creating the snapshot set")
 	f.BoolVar(&o.allowWriterFailures, "allow-writer-failures", false, "run COMMAND even if a writer failed")
 	f.BoolVar(&o.inPlace, "in-place", false, "run COMMAND with each snapshot mounted over its original path (needs CAP_SYS_ADMIN)")
+	f.StringVar(&o.bcd, "bcd", "", "write the backup's documents and manifest to FILE (see lvss backup show)")
+	cmd.AddCommand(newBackupShowCommand())
 	f.StringVar(&o.excludeFormat, "exclude-file-format", "restic", "syntax of $LVSS_EXCLUDE_FILE: restic, tar or borg")
 	f.BoolVar(&o.json, "json", false, "print the summary as one JSON object")
 	return cmd
@@ -192,6 +200,7 @@ type backupPlan struct {
 	btype      vss.BackupType
 	context    vss.Context
 	providerID uuid.UUID
+	conn       *client.Conn // for the event log (the archive's freeze time)
 }
 
 func (o backupOptions) plan() (*backupPlan, error) {
@@ -285,6 +294,7 @@ func runBackup(ctx context.Context, socket string, o backupOptions, out, errOut 
 		return unreachable{err}
 	}
 	defer conn.Close()
+	p.conn = conn
 	if p.providerID, err = resolveProvider(ctx, socket, o.provider); err != nil {
 		return err
 	}
@@ -423,6 +433,7 @@ func (p *backupPlan) session(ctx context.Context, bc *client.BackupComponents, r
 		}
 		run.snapshots = append(run.snapshots, sp)
 	}
+	p.writeArchive(actx, bc, run, wmds, backupdoc.StageSnapshot)
 	var cmdErr error
 	switch {
 	case len(failedWriters) > 0 && !p.o.allowWriterFailures:
@@ -456,6 +467,7 @@ func (p *backupPlan) session(ctx context.Context, bc *client.BackupComponents, r
 			run.warnings = append(run.warnings, err.Error())
 		}
 	}
+	p.writeArchive(actx, bc, run, wmds, backupdoc.StageBackupComplete)
 	if cmdErr != nil && p.o.persistent {
 		// A failed backup leaves no persistent set behind to be taken for
 		// a good one.

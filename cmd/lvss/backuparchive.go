@@ -1,12 +1,17 @@
 package main
 
 import (
+	"context"
+	"fmt"
+	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/lvss/lvss/backupdoc"
 	"github.com/lvss/lvss/client"
+	"github.com/lvss/lvss/document"
 )
 
 // What `lvss backup --bcd FILE` needs to fill the archive's manifest from
@@ -51,4 +56,55 @@ func freezeHeld(events []client.LogEvent, setID uuid.UUID) time.Duration {
 		}
 	}
 	return 0
+}
+
+// writeArchive writes --bcd FILE for the stage the backup reached: the
+// Backup Components Document as lvssd has it now, the metadata of every
+// writer taking part, and the manifest. A failure is a warning: the
+// backup itself is not lost for it, and the summary says so.
+func (p *backupPlan) writeArchive(ctx context.Context, bc *client.BackupComponents, run *backupRun,
+	wmds map[uuid.UUID]*document.WriterMetadata, stage backupdoc.Stage) {
+	if p.o.bcd == "" {
+		return
+	}
+	warn := func(err error) { run.warnings = append(run.warnings, fmt.Sprintf("--bcd %s: %v", p.o.bcd, err)) }
+	bcd, err := bc.SaveAsXML(ctx)
+	if err != nil {
+		warn(failed("SaveAsXML", err))
+		return
+	}
+	docs := make(map[uuid.UUID]string, len(wmds))
+	for inst, md := range wmds {
+		x, err := md.Marshal()
+		if err != nil {
+			warn(err)
+			return
+		}
+		docs[inst] = string(x)
+	}
+	host, _ := os.Hostname()
+	m := backupdoc.Manifest{Stage: stage, LvssVersion: lvssVersion(), Host: host, Time: time.Now().UTC(),
+		SnapshotSetID: run.setID, Context: p.context, BackupType: p.btype, Command: p.o.command,
+		Snapshots: archiveSnapshots(run.snapshots), Writers: archiveWriters(run.writers)}
+	if stage == backupdoc.StageBackupComplete && run.command != nil {
+		status := run.command.status
+		m.ExitStatus = &status
+	}
+	if p.conn != nil {
+		if evs, err := p.conn.ListEvents(ctx, 0, 0); err == nil {
+			m.FreezeHeld = freezeHeld(evs, run.setID)
+		}
+	}
+	if err := backupdoc.WriteFile(p.o.bcd, m, bcd, docs); err != nil {
+		warn(err)
+	}
+}
+
+// lvssVersion is the module version lvss was built from ("(devel)" for a
+// build from a checkout).
+func lvssVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(unknown)"
 }

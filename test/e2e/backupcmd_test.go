@@ -85,7 +85,8 @@ cp "$LVSS_EXCLUDE_FILE" ` + filepath.Join(d.dir, "exclude") + `
 echo after > ` + filepath.Join(data, "keep.txt") + `
 tar --exclude-from "$LVSS_EXCLUDE_FILE" -cf ` + archive + ` "$LVSS_SNAPSHOT_1_PATH"
 tar -tf ` + archive + ` | sed "s|^${LVSS_SNAPSHOT_1_PATH#/}|.|" > ` + filepath.Join(d.dir, "names")
-	r := lvssdtest.Lvss(t, d.socket, "", "backup", "--writer", "dirwriter", "--exclude-file-format", "tar", "--json", "--", "sh", "-c", script)
+	bcd := filepath.Join(t.TempDir(), "backup.lvss.tar")
+	r := lvssdtest.Lvss(t, d.socket, "", "backup", "--writer", "dirwriter", "--exclude-file-format", "tar", "--bcd", bcd, "--json", "--", "sh", "-c", script)
 	if r.Code != 0 {
 		t.Fatalf("lvss backup: exit %d\n%s\n%s", r.Code, r.Stdout, r.Stderr)
 	}
@@ -98,6 +99,30 @@ tar -tf ` + archive + ` | sed "s|^${LVSS_SNAPSHOT_1_PATH#/}|.|" > ` + filepath.J
 	}
 	if len(sum.Writers) != 1 || sum.Writers[0].State != "VSS_WS_STABLE" || sum.Command.ExitStatus != 0 || len(sum.DeletedSnapshots) != 1 {
 		t.Fatalf("summary: %+v", sum)
+	}
+	// The archive records the end of the backup: the command's status
+	// and the writer's component marked as backed up.
+	show := lvssdtest.Lvss(t, d.socket, "", "backup", "show", bcd, "--json")
+	var shown struct {
+		Manifest struct {
+			Stage         string `json:"stage"`
+			SnapshotSetID string `json:"snapshot_set_id"`
+			ExitStatus    *int   `json:"exit_status"`
+			Writers       []struct {
+				Name string `json:"name"`
+			} `json:"writers"`
+		} `json:"manifest"`
+		Components []map[string]any `json:"components"`
+	}
+	if show.Code != 0 || json.Unmarshal([]byte(show.Stdout), &shown) != nil {
+		t.Fatalf("lvss backup show: exit %d\n%s\n%s", show.Code, show.Stdout, show.Stderr)
+	}
+	if m := shown.Manifest; m.Stage != "backup_complete" || m.SnapshotSetID != sum.SnapshotSetID || m.ExitStatus == nil ||
+		*m.ExitStatus != 0 || len(m.Writers) != 1 || m.Writers[0].Name != "dirwriter" {
+		t.Fatalf("archive manifest: %+v", m)
+	}
+	if len(shown.Components) != 1 || shown.Components[0]["backup_succeeded"] != true {
+		t.Fatalf("archive components: %v", shown.Components)
 	}
 	env, _ := os.ReadFile(filepath.Join(d.dir, "env"))
 	if strings.TrimSpace(string(env)) != "1 "+data {
