@@ -573,3 +573,30 @@ func TestContextEndsCallNotSession(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// An interrupted requester (Run's ctx ended) cancels its pending
+// DoSnapshotSet instead of waiting for it, then aborts.
+func TestRunCancelsPendingCreationWhenInterrupted(t *testing.T) {
+	srv := clienttest.Start(t)
+	srv.Set(func(s *clienttest.Server) { s.Async["DoSnapshotSet"] = clienttest.AsyncPlan{Hold: true} })
+	ctx, cancel := context.WithCancel(testCtx(t))
+	err := client.Run(ctx, srv.Socket, func(ctx context.Context, bc *client.BackupComponents) error {
+		if _, err := bc.StartSnapshotSet(ctx); err != nil {
+			return err
+		}
+		a, err := bc.DoSnapshotSet(ctx)
+		if err != nil {
+			return err
+		}
+		cancel() // SIGINT
+		return a.Wait(ctx)
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run: %v", err)
+	}
+	calls := srv.Calls()
+	i := slices.Index(calls, "DoSnapshotSet")
+	if i < 0 || !slices.Contains(calls[i:], "Cancel") || calls[len(calls)-1] != "AbortBackup" {
+		t.Fatalf("calls %v: want DoSnapshotSet, Cancel, ..., AbortBackup", calls)
+	}
+}

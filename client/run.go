@@ -76,7 +76,8 @@ func (t *tracker) state() trackState {
 //   - then it releases the session.
 //
 // A DoSnapshotSet that fn started and did not wait for is waited for first,
-// since what to do next depends on its outcome. Run returns fn's error if
+// since what to do next depends on its outcome; if ctx has ended (the
+// requester was interrupted), it is cancelled first. Run returns fn's error if
 // there is one, else the first error of the cleanup.
 func Run(ctx context.Context, socket string, fn func(ctx context.Context, bc *BackupComponents) error) error {
 	conn, err := Dial(ctx, socket)
@@ -114,6 +115,12 @@ func (bc *BackupComponents) finish(ctx context.Context, fnErr error) error {
 	}
 	st := bc.track.state()
 	if st.snap != nil && st.snapResult == 0 {
+		if ctx.Err() != nil {
+			// The requester was interrupted: nobody waits for this set,
+			// so the writers are not kept frozen for it. lvssd aborts the
+			// creation, unless it is past its commit (then it finishes).
+			_, _ = st.snap.Cancel(cctx)
+		}
 		// Its error is fn's business; only the outcome matters here.
 		_ = st.snap.Wait(cctx)
 		st = bc.track.state()

@@ -214,3 +214,90 @@ func TestBackupCommandRefusals(t *testing.T) {
 		t.Fatal("a refused backup started a snapshot set")
 	}
 }
+
+// TestBackupCommandInterrupted: SIGINT to lvss backup while COMMAND runs,
+// and while the writers are frozen, ends everything it started: COMMAND,
+// the session, the snapshots; the writer is released; lvss exits 130.
+func TestBackupCommandInterrupted(t *testing.T) {
+	testenv.RequireRoot(t)
+	fs := testenv.LoopFS(t, "btrfs", 256<<20)
+	d := startDaemon(t, frozenTimeouts(t))
+	lvss := lvssdtest.Bin(t, "lvss")
+	noSnapshots := func() {
+		t.Helper()
+		if left, _ := filepath.Glob(filepath.Join(fs.Mount, ".lvss-snapshots", "*")); len(left) != 0 {
+			t.Fatalf("snapshots left behind: %v", left)
+		}
+	}
+	interrupt := func(args []string, ready func() bool, after func()) lvssdtest.Result {
+		t.Helper()
+		cmd := exec.Command(lvss, append([]string{"--socket", d.socket}, args...)...)
+		var out, errb strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(exited) }()
+		eventually(t, liveness, "lvss backup to reach the point to interrupt", func() bool {
+			select {
+			case <-exited:
+				t.Fatalf("lvss backup ended early: exit %d\n%s\n%s", cmd.ProcessState.ExitCode(), out.String(), errb.String())
+			default:
+			}
+			return ready()
+		})
+		if err := cmd.Process.Signal(os.Interrupt); err != nil {
+			t.Fatal(err)
+		}
+		after()
+		<-exited
+		return lvssdtest.Result{Code: cmd.ProcessState.ExitCode(), Stdout: out.String(), Stderr: errb.String()}
+	}
+
+	// During COMMAND: it is ended (its group gets SIGTERM), the writer
+	// gets BackupComplete, the snapshot goes.
+	for _, dir := range []string{"app", "slow"} {
+		if err := os.Mkdir(filepath.Join(fs.Mount, dir), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w := d.startWriter(t, "app", "front-end", "--path", filepath.Join(fs.Mount, "app"))
+	d.waitWriters(t, 1)
+	started := filepath.Join(d.dir, "command-started")
+	ended := filepath.Join(d.dir, "command-ended")
+	script := "trap 'touch " + ended + "; exit 143' TERM; touch " + started + "; while :; do sleep 0.1; done"
+	r := interrupt([]string{"backup", "--writer", "app", "--", "sh", "-c", script}, func() bool {
+		_, err := os.Stat(started)
+		return err == nil
+	}, func() {})
+	if r.Code != 130 {
+		t.Fatalf("interrupted during COMMAND: exit %d\n%s\n%s", r.Code, r.Stdout, r.Stderr)
+	}
+	if _, err := os.Stat(ended); err != nil {
+		t.Fatal("COMMAND was not told to end")
+	}
+	eventually(t, liveness, "the writer to get BackupShutdown", func() bool {
+		return slices.Contains(w.events(t), "BackupShutdown")
+	})
+	if ev := w.events(t); !slices.Contains(ev, "BackupComplete") || slices.Contains(ev, "Abort") {
+		t.Fatalf("writer events after an interrupt during COMMAND: %v", ev)
+	}
+	noSnapshots()
+
+	// While the writers are frozen: creation is aborted, the writer gets
+	// Abort (which ends its Freeze handler: the SDK cancels a running
+	// handler for Abort), nothing is left.
+	slow := d.startWriter(t, "slow", "front-end", "--sleep-at", "Freeze=1h", "--path", filepath.Join(fs.Mount, "slow"))
+	d.waitWriters(t, 2)
+	r = interrupt([]string{"backup", "--writer", "slow", "--", "true"}, func() bool {
+		return slices.Contains(slow.lw.EnteredEvents(t), "Freeze")
+	}, func() {})
+	if r.Code != 130 {
+		t.Fatalf("interrupted during Freeze: exit %d\n%s\n%s", r.Code, r.Stdout, r.Stderr)
+	}
+	eventually(t, liveness, "the frozen writer to get Abort", func() bool {
+		return slices.Contains(slow.events(t), "Abort")
+	})
+	noSnapshots()
+}
