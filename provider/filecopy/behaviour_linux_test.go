@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unsafe"
@@ -200,7 +201,7 @@ func TestChangeDetection(t *testing.T) {
 		e := newEnv(t, "xfs")
 		manyFiles(t, e.vol, 200)
 		writeFile(t, filepath.Join(e.vol, "hot"), []byte("start\n"))
-		wrote := make(chan struct{}, 1)
+		var writes atomic.Int64 // completed appends
 		stop := make(chan struct{})
 		finished := make(chan struct{})
 		writer := func() {
@@ -219,10 +220,7 @@ func TestChangeDetection(t *testing.T) {
 				if _, err := f.WriteString("more\n"); err != nil {
 					return
 				}
-				select {
-				case wrote <- struct{}{}:
-				default:
-				}
+				writes.Add(1)
 			}
 		}
 		e.p.afterEntry = func(rel string) {
@@ -232,8 +230,15 @@ func TestChangeDetection(t *testing.T) {
 			case "hot":
 				// The copy of hot is done; make sure the writer changes it
 				// again before the copy ends, as a busy application would.
-				<-wrote
-				<-wrote
+				// The append in flight now may have begun before the copy
+				// ended; the one after it began later.
+				n := writes.Load()
+				for deadline := time.Now().Add(30 * time.Second); writes.Load() < n+2; time.Sleep(time.Millisecond) {
+					if time.Now().After(deadline) {
+						t.Error("the concurrent writer stopped appending")
+						return
+					}
+				}
 			}
 		}
 		s := mustSnap(t, e.p, e.vol)[0]
