@@ -175,6 +175,18 @@ type unreachable struct{ err error }
 func (e unreachable) Error() string { return e.err.Error() }
 func (e unreachable) Unwrap() error { return e.err }
 
+// interrupted is SIGINT or SIGTERM; lvss exits 130.
+type interrupted struct{ created bool }
+
+func (e interrupted) Error() string {
+	if e.created {
+		return "interrupted: the writers were told the backup failed, and the session was released"
+	}
+	return "interrupted before the snapshot set existed: its creation was aborted and the session released"
+}
+
+func (interrupted) Unwrap() error { return context.Canceled }
+
 // setInProgress is VSS_E_SNAPSHOT_SET_IN_PROGRESS that outlasted --timeout.
 type setInProgress struct{ err error }
 
@@ -317,6 +329,11 @@ func runBackup(ctx context.Context, socket string, o backupOptions, out, errOut 
 	err = client.Run(ctx, socket, func(ctx context.Context, bc *client.BackupComponents) error {
 		return p.session(ctx, bc, run, progress, errOut)
 	})
+	if ctx.Err() != nil {
+		// Whatever a call said when the signal cut it short, what
+		// happened is an interrupt, and the session was ended properly.
+		err = interrupted{run.created}
+	}
 	if run.created || run.command != nil {
 		if perr := printBackup(out, p, run); perr != nil && err == nil {
 			err = perr

@@ -58,23 +58,29 @@ func (p *backupPlan) runCommand(ctx context.Context, run *backupRun) error {
 	// Whatever COMMAND started and left behind must not read the
 	// snapshots after they are released.
 	_ = inplace.Signal(cmd, syscall.SIGKILL)
+	// A COMMAND killed by a signal reports as a shell would: 128 + N.
 	res.status = cmd.ProcessState.ExitCode()
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		res.status = 128 + int(ws.Signal())
+		res.err = "killed by " + ws.Signal().String()
+	}
 	if ctx.Err() != nil {
-		res.err = "interrupted"
+		if res.err == "" {
+			res.err = "interrupted"
+		}
 		return ctx.Err()
 	}
 	if err == nil {
 		return nil
 	}
-	res.err = err.Error()
-	status := res.status
-	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		status = 128 + int(ws.Signal())
+	if res.err == "" {
+		res.err = err.Error()
 	}
+	status := res.status
 	if status == 2 || status <= 0 {
 		status = 1 // 2 is lvss's usage error alone
 	}
-	return commandExit{status: status, err: fmt.Errorf("%s failed: %w", p.o.command[0], err)}
+	return commandExit{status: status, err: fmt.Errorf("%s failed: %s", p.o.command[0], res.err)}
 }
 
 // snapshotEnv is what COMMAND learns about the snapshot set.
@@ -265,6 +271,8 @@ func printBackup(out io.Writer, p *backupPlan, run *backupRun) error {
 			fmt.Fprintf(&b, "Command %s succeeded\n", c.argv[0])
 		case c.status < 0:
 			fmt.Fprintf(&b, "Command %s did not run: %s\n", c.argv[0], c.err)
+		case c.err != "" && !strings.HasPrefix(c.err, "exit status"):
+			fmt.Fprintf(&b, "Command %s ended with status %d (%s)\n", c.argv[0], c.status, c.err)
 		default:
 			fmt.Fprintf(&b, "Command %s exited with status %d\n", c.argv[0], c.status)
 		}

@@ -187,6 +187,11 @@ tar --exclude-from "$LVSS_EXCLUDE_FILE" -cf ` + archive2 + ` ` + data
 	if r.Code != 7 || !strings.Contains(r.Stdout, "exited with status 7") {
 		t.Fatalf("failing COMMAND: exit %d\n%s\n%s", r.Code, r.Stdout, r.Stderr)
 	}
+	// Killed by a signal, it reports as a shell would.
+	r = lvssdtest.Lvss(t, d.socket, "", "backup", "--writer", "dirwriter", "--", "sh", "-c", "kill -TERM $$")
+	if r.Code != 143 || !strings.Contains(r.Stdout, "ended with status 143 (killed by terminated)") {
+		t.Fatalf("COMMAND killed by SIGTERM: exit %d\n%s\n%s", r.Code, r.Stdout, r.Stderr)
+	}
 }
 
 // TestBackupCommandRefusals: what lvss backup refuses before anything is
