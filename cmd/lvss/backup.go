@@ -84,10 +84,11 @@ way it gets:
                               where COMMAND sees them, in
                               --exclude-file-format (restic: for restic
                               --exclude-file; borg: borg --exclude-from;
-                              tar: tar --exclude-from, where a filespec with
-                              a wildcard also matches in subdirectories;
-                              rsync: rsync --relative --exclude-from); unset
-                              when no writer excludes anything
+                              tar: tar --exclude-from, where a
+                              non-recursive exclusion with a wildcard also
+                              matches in subdirectories; rsync: rsync
+                              --relative --exclude-from); unset when no
+                              writer excludes anything
   LVSS_BACKUP_TYPE            the --type
 COMMAND's output goes to lvss's (with --json, its standard output goes to
 standard error, which leaves standard output to the JSON summary).
