@@ -89,8 +89,12 @@ way it gets:
   LVSS_EXCLUDE_FILE           a file listing the files the writers exclude,
                               where COMMAND sees them, in
                               --exclude-file-format (restic: for restic
-                              --exclude-file; tar: tar --exclude-from; borg:
-                              borg --exclude-from)
+                              --exclude-file; borg: borg --exclude-from;
+                              tar: tar --exclude-from, where a
+                              non-recursive exclusion with a wildcard also
+                              matches in subdirectories; rsync: rsync
+                              --relative --exclude-from); unset when no
+                              writer excludes anything
   LVSS_BACKUP_TYPE            the --type
 COMMAND's output goes to lvss's (with --json, its standard output goes to
 standard error, which leaves standard output to the JSON summary).
@@ -115,8 +119,13 @@ COMMAND could not be run, or was not found; 130 interrupted.`,
   # without --in-place, from the snapshot's own path
   lvss backup --for /srv/data -- sh -c 'tar -C "$LVSS_SNAPSHOT_1_PATH" -cf /backup/data.tar .'
 
+  # restic, recording /srv/data, with the writers' exclusions
+  lvss backup --for /srv/data --in-place -- \
+      sh -c 'restic backup --exclude-file "${LVSS_EXCLUDE_FILE:-/dev/null}" /srv/data'
+
   # the PostgreSQL writer's files, whatever volume they are on, with restic
-  lvss backup --writer postgres -- sh -c 'restic backup --exclude-file "$LVSS_EXCLUDE_FILE" "$LVSS_SNAPSHOT_1_PATH"'`,
+  lvss backup --writer postgres --in-place -- \
+      sh -c 'restic backup --exclude-file "${LVSS_EXCLUDE_FILE:-/dev/null}" "$LVSS_SNAPSHOT_1_ORIGINAL"'`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if n := cmd.ArgsLenAtDash(); n != 0 && len(args) > 0 {
@@ -139,7 +148,7 @@ COMMAND could not be run, or was not found; 130 interrupted.`,
 	f.BoolVar(&o.inPlace, "in-place", false, "run COMMAND with each snapshot mounted over its original path (needs CAP_SYS_ADMIN)")
 	f.StringVar(&o.bcd, "bcd", "", "write the backup's documents and manifest to FILE (see lvss backup show)")
 	cmd.AddCommand(newBackupShowCommand())
-	f.StringVar(&o.excludeFormat, "exclude-file-format", "restic", "syntax of $LVSS_EXCLUDE_FILE: restic, tar or borg")
+	f.StringVar(&o.excludeFormat, "exclude-file-format", "restic", "syntax of $LVSS_EXCLUDE_FILE: "+excludeFormatNames)
 	f.BoolVar(&o.json, "json", false, "print the summary as one JSON object")
 	return cmd
 }
@@ -229,7 +238,7 @@ func (o backupOptions) plan() (*backupPlan, error) {
 	}
 	p.btype = bt
 	if _, ok := excludeFormats[o.excludeFormat]; !ok {
-		return nil, usageError{fmt.Errorf("--exclude-file-format %q: say restic, tar or borg", o.excludeFormat)}
+		return nil, usageError{fmt.Errorf("--exclude-file-format %q: say %s", o.excludeFormat, excludeFormatNames)}
 	}
 	if o.inPlace {
 		if len(o.command) == 0 {

@@ -49,6 +49,7 @@ func TestExcludeLines(t *testing.T) {
 		{"restic", []string{"/srv/.lvss-snapshots/s1/db/**/*.tmp", "/srv/.lvss-snapshots/s1/db/*.tmp", "/srv/.lvss-snapshots/s1/db/lock?"}},
 		{"borg", []string{`re:^srv/\.lvss-snapshots/s1/db/(.*/)?[^/]*\.tmp$`, `re:^srv/\.lvss-snapshots/s1/db/lock[^/]$`}},
 		{"tar", []string{"/srv/.lvss-snapshots/s1/db/*.tmp", "/srv/.lvss-snapshots/s1/db/lock?"}},
+		{"rsync", []string{"/srv/.lvss-snapshots/s1/db/**/*.tmp", "/srv/.lvss-snapshots/s1/db/*.tmp", "/srv/.lvss-snapshots/s1/db/lock?"}},
 	} {
 		if got := excludeLines(tc.format, wmds, where); !slices.Equal(got, tc.want) {
 			t.Errorf("%s: got %q, want %q", tc.format, got, tc.want)
@@ -57,6 +58,52 @@ func TestExcludeLines(t *testing.T) {
 	// Outside every snapshot, a path stays as it is.
 	if got := inSnapshot("/home/x", snaps); got != "/home/x" {
 		t.Fatalf("inSnapshot outside: %s", got)
+	}
+}
+
+// The characters a glob or a tool's file syntax gives a meaning to are
+// literal in a directory name and in a filespec (but for the filespec's
+// own wildcards). This quoting was tried by hand with the real tools
+// (restic 0.14, GNU tar 1.34, rsync 3.5, borg 1.2): each pattern excludes its
+// file and not one in a look-alike directory ("a 1" for "a [1]").
+func TestExcludeQuoting(t *testing.T) {
+	for _, tc := range []struct {
+		dir, spec, format string
+		want              []string
+	}{
+		{"/d/a [1]", "lock", "restic", []string{"/d/a [[]1]/lock"}},
+		{"/d/a [1]", "lock", "tar", []string{"/d/a [[]1]/lock"}},
+		{"/d/a [1]", "lock", "rsync", []string{"/d/a [[]1]/lock"}},
+		{"/d/a*b", "*.tmp", "tar", []string{"/d/a[*]b/*.tmp"}},
+		{"/d/a?b", "x", "rsync", []string{"/d/a[?]b/x"}},
+		{`/d/a\b`, "x", "restic", []string{`/d/a[\\]b/x`}},
+		{"/d/x]y", "x", "restic", []string{"/d/x]y/x"}},
+		// restic expands $NAME in its exclude file; $$ is a '$'.
+		{"/d/$HOME", "*", "restic", []string{"/d/$$HOME/*"}},
+		{"/d/$HOME", "*", "rsync", []string{"/d/$HOME/*"}},
+		// A filespec's '[' is literal: only '*' and '?' are wildcards in VSS.
+		{"/d", "f[1].log", "tar", []string{"/d/f[[]1].log"}},
+		{"/d/a [1]", "*.tmp", "borg", []string{`re:^d/a \[1\]/[^/]*\.tmp$`}},
+		{"/d/$HOME", "f[1]", "borg", []string{`re:^d/\$HOME/f\[1\]$`}},
+		// The root: one '/', and borg's paths have none.
+		{"/", "*.tmp", "restic", []string{"/*.tmp"}},
+		{"/", "*.tmp", "tar", []string{"/*.tmp"}},
+		{"/", "*.tmp", "borg", []string{`re:^[^/]*\.tmp$`}},
+	} {
+		if got := excludeFormats[tc.format](tc.dir, tc.spec, false); !slices.Equal(got, tc.want) {
+			t.Errorf("%s %q %q: got %q, want %q", tc.format, tc.dir, tc.spec, got, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		format string
+		want   []string
+	}{
+		{"rsync", []string{"/*.tmp", "/**/*.tmp"}},
+		{"borg", []string{`re:^(.*/)?[^/]*\.tmp$`}},
+	} {
+		if got := excludeFormats[tc.format]("/", "*.tmp", true); !slices.Equal(got, tc.want) {
+			t.Errorf("%s / *.tmp recursive: got %q, want %q", tc.format, got, tc.want)
+		}
 	}
 }
 

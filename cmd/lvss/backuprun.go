@@ -102,36 +102,109 @@ func snapshotEnv(run *backupRun, p *backupPlan) []string {
 
 // excludeFormats write one writer exclusion (directory, filespec,
 // recursive) as the lines of a tool's exclude file. dir is where COMMAND
-// sees the directory.
+// sees the directory. Every line names the directory absolutely, so each
+// tool must be given absolute paths (rsync: --relative).
 var excludeFormats = map[string]func(dir, spec string, recursive bool) []string{
 	// restic --exclude-file: absolute glob patterns; '*' stops at '/',
-	// '**' crosses directories.
+	// '**' crosses directories. restic expands environment variables in
+	// the file, "$$" being its literal '$'.
 	"restic": func(dir, spec string, recursive bool) []string {
-		lines := []string{filepath.Join(dir, spec)}
-		if recursive {
-			lines = append(lines, filepath.Join(dir, "**", spec))
-		}
-		return lines
+		return dollars(slashGlobs(dir, spec, recursive))
 	},
 	// borg --exclude-from: borg 1.2 matches paths without their leading
 	// '/'; a regular expression says exactly "this directory only" or
 	// "any depth".
 	"borg": func(dir, spec string, recursive bool) []string {
-		d := regexp.QuoteMeta(strings.TrimPrefix(dir, "/"))
-		mid := "/"
-		if recursive {
-			mid = "/(.*/)?"
+		prefix := ""
+		if d := strings.Trim(dir, "/"); d != "" {
+			prefix = regexp.QuoteMeta(d) + "/"
 		}
-		return []string{"re:^" + d + mid + globRegexp(spec) + "$"}
+		if recursive {
+			prefix += "(.*/)?"
+		}
+		return []string{"re:^" + prefix + globRegexp(spec) + "$"}
 	},
 	// tar --exclude-from: absolute patterns, for a tar given absolute
-	// paths. GNU tar's '*' crosses '/' in exclusions by default, so a
-	// pattern matches at any depth under the directory: exact for
-	// recursive exclusions; a non-recursive one also excludes deeper
-	// matches.
+	// paths. GNU tar's '*' crosses '/' in exclusions by default, and no
+	// pattern in the file can say otherwise (--no-wildcards-match-slash
+	// would apply to the whole file and leave no way to say "any depth"),
+	// so one pattern serves both: exact for recursive exclusions and for
+	// filespecs without wildcards; a non-recursive filespec with a
+	// wildcard also excludes its matches in subdirectories.
 	"tar": func(dir, spec string, recursive bool) []string {
-		return []string{filepath.Join(dir, spec)}
+		return []string{globDir(dir) + globSpec(spec)}
 	},
+	// rsync --exclude-from: patterns anchored with a leading '/' at the
+	// transfer root, which is '/' only with --relative (-R): the absolute
+	// paths then match, and the destination holds the original paths.
+	// '*' stops at '/', '**' crosses directories (and, unlike restic's,
+	// does not match zero of them, hence two lines for a recursive one).
+	"rsync": func(dir, spec string, recursive bool) []string {
+		return slashGlobs(dir, spec, recursive)
+	},
+}
+
+// excludeFormatNames lists the formats for messages and --help.
+const excludeFormatNames = "restic, borg, tar or rsync"
+
+// slashGlobs are the absolute patterns of an exclusion for matchers whose
+// '*' stops at '/' and whose '**' crosses directories (restic, rsync).
+func slashGlobs(dir, spec string, recursive bool) []string {
+	d := globDir(dir)
+	lines := []string{d + globSpec(spec)}
+	if recursive {
+		lines = append(lines, d+"**/"+globSpec(spec))
+	}
+	return lines
+}
+
+// globDir is dir quoted (globQuote) and ending in '/': what goes before a
+// file name in a pattern ("/" for the root).
+func globDir(dir string) string {
+	return strings.TrimSuffix(globQuote(dir), "/") + "/"
+}
+
+// dollars doubles each '$', which restic would otherwise expand.
+func dollars(lines []string) []string {
+	for i, l := range lines {
+		lines[i] = strings.ReplaceAll(l, "$", "$$")
+	}
+	return lines
+}
+
+// globQuote makes a path match itself in restic's, GNU tar's and rsync's
+// patterns, where '*', '?' and '[' are wildcards and '\' escapes. Each of
+// them goes in brackets rather than after a backslash: tar and rsync
+// compare a pattern without wildcards as plain text, backslashes included,
+// and a bracket is a wildcard to all three. A ']' outside brackets is
+// literal to all three (and "[]]" is an error to restic).
+func globQuote(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		switch r {
+		case '*', '?', '[':
+			b.WriteString("[" + string(r) + "]")
+		case '\\':
+			b.WriteString(`[\\]`)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// globSpec is a VSS filespec as a glob: its '*' and '?' stay wildcards,
+// everything else is literal.
+func globSpec(spec string) string {
+	var b strings.Builder
+	for _, r := range spec {
+		if r == '*' || r == '?' {
+			b.WriteRune(r)
+		} else {
+			b.WriteString(globQuote(string(r)))
+		}
+	}
+	return b.String()
 }
 
 // globRegexp turns a VSS filespec ('*' and '?' wildcards, no '/') into a

@@ -21,10 +21,11 @@ import (
 )
 
 // dirWriter has one component, a directory, and excludes the *.tmp files
-// under it (the WMD's EXCLUDE_FILES).
+// under it (the WMD's EXCLUDE_FILES), and whatever more says.
 type dirWriter struct {
 	quietWriter
-	dir string
+	dir  string
+	more []document.FileSpec
 }
 
 func (w dirWriter) Identify(_ context.Context, md *writer.Metadata) error {
@@ -34,7 +35,12 @@ func (w dirWriter) Identify(_ context.Context, md *writer.Metadata) error {
 	if err := md.AddFiles("", "data", w.dir, "*", true, "", vss.DefaultFileBackupTypeMask); err != nil {
 		return err
 	}
-	return md.AddExcludeFiles(w.dir, "*.tmp", true)
+	for _, x := range append([]document.FileSpec{{Path: w.dir, Filespec: "*.tmp", Recursive: true}}, w.more...) {
+		if err := md.AddExcludeFiles(x.Path, x.Filespec, x.Recursive); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 type backupSummary struct {
