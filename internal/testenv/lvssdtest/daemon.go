@@ -80,16 +80,12 @@ func StartDaemon(t testing.TB, opt DaemonOptions) *Daemon {
 // that the daemon ended before it answered.
 func waitAnswers(t testing.TB, socket string, gone func() string) {
 	t.Helper()
-	end := time.Now().Add(readyTimeout)
-	for !answers(socket) {
+	Eventually(t, readyTimeout, "lvssd to answer on "+socket, func() bool {
 		if why := gone(); why != "" {
 			t.Fatalf("lvssd ended before it answered on %s: %s", socket, why)
 		}
-		if time.Now().After(end) {
-			t.Fatalf("lvssd did not answer on %s within %s", socket, readyTimeout)
-		}
-		time.Sleep(pollInterval)
-	}
+		return answers(socket)
+	})
 }
 
 // answers reports whether a daemon answers ListProviders at socket. A

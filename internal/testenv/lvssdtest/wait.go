@@ -7,25 +7,15 @@ import (
 	"time"
 
 	"github.com/lvss/lvss/client"
+	"github.com/lvss/lvss/internal/testenv"
 )
 
-// pollInterval is how often Eventually looks at its condition: short
-// enough not to slow tests down, long enough not to load the machine.
-const pollInterval = 20 * time.Millisecond
-
-// Eventually waits until cond holds, failing t with what it waited for if
-// it does not within d. d is a bound for a broken run, not a pace: pick it
-// generously (a loaded CI machine is slow), since a passing run returns as
-// soon as cond holds.
+// Eventually is testenv.Eventually, here so that the harness's users need
+// one import: it waits until cond holds, failing t with what it waited
+// for if it does not within d (a bound for a broken run, not a pace).
 func Eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	end := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(end) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(pollInterval)
-	}
+	testenv.Eventually(t, d, what, cond)
 }
 
 // WaitWriters waits until lvssd at socket lists n writers, each with the
