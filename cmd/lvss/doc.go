@@ -7,9 +7,15 @@
 // create shadow` (create.go), `lvss delete shadows` (delete.go) and `lvss
 // expose`/`unexpose` (expose.go) manage persistent snapshots like
 // `vssadmin create/delete shadows`, each in a session of its own that
-// client.Run ends correctly; shadows.go holds what they share.
+// client.Run ends correctly; shadows.go holds what they share. `lvss
+// backup` (backup.go: the requester sequence; backuprun.go: running
+// COMMAND, the exclude file and the summary; backuparchive.go and
+// backupshow.go: the --bcd archive) is vshadow's create with -exec: one
+// application-consistent snapshot set and a backup tool run on it, in
+// place (package internal/inplace) or not.
 //
 // Every verb prints text, or JSON with --json. The exit status is chosen in
 // one place, exitCode in main.go: 0 success, 1 a call or operation failed,
-// 2 the command line was wrong, 130 interrupted.
+// 2 the command line was wrong, 130 interrupted; lvss backup adds its own
+// (backupExit).
 package main
