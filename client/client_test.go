@@ -70,6 +70,9 @@ func TestDialMissingSocket(t *testing.T) {
 	if !errors.Is(err, vsserr.Unexpected) || !strings.Contains(err.Error(), path) {
 		t.Errorf("error %v: want VSS_E_UNEXPECTED naming the socket", err)
 	}
+	if !errors.Is(err, client.ErrUnreachable) || !strings.HasPrefix(err.Error(), "VSS_E_UNEXPECTED (0x80042302): ") {
+		t.Errorf("error %v: want ErrUnreachable, the text unchanged", err)
+	}
 }
 
 func TestDialStaleSocket(t *testing.T) {
@@ -79,7 +82,7 @@ func TestDialStaleSocket(t *testing.T) {
 	if err := os.WriteFile(path, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := client.Dial(context.Background(), path); !errors.Is(err, vsserr.Unexpected) {
+	if _, err := client.Dial(context.Background(), path); !errors.Is(err, vsserr.Unexpected) || !errors.Is(err, client.ErrUnreachable) {
 		t.Fatalf("Dial on a stale socket: %v", err)
 	}
 }

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"net"
 	"os"
 	"path/filepath"
@@ -58,16 +59,17 @@ type Conn struct {
 // gRPC connects lazily, which would turn a missing daemon into a failure of
 // the first call, far from its cause. Dial therefore checks the socket and
 // makes one plain connection first, and fails at once with
-// VSS_E_UNEXPECTED naming the socket and the reason.
+// VSS_E_UNEXPECTED naming the socket and the reason. Such a failure also
+// matches ErrUnreachable.
 func Dial(ctx context.Context, socket string) (*Conn, error) {
 	path := SocketPath(socket)
 	abs, err := filepath.Abs(path)
 	if err != nil {
-		return nil, vsserr.Wrap(vsserr.Unexpected, err, "lvssd socket %s", path)
+		return nil, unreachable(vsserr.Wrap(vsserr.Unexpected, err, "lvssd socket %s", path))
 	}
 	if _, err := os.Stat(abs); err != nil {
-		return nil, vsserr.Wrap(vsserr.Unexpected, err,
-			"lvssd socket %s: not there (is lvssd running? use --socket or $%s)", abs, SocketEnv)
+		return nil, unreachable(vsserr.Wrap(vsserr.Unexpected, err,
+			"lvssd socket %s: not there (is lvssd running? use --socket or $%s)", abs, SocketEnv))
 	}
 	pctx := ctx
 	if _, ok := ctx.Deadline(); !ok {
@@ -78,7 +80,7 @@ func Dial(ctx context.Context, socket string) (*Conn, error) {
 	var d net.Dialer
 	nc, err := d.DialContext(pctx, "unix", abs)
 	if err != nil {
-		return nil, vsserr.Wrap(vsserr.Unexpected, err, "cannot connect to lvssd at %s", abs)
+		return nil, unreachable(vsserr.Wrap(vsserr.Unexpected, err, "cannot connect to lvssd at %s", abs))
 	}
 	nc.Close()
 
@@ -93,6 +95,21 @@ func Dial(ctx context.Context, socket string) (*Conn, error) {
 	}
 	return &Conn{cc: cc, req: v1.NewRequesterClient(cc), admin: v1.NewAdminClient(cc), path: abs}, nil
 }
+
+// ErrUnreachable matches (errors.Is) the errors of Dial, and so of Run,
+// that mean lvssd could not be reached at all: no socket, or nothing
+// listening on it. Tools tell "the service is down" from "the call failed"
+// by it (lvss exits 69, EX_UNAVAILABLE); the error's text and HRESULT are
+// unchanged by the mark.
+var ErrUnreachable = errors.New("lvssd unreachable")
+
+type unreachableError struct{ err error }
+
+func unreachable(err error) error { return &unreachableError{err} }
+
+func (e *unreachableError) Error() string        { return e.err.Error() }
+func (e *unreachableError) Unwrap() error        { return e.err }
+func (e *unreachableError) Is(target error) bool { return target == ErrUnreachable }
 
 // Socket is the absolute path of the socket the connection uses.
 func (c *Conn) Socket() string { return c.path }
