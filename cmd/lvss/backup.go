@@ -132,6 +132,7 @@ COMMAND could not be run, or was not found; 130 interrupted.`,
 				return usageError{fmt.Errorf("unexpected argument %q: the backup command goes after --", args[0])}
 			}
 			o.command = args
+			o.json = g.json
 			return runBackup(cmd.Context(), g.socket, o, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
@@ -147,19 +148,10 @@ COMMAND could not be run, or was not found; 130 interrupted.`,
 	f.BoolVar(&o.allowWriterFailures, "allow-writer-failures", false, "run COMMAND even if a writer failed")
 	f.BoolVar(&o.inPlace, "in-place", false, "run COMMAND with each snapshot mounted over its original path (needs CAP_SYS_ADMIN)")
 	f.StringVar(&o.bcd, "bcd", "", "write the backup's documents and manifest to FILE (see lvss backup show)")
-	cmd.AddCommand(newBackupShowCommand())
+	cmd.AddCommand(newBackupShowCommand(g))
 	f.StringVar(&o.excludeFormat, "exclude-file-format", "restic", "syntax of $LVSS_EXCLUDE_FILE: "+excludeFormatNames)
-	f.BoolVar(&o.json, "json", false, "print the summary as one JSON object")
 	return cmd
 }
-
-// Exit statuses of lvss backup besides 0, 1, 2 and 130 (exitCode).
-const (
-	exitWriterFailed  = 3
-	exitUnreachable   = 69
-	exitSetInProgress = 75
-	exitCannotRun     = 125
-)
 
 // writerFailure is a writer that failed when --allow-writer-failures was
 // not given: the backup stops before COMMAND.
@@ -177,12 +169,16 @@ func (e writerFailure) Error() string {
 	return strings.Join(parts, "; ") + " (the command was not run; --allow-writer-failures runs it on crash-consistent snapshots)"
 }
 
-// unreachable is lvssd not answering: its own exit status, so that a
-// scheduler can tell "the service is down" from "the backup failed".
-type unreachable struct{ err error }
-
-func (e unreachable) Error() string { return e.err.Error() }
-func (e unreachable) Unwrap() error { return e.err }
+// Unwrap is the first writer's failure code, the HRESULT the error reports
+// (its JSON form's "hresult").
+func (e writerFailure) Unwrap() error {
+	for _, w := range e.writers {
+		if w.Failure.Failed() {
+			return w.Failure
+		}
+	}
+	return nil
+}
 
 // interrupted is SIGINT or SIGTERM; lvss exits 130.
 type interrupted struct{ created bool }
@@ -312,7 +308,7 @@ func runBackup(ctx context.Context, socket string, o backupOptions, out, errOut 
 	}
 	conn, err := client.Dial(ctx, socket)
 	if err != nil {
-		return unreachable{err}
+		return err // client.ErrUnreachable: exit status 69
 	}
 	defer conn.Close()
 	p.conn = conn

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -365,26 +364,4 @@ func nonNil(s []string) []string {
 		return []string{}
 	}
 	return s
-}
-
-// backupExit maps lvss backup's own outcomes to exit statuses (see its
-// --help); exitCode handles the rest.
-func backupExit(err error) (int, bool) {
-	var (
-		wf writerFailure
-		un unreachable
-		sp setInProgress
-		ce commandExit
-	)
-	switch {
-	case errors.As(err, &wf):
-		return exitWriterFailed, true
-	case errors.As(err, &un):
-		return exitUnreachable, true
-	case errors.As(err, &sp):
-		return exitSetInProgress, true
-	case errors.As(err, &ce):
-		return ce.status, true
-	}
-	return 0, false
 }

@@ -18,8 +18,7 @@ import (
 // archive `lvss backup --bcd FILE` writes (docs/backup-archive.md). It
 // needs no daemon: the archive is all there is to show, and it is most
 // needed when the machine that wrote it is gone.
-func newBackupShowCommand() *cobra.Command {
-	var asJSON bool
+func newBackupShowCommand(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "show FILE",
 		Short: "Print a backup archive written by 'lvss backup --bcd FILE'",
@@ -41,10 +40,9 @@ Document. The format is described in docs/backup-archive.md.`,
   lvss backup show /backup/srv.lvss.tar --json | jq -r '.components[] | select(.backup_succeeded | not) | .component'`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return showBackup(args[0], asJSON, cmd.OutOrStdout())
+			return showBackup(args[0], g.json, cmd.OutOrStdout())
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object: the manifest and the components")
 	return cmd
 }
 
@@ -61,23 +59,23 @@ func showBackup(path string, asJSON bool, out io.Writer) error {
 }
 
 // archiveError is an archive that does not read: the HRESULT and the
-// problem (backupdoc names the file and the part of it at fault), then a
-// line on what to do about it.
+// problem (backupdoc names the file and the part of it at fault). Its hint
+// says what to do about an archive, which the table's advice for the same
+// HRESULT (about snapshots and IDs) would not.
 type archiveError struct{ err error }
 
-func (e archiveError) Error() string {
-	var hint string
+func (e archiveError) Error() string { return e.err.Error() }
+
+func (e archiveError) Hint() string {
 	switch vsserr.Code(e.err) {
 	case vsserr.CorruptXMLDocument, vsserr.InvalidXMLDocument:
-		hint = "A document in the archive is damaged or was changed after 'lvss backup' wrote it: restore cannot use this copy of the archive."
+		return "a document in the archive is damaged or was changed after 'lvss backup' wrote it: restore cannot use this copy of the archive"
 	case vsserr.ObjectNotFound:
-		hint = "Give the path of the archive 'lvss backup --bcd FILE' wrote."
+		return "give the path of the archive 'lvss backup --bcd FILE' wrote"
 	case vsserr.AccessDenied:
-		hint = "Run lvss as a user who may read the archive."
-	default:
-		hint = "FILE must be an archive written by 'lvss backup --bcd FILE', as it wrote it (see docs/backup-archive.md)."
+		return "run lvss as a user who may read the archive"
 	}
-	return e.err.Error() + "\n" + hint
+	return "FILE must be an archive written by 'lvss backup --bcd FILE', as it wrote it (see docs/backup-archive.md)"
 }
 
 func (e archiveError) Unwrap() error { return e.err }

@@ -5,8 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -45,7 +43,7 @@ func runBackupShow(t *testing.T, argv ...string) (int, string, string) {
 		root.AddCommand(backup)
 	}
 	if !slices.ContainsFunc(backup.Commands(), func(c *cobra.Command) bool { return c.Name() == "show" }) {
-		show := newBackupShowCommand()
+		show := newBackupShowCommand(&globalOptions{})
 		backup.AddCommand(show)
 		markUsage(show)
 	}
@@ -53,15 +51,9 @@ func runBackupShow(t *testing.T, argv ...string) (int, string, string) {
 	root.SetArgs(append([]string{"backup", "show"}, argv...))
 	root.SetOut(&out)
 	root.SetErr(&errb)
-	err := root.ExecuteContext(context.Background())
-	var ue usageError
-	switch {
-	case err == nil:
-	case errors.As(err, &ue):
-		fmt.Fprintf(&errb, "lvss: %v\nRun 'lvss --help' for usage.\n", err)
-	default:
-		fmt.Fprintf(&errb, "lvss: %v\n", err)
-	}
+	argv = append([]string{"backup", "show"}, argv...)
+	cmd, err := root.ExecuteContextC(context.Background())
+	reportError(&errb, cmd, argv, err)
 	return exitCode(err), out.String(), errb.String()
 }
 
@@ -306,11 +298,11 @@ func TestBackupShowBadFile(t *testing.T) {
 		path, first, hint string
 	}{
 		{missing, "lvss: VSS_E_OBJECT_NOT_FOUND (0x80042308): " + missing + ": open: no such file or directory",
-			"Give the path of the archive 'lvss backup --bcd FILE' wrote."},
+			"hint: give the path of the archive 'lvss backup --bcd FILE' wrote"},
 		{notTar, "lvss: E_INVALIDARG (0x80070057): " + notTar + ": not a tar archive",
-			"FILE must be an archive written by 'lvss backup --bcd FILE', as it wrote it (see docs/backup-archive.md)."},
+			"hint: FILE must be an archive written by 'lvss backup --bcd FILE', as it wrote it (see docs/backup-archive.md)"},
 		{damaged, "lvss: VSS_E_CORRUPT_XML_DOCUMENT (0x80042310): " + damaged + ": bcd.xml: line ",
-			"A document in the archive is damaged or was changed after 'lvss backup' wrote it: restore cannot use this copy of the archive."},
+			"hint: a document in the archive is damaged or was changed after 'lvss backup' wrote it: restore cannot use this copy of the archive"},
 	} {
 		code, out, errOut := runBackupShow(t, tc.path)
 		lines := strings.Split(strings.TrimSuffix(errOut, "\n"), "\n")
@@ -324,7 +316,7 @@ func TestBackupShowBadFile(t *testing.T) {
 }
 
 func TestBackupShowHelp(t *testing.T) {
-	cmd := newBackupShowCommand()
+	cmd := newBackupShowCommand(&globalOptions{})
 	if cmd.Long == "" || !strings.Contains(cmd.Example, "lvss backup show ") {
 		t.Errorf("--help lacks a long text or an example")
 	}

@@ -71,6 +71,7 @@ $SESSION_ID, $EXPOSED_NAME. docs/cli.md describes every method.`,
   coproc lvss call --json; echo InitializeForBackup >&${COPROC[1]}; read -u ${COPROC[0]} result`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, argv []string) error {
+			o.json = g.json // the root's --json
 			in := cmd.InOrStdin()
 			if len(argv) == 1 && argv[0] != "-" {
 				f, err := os.Open(argv[0])
@@ -83,7 +84,6 @@ $SESSION_ID, $EXPOSED_NAME. docs/cli.md describes every method.`,
 			return runCall(cmd.Context(), g.socket, o, in, cmd.OutOrStdout())
 		},
 	}
-	cmd.Flags().BoolVar(&o.json, "json", false, "print one JSON object per line per call")
 	cmd.Flags().BoolVar(&o.keepGoing, "keep-going", false, "go on after a failed call (exit status 1 if any failed)")
 	return cmd
 }
@@ -112,7 +112,9 @@ func runCall(ctx context.Context, socket string, o callOptions, in io.Reader, ou
 	conn, err := client.Dial(ctx, socket)
 	if err != nil {
 		p.result(errResult("CreateVssBackupComponents", err))
-		return errCallsFailed
+		// The result is the report; err still sets the exit status (69
+		// when lvssd is unreachable).
+		return errors.Join(errCallsFailed, err)
 	}
 	defer conn.Close()
 	bc, err := conn.NewBackupComponents(ctx)

@@ -458,9 +458,11 @@ func TestUsageErrors(t *testing.T) {
 }
 
 func TestCallNoDaemon(t *testing.T) {
-	code, out, _ := runLvss(t, "/nonexistent/lvssd.sock", "InitializeForBackup\n", "call", "--json")
-	if code != 1 {
-		t.Fatalf("exit %d", code)
+	code, out, errOut := runLvss(t, "/nonexistent/lvssd.sock", "InitializeForBackup\n", "call", "--json")
+	// The result is the report (nothing on stderr); the status says lvssd
+	// is unreachable.
+	if code != exitUnreachable || errOut != "" {
+		t.Fatalf("exit %d, stderr %q", code, errOut)
 	}
 	res := jsonLines(t, out)
 	if len(res) != 1 || res[0]["call"] != "CreateVssBackupComponents" || res[0]["name"] != "VSS_E_UNEXPECTED" ||

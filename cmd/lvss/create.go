@@ -73,13 +73,13 @@ and warnings.`,
   lvss create shadow --for /home --provider btrfs --json | jq -r '.snapshots[0].snapshot_path'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.json = g.json // the root's --json
 			return createShadow(cmd.Context(), g.socket, o, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
 	cmd.Flags().StringArrayVar(&o.volumes, "for", nil, "volume to snapshot (repeat for several)")
 	cmd.Flags().StringVar(&o.provider, "provider", "", "provider name or ID (default: lvssd chooses)")
 	cmd.Flags().StringVar(&o.context, "context", "VSS_CTX_CLIENT_ACCESSIBLE", "snapshot context; must be persistent")
-	cmd.Flags().BoolVar(&o.json, "json", false, "print one JSON object")
 	return cmd
 }
 
@@ -212,8 +212,10 @@ func createShadow(ctx context.Context, socket string, o createOptions, out, errO
 	}
 	for _, w := range res.warnings {
 		// The first failure after creation is the command's error, which
-		// main prints; the JSON keeps it among the warnings too.
-		if res.afterErr == nil || w != res.afterErr.Error() {
+		// main prints; the JSON keeps it among the warnings too. With
+		// --json the warnings are in the result alone, and standard error
+		// holds nothing but the error object, if any.
+		if !o.json && (res.afterErr == nil || w != res.afterErr.Error()) {
 			fmt.Fprintf(errOut, "lvss: warning: %s\n", w)
 		}
 	}

@@ -72,6 +72,7 @@ failed (null, or snapshot_id, hresult, name, message) and not_deleted
   lvss delete shadows --all --quiet --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.json = g.json // the root's --json
 			return deleteShadows(cmd.Context(), g.socket, o, cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
@@ -82,7 +83,6 @@ failed (null, or snapshot_id, hresult, name, message) and not_deleted
 	f.BoolVar(&o.oldest, "oldest", false, "with --for: delete only the oldest snapshot of the volume")
 	f.BoolVar(&o.all, "all", false, "delete every snapshot")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "do not ask for confirmation")
-	f.BoolVar(&o.json, "json", false, "print one JSON object")
 	return cmd
 }
 

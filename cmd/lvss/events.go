@@ -15,9 +15,8 @@ import (
 
 func newListEventsCommand(g *globalOptions) *cobra.Command {
 	var (
-		asJSON bool
-		after  uint64
-		limit  int
+		after uint64
+		limit int
 	)
 	cmd := &cobra.Command{
 		Use:   "events",
@@ -33,10 +32,9 @@ the log); --limit N shows at most N. --json prints one JSON array.`,
   lvss list events --after 120 --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return listEvents(cmd.Context(), g.socket, after, limit, asJSON, cmd.OutOrStdout())
+			return listEvents(cmd.Context(), g.socket, after, limit, g.json, cmd.OutOrStdout())
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array")
 	cmd.Flags().Uint64Var(&after, "after", 0, "show only events with a larger sequence number")
 	cmd.Flags().IntVar(&limit, "limit", 0, "show at most this many events (0 = all)")
 	return cmd

@@ -14,7 +14,6 @@ import (
 )
 
 func newExposeCommand(g *globalOptions) *cobra.Command {
-	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "expose ID PATH",
 		Short: "Make a snapshot readable at a directory",
@@ -40,15 +39,13 @@ snapshot_id and exposed_path.`,
 			if err != nil {
 				return err
 			}
-			return expose(cmd.Context(), g.socket, id, dir, asJSON, cmd.OutOrStdout())
+			return expose(cmd.Context(), g.socket, id, dir, g.json, cmd.OutOrStdout())
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object")
 	return cmd
 }
 
 func newUnexposeCommand(g *globalOptions) *cobra.Command {
-	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "unexpose ID",
 		Short: "Undo 'lvss expose'",
@@ -65,10 +62,9 @@ previous_exposed_path.`,
 			if err != nil {
 				return err
 			}
-			return unexpose(cmd.Context(), g.socket, id, asJSON, cmd.OutOrStdout())
+			return unexpose(cmd.Context(), g.socket, id, g.json, cmd.OutOrStdout())
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object")
 	return cmd
 }
 

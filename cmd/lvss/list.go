@@ -37,7 +37,6 @@ event (D16).`,
 }
 
 func newListWritersCommand(g *globalOptions) *cobra.Command {
-	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "writers",
 		Short: "List subscribed writers, their components and last state",
@@ -52,15 +51,13 @@ session that was. Starts no session and sends no event.
   lvss list writers --json | jq '.[] | select(.state_value != 1) | .name'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return listWriters(cmd.Context(), g.socket, asJSON, cmd.OutOrStdout())
+			return listWriters(cmd.Context(), g.socket, g.json, cmd.OutOrStdout())
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array")
 	return cmd
 }
 
 func newListProvidersCommand(g *globalOptions) *cobra.Command {
-	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "providers",
 		Short: "List registered snapshot providers",
@@ -69,16 +66,14 @@ provider ID and version. --json prints one JSON array.`,
 		Example: `  lvss list providers`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return listProviders(cmd.Context(), g.socket, asJSON, cmd.OutOrStdout())
+			return listProviders(cmd.Context(), g.socket, g.json, cmd.OutOrStdout())
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array")
 	return cmd
 }
 
 func newListShadowsCommand(g *globalOptions) *cobra.Command {
 	var (
-		asJSON bool
 		set    string
 		forVol string
 	)
@@ -113,10 +108,9 @@ Starts no session. --json prints one JSON array ([] when there is none).`,
 					return err
 				}
 			}
-			return listShadowsCmd(cmd.Context(), g.socket, setID, vol, asJSON, cmd.OutOrStdout())
+			return listShadowsCmd(cmd.Context(), g.socket, setID, vol, g.json, cmd.OutOrStdout())
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array")
 	cmd.Flags().StringVar(&set, "set", "", "only the snapshots of this snapshot set")
 	cmd.Flags().StringVar(&forVol, "for", "", "only the snapshots of this volume")
 	return cmd

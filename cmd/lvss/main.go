@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io"
 	"os"
 	"os/signal"
@@ -17,14 +15,10 @@ import (
 
 type globalOptions struct {
 	socket string
+	// json is the one --json of every verb: results as JSON on standard
+	// output, and a failure as one JSON object on standard error.
+	json bool
 }
-
-// usageError marks a wrong command line, which gets its own exit status so
-// that scripts can tell "you called me wrong" from "the backup failed".
-type usageError struct{ err error }
-
-func (e usageError) Error() string { return e.err.Error() }
-func (e usageError) Unwrap() error { return e.err }
 
 func newRootCommand() *cobra.Command {
 	g := &globalOptions{}
@@ -34,8 +28,13 @@ func newRootCommand() *cobra.Command {
 		Long: `lvss talks to lvssd, the lvss coordinator, over its Unix socket.
 
 The socket is --socket, else $` + client.SocketEnv + `, else ` + client.DefaultSocket + `.
-Exit status: 0 success, 1 a call or operation failed, 2 bad command line,
-130 interrupted.`,
+--json (before or after the verb) prints results as JSON on standard output
+and a failure as one object on standard error:
+  {"error": {"hresult": "0x...", "name": "...", "message": "...", "hint": "..."}}
+Without it a failure is "lvss: NAME (0x...): message" and a "hint:" line.
+
+Exit status, for every verb:
+` + exitStatusHelp,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		Args:          cobra.NoArgs, // an unknown verb is a usage error
@@ -43,6 +42,7 @@ Exit status: 0 success, 1 a call or operation failed, 2 bad command line,
 	}
 	root.CompletionOptions.DisableDefaultCmd = true
 	root.PersistentFlags().StringVar(&g.socket, "socket", "", "lvssd socket (default $"+client.SocketEnv+", else "+client.DefaultSocket+")")
+	root.PersistentFlags().BoolVar(&g.json, "json", false, "print results as JSON, and a failure as one JSON object on standard error")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newCallCommand(g), newListCommand(g), newCreateCommand(g), newDeleteCommand(g),
 		newExposeCommand(g), newUnexposeCommand(g), newBackupCommand(g))
@@ -66,40 +66,14 @@ func markUsage(c *cobra.Command) {
 	}
 }
 
-// exitCode is the one place that maps an outcome to an exit status.
-func exitCode(err error) int {
-	var ue usageError
-	if code, ok := backupExit(err); ok {
-		return code
-	}
-	switch {
-	case err == nil:
-		return 0
-	case errors.As(err, &ue):
-		return 2
-	case errors.Is(err, context.Canceled):
-		return 130
-	default:
-		return 1
-	}
-}
-
 func run(ctx context.Context, argv []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root := newRootCommand()
 	root.SetArgs(argv)
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	err := root.ExecuteContext(ctx)
-	var ue usageError
-	switch {
-	case err == nil, errors.Is(err, errCallsFailed):
-		// The failing call's result is the report.
-	case errors.As(err, &ue):
-		fmt.Fprintf(stderr, "lvss: %v\nRun 'lvss --help' for usage.\n", err)
-	default:
-		fmt.Fprintf(stderr, "lvss: %v\n", err)
-	}
+	cmd, err := root.ExecuteContextC(ctx)
+	reportError(stderr, cmd, argv, err)
 	return exitCode(err)
 }
 

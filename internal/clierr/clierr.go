@@ -64,7 +64,6 @@ var codeHints = map[vsserr.HRESULT]string{
 	vsserr.WriterErrorTimeout:              "the writer's application took too long: see the writer's log and its timeouts (docs/writers.md)",
 	vsserr.WriterErrorRetryable:            "the writer asks for the backup to be retried",
 	vsserr.WriterErrorNonRetryable:         "see the writer's log for why it failed",
-	vsserr.Unexpected:                      "lvss list events and lvssd's log have the details",
 	vsserr.MaximumNumberOfSnapshotsReached: "delete old snapshots (lvss delete shadows --for PATH --oldest) or raise limits.max_snapshots_per_volume",
 	vsserr.InsufficientStorage:             "free space where the provider keeps snapshots, or delete old ones (lvss delete shadows)",
 }
