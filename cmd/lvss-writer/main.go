@@ -4,14 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/lvss/lvss/internal/clierr"
 	"github.com/lvss/lvss/writer"
 )
 
@@ -26,6 +29,23 @@ type globalOptions struct {
 var writerCommands []func(*globalOptions) *cobra.Command
 
 func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// Exit statuses (docs/writers.md): a writer runs until it is told to stop,
+// so 0 is that stop, after the application was released. lvss-writer
+// waits for lvssd rather than fail when it is away, so lvss's 69 does not
+// apply.
+const (
+	exitOK     = 0 // stopped by SIGTERM or SIGINT
+	exitFailed = 1 // the writer could not start or run (its error says why)
+	exitUsage  = 2 // bad command line, and only that
+)
+
+func newRootCommand() *cobra.Command {
 	g := &globalOptions{}
 	root := &cobra.Command{
 		Use:   "lvss-writer",
@@ -38,26 +58,86 @@ freeze window of each snapshot set it takes part in.
 It finds lvssd through --socket, else $LVSS_SOCKET, else
 /run/lvss/lvssd.sock; while the socket is missing it waits and retries with
 backoff, and it subscribes again when lvssd restarts. SIGTERM or SIGINT
-release the application (Abort, then BackupShutdown) before it exits.`,
+release the application (Abort, then BackupShutdown) before it exits.
+
+A failure is "lvss-writer: NAME (0x...): message" and a "hint:" line; with
+--log-format json it is one object on standard error instead:
+  {"error": {"hresult": "0x...", "name": "...", "message": "...", "hint": "..."}}
+Exit status: 0 stopped by SIGTERM/SIGINT, 1 the writer failed, 2 bad
+command line.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Args:          cobra.NoArgs, // an unknown writer is a usage error
+		RunE:          func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
+	root.CompletionOptions.DisableDefaultCmd = true
 	root.PersistentFlags().StringVar(&g.socket, "socket", "", "lvssd socket (default $LVSS_SOCKET, else /run/lvss/lvssd.sock)")
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "debug, info, warn or error")
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "text or json (one JSON object per line, for log collectors)")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	for _, f := range writerCommands {
 		root.AddCommand(f(g))
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	if err := root.ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "lvss-writer:", err)
-		var u usageError
-		if errors.As(err, &u) {
-			os.Exit(2)
+	markUsage(root)
+	return root
+}
+
+// markUsage makes every command's argument-count errors usage errors.
+func markUsage(c *cobra.Command) {
+	if args := c.Args; args != nil {
+		c.Args = func(cmd *cobra.Command, a []string) error {
+			if err := args(cmd, a); err != nil {
+				return usageError{err}
+			}
+			return nil
 		}
-		os.Exit(1)
 	}
+	for _, sub := range c.Commands() {
+		markUsage(sub)
+	}
+}
+
+func run(ctx context.Context, argv []string, stdout, stderr io.Writer) int {
+	root := newRootCommand()
+	root.SetArgs(argv)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	cmd, err := root.ExecuteContextC(ctx)
+	if err == nil {
+		return exitOK
+	}
+	kind, code := clierr.Other, exitFailed
+	var u usageError
+	if errors.As(err, &u) {
+		kind, code = clierr.Usage, exitUsage
+	}
+	r := clierr.New(err, kind, cmd.CommandPath())
+	if jsonLogs(cmd, argv) {
+		r.WriteJSON(stderr)
+	} else {
+		fmt.Fprintln(stderr, "lvss-writer:", err)
+		r.WriteHint(stderr)
+	}
+	return code
+}
+
+// jsonLogs is --log-format json: the error object then goes where the
+// log collector reads the JSON log lines. A bad flag stops parsing before
+// a --log-format after it is set, hence the look at the command line too
+// (every word before "--" is lvss-writer's).
+func jsonLogs(cmd *cobra.Command, argv []string) bool {
+	if v, err := cmd.Flags().GetString("log-format"); err == nil && v == "json" {
+		return true
+	}
+	if i := slices.Index(argv, "--"); i >= 0 {
+		argv = argv[:i]
+	}
+	for i, a := range argv {
+		if a == "--log-format=json" || (a == "--log-format" && i+1 < len(argv) && argv[i+1] == "json") {
+			return true
+		}
+	}
+	return false
 }
 
 // usageError marks a bad command line (exit status 2).

@@ -1,0 +1,48 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+func runWriter(argv ...string) (int, string, string) {
+	var out, errb bytes.Buffer
+	code := run(context.Background(), argv, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+// A bad command line is 2 and only that, with the usage hint; with
+// --log-format json (before or after the mistake) it is one JSON object.
+func TestUsage(t *testing.T) {
+	for _, tc := range []struct {
+		argv []string
+		hint string
+	}{
+		{[]string{"exec", "--nope"}, "run 'lvss-writer exec --help'"},
+		{[]string{"bogus"}, "run 'lvss-writer --help'"},
+		{[]string{"sqlite", "extra"}, "run 'lvss-writer sqlite --help'"},
+		{[]string{"sqlite"}, "run 'lvss-writer sqlite --help'"}, // --db is required
+		{[]string{"redis", "--log-level", "loud"}, "run 'lvss-writer redis --help'"},
+	} {
+		code, out, errOut := runWriter(tc.argv...)
+		if code != exitUsage || out != "" || !strings.HasPrefix(errOut, "lvss-writer: ") ||
+			!strings.HasSuffix(errOut, "\nhint: "+tc.hint+"\n") {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q", tc.argv, code, out, errOut)
+		}
+		for _, jsonFlag := range [][]string{{"--log-format", "json"}, {"--log-format=json"}} {
+			argv := append(append([]string{}, tc.argv...), jsonFlag...)
+			code, _, errOut = runWriter(argv...)
+			var v struct {
+				Error map[string]string `json:"error"`
+			}
+			if code != exitUsage || strings.Count(errOut, "\n") != 1 || json.Unmarshal([]byte(errOut), &v) != nil ||
+				len(v.Error) != 4 || v.Error["name"] != "E_INVALIDARG" || v.Error["hresult"] != "0x80070057" ||
+				v.Error["message"] == "" || v.Error["hint"] != tc.hint {
+				t.Errorf("%v: exit %d, stderr %q", argv, code, errOut)
+			}
+		}
+	}
+}
