@@ -14,8 +14,8 @@
 // application-consistent snapshot set and a backup tool run on it, in
 // place (package internal/inplace) or not.
 //
-// Every verb prints text, or JSON with --json. The exit status is chosen in
-// one place, exitCode in main.go: 0 success, 1 a call or operation failed,
-// 2 the command line was wrong, 130 interrupted; lvss backup adds its own
-// (backupExit).
+// Every verb prints text, or JSON with the root's --json. errors.go is how
+// a failure ends: exitCode, the one place that chooses the exit status (the
+// table is in lvss --help and docs/cli.md), and reportError, which prints
+// the error with its hint (internal/clierr), or as one JSON object.
 package main
