@@ -74,7 +74,7 @@ var layers = []layer{
 		pkgs: []string{"internal/testenv/lvssdtest"},
 		may:  []string{"client", "server", "coordinator", "resources", "provider", "wire", "spec", "leaf"}},
 	{name: "client", why: "requesters, writers and their tools: other processes, which reach lvssd over its socket only",
-		pkgs: []string{"client/...", "writer/...", "writers/...", "cmd/lvss", "cmd/lvss-writer", "examples/..."},
+		pkgs: []string{"client/...", "writer/...", "writers/...", "cmd/lvss", "cmd/lvss-writer", "internal/clierr", "examples/..."},
 		may:  []string{"client", "harness", "wire", "spec", "leaf"}},
 	{name: "tests", why: "whole-system tests and benchmarks, which assemble daemons and clients",
 		pkgs: []string{"test/...", "internal/layering"},
