@@ -376,6 +376,10 @@ func (p *backupPlan) session(ctx context.Context, bc *client.BackupComponents, r
 	if err := bc.InitializeForBackup(cctx, ""); err != nil {
 		return failed("InitializeForBackup", err)
 	}
+	if pr.w != nil {
+		pr.conn = p.conn
+		pr.session, _ = bc.GetSessionID(cctx) // only for progress
+	}
 	if p.context != vss.CtxBackup {
 		if err := bc.SetContext(cctx, p.context); err != nil {
 			return failed("SetContext "+p.context.String(), err)
@@ -388,7 +392,7 @@ func (p *backupPlan) session(ctx context.Context, bc *client.BackupComponents, r
 			return failed("SetBackupState", err)
 		}
 		pr.say("gathering writer metadata")
-		if err := wait(cctx, "GatherWriterMetadata", bc.GatherWriterMetadata); err != nil {
+		if err := pr.wait(cctx, "GatherWriterMetadata", bc.GatherWriterMetadata); err != nil {
 			return err
 		}
 		var err error
@@ -420,7 +424,7 @@ func (p *backupPlan) session(ctx context.Context, bc *client.BackupComponents, r
 	}
 	if writers {
 		pr.say("preparing the writers (PrepareForBackup)")
-		if err := wait(cctx, "PrepareForBackup", bc.PrepareForBackup); err != nil {
+		if err := pr.wait(cctx, "PrepareForBackup", bc.PrepareForBackup); err != nil {
 			return err
 		}
 		if bad, err := p.writerStatus(cctx, bc, run); err != nil {
@@ -430,7 +434,7 @@ func (p *backupPlan) session(ctx context.Context, bc *client.BackupComponents, r
 		}
 	}
 	pr.say("creating the snapshots (DoSnapshotSet)")
-	if err := wait(cctx, "DoSnapshotSet", bc.DoSnapshotSet); err != nil {
+	if err := pr.wait(cctx, "DoSnapshotSet", bc.DoSnapshotSet); err != nil {
 		return err
 	}
 	run.created = true
@@ -482,7 +486,7 @@ func (p *backupPlan) session(ctx context.Context, bc *client.BackupComponents, r
 			}
 		}
 		pr.say("completing the backup (BackupComplete)")
-		if err := wait(actx, "BackupComplete", bc.BackupComplete); err != nil {
+		if err := pr.wait(actx, "BackupComplete", bc.BackupComplete); err != nil {
 			run.warnings = append(run.warnings, err.Error())
 		}
 		if _, err := p.writerStatus(actx, bc, run); err != nil {

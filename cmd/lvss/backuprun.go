@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -278,8 +279,19 @@ func inSnapshot(path string, snaps []client.SnapshotProp) string {
 }
 
 // progress reports the phase on stderr when it is a terminal, and says
-// nothing otherwise (logs of scheduled backups stay clean).
-type progress struct{ w io.Writer }
+// nothing otherwise (logs of scheduled backups stay clean). While an
+// operation takes longer than slowAfter it also says, every slowAfter,
+// where each writer of the session is, so a user sees which one holds
+// the backup up.
+type progress struct {
+	w       io.Writer
+	conn    *client.Conn
+	session uuid.UUID
+}
+
+// slowAfter is when an operation counts as slow enough to say who is
+// being waited for.
+const slowAfter = 3 * time.Second
 
 func newProgress(w io.Writer) *progress {
 	if f, ok := w.(*os.File); ok && isTerminal(f) {
@@ -292,6 +304,49 @@ func (p *progress) say(msg string) {
 	if p.w != nil {
 		fmt.Fprintf(p.w, "lvss: %s...\n", msg)
 	}
+}
+
+// wait is the package's wait with, on a terminal, word of the writers
+// while the operation is slow. Listing writers sends them nothing (D16).
+func (p *progress) wait(ctx context.Context, call string, start func(context.Context) (*client.Async, error)) error {
+	if p.w == nil || p.conn == nil {
+		return wait(ctx, call, start)
+	}
+	a, err := start(ctx)
+	if err != nil {
+		return failed(call, err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.Wait(ctx) }()
+	t := time.NewTicker(slowAfter)
+	defer t.Stop()
+	began := time.Now()
+	for {
+		select {
+		case err := <-done:
+			return failed(call, err)
+		case <-t.C:
+			lctx, cancel := context.WithTimeout(ctx, slowAfter)
+			ws, err := p.conn.ListWriters(lctx)
+			cancel()
+			if err == nil {
+				if s := writersIn(ws, p.session); s != "" {
+					fmt.Fprintf(p.w, "lvss: %s has taken %s; writers: %s\n", call, time.Since(began).Round(time.Second), s)
+				}
+			}
+		}
+	}
+}
+
+// writersIn says where each writer taking part in session is.
+func writersIn(ws []client.WriterInfo, session uuid.UUID) string {
+	var parts []string
+	for _, w := range ws {
+		if w.LastSessionID == session && session != uuid.Nil {
+			parts = append(parts, fmt.Sprintf("'%s' %s", w.Name, w.State))
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 // printBackup prints the summary: each snapshot with its consistency, each

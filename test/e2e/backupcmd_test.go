@@ -3,14 +3,17 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/google/uuid"
+	"golang.org/x/sys/unix"
 
 	"github.com/lvss/lvss/client"
 	"github.com/lvss/lvss/document"
@@ -311,4 +314,76 @@ func TestBackupCommandInterrupted(t *testing.T) {
 		return slices.Contains(slow.events(t), "Abort")
 	})
 	noSnapshots()
+}
+
+// TestBackupCommandProgress: on a terminal, lvss backup says which phase
+// it is in and, while one is slow, where each writer is.
+func TestBackupCommandProgress(t *testing.T) {
+	testenv.RequireRoot(t)
+	fs := testenv.LoopFS(t, "btrfs", 256<<20)
+	d := startDaemon(t, frozenTimeouts(t))
+	if err := os.Mkdir(filepath.Join(fs.Mount, "slow"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// Freeze takes 5 s: longer than the 3 s after which lvss reports.
+	d.startWriter(t, "slow", "front-end", "--sleep-at", "Freeze=5s", "--path", filepath.Join(fs.Mount, "slow"))
+	d.waitWriters(t, 1)
+
+	ptm, pts := openPty(t)
+	cmd := exec.Command(lvssdtest.Bin(t, "lvss"), "--socket", d.socket, "backup", "--writer", "slow", "--", "true")
+	cmd.Stderr = pts
+	var out strings.Builder
+	cmd.Stdout = &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pts.Close()
+	var tty strings.Builder
+	read := make(chan struct{})
+	go func() {
+		defer close(read)
+		buf := make([]byte, 4096)
+		for {
+			n, err := ptm.Read(buf)
+			tty.Write(buf[:n])
+			if err != nil {
+				return
+			}
+		}
+	}()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("lvss backup: %v\n%s", err, out.String())
+	}
+	// The reader ends (EIO) once every slave descriptor is closed, after
+	// it has read all lvss wrote.
+	<-read
+	got := tty.String()
+	for _, want := range []string{"creating the snapshots (DoSnapshotSet)", "DoSnapshotSet has taken", "'slow' "} {
+		if !strings.Contains(got, want) {
+			t.Fatalf("the terminal did not show %q:\n%s", want, got)
+		}
+	}
+}
+
+// openPty opens a pseudo-terminal: its master, and its slave for a child.
+func openPty(t *testing.T) (*os.File, *os.File) {
+	t.Helper()
+	fd, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		testenv.Missing(t, "a pseudo-terminal (/dev/ptmx: "+err.Error()+")")
+	}
+	ptm := os.NewFile(uintptr(fd), "/dev/ptmx")
+	t.Cleanup(func() { ptm.Close() })
+	if err := unix.IoctlSetPointerInt(fd, unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetInt(fd, unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pts, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ptm, pts
 }
