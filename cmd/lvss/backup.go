@@ -207,6 +207,20 @@ type commandExit struct {
 func (e commandExit) Error() string { return e.err.Error() }
 func (e commandExit) Unwrap() error { return e.err }
 
+// Hint is the advice for env(1)'s statuses (internal/clierr): any other
+// failure of COMMAND is its own to explain, above.
+func (e commandExit) Hint() string {
+	switch e.status {
+	case 125:
+		return "COMMAND could not be started (with --in-place: its namespace could not be set up; the line above says why)"
+	case 126:
+		return "COMMAND (or a command it ran) was found but could not be run: check that it is executable"
+	case 127:
+		return "COMMAND (or a command it ran) was not found: give its full path, or check $PATH"
+	}
+	return ""
+}
+
 var backupTypes = map[string]vss.BackupType{"copy": vss.BackupCopy, "full": vss.BackupFull,
 	"incremental": vss.BackupIncremental, "differential": vss.BackupDifferential, "log": vss.BackupLog}
 

@@ -1,13 +1,16 @@
 package main
 
 import (
+	"errors"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/uuid"
 
 	"github.com/lvss/lvss/client"
 	"github.com/lvss/lvss/document"
+	"github.com/lvss/lvss/internal/clierr"
 	"github.com/lvss/lvss/vss"
 )
 
@@ -118,6 +121,15 @@ func TestWriterMatches(t *testing.T) {
 	} {
 		if got := writerMatches(tc.name, "PostgreSQL", "main", class); got != tc.want {
 			t.Errorf("%q: %v", tc.name, got)
+		}
+	}
+}
+
+func TestCommandExitHints(t *testing.T) {
+	for status, want := range map[int]string{125: "could not be started", 126: "could not be run", 127: "was not found", 7: ""} {
+		r := clierr.New(commandExit{status: status, err: errors.New("x")}, clierr.Command, "lvss backup")
+		if want == "" && r.Hint != "" || !strings.Contains(r.Hint, want) {
+			t.Errorf("status %d: hint %q, want %q", status, r.Hint, want)
 		}
 	}
 }
