@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -111,7 +112,7 @@ func Run(ctx context.Context, opts Options, id Identity, w Writer) error {
 			backoff, attempt = opts.MinBackoff, 1
 			log.Warn("connection to lvssd lost; reconnecting", "err", err)
 		} else if attempt == 1 {
-			log.Warn("lvssd unavailable; retrying", "socket", opts.Socket, "err", err)
+			log.Warn("lvssd unavailable; retrying", "socket", opts.Socket, "err", err, "hint", unavailableHint(opts.Socket))
 		}
 		log.Debug("lvssd unavailable", "socket", opts.Socket, "attempt", attempt, "retry_in", backoff, "err", err)
 		t := time.NewTimer(backoff)
@@ -123,6 +124,22 @@ func Run(ctx context.Context, opts Options, id Identity, w Writer) error {
 		}
 		backoff = min(2*backoff, opts.MaxBackoff)
 	}
+}
+
+// unavailableHint says what an operator can do about a writer that cannot
+// reach lvssd. The gRPC error has lost the dial's errno, so the socket is
+// looked at again: a missing one, one this process may not open, and one
+// nobody answers at call for different fixes. The writer keeps retrying
+// in every case, which the hint says so nobody restarts it for nothing.
+func unavailableHint(socket string) string {
+	const then = "; the writer subscribes as soon as lvssd answers"
+	if _, err := os.Stat(socket); err != nil {
+		return fmt.Sprintf("no socket at %s: start lvssd, or set $LVSS_SOCKET (lvss-writer --socket) to where it listens", socket) + then
+	}
+	if unix.Access(socket, unix.W_OK) != nil {
+		return "this process may not connect to lvssd: run it as root or in a group named in lvssd's access.groups (docs/configuration.md)" + then
+	}
+	return "lvssd does not answer at " + socket + ": see lvssd's log" + then
 }
 
 // permanent errors will not go away by reconnecting: lvssd rejected the

@@ -388,11 +388,17 @@ func TestCreateShadowWithWriters(t *testing.T) {
 		}
 	}
 
-	code, out, _ := runLvss(t, srv.Socket, "", "create", "shadow", "--for", vol, "--context", "APP_ROLLBACK")
+	code, out, errOut := runLvss(t, srv.Socket, "", "create", "shadow", "--for", vol, "--context", "APP_ROLLBACK")
 	// The status is gathered before BackupComplete (which is sent after it).
 	if code != 0 || !strings.Contains(out, "Writers:\n   'files (main)': VSS_WS_WAITING_FOR_BACKUP_COMPLETE, last error S_OK (0x00000000)\n") ||
 		!strings.Contains(out, "   'pg': VSS_WS_FAILED_AT_FREEZE, last error VSS_E_WRITERERROR_TIMEOUT (0x800423F2)\n") {
 		t.Errorf("exit %d, text:\n%s", code, out)
+	}
+	// In text mode the vetoing writer is a warning on standard error, once,
+	// and the result on standard output carries no warning line.
+	if n := strings.Count(errOut, "lvss: warning: "); n != 1 || !strings.Contains(errOut, "writer 'pg'") ||
+		!strings.Contains(errOut, "checkpoint took too long") || strings.Contains(out, "warning") {
+		t.Errorf("text-mode warnings: stderr %q", errOut)
 	}
 }
 
