@@ -23,9 +23,9 @@ import (
 )
 
 // TestConformance runs the suite on one btrfs, each Setup with its own
-// subvolumes and provider. Hold is not set: the commit is one ioctl per
-// volume and EndPrepare's only long wait (syncfs) cannot be held from
-// outside, so the in-flight cancellation checks do not apply.
+// subvolumes and provider. Hold stops EndPrepare where it waits for the
+// syncs and the commit before its snapshot ioctl; a delete is one ioctl
+// and cannot be held.
 func TestConformance(t *testing.T) {
 	mnt := newBtrfs(t)
 	other := testenv.LoopFS(t, "ext4", 64<<20)
@@ -36,8 +36,9 @@ func TestConformance(t *testing.T) {
 		vol := subvol(t, filepath.Join(mnt, fmt.Sprintf("vol%d", i)))
 		second := subvol(t, filepath.Join(mnt, fmt.Sprintf("second%d", i)))
 		expose := exposeDir(t)
+		p := newProvider(t, Config{}, 1<<20)
 		return providertest.Setup{
-			Provider:    newProvider(t, Config{}, 1<<20),
+			Provider:    p,
 			Volume:      vol,
 			Second:      second,
 			Unsupported: unsupported,
@@ -61,6 +62,21 @@ func TestConformance(t *testing.T) {
 					out = append(out, providertest.Entries(t, filepath.Join(v, defaultDirName))...)
 				}
 				return append(out, providertest.Mounts(t, expose)...)
+			},
+			Hold: func(t *testing.T, method string) (<-chan struct{}, func(), bool) {
+				if method == "DeleteSnapshot" {
+					return nil, nil, false
+				}
+				hook, held, release := providertest.HoldOnce(t)
+				p.working = func(m string) {
+					if m == method {
+						hook()
+					}
+				}
+				return held, release, true
+			},
+			Without: map[string]string{
+				"Hold DeleteSnapshot": "a delete is one BTRFS_IOC_SNAP_DESTROY ioctl after unexposing, with no point inside it to hold",
 			},
 		}
 	}})

@@ -69,6 +69,12 @@ type Provider struct {
 	sets   map[uuid.UUID]*snapSet
 	closed provider.ClosedSets // finished and aborted sets: never prepared again
 	dirs   map[string]bool     // snapshot directories used by this process, for Query
+
+	// working, when set (by tests), runs where a call spends its time:
+	// in EndPrepareSnapshots before it waits for the syncs, in
+	// CommitSnapshots before each snapshot ioctl. The conformance suite
+	// holds a call there to cancel it while it works.
+	working func(method string)
 }
 
 type setState int
@@ -419,8 +425,17 @@ func (p *Provider) EndPrepareSnapshots(ctx context.Context, setID uuid.UUID) err
 	// their freeze and the commit have little left to flush: wait for the
 	// syncs BeginPrepareSnapshot started, and sync (again) if much is
 	// still dirty or an early sync failed.
+	if p.working != nil {
+		p.working("EndPrepareSnapshots")
+	}
 	if !p.waitEarly(ctx, set) || dirtyBytes() > flushAbove {
 		p.flush(ctx, set)
+	}
+	// A wait or flush cut short by the context is a cancelled call, not a
+	// prepared set: the caller gave up, and Abort cleans up.
+	if err := ctx.Err(); err != nil {
+		p.release(set)
+		return err
 	}
 	set.state = statePrepared
 	return nil
@@ -554,6 +569,9 @@ func (p *Provider) CommitSnapshots(ctx context.Context, setID uuid.UUID) error {
 	for _, s := range set.snaps {
 		if s.made {
 			continue
+		}
+		if p.working != nil {
+			p.working("CommitSnapshots")
 		}
 		if err := ctx.Err(); err != nil {
 			set.commitErr = err

@@ -150,8 +150,10 @@ func TestConformance(t *testing.T) {
 							held, release := holdCommand(t, ctl, opDelete)
 							return held, release, true
 						}
-						// EndPrepareSnapshots runs no command.
 						return nil, nil, false
+					},
+					Without: map[string]string{
+						"Hold EndPrepareSnapshots": "EndPrepareSnapshots runs no command: there is nothing to hold",
 					},
 				}
 			}})

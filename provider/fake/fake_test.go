@@ -32,6 +32,10 @@ func TestConformance(t *testing.T) {
 				t.Cleanup(release)
 				return held, release, true
 			},
+			Without: map[string]string{
+				"ReadSnapshot": "the fake keeps no content: its snapshots are records in memory",
+				"Restart":      "the fake keeps its snapshots in memory, which a new value does not share",
+			},
 		}
 	}})
 }

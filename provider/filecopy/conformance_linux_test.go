@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 
 	"github.com/google/uuid"
@@ -47,33 +46,25 @@ func harness(fstype string) providertest.Harness {
 			Residue: func(t *testing.T) []string {
 				return append(providertest.Entries(t, e.copies), providertest.Mounts(t, e.expose)...)
 			},
+			// EndPrepare is held in its measuring walk, the commit in its
+			// copy, each before or after an entry.
 			Hold: func(t *testing.T, method string) (<-chan struct{}, func(), bool) {
-				if method != "CommitSnapshots" {
-					// Measuring (EndPrepare) has no hook to stop at, and
-					// DeleteSnapshot does not stop once it has begun.
+				hook, held, release := providertest.HoldOnce(t)
+				switch method {
+				case "EndPrepareSnapshots":
+					e.p.measuring = hook
+				case "CommitSnapshots":
+					e.p.afterEntry = func(string) { hook() }
+				default:
 					return nil, nil, false
 				}
-				return holdCopy(t, e.p)
+				return held, release, true
+			},
+			Without: map[string]string{
+				"Hold DeleteSnapshot": "a delete finishes once it has begun, by design: a copy half removed is of no use",
 			},
 		}
 	}}
-}
-
-// holdCopy holds the copy after its first entry until release. The hook
-// does not see the copy's context: release lets the copy go on to look
-// at it, and the cleanup releases a hold never reached.
-func holdCopy(t *testing.T, p *Provider) (<-chan struct{}, func(), bool) {
-	held, go_ := make(chan struct{}), make(chan struct{})
-	var once, released sync.Once
-	p.afterEntry = func(string) {
-		once.Do(func() {
-			close(held)
-			<-go_
-		})
-	}
-	release := func() { released.Do(func() { close(go_) }) }
-	t.Cleanup(release)
-	return held, release, true
 }
 
 // env is one loop filesystem laid out for the copy provider:

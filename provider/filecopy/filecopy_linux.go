@@ -41,6 +41,9 @@ type Provider struct {
 	// with its path relative to the volume. Tests use it to change the
 	// volume in the middle of a copy at a known point.
 	afterEntry func(rel string)
+	// measuring, when set, runs before each entry EndPrepareSnapshots
+	// measures. Tests use it to hold the measuring walk.
+	measuring func()
 
 	mu     sync.Mutex
 	sets   map[uuid.UUID]*set
@@ -313,7 +316,7 @@ func (p *Provider) prepare(ctx context.Context, setID uuid.UUID, snaps []*snap) 
 	need := p.minFree
 	var plain int64
 	for _, sn := range snaps {
-		m, err := measure(ctx, sn.real, skip)
+		m, err := measure(ctx, sn.real, skip, p.measuring)
 		if err != nil {
 			return err
 		}

@@ -137,7 +137,7 @@ func openAt(dirfd int, name string, flags int) (int, error) {
 }
 
 // measure totals a volume the way the copy will walk it.
-func measure(ctx context.Context, vol, skip string) (measurement, error) {
+func measure(ctx context.Context, vol, skip string, before func()) (measurement, error) {
 	var m measurement
 	mounts, err := mountsInside(vol)
 	if err != nil {
@@ -156,6 +156,9 @@ func measure(ctx context.Context, vol, skip string) (measurement, error) {
 			return fmt.Errorf("list %s: %w", dir, err)
 		}
 		for _, name := range names {
+			if before != nil {
+				before()
+			}
 			if err := ctx.Err(); err != nil {
 				return err
 			}

@@ -27,9 +27,13 @@
 //		providertest.Run(t, providertest.Harness{New: func(t *testing.T) providertest.Setup { ... }})
 //	}
 //
-// Most of Setup is optional. A check that needs what a harness does not
-// give (a second volume, a way to read snapshots, to restart the provider,
-// to list what it keeps on disk, to hold a call while it works) is skipped
-// with t.Skip naming what is missing, so that go test -v shows what was
-// not checked.
+// Most of Setup is optional, but a gap must be explained. A check that
+// needs what a harness does not give (a second volume, a way to read
+// snapshots, to restart the provider, to list what it keeps on disk, to
+// hold a call while it works) is skipped naming what is not checked and
+// the reason the harness gives in Setup.Without; an ability missing
+// without a reason, or a reason for one the Setup has, fails. So a suite
+// that runs on CI cannot lose a check silently: a provider that stops
+// implementing provider.Exposer, or a harness that drops a field, fails
+// until someone says why. HoldOnce helps a harness implement Hold.
 package providertest

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -60,6 +62,87 @@ type Setup struct {
 	// finishing the call's work by itself. The harness registers its own
 	// cleanup.
 	Hold func(t *testing.T, method string) (held <-chan struct{}, release func(), ok bool)
+	// Without says why the Setup lacks an ability, keyed by the ability:
+	// a field above left empty ("Second", "Unsupported", "ReadSnapshot",
+	// "ExposeDir", "Restart", "Residue", "Hold"), "Exposer" for a provider
+	// that does not implement provider.Exposer, and "Hold METHOD" for a
+	// method Hold reports it cannot hold. A check that needs a missing
+	// ability is skipped with the reason given here. An ability missing
+	// without a reason, or a reason for one the Setup has, fails the
+	// check: no check goes unrun by oversight, on CI or anywhere.
+	Without map[string]string
+}
+
+// abilities are the keys Setup.Without may use besides "Hold METHOD", each
+// with whether a Setup has it.
+var abilities = map[string]func(Setup) bool{
+	"Second":       func(s Setup) bool { return s.Second != "" },
+	"Unsupported":  func(s Setup) bool { return s.Unsupported != "" },
+	"ReadSnapshot": func(s Setup) bool { return s.ReadSnapshot != nil },
+	"ExposeDir":    func(s Setup) bool { return s.ExposeDir != "" },
+	"Restart":      func(s Setup) bool { return s.Restart != nil },
+	"Residue":      func(s Setup) bool { return s.Residue != nil },
+	"Hold":         func(s Setup) bool { return s.Hold != nil },
+	"Exposer":      func(s Setup) bool { _, ok := s.Provider.(provider.Exposer); return ok },
+}
+
+// holdMethods are the methods Hold may be asked for.
+var holdMethods = []string{"EndPrepareSnapshots", "CommitSnapshots", "DeleteSnapshot"}
+
+// setup makes a fresh Setup and checks that Without explains exactly what
+// it lacks.
+func setup(t *testing.T, h Harness) Setup {
+	t.Helper()
+	s := h.New(t)
+	for key, why := range s.Without {
+		if method, ok := strings.CutPrefix(key, "Hold "); ok {
+			if !slices.Contains(holdMethods, method) {
+				t.Fatalf("Setup.Without[%q]: Hold is asked only for %v", key, holdMethods)
+			}
+			if s.Hold == nil {
+				t.Fatalf("Setup.Without[%q] explains a method of a Hold the Setup does not have; explain \"Hold\" instead", key)
+			}
+		} else if has, known := abilities[key]; !known {
+			t.Fatalf("Setup.Without[%q]: not an ability of a Setup", key)
+		} else if has(s) {
+			t.Fatalf("Setup.Without[%q] says why the Setup lacks what it has: %s", key, why)
+		}
+		if why == "" {
+			t.Fatalf("Setup.Without[%q] gives no reason", key)
+		}
+	}
+	return s
+}
+
+// HoldOnce is the usual way to implement Setup.Hold: install hook where
+// the provider's method works (a test hook of the provider). The first
+// time hook runs it closes held and blocks until release. It does not see
+// the call's context: release lets the call go on to look at it. The
+// cleanup releases a hold never reached.
+func HoldOnce(t *testing.T) (hook func(), held <-chan struct{}, release func()) {
+	h, proceed := make(chan struct{}), make(chan struct{})
+	var once, released sync.Once
+	hook = func() {
+		once.Do(func() {
+			close(h)
+			<-proceed
+		})
+	}
+	release = func() { released.Do(func() { close(proceed) }) }
+	t.Cleanup(release)
+	return hook, h, release
+}
+
+// notChecked ends t because the Setup lacks ability: a skip naming what is
+// not checked and the harness's reason, or a failure when the harness
+// gives none. It is the suite's only way to skip.
+func notChecked(t *testing.T, s Setup, ability, what string) {
+	t.Helper()
+	why := s.Without[ability]
+	if why == "" {
+		t.Fatalf("%s: the Setup has no %s, and Setup.Without does not say why", what, ability)
+	}
+	t.Skipf("not checked: %s (no %s: %s)", what, ability, why)
 }
 
 // Harness makes a fresh Setup for each subtest; it registers its own cleanup.
@@ -212,7 +295,7 @@ func nothingLeft(t *testing.T, s Setup, after string) {
 	t.Helper()
 	t.Run("NothingLeftAfter"+after, func(t *testing.T) {
 		if s.Residue == nil {
-			t.Skip("harness has no Residue: only Query was checked for leftovers")
+			notChecked(t, s, "Residue", "what the provider keeps on disk (only Query was checked for leftovers)")
 		}
 		if left := s.Residue(t); len(left) > 0 {
 			t.Fatalf("after %s the provider still keeps %q", after, left)
@@ -235,7 +318,7 @@ func nothingMade(t *testing.T, s Setup, before []string, call string) {
 	t.Helper()
 	t.Run("NothingMadeBy"+call, func(t *testing.T) {
 		if s.Residue == nil {
-			t.Skip("harness has no Residue: only Query was checked for what the call made")
+			notChecked(t, s, "Residue", "what the call made on disk (only Query was checked)")
 		}
 		if now := s.Residue(t); !slices.Equal(sorted(now), sorted(before)) {
 			t.Fatalf("%s made something: before it the provider kept %q, after it %q", call, before, now)
@@ -262,7 +345,7 @@ func holds(t *testing.T, s Setup, snap provider.Snapshot, rel, want, name string
 	t.Helper()
 	t.Run(name, func(t *testing.T) {
 		if s.ReadSnapshot == nil {
-			t.Skip("harness has no ReadSnapshot: the snapshot's content is not checked")
+			notChecked(t, s, "ReadSnapshot", "the snapshot's content")
 		}
 		if got := s.ReadSnapshot(t, snap, rel); !bytes.Equal(got, []byte(want)) {
 			t.Fatalf("snapshot holds %q in %s, want %q", got, rel, want)
@@ -288,21 +371,21 @@ func within(t *testing.T, what string, call func() error) error {
 }
 
 func testInfo(t *testing.T, h Harness) {
-	i := h.New(t).Provider.Info()
+	i := setup(t, h).Provider.Info()
 	if i.ID == uuid.Nil || i.Name == "" || i.Version == "" {
 		t.Fatalf("Info lacks ID, name or version: %+v", i)
 	}
 }
 
 func testSupported(t *testing.T, h Harness) {
-	s := h.New(t)
+	s := setup(t, h)
 	ok, err := s.Provider.IsVolumeSupported(ctx(t), s.Volume)
 	if err != nil || !ok {
 		t.Fatalf("supported volume %s: %v %v", s.Volume, ok, err)
 	}
 	t.Run("Unsupported", func(t *testing.T) {
 		if s.Unsupported == "" {
-			t.Skip("harness has no Unsupported path")
+			notChecked(t, s, "Unsupported", "IsVolumeSupported of a path the provider must refuse")
 		}
 		ok, err = s.Provider.IsVolumeSupported(ctx(t), s.Unsupported)
 		if err != nil || ok {
@@ -312,7 +395,7 @@ func testSupported(t *testing.T, h Harness) {
 }
 
 func testLifecycle(t *testing.T, h Harness) {
-	s := h.New(t)
+	s := setup(t, h)
 	snap := create(t, h, s.Provider, s.Volume)[0]
 	if !queried(t, s.Provider, snap.ID) {
 		t.Fatal("Query does not list the new snapshot")
@@ -327,9 +410,9 @@ func testLifecycle(t *testing.T, h Harness) {
 }
 
 func testContent(t *testing.T, h Harness) {
-	s := h.New(t)
+	s := setup(t, h)
 	if s.ReadSnapshot == nil {
-		t.Skip("harness has no ReadSnapshot: content frozen at commit is not checked")
+		notChecked(t, s, "ReadSnapshot", "content frozen at commit")
 	}
 	rel := writeMarker(t, s, "content", "before commit")
 	snap := create(t, h, s.Provider, s.Volume)[0]
@@ -340,9 +423,9 @@ func testContent(t *testing.T, h Harness) {
 }
 
 func testMultiVolume(t *testing.T, h Harness) {
-	s := h.New(t)
+	s := setup(t, h)
 	if s.Second == "" {
-		t.Skip("harness has no Second volume: multi-volume sets are not checked")
+		notChecked(t, s, "Second", "multi-volume sets")
 	}
 	snaps := create(t, h, s.Provider, s.Volume, s.Second)
 	if snaps[0].DevicePath == snaps[1].DevicePath {
@@ -351,7 +434,7 @@ func testMultiVolume(t *testing.T, h Harness) {
 }
 
 func testAbort(t *testing.T, h Harness) {
-	s := h.New(t)
+	s := setup(t, h)
 	c := ctx(t)
 	set := uuid.New()
 	id := uuid.New()
@@ -376,7 +459,7 @@ func testAbort(t *testing.T, h Harness) {
 }
 
 func testAbandoned(t *testing.T, h Harness) {
-	s := h.New(t)
+	s := setup(t, h)
 	// A requester that gives up before DoSnapshotSet produces no callback;
 	// the next set must work regardless (vss-reference §7.3).
 	if err := s.Provider.BeginPrepareSnapshot(ctx(t), uuid.New(), uuid.New(), s.Volume, h.Context); err != nil {
@@ -386,9 +469,9 @@ func testAbandoned(t *testing.T, h Harness) {
 }
 
 func testUnsupported(t *testing.T, h Harness) {
-	s := h.New(t)
+	s := setup(t, h)
 	if s.Unsupported == "" {
-		t.Skip("harness has no Unsupported path: refusal of an unsupported volume is not checked")
+		notChecked(t, s, "Unsupported", "refusal of an unsupported volume")
 	}
 	err := s.Provider.BeginPrepareSnapshot(ctx(t), uuid.New(), uuid.New(), s.Unsupported, h.Context)
 	if !errors.Is(err, vsserr.VolumeNotSupportedByProvider) && !errors.Is(err, vsserr.VolumeNotSupported) {
@@ -397,7 +480,7 @@ func testUnsupported(t *testing.T, h Harness) {
 }
 
 func testDelete(t *testing.T, h Harness) {
-	s := h.New(t)
+	s := setup(t, h)
 	snap := create(t, h, s.Provider, s.Volume)[0]
 	for i := range 2 {
 		if err := s.Provider.DeleteSnapshot(ctx(t), snap); err != nil {
@@ -407,13 +490,13 @@ func testDelete(t *testing.T, h Harness) {
 }
 
 func testExpose(t *testing.T, h Harness) {
-	s := h.New(t)
+	s := setup(t, h)
 	ex, ok := s.Provider.(provider.Exposer)
 	if !ok {
-		t.Skip("provider is not a provider.Exposer: exposure is not checked")
+		notChecked(t, s, "Exposer", "exposure")
 	}
 	if s.ExposeDir == "" {
-		t.Skip("harness has no ExposeDir: exposure is not checked")
+		notChecked(t, s, "ExposeDir", "exposure")
 	}
 	rel := writeMarker(t, s, "expose", "exposed")
 	snap := create(t, h, s.Provider, s.Volume)[0]
@@ -430,7 +513,7 @@ func testExpose(t *testing.T, h Harness) {
 	readable := s.ReadSnapshot != nil
 	t.Run("ExposedContent", func(t *testing.T) {
 		if !readable {
-			t.Skip("harness has no ReadSnapshot: what the exposed path shows is not checked")
+			notChecked(t, s, "ReadSnapshot", "what the exposed path shows")
 		}
 		if got, err := os.ReadFile(filepath.Join(name, rel)); err != nil || string(got) != "exposed" {
 			t.Fatalf("exposed path %s does not show the snapshot: %q %v", name, got, err)
@@ -443,7 +526,7 @@ func testExpose(t *testing.T, h Harness) {
 	}
 	t.Run("UnexposedContent", func(t *testing.T) {
 		if !readable {
-			t.Skip("harness has no ReadSnapshot: what the unexposed path shows is not checked")
+			notChecked(t, s, "ReadSnapshot", "what the unexposed path shows")
 		}
 		if _, err := os.Stat(filepath.Join(name, rel)); err == nil {
 			t.Fatalf("%s still shows the snapshot after Unexpose", name)
@@ -533,7 +616,7 @@ func wantCode(t *testing.T, what string, err error, code vsserr.HRESULT) {
 // a second BeginPrepareSnapshot once the set is past preparation; the
 // refusals change nothing: the set then goes on to completion.
 func testOutOfOrder(t *testing.T, h Harness) {
-	s := h.New(t)
+	s := setup(t, h)
 	p, c := s.Provider, ctx(t)
 	set, id := begin(t, h, s, 0)
 	t.Cleanup(func() {
@@ -567,7 +650,7 @@ func testOutOfOrder(t *testing.T, h Harness) {
 
 // Every step for a set the provider never saw is refused with its code.
 func testUnknownSet(t *testing.T, h Harness) {
-	s := h.New(t)
+	s := setup(t, h)
 	c := ctx(t)
 	for _, st := range sequence {
 		wantCode(t, st.name+" of an unknown set", st.call(c, s.Provider, uuid.New()), st.refused)
@@ -580,7 +663,7 @@ func testUnknownSet(t *testing.T, h Harness) {
 // commit); the set is then unknown to CommitSnapshots
 // (VSS_E_OBJECT_NOT_FOUND), and its ID cannot be prepared again.
 func testAbortUndoes(t *testing.T, h Harness) {
-	s := h.New(t)
+	s := setup(t, h)
 	for n := range sequence {
 		after := "BeginPrepareSnapshot"
 		if n > 0 {
@@ -612,7 +695,7 @@ func testAbortUndoes(t *testing.T, h Harness) {
 // refused as for a set never seen, and AbortSnapshots of it leaves its
 // snapshots, which only DeleteSnapshot removes.
 func testFinished(t *testing.T, h Harness) {
-	s := h.New(t)
+	s := setup(t, h)
 	p, c := s.Provider, ctx(t)
 	rel := writeMarker(t, s, "finished", "finished set")
 	snap := create(t, h, p, s.Volume)[0]
@@ -634,9 +717,9 @@ func testFinished(t *testing.T, h Harness) {
 // the Snapshot the old one reported (as the coordinator's catalog keeps
 // it).
 func testRestart(t *testing.T, h Harness) {
-	s := h.New(t)
+	s := setup(t, h)
 	if s.Restart == nil {
-		t.Skip("harness has no Restart: snapshots surviving a new provider value are not checked")
+		notChecked(t, s, "Restart", "snapshots surviving a new provider value")
 	}
 	rel := writeMarker(t, s, "restart", "made before the restart")
 	snap := create(t, h, s.Provider, s.Volume)[0]
@@ -653,10 +736,10 @@ func testRestart(t *testing.T, h Harness) {
 	t.Run("Expose", func(t *testing.T) {
 		ex, ok := p.(provider.Exposer)
 		if !ok {
-			t.Skip("provider is not a provider.Exposer: exposure after a restart is not checked")
+			notChecked(t, s, "Exposer", "exposure after a restart")
 		}
 		if s.ExposeDir == "" {
-			t.Skip("harness has no ExposeDir: exposure after a restart is not checked")
+			notChecked(t, s, "ExposeDir", "exposure after a restart")
 		}
 		target := filepath.Join(s.ExposeDir, "after-restart")
 		if err := os.MkdirAll(target, 0o755); err != nil {
@@ -687,7 +770,7 @@ func testRestart(t *testing.T, h Harness) {
 // EndPrepareSnapshots given a context already done returns promptly with
 // its error, making nothing; the Abort that follows leaves nothing.
 func testCancelledEndPrepare(t *testing.T, h Harness) {
-	s := h.New(t)
+	s := setup(t, h)
 	p := s.Provider
 	set, id := begin(t, h, s, 0)
 	before := residue(t, s)
@@ -708,7 +791,7 @@ func testCancelledEndPrepare(t *testing.T, h Harness) {
 // CommitSnapshots given a context already done returns promptly with its
 // error and makes no snapshot; the Abort that follows leaves nothing.
 func testCancelledCommit(t *testing.T, h Harness) {
-	s := h.New(t)
+	s := setup(t, h)
 	p := s.Provider
 	set, id := begin(t, h, s, 2)
 	before := residue(t, s)
@@ -733,7 +816,7 @@ func testCancelledCommit(t *testing.T, h Harness) {
 // error and leaves the snapshot whole; a DeleteSnapshot with a live
 // context then removes it.
 func testCancelledDelete(t *testing.T, h Harness) {
-	s := h.New(t)
+	s := setup(t, h)
 	p := s.Provider
 	rel := writeMarker(t, s, "cancelled-delete", "still here")
 	snap := create(t, h, p, s.Volume)[0]
@@ -767,9 +850,9 @@ func testCancelInFlight(t *testing.T, h Harness) {
 			if h.Serial == "" {
 				t.Parallel()
 			}
-			s := h.New(t)
+			s := setup(t, h)
 			if s.Hold == nil {
-				t.Skip("harness has no Hold: a call cancelled while it works is not checked")
+				notChecked(t, s, "Hold", "a call cancelled while it works")
 			}
 			p := s.Provider
 			writeMarker(t, s, "in-flight", "something to copy")
@@ -790,7 +873,10 @@ func testCancelInFlight(t *testing.T, h Harness) {
 			}
 			held, release, ok := s.Hold(t, method)
 			if !ok {
-				t.Skipf("harness cannot hold %s of this provider while it works", method)
+				notChecked(t, s, "Hold "+method, method+" cancelled while it works")
+			}
+			if why := s.Without["Hold "+method]; why != "" {
+				t.Fatalf("Setup.Without says Hold cannot hold %s (%s), but it did", method, why)
 			}
 			c, cancel := context.WithCancel(ctx(t))
 			defer cancel()
