@@ -5,6 +5,7 @@ GOBIN         ?= $(shell $(GO) env GOPATH)/bin
 PROTOC_GEN_GO_VERSION      = v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION = v1.6.0
 STATICCHECK_VERSION        = v0.8.2
+GOTESTSUM_VERSION          = v1.13.0
 BINARIES = lvssd lvss lvss-writer
 
 .PHONY: build test test-short lint generate check-generate tools fuzz clean
@@ -14,9 +15,13 @@ build:
 	$(GO) build -o bin/ ./cmd/...
 
 # The whole suite, with the race detector. Suites that need root, loop
-# devices or database servers fail (not skip) when CI=true and they are missing.
+# devices or database servers fail (not skip) when CI=true and they are
+# missing. gotestsum prints a line per package and, at the end, every
+# failed and every skipped test with its output: each skip names what was
+# not checked and why, in every CI log (docs/testing.md).
 test:
-	$(GO) test -race -count=1 -timeout 30m ./...
+	@test -x $(GOBIN)/gotestsum || { echo "gotestsum is missing: run 'make tools'" >&2; exit 1; }
+	$(GOBIN)/gotestsum --format pkgname --format-hide-empty-pkg -- -race -count=1 -timeout 30m ./...
 
 test-short:
 	$(GO) test -short -count=1 ./...
@@ -32,6 +37,7 @@ tools:
 	GOBIN=$(GOBIN) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
 	GOBIN=$(GOBIN) $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
 	GOBIN=$(GOBIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	GOBIN=$(GOBIN) $(GO) install gotest.tools/gotestsum@$(GOTESTSUM_VERSION)
 
 generate:
 	cd api/lvss/v1 && PATH="$(GOBIN):$$PATH" protoc --proto_path=. \
