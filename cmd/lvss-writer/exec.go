@@ -8,6 +8,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/spf13/cobra"
 
+	"github.com/lvss/lvss/internal/clierr"
 	execwriter "github.com/lvss/lvss/writers/exec"
 )
 
@@ -57,7 +58,7 @@ migrate unchanged.`,
 			}
 			if classID != "" {
 				if cfg.ClassID, err = uuid.Parse(strings.Trim(classID, "{}")); err != nil {
-					return usagef("--class-id: %v", err)
+					return clierr.Usagef("--class-id: %v", err)
 				}
 			}
 			for _, p := range []struct {
@@ -71,7 +72,7 @@ migrate unchanged.`,
 			} {
 				if p.val != "" {
 					if err := p.set(p.val); err != nil {
-						return usagef("%s: %v", p.flag, err)
+						return clierr.Usagef("%s: %v", p.flag, err)
 					}
 				}
 			}
@@ -79,20 +80,20 @@ migrate unchanged.`,
 			for _, t := range timeouts {
 				ev, d, err := execwriter.ParseTimeout(t)
 				if err != nil {
-					return usagef("--timeout: %v", err)
+					return clierr.Usagef("--timeout: %v", err)
 				}
 				cfg.Timeouts[ev] = d
 			}
 			for _, c := range components {
 				comp, err := execwriter.ParseComponent(c)
 				if err != nil {
-					return usagef("--component: %v", err)
+					return clierr.Usagef("--component: %v", err)
 				}
 				cfg.Components = append(cfg.Components, comp)
 			}
 			id, w, err := execwriter.New(cfg)
 			if err != nil {
-				return usagef("%v", err)
+				return clierr.Usagef("%v", err)
 			}
 			// The SDK's own releases (window expiry, lost lvssd, SIGTERM)
 			// wait for the abort hook to finish.

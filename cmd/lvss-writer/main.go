@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -74,27 +73,11 @@ command line.`,
 	root.PersistentFlags().StringVar(&g.socket, "socket", "", "lvssd socket (default $LVSS_SOCKET, else /run/lvss/lvssd.sock)")
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "debug, info, warn or error")
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "text or json (one JSON object per line, for log collectors)")
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	for _, f := range writerCommands {
 		root.AddCommand(f(g))
 	}
-	markUsage(root)
+	clierr.MarkUsage(root)
 	return root
-}
-
-// markUsage makes every command's argument-count errors usage errors.
-func markUsage(c *cobra.Command) {
-	if args := c.Args; args != nil {
-		c.Args = func(cmd *cobra.Command, a []string) error {
-			if err := args(cmd, a); err != nil {
-				return usageError{err}
-			}
-			return nil
-		}
-	}
-	for _, sub := range c.Commands() {
-		markUsage(sub)
-	}
 }
 
 func run(ctx context.Context, argv []string, stdout, stderr io.Writer) int {
@@ -107,8 +90,7 @@ func run(ctx context.Context, argv []string, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 	kind, code := clierr.Other, exitFailed
-	var u usageError
-	if errors.As(err, &u) {
+	if clierr.IsUsage(err) {
 		kind, code = clierr.Usage, exitUsage
 	}
 	r := clierr.New(err, kind, cmd.CommandPath())
@@ -140,15 +122,10 @@ func jsonLogs(cmd *cobra.Command, argv []string) bool {
 	return false
 }
 
-// usageError marks a bad command line (exit status 2).
-type usageError struct{ error }
-
-func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
-
 func (g *globalOptions) logger() (*slog.Logger, error) {
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(g.logLevel)); err != nil {
-		return nil, usagef("--log-level: %v", err)
+		return nil, clierr.Usagef("--log-level: %v", err)
 	}
 	opts := &slog.HandlerOptions{Level: lvl}
 	switch g.logFormat {
@@ -157,7 +134,7 @@ func (g *globalOptions) logger() (*slog.Logger, error) {
 	case "json":
 		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
 	}
-	return nil, usagef("--log-format %q: want text or json", g.logFormat)
+	return nil, clierr.Usagef("--log-format %q: want text or json", g.logFormat)
 }
 
 // host runs one writer until the process is told to stop. Retry keeps it

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/lvss/lvss/internal/clierr"
 	mysqlwriter "github.com/lvss/lvss/writers/mysql"
 )
 
@@ -61,11 +62,11 @@ CLIENT; PROCESS too if tables use DATA DIRECTORY (docs/writer-mysql.md).`,
 			if passwordFile != "" {
 				b, err := os.ReadFile(passwordFile)
 				if err != nil {
-					return usagef("--password-file: %v", err)
+					return clierr.Usagef("--password-file: %v", err)
 				}
 				cfg.Password = strings.TrimRight(string(b), "\r\n")
 				if cfg.Password == "" {
-					return usagef("--password-file %s is empty", passwordFile)
+					return clierr.Usagef("--password-file %s is empty", passwordFile)
 				}
 			}
 			if cfg.Password == "" {
@@ -76,7 +77,7 @@ CLIENT; PROCESS too if tables use DATA DIRECTORY (docs/writer-mysql.md).`,
 			cfg.Logger = log
 			id, w, err := mysqlwriter.New(cfg)
 			if err != nil {
-				return usagef("%v", err)
+				return clierr.Usagef("%v", err)
 			}
 			defer w.Close()
 			log.Info("mysql writer", "server", w.Server(), "strategy", strategy)

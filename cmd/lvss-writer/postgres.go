@@ -3,6 +3,7 @@ package main
 import (
 	"github.com/spf13/cobra"
 
+	"github.com/lvss/lvss/internal/clierr"
 	pgwriter "github.com/lvss/lvss/writers/postgres"
 )
 
@@ -61,7 +62,7 @@ links in the data directory. See docs/writer-postgres.md.`,
 			cfg.Logger = log
 			id, w, err := pgwriter.New(cfg)
 			if err != nil {
-				return usagef("%v", err)
+				return clierr.Usagef("%v", err)
 			}
 			defer w.Close()
 			return host(cmd.Context(), g, log, id, w, 0)

@@ -10,6 +10,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 
+	"github.com/lvss/lvss/internal/clierr"
 	rediswriter "github.com/lvss/lvss/writers/redis"
 )
 
@@ -54,13 +55,13 @@ needs: +client|pause +client|unpause +client|setname +config|get +info
 				return err
 			}
 			if cmd.Flags().Changed("addr") && cfg.SocketPath != "" {
-				return usagef("--addr and --socket-path exclude each other")
+				return clierr.Usagef("--addr and --socket-path exclude each other")
 			}
 			switch {
 			case passwordFile != "":
 				b, err := os.ReadFile(passwordFile)
 				if err != nil {
-					return usagef("--password-file: %v", err)
+					return clierr.Usagef("--password-file: %v", err)
 				}
 				// The first line: a trailing newline is not part of it.
 				cfg.Password, _, _ = strings.Cut(string(b), "\n")
@@ -75,7 +76,7 @@ needs: +client|pause +client|unpause +client|setname +config|get +info
 			cfg.Logger = log
 			id, w, err := rediswriter.New(cfg)
 			if err != nil {
-				return usagef("%v", err)
+				return clierr.Usagef("%v", err)
 			}
 			defer w.Close()
 			return host(cmd.Context(), g, log, id, w, 0)

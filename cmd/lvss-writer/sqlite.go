@@ -5,6 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/lvss/lvss/internal/clierr"
 	sqlitewriter "github.com/lvss/lvss/writers/sqlite"
 )
 
@@ -35,18 +36,18 @@ writes wait for the thaw instead of failing (docs/writer-sqlite.md).`,
 				return err
 			}
 			if len(cfg.Databases) == 0 {
-				return usagef("--db is required")
+				return clierr.Usagef("--db is required")
 			}
 			for i, p := range cfg.Databases {
 				if cfg.Databases[i], err = filepath.Abs(p); err != nil {
-					return usagef("--db %s: %v", p, err)
+					return clierr.Usagef("--db %s: %v", p, err)
 				}
 			}
 			cfg.Checkpoint = sqlitewriter.CheckpointMode(checkpoint)
 			cfg.Logger = log
 			id, w, err := sqlitewriter.New(cfg)
 			if err != nil {
-				return usagef("%v", err)
+				return clierr.Usagef("%v", err)
 			}
 			defer w.Close()
 			return host(cmd.Context(), g, log, id, w, 0)

@@ -17,6 +17,7 @@ import (
 	"github.com/lvss/lvss/backupdoc"
 	"github.com/lvss/lvss/client"
 	"github.com/lvss/lvss/document"
+	"github.com/lvss/lvss/internal/clierr"
 	"github.com/lvss/lvss/internal/inplace"
 	"github.com/lvss/lvss/internal/mountinfo"
 	"github.com/lvss/lvss/vss"
@@ -129,7 +130,7 @@ COMMAND could not be run, or was not found; 130 interrupted.`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if n := cmd.ArgsLenAtDash(); n != 0 && len(args) > 0 {
-				return usageError{fmt.Errorf("unexpected argument %q: the backup command goes after --", args[0])}
+				return clierr.UsageError{Err: fmt.Errorf("unexpected argument %q: the backup command goes after --", args[0])}
 			}
 			o.command = args
 			o.json = g.json
@@ -237,22 +238,22 @@ type backupPlan struct {
 func (o backupOptions) plan() (*backupPlan, error) {
 	p := &backupPlan{o: o}
 	if len(o.paths) == 0 && len(o.writers) == 0 {
-		return nil, usageError{errors.New("backup needs --for PATH or --writer NAME (see lvss backup --help)")}
+		return nil, clierr.UsageError{Err: errors.New("backup needs --for PATH or --writer NAME (see lvss backup --help)")}
 	}
 	if o.noWriters && (len(o.writers) > 0 || len(o.excludeWriters) > 0) {
-		return nil, usageError{errors.New("--no-writers takes no --writer or --exclude-writer")}
+		return nil, clierr.UsageError{Err: errors.New("--no-writers takes no --writer or --exclude-writer")}
 	}
 	bt, ok := backupTypes[strings.ToLower(o.backupType)]
 	if !ok {
-		return nil, usageError{fmt.Errorf("--type %q: say copy, full, incremental, differential or log", o.backupType)}
+		return nil, clierr.UsageError{Err: fmt.Errorf("--type %q: say copy, full, incremental, differential or log", o.backupType)}
 	}
 	p.btype = bt
 	if _, ok := excludeFormats[o.excludeFormat]; !ok {
-		return nil, usageError{fmt.Errorf("--exclude-file-format %q: say %s", o.excludeFormat, excludeFormatNames)}
+		return nil, clierr.UsageError{Err: fmt.Errorf("--exclude-file-format %q: say %s", o.excludeFormat, excludeFormatNames)}
 	}
 	if o.inPlace {
 		if len(o.command) == 0 {
-			return nil, usageError{errors.New("--in-place runs a COMMAND: give one after --")}
+			return nil, clierr.UsageError{Err: errors.New("--in-place runs a COMMAND: give one after --")}
 		}
 		// Before anything is frozen.
 		if err := inplace.Check(); err != nil {
@@ -260,7 +261,7 @@ func (o backupOptions) plan() (*backupPlan, error) {
 		}
 	}
 	if o.timeout <= 0 {
-		return nil, usageError{fmt.Errorf("--timeout %s: must be positive", o.timeout)}
+		return nil, clierr.UsageError{Err: fmt.Errorf("--timeout %s: must be positive", o.timeout)}
 	}
 	switch {
 	case o.persistent && o.noWriters:
@@ -279,7 +280,7 @@ func (o backupOptions) plan() (*backupPlan, error) {
 		}
 		r, err := filepath.EvalSymlinks(a)
 		if err != nil {
-			return nil, usageError{fmt.Errorf("--for %s: %w", v, err)}
+			return nil, clierr.UsageError{Err: fmt.Errorf("--for %s: %w", v, err)}
 		}
 		p.paths = append(p.paths, r)
 	}

@@ -9,13 +9,11 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/spf13/cobra"
 
 	"github.com/lvss/lvss/backupdoc"
 	"github.com/lvss/lvss/client"
@@ -24,29 +22,11 @@ import (
 	"github.com/lvss/lvss/vsserr"
 )
 
-// runBackupShow runs `lvss backup show` the way main does once the
-// command is wired under `lvss backup`: the real root, its usage marking,
-// its error printing and exit statuses. Until it is wired, the show
-// command is added here, under the real `lvss backup` when there is one
-// (so that the test also says whether a subcommand reaches it there).
+// runBackupShow runs `lvss backup show` the way main does: the real root,
+// its usage marking, its error printing and exit statuses.
 func runBackupShow(t *testing.T, argv ...string) (int, string, string) {
 	t.Helper()
 	root := newRootCommand()
-	var backup *cobra.Command
-	for _, c := range root.Commands() {
-		if c.Name() == "backup" {
-			backup = c
-		}
-	}
-	if backup == nil {
-		backup = &cobra.Command{Use: "backup", Args: cobra.NoArgs, RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() }}
-		root.AddCommand(backup)
-	}
-	if !slices.ContainsFunc(backup.Commands(), func(c *cobra.Command) bool { return c.Name() == "show" }) {
-		show := newBackupShowCommand(&globalOptions{})
-		backup.AddCommand(show)
-		markUsage(show)
-	}
 	var out, errb bytes.Buffer
 	root.SetArgs(append([]string{"backup", "show"}, argv...))
 	root.SetOut(&out)

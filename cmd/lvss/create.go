@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lvss/lvss/client"
+	"github.com/lvss/lvss/internal/clierr"
 	"github.com/lvss/lvss/internal/wire"
 	"github.com/lvss/lvss/vss"
 	"github.com/lvss/lvss/vsserr"
@@ -99,7 +100,7 @@ func parseContextFlag(s string) (vss.Context, error) {
 			}
 		}
 		if err != nil || part == "" {
-			return 0, usageError{fmt.Errorf("--context: unknown context %q", s)}
+			return 0, clierr.UsageError{Err: fmt.Errorf("--context: unknown context %q", s)}
 		}
 		out |= c
 	}
@@ -111,11 +112,11 @@ func parseContextFlag(s string) (vss.Context, error) {
 func checkCreateContext(c vss.Context) error {
 	switch {
 	case c == vss.CtxAll:
-		return usageError{fmt.Errorf("--context VSS_CTX_ALL is for administrative calls; it cannot create snapshots")}
+		return clierr.UsageError{Err: fmt.Errorf("--context VSS_CTX_ALL is for administrative calls; it cannot create snapshots")}
 	case !c.Valid():
-		return usageError{fmt.Errorf("--context %s is not a snapshot context", c)}
+		return clierr.UsageError{Err: fmt.Errorf("--context %s is not a snapshot context", c)}
 	case c.AutoRelease():
-		return usageError{fmt.Errorf("--context %s is auto-release: its snapshots would be deleted as soon as "+
+		return clierr.UsageError{Err: fmt.Errorf("--context %s is auto-release: its snapshots would be deleted as soon as "+
 			"lvss exits and its session ends. Use a persistent context (VSS_CTX_CLIENT_ACCESSIBLE, "+
 			"VSS_CTX_APP_ROLLBACK, VSS_CTX_NAS_ROLLBACK, VSS_CTX_CLIENT_ACCESSIBLE_WRITERS), or hold "+
 			"a session with 'lvss call' to keep auto-release snapshots while you use them", c)}
@@ -181,7 +182,7 @@ func (r *createResult) later(err error) {
 
 func createShadow(ctx context.Context, socket string, o createOptions, out, errOut io.Writer) error {
 	if len(o.volumes) == 0 {
-		return usageError{fmt.Errorf("create shadow needs at least one --for PATH")}
+		return clierr.UsageError{Err: fmt.Errorf("create shadow needs at least one --for PATH")}
 	}
 	c, err := parseContextFlag(o.context)
 	if err != nil {

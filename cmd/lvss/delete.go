@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/lvss/lvss/client"
+	"github.com/lvss/lvss/internal/clierr"
 	"github.com/lvss/lvss/vss"
 	"github.com/lvss/lvss/vsserr"
 )
@@ -118,10 +119,10 @@ func (o *deleteOptions) validate() error {
 		}
 	}
 	if n != 1 {
-		return usageError{fmt.Errorf("delete shadows needs exactly one of --shadow ID, --set ID, --for PATH, --all")}
+		return clierr.UsageError{Err: fmt.Errorf("delete shadows needs exactly one of --shadow ID, --set ID, --for PATH, --all")}
 	}
 	if o.oldest && o.forVol == "" {
-		return usageError{fmt.Errorf("--oldest goes with --for PATH")}
+		return clierr.UsageError{Err: fmt.Errorf("--oldest goes with --for PATH")}
 	}
 	return nil
 }

@@ -13,13 +13,6 @@ import (
 	"github.com/lvss/lvss/internal/clierr"
 )
 
-// usageError marks a wrong command line, which gets its own exit status so
-// that scripts can tell "you called me wrong" from "the backup failed".
-type usageError struct{ err error }
-
-func (e usageError) Error() string { return e.err.Error() }
-func (e usageError) Unwrap() error { return e.err }
-
 // Exit statuses, the same for every verb. 69 and 75 are sysexits(3)'s
 // EX_UNAVAILABLE and EX_TEMPFAIL, which schedulers and systemd know;
 // 125-127 are env(1)'s; 130 is the shell's 128+SIGINT.
@@ -50,7 +43,6 @@ const exitStatusHelp = `  0        success
 // exitCode is the one place that maps an outcome to an exit status.
 func exitCode(err error) int {
 	var (
-		ue usageError
 		wf writerFailure
 		sp setInProgress
 		ce commandExit
@@ -58,7 +50,7 @@ func exitCode(err error) int {
 	switch {
 	case err == nil:
 		return exitOK
-	case errors.As(err, &ue):
+	case clierr.IsUsage(err):
 		return exitUsage
 	case errors.As(err, &wf):
 		return exitWriterFailed
@@ -79,13 +71,12 @@ func exitCode(err error) int {
 // exitCode's order so that the advice matches the exit status.
 func errorKind(err error) clierr.Kind {
 	var (
-		ue usageError
 		wf writerFailure
 		sp setInProgress
 		ce commandExit
 	)
 	switch {
-	case errors.As(err, &ue):
+	case clierr.IsUsage(err):
 		return clierr.Usage
 	case errors.As(err, &wf):
 		return clierr.WriterFailed

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lvss/lvss/client"
+	"github.com/lvss/lvss/internal/clierr"
 	"github.com/lvss/lvss/internal/inplace"
 )
 
@@ -43,27 +44,10 @@ Exit status, for every verb:
 	root.CompletionOptions.DisableDefaultCmd = true
 	root.PersistentFlags().StringVar(&g.socket, "socket", "", "lvssd socket (default $"+client.SocketEnv+", else "+client.DefaultSocket+")")
 	root.PersistentFlags().BoolVar(&g.json, "json", false, "print results as JSON, and a failure as one JSON object on standard error")
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newCallCommand(g), newListCommand(g), newCreateCommand(g), newDeleteCommand(g),
 		newExposeCommand(g), newUnexposeCommand(g), newBackupCommand(g))
-	// Argument-count errors come from each command's Args; mark them all
-	// as usage errors in one place.
-	markUsage(root)
+	clierr.MarkUsage(root)
 	return root
-}
-
-func markUsage(c *cobra.Command) {
-	if args := c.Args; args != nil {
-		c.Args = func(cmd *cobra.Command, a []string) error {
-			if err := args(cmd, a); err != nil {
-				return usageError{err}
-			}
-			return nil
-		}
-	}
-	for _, sub := range c.Commands() {
-		markUsage(sub)
-	}
 }
 
 func run(ctx context.Context, argv []string, stdin io.Reader, stdout, stderr io.Writer) int {

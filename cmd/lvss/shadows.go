@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/lvss/lvss/client"
+	"github.com/lvss/lvss/internal/clierr"
 	"github.com/lvss/lvss/internal/wire"
 	"github.com/lvss/lvss/vss"
 	"github.com/lvss/lvss/vsserr"
@@ -78,7 +79,7 @@ func adminSession(ctx context.Context, socket string, fn func(context.Context, *
 func parseID(flag, s string) (uuid.UUID, error) {
 	u, err := wire.ParseGUID(s)
 	if err != nil || u == uuid.Nil {
-		return uuid.Nil, usageError{fmt.Errorf("%s: %q is not a snapshot GUID", flag, s)}
+		return uuid.Nil, clierr.UsageError{Err: fmt.Errorf("%s: %q is not a snapshot GUID", flag, s)}
 	}
 	return u, nil
 }
@@ -89,7 +90,7 @@ func parseID(flag, s string) (uuid.UUID, error) {
 func absPath(p string) (string, error) {
 	a, err := filepath.Abs(p)
 	if err != nil {
-		return "", usageError{fmt.Errorf("path %q: %w", p, err)}
+		return "", clierr.UsageError{Err: fmt.Errorf("path %q: %w", p, err)}
 	}
 	return a, nil
 }

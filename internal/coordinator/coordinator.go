@@ -268,6 +268,9 @@ func (c *Coordinator) AddWriter(ctx context.Context, id Identity, peer Peer, str
 		}
 	}
 	w.box = outbox.New(outboxSize, stream.Send, func(cause error) { c.writerEnded(w, stream, cause) })
+	// Put under c.mu is safe only because the box is new: it can be
+	// neither full nor ended, so Put cannot call writerEnded, which takes
+	// c.mu.
 	w.box.Put(Outbound{Welcome: &Welcome{InstanceID: w.InstanceID, Window: window}}, time.Now().Add(c.opt.Timeouts.Identify), "Welcome")
 	c.writers[w.InstanceID] = w
 	c.mu.Unlock()
