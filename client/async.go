@@ -123,7 +123,9 @@ func (a *Async) QueryStatus(ctx context.Context) (vsserr.HRESULT, string, error)
 }
 
 // Cancel asks for the operation to stop. It returns S_OK when it was
-// cancelled now and VSS_S_ASYNC_CANCELLED when it had been already; for an
+// cancelled now (lvssd answers once the operation has stopped, so the
+// next call finds nothing pending) and VSS_S_ASYNC_CANCELLED when it had
+// been already; for an
 // operation that had ended, VSS_S_ASYNC_FINISHED after a success,
 // VSS_S_ASYNC_CANCELLED after a cancellation and the operation's own
 // error after a failure (D17), as IVssAsync::Cancel does. A Wait in

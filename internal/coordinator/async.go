@@ -82,19 +82,31 @@ func (a *Async) Err() error {
 // VSS_S_ASYNC_CANCELLED when it was already cancelled; once it has ended,
 // VSS_S_ASYNC_FINISHED after a success, VSS_S_ASYNC_CANCELLED after a
 // cancellation, and the operation's own error after a failure.
-func (a *Async) Cancel() (vsserr.HRESULT, string) {
+//
+// A taken Cancel returns once the operation has stopped ("cancelled now"
+// in vss-reference §4), or when ctx ends: a requester's next call, such as
+// restic's AbortBackup right after Cancel, must find no operation pending.
+// The wait is bounded by the operation itself: its writer calls are
+// abandoned at once, providers honour their context, and what cannot stop
+// (a provider commit) ends within its own deadline.
+func (a *Async) Cancel(ctx context.Context) (vsserr.HRESULT, string) {
 	select {
 	case <-a.done:
 		return a.Status()
 	default:
 	}
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	if a.cancelled {
+		a.mu.Unlock()
 		return vsserr.AsyncCancelled, ""
 	}
 	a.cancelled = true
 	a.cancel(context.Canceled)
+	a.mu.Unlock()
+	select {
+	case <-a.done:
+	case <-ctx.Done():
+	}
 	return vsserr.OK, ""
 }
 

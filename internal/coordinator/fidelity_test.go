@@ -31,7 +31,7 @@ func TestCancelAfterFailureReturnsTheError(t *testing.T) {
 	if st, _ := a.Wait(context.Background(), 20*time.Second); st != vsserr.ProviderVeto {
 		t.Fatalf("Wait: %s", st)
 	}
-	if got, msg := a.Cancel(); got != vsserr.ProviderVeto || !strings.Contains(msg, "injected") {
+	if got, msg := a.Cancel(context.Background()); got != vsserr.ProviderVeto || !strings.Contains(msg, "injected") {
 		t.Fatalf("Cancel after a failure: %s %q, want VSS_E_PROVIDER_VETO with its message", got, msg)
 	}
 	if st, _ := a.Status(); st != vsserr.ProviderVeto {
@@ -50,7 +50,7 @@ func TestCancelledBackupCompleteCanBeRetried(t *testing.T) {
 	a, err := s.BackupComplete()
 	must(t, err)
 	<-held
-	if got, _ := a.Cancel(); got != vsserr.OK {
+	if got, _ := a.Cancel(context.Background()); got != vsserr.OK {
 		t.Fatalf("Cancel: %s", got)
 	}
 	if st, _ := a.Wait(context.Background(), 20*time.Second); st != vsserr.AsyncCancelled {
@@ -85,7 +85,14 @@ func TestCancelledPrepareForBackupFailsNoWriter(t *testing.T) {
 	a, err := s.PrepareForBackup()
 	must(t, err)
 	<-held
-	a.Cancel()
+	if got, _ := a.Cancel(context.Background()); got != vsserr.OK {
+		t.Fatalf("Cancel: %s", got)
+	}
+	// Stopped when Cancel returns: AbortBackup, restic's next call, is
+	// admitted at once.
+	if st, _ := a.Status(); st != vsserr.AsyncCancelled {
+		t.Fatalf("QueryStatus right after Cancel returned S_OK: %s", st)
+	}
 	if st, _ := a.Wait(context.Background(), 20*time.Second); st != vsserr.AsyncCancelled {
 		t.Fatalf("after Cancel: %s", st)
 	}

@@ -309,13 +309,18 @@ func TestAsyncWaitQueryCancel(t *testing.T) {
 	if _, err := s.SaveAsXML(); err != nil {
 		t.Fatalf("SaveAsXML during pending async: %v", err)
 	}
-	if got, _ := a.Cancel(); got != vsserr.OK {
+	if got, _ := a.Cancel(context.Background()); got != vsserr.OK {
 		t.Fatalf("Cancel: %s", got)
+	}
+	// A taken Cancel returns once the operation has stopped: the next
+	// call finds nothing pending (restic calls AbortBackup right away).
+	if st, _ := a.Status(); st != vsserr.AsyncCancelled {
+		t.Fatalf("QueryStatus right after Cancel returned S_OK: %s, want VSS_S_ASYNC_CANCELLED", st)
 	}
 	if st, _ := a.Wait(context.Background(), 5*time.Second); st != vsserr.AsyncCancelled {
 		t.Fatalf("after Cancel: %s", st)
 	}
-	if got, _ := a.Cancel(); got != vsserr.AsyncCancelled {
+	if got, _ := a.Cancel(context.Background()); got != vsserr.AsyncCancelled {
 		t.Fatalf("second Cancel: %s", got)
 	}
 	if s.State() != StInit {
@@ -327,7 +332,7 @@ func TestAsyncWaitQueryCancel(t *testing.T) {
 	a2, err := s.GatherWriterMetadata()
 	must(t, err)
 	must(t, e.wait(a2, nil))
-	if got, _ := a2.Cancel(); got != vsserr.AsyncFinished {
+	if got, _ := a2.Cancel(context.Background()); got != vsserr.AsyncFinished {
 		t.Fatalf("Cancel after finish: %s", got)
 	}
 }

@@ -353,7 +353,7 @@ func (h *requester) call(ctx context.Context, s *coordinator.Session, req *v1.Se
 		if err != nil {
 			return nil, err
 		}
-		st, msg := a.Cancel()
+		st, msg := a.Cancel(ctx)
 		return &v1.SessionResponse{Result: &v1.SessionResponse_AsyncStatus{AsyncStatus: &v1.AsyncStatus{Hresult: uint32(st), Message: msg}}}, nil
 	case *v1.SessionRequest_GetSessionId:
 		return &v1.SessionResponse{Result: &v1.SessionResponse_SessionId{SessionId: &v1.SessionId{Id: s.ID().String()}}}, nil
