@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -75,6 +76,12 @@ command line.`,
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "text or json (one JSON object per line, for log collectors)")
 	for _, f := range writerCommands {
 		root.AddCommand(f(g))
+	}
+	for _, name := range omittedWriters {
+		root.AddCommand(newOmittedCommand(name))
+	}
+	if len(omittedWriters) > 0 {
+		root.Long += "\n\nThis build leaves out the writers: " + strings.Join(omittedWriters, ", ") + "."
 	}
 	clierr.MarkUsage(root)
 	return root

@@ -46,3 +46,24 @@ func TestUsage(t *testing.T) {
 		}
 	}
 }
+
+// A writer left out of the build by its lvss_no<name> tag is named as
+// such, as VSS_E_NOT_SUPPORTED with how to get it, not as an unknown
+// command; --help lists what the build leaves out.
+func TestOmittedWriter(t *testing.T) {
+	saved := omittedWriters
+	t.Cleanup(func() { omittedWriters = saved })
+	omittedWriters = append(append([]string{}, saved...), "nosuch")
+
+	code, out, errOut := runWriter("nosuch", "--db", "x")
+	if code != exitFailed || out != "" ||
+		errOut != "lvss-writer: VSS_E_NOT_SUPPORTED (0x8004232F): this lvss-writer was built without the nosuch writer (build tag lvss_nonosuch)\n"+
+			"hint: build lvss-writer without -tags lvss_nonosuch ('make build' builds every writer)\n" {
+		t.Errorf("exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	code, out, _ = runWriter("--help")
+	if code != exitOK || !strings.Contains(out, "This build leaves out the writers: ") || !strings.Contains(out, "nosuch.") ||
+		strings.Contains(out, "  nosuch ") {
+		t.Errorf("--help: exit %d, stdout %q", code, out)
+	}
+}

@@ -1,3 +1,5 @@
+//go:build !lvss_nomysql
+
 package main
 
 import (

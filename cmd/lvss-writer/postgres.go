@@ -1,3 +1,5 @@
+//go:build !lvss_nopostgres
+
 package main
 
 import (

@@ -1,3 +1,5 @@
+//go:build !lvss_noredis
+
 package main
 
 import (

@@ -1,3 +1,5 @@
+//go:build !lvss_nosqlite
+
 package main
 
 import (

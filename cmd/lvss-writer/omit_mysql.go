@@ -1,0 +1,5 @@
+//go:build lvss_nomysql
+
+package main
+
+func init() { omittedWriters = append(omittedWriters, "mysql") }

@@ -1,0 +1,5 @@
+//go:build lvss_nopostgres
+
+package main
+
+func init() { omittedWriters = append(omittedWriters, "postgres") }

@@ -1,0 +1,5 @@
+//go:build lvss_noredis
+
+package main
+
+func init() { omittedWriters = append(omittedWriters, "redis") }

@@ -1,0 +1,5 @@
+//go:build lvss_nosqlite
+
+package main
+
+func init() { omittedWriters = append(omittedWriters, "sqlite") }
