@@ -325,7 +325,7 @@ func TestWriteRefuses(t *testing.T) {
 // the order they are written.
 var manifestKeys = []string{"format", "version", "stage", "lvss_version", "host", "time", "snapshot_set_id",
 	"context", "context_value", "backup_type", "backup_type_value", "command", "exit_status", "freeze_held_ms",
-	"snapshots", "writers"}
+	"writers_frozen_ms", "snapshots", "writers"}
 
 var snapshotKeys = []string{"snapshot_id", "original_volume", "device_path", "provider", "provider_id", "created",
 	"consistency", "consistency_reason"}
@@ -373,7 +373,7 @@ func TestManifestJSON(t *testing.T) {
 		t.Errorf("writer keys %v\nwant %v", got, writerKeys)
 	}
 	for _, want := range []string{`"context":"VSS_CTX_BACKUP","context_value":0`, `"backup_type":"VSS_BT_FULL","backup_type_value":1`,
-		`"time":"2026-11-25T01:12:40Z"`, `"freeze_held_ms":12.345678`, `"exit_status":0`,
+		`"time":"2026-11-25T01:12:40Z"`, `"freeze_held_ms":12.345678`, `"writers_frozen_ms":23.456789`, `"exit_status":0`,
 		`"state":"VSS_WS_FAILED_AT_FREEZE","state_value":9,"failure":"VSS_E_WRITERERROR_TIMEOUT","failure_hresult":"0x800423F2"`,
 		`"created":"2026-11-25T01:10:03.412Z"`} {
 		if !strings.Contains(string(data), want) {
@@ -382,7 +382,7 @@ func TestManifestJSON(t *testing.T) {
 	}
 	// Unknown values are null and empty lists [], never missing.
 	sparse, _ := json.Marshal(Manifest{Format: Format, Version: Version})
-	for _, want := range []string{`"command":[]`, `"exit_status":null`, `"freeze_held_ms":null`, `"snapshots":[]`, `"writers":[]`, `"time":""`} {
+	for _, want := range []string{`"command":[]`, `"exit_status":null`, `"freeze_held_ms":null`, `"writers_frozen_ms":null`, `"snapshots":[]`, `"writers":[]`, `"time":""`} {
 		if !strings.Contains(string(sparse), want) {
 			t.Errorf("sparse manifest lacks %s:\n%s", want, sparse)
 		}

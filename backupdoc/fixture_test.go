@@ -40,7 +40,7 @@ func sampleManifest() Manifest {
 		Time:          time.Date(2026, 11, 25, 1, 12, 40, 0, time.UTC),
 		SnapshotSetID: setID, Context: vss.CtxBackup, BackupType: vss.BackupFull,
 		Command:    []string{"restic", "backup", "/srv/.lvss-snapshots/7d0c93a4-1b2e-4f6a-8c5d-3e9f0a1b2c4d"},
-		ExitStatus: exitStatus(0), FreezeHeld: 12345678 * time.Nanosecond,
+		ExitStatus: exitStatus(0), FreezeHeld: 12345678 * time.Nanosecond, WritersFrozen: 23456789 * time.Nanosecond,
 		Snapshots: []Snapshot{
 			{SnapshotID: snapSrv, OriginalVolume: "/srv", DevicePath: "/srv/.lvss-snapshots/" + snapSrv.String(),
 				ProviderName: "btrfs", ProviderID: provider, Created: created, Consistency: "application"},

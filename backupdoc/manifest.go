@@ -74,6 +74,11 @@ type Manifest struct {
 	// provider commits (its event log entry "filesystems held frozen");
 	// 0 when not known, or when no provider needed a freeze.
 	FreezeHeld time.Duration
+	// WritersFrozen is how long the writers taking part were held frozen,
+	// from the first Freeze lvssd sent to the last Thaw answered (its
+	// event log entry "writers held frozen"); 0 when not known, or when no
+	// writer was frozen.
+	WritersFrozen time.Duration
 
 	Snapshots []Snapshot
 	Writers   []Writer
@@ -126,6 +131,7 @@ type manifestJSON struct {
 	Command         []string       `json:"command"`
 	ExitStatus      *int           `json:"exit_status"`
 	FreezeHeldMS    *float64       `json:"freeze_held_ms"`
+	WritersFrozenMS *float64       `json:"writers_frozen_ms"`
 	Snapshots       []snapshotJSON `json:"snapshots"`
 	Writers         []writerJSON   `json:"writers"`
 }
@@ -172,10 +178,8 @@ func (m Manifest) MarshalJSON() ([]byte, error) {
 	if j.Command == nil {
 		j.Command = []string{}
 	}
-	if m.FreezeHeld != 0 {
-		ms := float64(m.FreezeHeld) / float64(time.Millisecond)
-		j.FreezeHeldMS = &ms
-	}
+	j.FreezeHeldMS = millis(m.FreezeHeld)
+	j.WritersFrozenMS = millis(m.WritersFrozen)
 	for _, s := range m.Snapshots {
 		j.Snapshots = append(j.Snapshots, snapshotJSON{
 			SnapshotID: s.SnapshotID.String(), OriginalVolume: s.OriginalVolume, DevicePath: s.DevicePath,
@@ -220,14 +224,8 @@ func (m *Manifest) UnmarshalJSON(data []byte) error {
 	if len(j.Command) > 0 {
 		out.Command = j.Command
 	}
-	if j.FreezeHeldMS != nil {
-		ms := *j.FreezeHeldMS
-		if ms < 0 || ms >= float64(math.MaxInt64)/float64(time.Millisecond) {
-			errs.add("freeze_held_ms", "%v is not a duration in milliseconds", ms)
-		} else {
-			out.FreezeHeld = time.Duration(math.Round(ms * float64(time.Millisecond)))
-		}
-	}
+	out.FreezeHeld = errs.millis("freeze_held_ms", j.FreezeHeldMS)
+	out.WritersFrozen = errs.millis("writers_frozen_ms", j.WritersFrozenMS)
 	for i, s := range j.Snapshots {
 		at := fmt.Sprintf("snapshots[%d].", i)
 		out.Snapshots = append(out.Snapshots, Snapshot{
@@ -413,4 +411,26 @@ func (m *Manifest) checkFormat() error {
 
 func manifestErr(format string, args ...any) error {
 	return vsserr.New(vsserr.InvalidArg, "%s: %s", manifestFile, fmt.Sprintf(format, args...))
+}
+
+// millis is d in milliseconds for the JSON form: nil (null) for 0, which
+// stands for "not known".
+func millis(d time.Duration) *float64 {
+	if d == 0 {
+		return nil
+	}
+	ms := float64(d) / float64(time.Millisecond)
+	return &ms
+}
+
+// millis reads a duration in milliseconds; null is 0 (not known).
+func (e *fieldErrs) millis(field string, ms *float64) time.Duration {
+	if ms == nil {
+		return 0
+	}
+	if *ms < 0 || *ms >= float64(math.MaxInt64)/float64(time.Millisecond) {
+		e.add(field, "%v is not a duration in milliseconds", *ms)
+		return 0
+	}
+	return time.Duration(math.Round(*ms * float64(time.Millisecond)))
 }

@@ -301,6 +301,9 @@ type backupRun struct {
 	command     *commandResult
 	warnings    []string
 	released    *client.Released
+	// writersFrozen and fsHeld are how long writers and filesystems were
+	// held frozen (0: not known or nothing was); holds reads them.
+	writersFrozen, fsHeld time.Duration
 }
 
 type addedComponent struct {
@@ -474,6 +477,7 @@ func (p *backupPlan) session(ctx context.Context, bc *client.BackupComponents, r
 		}
 		run.snapshots = append(run.snapshots, sp)
 	}
+	p.holds(actx, run)
 	p.writeArchive(actx, bc, run, wmds, backupdoc.StageSnapshot)
 	var cmdErr error
 	switch {

@@ -42,13 +42,28 @@ func archiveWriters(ws []client.WriterStatus) []backupdoc.Writer {
 	return out
 }
 
-// freezeHeld finds how long lvssd held the filesystems of a set frozen, in
-// its event log ("filesystems held frozen", with the set and the duration):
-// the requester API does not report it. 0 when the log does not say, which
-// is also the case when no provider of the set needed a freeze.
-func freezeHeld(events []client.LogEvent, setID uuid.UUID) time.Duration {
+// holds reads from lvssd's event log how long the writers of the set were
+// held frozen ("writers held frozen": first Freeze to last Thaw) and the
+// filesystems ("filesystems held frozen": FIFREEZE to FITHAW around the
+// provider commits): the requester API does not report either. Each is 0
+// when the log does not say, which is also the case when nothing was
+// frozen. Reading the log is best effort: the backup does not depend on it.
+func (p *backupPlan) holds(ctx context.Context, run *backupRun) {
+	if p.conn == nil {
+		return
+	}
+	evs, err := p.conn.ListEvents(ctx, 0, 0)
+	if err != nil {
+		return
+	}
+	run.writersFrozen = heldFor(evs, run.setID, "writers held frozen")
+	run.fsHeld = heldFor(evs, run.setID, "filesystems held frozen")
+}
+
+// heldFor is the duration of the event log entry msg about set setID.
+func heldFor(events []client.LogEvent, setID uuid.UUID, msg string) time.Duration {
 	for _, e := range events {
-		if e.Message != "filesystems held frozen" || e.Fields["set"] != setID.String() {
+		if e.Message != msg || e.Fields["set"] != setID.String() {
 			continue
 		}
 		if d, err := time.ParseDuration(e.Fields["held"]); err == nil && d > 0 {
@@ -90,11 +105,7 @@ func (p *backupPlan) writeArchive(ctx context.Context, bc *client.BackupComponen
 		status := run.command.status
 		m.ExitStatus = &status
 	}
-	if p.conn != nil {
-		if evs, err := p.conn.ListEvents(ctx, 0, 0); err == nil {
-			m.FreezeHeld = freezeHeld(evs, run.setID)
-		}
-	}
+	m.FreezeHeld, m.WritersFrozen = run.fsHeld, run.writersFrozen
 	if err := backupdoc.WriteFile(p.o.bcd, m, bcd, docs); err != nil {
 		warn(err)
 	}

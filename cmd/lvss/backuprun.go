@@ -359,7 +359,8 @@ func printBackup(out io.Writer, p *backupPlan, run *backupRun) error {
 		}
 		o := obj{{"snapshot_set_id", guidText(run.setID)}, {"context", p.context.String()},
 			{"backup_type", strings.ToLower(p.o.backupType)}, {"created", run.created},
-			{"snapshots", shadowObjs(run.snapshots)}, {"writers", ws}}
+			{"snapshots", shadowObjs(run.snapshots)}, {"writers", ws},
+			{"writers_frozen_ms", millisOrNull(run.writersFrozen)}, {"freeze_held_ms", millisOrNull(run.fsHeld)}}
 		if run.command != nil {
 			o = o.add("command", obj{{"argv", run.command.argv}, {"exit_status", run.command.status}, {"error", run.command.err}})
 		}
@@ -391,6 +392,12 @@ func printBackup(out io.Writer, p *backupPlan, run *backupRun) error {
 			}
 			b.WriteString("\n")
 		}
+		if run.writersFrozen > 0 {
+			fmt.Fprintf(&b, "Writers held frozen: %s (first Freeze to last Thaw)\n", roundHeld(run.writersFrozen))
+		}
+	}
+	if run.fsHeld > 0 {
+		fmt.Fprintf(&b, "Filesystems held frozen: %s\n", roundHeld(run.fsHeld))
 	}
 	if c := run.command; c != nil {
 		switch {
@@ -412,6 +419,23 @@ func printBackup(out io.Writer, p *backupPlan, run *backupRun) error {
 	}
 	_, err := io.WriteString(out, b.String())
 	return err
+}
+
+// millisOrNull is d in milliseconds for --json, nil (null) for 0: not
+// known, or nothing was held.
+func millisOrNull(d time.Duration) any {
+	if d <= 0 {
+		return nil
+	}
+	return float64(d) / float64(time.Millisecond)
+}
+
+// roundHeld keeps a hold time readable: microseconds under a second.
+func roundHeld(d time.Duration) time.Duration {
+	if d < time.Second {
+		return d.Round(time.Microsecond)
+	}
+	return d.Round(time.Millisecond)
 }
 
 func nonNil(s []string) []string {

@@ -150,10 +150,15 @@ func archiveText(path string, a *backupdoc.Archive) string {
 			b.WriteString("   Exit status: not known (the command had not ended when the archive was written)\n")
 		}
 	}
-	if m.FreezeHeld > 0 {
-		fmt.Fprintf(&b, "   Filesystems held frozen: %s\n", m.FreezeHeld)
-	} else {
-		b.WriteString("   Filesystems held frozen: not known\n")
+	for _, h := range []struct {
+		what string
+		d    time.Duration
+	}{{"Writers held frozen", m.WritersFrozen}, {"Filesystems held frozen", m.FreezeHeld}} {
+		if h.d > 0 {
+			fmt.Fprintf(&b, "   %s: %s\n", h.what, h.d)
+		} else {
+			fmt.Fprintf(&b, "   %s: not known\n", h.what)
+		}
 	}
 
 	if len(m.Snapshots) == 0 {

@@ -87,7 +87,7 @@ func showSample(t *testing.T) (backupdoc.Manifest, string, map[uuid.UUID]string)
 	m := backupdoc.Manifest{Stage: backupdoc.StageBackupComplete, LvssVersion: "0.9.0", Host: "db1", Time: showWritten,
 		SnapshotSetID: showSet, Context: vss.CtxBackup, BackupType: vss.BackupFull,
 		Command: []string{"tar", "-cf", "/backup/my srv.tar", "-C", "/srv/.lvss-snapshots/" + showSnap.String(), "."}, ExitStatus: &status,
-		FreezeHeld: 1500 * time.Microsecond,
+		FreezeHeld: 1500 * time.Microsecond, WritersFrozen: 4250 * time.Microsecond,
 		Snapshots: []backupdoc.Snapshot{{SnapshotID: showSnap, OriginalVolume: "/srv", DevicePath: "/srv/.lvss-snapshots/" + showSnap.String(),
 			ProviderName: "btrfs", ProviderID: showProv, Consistency: "crash", ConsistencyReason: "writer postgres: VSS_WS_FAILED_AT_FREEZE"}},
 		Writers: []backupdoc.Writer{
@@ -144,6 +144,7 @@ func TestBackupShowText(t *testing.T) {
 		"   Backup type: VSS_BT_FULL",
 		"   Command: tar -cf '/backup/my srv.tar' -C /srv/.lvss-snapshots/"+showSnap.String()+" .",
 		"   Exit status: 2",
+		"   Writers held frozen: 4.25ms",
 		"   Filesystems held frozen: 1.5ms",
 		"Snapshots:",
 		"   Shadow Copy ID: "+showSnap.String(),
@@ -177,7 +178,7 @@ func TestBackupShowText(t *testing.T) {
 // does not list.
 func TestBackupShowSnapshotStage(t *testing.T) {
 	m, bcd, wmds := showSample(t)
-	m.Stage, m.ExitStatus, m.FreezeHeld, m.Host = backupdoc.StageSnapshot, nil, 0, ""
+	m.Stage, m.ExitStatus, m.FreezeHeld, m.WritersFrozen, m.Host = backupdoc.StageSnapshot, nil, 0, 0, ""
 	m.Writers = m.Writers[:1]
 	code, out, errOut := runBackupShow(t, writeSample(t, m, bcd, wmds))
 	if code != 0 {
@@ -187,6 +188,7 @@ func TestBackupShowSnapshotStage(t *testing.T) {
 		"   Stage: snapshot taken (written before the backup command ended and before BackupComplete)",
 		"   Host: unknown",
 		"   Exit status: not known (the command had not ended when the archive was written)",
+		"   Writers held frozen: not known",
 		"   Filesystems held frozen: not known",
 		"   Writer name: 'files'",
 		"   Writer name: 'postgres'",
@@ -332,11 +334,15 @@ func TestArchiveConversions(t *testing.T) {
 		{Message: "snapshot created", Fields: map[string]string{"set": showSet.String()}},
 		{Message: "filesystems held frozen", Fields: map[string]string{"set": showSet.String(), "held": "12.345ms"}},
 	}
-	if d := freezeHeld(events, showSet); d != 12345*time.Microsecond {
-		t.Errorf("freezeHeld = %v", d)
+	events = append(events, client.LogEvent{Message: "writers held frozen", Fields: map[string]string{"set": showSet.String(), "held": "20ms"}})
+	if d := heldFor(events, showSet, "filesystems held frozen"); d != 12345*time.Microsecond {
+		t.Errorf("filesystems held = %v", d)
 	}
-	if d := freezeHeld(events[:2], showSet); d != 0 {
-		t.Errorf("freezeHeld without the entry = %v", d)
+	if d := heldFor(events, showSet, "writers held frozen"); d != 20*time.Millisecond {
+		t.Errorf("writers held = %v", d)
+	}
+	if d := heldFor(events[:2], showSet, "filesystems held frozen"); d != 0 {
+		t.Errorf("filesystems held without the entry = %v", d)
 	}
 }
 

@@ -294,3 +294,47 @@ func TestPostFinalCommitFailureLeavesNoSnapshot(t *testing.T) {
 		t.Fatalf("catalog: %d", len(left))
 	}
 }
+
+// The event log says how long the writers were held frozen, from the
+// first Freeze to the last Thaw (lvss backup's summary and manifest read
+// it): a span that holds a slow Thaw, counting only the writers that were
+// frozen and thawed. A writerless set logs nothing of the kind.
+func TestWritersHeldFrozenLogged(t *testing.T) {
+	e := newEnv(t, nil)
+	e.writer("front", vss.LevelFrontEnd, 0)
+	slow := e.writer("slow", vss.LevelBackEnd, 0)
+	const thaw = 30 * time.Millisecond
+	slow.mu.Lock()
+	slow.delay[EvThaw] = thaw
+	slow.mu.Unlock()
+	e.writer("veto", vss.LevelFrontEnd, 0).failAt(EvFreeze, vsserr.WriterErrorRetryable)
+	s, _ := e.toSnapped()
+	setID := s.setIDForLock()
+
+	frozen := func(set uuid.UUID) []LogEntry {
+		evs, err := e.c.Events(0, 0)
+		must(t, err)
+		var out []LogEntry
+		for _, ev := range evs {
+			if ev.Message == "writers held frozen" && ev.Fields["set"] == set.String() {
+				out = append(out, ev)
+			}
+		}
+		return out
+	}
+	got := frozen(setID)
+	if len(got) != 1 {
+		t.Fatalf("%d 'writers held frozen' events for the set, want 1: %+v", len(got), got)
+	}
+	held, err := time.ParseDuration(got[0].Fields["held"])
+	if err != nil || held < thaw || got[0].Fields["writers"] != "2" || got[0].SessionID != s.id {
+		t.Fatalf("event %+v: held %v (%v), want at least the slow Thaw's %v, 2 writers", got[0], held, err, thaw)
+	}
+
+	w := e.toMeta(vss.CtxFileShareBackup, false)
+	e.toSet(w)
+	must(t, e.wait(w.DoSnapshotSet()))
+	if got := frozen(w.setIDForLock()); len(got) != 0 {
+		t.Fatalf("a writerless set logs writers held frozen: %+v", got)
+	}
+}

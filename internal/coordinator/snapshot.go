@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -47,6 +48,11 @@ type creation struct {
 	timers  map[*sessionWriter]*time.Timer
 	tmu     sync.Mutex
 	held    time.Duration // how long filesystems were held frozen (NeedsFreeze providers)
+	// frozen is how long the writers were held frozen, from the first
+	// Freeze sent to the last Thaw answered; thawed is how many writers
+	// were frozen and thawed in that window (none: frozen is 0).
+	frozen time.Duration
+	thawed int
 }
 
 func (s *Session) doSnapshotSet(ctx context.Context) error {
@@ -103,6 +109,7 @@ func (s *Session) doSnapshotSet(ctx context.Context) error {
 	}
 
 	// ③ Freeze, front-end first (D5).
+	frozeAt := time.Now()
 	for _, level := range vss.FreezeOrder {
 		cr.freezeLevel(ctx, level)
 		if err := ctx.Err(); err != nil {
@@ -147,6 +154,14 @@ func (s *Session) doSnapshotSet(ctx context.Context) error {
 	// ⑨ Thaw, in reverse level order.
 	for i := len(vss.FreezeOrder) - 1; i >= 0; i-- {
 		cr.thawLevel(nc, vss.FreezeOrder[i])
+	}
+	for _, sw := range cr.parts {
+		if sw.is(phThawed) {
+			cr.thawed++
+		}
+	}
+	if cr.thawed > 0 {
+		cr.frozen = time.Since(frozeAt)
 	}
 
 	// ⑩ PreFinalCommit.
@@ -533,6 +548,12 @@ func (cr *creation) finish(ctx context.Context) error {
 	s.c.releaseCreation(s)
 	if cr.held > 0 {
 		s.c.event(ctx, LevelInfo, 0, s.id, "filesystems held frozen", "set", cr.setID.String(), "held", cr.held.String())
+	}
+	// The requester API has no place for these figures; lvss backup reads
+	// them here for its summary and manifest.
+	if cr.thawed > 0 {
+		s.c.event(ctx, LevelInfo, 0, s.id, "writers held frozen", "set", cr.setID.String(), "held", cr.frozen.String(),
+			"writers", strconv.Itoa(cr.thawed))
 	}
 	for _, r := range recs {
 		s.c.event(ctx, LevelInfo, 0, s.id, "snapshot created", "snapshot", r.ID.String(), "set", r.SetID.String(),

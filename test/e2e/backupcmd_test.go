@@ -63,6 +63,7 @@ type backupSummary struct {
 		ExitStatus int `json:"exit_status"`
 	} `json:"command"`
 	DeletedSnapshots []string `json:"deleted_snapshots"`
+	WritersFrozenMS  *float64 `json:"writers_frozen_ms"`
 }
 
 // TestBackupCommandWithTar: lvss backup finds a writer's volume by itself,
@@ -109,15 +110,19 @@ tar -tf ` + archive + ` | sed "s|^${LVSS_SNAPSHOT_1_PATH#/}|.|" > ` + filepath.J
 	if len(sum.Writers) != 1 || sum.Writers[0].State != "VSS_WS_STABLE" || sum.Command.ExitStatus != 0 || len(sum.DeletedSnapshots) != 1 {
 		t.Fatalf("summary: %+v", sum)
 	}
+	if sum.WritersFrozenMS == nil || *sum.WritersFrozenMS <= 0 {
+		t.Fatalf("the summary does not say how long the writer was frozen: %s", r.Stdout)
+	}
 	// The archive records the end of the backup: the command's status
 	// and the writer's component marked as backed up.
 	show := lvssdtest.Lvss(t, d.socket, "", "backup", "show", bcd, "--json")
 	var shown struct {
 		Manifest struct {
-			Stage         string `json:"stage"`
-			SnapshotSetID string `json:"snapshot_set_id"`
-			ExitStatus    *int   `json:"exit_status"`
-			Writers       []struct {
+			Stage           string   `json:"stage"`
+			SnapshotSetID   string   `json:"snapshot_set_id"`
+			ExitStatus      *int     `json:"exit_status"`
+			WritersFrozenMS *float64 `json:"writers_frozen_ms"`
+			Writers         []struct {
 				Name string `json:"name"`
 			} `json:"writers"`
 		} `json:"manifest"`
@@ -127,7 +132,8 @@ tar -tf ` + archive + ` | sed "s|^${LVSS_SNAPSHOT_1_PATH#/}|.|" > ` + filepath.J
 		t.Fatalf("lvss backup show: exit %d\n%s\n%s", show.Code, show.Stdout, show.Stderr)
 	}
 	if m := shown.Manifest; m.Stage != "backup_complete" || m.SnapshotSetID != sum.SnapshotSetID || m.ExitStatus == nil ||
-		*m.ExitStatus != 0 || len(m.Writers) != 1 || m.Writers[0].Name != "dirwriter" {
+		*m.ExitStatus != 0 || len(m.Writers) != 1 || m.Writers[0].Name != "dirwriter" ||
+		m.WritersFrozenMS == nil || *m.WritersFrozenMS != *sum.WritersFrozenMS {
 		t.Fatalf("archive manifest: %+v", m)
 	}
 	if len(shown.Components) != 1 || shown.Components[0]["backup_succeeded"] != true {
