@@ -157,7 +157,9 @@ func archiveText(path string, a *backupdoc.Archive) string {
 		if h.d > 0 {
 			fmt.Fprintf(&b, "   %s: %s\n", h.what, h.d)
 		} else {
-			fmt.Fprintf(&b, "   %s: not known\n", h.what)
+			// 0 is also what a set with nothing to freeze records (no
+			// writer, or a provider such as btrfs that needs no freeze).
+			fmt.Fprintf(&b, "   %s: none recorded\n", h.what)
 		}
 	}
 
