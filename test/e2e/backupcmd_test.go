@@ -393,3 +393,66 @@ func openPty(t *testing.T) (*os.File, *os.File) {
 	}
 	return ptm, pts
 }
+
+// TestBackupCommandWriterVeto: a writer that vetoes fails lvss backup
+// (exit 3) naming the writer, the phase, the code and its message, and
+// COMMAND never runs; with --allow-writer-failures COMMAND runs on the
+// snapshot, which the summary calls crash-consistent. Either way nothing
+// is left behind.
+func TestBackupCommandWriterVeto(t *testing.T) {
+	testenv.RequireRoot(t)
+	fs := testenv.LoopFS(t, "btrfs", 256<<20)
+	d := startDaemon(t, shortTimeouts)
+	for _, dir := range []string{"freeze", "prepare"} {
+		if err := os.Mkdir(filepath.Join(fs.Mount, dir), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.startWriter(t, "vetofreeze", "front-end", "--fail-at", "Freeze", "--path", filepath.Join(fs.Mount, "freeze"))
+	d.startWriter(t, "vetoprepare", "front-end", "--fail-at", "PrepareForBackup", "--path", filepath.Join(fs.Mount, "prepare"))
+	d.waitWriters(t, 2)
+	ran := filepath.Join(d.dir, "command-ran")
+	command := []string{"--", "sh", "-c", "touch " + ran}
+	nothingLeft := func(what string) {
+		t.Helper()
+		if _, err := os.Stat(ran); err == nil {
+			t.Fatalf("%s: COMMAND ran", what)
+		}
+		if left, _ := filepath.Glob(filepath.Join(fs.Mount, ".lvss-snapshots", "*")); len(left) != 0 {
+			t.Fatalf("%s: snapshots left behind: %v", what, left)
+		}
+		if r := lvssdtest.Lvss(t, d.socket, "", "list", "shadows", "--json"); strings.TrimSpace(r.Stdout) != "[]" {
+			t.Fatalf("%s: lvssd still lists snapshots: %s", what, r.Stdout)
+		}
+	}
+
+	for _, tc := range []struct{ writer, state string }{
+		{"vetofreeze", "VSS_WS_FAILED_AT_FREEZE"},
+		{"vetoprepare", "VSS_WS_FAILED_AT_PREPARE_BACKUP"},
+	} {
+		r := lvssdtest.Lvss(t, d.socket, "", append([]string{"backup", "--writer", tc.writer}, command...)...)
+		want := "lvss: writer '" + tc.writer + "' failed: " + tc.state + ", VSS_E_WRITERERROR_RETRYABLE (0x800423F3): "
+		if r.Code != 3 || !strings.Contains(r.Stderr, want) || !strings.Contains(r.Stderr, "told to fail at") ||
+			!strings.Contains(r.Stderr, "\nhint: ") {
+			t.Fatalf("veto by %s: exit %d, want 3 and %q\n%s\n%s", tc.writer, r.Code, want, r.Stdout, r.Stderr)
+		}
+		nothingLeft("veto by " + tc.writer)
+	}
+
+	r := lvssdtest.Lvss(t, d.socket, "", append([]string{"backup", "--writer", "vetofreeze", "--allow-writer-failures", "--json"}, command...)...)
+	var sum backupSummary
+	if r.Code != 0 || json.Unmarshal([]byte(r.Stdout), &sum) != nil {
+		t.Fatalf("--allow-writer-failures: exit %d\n%s\n%s", r.Code, r.Stdout, r.Stderr)
+	}
+	if len(sum.Snapshots) != 1 || sum.Snapshots[0].Consistency != "crash" || len(sum.Writers) != 1 ||
+		sum.Writers[0].State != "VSS_WS_FAILED_AT_FREEZE" || sum.Command.ExitStatus != 0 || sum.WritersFrozenMS != nil {
+		t.Fatalf("--allow-writer-failures summary: %s", r.Stdout)
+	}
+	if _, err := os.Stat(ran); err != nil {
+		t.Fatal("--allow-writer-failures: COMMAND did not run")
+	}
+	if err := os.Remove(ran); err != nil {
+		t.Fatal(err)
+	}
+	nothingLeft("--allow-writer-failures")
+}
