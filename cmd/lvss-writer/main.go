@@ -14,7 +14,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/lvss/lvss/internal/argsfile"
 	"github.com/lvss/lvss/internal/clierr"
+	"github.com/lvss/lvss/internal/version"
 	"github.com/lvss/lvss/writer"
 )
 
@@ -60,6 +62,10 @@ It finds lvssd through --socket, else $LVSS_SOCKET, else
 backoff, and it subscribes again when lvssd restarts. SIGTERM or SIGINT
 release the application (Abort, then BackupShutdown) before it exits.
 
+"lvss-writer --args-file FILE [ARGS...]" reads the arguments from FILE, one
+per line ('#' starts a comment line), before any on the command line:
+lvss-writer@NAME.service runs it with /etc/lvss/writers/NAME.conf.
+
 A failure is "lvss-writer: NAME (0x...): message" and a "hint:" line; with
 --log-format json it is one object on standard error instead:
   {"error": {"hresult": "0x...", "name": "...", "message": "...", "hint": "..."}}
@@ -71,6 +77,8 @@ command line.`,
 		RunE:          func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	root.CompletionOptions.DisableDefaultCmd = true
+	root.Version = version.Get().String()
+	root.SetVersionTemplate("lvss-writer {{.Version}}\n")
 	root.PersistentFlags().StringVar(&g.socket, "socket", "", "lvssd socket (default $LVSS_SOCKET, else /run/lvss/lvssd.sock)")
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "debug, info, warn or error")
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "text or json (one JSON object per line, for log collectors)")
@@ -89,10 +97,18 @@ command line.`,
 
 func run(ctx context.Context, argv []string, stdout, stderr io.Writer) int {
 	root := newRootCommand()
-	root.SetArgs(argv)
-	root.SetOut(stdout)
-	root.SetErr(stderr)
-	cmd, err := root.ExecuteContextC(ctx)
+	// lvss-writer@.service: the arguments come from
+	// /etc/lvss/writers/INSTANCE.conf.
+	argv, err := argsfile.Expand(argv)
+	cmd := root
+	if err == nil {
+		root.SetArgs(argv)
+		root.SetOut(stdout)
+		root.SetErr(stderr)
+		cmd, err = root.ExecuteContextC(ctx)
+	} else {
+		err = clierr.UsageError{Err: err}
+	}
 	if err == nil {
 		return exitOK
 	}

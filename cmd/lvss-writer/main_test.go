@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -65,5 +67,32 @@ func TestOmittedWriter(t *testing.T) {
 	if code != exitOK || !strings.Contains(out, "This build leaves out the writers: ") || !strings.Contains(out, "nosuch.") ||
 		strings.Contains(out, "  nosuch ") {
 		t.Errorf("--help: exit %d, stdout %q", code, out)
+	}
+}
+
+func TestVersionFlag(t *testing.T) {
+	code, out, _ := runWriter("--version")
+	if code != exitOK || !strings.HasPrefix(out, "lvss-writer ") || !strings.Contains(out, "(commit ") {
+		t.Fatalf("--version: exit %d, %q", code, out)
+	}
+}
+
+// --args-file (lvss-writer@.service) reads the arguments from a file, one
+// per line; a file that cannot be read is a usage error naming it.
+func TestArgsFile(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "w.conf")
+	if err := os.WriteFile(f, []byte("# the instance's arguments\nexec\n--name\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// "exec --name" lacks the name's value: the file's arguments reached
+	// the exec writer's flag parsing.
+	code, _, errOut := runWriter("--args-file", f)
+	if code != exitUsage || !strings.Contains(errOut, "flag needs an argument: --name") ||
+		!strings.Contains(errOut, "hint: run 'lvss-writer exec --help'") {
+		t.Fatalf("exit %d, stderr %q", code, errOut)
+	}
+	code, _, errOut = runWriter("--args-file", f+".missing")
+	if code != exitUsage || !strings.Contains(errOut, "--args-file: open "+f+".missing") {
+		t.Fatalf("missing file: exit %d, stderr %q", code, errOut)
 	}
 }

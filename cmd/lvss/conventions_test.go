@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -139,5 +142,33 @@ func TestCallFailureIsItsResult(t *testing.T) {
 		if code != exitFailed || errOut != "" || len(res) != 3 || res[1]["name"] != "VSS_E_BAD_STATE" || res[2]["call"] != "Release" {
 			t.Errorf("%v: exit %d, stderr %q, results %v", argv, code, errOut, res)
 		}
+	}
+}
+
+// --version needs no lvssd: the binary's version, commit and build date.
+func TestVersionFlag(t *testing.T) {
+	code, out, errOut := runLvss(t, "/nonexistent/lvssd.sock", "", "--version")
+	if code != 0 || errOut != "" || !strings.HasPrefix(out, "lvss ") || !strings.Contains(out, "(commit ") || !strings.Contains(out, ", built ") {
+		t.Fatalf("lvss --version: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+}
+
+// --args-file (lvss-backup@.service) reads the arguments from a file, one
+// per line, a COMMAND with spaces and quotes included.
+func TestArgsFile(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "b.conf")
+	if err := os.WriteFile(f, []byte("# nightly\nbackup\n--for\n/srv/data\n--type\nweekly\n--\nsh -c 'echo \"two words\"'\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"--args-file", f, "--socket", "/nonexistent.sock"}, strings.NewReader(""), &out, &errb)
+	if code != 2 || !strings.Contains(errb.String(), `--type "weekly"`) {
+		t.Fatalf("exit %d, stderr %q", code, errb.String())
+	}
+	out.Reset()
+	errb.Reset()
+	code = run(context.Background(), []string{"--args-file=" + f + ".missing"}, strings.NewReader(""), &out, &errb)
+	if code != 2 || !strings.Contains(errb.String(), "--args-file: open ") || !strings.Contains(errb.String(), "hint: ") {
+		t.Fatalf("missing file: exit %d, stderr %q", code, errb.String())
 	}
 }

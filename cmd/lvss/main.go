@@ -10,8 +10,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lvss/lvss/client"
+	"github.com/lvss/lvss/internal/argsfile"
 	"github.com/lvss/lvss/internal/clierr"
 	"github.com/lvss/lvss/internal/inplace"
+	"github.com/lvss/lvss/internal/version"
 )
 
 type globalOptions struct {
@@ -34,6 +36,10 @@ and a failure as one object on standard error:
   {"error": {"hresult": "0x...", "name": "...", "message": "...", "hint": "..."}}
 Without it a failure is "lvss: NAME (0x...): message" and a "hint:" line.
 
+"lvss --args-file FILE [ARGS...]" reads the arguments from FILE, one per line
+('#' starts a comment line), before any on the command line:
+lvss-backup@NAME.service runs it with /etc/lvss/backups/NAME.conf.
+
 Exit status, for every verb:
 ` + exitStatusHelp,
 		SilenceErrors: true,
@@ -42,6 +48,8 @@ Exit status, for every verb:
 		RunE:          func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	root.CompletionOptions.DisableDefaultCmd = true
+	root.Version = version.Get().String()
+	root.SetVersionTemplate("lvss {{.Version}}\n")
 	root.PersistentFlags().StringVar(&g.socket, "socket", "", "lvssd socket (default $"+client.SocketEnv+", else "+client.DefaultSocket+")")
 	root.PersistentFlags().BoolVar(&g.json, "json", false, "print results as JSON, and a failure as one JSON object on standard error")
 	root.AddCommand(newCallCommand(g), newListCommand(g), newCreateCommand(g), newDeleteCommand(g),
@@ -52,6 +60,13 @@ Exit status, for every verb:
 
 func run(ctx context.Context, argv []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root := newRootCommand()
+	// lvss-backup@.service: the arguments come from a file.
+	argv, err := argsfile.Expand(argv)
+	if err != nil {
+		err = clierr.UsageError{Err: err}
+		reportError(stderr, root, argv, err)
+		return exitCode(err)
+	}
 	root.SetArgs(argv)
 	root.SetIn(stdin)
 	root.SetOut(stdout)

@@ -5,19 +5,27 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
+
+	"github.com/coreos/go-systemd/v22/daemon"
 
 	"github.com/lvss/lvss/internal/catalog"
 	"github.com/lvss/lvss/internal/config"
 	"github.com/lvss/lvss/internal/coordinator"
 	"github.com/lvss/lvss/internal/freeze"
 	"github.com/lvss/lvss/internal/server"
+	"github.com/lvss/lvss/internal/version"
 	"github.com/lvss/lvss/provider"
 )
+
+// usageError is a bad command line: exit status 2, as for lvss.
+type usageError struct{ error }
 
 func main() {
 	// The freeze guard is this binary run again (internal/freeze): it must
@@ -27,6 +35,11 @@ func main() {
 	}
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "lvssd:", err)
+		var u usageError
+		if errors.As(err, &u) {
+			fmt.Fprintln(os.Stderr, "hint: run 'lvssd --help'")
+			os.Exit(2)
+		}
 		os.Exit(1)
 	}
 }
@@ -36,17 +49,53 @@ func run() error {
 	socket := fs.String("socket", "/run/lvss/lvssd.sock", "Unix socket to serve requesters, writers and admin tools on")
 	stateDir := fs.String("state-dir", "/var/lib/lvss", "directory for the catalog (snapshots, saved documents, event log)")
 	runDir := fs.String("run-dir", "/run/lvss", "directory for runtime state (must be on a tmpfs: it is written while filesystems are frozen)")
-	cfgPath := fs.String("config", "", "TOML config file (see docs/configuration.md); defaults apply without one")
+	cfgPath := fs.String("config", config.DefaultPath, "TOML config file (docs/configuration.md); the defaults apply when the default file is absent")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	checkOnly := fs.Bool("check-config", false, "validate the config file (--config, or the FILE argument) and exit: 0 valid, 1 not")
+	showVersion := fs.Bool("version", false, "print the version, commit and build date and exit")
+	thawStale := fs.Bool("thaw-stale", false, "thaw what dead freeze guards left frozen (records in --run-dir) and exit; lvssd.service runs it as ExecStopPost")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: lvssd [flags]\n\nlvssd coordinates requesters (backup tools), writers (applications) and snapshot\nproviders, following the Volume Shadow Copy Service model.\n\nFlags:\n")
+		fmt.Fprintf(fs.Output(), `Usage: lvssd [flags]
+       lvssd --check-config [FILE]
+       lvssd --version
+
+lvssd coordinates requesters (backup tools), writers (applications) and snapshot
+providers, following the Volume Shadow Copy Service model. Under systemd it
+runs as lvssd.service and reports readiness and status through sd_notify.
+
+Flags:
+`)
 		fs.PrintDefaults()
 	}
+	// The flag package would print the whole usage with every mistake; the
+	// error and a hint say more.
+	fs.SetOutput(io.Discard)
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(os.Stdout)
+			fs.Usage()
 			return nil
 		}
-		return err
+		return usageError{err}
+	}
+	explicit := false
+	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "config" })
+	switch {
+	case *showVersion:
+		fmt.Println("lvssd", version.Get())
+		return nil
+	case *checkOnly:
+		if fs.NArg() > 1 {
+			return usageError{errors.New("--check-config takes at most one FILE")}
+		}
+		if fs.NArg() == 1 {
+			*cfgPath, explicit = fs.Arg(0), true
+		}
+		return checkConfig(*cfgPath, explicit)
+	case *thawStale:
+		return thawStaleRecords(*runDir)
+	case fs.NArg() > 0:
+		return usageError{fmt.Errorf("unexpected argument %q (lvssd takes flags only; --check-config takes a FILE)", fs.Arg(0))}
 	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(*logLevel)); err != nil {
@@ -63,7 +112,7 @@ func run() error {
 		}
 		*d = abs
 	}
-	cfg, err := config.Load(*cfgPath)
+	cfg, used, err := config.LoadOrDefault(*cfgPath, explicit)
 	if err != nil {
 		return err
 	}
@@ -117,9 +166,13 @@ func run() error {
 	srv := server.New(coord, access, log)
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(l) }()
-	log.Info("lvssd ready", "socket", *socket, "state_dir", *stateDir, "pid", os.Getpid())
+	// The socket is listening: connections queue until Serve takes them,
+	// so systemd may start what depends on lvssd now.
+	notify(log, daemon.SdNotifyReady, "STATUS=serving on "+*socket)
+	log.Info("lvssd ready", "socket", *socket, "state_dir", *stateDir, "config", orDefaults(used), "version", version.Get().String(), "pid", os.Getpid())
 	select {
 	case <-ctx.Done():
+		notify(log, daemon.SdNotifyStopping, "STATUS=stopping: releasing sessions and writers")
 		log.Info("lvssd stopping")
 	case err := <-done:
 		coord.Close(context.Background())
@@ -130,4 +183,49 @@ func run() error {
 	srv.Stop()
 	coord.Close(context.Background())
 	return nil
+}
+
+// checkConfig is --check-config: the file is read and validated as lvssd
+// would at start, and nothing else happens.
+func checkConfig(path string, explicit bool) error {
+	_, used, err := config.LoadOrDefault(path, explicit)
+	if err != nil {
+		return err
+	}
+	if used == "" {
+		fmt.Printf("%s does not exist: lvssd would run with the defaults (docs/configuration.md)\n", path)
+		return nil
+	}
+	fmt.Printf("%s: valid\n", used)
+	return nil
+}
+
+// notify tells systemd (Type=notify) about lvssd's state; outside systemd
+// (no NOTIFY_SOCKET) it does nothing.
+func notify(log *slog.Logger, state ...string) {
+	if _, err := daemon.SdNotify(false, strings.Join(state, "\n")); err != nil {
+		log.Warn("sd_notify", "error", err)
+	}
+}
+
+// thawStaleRecords is --thaw-stale: after lvssd ended in any way, thaw
+// what the records of guards that are no longer running name. A guard
+// killed with lvssd's whole cgroup (SIGKILL) cannot thaw by itself;
+// systemd runs this as ExecStopPost, so the thaw does not wait for the
+// next start.
+func thawStaleRecords(runDir string) error {
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	thawed, err := freeze.Recover(runDir, log)
+	if len(thawed) > 0 {
+		log.Warn("thawed filesystems a dead freeze guard left frozen", "mounts", thawed)
+	}
+	return err
+}
+
+// orDefaults names the config file in use for the log.
+func orDefaults(used string) string {
+	if used == "" {
+		return "(none: defaults)"
+	}
+	return used
 }

@@ -81,6 +81,26 @@ func Default() Config {
 	}
 }
 
+// DefaultPath is where lvssd looks for its configuration when --config
+// does not say.
+const DefaultPath = "/etc/lvss/lvssd.toml"
+
+// LoadOrDefault is Load for lvssd's start: a file that was not named
+// explicitly (the default path) may be absent, and then the defaults apply
+// and used is "". A file named explicitly must exist.
+func LoadOrDefault(path string, explicit bool) (cfg Config, used string, err error) {
+	if !explicit {
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			return Default(), "", nil
+		}
+	}
+	cfg, err = Load(path)
+	if err != nil {
+		return Config{}, "", err
+	}
+	return cfg, path, nil
+}
+
 // Load reads the file at path over the defaults. An empty path means no file
 // and yields Default; a path that does not exist is an error, since an
 // operator who names a file expects it to be used.

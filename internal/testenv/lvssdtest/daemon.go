@@ -17,7 +17,9 @@ import (
 // with its defaults in fresh temporary directories.
 type DaemonOptions struct {
 	// Config is the text of lvssd's TOML config file (docs/configuration.md);
-	// empty: no --config, lvssd's defaults.
+	// empty: lvssd's defaults. lvssd always gets --config with a file of
+	// the test's, so that /etc/lvss/lvssd.toml on the machine never
+	// reaches a test.
 	Config string
 	// StateDir is --state-dir (catalog, event log). Default: Dir/state.
 	StateDir string
@@ -58,13 +60,11 @@ func StartDaemon(t testing.TB, opt DaemonOptions) *Daemon {
 		d.RunDir = filepath.Join(dir, "run")
 	}
 	args := []string{"--socket", d.Socket, "--state-dir", d.StateDir, "--run-dir", d.RunDir}
-	if opt.Config != "" {
-		cfg := filepath.Join(dir, "lvssd.toml")
-		if err := os.WriteFile(cfg, []byte(opt.Config), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		args = append(args, "--config", cfg)
+	cfg := filepath.Join(dir, "lvssd.toml")
+	if err := os.WriteFile(cfg, []byte(opt.Config), 0o644); err != nil {
+		t.Fatal(err)
 	}
+	args = append(args, "--config", cfg)
 	d.Proc = Start(t, dir, "lvssd", exec.Command(bin, append(args, opt.Args...)...))
 	waitAnswers(t, d.Socket, func() string {
 		if !d.Proc.Exited() {
