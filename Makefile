@@ -8,11 +8,83 @@ STATICCHECK_VERSION        = v0.8.2
 GOTESTSUM_VERSION          = v1.13.0
 BINARIES = lvssd lvss lvss-writer
 
-.PHONY: build test test-short lint generate check-generate tools fuzz clean
+# What --version prints: a tag vX.Y.Z gives X.Y.Z (with +N.gHASH after
+# it when HEAD is past the tag); without tags 0.1.0+gitDATE.HASH. The
+# build date is the commit's (SOURCE_DATE_EPOCH if set), so a rebuild of
+# one commit gives the same bytes. All three can be given: make VERSION=...
+VERSION ?= $(shell v=$$(git describe --tags --match 'v[0-9]*' 2>/dev/null) && echo "$${v\#v}" | sed 's/-\([0-9]*\)-/+\1./' || git log -1 --format='0.1.0+git%cd.%h' --date=format:%Y%m%d 2>/dev/null || echo 0.1.0)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+DATE    ?= $(shell date -u -d @$${SOURCE_DATE_EPOCH:-$$(git log -1 --format=%ct 2>/dev/null || date +%s)} +%Y-%m-%dT%H:%M:%SZ)
+VPKG     = github.com/lvss/lvss/internal/version
+LDFLAGS  = -X $(VPKG).version=$(VERSION) -X $(VPKG).commit=$(COMMIT) -X $(VPKG).date=$(DATE)
+
+# make install: the binaries, the systemd units, the default config (not
+# over an existing one), the directories and, installing into the running
+# system (no DESTDIR), the lvss group. It enables and starts nothing.
+PREFIX   ?= /usr
+UNITDIR  ?= /lib/systemd/system
+DOCDIR   ?= $(PREFIX)/share/doc/lvss
+ARCH     ?= $(shell dpkg --print-architecture 2>/dev/null || $(GO) env GOARCH)
+UNITS     = lvssd.service lvss-writer@.service lvss-backup@.service lvss-backup@.timer
+DOCS      = README.md docs/operations.md docs/configuration.md docs/cli.md docs/recipes.md docs/writers.md docs/providers.md docs/backup-archive.md
+
+# Where build puts the binaries and deb its package (the systemd test
+# builds a package of its own in a temporary directory).
+BIN  ?= bin
+DIST ?= dist
+
+.PHONY: build test test-short lint generate check-generate tools fuzz clean install deb verify-units
 
 build:
-	@mkdir -p bin
-	$(GO) build -o bin/ ./cmd/...
+	@mkdir -p $(BIN)
+	$(GO) build -ldflags "$(LDFLAGS) $(EXTRA_LDFLAGS)" -o $(BIN)/ ./cmd/...
+
+install: build
+	install -D -m 0755 $(BIN)/lvssd $(DESTDIR)$(PREFIX)/sbin/lvssd
+	install -D -m 0755 $(BIN)/lvss $(DESTDIR)$(PREFIX)/bin/lvss
+	install -D -m 0755 $(BIN)/lvss-writer $(DESTDIR)$(PREFIX)/bin/lvss-writer
+	install -d -m 0755 $(DESTDIR)$(UNITDIR)
+	for u in $(UNITS); do \
+	  sed -e 's|/usr/sbin/|$(PREFIX)/sbin/|g' -e 's|/usr/bin/|$(PREFIX)/bin/|g' -e 's|/usr/share/doc/lvss/|$(DOCDIR)/|g' \
+	    packaging/systemd/$$u > $(DESTDIR)$(UNITDIR)/$$u && chmod 0644 $(DESTDIR)$(UNITDIR)/$$u || exit 1; \
+	done
+	install -d -m 0755 $(DESTDIR)/etc/lvss $(DESTDIR)/etc/lvss/writers $(DESTDIR)/etc/lvss/backups
+	test -e $(DESTDIR)/etc/lvss/lvssd.toml || packaging/default-config > $(DESTDIR)/etc/lvss/lvssd.toml
+	install -d -m 0750 $(DESTDIR)/var/lib/lvss
+	install -d -m 0755 $(DESTDIR)$(DOCDIR)
+	install -m 0644 $(DOCS) $(DESTDIR)$(DOCDIR)/
+	@if [ -z "$(DESTDIR)" ]; then \
+	  getent group lvss >/dev/null || groupadd --system lvss; \
+	  if [ -d /run/systemd/system ]; then systemctl daemon-reload; fi; \
+	fi
+
+# make deb: dist/lvss_VERSION_ARCH.deb with dpkg-deb, from make install
+# into a staging root, with static, stripped binaries (no libc dependency).
+deb:
+	rm -rf $(DIST)/root
+	CGO_ENABLED=0 $(MAKE) install DESTDIR=$(abspath $(DIST))/root PREFIX=/usr EXTRA_LDFLAGS="-s -w"
+	install -d -m 0755 $(DIST)/root/DEBIAN
+	sed -e 's|@VERSION@|$(VERSION)|' -e 's|@ARCH@|$(ARCH)|' packaging/debian/control.in > $(DIST)/root/DEBIAN/control
+	install -m 0644 packaging/debian/conffiles $(DIST)/root/DEBIAN/conffiles
+	install -m 0755 packaging/debian/postinst packaging/debian/prerm packaging/debian/postrm $(DIST)/root/DEBIAN/
+	dpkg-deb --root-owner-group -Zxz --build $(DIST)/root $(DIST)/lvss_$(VERSION)_$(ARCH).deb
+	rm -rf $(DIST)/root
+	@echo $(DIST)/lvss_$(VERSION)_$(ARCH).deb
+
+# systemd-analyze verify on every unit as make install writes it, with
+# its programs' paths pointed into a staging root (verify checks that each
+# Exec names an executable).
+verify-units:
+	rm -rf dist/verify
+	$(MAKE) install DESTDIR=$(CURDIR)/dist/verify >/dev/null
+	mkdir -p dist/verify/units
+	for u in $(UNITS); do \
+	  sed 's|$(PREFIX)/|$(CURDIR)/dist/verify$(PREFIX)/|g' dist/verify$(UNITDIR)/$$u > dist/verify/units/$$(echo $$u | sed "s/@/@example/"); \
+	done
+	@# verify exits 0 after warnings such as an unknown key: any output fails.
+	cd dist/verify/units && out=$$(SYSTEMD_LOG_LEVEL=notice systemd-analyze verify * 2>&1); \
+	  if [ -n "$$out" ]; then echo "$$out"; exit 1; fi
+	rm -rf dist/verify
 
 # The whole suite, with the race detector. Suites that need root, loop
 # devices or database servers fail (not skip) when CI=true and they are
@@ -27,8 +99,8 @@ test-short:
 	$(GO) test -short -count=1 ./...
 
 # Linters: gofmt, go vet (also of lvss-writer built without its optional
-# writers, as scripts/demo builds it), staticcheck.
-lint:
+# writers, as scripts/demo builds it), staticcheck, and the systemd units.
+lint: verify-units
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
@@ -57,4 +129,4 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseBackupComponents$$' -fuzztime $(FUZZTIME) ./document/
 
 clean:
-	rm -rf bin
+	rm -rf bin dist

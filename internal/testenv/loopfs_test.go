@@ -23,6 +23,9 @@ func TestLoopFSAndFreezeProbe(t *testing.T) {
 			if !fs.Writable(2 * time.Second) {
 				t.Fatal("fresh filesystem not writable")
 			}
+			if frozen, err := fs.Frozen(); frozen || err != nil {
+				t.Fatalf("fresh filesystem: Frozen() = %v, %v", frozen, err)
+			}
 			f, err := os.Open(fs.Mount)
 			if err != nil {
 				t.Fatal(err)
@@ -31,6 +34,9 @@ func TestLoopFSAndFreezeProbe(t *testing.T) {
 				t.Fatalf("FIFREEZE: %v", err)
 			}
 			f.Close()
+			if frozen, err := fs.Frozen(); !frozen || err != nil {
+				t.Fatalf("frozen filesystem: Frozen() = %v, %v", frozen, err)
+			}
 			if fs.Writable(300 * time.Millisecond) {
 				t.Fatal("frozen filesystem accepted a write")
 			}

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"os"
@@ -10,9 +10,9 @@ import (
 	"github.com/lvss/lvss/internal/testenv/lvssdtest"
 )
 
-// lvssd runs the lvssd binary with args and returns its exit status and
+// runLvssd runs the lvssd binary with args and returns its exit status and
 // output.
-func lvssd(t *testing.T, args ...string) (int, string, string) {
+func runLvssd(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
 	cmd := exec.Command(lvssdtest.Bin(t, "lvssd"), args...)
 	var out, errb strings.Builder
@@ -51,7 +51,7 @@ func TestCheckConfig(t *testing.T) {
 		{[]string{"--nope"}, 2, "", "hint: run 'lvssd --help'"},
 		{[]string{"stray"}, 2, "", `unexpected argument "stray"`},
 	} {
-		code, out, errOut := lvssd(t, tc.args...)
+		code, out, errOut := runLvssd(t, tc.args...)
 		if code != tc.code || !strings.Contains(out, tc.stdout) || !strings.Contains(errOut, tc.says) {
 			t.Errorf("lvssd %v: exit %d, stdout %q, stderr %q; want %d, %q, %q", tc.args, code, out, errOut, tc.code, tc.stdout, tc.says)
 		}
@@ -60,7 +60,7 @@ func TestCheckConfig(t *testing.T) {
 
 // --version names the binary, the version, the commit and the build date.
 func TestVersion(t *testing.T) {
-	code, out, _ := lvssd(t, "--version")
+	code, out, _ := runLvssd(t, "--version")
 	if code != 0 || !strings.HasPrefix(out, "lvssd ") || !strings.Contains(out, "(commit ") || !strings.Contains(out, ", built ") {
 		t.Fatalf("lvssd --version: exit %d, %q", code, out)
 	}
