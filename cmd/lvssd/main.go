@@ -19,6 +19,7 @@ import (
 	"github.com/lvss/lvss/internal/config"
 	"github.com/lvss/lvss/internal/coordinator"
 	"github.com/lvss/lvss/internal/freeze"
+	"github.com/lvss/lvss/internal/metrics"
 	"github.com/lvss/lvss/internal/server"
 	"github.com/lvss/lvss/internal/version"
 	"github.com/lvss/lvss/provider"
@@ -141,12 +142,39 @@ Flags:
 	if err != nil {
 		return err
 	}
+	// Metrics are bound before the coordinator starts, so that an
+	// address in use stops lvssd at start-up rather than leaving it
+	// running unobserved. They are served until run returns, after the
+	// coordinator has closed and before the catalog does (a scrape may
+	// be reading it).
+	var obs coordinator.Observer
+	if network, address := cfg.Metrics.Address(); network != "" {
+		m := metrics.New(metrics.Options{SnapshotCounts: cat.CountByVolume, Version: version.Get(), Logger: log})
+		ml, err := metrics.Listen(network, address, cfg.Metrics.SocketGroup)
+		if err != nil {
+			return err
+		}
+		obs = m
+		mctx, mstop := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			// An endpoint that fails later is logged, not fatal: backups
+			// matter more than their figures.
+			if err := m.Serve(mctx, ml); err != nil {
+				log.Error("metrics endpoint stopped", "error", err)
+			}
+		}()
+		defer func() { mstop(); <-done }()
+		log.Info("metrics listening", "network", network, "address", ml.Addr().String())
+	}
 	coord, err := coordinator.New(ctx, coordinator.Options{
 		Catalog:               cat,
 		Providers:             provider.NewRegistry(provs...),
 		Logger:                log,
 		MaxSnapshotsPerVolume: cfg.Limits.MaxSnapshotsPerVolume,
 		Freezer:               guardFreezer{runDir: *runDir, log: log},
+		Observer:              obs,
 		Timeouts: coordinator.Timeouts{
 			Identify: t.Identify.D(), PrepareBackup: t.PrepareBackup.D(), PrepareSnapshot: t.PrepareSnapshot.D(),
 			Freeze: t.Freeze.D(), Thaw: t.Thaw.D(), PostSnapshot: t.PostSnapshot.D(), BackupComplete: t.BackupComplete.D(),

@@ -22,6 +22,7 @@ type Config struct {
 	Access    Access    `toml:"access"`
 	Limits    Limits    `toml:"limits"`
 	Providers Providers `toml:"providers"`
+	Metrics   Metrics   `toml:"metrics"`
 }
 
 // Timeouts are the deadlines the coordinator gives writers, the kernel hold

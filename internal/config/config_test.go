@@ -79,6 +79,16 @@ func TestParseOverlay(t *testing.T) {
 		{"CRLF line ends", "[timeouts]\r\nthaw = \"7s\"\r\n", func(c *Config) {
 			c.Timeouts.Thaw = Duration(7 * time.Second)
 		}},
+		{"metrics on TCP", "[metrics]\nlisten = \"127.0.0.1:9177\"\n", func(c *Config) {
+			c.Metrics.Listen = "127.0.0.1:9177"
+		}},
+		{"metrics on IPv6, any free port", "metrics.listen = \"[::1]:0\"\n", func(c *Config) {
+			c.Metrics.Listen = "[::1]:0"
+		}},
+		{"metrics on a Unix socket", "[metrics]\nlisten = \"unix:/run/lvss/metrics.sock\"\nsocket_group = \"prometheus\"\n", func(c *Config) {
+			c.Metrics = Metrics{Listen: "unix:/run/lvss/metrics.sock", SocketGroup: "prometheus"}
+		}},
+		{"metrics off", "[metrics]\nlisten = \"\"\n", func(*Config) {}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -166,6 +176,31 @@ func TestParseErrors(t *testing.T) {
 			`lvssd.toml:2:10: access.users[0]: 4294967296 is not a valid numeric id`},
 		{"uid -1", "[access]\nusers = [\"4294967295\"]\n",
 			`lvssd.toml:2:10: access.users[0]: 4294967295 is not a valid numeric id`},
+
+		{"metrics: a path without unix:", "[metrics]\nlisten = \"/run/lvss/metrics.sock\"\n",
+			`lvssd.toml:2:10: metrics.listen: "/run/lvss/metrics.sock" is neither host:port (such as "127.0.0.1:9177") nor unix:PATH; for a Unix socket write "unix:/run/lvss/metrics.sock"`},
+		{"metrics: no port", "[metrics]\nlisten = \"127.0.0.1\"\n",
+			`lvssd.toml:2:10: metrics.listen: "127.0.0.1" is neither host:port (such as "127.0.0.1:9177") nor unix:PATH`},
+		{"metrics: port out of range", "[metrics]\nlisten = \"127.0.0.1:65536\"\n",
+			`lvssd.toml:2:10: metrics.listen: "127.0.0.1:65536": the port must be a number from 0 to 65535`},
+		{"metrics: port by name", "[metrics]\nlisten = \"localhost:http\"\n",
+			`lvssd.toml:2:10: metrics.listen: "localhost:http": the port must be a number from 0 to 65535`},
+		{"metrics: relative socket", "[metrics]\nlisten = \"unix:metrics.sock\"\n",
+			`lvssd.toml:2:10: metrics.listen: "unix:metrics.sock": the socket path must be absolute, as in "unix:/run/lvss/metrics.sock"`},
+		{"metrics: unclean socket path", "[metrics]\nlisten = \"unix:/run//lvss/\"\n",
+			`lvssd.toml:2:10: metrics.listen: "unix:/run//lvss/": write the socket path in its clean form, "unix:/run/lvss"`},
+		{"metrics: socket path too long", "[metrics]\nlisten = \"unix:/" + strings.Repeat("a", 107) + "\"\n",
+			`lvssd.toml:2:10: metrics.listen: "unix:/` + strings.Repeat("a", 107) + `": a Unix socket path holds at most 107 bytes`},
+		{"metrics: socket_group on TCP", "[metrics]\nlisten = \"127.0.0.1:9177\"\nsocket_group = \"prometheus\"\n",
+			`lvssd.toml:3:16: metrics.socket_group applies only to a Unix socket (listen = "unix:PATH")`},
+		{"metrics: socket_group without listen", "[metrics]\nsocket_group = \"prometheus\"\n",
+			`lvssd.toml:2:16: metrics.socket_group applies only to a Unix socket (listen = "unix:PATH")`},
+		{"metrics: bad socket_group", "[metrics]\nlisten = \"unix:/run/m.sock\"\nsocket_group = \"a b\"\n",
+			`lvssd.toml:3:16: metrics.socket_group: "a b" is not a valid group name`},
+		{"metrics: listen not a string", "[metrics]\nlisten = 9177\n",
+			`lvssd.toml:2:10: metrics.listen: want a string, got an integer`},
+		{"metrics: unknown key", "[metrics]\nport = 9177\n",
+			`lvssd.toml:2:1: unknown key "metrics.port"`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -245,6 +280,8 @@ func TestValidateInCode(t *testing.T) {
 			`timeouts.hold (1m0s) must be shorter than timeouts.freeze (1m0s): a filesystem hold cannot outlast the writers' freeze window`},
 		{"group", func(c *Config) { c.Access.Groups = append(c.Access.Groups, "") },
 			`access.groups[1]: empty group name`},
+		{"metrics", func(c *Config) { c.Metrics.Listen = "nope" },
+			`metrics.listen: "nope" is neither host:port (such as "127.0.0.1:9177") nor unix:PATH`},
 		// A provider section's own rules, reported without a file.
 		{"provider section", func(c *Config) { c.Providers.Copy.Volumes = []string{"rel"} },
 			`providers.copy.volumes[0]: "rel" is not an absolute path`},

@@ -82,7 +82,6 @@ func keys(t reflect.Type, prefix string) []string {
 	return out
 }
 
-
 // emptyToNil makes empty slices nil, as Default() leaves them: "users = []"
 // in the reference and no users in the code are the same default.
 func emptyToNil(v reflect.Value) {

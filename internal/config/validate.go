@@ -37,7 +37,10 @@ func validate(c *Config, doc *document) error {
 	if err := checkNames(c.Access.Users, "access.users", "user", doc); err != nil {
 		return err
 	}
-	return checkProviders(c, doc)
+	if err := checkProviders(c, doc); err != nil {
+		return err
+	}
+	return checkMetrics(c.Metrics, doc)
 }
 
 // checkProviders checks limits, each provider's section by its own rules
@@ -112,27 +115,35 @@ func checkDurations(v reflect.Value, prefix string, doc *document) error {
 
 // checkNames refuses entries that could never match an account, since a
 // typo there would silently lock out the people it was meant to admit.
-// Numeric entries are uids (or gids) and must fit one.
 func checkNames(names []string, key, what string, doc *document) error {
 	for i, n := range names {
 		k := key + index(i)
-		if n == "" {
-			return doc.errorAt([]string{k, key}, "%s: empty %s name", k, what)
-		}
-		if strings.ContainsFunc(n, func(r rune) bool {
-			return r <= ' ' || r == ':' || r == ',' || r == '/' || r == 0x7f
-		}) {
-			return doc.errorAt([]string{k, key}, "%s: %q is not a valid %s name", k, n, what)
-		}
-		if isDigits(n) {
-			// 4294967295 is (uid_t)-1, which means "no change" to the
-			// kernel and is never a real id.
-			if id, err := strconv.ParseUint(n, 10, 32); err != nil || id == 1<<32-1 {
-				return doc.errorAt([]string{k, key}, "%s: %s is not a valid numeric id", k, n)
-			}
+		if why := badName(n, what); why != "" {
+			return doc.errorAt([]string{k, key}, "%s: %s", k, why)
 		}
 	}
 	return nil
+}
+
+// badName says why n cannot name a user or group (what), or "" if it
+// can. Numeric names are uids (or gids) and must fit one.
+func badName(n, what string) string {
+	if n == "" {
+		return "empty " + what + " name"
+	}
+	if strings.ContainsFunc(n, func(r rune) bool {
+		return r <= ' ' || r == ':' || r == ',' || r == '/' || r == 0x7f
+	}) {
+		return strconv.Quote(n) + " is not a valid " + what + " name"
+	}
+	if isDigits(n) {
+		// 4294967295 is (uid_t)-1, which means "no change" to the
+		// kernel and is never a real id.
+		if id, err := strconv.ParseUint(n, 10, 32); err != nil || id == 1<<32-1 {
+			return n + " is not a valid numeric id"
+		}
+	}
+	return ""
 }
 
 func isDigits(s string) bool {

@@ -274,6 +274,7 @@ func (c *Coordinator) AddWriter(ctx context.Context, id Identity, peer Peer, str
 	w.box.Put(Outbound{Welcome: &Welcome{InstanceID: w.InstanceID, Window: window}}, time.Now().Add(c.opt.Timeouts.Identify), "Welcome")
 	c.writers[w.InstanceID] = w
 	c.mu.Unlock()
+	c.opt.Observer.WriterSubscribed(id.Name)
 	c.event(ctx, LevelInfo, 0, uuid.Nil, "writer subscribed", "writer", id.Name, "class", id.ClassID.String(),
 		"instance", w.InstanceID.String(), "pid", fmt.Sprint(peer.PID))
 	return w, nil
@@ -289,6 +290,7 @@ func (c *Coordinator) writerEnded(w *WriterHandle, stream WriterStream, cause er
 		delete(c.writers, w.InstanceID)
 	}
 	c.mu.Unlock()
+	c.opt.Observer.WriterUnsubscribed(w.Identity.Name)
 	ctx := context.Background()
 	if errors.Is(cause, errUnsubscribed) {
 		c.event(ctx, LevelInfo, 0, uuid.Nil, "writer unsubscribed", "writer", w.Identity.Name, "instance", w.InstanceID.String())
@@ -303,6 +305,7 @@ func (c *Coordinator) writerEnded(w *WriterHandle, stream WriterStream, cause er
 // server calls it after it has started reading the writer's stream.
 func (c *Coordinator) IdentifyNew(ctx context.Context, w *WriterHandle) {
 	if _, err := c.identify(ctx, w, uuid.Nil); err != nil {
+		c.opt.Observer.WriterFailed(w.Identity.Name, EvIdentify.String(), vsserr.Code(err))
 		c.event(ctx, LevelWarn, vsserr.Code(err), uuid.Nil, "writer failed its first Identify", "writer", w.Identity.Name, "error", err.Error())
 	}
 }
@@ -399,19 +402,38 @@ func (c *Coordinator) NewSession(peer Peer) *Session {
 	c.mu.Lock()
 	c.sessions[s.id] = s
 	c.mu.Unlock()
+	c.opt.Observer.SessionOpened()
 	return s
 }
 
-// acquireCreation takes the system-wide creation lock for s, with its lease.
+// acquireCreation takes the system-wide creation lock for s, with its
+// lease. The lock is never waited for here: another session's creation
+// may take minutes, so a refusal goes back to the requester at once
+// (VSS_E_SNAPSHOT_SET_IN_PROGRESS) and it decides whether to retry. The
+// time from a session's first refusal to its getting the lock is its
+// wait, reported to the Observer.
 func (c *Coordinator) acquireCreation(s *Session) error {
+	obs := c.opt.Observer
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.creator != nil && c.creator != s {
-		return vsserr.New(vsserr.SnapshotSetInProgress, "session %s is creating snapshot set %s", c.creator.id, c.creator.setIDForLock())
+		err := vsserr.New(vsserr.SnapshotSetInProgress, "session %s is creating snapshot set %s", c.creator.id, c.creator.setIDForLock())
+		first := s.lockWaitSince.IsZero()
+		if first {
+			s.lockWaitSince = time.Now()
+		}
+		c.mu.Unlock()
+		obs.CreationLockRefused(first)
+		return err
 	}
 	c.creator = s
 	lease := c.opt.Timeouts.CreationLease
 	c.lease = time.AfterFunc(lease, func() { s.leaseExpired(lease) })
+	since := s.lockWaitSince
+	s.lockWaitSince = time.Time{}
+	c.mu.Unlock()
+	if !since.IsZero() {
+		obs.CreationLockWaited(time.Since(since), true)
+	}
 	return nil
 }
 
@@ -430,8 +452,17 @@ func (c *Coordinator) releaseCreation(s *Session) {
 
 func (c *Coordinator) forgetSession(s *Session) {
 	c.mu.Lock()
+	_, open := c.sessions[s.id]
 	delete(c.sessions, s.id)
+	since := s.lockWaitSince
+	s.lockWaitSince = time.Time{}
 	c.mu.Unlock()
+	if !since.IsZero() {
+		c.opt.Observer.CreationLockWaited(time.Since(since), false)
+	}
+	if open {
+		c.opt.Observer.SessionClosed()
+	}
 }
 
 // Close releases every session (as if each requester had gone) and stops

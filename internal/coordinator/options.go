@@ -52,6 +52,9 @@ type Options struct {
 	// Freezer holds filesystems for providers that need it (Info.NeedsFreeze).
 	// Nil: sets with such providers fail with VSS_E_PROVIDER_VETO.
 	Freezer Freezer
+	// Observer is told of sessions, sets, freeze windows and writer
+	// failures as they happen (lvssd's metrics). Nil: nobody is told.
+	Observer Observer
 }
 
 // Freezer starts a flush-and-hold guard (internal/freeze in lvssd). The
@@ -74,6 +77,9 @@ type Hold interface {
 func (o *Options) fill() {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Observer == nil {
+		o.Observer = nopObserver{}
 	}
 	if o.Providers == nil {
 		o.Providers = provider.NewRegistry()

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -51,6 +52,12 @@ type Session struct {
 	opCancel  context.CancelCauseFunc
 	opDone    chan struct{}
 	releasing chan struct{} // closed when Release has finished
+
+	// lockWaitSince is when StartSnapshotSet was first refused because
+	// another session held the creation lock, until this session gets it
+	// or ends (zero: not waiting). Guarded by c.mu, not mu: it belongs
+	// to the lock.
+	lockWaitSince time.Time
 }
 
 func newSession(c *Coordinator, peer Peer) *Session {

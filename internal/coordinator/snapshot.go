@@ -46,8 +46,9 @@ type creation struct {
 	paths   map[*sessionWriter][]string
 	made    map[uuid.UUID]provider.Snapshot
 	timers  map[*sessionWriter]*time.Timer
-	tmu     sync.Mutex
-	held    time.Duration // how long filesystems were held frozen (NeedsFreeze providers)
+	frozeAt map[*sessionWriter]time.Time // when its Freeze was sent, for the writers that froze
+	tmu     sync.Mutex                   // guards timers and frozeAt
+	held    time.Duration                // how long filesystems were held frozen (NeedsFreeze providers)
 	// frozen is how long the writers were held frozen, from the first
 	// Freeze sent to the last Thaw answered; thawed is how many writers
 	// were frozen and thawed in that window (none: frozen is 0).
@@ -55,10 +56,35 @@ type creation struct {
 	thawed int
 }
 
+// doSnapshotSet runs the creation and tells the Observer how it ended.
 func (s *Session) doSnapshotSet(ctx context.Context) error {
+	start := time.Now()
+	err := s.createSet(ctx)
+	if took := time.Since(start); err == nil {
+		s.c.opt.Observer.SnapshotSetCreated(took)
+	} else {
+		s.c.opt.Observer.SnapshotSetFailed(took, setFailure(ctx, err))
+	}
+	return err
+}
+
+// setFailure names a failed creation the way the requester's QueryStatus
+// will (startAsync): lvssd's own reason to stop it (the creation lease)
+// is its result, a requester's Cancel or release VSS_S_ASYNC_CANCELLED.
+func setFailure(ctx context.Context, err error) vsserr.HRESULT {
+	if errors.Is(err, context.Canceled) {
+		if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+			return vsserr.Code(cause)
+		}
+		return vsserr.AsyncCancelled
+	}
+	return vsserr.Code(err)
+}
+
+func (s *Session) createSet(ctx context.Context) error {
 	s.mu.Lock()
 	cr := &creation{s: s, setID: s.setID, vols: append([]volumeEntry(nil), s.volumes...),
-		made: map[uuid.UUID]provider.Snapshot{}, timers: map[*sessionWriter]*time.Timer{}}
+		made: map[uuid.UUID]provider.Snapshot{}, timers: map[*sessionWriter]*time.Timer{}, frozeAt: map[*sessionWriter]time.Time{}}
 	if s.context.Writers() {
 		cr.parts = s.participantsLocked()
 	}
@@ -275,6 +301,9 @@ func (cr *creation) commit(ctx context.Context, guard Hold) error {
 	held, thawErr := guard.Thaw()
 	resume()
 	cr.held = held
+	if held > 0 {
+		cr.s.c.opt.Observer.FilesystemsHeld(held)
+	}
 	if commitErr != nil {
 		return commitErr
 	}
@@ -400,6 +429,7 @@ func (cr *creation) freezeLevel(ctx context.Context, level vss.AppLevel) {
 			left := window - time.Since(started)
 			cr.tmu.Lock()
 			cr.timers[sw] = time.AfterFunc(max(left, 0), func() { cr.windowExpired(sw, window) })
+			cr.frozeAt[sw] = started
 			cr.tmu.Unlock()
 		}()
 	}
@@ -446,8 +476,16 @@ func (cr *creation) thawLevel(ctx context.Context, level vss.AppLevel) {
 				s.sendAbort(ctx, []*sessionWriter{sw})
 				return
 			}
-			sw.advance(phThawing, phThawed)
+			thawed := sw.advance(phThawing, phThawed)
 			sw.setState(vss.WSWaitingForPostSnapshot)
+			if thawed {
+				cr.tmu.Lock()
+				at, ok := cr.frozeAt[sw]
+				cr.tmu.Unlock()
+				if ok {
+					s.c.opt.Observer.WriterThawed(sw.w.Identity.Name, time.Since(at))
+				}
+			}
 		}()
 	}
 	wg.Wait()

@@ -47,6 +47,7 @@ func (p phase) String() string { return phaseNames[p] }
 type sessionWriter struct {
 	w   *WriterHandle
 	wmd *document.WriterMetadata
+	obs Observer // told of the writer's failure
 
 	mu    sync.Mutex
 	st    WriterStatus
@@ -66,12 +67,16 @@ func (sw *sessionWriter) setState(s vss.WriterState) {
 // fail records a writer failure at an event, unless it already failed.
 func (sw *sessionWriter) fail(ev EventType, code, appHR vsserr.HRESULT, msg string) {
 	sw.mu.Lock()
-	defer sw.mu.Unlock()
 	if sw.st.State.Failed() {
+		sw.mu.Unlock()
 		return
 	}
 	sw.st.State = ev.failedState()
 	sw.st.Failure, sw.st.AppHRESULT, sw.st.AppMessage = code, appHR, msg
+	sw.mu.Unlock()
+	if sw.obs != nil {
+		sw.obs.WriterFailed(sw.w.Identity.Name, ev.String(), code)
+	}
 }
 
 func (sw *sessionWriter) failed() bool {
@@ -152,7 +157,7 @@ func (s *Session) GatherWriterMetadata() (*Async, error) {
 				md := w.wmd
 				w.mu.Unlock()
 				if md != nil {
-					got[i] = &sessionWriter{w: w, wmd: md.Clone(), st: s.initialStatus(w)}
+					got[i] = &sessionWriter{w: w, wmd: md.Clone(), obs: s.c.opt.Observer, st: s.initialStatus(w)}
 				}
 				continue
 			}
@@ -169,10 +174,11 @@ func (s *Session) GatherWriterMetadata() (*Async, error) {
 					st := s.initialStatus(w)
 					st.State, st.Failure, st.AppMessage = vss.WSFailedAtIdentify, vsserr.Code(err), vsserr.Message(err)
 					missed[i] = &st
+					s.c.opt.Observer.WriterFailed(w.Identity.Name, EvIdentify.String(), st.Failure)
 					s.c.event(ctx, LevelWarn, vsserr.Code(err), s.id, "writer failed Identify and is left out", "writer", w.Identity.Name, "error", err.Error())
 					return
 				}
-				got[i] = &sessionWriter{w: w, wmd: md, st: s.initialStatus(w)}
+				got[i] = &sessionWriter{w: w, wmd: md, obs: s.c.opt.Observer, st: s.initialStatus(w)}
 			}()
 		}
 		wg.Wait()

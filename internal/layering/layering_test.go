@@ -64,12 +64,15 @@ var layers = []layer{
 	{name: "server", why: "gRPC services and access control over the coordinator",
 		pkgs: []string{"internal/server"},
 		may:  []string{"coordinator", "resources", "provider", "wire", "spec", "leaf"}},
+	{name: "metrics", why: "lvssd's Prometheus metrics: an Observer of the coordinator, which itself links no metrics library",
+		pkgs: []string{"internal/metrics"},
+		may:  []string{"coordinator", "spec", "leaf"}},
 	{name: "config", why: "lvssd's configuration file, composed of the providers' own sections; only lvssd's main reads it",
 		pkgs: []string{"internal/config"},
 		may:  []string{"provider", "spec", "leaf"}},
 	{name: "daemon", why: "lvssd, which wires the daemon's branch together",
 		pkgs: []string{"cmd/lvssd"},
-		may:  []string{"config", "server", "coordinator", "resources", "provider", "wire", "spec", "leaf"}},
+		may:  []string{"config", "metrics", "server", "coordinator", "resources", "provider", "wire", "spec", "leaf"}},
 	{name: "harness", why: "the test harness (test-only): builds the binaries and starts lvssd, as a process or in the test's own",
 		pkgs: []string{"internal/testenv/lvssdtest"},
 		may:  []string{"client", "server", "coordinator", "resources", "provider", "wire", "spec", "leaf"}},
@@ -78,7 +81,7 @@ var layers = []layer{
 		may:  []string{"client", "harness", "wire", "spec", "leaf"}},
 	{name: "tests", why: "whole-system tests and benchmarks, which assemble daemons and clients",
 		pkgs: []string{"test/...", "internal/layering"},
-		may:  []string{"client", "harness", "daemon", "config", "server", "coordinator", "resources", "provider", "wire", "spec", "leaf"}},
+		may:  []string{"client", "harness", "daemon", "config", "metrics", "server", "coordinator", "resources", "provider", "wire", "spec", "leaf"}},
 }
 
 // testOnly packages import package testing: only tests may import them,
@@ -100,8 +103,11 @@ var links = []struct {
 		what: []string{"internal/config", "internal/catalog", "internal/coordinator", "internal/server"},
 		why:  "a provider is driven by the coordinator and depends on nothing of the daemon; it owns its configuration type"},
 	{who: []string{"internal/coordinator"},
-		what: []string{"internal/server", "internal/config", "cmd/..."},
-		why:  "the coordinator is driven by the server and configured through its Options by lvssd's main"},
+		what: []string{"internal/server", "internal/config", "internal/metrics", "github.com/prometheus/...", "cmd/..."},
+		why:  "the coordinator is driven by the server and configured through its Options by lvssd's main; metrics observe it through its Observer interface"},
+	{who: layerByName("client").pkgs,
+		what: []string{"github.com/prometheus/..."},
+		why:  "metrics are lvssd's; requesters and writers carry no metrics library"},
 }
 
 // TestLayers checks every import of every file against the table.
