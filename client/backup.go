@@ -470,8 +470,21 @@ func (bc *BackupComponents) GetSnapshotProperties(ctx context.Context, id uuid.U
 // first failure: deleted counts the ones gone and nonDeleted names the one
 // that failed. Both are meaningful when err is not nil.
 func (bc *BackupComponents) DeleteSnapshots(ctx context.Context, id uuid.UUID, t vss.ObjectType, force bool) (deleted int, nonDeleted uuid.UUID, err error) {
-	resp, err := bc.do(ctx, "DeleteSnapshots", &v1.SessionRequest{Call: &v1.SessionRequest_DeleteSnapshots{
-		DeleteSnapshots: &v1.DeleteSnapshots{SourceObjectId: wire.GUID(id), SourceObjectType: int32(t), ForceDelete: force}}})
+	return bc.deleteSnapshots(ctx, &v1.DeleteSnapshots{SourceObjectId: wire.GUID(id), SourceObjectType: int32(t), ForceDelete: force})
+}
+
+// DeleteSnapshotsIfUnused is DeleteSnapshots, except that lvssd refuses
+// with VSS_E_VOLUME_IN_USE (and stops there, as at any failure) to delete
+// a snapshot that is exposed or that belongs to another session still
+// running. lvssd checks under the snapshot's lock, so a snapshot exposed
+// after the caller listed it is not deleted (an lvss addition).
+func (bc *BackupComponents) DeleteSnapshotsIfUnused(ctx context.Context, id uuid.UUID, t vss.ObjectType, force bool) (deleted int, nonDeleted uuid.UUID, err error) {
+	return bc.deleteSnapshots(ctx, &v1.DeleteSnapshots{SourceObjectId: wire.GUID(id), SourceObjectType: int32(t), ForceDelete: force,
+		RefuseInUse: true})
+}
+
+func (bc *BackupComponents) deleteSnapshots(ctx context.Context, req *v1.DeleteSnapshots) (deleted int, nonDeleted uuid.UUID, err error) {
+	resp, err := bc.do(ctx, "DeleteSnapshots", &v1.SessionRequest{Call: &v1.SessionRequest_DeleteSnapshots{DeleteSnapshots: req}})
 	if r := resp.GetDeleted(); r != nil {
 		var d decoder
 		deleted, nonDeleted = int(r.GetDeleted()), d.guid(r.GetNonDeletedSnapshotId())

@@ -72,7 +72,8 @@ type Server struct {
 	// LiveSession when its own field says so or its session still runs.
 	Shadows []*v1.SnapshotProp
 	// DeleteFail makes DeleteSnapshots of the snapshot with that ID fail
-	// with this status, for "stop at the first failure" paths.
+	// with this status, for "stop at the first failure" paths (and, with
+	// VSS_E_VOLUME_IN_USE, for a snapshot exposed after it was listed).
 	DeleteFail map[string]vsserr.HRESULT
 	// Consistency and ConsistencyReason, when set, are recorded on the
 	// snapshots sessions create instead of the default ("application" in a
@@ -500,7 +501,8 @@ func (s *Server) answer(x *sess, method string, req *v1.SessionRequest) *v1.Sess
 
 // deleteSnapshots deletes one snapshot or a set from the catalog (or the
 // session's own snapshots), one by one, stopping at the first one
-// DeleteFail names, as the real daemon does.
+// DeleteFail names, or with refuse_in_use at the first one exposed or of
+// another running session, as the real daemon does.
 func (s *Server) deleteSnapshots(x *sess, r *v1.SessionResponse, d *v1.DeleteSnapshots) *v1.SessionResponse {
 	var ids []string
 	switch vss.ObjectType(d.SourceObjectType) {
@@ -528,6 +530,12 @@ func (s *Server) deleteSnapshots(x *sess, r *v1.SessionResponse, d *v1.DeleteSna
 		if h, ok := s.DeleteFail[id]; ok {
 			res.NonDeletedSnapshotId = id
 			r.Status = &v1.Status{Hresult: uint32(h), Message: "fake lvssd fails to delete " + id}
+			return r
+		}
+		if sn := s.findShadow(x, id); d.RefuseInUse && sn != nil &&
+			(sn.ExposedName != "" || (sn.SessionId != x.id.String() && (sn.LiveSession || s.live[sn.SessionId]))) {
+			res.NonDeletedSnapshotId = id
+			r.Status = &v1.Status{Hresult: uint32(vsserr.VolumeInUse), Message: "fake lvssd: snapshot " + id + " is in use"}
 			return r
 		}
 		s.Shadows = slices.DeleteFunc(s.Shadows, func(c *v1.SnapshotProp) bool { return c.SnapshotId == id })

@@ -520,7 +520,8 @@ func TestDeleteNothingMatched(t *testing.T) {
 	code, out, _ = runLvss(t, srv.Socket, "", "delete", "shadows", "--shadow", uuid.NewString(), "--json")
 	m := jsonObject(t, out)
 	if code != 0 || len(m["deleted"].([]any)) != 0 || len(m["skipped"].([]any)) != 0 || m["failed"] != nil ||
-		len(m["not_deleted"].([]any)) != 0 || len(m) != 4 {
+		len(m["not_deleted"].([]any)) != 0 || len(m["selected"].([]any)) != 0 || len(m["kept"].([]any)) != 0 ||
+		len(m["failures"].([]any)) != 0 || m["dry_run"] != false || m["rule"] != nil || len(m) != 9 {
 		t.Errorf("exit %d, %v", code, m)
 	}
 	if got := released(t, srv.Socket); len(got) != sessions {
@@ -779,7 +780,8 @@ func TestVerbsDocumented(t *testing.T) {
 	for _, h := range []string{
 		"## `lvss list shadows [--set ID] [--for PATH] [--json]`\n",
 		"## `lvss create shadow --for PATH [--for PATH...] [--provider NAME|ID] [--context NAME] [--json]`\n",
-		"## `lvss delete shadows (--shadow ID | --set ID | --for PATH [--oldest] | --all) [--quiet] [--json]`\n",
+		"## `lvss delete shadows (--shadow ID | --set ID | --for PATH [--oldest] | --all | --keep N | --older-than DURATION) [--dry-run] [--quiet] [--json]`\n",
+		"### Retention: `--keep N`, `--older-than DURATION`\n",
 		"## `lvss expose ID PATH [--json]` and `lvss unexpose ID [--json]`\n",
 		"## Where snapshots are kept\n",
 	} {

@@ -64,7 +64,7 @@ var codeHints = map[vsserr.HRESULT]string{
 	vsserr.WriterErrorTimeout:              "the writer's application took too long: see the writer's log and its timeouts (docs/writers.md)",
 	vsserr.WriterErrorRetryable:            "the writer asks for the backup to be retried",
 	vsserr.WriterErrorNonRetryable:         "see the writer's log for why it failed",
-	vsserr.MaximumNumberOfSnapshotsReached: "delete old snapshots (lvss delete shadows --for PATH --oldest) or raise limits.max_snapshots_per_volume",
+	vsserr.MaximumNumberOfSnapshotsReached: "delete old snapshots (lvss delete shadows --for PATH --keep N) or raise limits.max_snapshots_per_volume",
 	vsserr.InsufficientStorage:             "free space where the provider keeps snapshots, or delete old ones (lvss delete shadows)",
 }
 

@@ -123,8 +123,35 @@ func (s *Session) GetSnapshotProperties(id uuid.UUID) (Snapshot, error) {
 // DeleteSnapshots deletes one snapshot or a whole set, sequentially,
 // stopping at the first failure. Each deletion is logged once, here; a
 // snapshot of this session's own set is forgotten by the session, so its
-// release does not delete or report it again.
+// release does not delete or report it again. An exposed snapshot is
+// unexposed first (vss-reference §7.4, "Exposure").
 func (s *Session) DeleteSnapshots(ctx context.Context, id uuid.UUID, t vss.ObjectType, force bool) (int, uuid.UUID, error) {
+	return s.deleteSnapshots(ctx, id, t, nil)
+}
+
+// DeleteSnapshotsIfUnused is DeleteSnapshots that refuses, with
+// VSS_E_VOLUME_IN_USE, a snapshot that is exposed or that belongs to
+// another session still running (its set is being created, or a backup
+// reads it now): the lvss addition retention relies on (docs/decisions.md
+// L34). The check is made under the snapshot's lock, which ExposeSnapshot
+// takes too, so no exposure can come between the check and the deletion.
+func (s *Session) DeleteSnapshotsIfUnused(ctx context.Context, id uuid.UUID, t vss.ObjectType, force bool) (int, uuid.UUID, error) {
+	return s.deleteSnapshots(ctx, id, t, s.refuseInUse)
+}
+
+// refuseInUse is DeleteSnapshotsIfUnused's check of one snapshot, as it
+// is when its lock is held. The session's own snapshots are its to delete.
+func (s *Session) refuseInUse(sn catalog.Snapshot) error {
+	if sn.ExposedName != "" {
+		return vsserr.New(vsserr.VolumeInUse, "snapshot %s is exposed at %s; unexpose it to delete it", sn.ID, sn.ExposedName)
+	}
+	if sn.SessionID != s.id && sn.SessionID != uuid.Nil && s.c.sessionLive(sn.SessionID) {
+		return vsserr.New(vsserr.VolumeInUse, "snapshot %s belongs to session %s, which is still running", sn.ID, sn.SessionID)
+	}
+	return nil
+}
+
+func (s *Session) deleteSnapshots(ctx context.Context, id uuid.UUID, t vss.ObjectType, check func(catalog.Snapshot) error) (int, uuid.UUID, error) {
 	if err := s.admitted(MDeleteSnapshots); err != nil {
 		return 0, uuid.Nil, err
 	}
@@ -150,7 +177,7 @@ func (s *Session) DeleteSnapshots(ctx context.Context, id uuid.UUID, t vss.Objec
 	}
 	n := 0
 	for _, sn := range snaps {
-		if err := s.c.deleteSnapshot(ctx, sn); err != nil {
+		if err := s.c.deleteSnapshot(ctx, sn, check); err != nil {
 			return n, sn.ID, err
 		}
 		s.forget(sn.ID)
@@ -167,10 +194,70 @@ func (s *Session) forget(id uuid.UUID) {
 	s.snapshots = slices.DeleteFunc(s.snapshots, func(sn catalog.Snapshot) bool { return sn.ID == id })
 }
 
+// snapLock is one snapshot's lock: a channel of one slot, so that waiting
+// for it can end with the caller's context; refs counts its holders and
+// waiters, and the last one out removes it from the map.
+type snapLock struct {
+	ch   chan struct{}
+	refs int
+}
+
+// lockSnapshot takes the snapshot's lock, waiting for it as long as ctx
+// allows. Expose, Unexpose and delete read the snapshot from the catalog
+// and act on what they read; without the lock a delete that found the
+// snapshot unexposed could delete one an ExposeSnapshot had just mounted,
+// and an ExposeSnapshot that read it before a delete would write it back
+// into the catalog after it was gone.
+func (c *Coordinator) lockSnapshot(ctx context.Context, id uuid.UUID) (unlock func(), err error) {
+	c.snapMu.Lock()
+	l := c.snapLocks[id]
+	if l == nil {
+		l = &snapLock{ch: make(chan struct{}, 1)}
+		c.snapLocks[id] = l
+	}
+	l.refs++
+	c.snapMu.Unlock()
+	drop := func() {
+		c.snapMu.Lock()
+		if l.refs--; l.refs == 0 {
+			delete(c.snapLocks, id)
+		}
+		c.snapMu.Unlock()
+	}
+	select {
+	case l.ch <- struct{}{}:
+		return func() { <-l.ch; drop() }, nil
+	case <-ctx.Done():
+		drop()
+		return nil, vsserr.Wrap(vsserr.Unexpected, ctx.Err(), "wait for snapshot %s, which another call is changing", id)
+	}
+}
+
 // deleteSnapshot removes a snapshot through its provider, then from the
 // catalog (in that order: a crash in between leaves a catalog entry that a
-// later delete can finish, never an untracked snapshot).
-func (c *Coordinator) deleteSnapshot(ctx context.Context, sn catalog.Snapshot) error {
+// later delete can finish, never an untracked snapshot). It holds the
+// snapshot's lock throughout and reads the snapshot again under it; check,
+// when given, may refuse what it finds. A snapshot gone meanwhile is
+// VSS_E_OBJECT_NOT_FOUND. Without a catalog, sn is all there is.
+func (c *Coordinator) deleteSnapshot(ctx context.Context, sn catalog.Snapshot, check func(catalog.Snapshot) error) error {
+	unlock, err := c.lockSnapshot(ctx, sn.ID)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if c.opt.Catalog != nil {
+		if sn, err = c.opt.Catalog.GetSnapshot(sn.ID); err != nil {
+			if vsserr.Code(err) == vsserr.ObjectNotFound {
+				return goneError{err}
+			}
+			return err
+		}
+	}
+	if check != nil {
+		if err := check(sn); err != nil {
+			return err
+		}
+	}
 	p, err := c.opt.Providers.ByID(sn.ProviderID)
 	if err != nil {
 		return err
@@ -185,11 +272,22 @@ func (c *Coordinator) deleteSnapshot(ctx context.Context, sn catalog.Snapshot) e
 	if err := p.DeleteSnapshot(ctx, toProviderSnapshot(sn)); err != nil {
 		return provider.Translate(p, provider.CallDeleteSnapshot, err)
 	}
+	if c.opt.Catalog == nil {
+		return nil
+	}
 	if err := c.opt.Catalog.DeleteSnapshot(sn.ID); err != nil && vsserr.Code(err) != vsserr.ObjectNotFound {
 		return err
 	}
 	return nil
 }
+
+// goneError is deleteSnapshot's VSS_E_OBJECT_NOT_FOUND when the catalog
+// no longer has the snapshot: someone deleted it first. A session's
+// release tells it from a provider that cannot find its snapshot, which
+// is a failure.
+type goneError struct{ error }
+
+func (e goneError) Unwrap() error { return e.error }
 
 func toProviderSnapshot(sn catalog.Snapshot) provider.Snapshot {
 	return provider.Snapshot{ID: sn.ID, SetID: sn.SetID, OriginalVolume: sn.OriginalVolume, DevicePath: sn.DevicePath,
@@ -239,6 +337,11 @@ func (s *Session) ExposeSnapshot(ctx context.Context, id uuid.UUID, pathFromRoot
 	if !filepath.IsAbs(expose) {
 		return "", vsserr.New(vsserr.InvalidArg, "expose path %q is not absolute", expose)
 	}
+	unlock, err := s.c.lockSnapshot(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
 	sn, err := s.c.opt.Catalog.GetSnapshot(id)
 	if err != nil {
 		return "", err
@@ -271,6 +374,11 @@ func (s *Session) UnexposeSnapshot(ctx context.Context, id uuid.UUID) error {
 	if err := s.admitted(MUnexposeSnapshot); err != nil {
 		return err
 	}
+	unlock, err := s.c.lockSnapshot(ctx, id)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	sn, err := s.c.opt.Catalog.GetSnapshot(id)
 	if err != nil {
 		return err

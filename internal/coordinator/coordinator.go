@@ -33,6 +33,11 @@ type Coordinator struct {
 	evDone   chan struct{}
 	gate     sync.RWMutex
 
+	// snapLocks serialise what changes one snapshot: ExposeSnapshot,
+	// UnexposeSnapshot and deleting it (lockSnapshot).
+	snapMu    sync.Mutex
+	snapLocks map[uuid.UUID]*snapLock
+
 	mu       sync.Mutex
 	writers  map[uuid.UUID]*WriterHandle
 	sessions map[uuid.UUID]*Session
@@ -47,7 +52,7 @@ type Coordinator struct {
 func New(ctx context.Context, opt Options) (*Coordinator, error) {
 	opt.fill()
 	c := &Coordinator{opt: opt, log: opt.Logger, writers: map[uuid.UUID]*WriterHandle{}, sessions: map[uuid.UUID]*Session{},
-		evq: make(chan evItem, 4096), evDone: make(chan struct{})}
+		snapLocks: map[uuid.UUID]*snapLock{}, evq: make(chan evItem, 4096), evDone: make(chan struct{})}
 	go c.eventLoop()
 	if opt.Catalog != nil {
 		orphans, err := opt.Catalog.ListSnapshots(catalog.Filter{AutoReleaseOnly: true})
@@ -55,7 +60,7 @@ func New(ctx context.Context, opt Options) (*Coordinator, error) {
 			return nil, fmt.Errorf("read catalog: %w", err)
 		}
 		for _, s := range orphans {
-			err := c.deleteSnapshot(ctx, s)
+			err := c.deleteSnapshot(ctx, s, nil)
 			c.event(ctx, levelFor(err), vsserr.Code(err), s.SessionID, "deleted auto-release snapshot left by an earlier lvssd",
 				"snapshot", s.ID.String(), "volume", s.OriginalVolume, "error", errText(err))
 		}
@@ -463,6 +468,16 @@ func (c *Coordinator) forgetSession(s *Session) {
 	if open {
 		c.opt.Observer.SessionClosed()
 	}
+}
+
+// sessionLive reports whether the session runs now. A session is
+// forgotten only after its release has deleted its auto-release
+// snapshots, so a snapshot whose session is live is still that session's.
+func (c *Coordinator) sessionLive(id uuid.UUID) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.sessions[id]
+	return ok
 }
 
 // Close releases every session (as if each requester had gone) and stops

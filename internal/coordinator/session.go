@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -256,12 +257,11 @@ func (c *Coordinator) releaseSnapshots(ctx context.Context, session, setID uuid.
 	var deleted []uuid.UUID
 	left := 0
 	for _, sn := range snaps {
-		if c.opt.Catalog != nil {
-			if _, err := c.opt.Catalog.GetSnapshot(sn.ID); vsserr.Code(err) == vsserr.ObjectNotFound {
-				continue
-			}
+		err := c.deleteSnapshot(ctx, sn, nil)
+		if errors.As(err, new(goneError)) {
+			continue // deleted already, by DeleteSnapshots
 		}
-		if err := c.deleteSnapshot(ctx, sn); err != nil {
+		if err != nil {
 			left++
 			c.event(ctx, LevelError, vsserr.Code(err), session, "could not delete auto-release snapshot", "snapshot", sn.ID.String(), "error", err.Error())
 			continue

@@ -317,7 +317,11 @@ func (h *requester) call(ctx context.Context, s *coordinator.Session, req *v1.Se
 		if err != nil {
 			return nil, err
 		}
-		n, failed, err := s.DeleteSnapshots(ctx, id, vss.ObjectType(d.SourceObjectType), d.ForceDelete)
+		del := s.DeleteSnapshots
+		if d.RefuseInUse {
+			del = s.DeleteSnapshotsIfUnused
+		}
+		n, failed, err := del(ctx, id, vss.ObjectType(d.SourceObjectType), d.ForceDelete)
 		resp := &v1.SessionResponse{Result: &v1.SessionResponse_Deleted{Deleted: &v1.DeleteResult{Deleted: int32(n), NonDeletedSnapshotId: guidOrEmpty(failed)}}}
 		return resp, err
 	case *v1.SessionRequest_IsVolumeSupported:

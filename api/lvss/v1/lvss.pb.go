@@ -2275,8 +2275,14 @@ type DeleteSnapshots struct {
 	SourceObjectId   string                 `protobuf:"bytes,1,opt,name=source_object_id,json=sourceObjectId,proto3" json:"source_object_id,omitempty"`
 	SourceObjectType int32                  `protobuf:"varint,2,opt,name=source_object_type,json=sourceObjectType,proto3" json:"source_object_type,omitempty"` // VSS_OBJECT_SNAPSHOT or VSS_OBJECT_SNAPSHOT_SET
 	ForceDelete      bool                   `protobuf:"varint,3,opt,name=force_delete,json=forceDelete,proto3" json:"force_delete,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// lvss addition (L34): refuse, with VSS_E_VOLUME_IN_USE, to delete a
+	// snapshot that is exposed or that belongs to another session still
+	// running (its set is being created or a backup reads it). The check
+	// and the deletion are atomic with respect to ExposeSnapshot. Without
+	// it an exposed snapshot is unexposed and deleted.
+	RefuseInUse   bool `protobuf:"varint,4,opt,name=refuse_in_use,json=refuseInUse,proto3" json:"refuse_in_use,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DeleteSnapshots) Reset() {
@@ -2326,6 +2332,13 @@ func (x *DeleteSnapshots) GetSourceObjectType() int32 {
 func (x *DeleteSnapshots) GetForceDelete() bool {
 	if x != nil {
 		return x.ForceDelete
+	}
+	return false
+}
+
+func (x *DeleteSnapshots) GetRefuseInUse() bool {
+	if x != nil {
+		return x.RefuseInUse
 	}
 	return false
 }
@@ -5171,11 +5184,12 @@ const file_lvss_proto_rawDesc = "" +
 	"\x14returned_object_type\x18\x03 \x01(\x05R\x12returnedObjectType\"8\n" +
 	"\x15GetSnapshotProperties\x12\x1f\n" +
 	"\vsnapshot_id\x18\x01 \x01(\tR\n" +
-	"snapshotId\"\x8c\x01\n" +
+	"snapshotId\"\xb0\x01\n" +
 	"\x0fDeleteSnapshots\x12(\n" +
 	"\x10source_object_id\x18\x01 \x01(\tR\x0esourceObjectId\x12,\n" +
 	"\x12source_object_type\x18\x02 \x01(\x05R\x10sourceObjectType\x12!\n" +
-	"\fforce_delete\x18\x03 \x01(\bR\vforceDelete\"L\n" +
+	"\fforce_delete\x18\x03 \x01(\bR\vforceDelete\x12\"\n" +
+	"\rrefuse_in_use\x18\x04 \x01(\bR\vrefuseInUse\"L\n" +
 	"\x11IsVolumeSupported\x12\x1f\n" +
 	"\vprovider_id\x18\x01 \x01(\tR\n" +
 	"providerId\x12\x16\n" +
