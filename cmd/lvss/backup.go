@@ -39,6 +39,11 @@ type backupOptions struct {
 	excludeFormat       string
 	json                bool
 	command             []string
+	// keep, keepGiven and olderThan: retention after the backup, as
+	// lvss delete shadows --keep/--older-than (only with --persistent).
+	keep      int
+	keepGiven bool
+	olderThan string
 }
 
 func newBackupCommand(g *globalOptions) *cobra.Command {
@@ -72,6 +77,13 @@ The backup:
   --provider NAME    provider name or ID (default: lvssd chooses)
   --timeout D        bound for creating the snapshot set; while another set is
                      being created, lvss retries until then (default 10m)
+  --keep N           with --persistent, after a successful backup delete the
+                     older snapshots of this backup's volumes and context so
+                     that the newest N stay ('lvss delete shadows --keep N')
+  --older-than D     with --persistent, after a successful backup delete this
+                     backup's volumes' snapshots of its context older than D
+                     (e.g. 30d, 12h); with --keep, only those beyond the N
+                     newest. Exposed snapshots are never deleted.
   --bcd FILE         write the backup's documents (the Backup Components
                      Document, every writer's metadata) and a manifest to
                      FILE, after the snapshot and again at the end: what a
@@ -124,6 +136,9 @@ COMMAND could not be run, or was not found; 130 interrupted.`,
   lvss backup --for /srv/data --in-place -- \
       sh -c 'restic backup --exclude-file "${LVSS_EXCLUDE_FILE:-/dev/null}" /srv/data'
 
+  # an hourly restore point of /srv/data kept on the volume, the last 24 kept
+  lvss backup --for /srv/data --persistent --keep 24
+
   # the PostgreSQL writer's files, whatever volume they are on, with restic
   lvss backup --writer postgres --in-place -- \
       sh -c 'restic backup --exclude-file "${LVSS_EXCLUDE_FILE:-/dev/null}" "$LVSS_SNAPSHOT_1_ORIGINAL"'`,
@@ -134,6 +149,7 @@ COMMAND could not be run, or was not found; 130 interrupted.`,
 			}
 			o.command = args
 			o.json = g.json
+			o.keepGiven = cmd.Flags().Changed("keep")
 			return runBackup(cmd.Context(), g.socket, o, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
@@ -144,6 +160,8 @@ COMMAND could not be run, or was not found; 130 interrupted.`,
 	f.BoolVar(&o.noWriters, "no-writers", false, "crash-consistent snapshot without writers")
 	f.StringVar(&o.backupType, "type", "copy", "backup type: copy, full, incremental, differential or log")
 	f.BoolVar(&o.persistent, "persistent", false, "keep the snapshots after the command")
+	f.IntVar(&o.keep, "keep", 0, "with --persistent: then keep the newest N snapshots of each volume of the backup, in its context")
+	f.StringVar(&o.olderThan, "older-than", "", "with --persistent: then delete the backup's volumes' snapshots older than DURATION (e.g. 30d)")
 	f.StringVar(&o.provider, "provider", "", "provider name or ID (default: lvssd chooses)")
 	f.DurationVar(&o.timeout, "timeout", 10*time.Minute, "bound for creating the snapshot set")
 	f.BoolVar(&o.allowWriterFailures, "allow-writer-failures", false, "run COMMAND even if a writer failed")
@@ -233,6 +251,7 @@ type backupPlan struct {
 	context    vss.Context
 	providerID uuid.UUID
 	conn       *client.Conn // for the event log (the archive's freeze time)
+	retain     *deleteOptions // --keep/--older-than, or nil
 }
 
 func (o backupOptions) plan() (*backupPlan, error) {
@@ -262,6 +281,19 @@ func (o backupOptions) plan() (*backupPlan, error) {
 	}
 	if o.timeout <= 0 {
 		return nil, clierr.UsageError{Err: fmt.Errorf("--timeout %s: must be positive", o.timeout)}
+	}
+	if o.keepGiven || o.olderThan != "" {
+		if !o.persistent {
+			return nil, usageWithHint{errors.New("--keep and --older-than prune the snapshots a backup keeps: they go with --persistent"),
+				"without --persistent the snapshots are deleted when the backup ends; see 'lvss backup --help'"}
+		}
+		// Checked now, before anything is frozen; the volumes and the
+		// context are the backup's, known once the set exists.
+		d := deleteOptions{keep: o.keep, keepGiven: o.keepGiven, olderThan: o.olderThan}
+		if _, err := d.validate(); err != nil {
+			return nil, err
+		}
+		p.retain = &d
 	}
 	switch {
 	case o.persistent && o.noWriters:
@@ -304,6 +336,8 @@ type backupRun struct {
 	// writersFrozen and fsHeld are how long writers and filesystems were
 	// held frozen (0: not known or nothing was); holds reads them.
 	writersFrozen, fsHeld time.Duration
+	// retention is what --keep/--older-than did after the backup.
+	retention *deleteReport
 }
 
 type addedComponent struct {
@@ -357,10 +391,33 @@ func runBackup(ctx context.Context, socket string, o backupOptions, out, errOut 
 		// happened is an interrupt, and the session was ended properly.
 		err = interrupted{run.created}
 	}
+	if err == nil && run.created && p.retain != nil {
+		err = p.prune(ctx, socket, run, errOut)
+	}
 	if run.created || run.command != nil {
 		if perr := printBackup(out, p, run); perr != nil && err == nil {
 			err = perr
 		}
+	}
+	return err
+}
+
+// prune is --keep/--older-than: retention over the volumes of the set
+// just made, in its context, once the session (which owned the new
+// snapshots) is released. Its failure fails the backup's exit status: a
+// schedule that stops pruning fills the volume.
+func (p *backupPlan) prune(ctx context.Context, socket string, run *backupRun, errOut io.Writer) error {
+	o := *p.retain
+	o.context, o.quiet, o.json = p.context.String(), true, p.o.json
+	for _, s := range run.snapshots {
+		if !slices.Contains(o.forVols, s.OriginalVolume) {
+			o.forVols = append(o.forVols, s.OriginalVolume)
+		}
+	}
+	rep, err := runDelete(ctx, socket, o, nil, errOut)
+	run.retention = rep
+	if err != nil {
+		run.warnings = append(run.warnings, "retention: "+err.Error())
 	}
 	return err
 }

@@ -367,6 +367,13 @@ func printBackup(out io.Writer, p *backupPlan, run *backupRun) error {
 		if run.released != nil {
 			o = o.add("deleted_snapshots", guidsText(run.released.DeletedSnapshots))
 		}
+		if p.retain != nil {
+			var r any // null: retention did not run (the backup failed)
+			if run.retention != nil {
+				r = run.retention.object()
+			}
+			o = o.add("retention", r)
+		}
 		return writeObj(out, o.add("warnings", nonNil(run.warnings)))
 	}
 	var b strings.Builder
@@ -413,6 +420,18 @@ func printBackup(out io.Writer, p *backupPlan, run *backupRun) error {
 	}
 	if run.released != nil && len(run.released.DeletedSnapshots) > 0 {
 		fmt.Fprintf(&b, "Snapshots deleted at the end: %d\n", len(run.released.DeletedSnapshots))
+	}
+	if run.retention != nil {
+		b.WriteString("Retention:\n")
+		var r strings.Builder
+		if err := run.retention.printRetention(&r); err != nil {
+			return err
+		}
+		for _, l := range strings.SplitAfter(r.String(), "\n") {
+			if l != "" {
+				b.WriteString("   " + l)
+			}
+		}
 	}
 	for _, w := range run.warnings {
 		fmt.Fprintf(&b, "Warning: %s\n", w)

@@ -354,14 +354,28 @@ func (r *deleteReport) notDeleted() []client.SnapshotProp {
 }
 
 func deleteShadows(ctx context.Context, socket string, o deleteOptions, in io.Reader, out, errOut io.Writer) error {
+	rep, err := runDelete(ctx, socket, o, in, errOut)
+	if rep == nil {
+		return err
+	}
+	if perr := rep.print(out, o.json); perr != nil && err == nil {
+		err = perr
+	}
+	return err
+}
+
+// runDelete decides and deletes, without printing: delete shadows and
+// lvss backup --keep print the report each their own way. A nil report
+// means nothing was decided (err says why).
+func runDelete(ctx context.Context, socket string, o deleteOptions, in io.Reader, errOut io.Writer) (*deleteReport, error) {
 	r, err := o.validate()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	now := time.Now()
 	ds, err := o.plan(ctx, socket, r, now)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	rep := &deleteReport{retention: o.retention(), rule: r, now: now, dryRun: o.dryRun, decisions: ds, deleted: map[uuid.UUID]bool{},
 		refused: map[uuid.UUID]decision{}, failedIDs: map[uuid.UUID]error{}}
@@ -388,10 +402,7 @@ func deleteShadows(ctx context.Context, socket string, o deleteOptions, in io.Re
 	default:
 		err = rep.deleteUntilFailure(ctx, socket)
 	}
-	if perr := rep.print(out, o.json); perr != nil && err == nil {
-		err = perr
-	}
-	return err
+	return rep, err
 }
 
 // deleteUntilFailure is the selectors' way: one at a time, stopping at the
@@ -531,32 +542,7 @@ func (r *deleteReport) final(d decision) decision {
 
 func (r *deleteReport) print(out io.Writer, asJSON bool) error {
 	if asJSON {
-		var selected, kept, skipped, failures []obj
-		var deleted []client.SnapshotProp
-		for _, d := range r.selected {
-			selected = append(selected, decisionObj(d))
-			if r.deleted[d.snap.SnapshotID] {
-				deleted = append(deleted, d.snap)
-			}
-		}
-		for _, d := range r.decisions {
-			switch d = r.final(d); d.verdict {
-			case verdictKeep:
-				kept = append(kept, decisionObj(d))
-			case verdictSkip:
-				skipped = append(skipped, decisionObj(d))
-			}
-		}
-		var failedObj any // null when nothing failed
-		for i, f := range r.failures {
-			if i == 0 {
-				failedObj = failureObj(f)
-			}
-			failures = append(failures, failureObj(f))
-		}
-		return writeObj(out, obj{{"dry_run", r.dryRun}, {"rule", r.ruleObj()}, {"selected", selected}, {"deleted", ids(deleted)},
-			{"not_deleted", ids(r.notDeleted())}, {"kept", kept}, {"skipped", skipped}, {"failed", failedObj},
-			{"failures", failures}})
+		return writeObj(out, r.object())
 	}
 	if r.retention {
 		return r.printRetention(out)
@@ -588,6 +574,36 @@ func (r *deleteReport) print(out io.Writer, asJSON bool) error {
 	}
 	_, err := io.WriteString(out, b.String())
 	return err
+}
+
+// object is the report as --json prints it.
+func (r *deleteReport) object() obj {
+	var selected, kept, skipped, failures []obj
+	var deleted []client.SnapshotProp
+	for _, d := range r.selected {
+		selected = append(selected, decisionObj(d))
+		if r.deleted[d.snap.SnapshotID] {
+			deleted = append(deleted, d.snap)
+		}
+	}
+	for _, d := range r.decisions {
+		switch d = r.final(d); d.verdict {
+		case verdictKeep:
+			kept = append(kept, decisionObj(d))
+		case verdictSkip:
+			skipped = append(skipped, decisionObj(d))
+		}
+	}
+	var failedObj any // null when nothing failed
+	for i, f := range r.failures {
+		if i == 0 {
+			failedObj = failureObj(f)
+		}
+		failures = append(failures, failureObj(f))
+	}
+	return obj{{"dry_run", r.dryRun}, {"rule", r.ruleObj()}, {"selected", selected}, {"deleted", ids(deleted)},
+		{"not_deleted", ids(r.notDeleted())}, {"kept", kept}, {"skipped", skipped}, {"failed", failedObj},
+		{"failures", failures}}
 }
 
 // printRetention prints each snapshot retention looked at, by volume and

@@ -456,3 +456,82 @@ func TestBackupCommandWriterVeto(t *testing.T) {
 	}
 	nothingLeft("--allow-writer-failures")
 }
+
+// TestBackupCommandKeep: --persistent --keep N prunes the backup's own
+// volume and context after each successful backup, so that the newest N
+// stay; snapshots of another context on the volume are not its business.
+// Without --persistent, --keep is a usage error before anything is made.
+func TestBackupCommandKeep(t *testing.T) {
+	testenv.RequireRoot(t)
+	fs := testenv.LoopFS(t, "btrfs", 256<<20)
+	data := filepath.Join(fs.Mount, "data")
+	if err := os.MkdirAll(data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, shortTimeouts)
+	id := writer.Identity{ClassID: uuid.NewSHA1(uuid.NameSpaceOID, []byte("dirwriter")), Name: "dirwriter"}
+	lvssdtest.RunWriter(t, d.socket, id, dirWriter{dir: data})
+
+	// A client-accessible snapshot of the same volume, made by hand.
+	if r := lvssdtest.Lvss(t, d.socket, "", "create", "shadow", "--for", data); r.Code != 0 {
+		t.Fatalf("create shadow: exit %d\n%s", r.Code, r.Stderr)
+	}
+	var made []string
+	for i := range 4 {
+		r := lvssdtest.Lvss(t, d.socket, "", "backup", "--writer", "dirwriter", "--persistent", "--keep", "2", "--json", "--", "true")
+		var sum struct {
+			Snapshots []struct {
+				SnapshotID string `json:"snapshot_id"`
+			} `json:"snapshots"`
+			Retention *struct {
+				Deleted []string `json:"deleted"`
+			} `json:"retention"`
+		}
+		if r.Code != 0 || json.Unmarshal([]byte(r.Stdout), &sum) != nil || len(sum.Snapshots) != 1 || sum.Retention == nil {
+			t.Fatalf("backup %d: exit %d\n%s\n%s", i, r.Code, r.Stdout, r.Stderr)
+		}
+		made = append(made, sum.Snapshots[0].SnapshotID)
+		// The third backup deletes the first, the fourth the second.
+		var want []string
+		if i >= 2 {
+			want = []string{made[i-2]}
+		}
+		if !slices.Equal(sum.Retention.Deleted, want) && !(len(want) == 0 && len(sum.Retention.Deleted) == 0) {
+			t.Fatalf("backup %d deleted %v, want %v", i, sum.Retention.Deleted, want)
+		}
+	}
+	var left []struct {
+		SnapshotID string `json:"snapshot_id"`
+		Context    string `json:"context"`
+	}
+	r := lvssdtest.Lvss(t, d.socket, "", "list", "shadows", "--json")
+	if err := json.Unmarshal([]byte(r.Stdout), &left); err != nil {
+		t.Fatalf("list shadows: %v\n%s", err, r.Stdout)
+	}
+	var kept []string
+	others := 0
+	for _, s := range left {
+		if strings.Contains(s.Context, "APP_ROLLBACK") {
+			kept = append(kept, s.SnapshotID)
+		} else {
+			others++
+		}
+	}
+	slices.Sort(kept)
+	want := []string{made[2], made[3]}
+	slices.Sort(want)
+	if !slices.Equal(kept, want) || others != 1 {
+		t.Fatalf("left: %+v; want the backups %v and the hand-made snapshot", left, want)
+	}
+	// Each btrfs snapshot is a subvolume with a .json record beside it.
+	subs, _ := filepath.Glob(filepath.Join(fs.Mount, ".lvss-snapshots", "*"))
+	subs = slices.DeleteFunc(subs, func(p string) bool { return strings.HasSuffix(p, ".json") })
+	if len(subs) != 3 {
+		t.Fatalf("btrfs holds %d snapshots, want 3: %v", len(subs), subs)
+	}
+
+	r = lvssdtest.Lvss(t, d.socket, "", "backup", "--writer", "dirwriter", "--keep", "2", "--", "true")
+	if r.Code != 2 || !strings.Contains(r.Stderr, "go with --persistent") {
+		t.Fatalf("--keep without --persistent: exit %d\n%s", r.Code, r.Stderr)
+	}
+}

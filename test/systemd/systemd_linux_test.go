@@ -348,8 +348,11 @@ func TestPackageUnderSystemd(t *testing.T) {
 
 	t.Run("timer-driven backup", func(t *testing.T) {
 		m.t = t
+		// A restore point kept on the volume, the newest two of them, and a
+		// tar of it.
 		m.write("/etc/lvss/backups/nightly.conf", strings.Join([]string{"# the demo writer's data, with tar",
-			"backup", "--writer", "demo", "--in-place", "--", "tar", "-cf", "/var/tmp/nightly.tar", data}, "\n")+"\n")
+			"backup", "--writer", "demo", "--persistent", "--keep", "2", "--in-place", "--",
+			"tar", "-cf", "/var/tmp/nightly.tar", data}, "\n")+"\n")
 		// The timer fires a second after it starts instead of daily.
 		m.write("/etc/systemd/system/lvss-backup@nightly.timer.d/soon.conf", "[Timer]\nOnCalendar=\nRandomizedDelaySec=0\nOnActiveSec=1s\n")
 		m.run("systemctl", "daemon-reload")
@@ -368,6 +371,19 @@ func TestPackageUnderSystemd(t *testing.T) {
 		journal := m.run("journalctl", "-u", "lvss-backup@nightly", "--no-pager")
 		if !strings.Contains(journal, "Consistency: application") || !strings.Contains(journal, "'demo': VSS_WS_STABLE") {
 			t.Errorf("the journal lacks lvss backup's summary:\n%s", journal)
+		}
+		// Two more runs: the retention keeps two restore points.
+		for range 2 {
+			m.run("systemctl", "start", "lvss-backup@nightly.service")
+		}
+		var shadows []struct {
+			Context string `json:"context"`
+		}
+		if err := json.Unmarshal([]byte(m.run("lvss", "list", "shadows", "--json")), &shadows); err != nil {
+			t.Fatal(err)
+		}
+		if len(shadows) != 2 || !strings.Contains(shadows[0].Context, "APP_ROLLBACK") {
+			t.Errorf("after three backups with --keep 2: %+v\n%s", shadows, m.run("journalctl", "-u", "lvss-backup@nightly", "--no-pager"))
 		}
 	})
 
@@ -463,10 +479,11 @@ timeout = "20s"
 		var shadows []struct {
 			SnapshotPath string `json:"snapshot_path"`
 		}
-		if err := json.Unmarshal([]byte(m.run("lvss", "list", "shadows", "--json")), &shadows); err != nil || len(shadows) != 1 {
+		// The backups' two restore points and this one.
+		if err := json.Unmarshal([]byte(m.run("lvss", "list", "shadows", "--json")), &shadows); err != nil || len(shadows) != 3 {
 			t.Fatalf("shadows: %v %+v", err, shadows)
 		}
-		snap := shadows[0].SnapshotPath
+		snap := shadows[len(shadows)-1].SnapshotPath
 		m.run("apt-get", "remove", "-y", "-q", "lvss")
 		for _, u := range []string{"lvssd.service", "lvss-writer@demo.service"} {
 			if out, _ := m.try("systemctl", "is-active", u); out == "active" {
@@ -484,8 +501,10 @@ timeout = "20s"
 		if m.exists("/var/lib/lvss/catalog.db") || m.exists("/etc/lvss") {
 			t.Error("apt-get purge left the catalog or /etc/lvss")
 		}
-		if !m.exists(snap) {
-			t.Fatalf("apt-get purge deleted the snapshot %s", snap)
+		for _, sh := range shadows {
+			if !m.exists(sh.SnapshotPath) {
+				t.Errorf("apt-get purge deleted the snapshot %s", sh.SnapshotPath)
+			}
 		}
 	})
 }
