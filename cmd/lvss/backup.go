@@ -250,7 +250,7 @@ type backupPlan struct {
 	btype      vss.BackupType
 	context    vss.Context
 	providerID uuid.UUID
-	conn       *client.Conn // for the event log (the archive's freeze time)
+	conn       *client.Conn   // for the event log (the archive's freeze time)
 	retain     *deleteOptions // --keep/--older-than, or nil
 }
 
