@@ -5,7 +5,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -43,7 +45,10 @@ func LoopFS(t testing.TB, fstype string, size int64, mkfsArgs ...string) *FS {
 	if !kernelHas(fstype) {
 		Missing(t, fstype+" support in the kernel")
 	}
-	dir, err := os.MkdirTemp("", "lvss-loopfs-")
+	reapOnce.Do(reapStale)
+	// The pid in the name lets a later test process clean up after one
+	// that was killed before its cleanups ran (reapStale).
+	dir, err := os.MkdirTemp("", fmt.Sprintf("lvss-loopfs-%d-", os.Getpid()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,6 +70,44 @@ func LoopFS(t testing.TB, fstype string, size int64, mkfsArgs ...string) *FS {
 	fs.Device = strings.TrimSpace(out)
 	run(t, "mount", fs.Device, fs.Mount)
 	return fs
+}
+
+var reapOnce sync.Once
+
+// reapStale removes what LoopFS made for test processes that are gone: a
+// test binary killed by go test's -timeout (a panic, which skips every
+// t.Cleanup) or by a signal leaves its filesystem mounted and its loop
+// device attached, and loop devices and /tmp fill up over days of
+// development. Only directories named with a pid that no longer runs are
+// touched; anything else is left alone.
+func reapStale() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "lvss-loopfs-*-*"))
+	for _, dir := range dirs {
+		fields := strings.Split(filepath.Base(dir), "-")
+		if len(fields) != 4 {
+			continue
+		}
+		pid, err := strconv.Atoi(fields[2])
+		if err != nil || pid <= 0 || unix.Kill(pid, 0) != unix.ESRCH {
+			continue
+		}
+		mnt := filepath.Join(dir, "mnt")
+		if f, err := os.Open(mnt); err == nil {
+			_ = unix.IoctlSetInt(int(f.Fd()), fithaw, 0)
+			f.Close()
+		}
+		_ = unix.Unmount(mnt, unix.MNT_DETACH)
+		imgs, _ := filepath.Glob(filepath.Join(dir, "*.img"))
+		for _, img := range imgs {
+			out, _ := exec.Command("losetup", "-j", img).Output()
+			for _, l := range strings.Split(string(out), "\n") {
+				if dev, _, ok := strings.Cut(l, ":"); ok && strings.HasPrefix(dev, "/dev/loop") {
+					_ = exec.Command("losetup", "-d", dev).Run()
+				}
+			}
+		}
+		_ = os.RemoveAll(dir)
+	}
 }
 
 func quietFlag(fstype string) []string {
