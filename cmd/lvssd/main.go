@@ -10,12 +10,14 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/lvss/lvss/internal/catalog"
 	"github.com/lvss/lvss/internal/config"
 	"github.com/lvss/lvss/internal/coordinator"
 	"github.com/lvss/lvss/internal/freeze"
 	"github.com/lvss/lvss/internal/server"
+	"github.com/lvss/lvss/internal/version"
 	"github.com/lvss/lvss/provider"
 )
 
@@ -32,6 +34,7 @@ func main() {
 }
 
 func run() error {
+	started := time.Now()
 	fs := flag.NewFlagSet("lvssd", flag.ContinueOnError)
 	socket := fs.String("socket", "/run/lvss/lvssd.sock", "Unix socket to serve requesters, writers and admin tools on")
 	stateDir := fs.String("state-dir", "/var/lib/lvss", "directory for the catalog (snapshots, saved documents, event log)")
@@ -56,6 +59,14 @@ func run() error {
 
 	// Relative directories would change meaning for anything that resolves
 	// them later (providers, the freeze guard's records): fix them now.
+	if *cfgPath != "" {
+		// lvss status shows it; relative, it would mean nothing there.
+		abs, err := filepath.Abs(*cfgPath)
+		if err != nil {
+			return err
+		}
+		*cfgPath = abs
+	}
 	for _, d := range []*string{socket, stateDir, runDir} {
 		abs, err := filepath.Abs(*d)
 		if err != nil {
@@ -114,10 +125,11 @@ func run() error {
 		return err
 	}
 	defer os.Remove(*socket)
-	srv := server.New(coord, access, log)
+	srv := server.New(coord, access, log, server.WithDaemon(server.Daemon{Started: started, ConfigFile: *cfgPath,
+		Socket: *socket, StateDir: *stateDir, RunDir: *runDir}))
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(l) }()
-	log.Info("lvssd ready", "socket", *socket, "state_dir", *stateDir, "pid", os.Getpid())
+	log.Info("lvssd ready", "version", version.Get().String(), "socket", *socket, "state_dir", *stateDir, "pid", os.Getpid())
 	select {
 	case <-ctx.Done():
 		log.Info("lvssd stopping")

@@ -42,7 +42,7 @@ type layer struct {
 // (provider → resources → coordinator → server → lvssd) and the clients'.
 var layers = []layer{
 	{name: "leaf", why: "small helpers any layer may use; they import nothing of lvss, so using one links nothing more",
-		pkgs: []string{"provider/confval", "internal/mountinfo", "internal/cmdout", "internal/procgroup", "internal/outbox", "internal/inplace", "internal/testenv"}},
+		pkgs: []string{"provider/confval", "internal/mountinfo", "internal/cmdout", "internal/procgroup", "internal/outbox", "internal/inplace", "internal/testenv", "internal/version"}},
 	// backupdoc is here, not with the clients: the backup archive is the
 	// documents plus a manifest, it needs nothing but the spec, and both
 	// the CLI and a future daemon-side export or restore must read it.
@@ -58,8 +58,8 @@ var layers = []layer{
 	{name: "resources", why: "what the coordinator uses besides providers: the bbolt catalog, the freeze guard",
 		pkgs: []string{"internal/catalog", "internal/freeze"},
 		may:  []string{"spec", "leaf"}},
-	{name: "coordinator", why: "sessions, writers, snapshot sets: no gRPC, no configuration file",
-		pkgs: []string{"internal/coordinator"},
+	{name: "coordinator", why: "sessions, writers, snapshot sets, and the daemon's preflight of its host (lvss doctor): no gRPC, no configuration file",
+		pkgs: []string{"internal/coordinator", "internal/preflight"},
 		may:  []string{"resources", "provider", "spec", "leaf"}},
 	{name: "server", why: "gRPC services and access control over the coordinator",
 		pkgs: []string{"internal/server"},
