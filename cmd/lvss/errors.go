@@ -98,9 +98,10 @@ func errorKind(err error) clierr.Kind {
 // reads stdout for results and stderr for the failure. cmd is the command
 // that ran, for the usage hint.
 func reportError(stderr io.Writer, cmd *cobra.Command, argv []string, err error) {
-	if err == nil || errors.Is(err, errCallsFailed) {
+	var rep *reportedError
+	if err == nil || errors.Is(err, errCallsFailed) || errors.As(err, &rep) {
 		// lvss call: the failing call's result, on standard output, is
-		// the report.
+		// the report; lvss doctor: its findings are.
 		return
 	}
 	path := "lvss"
