@@ -137,13 +137,16 @@ func statusObj(st *client.Status) obj {
 }
 
 // age is a duration as status prints it: to the millisecond under a
-// second, to the second under an hour, to the minute above.
+// second, the tenth of a second under a minute, the second under an hour,
+// the minute above.
 func age(d time.Duration) string {
 	switch {
 	case d < 0:
 		return "0s"
 	case d < time.Second:
 		return d.Round(time.Millisecond).String()
+	case d < time.Minute:
+		return d.Round(100 * time.Millisecond).String()
 	case d < time.Hour:
 		return d.Round(time.Second).String()
 	}

@@ -121,16 +121,46 @@ func (c *Coordinator) QueryEvents(f EventFilter) (entries []LogEntry, last uint6
 	return c.queryEvents(f)
 }
 
-// RecentErrors returns the newest n error entries, oldest first. It reads
-// what the log holds without waiting for what is queued: while filesystems
-// are held frozen the log is not written (pauseLog), and a status must not
-// wait for the thaw. Those entries show once it is over.
+// RecentErrors returns the newest n error entries, oldest first. It lets
+// what is queued be written first, but never waits for a thaw: while
+// filesystems are held frozen the log is not written (pauseLog), and a
+// status must not wait for that. Those entries show once it is over.
 func (c *Coordinator) RecentErrors(n int) ([]LogEntry, error) {
 	if n <= 0 {
 		return nil, nil
 	}
+	c.flushUnlessHeld(time.Second)
 	out, _, err := c.queryEvents(EventFilter{Limit: n, Newest: true, MinLevel: LevelError})
 	return out, err
+}
+
+// flushUnlessHeld waits, up to d, until what is queued is in the log,
+// unless the log is paused for a hold or its queue is full: then it
+// returns at once.
+func (c *Coordinator) flushUnlessHeld(d time.Duration) {
+	if !c.gate.TryRLock() {
+		return // paused: filesystems are held frozen
+	}
+	c.gate.RUnlock()
+	ch := make(chan struct{})
+	c.evMu.RLock()
+	if c.evClosed {
+		c.evMu.RUnlock()
+		return
+	}
+	select {
+	case c.evq <- evItem{flush: ch}:
+	default:
+		c.evMu.RUnlock()
+		return
+	}
+	c.evMu.RUnlock()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ch:
+	case <-t.C:
+	}
 }
 
 func (c *Coordinator) queryEvents(f EventFilter) ([]LogEntry, uint64, error) {

@@ -93,3 +93,32 @@ func TestEventFilter(t *testing.T) {
 		}
 	}
 }
+
+// TestRecentErrorsDuringHold: while the log is paused for a hold, the
+// latest errors come from what is written, at once; after the thaw the
+// held-back error is there, without any wait by the caller.
+func TestRecentErrorsDuringHold(t *testing.T) {
+	e := newEnv(t, nil)
+	e.c.Logf(context.Background(), LevelError, vsserr.ProviderVeto, "before the hold")
+	if errs, err := e.c.RecentErrors(5); err != nil || len(errs) != 1 || errs[0].Message != "before the hold" {
+		t.Fatalf("before the hold: %+v %v", errs, err)
+	}
+	resume := e.c.pauseLog()
+	defer resume()
+	e.c.Logf(context.Background(), LevelError, vsserr.ProviderVeto, "during the hold")
+	done := make(chan []LogEntry, 1)
+	go func() { errs, _ := e.c.RecentErrors(5); done <- errs }()
+	select {
+	case errs := <-done:
+		if len(errs) != 1 {
+			t.Fatalf("during the hold: %+v", errs)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("RecentErrors waits for the hold to end")
+	}
+	resume()
+	e.until("the held-back error in the log", func() bool {
+		errs, _ := e.c.RecentErrors(5)
+		return len(errs) == 2 && errs[1].Message == "during the hold"
+	})
+}
