@@ -43,7 +43,7 @@ type eventsOptions struct {
 func newEventsCommand(g *globalOptions, use string) *cobra.Command {
 	o := &eventsOptions{}
 	cmd := &cobra.Command{
-		Use:   use,
+		Use:   use + " [--since TIME|DURATION] [--session ID] [--writer NAME] [--level LEVEL] [--hresult CODE] [--after SEQ] [--limit N] [--follow]",
 		Short: "Show lvssd's event log, filtered, or follow it",
 		Long: `Show lvssd's event log, oldest first: sessions started and released,
 snapshot sets created or aborted, snapshots made and their consistency,

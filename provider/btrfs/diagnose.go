@@ -103,9 +103,8 @@ func (p *Provider) Diagnose(_ context.Context, volume string) provider.Diagnosis
 			Message: fmt.Sprintf("could not list the subvolumes nested in %s (%v); any of them would appear as an empty directory in its snapshots", volume, err)})
 	case len(nested) > 0:
 		d.Problems = append(d.Problems, provider.Problem{Check: "btrfs.nested_subvolumes", Severity: provider.Warning,
-			Message: fmt.Sprintf("nested subvolume%s %s %s not in its snapshots: a btrfs snapshot stops at subvolume boundaries, so they appear as empty directories",
-				plural(len(nested)), strings.Join(nested, ", "), map[bool]string{true: "are", false: "is"}[len(nested) > 1]),
-			Fix: "snapshot each of them too (lvss backup --for PATH for each), or make them plain directories"})
+			Message: nestedMessage(nested),
+			Fix:     "snapshot each of them too (lvss backup --for PATH for each), or make them plain directories"})
 	}
 	return d
 }
@@ -130,11 +129,12 @@ func (p *Provider) checkSpace(d *provider.Diagnosis, dir string) {
 	}
 }
 
-func plural(n int) string {
-	if n == 1 {
-		return ""
+// nestedMessage says which nested subvolumes a snapshot would miss.
+func nestedMessage(paths []string) string {
+	if len(paths) == 1 {
+		return "nested subvolume " + paths[0] + " is not in its snapshots (a btrfs snapshot stops at subvolume boundaries): it appears there as an empty directory"
 	}
-	return "s"
+	return "nested subvolumes " + strings.Join(paths, ", ") + " are not in its snapshots (a btrfs snapshot stops at subvolume boundaries): they appear there as empty directories"
 }
 
 // nestedPaths lists the subvolumes nested under volume, by path. The
