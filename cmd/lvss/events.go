@@ -64,7 +64,8 @@ Filters (an entry is shown when it passes all that are given):
 --limit N shows at most N entries: the newest N, or with --after the first N
 after SEQ (to page through the log). --follow keeps printing new entries as
 lvssd logs them, until interrupted (exit status 0); it starts with the last
-10 matching entries unless --since, --after or --limit says otherwise.
+10 matching entries unless --since, --after or --limit says otherwise (they
+apply to that first listing).
 
 --json prints one JSON array; with --follow, one JSON object per line.`,
 		Example: `  lvss events --level error --since 1h
@@ -252,7 +253,7 @@ func followEvents(ctx context.Context, socket string, f client.EventFilter, tail
 		return err
 	}
 	defer conn.Close()
-	print := func(evs []client.LogEvent) error {
+	show := func(evs []client.LogEvent) error {
 		var b strings.Builder
 		for _, e := range evs {
 			if asJSON {
@@ -289,12 +290,13 @@ func followEvents(ctx context.Context, socket string, f client.EventFilter, tail
 	if done || err != nil {
 		return err
 	}
-	if err := print(evs); err != nil {
+	if err := show(evs); err != nil {
 		return err
 	}
-	// Continue after what the first listing covered: everything up to the
-	// log's end when it got all it asked for, else (--after with --limit,
-	// paging forward) after the last entry it showed.
+	// Continue after what the first listing covered: the whole log up to
+	// its end as that read saw it, unless --after with --limit stopped it
+	// at its limit: then after the last entry it showed, so that the rest
+	// follows at once, as paging would give it.
 	cursor := max(f.AfterSeq, last)
 	if !first.Newest && first.Limit > 0 && len(evs) == first.Limit {
 		cursor = evs[len(evs)-1].Seq
@@ -314,7 +316,7 @@ func followEvents(ctx context.Context, socket string, f client.EventFilter, tail
 			if done || err != nil {
 				return err
 			}
-			if err := print(evs); err != nil {
+			if err := show(evs); err != nil {
 				return err
 			}
 			if len(evs) == followPage {
