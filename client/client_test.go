@@ -226,7 +226,7 @@ func TestWriterListsAndDocuments(t *testing.T) {
 	srv.Set(func(s *clienttest.Server) {
 		s.WMDs = []string{string(wx)}
 		s.BCD = string(bx)
-		s.Status = []*v1.WriterStatus{{InstanceId: instanceID.String(), WriterId: writerID.String(), Name: "files",
+		s.WriterStatus = []*v1.WriterStatus{{InstanceId: instanceID.String(), WriterId: writerID.String(), Name: "files",
 			State: int32(vss.WSFailedAtFreeze), Failure: uint32(vsserr.WriterErrorTimeout),
 			ApplicationHresult: 0x80004005, ApplicationMessage: "flush took too long"}}
 	})

@@ -54,8 +54,8 @@ type Server struct {
 	BreakOn string
 	// WMDs are the Writer Metadata Documents GetWriterMetadata returns.
 	WMDs []string
-	// Status is what GetWriterStatus returns.
-	Status []*v1.WriterStatus
+	// WriterStatus is what GetWriterStatus returns.
+	WriterStatus []*v1.WriterStatus
 	// BCD is what SaveAsXML and GetWriterComponents return.
 	BCD string
 	// Writers, Providers and Events are what the Admin service lists.
@@ -423,7 +423,7 @@ func (s *Server) answer(x *sess, method string, req *v1.SessionRequest) *v1.Sess
 		}
 		r.Result = &v1.SessionResponse_WriterMetadata{WriterMetadata: l}
 	case *v1.SessionRequest_GetWriterStatus:
-		r.Result = &v1.SessionResponse_WriterStatus{WriterStatus: &v1.WriterStatusList{Writers: s.Status}}
+		r.Result = &v1.SessionResponse_WriterStatus{WriterStatus: &v1.WriterStatusList{Writers: s.WriterStatus}}
 	case *v1.SessionRequest_SaveAsXml, *v1.SessionRequest_GetWriterComponents:
 		r.Result = &v1.SessionResponse_Xml{Xml: &v1.Xml{Xml: s.BCD}}
 	case *v1.SessionRequest_Query:

@@ -107,7 +107,7 @@ func TestUnreachable(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "nothing.sock")
 	dir := t.TempDir()
 	for _, argv := range [][]string{
-		{"list", "writers"}, {"list", "providers"}, {"list", "shadows"}, {"list", "events"},
+		{"list", "writers"}, {"list", "providers"}, {"list", "shadows"}, {"list", "events"}, {"events"}, {"status"},
 		{"backup", "--for", dir}, {"create", "shadow", "--for", dir},
 		{"delete", "shadows", "--all", "--quiet"}, {"expose", uuid.NewString(), dir}, {"unexpose", uuid.NewString()},
 	} {

@@ -29,7 +29,7 @@ const (
 
 // exitStatusHelp is the table in lvss --help; docs/cli.md has the same.
 const exitStatusHelp = `  0        success
-  1        a call or operation failed
+  1        a call or operation failed; lvss doctor: a finding is an error
   2        bad command line (only that)
   3        lvss backup: a writer failed and COMMAND did not run
   69       lvssd unreachable (no socket, or nothing answering on it)
@@ -38,7 +38,8 @@ const exitStatusHelp = `  0        success
            namespace could not be set up)
   126, 127 lvss backup --in-place: COMMAND could not be run, was not found
   other    lvss backup: COMMAND's own status when it failed (2 becomes 1)
-  130      interrupted (SIGINT, SIGTERM)`
+  130      interrupted (SIGINT, SIGTERM); lvss events --follow ends so
+           with 0`
 
 // exitCode is the one place that maps an outcome to an exit status.
 func exitCode(err error) int {
@@ -98,9 +99,10 @@ func errorKind(err error) clierr.Kind {
 // reads stdout for results and stderr for the failure. cmd is the command
 // that ran, for the usage hint.
 func reportError(stderr io.Writer, cmd *cobra.Command, argv []string, err error) {
-	if err == nil || errors.Is(err, errCallsFailed) {
+	var rep *reportedError
+	if err == nil || errors.Is(err, errCallsFailed) || errors.As(err, &rep) {
 		// lvss call: the failing call's result, on standard output, is
-		// the report.
+		// the report; lvss doctor: its findings are.
 		return
 	}
 	path := "lvss"

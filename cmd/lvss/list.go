@@ -32,7 +32,7 @@ event (D16).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	cmd.AddCommand(newListWritersCommand(g), newListProvidersCommand(g), newListShadowsCommand(g), newListEventsCommand(g))
+	cmd.AddCommand(newListWritersCommand(g), newListProvidersCommand(g), newListShadowsCommand(g), newEventsCommand(g, "events"))
 	return cmd
 }
 

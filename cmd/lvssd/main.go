@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
 
@@ -46,6 +47,7 @@ func main() {
 }
 
 func run() error {
+	started := time.Now()
 	fs := flag.NewFlagSet("lvssd", flag.ContinueOnError)
 	socket := fs.String("socket", "/run/lvss/lvssd.sock", "Unix socket to serve requesters, writers and admin tools on")
 	stateDir := fs.String("state-dir", "/var/lib/lvss", "directory for the catalog (snapshots, saved documents, event log)")
@@ -106,6 +108,14 @@ Flags:
 
 	// Relative directories would change meaning for anything that resolves
 	// them later (providers, the freeze guard's records): fix them now.
+	if *cfgPath != "" {
+		// lvss status shows it; relative, it would mean nothing there.
+		abs, err := filepath.Abs(*cfgPath)
+		if err != nil {
+			return err
+		}
+		*cfgPath = abs
+	}
 	for _, d := range []*string{socket, stateDir, runDir} {
 		abs, err := filepath.Abs(*d)
 		if err != nil {
@@ -191,7 +201,8 @@ Flags:
 		return err
 	}
 	defer os.Remove(*socket)
-	srv := server.New(coord, access, log)
+	srv := server.New(coord, access, log, server.WithDaemon(server.Daemon{Started: started, ConfigFile: used,
+		Socket: *socket, StateDir: *stateDir, RunDir: *runDir}))
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(l) }()
 	// The socket is listening: connections queue until Serve takes them,

@@ -141,6 +141,78 @@ func (db *DB) Events(afterSeq uint64, limit int) ([]Event, error) {
 	return out, err
 }
 
+// EventQuery selects events for QueryEvents. Zero fields do not select.
+type EventQuery struct {
+	AfterSeq uint64 // only events with a larger Seq
+	Limit    int    // at most this many (<= 0: no limit)
+	// Newest: with a Limit, the newest Limit matching events rather than
+	// the first ones after AfterSeq. Either way they are returned oldest
+	// first.
+	Newest bool
+	// Match, when set, is called for each event after AfterSeq; only events
+	// it accepts are returned and count against Limit.
+	Match func(Event) bool
+}
+
+// QueryEvents returns the events q selects, oldest first, and the sequence
+// number of the log's newest event as the same read saw it (0 when the log
+// is empty): a follower that got fewer than Limit events continues after
+// it, without reading again what did not match. With Newest it walks the
+// log from its end and stops at the Limit-th match, so the latest few
+// errors cost a few reads however long the log is.
+func (db *DB) QueryEvents(q EventQuery) ([]Event, uint64, error) {
+	var out []Event
+	var last uint64
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketEvents).Cursor()
+		if k, _ := c.Last(); k != nil {
+			last = binary.BigEndian.Uint64(k)
+		}
+		take := func(k, v []byte) (bool, error) {
+			seq := binary.BigEndian.Uint64(k)
+			if seq <= q.AfterSeq {
+				return false, nil
+			}
+			var r eventRecord
+			if err := json.Unmarshal(v, &r); err != nil {
+				return false, vsserr.Wrap(vsserr.Unexpected, err, "catalog: event %d is corrupt", seq)
+			}
+			e := Event{Seq: seq, Time: r.Time, Level: r.Level, Code: r.Code, SessionID: r.SessionID, Message: r.Message, Fields: r.Fields}
+			if q.Match == nil || q.Match(e) {
+				out = append(out, e)
+			}
+			return true, nil
+		}
+		full := func() bool { return q.Limit > 0 && len(out) >= q.Limit }
+		if q.Newest && q.Limit > 0 {
+			for k, v := c.Last(); k != nil && !full(); k, v = c.Prev() {
+				more, err := take(k, v)
+				if err != nil {
+					return err
+				}
+				if !more {
+					break // at or before AfterSeq: nothing older can match
+				}
+			}
+			for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+				out[i], out[j] = out[j], out[i]
+			}
+			return nil
+		}
+		for k, v := c.Seek(seqKey(q.AfterSeq + 1)); k != nil && !full(); k, v = c.Next() {
+			more, err := take(k, v)
+			if err != nil {
+				return err
+			}
+			if !more {
+				break // AfterSeq+1 wrapped around: nothing can follow
+			}
+		}
+		return nil
+	})
+	return out, last, err
+}
+
 // PruneEvents deletes all but the newest keep events.
 func (db *DB) PruneEvents(keep int) error {
 	if keep < 0 {

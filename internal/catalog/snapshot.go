@@ -334,3 +334,58 @@ func unindex(tx *bolt.Tx, s *Snapshot) error {
 	}
 	return nil
 }
+
+// VolumeCount is how many snapshots one original volume has, and which
+// provider made the newest.
+type VolumeCount struct {
+	Volume    string
+	Snapshots int
+	// Newest is the volume's most recently created snapshot.
+	Newest Snapshot
+}
+
+// VolumeCounts counts the snapshots of every volume, by volume path. It
+// walks the volume index's keys and reads one record per volume (its
+// newest), so its cost grows with the number of snapshots only by a key
+// comparison each.
+func (db *DB) VolumeCounts() ([]VolumeCount, error) {
+	var out []VolumeCount
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketByVolume).Cursor()
+		var cur *VolumeCount
+		var newestKey []byte
+		finish := func() error {
+			if cur == nil {
+				return nil
+			}
+			id, _ := uuid.FromBytes(newestKey[len(newestKey)-16:])
+			s, found, err := getSnapshot(tx, id)
+			if err != nil {
+				return err
+			}
+			if !found {
+				return vsserr.New(vsserr.Unexpected, "catalog: index %s names snapshot %s, which has no record", bucketByVolume, id)
+			}
+			cur.Newest = s
+			out = append(out, *cur)
+			return nil
+		}
+		for k, _ := c.First(); k != nil; k, _ = c.Next() {
+			if len(k) < suffixLen+1 || k[len(k)-suffixLen-1] != 0 {
+				return vsserr.New(vsserr.Unexpected, "catalog: malformed key in index %s", bucketByVolume)
+			}
+			vol := string(k[:len(k)-suffixLen-1])
+			if cur == nil || cur.Volume != vol {
+				if err := finish(); err != nil {
+					return err
+				}
+				cur = &VolumeCount{Volume: vol}
+			}
+			cur.Snapshots++
+			// Keys of one volume sort by creation time: the last is the newest.
+			newestKey = append(newestKey[:0], k...)
+		}
+		return finish()
+	})
+	return out, err
+}

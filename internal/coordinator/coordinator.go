@@ -43,7 +43,10 @@ type Coordinator struct {
 	sessions map[uuid.UUID]*Session
 	creator  *Session // holds the creation lock (StartSnapshotSet..DoSnapshotSet end)
 	lease    *time.Timer
-	closed   bool
+	// lockedAt and leaseEnds say since when the creator holds the lock
+	// and when its lease runs out (lvss status).
+	lockedAt, leaseEnds time.Time
+	closed              bool
 }
 
 // New builds a coordinator. It deletes auto-release snapshots left in the
@@ -432,6 +435,8 @@ func (c *Coordinator) acquireCreation(s *Session) error {
 	}
 	c.creator = s
 	lease := c.opt.Timeouts.CreationLease
+	c.lockedAt = time.Now()
+	c.leaseEnds = c.lockedAt.Add(lease)
 	c.lease = time.AfterFunc(lease, func() { s.leaseExpired(lease) })
 	since := s.lockWaitSince
 	s.lockWaitSince = time.Time{}

@@ -20,9 +20,10 @@ import (
 // Session is one IVssBackupComponents object. Its state changes only
 // through transition (states.go), following the table there.
 type Session struct {
-	c    *Coordinator
-	id   uuid.UUID
-	peer Peer
+	c       *Coordinator
+	id      uuid.UUID
+	peer    Peer
+	started time.Time
 
 	mu      sync.Mutex
 	state   State
@@ -62,7 +63,7 @@ type Session struct {
 }
 
 func newSession(c *Coordinator, peer Peer) *Session {
-	return &Session{c: c, id: uuid.New(), peer: peer, asyncs: map[uint64]*Async{}, called: map[Method]bool{},
+	return &Session{c: c, id: uuid.New(), peer: peer, started: time.Now(), asyncs: map[uint64]*Async{}, called: map[Method]bool{},
 		allowClasses: map[uuid.UUID]bool{}, denyClasses: map[uuid.UUID]bool{}, denyInstances: map[uuid.UUID]bool{}}
 }
 

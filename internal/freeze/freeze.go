@@ -71,6 +71,17 @@ type FSStat struct {
 	Thaw       time.Duration
 }
 
+// HeldFS is one filesystem a guard holds frozen right now (Held).
+type HeldFS struct {
+	Device       string // superblock major:minor
+	MountPoint   string // the mount it was frozen through
+	Type         string
+	Paths        []string  // the paths given to Freeze that it holds
+	Since        time.Time // just before its FIFREEZE
+	GuardPid     int
+	GuardRunning bool // false: its guard is gone and it waits for Recover
+}
+
 var (
 	// ErrFrozenByOther is wrapped (with VSS_E_VOLUME_IN_USE) by a Freeze
 	// that met a filesystem someone else had frozen (FIFREEZE gave EBUSY).

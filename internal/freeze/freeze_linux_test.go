@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/lvss/lvss/internal/mountinfo"
 	"github.com/lvss/lvss/internal/testenv"
 	"github.com/lvss/lvss/vsserr"
 )
@@ -132,6 +133,16 @@ func TestFreezeThawExt4AndXFS(t *testing.T) {
 	}
 	assertFrozen(t, e4)
 	assertFrozen(t, xf)
+	// lvss status's view: what the records say is held, by a live guard.
+	hs, err := Held(runDir)
+	if err != nil || len(hs) != 2 {
+		t.Fatalf("Held while frozen: %+v %v", hs, err)
+	}
+	for _, h := range hs {
+		if h.GuardPid != g.Pid() || !h.GuardRunning || h.Since.IsZero() || (h.MountPoint != e4.Mount && h.MountPoint != xf.Mount) {
+			t.Errorf("held %+v", h)
+		}
+	}
 	st := g.Stats()
 	if len(st.Filesystems) != 2 || st.Filesystems[0].MountPoint != e4.Mount || st.Filesystems[1].Type != "xfs" {
 		t.Fatalf("stats %+v", st)
@@ -145,6 +156,9 @@ func TestFreezeThawExt4AndXFS(t *testing.T) {
 	assertThawed(t, xf)
 	if n := len(records(t, runDir)); n != 0 {
 		t.Fatalf("%d records after Thaw", n)
+	}
+	if hs, err := Held(runDir); err != nil || len(hs) != 0 {
+		t.Fatalf("Held after Thaw: %+v %v", hs, err)
 	}
 	st = g.Stats()
 	if held <= 0 || held != st.Held || st.Ended != "thaw" || st.Freeze <= 0 || st.Thaw <= 0 || st.Call <= 0 || st.Spawn <= 0 {
@@ -462,6 +476,9 @@ func TestGuardSIGKILLStaysFrozenUntilRecover(t *testing.T) {
 	if len(recs) != 1 || recs[0].Pid != guardPid || recs[0].Mnt != fs.Mount {
 		t.Fatalf("records of the killed guard: %+v", recs)
 	}
+	if hs, err := Held(runDir); err != nil || len(hs) != 1 || hs[0].GuardRunning || hs[0].MountPoint != fs.Mount {
+		t.Fatalf("Held with a dead guard: %+v %v", hs, err)
+	}
 	thawed, err := Recover(runDir, testLogger(t))
 	if err != nil || len(thawed) != 1 || thawed[0] != fs.Mount {
 		t.Fatalf("Recover: %v %v", thawed, err)
@@ -646,5 +663,51 @@ func TestProtocolVersionRefused(t *testing.T) {
 	}
 	if !strings.Contains(line, `"ev":"ended"`) || !strings.Contains(line, "protocol 1") || !strings.Contains(line, fmt.Sprint(uint32(vsserr.InvalidArg))) {
 		t.Fatalf("event: %s", line)
+	}
+}
+
+// TestFreezeSupportAgainstKernel: what lvss doctor says about freezing a
+// filesystem type (mountinfo.FreezeSupport, which never freezes) is what
+// the running kernel does, for every type the tests can make: FIFREEZE
+// works on btrfs, ext4 and XFS, and fails with EOPNOTSUPP on a tmpfs.
+func TestFreezeSupportAgainstKernel(t *testing.T) {
+	sizes := map[string]int64{"btrfs": btrfsSize, "ext4": ext4Size, "xfs": xfsSize}
+	for _, typ := range []string{"btrfs", "ext4", "xfs"} {
+		fs := testenv.LoopFS(t, typ, sizes[typ])
+		if got, why := mountinfo.FreezeSupport(typ); got != mountinfo.FreezeSupported {
+			t.Errorf("FreezeSupport(%s) = %s (%s)", typ, got, why)
+		}
+		fd, err := openNoWrite(fs.Mount)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = fifreeze(fd)
+		if err == nil {
+			err = fithaw(fd)
+		}
+		unix.Close(fd)
+		if err != nil {
+			t.Errorf("%s: FIFREEZE/FITHAW: %v", typ, err)
+		}
+	}
+	testenv.RequireRoot(t)
+	dir := t.TempDir()
+	if err := unix.Mount("lvss-test", dir, "tmpfs", 0, "size=1m"); err != nil {
+		t.Fatalf("mount a tmpfs: %v", err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(dir, unix.MNT_DETACH) })
+	if got, why := mountinfo.FreezeSupport("tmpfs"); got != mountinfo.FreezeUnsupported {
+		t.Errorf("FreezeSupport(tmpfs) = %s (%s)", got, why)
+	}
+	fd, err := openNoWrite(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	if err := fifreeze(fd); !errors.Is(err, unix.EOPNOTSUPP) {
+		if err == nil {
+			_ = fithaw(fd)
+		}
+		t.Fatalf("FIFREEZE on a tmpfs: %v, want EOPNOTSUPP", err)
 	}
 }

@@ -26,6 +26,9 @@ func Start(ctx context.Context, opt Options) (*Guard, error) { return nil, notSu
 // Recover has nothing to do outside Linux: nothing can have been frozen.
 func Recover(runDir string, log *slog.Logger) ([]string, error) { return nil, nil }
 
+// Held has nothing to list outside Linux: nothing can be frozen.
+func Held(runDir string) ([]HeldFS, error) { return nil, nil }
+
 // Pid is 0.
 func (g *Guard) Pid() int { return 0 }
 

@@ -69,3 +69,26 @@ func TestForPathOnThisMachine(t *testing.T) {
 		t.Fatalf("missing path: %v", err)
 	}
 }
+
+// What lvss doctor says of filesystem types: data filesystems are not
+// pseudo, kernel interfaces and memory are; the freeze answer is known
+// for the common types and says so when it is not.
+func TestFSTypes(t *testing.T) {
+	for _, typ := range []string{"ext4", "xfs", "btrfs", "vfat", "nfs4", "zfs"} {
+		if Pseudo(typ) {
+			t.Errorf("Pseudo(%s)", typ)
+		}
+	}
+	for _, typ := range []string{"proc", "sysfs", "tmpfs", "cgroup2", "overlay", "squashfs"} {
+		if !Pseudo(typ) {
+			t.Errorf("!Pseudo(%s)", typ)
+		}
+	}
+	for typ, want := range map[string]Freeze{"ext4": FreezeSupported, "xfs": FreezeSupported, "btrfs": FreezeSupported,
+		"tmpfs": FreezeUnsupported, "vfat": FreezeUnsupported, "fuse.sshfs": FreezeUnsupported, "nfs4": FreezeUnsupported,
+		"zfs": FreezeUnknown, "": FreezeUnknown} {
+		if got, why := FreezeSupport(typ); got != want || why == "" {
+			t.Errorf("FreezeSupport(%q) = %s (%q), want %s", typ, got, why, want)
+		}
+	}
+}

@@ -72,5 +72,42 @@ func (a *Access) Allowed(p PeerInfo) bool {
 	return false
 }
 
+// AllowedBy names the rule that lets the peer in: "root", "user 1000",
+// "group 1001"; "" when none does.
+func (a *Access) AllowedBy(p PeerInfo) string {
+	switch {
+	case p.UID == 0:
+		return "root"
+	case a.uids[p.UID]:
+		return "user " + userName(p.UID) + " (access.users)"
+	case a.gids[p.GID]:
+		return "group " + groupName(p.GID) + " (access.groups)"
+	}
+	for _, g := range p.Groups {
+		if a.gids[g] {
+			return "group " + groupName(g) + " (access.groups)"
+		}
+	}
+	return ""
+}
+
+// userName is the name of a uid, or the number when it has none.
+func userName(uid uint32) string {
+	id := strconv.FormatUint(uint64(uid), 10)
+	if u, err := user.LookupId(id); err == nil {
+		return u.Username
+	}
+	return id
+}
+
+// groupName is the name of a gid, or the number when it has none.
+func groupName(gid uint32) string {
+	id := strconv.FormatUint(uint64(gid), 10)
+	if g, err := user.LookupGroupId(id); err == nil {
+		return g.Name
+	}
+	return id
+}
+
 // String says who is allowed, for error messages and logs.
 func (a *Access) String() string { return a.desc }

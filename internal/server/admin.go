@@ -8,8 +8,10 @@ import (
 	"github.com/google/uuid"
 
 	v1 "github.com/lvss/lvss/api/lvss/v1"
+	"github.com/lvss/lvss/internal/coordinator"
 	"github.com/lvss/lvss/internal/wire"
 	"github.com/lvss/lvss/provider"
+	"github.com/lvss/lvss/vsserr"
 )
 
 type admin struct {
@@ -28,11 +30,7 @@ func guidOrEmpty(u uuid.UUID) string {
 func (a *admin) ListWriters(context.Context, *v1.ListWritersRequest) (*v1.ListWritersResponse, error) {
 	out := &v1.ListWritersResponse{}
 	for _, w := range a.s.c.ListWriters() {
-		out.Writers = append(out.Writers, &v1.WriterInfo{InstanceId: w.InstanceID.String(), WriterId: w.Identity.ClassID.String(),
-			Name: w.Identity.Name, InstanceName: w.Identity.InstanceName, Level: int32(w.Identity.Level),
-			FreezeTimeoutMs: uint32(w.Window / time.Millisecond), WmdXml: string(w.WMD), LastSessionId: guidOrEmpty(w.LastSession),
-			State: int32(w.State), Failure: uint32(w.Failure), ApplicationHresult: uint32(w.AppHRESULT),
-			ApplicationMessage: w.AppMessage, Pid: w.Peer.PID, Uid: w.Peer.UID})
+		out.Writers = append(out.Writers, writerInfo(w, true))
 	}
 	return out, nil
 }
@@ -51,16 +49,27 @@ func (a *admin) ListProviders(context.Context, *v1.ListProvidersRequest) (*v1.Li
 	return out, nil
 }
 
-// ListEvents pages through the event log.
+// ListEvents pages through the event log, filtered as the request says.
 func (a *admin) ListEvents(_ context.Context, r *v1.ListEventsRequest) (*v1.ListEventsResponse, error) {
-	evs, err := a.s.c.Events(r.AfterSeq, int(r.Limit))
+	f := coordinator.EventFilter{AfterSeq: r.AfterSeq, Limit: int(r.Limit), Newest: r.Newest, Writer: r.Writer,
+		MinLevel: coordinator.Level(r.MinLevel), Code: vsserr.HRESULT(r.Hresult)}
+	if f.MinLevel != "" && !coordinator.ValidLevel(f.MinLevel) {
+		return nil, wire.ToGRPC(vsserr.New(vsserr.InvalidArg, "event level %q is not info, warn or error", r.MinLevel))
+	}
+	if r.SinceUnixNano != 0 {
+		f.Since = time.Unix(0, r.SinceUnixNano)
+	}
+	var err error
+	if f.Session, err = wire.ParseGUID(r.SessionId); err != nil {
+		return nil, wire.ToGRPC(err)
+	}
+	evs, last, err := a.s.c.QueryEvents(f)
 	if err != nil {
 		return nil, wire.ToGRPC(err)
 	}
-	out := &v1.ListEventsResponse{}
+	out := &v1.ListEventsResponse{LastSeq: last}
 	for _, e := range evs {
-		out.Events = append(out.Events, &v1.LogEvent{Seq: e.Seq, TimeUnixNano: e.Time.UnixNano(), Level: string(e.Level),
-			Hresult: uint32(e.Code), SessionId: guidOrEmpty(e.SessionID), Message: e.Message, Fields: e.Fields})
+		out.Events = append(out.Events, logEvent(e))
 	}
 	return out, nil
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/peer"
@@ -23,11 +24,33 @@ type Server struct {
 	access *Access
 	log    *slog.Logger
 	grpc   *grpc.Server
+	daemon Daemon
 }
 
+// Daemon is what lvss status and lvss doctor say about lvssd itself,
+// which only its main knows.
+type Daemon struct {
+	Started    time.Time // when lvssd started
+	ConfigFile string    // --config; "" when the defaults apply
+	Socket     string
+	StateDir   string
+	RunDir     string // where the freeze guards keep their records; "" when there is no guard
+}
+
+// Option changes how New builds the server.
+type Option func(*Server)
+
+// WithDaemon tells the server about the daemon it serves (lvss status,
+// lvss doctor). Without it, those report no directories, no config file
+// and the server's own start as lvssd's.
+func WithDaemon(d Daemon) Option { return func(s *Server) { s.daemon = d } }
+
 // New builds the gRPC server with access control on every call.
-func New(c *coordinator.Coordinator, access *Access, log *slog.Logger) *Server {
-	s := &Server{c: c, access: access, log: log}
+func New(c *coordinator.Coordinator, access *Access, log *slog.Logger, opts ...Option) *Server {
+	s := &Server{c: c, access: access, log: log, daemon: Daemon{Started: time.Now()}}
+	for _, o := range opts {
+		o(s)
+	}
 	s.grpc = grpc.NewServer(
 		grpc.Creds(peerCreds{}),
 		grpc.MaxRecvMsgSize(wire.MaxMessageSize),

@@ -219,7 +219,18 @@ func TestHelperAccessProbe(t *testing.T) {
 		fmt.Println("PROBE dial:", err)
 		os.Exit(3)
 	}
-	_, err = v1.NewAdminClient(cc).ListWriters(context.Background(), &v1.ListWritersRequest{})
+	admin := v1.NewAdminClient(cc)
+	switch os.Getenv("LVSS_ACCESS_PROBE_CALL") {
+	case "Status":
+		_, err = admin.Status(context.Background(), &v1.StatusRequest{})
+	case "Doctor":
+		var r *v1.DoctorResponse
+		if r, err = admin.Doctor(context.Background(), &v1.DoctorRequest{}); err == nil {
+			fmt.Printf("ALLOWED %s\n", r.CallerAllowedBy)
+		}
+	default:
+		_, err = admin.ListWriters(context.Background(), &v1.ListWritersRequest{})
+	}
 	fmt.Printf("PROBE %s\n", vsserr.Code(wire.FromGRPC(err)).Name())
 	if err == nil {
 		fmt.Println("PROBE S_OK")
@@ -229,15 +240,22 @@ func TestHelperAccessProbe(t *testing.T) {
 
 func probeAs(t *testing.T, bin, sock string, uid, gid uint32) string {
 	t.Helper()
+	return probeCallAs(t, bin, sock, "ListWriters", "PROBE ", uid, gid)
+}
+
+// probeCallAs runs the Admin call named call as uid/gid and returns what
+// the probe printed after prefix ("PROBE ": the call's HRESULT name).
+func probeCallAs(t *testing.T, bin, sock, call, prefix string, uid, gid uint32) string {
+	t.Helper()
 	cmd := exec.Command(bin, "-test.run=^TestHelperAccessProbe$", "-test.count=1")
-	cmd.Env = append(os.Environ(), "LVSS_ACCESS_PROBE_SOCKET="+sock)
+	cmd.Env = append(os.Environ(), "LVSS_ACCESS_PROBE_SOCKET="+sock, "LVSS_ACCESS_PROBE_CALL="+call)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: gid, Groups: []uint32{}}}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("probe as uid %d: %v\n%s", uid, err, out)
 	}
 	for _, l := range strings.Split(string(out), "\n") {
-		if v, ok := strings.CutPrefix(l, "PROBE "); ok {
+		if v, ok := strings.CutPrefix(l, prefix); ok {
 			return v
 		}
 	}
@@ -245,9 +263,9 @@ func probeAs(t *testing.T, bin, sock string, uid, gid uint32) string {
 	return ""
 }
 
-func TestAccessFromPeerCredentials(t *testing.T) {
-	testenv.RequireRoot(t)
-	// The probe (this test binary) must be runnable by nobody.
+// probeBinary copies this test binary where nobody may run it.
+func probeBinary(t *testing.T) string {
+	t.Helper()
 	self, err := os.ReadFile(os.Args[0])
 	if err != nil {
 		t.Fatal(err)
@@ -256,6 +274,36 @@ func TestAccessFromPeerCredentials(t *testing.T) {
 	if err := os.WriteFile(bin, self, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	return bin
+}
+
+// TestStatusAndDoctorAccess: lvss status and lvss doctor are Admin calls
+// like the others: refused to a caller outside the access rules, answered
+// to one inside, and Doctor says which rule let it in.
+func TestStatusAndDoctorAccess(t *testing.T) {
+	testenv.RequireRoot(t)
+	bin := probeBinary(t)
+	d := startDaemon(t, NewAccess(nil, []string{"4242"}, slog.Default()))
+	for _, call := range []string{"Status", "Doctor"} {
+		if got := probeCallAs(t, bin, d.socket, call, "PROBE ", 65534, 65534); got != "E_ACCESSDENIED" {
+			t.Errorf("%s as uid 65534 outside the allowed groups: got %s", call, got)
+		}
+		if got := probeCallAs(t, bin, d.socket, call, "PROBE ", 65534, 4242); got != "S_OK" {
+			t.Errorf("%s as uid 65534 in allowed group 4242: got %s", call, got)
+		}
+	}
+	if got := probeCallAs(t, bin, d.socket, "Doctor", "ALLOWED ", 65534, 4242); !strings.HasPrefix(got, "group ") || !strings.HasSuffix(got, " (access.groups)") {
+		t.Errorf("Doctor's allowed_by for a group member: %q", got)
+	}
+	if got := probeCallAs(t, bin, d.socket, "Doctor", "ALLOWED ", 0, 0); got != "root" {
+		t.Errorf("Doctor's allowed_by for root: %q", got)
+	}
+}
+
+func TestAccessFromPeerCredentials(t *testing.T) {
+	testenv.RequireRoot(t)
+	// The probe (this test binary) must be runnable by nobody.
+	bin := probeBinary(t)
 	d := startDaemon(t, NewAccess(nil, []string{"4242"}, slog.Default()))
 	if got := probeAs(t, bin, d.socket, 65534, 65534); got != "E_ACCESSDENIED" {
 		t.Fatalf("uid 65534 outside the allowed groups: got %s", got)

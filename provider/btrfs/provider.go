@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -629,22 +628,14 @@ func (p *Provider) PostCommitSnapshots(ctx context.Context, setID uuid.UUID, _ i
 // directory in it. The provider's own snapshot directory and snapshots
 // are not data of the volume and are not reported.
 func (p *Provider) nestedWarnings(s *pending) []string {
-	kids, err := childSubvolumes(s.volume, s.loc.Subvol)
+	paths, err := nestedPaths(s.volume, s.loc, s.dirLoc, true)
 	if err != nil {
 		return []string{fmt.Sprintf("could not list the subvolumes nested in %s (%v); any of them appears as an empty directory in the snapshot", s.volume, err)}
 	}
 	var out []string
-	for _, k := range kids {
-		if k.ID == s.dirLoc.Subvol && s.dirLoc.Rel == "" || s.dirLoc.Subvol == s.loc.Subvol && k.DirIno == s.dirLoc.Ino {
-			continue
-		}
-		if s.loc.Rel != "" && !strings.HasPrefix(k.Rel, s.loc.Rel+"/") {
-			continue // elsewhere in the subvolume, not under this volume
-		}
-		path := filepath.Join(s.volume, strings.TrimPrefix(k.Rel, s.loc.Rel))
+	for _, path := range paths {
 		out = append(out, fmt.Sprintf("nested subvolume %s is not in the snapshot; it appears as an empty directory", path))
 	}
-	slices.Sort(out)
 	return out
 }
 

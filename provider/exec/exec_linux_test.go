@@ -95,6 +95,13 @@ func TestIsVolumeSupported(t *testing.T) {
 		if got, err := p.IsVolumeSupported(tctx(t), v); err != nil || got != want {
 			t.Errorf("IsVolumeSupported(%s) = %v %v, want %v", v, got, err, want)
 		}
+		// lvss doctor hears the same, with a reason naming the volumes.
+		if d := p.Diagnose(tctx(t), v); d.Supported != want || d.SnapshotDir != "" || !want && !strings.Contains(d.Reason, vols[0]) {
+			t.Errorf("Diagnose(%s) = %+v, want supported %v", v, d, want)
+		}
+	}
+	if got := p.ConfiguredVolumes(); len(got) != 2 || got[0] != vols[0] || got[1] != link {
+		t.Errorf("ConfiguredVolumes = %q", got)
 	}
 	err := p.BeginPrepareSnapshot(tctx(t), uuid.New(), uuid.New(), inside, vss.CtxBackup)
 	if !errors.Is(err, vsserr.VolumeNotSupportedByProvider) {

@@ -373,14 +373,30 @@ func TestOptIn(t *testing.T) {
 	t.Cleanup(func() { _ = unix.Unmount(mnt, unix.MNT_DETACH) })
 	writeFile(t, filepath.Join(mnt, "elsewhere"), []byte("not ours"))
 
-	for path, want := range map[string]bool{
+	cases := map[string]bool{
 		e.vol: true, e.vol2: true, sub: true, link: true,
 		e.other: false, mnt: false, filepath.Join(e.vol, "file"): false, e.fs.Mount: false,
 		e.copies: false, "relative": false, filepath.Join(e.vol, "missing"): false,
-	} {
+	}
+	for path, want := range cases {
 		if got, err := e.p.IsVolumeSupported(ctx, path); got != want || err != nil {
 			t.Errorf("IsVolumeSupported(%s) = %v, %v; want %v", path, got, err, want)
 		}
+		// lvss doctor hears the same, with a reason.
+		if d := e.p.Diagnose(ctx, path); d.Supported != want || d.Reason == "" || want && d.SnapshotDir != e.copies {
+			t.Errorf("Diagnose(%s) = %+v; want supported %v", path, d, want)
+		}
+	}
+	for path, reason := range map[string]string{
+		e.other: "not listed in providers.copy.volumes", mnt: "on another mount", "relative": "not an absolute path",
+		filepath.Join(e.vol, "missing"): "does not exist", filepath.Join(e.vol, "file"): "not a directory",
+	} {
+		if d := e.p.Diagnose(ctx, path); !strings.Contains(d.Reason, reason) {
+			t.Errorf("Diagnose(%s) says %q, want %q", path, d.Reason, reason)
+		}
+	}
+	if got := e.p.ConfiguredVolumes(); len(got) != len(e.cfg.Volumes) {
+		t.Errorf("ConfiguredVolumes = %q, want %q", got, e.cfg.Volumes)
 	}
 	err := e.p.BeginPrepareSnapshot(ctx, uuid.New(), uuid.New(), e.other, vss.CtxBackup)
 	if !errors.Is(err, vsserr.VolumeNotSupportedByProvider) {

@@ -109,6 +109,62 @@ func (EventType) EnumDescriptor() ([]byte, []int) {
 	return file_lvss_proto_rawDescGZIP(), []int{0}
 }
 
+// Severity of a doctor finding. Only SEVERITY_ERROR makes lvss doctor fail.
+type Severity int32
+
+const (
+	Severity_SEVERITY_UNSPECIFIED Severity = 0
+	Severity_SEVERITY_OK          Severity = 1 // checked, and fine
+	Severity_SEVERITY_INFO        Severity = 2 // worth knowing, nothing to fix
+	Severity_SEVERITY_WARNING     Severity = 3 // works, but may bite: the fix says how to avoid it
+	Severity_SEVERITY_ERROR       Severity = 4 // a backup that needs it will fail
+)
+
+// Enum value maps for Severity.
+var (
+	Severity_name = map[int32]string{
+		0: "SEVERITY_UNSPECIFIED",
+		1: "SEVERITY_OK",
+		2: "SEVERITY_INFO",
+		3: "SEVERITY_WARNING",
+		4: "SEVERITY_ERROR",
+	}
+	Severity_value = map[string]int32{
+		"SEVERITY_UNSPECIFIED": 0,
+		"SEVERITY_OK":          1,
+		"SEVERITY_INFO":        2,
+		"SEVERITY_WARNING":     3,
+		"SEVERITY_ERROR":       4,
+	}
+)
+
+func (x Severity) Enum() *Severity {
+	p := new(Severity)
+	*p = x
+	return p
+}
+
+func (x Severity) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Severity) Descriptor() protoreflect.EnumDescriptor {
+	return file_lvss_proto_enumTypes[1].Descriptor()
+}
+
+func (Severity) Type() protoreflect.EnumType {
+	return &file_lvss_proto_enumTypes[1]
+}
+
+func (x Severity) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Severity.Descriptor instead.
+func (Severity) EnumDescriptor() ([]byte, []int) {
+	return file_lvss_proto_rawDescGZIP(), []int{1}
+}
+
 // Status is an HRESULT with its reason. It is the result of every session
 // call and, as a gRPC status detail, of every stream-level failure.
 type Status struct {
@@ -4770,9 +4826,20 @@ func (x *ListProvidersResponse) GetProviders() []*ProviderProp {
 }
 
 type ListEventsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	AfterSeq      uint64                 `protobuf:"varint,1,opt,name=after_seq,json=afterSeq,proto3" json:"after_seq,omitempty"`
-	Limit         int32                  `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	AfterSeq uint64                 `protobuf:"varint,1,opt,name=after_seq,json=afterSeq,proto3" json:"after_seq,omitempty"`
+	Limit    int32                  `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"` // <= 0: no limit
+	// Filters: an event is listed when it passes every one that is set.
+	SinceUnixNano int64  `protobuf:"varint,3,opt,name=since_unix_nano,json=sinceUnixNano,proto3" json:"since_unix_nano,omitempty"` // 0: any time; else at or after it
+	SessionId     string `protobuf:"bytes,4,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`                // "": any session
+	// A writer's name (compared case-insensitively) or instance ID, as the
+	// event's "writer" or "instance" field names it; "": any.
+	Writer   string `protobuf:"bytes,5,opt,name=writer,proto3" json:"writer,omitempty"`
+	MinLevel string `protobuf:"bytes,6,opt,name=min_level,json=minLevel,proto3" json:"min_level,omitempty"` // "": any; else "info", "warn" or "error" and above
+	Hresult  uint32 `protobuf:"varint,7,opt,name=hresult,proto3" json:"hresult,omitempty"`                  // 0: any; else only events with this HRESULT
+	// newest: with a limit, the newest limit matching events (still listed
+	// oldest first) rather than the first ones after after_seq.
+	Newest        bool `protobuf:"varint,8,opt,name=newest,proto3" json:"newest,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4819,6 +4886,48 @@ func (x *ListEventsRequest) GetLimit() int32 {
 		return x.Limit
 	}
 	return 0
+}
+
+func (x *ListEventsRequest) GetSinceUnixNano() int64 {
+	if x != nil {
+		return x.SinceUnixNano
+	}
+	return 0
+}
+
+func (x *ListEventsRequest) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *ListEventsRequest) GetWriter() string {
+	if x != nil {
+		return x.Writer
+	}
+	return ""
+}
+
+func (x *ListEventsRequest) GetMinLevel() string {
+	if x != nil {
+		return x.MinLevel
+	}
+	return ""
+}
+
+func (x *ListEventsRequest) GetHresult() uint32 {
+	if x != nil {
+		return x.Hresult
+	}
+	return 0
+}
+
+func (x *ListEventsRequest) GetNewest() bool {
+	if x != nil {
+		return x.Newest
+	}
+	return false
 }
 
 type LogEvent struct {
@@ -4914,8 +5023,12 @@ func (x *LogEvent) GetFields() map[string]string {
 }
 
 type ListEventsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Events        []*LogEvent            `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Events []*LogEvent            `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	// The sequence number of the log's newest entry when lvssd read it (0:
+	// the log is empty). A follower that got fewer events than its limit
+	// continues after it, so it does not read again what did not match.
+	LastSeq       uint64 `protobuf:"varint,2,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4955,6 +5068,13 @@ func (x *ListEventsResponse) GetEvents() []*LogEvent {
 		return x.Events
 	}
 	return nil
+}
+
+func (x *ListEventsResponse) GetLastSeq() uint64 {
+	if x != nil {
+		return x.LastSeq
+	}
+	return 0
 }
 
 type ListShadowsRequest struct {
@@ -5051,6 +5171,1223 @@ func (x *ListShadowsResponse) GetSnapshots() []*SnapshotProp {
 		return x.Snapshots
 	}
 	return nil
+}
+
+type StatusRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How many of the latest error events to return: 0 = 10, < 0 = none.
+	Errors        int32 `protobuf:"varint,1,opt,name=errors,proto3" json:"errors,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StatusRequest) Reset() {
+	*x = StatusRequest{}
+	mi := &file_lvss_proto_msgTypes[73]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StatusRequest) ProtoMessage() {}
+
+func (x *StatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_lvss_proto_msgTypes[73]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
+func (*StatusRequest) Descriptor() ([]byte, []int) {
+	return file_lvss_proto_rawDescGZIP(), []int{73}
+}
+
+func (x *StatusRequest) GetErrors() int32 {
+	if x != nil {
+		return x.Errors
+	}
+	return 0
+}
+
+type StatusResponse struct {
+	state                 protoimpl.MessageState `protogen:"open.v1"`
+	Daemon                *DaemonStatus          `protobuf:"bytes,1,opt,name=daemon,proto3" json:"daemon,omitempty"`
+	Sessions              []*SessionStatus       `protobuf:"bytes,2,rep,name=sessions,proto3" json:"sessions,omitempty"`                                                             // oldest first
+	CreationLock          *CreationLock          `protobuf:"bytes,3,opt,name=creation_lock,json=creationLock,proto3" json:"creation_lock,omitempty"`                                 // unset when no set is being created
+	Frozen                []*FrozenFilesystem    `protobuf:"bytes,4,rep,name=frozen,proto3" json:"frozen,omitempty"`                                                                 // held by a freeze guard right now
+	Writers               []*WriterInfo          `protobuf:"bytes,5,rep,name=writers,proto3" json:"writers,omitempty"`                                                               // as ListWriters, without wmd_xml
+	MaxSnapshotsPerVolume int32                  `protobuf:"varint,6,opt,name=max_snapshots_per_volume,json=maxSnapshotsPerVolume,proto3" json:"max_snapshots_per_volume,omitempty"` // limits.max_snapshots_per_volume
+	Volumes               []*VolumeSnapshots     `protobuf:"bytes,7,rep,name=volumes,proto3" json:"volumes,omitempty"`                                                               // volumes with snapshots, by path
+	Providers             []*ProviderStorage     `protobuf:"bytes,8,rep,name=providers,proto3" json:"providers,omitempty"`                                                           // in preference order
+	RecentErrors          []*LogEvent            `protobuf:"bytes,9,rep,name=recent_errors,json=recentErrors,proto3" json:"recent_errors,omitempty"`                                 // oldest first
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
+}
+
+func (x *StatusResponse) Reset() {
+	*x = StatusResponse{}
+	mi := &file_lvss_proto_msgTypes[74]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StatusResponse) ProtoMessage() {}
+
+func (x *StatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_lvss_proto_msgTypes[74]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
+func (*StatusResponse) Descriptor() ([]byte, []int) {
+	return file_lvss_proto_rawDescGZIP(), []int{74}
+}
+
+func (x *StatusResponse) GetDaemon() *DaemonStatus {
+	if x != nil {
+		return x.Daemon
+	}
+	return nil
+}
+
+func (x *StatusResponse) GetSessions() []*SessionStatus {
+	if x != nil {
+		return x.Sessions
+	}
+	return nil
+}
+
+func (x *StatusResponse) GetCreationLock() *CreationLock {
+	if x != nil {
+		return x.CreationLock
+	}
+	return nil
+}
+
+func (x *StatusResponse) GetFrozen() []*FrozenFilesystem {
+	if x != nil {
+		return x.Frozen
+	}
+	return nil
+}
+
+func (x *StatusResponse) GetWriters() []*WriterInfo {
+	if x != nil {
+		return x.Writers
+	}
+	return nil
+}
+
+func (x *StatusResponse) GetMaxSnapshotsPerVolume() int32 {
+	if x != nil {
+		return x.MaxSnapshotsPerVolume
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetVolumes() []*VolumeSnapshots {
+	if x != nil {
+		return x.Volumes
+	}
+	return nil
+}
+
+func (x *StatusResponse) GetProviders() []*ProviderStorage {
+	if x != nil {
+		return x.Providers
+	}
+	return nil
+}
+
+func (x *StatusResponse) GetRecentErrors() []*LogEvent {
+	if x != nil {
+		return x.RecentErrors
+	}
+	return nil
+}
+
+// DaemonStatus is lvssd itself.
+type DaemonStatus struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Version         string                 `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
+	Commit          string                 `protobuf:"bytes,2,opt,name=commit,proto3" json:"commit,omitempty"`
+	BuildDate       string                 `protobuf:"bytes,3,opt,name=build_date,json=buildDate,proto3" json:"build_date,omitempty"`
+	Dirty           bool                   `protobuf:"varint,4,opt,name=dirty,proto3" json:"dirty,omitempty"` // built from a tree with uncommitted changes
+	Pid             int32                  `protobuf:"varint,5,opt,name=pid,proto3" json:"pid,omitempty"`
+	StartedUnixNano int64                  `protobuf:"varint,6,opt,name=started_unix_nano,json=startedUnixNano,proto3" json:"started_unix_nano,omitempty"`
+	NowUnixNano     int64                  `protobuf:"varint,7,opt,name=now_unix_nano,json=nowUnixNano,proto3" json:"now_unix_nano,omitempty"` // lvssd's clock when it answered
+	ConfigFile      string                 `protobuf:"bytes,8,opt,name=config_file,json=configFile,proto3" json:"config_file,omitempty"`       // "": no --config, the defaults apply
+	Socket          string                 `protobuf:"bytes,9,opt,name=socket,proto3" json:"socket,omitempty"`
+	StateDir        string                 `protobuf:"bytes,10,opt,name=state_dir,json=stateDir,proto3" json:"state_dir,omitempty"`
+	RunDir          string                 `protobuf:"bytes,11,opt,name=run_dir,json=runDir,proto3" json:"run_dir,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *DaemonStatus) Reset() {
+	*x = DaemonStatus{}
+	mi := &file_lvss_proto_msgTypes[75]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DaemonStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DaemonStatus) ProtoMessage() {}
+
+func (x *DaemonStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_lvss_proto_msgTypes[75]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DaemonStatus.ProtoReflect.Descriptor instead.
+func (*DaemonStatus) Descriptor() ([]byte, []int) {
+	return file_lvss_proto_rawDescGZIP(), []int{75}
+}
+
+func (x *DaemonStatus) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *DaemonStatus) GetCommit() string {
+	if x != nil {
+		return x.Commit
+	}
+	return ""
+}
+
+func (x *DaemonStatus) GetBuildDate() string {
+	if x != nil {
+		return x.BuildDate
+	}
+	return ""
+}
+
+func (x *DaemonStatus) GetDirty() bool {
+	if x != nil {
+		return x.Dirty
+	}
+	return false
+}
+
+func (x *DaemonStatus) GetPid() int32 {
+	if x != nil {
+		return x.Pid
+	}
+	return 0
+}
+
+func (x *DaemonStatus) GetStartedUnixNano() int64 {
+	if x != nil {
+		return x.StartedUnixNano
+	}
+	return 0
+}
+
+func (x *DaemonStatus) GetNowUnixNano() int64 {
+	if x != nil {
+		return x.NowUnixNano
+	}
+	return 0
+}
+
+func (x *DaemonStatus) GetConfigFile() string {
+	if x != nil {
+		return x.ConfigFile
+	}
+	return ""
+}
+
+func (x *DaemonStatus) GetSocket() string {
+	if x != nil {
+		return x.Socket
+	}
+	return ""
+}
+
+func (x *DaemonStatus) GetStateDir() string {
+	if x != nil {
+		return x.StateDir
+	}
+	return ""
+}
+
+func (x *DaemonStatus) GetRunDir() string {
+	if x != nil {
+		return x.RunDir
+	}
+	return ""
+}
+
+// SessionStatus is one requester session (IVssBackupComponents object).
+type SessionStatus struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	SessionId       string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	Pid             int32                  `protobuf:"varint,2,opt,name=pid,proto3" json:"pid,omitempty"` // the requester's process, from SO_PEERCRED
+	Uid             uint32                 `protobuf:"varint,3,opt,name=uid,proto3" json:"uid,omitempty"`
+	Command         string                 `protobuf:"bytes,4,opt,name=command,proto3" json:"command,omitempty"`                                    // its command line; "" when unknown
+	State           string                 `protobuf:"bytes,5,opt,name=state,proto3" json:"state,omitempty"`                                        // lvss's session state (new, init, meta, set, prepared, snapped, ...)
+	Context         int32                  `protobuf:"varint,6,opt,name=context,proto3" json:"context,omitempty"`                                   // VSS_SNAPSHOT_CONTEXT
+	SnapshotSetId   string                 `protobuf:"bytes,7,opt,name=snapshot_set_id,json=snapshotSetId,proto3" json:"snapshot_set_id,omitempty"` // "" before StartSnapshotSet
+	Operation       string                 `protobuf:"bytes,8,opt,name=operation,proto3" json:"operation,omitempty"`                                // the asynchronous call running; "" when none
+	StartedUnixNano int64                  `protobuf:"varint,9,opt,name=started_unix_nano,json=startedUnixNano,proto3" json:"started_unix_nano,omitempty"`
+	Volumes         int32                  `protobuf:"varint,10,opt,name=volumes,proto3" json:"volumes,omitempty"` // volumes added to its snapshot set
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *SessionStatus) Reset() {
+	*x = SessionStatus{}
+	mi := &file_lvss_proto_msgTypes[76]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionStatus) ProtoMessage() {}
+
+func (x *SessionStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_lvss_proto_msgTypes[76]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionStatus.ProtoReflect.Descriptor instead.
+func (*SessionStatus) Descriptor() ([]byte, []int) {
+	return file_lvss_proto_rawDescGZIP(), []int{76}
+}
+
+func (x *SessionStatus) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *SessionStatus) GetPid() int32 {
+	if x != nil {
+		return x.Pid
+	}
+	return 0
+}
+
+func (x *SessionStatus) GetUid() uint32 {
+	if x != nil {
+		return x.Uid
+	}
+	return 0
+}
+
+func (x *SessionStatus) GetCommand() string {
+	if x != nil {
+		return x.Command
+	}
+	return ""
+}
+
+func (x *SessionStatus) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *SessionStatus) GetContext() int32 {
+	if x != nil {
+		return x.Context
+	}
+	return 0
+}
+
+func (x *SessionStatus) GetSnapshotSetId() string {
+	if x != nil {
+		return x.SnapshotSetId
+	}
+	return ""
+}
+
+func (x *SessionStatus) GetOperation() string {
+	if x != nil {
+		return x.Operation
+	}
+	return ""
+}
+
+func (x *SessionStatus) GetStartedUnixNano() int64 {
+	if x != nil {
+		return x.StartedUnixNano
+	}
+	return 0
+}
+
+func (x *SessionStatus) GetVolumes() int32 {
+	if x != nil {
+		return x.Volumes
+	}
+	return 0
+}
+
+// CreationLock is the system-wide lock of the snapshot set being created
+// (StartSnapshotSet until DoSnapshotSet ends), with its lease (D7).
+type CreationLock struct {
+	state                protoimpl.MessageState `protogen:"open.v1"`
+	SessionId            string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	SnapshotSetId        string                 `protobuf:"bytes,2,opt,name=snapshot_set_id,json=snapshotSetId,proto3" json:"snapshot_set_id,omitempty"`
+	SinceUnixNano        int64                  `protobuf:"varint,3,opt,name=since_unix_nano,json=sinceUnixNano,proto3" json:"since_unix_nano,omitempty"`
+	LeaseExpiresUnixNano int64                  `protobuf:"varint,4,opt,name=lease_expires_unix_nano,json=leaseExpiresUnixNano,proto3" json:"lease_expires_unix_nano,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
+}
+
+func (x *CreationLock) Reset() {
+	*x = CreationLock{}
+	mi := &file_lvss_proto_msgTypes[77]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreationLock) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreationLock) ProtoMessage() {}
+
+func (x *CreationLock) ProtoReflect() protoreflect.Message {
+	mi := &file_lvss_proto_msgTypes[77]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreationLock.ProtoReflect.Descriptor instead.
+func (*CreationLock) Descriptor() ([]byte, []int) {
+	return file_lvss_proto_rawDescGZIP(), []int{77}
+}
+
+func (x *CreationLock) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *CreationLock) GetSnapshotSetId() string {
+	if x != nil {
+		return x.SnapshotSetId
+	}
+	return ""
+}
+
+func (x *CreationLock) GetSinceUnixNano() int64 {
+	if x != nil {
+		return x.SinceUnixNano
+	}
+	return 0
+}
+
+func (x *CreationLock) GetLeaseExpiresUnixNano() int64 {
+	if x != nil {
+		return x.LeaseExpiresUnixNano
+	}
+	return 0
+}
+
+// FrozenFilesystem is one filesystem a freeze guard holds (FIFREEZE), as
+// its record in the run directory says.
+type FrozenFilesystem struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	MountPoint    string                 `protobuf:"bytes,1,opt,name=mount_point,json=mountPoint,proto3" json:"mount_point,omitempty"`
+	Device        string                 `protobuf:"bytes,2,opt,name=device,proto3" json:"device,omitempty"` // superblock major:minor
+	Type          string                 `protobuf:"bytes,3,opt,name=type,proto3" json:"type,omitempty"`
+	Paths         []string               `protobuf:"bytes,4,rep,name=paths,proto3" json:"paths,omitempty"`                                         // the volumes of the set it holds
+	SinceUnixNano int64                  `protobuf:"varint,5,opt,name=since_unix_nano,json=sinceUnixNano,proto3" json:"since_unix_nano,omitempty"` // just before its FIFREEZE
+	GuardPid      int32                  `protobuf:"varint,6,opt,name=guard_pid,json=guardPid,proto3" json:"guard_pid,omitempty"`
+	// false: the guard that froze it is gone; lvssd thaws it at its next
+	// start (or when that guard is reaped).
+	GuardRunning  bool `protobuf:"varint,7,opt,name=guard_running,json=guardRunning,proto3" json:"guard_running,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FrozenFilesystem) Reset() {
+	*x = FrozenFilesystem{}
+	mi := &file_lvss_proto_msgTypes[78]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FrozenFilesystem) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FrozenFilesystem) ProtoMessage() {}
+
+func (x *FrozenFilesystem) ProtoReflect() protoreflect.Message {
+	mi := &file_lvss_proto_msgTypes[78]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FrozenFilesystem.ProtoReflect.Descriptor instead.
+func (*FrozenFilesystem) Descriptor() ([]byte, []int) {
+	return file_lvss_proto_rawDescGZIP(), []int{78}
+}
+
+func (x *FrozenFilesystem) GetMountPoint() string {
+	if x != nil {
+		return x.MountPoint
+	}
+	return ""
+}
+
+func (x *FrozenFilesystem) GetDevice() string {
+	if x != nil {
+		return x.Device
+	}
+	return ""
+}
+
+func (x *FrozenFilesystem) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *FrozenFilesystem) GetPaths() []string {
+	if x != nil {
+		return x.Paths
+	}
+	return nil
+}
+
+func (x *FrozenFilesystem) GetSinceUnixNano() int64 {
+	if x != nil {
+		return x.SinceUnixNano
+	}
+	return 0
+}
+
+func (x *FrozenFilesystem) GetGuardPid() int32 {
+	if x != nil {
+		return x.GuardPid
+	}
+	return 0
+}
+
+func (x *FrozenFilesystem) GetGuardRunning() bool {
+	if x != nil {
+		return x.GuardRunning
+	}
+	return false
+}
+
+// VolumeSnapshots is one volume's snapshots against the cap, and the space
+// where they are kept.
+type VolumeSnapshots struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Volume        string                 `protobuf:"bytes,1,opt,name=volume,proto3" json:"volume,omitempty"`
+	Snapshots     int32                  `protobuf:"varint,2,opt,name=snapshots,proto3" json:"snapshots,omitempty"`
+	Provider      string                 `protobuf:"bytes,3,opt,name=provider,proto3" json:"provider,omitempty"`                          // the provider of its newest snapshot
+	SnapshotDir   string                 `protobuf:"bytes,4,opt,name=snapshot_dir,json=snapshotDir,proto3" json:"snapshot_dir,omitempty"` // where that provider keeps them; "" when it cannot tell
+	FreeBytes     uint64                 `protobuf:"varint,5,opt,name=free_bytes,json=freeBytes,proto3" json:"free_bytes,omitempty"`      // at snapshot_dir (statfs, available to unprivileged users)
+	TotalBytes    uint64                 `protobuf:"varint,6,opt,name=total_bytes,json=totalBytes,proto3" json:"total_bytes,omitempty"`
+	SpaceError    string                 `protobuf:"bytes,7,opt,name=space_error,json=spaceError,proto3" json:"space_error,omitempty"` // why free/total are unknown; "" when known or no snapshot_dir
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VolumeSnapshots) Reset() {
+	*x = VolumeSnapshots{}
+	mi := &file_lvss_proto_msgTypes[79]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VolumeSnapshots) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VolumeSnapshots) ProtoMessage() {}
+
+func (x *VolumeSnapshots) ProtoReflect() protoreflect.Message {
+	mi := &file_lvss_proto_msgTypes[79]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VolumeSnapshots.ProtoReflect.Descriptor instead.
+func (*VolumeSnapshots) Descriptor() ([]byte, []int) {
+	return file_lvss_proto_rawDescGZIP(), []int{79}
+}
+
+func (x *VolumeSnapshots) GetVolume() string {
+	if x != nil {
+		return x.Volume
+	}
+	return ""
+}
+
+func (x *VolumeSnapshots) GetSnapshots() int32 {
+	if x != nil {
+		return x.Snapshots
+	}
+	return 0
+}
+
+func (x *VolumeSnapshots) GetProvider() string {
+	if x != nil {
+		return x.Provider
+	}
+	return ""
+}
+
+func (x *VolumeSnapshots) GetSnapshotDir() string {
+	if x != nil {
+		return x.SnapshotDir
+	}
+	return ""
+}
+
+func (x *VolumeSnapshots) GetFreeBytes() uint64 {
+	if x != nil {
+		return x.FreeBytes
+	}
+	return 0
+}
+
+func (x *VolumeSnapshots) GetTotalBytes() uint64 {
+	if x != nil {
+		return x.TotalBytes
+	}
+	return 0
+}
+
+func (x *VolumeSnapshots) GetSpaceError() string {
+	if x != nil {
+		return x.SpaceError
+	}
+	return ""
+}
+
+// ProviderStorage is where a provider keeps its snapshots when that is one
+// place (the copy provider); btrfs keeps them on each volume's filesystem
+// and exec wherever its commands put them.
+type ProviderStorage struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ProviderId    string                 `protobuf:"bytes,1,opt,name=provider_id,json=providerId,proto3" json:"provider_id,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	NeedsFreeze   bool                   `protobuf:"varint,3,opt,name=needs_freeze,json=needsFreeze,proto3" json:"needs_freeze,omitempty"` // its commits run inside a filesystem freeze
+	SnapshotDir   string                 `protobuf:"bytes,4,opt,name=snapshot_dir,json=snapshotDir,proto3" json:"snapshot_dir,omitempty"`  // "": per volume, or unknown
+	FreeBytes     uint64                 `protobuf:"varint,5,opt,name=free_bytes,json=freeBytes,proto3" json:"free_bytes,omitempty"`
+	TotalBytes    uint64                 `protobuf:"varint,6,opt,name=total_bytes,json=totalBytes,proto3" json:"total_bytes,omitempty"`
+	SpaceError    string                 `protobuf:"bytes,7,opt,name=space_error,json=spaceError,proto3" json:"space_error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProviderStorage) Reset() {
+	*x = ProviderStorage{}
+	mi := &file_lvss_proto_msgTypes[80]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProviderStorage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProviderStorage) ProtoMessage() {}
+
+func (x *ProviderStorage) ProtoReflect() protoreflect.Message {
+	mi := &file_lvss_proto_msgTypes[80]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProviderStorage.ProtoReflect.Descriptor instead.
+func (*ProviderStorage) Descriptor() ([]byte, []int) {
+	return file_lvss_proto_rawDescGZIP(), []int{80}
+}
+
+func (x *ProviderStorage) GetProviderId() string {
+	if x != nil {
+		return x.ProviderId
+	}
+	return ""
+}
+
+func (x *ProviderStorage) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ProviderStorage) GetNeedsFreeze() bool {
+	if x != nil {
+		return x.NeedsFreeze
+	}
+	return false
+}
+
+func (x *ProviderStorage) GetSnapshotDir() string {
+	if x != nil {
+		return x.SnapshotDir
+	}
+	return ""
+}
+
+func (x *ProviderStorage) GetFreeBytes() uint64 {
+	if x != nil {
+		return x.FreeBytes
+	}
+	return 0
+}
+
+func (x *ProviderStorage) GetTotalBytes() uint64 {
+	if x != nil {
+		return x.TotalBytes
+	}
+	return 0
+}
+
+func (x *ProviderStorage) GetSpaceError() string {
+	if x != nil {
+		return x.SpaceError
+	}
+	return ""
+}
+
+type DoctorRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DoctorRequest) Reset() {
+	*x = DoctorRequest{}
+	mi := &file_lvss_proto_msgTypes[81]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DoctorRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DoctorRequest) ProtoMessage() {}
+
+func (x *DoctorRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_lvss_proto_msgTypes[81]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DoctorRequest.ProtoReflect.Descriptor instead.
+func (*DoctorRequest) Descriptor() ([]byte, []int) {
+	return file_lvss_proto_rawDescGZIP(), []int{81}
+}
+
+// Finding is one result of a check.
+type Finding struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Check         string                 `protobuf:"bytes,1,opt,name=check,proto3" json:"check,omitempty"` // the check's stable name, e.g. "run_dir.tmpfs"
+	Severity      Severity               `protobuf:"varint,2,opt,name=severity,proto3,enum=lvss.v1.Severity" json:"severity,omitempty"`
+	Subject       string                 `protobuf:"bytes,3,opt,name=subject,proto3" json:"subject,omitempty"` // what it is about: a path, a writer
+	Message       string                 `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
+	Fix           string                 `protobuf:"bytes,5,opt,name=fix,proto3" json:"fix,omitempty"` // what to do about it; "" when nothing
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Finding) Reset() {
+	*x = Finding{}
+	mi := &file_lvss_proto_msgTypes[82]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Finding) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Finding) ProtoMessage() {}
+
+func (x *Finding) ProtoReflect() protoreflect.Message {
+	mi := &file_lvss_proto_msgTypes[82]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Finding.ProtoReflect.Descriptor instead.
+func (*Finding) Descriptor() ([]byte, []int) {
+	return file_lvss_proto_rawDescGZIP(), []int{82}
+}
+
+func (x *Finding) GetCheck() string {
+	if x != nil {
+		return x.Check
+	}
+	return ""
+}
+
+func (x *Finding) GetSeverity() Severity {
+	if x != nil {
+		return x.Severity
+	}
+	return Severity_SEVERITY_UNSPECIFIED
+}
+
+func (x *Finding) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+func (x *Finding) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *Finding) GetFix() string {
+	if x != nil {
+		return x.Fix
+	}
+	return ""
+}
+
+type DoctorResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Daemon *DaemonStatus          `protobuf:"bytes,1,opt,name=daemon,proto3" json:"daemon,omitempty"`
+	// The caller as lvssd sees it (SO_PEERCRED, SO_PEERGROUPS), and which
+	// rule of the access configuration lets it in.
+	CallerUid             uint32             `protobuf:"varint,2,opt,name=caller_uid,json=callerUid,proto3" json:"caller_uid,omitempty"`
+	CallerGid             uint32             `protobuf:"varint,3,opt,name=caller_gid,json=callerGid,proto3" json:"caller_gid,omitempty"`
+	CallerGroups          []uint32           `protobuf:"varint,4,rep,packed,name=caller_groups,json=callerGroups,proto3" json:"caller_groups,omitempty"`
+	CallerPid             int32              `protobuf:"varint,5,opt,name=caller_pid,json=callerPid,proto3" json:"caller_pid,omitempty"`
+	CallerAllowedBy       string             `protobuf:"bytes,6,opt,name=caller_allowed_by,json=callerAllowedBy,proto3" json:"caller_allowed_by,omitempty"`                      // e.g. "root", "user backup", "group lvss"
+	Findings              []*Finding         `protobuf:"bytes,7,rep,name=findings,proto3" json:"findings,omitempty"`                                                             // directories and writers
+	Volumes               []*VolumeDiagnosis `protobuf:"bytes,8,rep,name=volumes,proto3" json:"volumes,omitempty"`                                                               // by path
+	MaxSnapshotsPerVolume int32              `protobuf:"varint,9,opt,name=max_snapshots_per_volume,json=maxSnapshotsPerVolume,proto3" json:"max_snapshots_per_volume,omitempty"` // limits.max_snapshots_per_volume
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
+}
+
+func (x *DoctorResponse) Reset() {
+	*x = DoctorResponse{}
+	mi := &file_lvss_proto_msgTypes[83]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DoctorResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DoctorResponse) ProtoMessage() {}
+
+func (x *DoctorResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_lvss_proto_msgTypes[83]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DoctorResponse.ProtoReflect.Descriptor instead.
+func (*DoctorResponse) Descriptor() ([]byte, []int) {
+	return file_lvss_proto_rawDescGZIP(), []int{83}
+}
+
+func (x *DoctorResponse) GetDaemon() *DaemonStatus {
+	if x != nil {
+		return x.Daemon
+	}
+	return nil
+}
+
+func (x *DoctorResponse) GetCallerUid() uint32 {
+	if x != nil {
+		return x.CallerUid
+	}
+	return 0
+}
+
+func (x *DoctorResponse) GetCallerGid() uint32 {
+	if x != nil {
+		return x.CallerGid
+	}
+	return 0
+}
+
+func (x *DoctorResponse) GetCallerGroups() []uint32 {
+	if x != nil {
+		return x.CallerGroups
+	}
+	return nil
+}
+
+func (x *DoctorResponse) GetCallerPid() int32 {
+	if x != nil {
+		return x.CallerPid
+	}
+	return 0
+}
+
+func (x *DoctorResponse) GetCallerAllowedBy() string {
+	if x != nil {
+		return x.CallerAllowedBy
+	}
+	return ""
+}
+
+func (x *DoctorResponse) GetFindings() []*Finding {
+	if x != nil {
+		return x.Findings
+	}
+	return nil
+}
+
+func (x *DoctorResponse) GetVolumes() []*VolumeDiagnosis {
+	if x != nil {
+		return x.Volumes
+	}
+	return nil
+}
+
+func (x *DoctorResponse) GetMaxSnapshotsPerVolume() int32 {
+	if x != nil {
+		return x.MaxSnapshotsPerVolume
+	}
+	return 0
+}
+
+// VolumeDiagnosis is one path lvssd could be asked to snapshot: a mounted
+// filesystem, a volume a provider's configuration names, or a volume with
+// snapshots in the catalog.
+type VolumeDiagnosis struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	MountPoint    string                 `protobuf:"bytes,2,opt,name=mount_point,json=mountPoint,proto3" json:"mount_point,omitempty"` // of the filesystem holding path
+	Device        string                 `protobuf:"bytes,3,opt,name=device,proto3" json:"device,omitempty"`                           // superblock major:minor
+	Type          string                 `protobuf:"bytes,4,opt,name=type,proto3" json:"type,omitempty"`                               // filesystem type
+	Source        string                 `protobuf:"bytes,5,opt,name=source,proto3" json:"source,omitempty"`                           // mount source (a device, a server:path)
+	ReadOnly      bool                   `protobuf:"varint,6,opt,name=read_only,json=readOnly,proto3" json:"read_only,omitempty"`
+	Mounted       bool                   `protobuf:"varint,7,opt,name=mounted,proto3" json:"mounted,omitempty"`       // path is the mount point itself
+	Configured    bool                   `protobuf:"varint,8,opt,name=configured,proto3" json:"configured,omitempty"` // a provider's configuration names it
+	Freeze        string                 `protobuf:"bytes,9,opt,name=freeze,proto3" json:"freeze,omitempty"`          // "supported", "unsupported" or "unknown" (FIFREEZE)
+	FreezeReason  string                 `protobuf:"bytes,10,opt,name=freeze_reason,json=freezeReason,proto3" json:"freeze_reason,omitempty"`
+	Provider      string                 `protobuf:"bytes,11,opt,name=provider,proto3" json:"provider,omitempty"`                          // the provider lvssd would choose; "" when none
+	Providers     []*ProviderVerdict     `protobuf:"bytes,12,rep,name=providers,proto3" json:"providers,omitempty"`                        // every provider, in preference order
+	SnapshotDir   string                 `protobuf:"bytes,13,opt,name=snapshot_dir,json=snapshotDir,proto3" json:"snapshot_dir,omitempty"` // where the chosen provider would keep its snapshots; "" when unknown
+	FreeBytes     uint64                 `protobuf:"varint,14,opt,name=free_bytes,json=freeBytes,proto3" json:"free_bytes,omitempty"`      // there (statfs)
+	TotalBytes    uint64                 `protobuf:"varint,15,opt,name=total_bytes,json=totalBytes,proto3" json:"total_bytes,omitempty"`
+	Snapshots     int32                  `protobuf:"varint,16,opt,name=snapshots,proto3" json:"snapshots,omitempty"` // its snapshots in the catalog
+	Findings      []*Finding             `protobuf:"bytes,17,rep,name=findings,proto3" json:"findings,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VolumeDiagnosis) Reset() {
+	*x = VolumeDiagnosis{}
+	mi := &file_lvss_proto_msgTypes[84]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VolumeDiagnosis) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VolumeDiagnosis) ProtoMessage() {}
+
+func (x *VolumeDiagnosis) ProtoReflect() protoreflect.Message {
+	mi := &file_lvss_proto_msgTypes[84]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VolumeDiagnosis.ProtoReflect.Descriptor instead.
+func (*VolumeDiagnosis) Descriptor() ([]byte, []int) {
+	return file_lvss_proto_rawDescGZIP(), []int{84}
+}
+
+func (x *VolumeDiagnosis) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *VolumeDiagnosis) GetMountPoint() string {
+	if x != nil {
+		return x.MountPoint
+	}
+	return ""
+}
+
+func (x *VolumeDiagnosis) GetDevice() string {
+	if x != nil {
+		return x.Device
+	}
+	return ""
+}
+
+func (x *VolumeDiagnosis) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *VolumeDiagnosis) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *VolumeDiagnosis) GetReadOnly() bool {
+	if x != nil {
+		return x.ReadOnly
+	}
+	return false
+}
+
+func (x *VolumeDiagnosis) GetMounted() bool {
+	if x != nil {
+		return x.Mounted
+	}
+	return false
+}
+
+func (x *VolumeDiagnosis) GetConfigured() bool {
+	if x != nil {
+		return x.Configured
+	}
+	return false
+}
+
+func (x *VolumeDiagnosis) GetFreeze() string {
+	if x != nil {
+		return x.Freeze
+	}
+	return ""
+}
+
+func (x *VolumeDiagnosis) GetFreezeReason() string {
+	if x != nil {
+		return x.FreezeReason
+	}
+	return ""
+}
+
+func (x *VolumeDiagnosis) GetProvider() string {
+	if x != nil {
+		return x.Provider
+	}
+	return ""
+}
+
+func (x *VolumeDiagnosis) GetProviders() []*ProviderVerdict {
+	if x != nil {
+		return x.Providers
+	}
+	return nil
+}
+
+func (x *VolumeDiagnosis) GetSnapshotDir() string {
+	if x != nil {
+		return x.SnapshotDir
+	}
+	return ""
+}
+
+func (x *VolumeDiagnosis) GetFreeBytes() uint64 {
+	if x != nil {
+		return x.FreeBytes
+	}
+	return 0
+}
+
+func (x *VolumeDiagnosis) GetTotalBytes() uint64 {
+	if x != nil {
+		return x.TotalBytes
+	}
+	return 0
+}
+
+func (x *VolumeDiagnosis) GetSnapshots() int32 {
+	if x != nil {
+		return x.Snapshots
+	}
+	return 0
+}
+
+func (x *VolumeDiagnosis) GetFindings() []*Finding {
+	if x != nil {
+		return x.Findings
+	}
+	return nil
+}
+
+// ProviderVerdict is whether one provider would take a volume, and why.
+type ProviderVerdict struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	ProviderId    string                 `protobuf:"bytes,2,opt,name=provider_id,json=providerId,proto3" json:"provider_id,omitempty"`
+	Supported     bool                   `protobuf:"varint,3,opt,name=supported,proto3" json:"supported,omitempty"`
+	Reason        string                 `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProviderVerdict) Reset() {
+	*x = ProviderVerdict{}
+	mi := &file_lvss_proto_msgTypes[85]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProviderVerdict) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProviderVerdict) ProtoMessage() {}
+
+func (x *ProviderVerdict) ProtoReflect() protoreflect.Message {
+	mi := &file_lvss_proto_msgTypes[85]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProviderVerdict.ProtoReflect.Descriptor instead.
+func (*ProviderVerdict) Descriptor() ([]byte, []int) {
+	return file_lvss_proto_rawDescGZIP(), []int{85}
+}
+
+func (x *ProviderVerdict) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ProviderVerdict) GetProviderId() string {
+	if x != nil {
+		return x.ProviderId
+	}
+	return ""
+}
+
+func (x *ProviderVerdict) GetSupported() bool {
+	if x != nil {
+		return x.Supported
+	}
+	return false
+}
+
+func (x *ProviderVerdict) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
 }
 
 var File_lvss_proto protoreflect.FileDescriptor
@@ -5385,10 +6722,17 @@ const file_lvss_proto_rawDesc = "" +
 	"\awriters\x18\x01 \x03(\v2\x13.lvss.v1.WriterInfoR\awriters\"\x16\n" +
 	"\x14ListProvidersRequest\"L\n" +
 	"\x15ListProvidersResponse\x123\n" +
-	"\tproviders\x18\x01 \x03(\v2\x15.lvss.v1.ProviderPropR\tproviders\"F\n" +
+	"\tproviders\x18\x01 \x03(\v2\x15.lvss.v1.ProviderPropR\tproviders\"\xf4\x01\n" +
 	"\x11ListEventsRequest\x12\x1b\n" +
 	"\tafter_seq\x18\x01 \x01(\x04R\bafterSeq\x12\x14\n" +
-	"\x05limit\x18\x02 \x01(\x05R\x05limit\"\x9d\x02\n" +
+	"\x05limit\x18\x02 \x01(\x05R\x05limit\x12&\n" +
+	"\x0fsince_unix_nano\x18\x03 \x01(\x03R\rsinceUnixNano\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x04 \x01(\tR\tsessionId\x12\x16\n" +
+	"\x06writer\x18\x05 \x01(\tR\x06writer\x12\x1b\n" +
+	"\tmin_level\x18\x06 \x01(\tR\bminLevel\x12\x18\n" +
+	"\ahresult\x18\a \x01(\rR\ahresult\x12\x16\n" +
+	"\x06newest\x18\b \x01(\bR\x06newest\"\x9d\x02\n" +
 	"\bLogEvent\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12$\n" +
 	"\x0etime_unix_nano\x18\x02 \x01(\x03R\ftimeUnixNano\x12\x14\n" +
@@ -5400,14 +6744,143 @@ const file_lvss_proto_rawDesc = "" +
 	"\x06fields\x18\a \x03(\v2\x1d.lvss.v1.LogEvent.FieldsEntryR\x06fields\x1a9\n" +
 	"\vFieldsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"?\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"Z\n" +
 	"\x12ListEventsResponse\x12)\n" +
-	"\x06events\x18\x01 \x03(\v2\x11.lvss.v1.LogEventR\x06events\"T\n" +
+	"\x06events\x18\x01 \x03(\v2\x11.lvss.v1.LogEventR\x06events\x12\x19\n" +
+	"\blast_seq\x18\x02 \x01(\x04R\alastSeq\"T\n" +
 	"\x12ListShadowsRequest\x12&\n" +
 	"\x0fsnapshot_set_id\x18\x01 \x01(\tR\rsnapshotSetId\x12\x16\n" +
 	"\x06volume\x18\x02 \x01(\tR\x06volume\"J\n" +
 	"\x13ListShadowsResponse\x123\n" +
-	"\tsnapshots\x18\x01 \x03(\v2\x15.lvss.v1.SnapshotPropR\tsnapshots*\x9d\x02\n" +
+	"\tsnapshots\x18\x01 \x03(\v2\x15.lvss.v1.SnapshotPropR\tsnapshots\"'\n" +
+	"\rStatusRequest\x12\x16\n" +
+	"\x06errors\x18\x01 \x01(\x05R\x06errors\"\xee\x03\n" +
+	"\x0eStatusResponse\x12-\n" +
+	"\x06daemon\x18\x01 \x01(\v2\x15.lvss.v1.DaemonStatusR\x06daemon\x122\n" +
+	"\bsessions\x18\x02 \x03(\v2\x16.lvss.v1.SessionStatusR\bsessions\x12:\n" +
+	"\rcreation_lock\x18\x03 \x01(\v2\x15.lvss.v1.CreationLockR\fcreationLock\x121\n" +
+	"\x06frozen\x18\x04 \x03(\v2\x19.lvss.v1.FrozenFilesystemR\x06frozen\x12-\n" +
+	"\awriters\x18\x05 \x03(\v2\x13.lvss.v1.WriterInfoR\awriters\x127\n" +
+	"\x18max_snapshots_per_volume\x18\x06 \x01(\x05R\x15maxSnapshotsPerVolume\x122\n" +
+	"\avolumes\x18\a \x03(\v2\x18.lvss.v1.VolumeSnapshotsR\avolumes\x126\n" +
+	"\tproviders\x18\b \x03(\v2\x18.lvss.v1.ProviderStorageR\tproviders\x126\n" +
+	"\rrecent_errors\x18\t \x03(\v2\x11.lvss.v1.LogEventR\frecentErrors\"\xc6\x02\n" +
+	"\fDaemonStatus\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\tR\aversion\x12\x16\n" +
+	"\x06commit\x18\x02 \x01(\tR\x06commit\x12\x1d\n" +
+	"\n" +
+	"build_date\x18\x03 \x01(\tR\tbuildDate\x12\x14\n" +
+	"\x05dirty\x18\x04 \x01(\bR\x05dirty\x12\x10\n" +
+	"\x03pid\x18\x05 \x01(\x05R\x03pid\x12*\n" +
+	"\x11started_unix_nano\x18\x06 \x01(\x03R\x0fstartedUnixNano\x12\"\n" +
+	"\rnow_unix_nano\x18\a \x01(\x03R\vnowUnixNano\x12\x1f\n" +
+	"\vconfig_file\x18\b \x01(\tR\n" +
+	"configFile\x12\x16\n" +
+	"\x06socket\x18\t \x01(\tR\x06socket\x12\x1b\n" +
+	"\tstate_dir\x18\n" +
+	" \x01(\tR\bstateDir\x12\x17\n" +
+	"\arun_dir\x18\v \x01(\tR\x06runDir\"\xa8\x02\n" +
+	"\rSessionStatus\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x10\n" +
+	"\x03pid\x18\x02 \x01(\x05R\x03pid\x12\x10\n" +
+	"\x03uid\x18\x03 \x01(\rR\x03uid\x12\x18\n" +
+	"\acommand\x18\x04 \x01(\tR\acommand\x12\x14\n" +
+	"\x05state\x18\x05 \x01(\tR\x05state\x12\x18\n" +
+	"\acontext\x18\x06 \x01(\x05R\acontext\x12&\n" +
+	"\x0fsnapshot_set_id\x18\a \x01(\tR\rsnapshotSetId\x12\x1c\n" +
+	"\toperation\x18\b \x01(\tR\toperation\x12*\n" +
+	"\x11started_unix_nano\x18\t \x01(\x03R\x0fstartedUnixNano\x12\x18\n" +
+	"\avolumes\x18\n" +
+	" \x01(\x05R\avolumes\"\xb4\x01\n" +
+	"\fCreationLock\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\x12&\n" +
+	"\x0fsnapshot_set_id\x18\x02 \x01(\tR\rsnapshotSetId\x12&\n" +
+	"\x0fsince_unix_nano\x18\x03 \x01(\x03R\rsinceUnixNano\x125\n" +
+	"\x17lease_expires_unix_nano\x18\x04 \x01(\x03R\x14leaseExpiresUnixNano\"\xdf\x01\n" +
+	"\x10FrozenFilesystem\x12\x1f\n" +
+	"\vmount_point\x18\x01 \x01(\tR\n" +
+	"mountPoint\x12\x16\n" +
+	"\x06device\x18\x02 \x01(\tR\x06device\x12\x12\n" +
+	"\x04type\x18\x03 \x01(\tR\x04type\x12\x14\n" +
+	"\x05paths\x18\x04 \x03(\tR\x05paths\x12&\n" +
+	"\x0fsince_unix_nano\x18\x05 \x01(\x03R\rsinceUnixNano\x12\x1b\n" +
+	"\tguard_pid\x18\x06 \x01(\x05R\bguardPid\x12#\n" +
+	"\rguard_running\x18\a \x01(\bR\fguardRunning\"\xe7\x01\n" +
+	"\x0fVolumeSnapshots\x12\x16\n" +
+	"\x06volume\x18\x01 \x01(\tR\x06volume\x12\x1c\n" +
+	"\tsnapshots\x18\x02 \x01(\x05R\tsnapshots\x12\x1a\n" +
+	"\bprovider\x18\x03 \x01(\tR\bprovider\x12!\n" +
+	"\fsnapshot_dir\x18\x04 \x01(\tR\vsnapshotDir\x12\x1d\n" +
+	"\n" +
+	"free_bytes\x18\x05 \x01(\x04R\tfreeBytes\x12\x1f\n" +
+	"\vtotal_bytes\x18\x06 \x01(\x04R\n" +
+	"totalBytes\x12\x1f\n" +
+	"\vspace_error\x18\a \x01(\tR\n" +
+	"spaceError\"\xed\x01\n" +
+	"\x0fProviderStorage\x12\x1f\n" +
+	"\vprovider_id\x18\x01 \x01(\tR\n" +
+	"providerId\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12!\n" +
+	"\fneeds_freeze\x18\x03 \x01(\bR\vneedsFreeze\x12!\n" +
+	"\fsnapshot_dir\x18\x04 \x01(\tR\vsnapshotDir\x12\x1d\n" +
+	"\n" +
+	"free_bytes\x18\x05 \x01(\x04R\tfreeBytes\x12\x1f\n" +
+	"\vtotal_bytes\x18\x06 \x01(\x04R\n" +
+	"totalBytes\x12\x1f\n" +
+	"\vspace_error\x18\a \x01(\tR\n" +
+	"spaceError\"\x0f\n" +
+	"\rDoctorRequest\"\x94\x01\n" +
+	"\aFinding\x12\x14\n" +
+	"\x05check\x18\x01 \x01(\tR\x05check\x12-\n" +
+	"\bseverity\x18\x02 \x01(\x0e2\x11.lvss.v1.SeverityR\bseverity\x12\x18\n" +
+	"\asubject\x18\x03 \x01(\tR\asubject\x12\x18\n" +
+	"\amessage\x18\x04 \x01(\tR\amessage\x12\x10\n" +
+	"\x03fix\x18\x05 \x01(\tR\x03fix\"\x88\x03\n" +
+	"\x0eDoctorResponse\x12-\n" +
+	"\x06daemon\x18\x01 \x01(\v2\x15.lvss.v1.DaemonStatusR\x06daemon\x12\x1d\n" +
+	"\n" +
+	"caller_uid\x18\x02 \x01(\rR\tcallerUid\x12\x1d\n" +
+	"\n" +
+	"caller_gid\x18\x03 \x01(\rR\tcallerGid\x12#\n" +
+	"\rcaller_groups\x18\x04 \x03(\rR\fcallerGroups\x12\x1d\n" +
+	"\n" +
+	"caller_pid\x18\x05 \x01(\x05R\tcallerPid\x12*\n" +
+	"\x11caller_allowed_by\x18\x06 \x01(\tR\x0fcallerAllowedBy\x12,\n" +
+	"\bfindings\x18\a \x03(\v2\x10.lvss.v1.FindingR\bfindings\x122\n" +
+	"\avolumes\x18\b \x03(\v2\x18.lvss.v1.VolumeDiagnosisR\avolumes\x127\n" +
+	"\x18max_snapshots_per_volume\x18\t \x01(\x05R\x15maxSnapshotsPerVolume\"\xa1\x04\n" +
+	"\x0fVolumeDiagnosis\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x1f\n" +
+	"\vmount_point\x18\x02 \x01(\tR\n" +
+	"mountPoint\x12\x16\n" +
+	"\x06device\x18\x03 \x01(\tR\x06device\x12\x12\n" +
+	"\x04type\x18\x04 \x01(\tR\x04type\x12\x16\n" +
+	"\x06source\x18\x05 \x01(\tR\x06source\x12\x1b\n" +
+	"\tread_only\x18\x06 \x01(\bR\breadOnly\x12\x18\n" +
+	"\amounted\x18\a \x01(\bR\amounted\x12\x1e\n" +
+	"\n" +
+	"configured\x18\b \x01(\bR\n" +
+	"configured\x12\x16\n" +
+	"\x06freeze\x18\t \x01(\tR\x06freeze\x12#\n" +
+	"\rfreeze_reason\x18\n" +
+	" \x01(\tR\ffreezeReason\x12\x1a\n" +
+	"\bprovider\x18\v \x01(\tR\bprovider\x126\n" +
+	"\tproviders\x18\f \x03(\v2\x18.lvss.v1.ProviderVerdictR\tproviders\x12!\n" +
+	"\fsnapshot_dir\x18\r \x01(\tR\vsnapshotDir\x12\x1d\n" +
+	"\n" +
+	"free_bytes\x18\x0e \x01(\x04R\tfreeBytes\x12\x1f\n" +
+	"\vtotal_bytes\x18\x0f \x01(\x04R\n" +
+	"totalBytes\x12\x1c\n" +
+	"\tsnapshots\x18\x10 \x01(\x05R\tsnapshots\x12,\n" +
+	"\bfindings\x18\x11 \x03(\v2\x10.lvss.v1.FindingR\bfindings\"|\n" +
+	"\x0fProviderVerdict\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1f\n" +
+	"\vprovider_id\x18\x02 \x01(\tR\n" +
+	"providerId\x12\x1c\n" +
+	"\tsupported\x18\x03 \x01(\bR\tsupported\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason*\x9d\x02\n" +
 	"\tEventType\x12\x15\n" +
 	"\x11EVENT_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eEVENT_IDENTIFY\x10\x01\x12\x18\n" +
@@ -5422,17 +6895,25 @@ const file_lvss_proto_rawDesc = "" +
 	"\x15EVENT_BACKUP_SHUTDOWN\x10\t\x12\x15\n" +
 	"\x11EVENT_PRE_RESTORE\x10\n" +
 	"\x12\x16\n" +
-	"\x12EVENT_POST_RESTORE\x10\v2M\n" +
+	"\x12EVENT_POST_RESTORE\x10\v*r\n" +
+	"\bSeverity\x12\x18\n" +
+	"\x14SEVERITY_UNSPECIFIED\x10\x00\x12\x0f\n" +
+	"\vSEVERITY_OK\x10\x01\x12\x11\n" +
+	"\rSEVERITY_INFO\x10\x02\x12\x14\n" +
+	"\x10SEVERITY_WARNING\x10\x03\x12\x12\n" +
+	"\x0eSEVERITY_ERROR\x10\x042M\n" +
 	"\tRequester\x12@\n" +
 	"\aSession\x12\x17.lvss.v1.SessionRequest\x1a\x18.lvss.v1.SessionResponse(\x010\x012N\n" +
 	"\x06Writer\x12D\n" +
-	"\tSubscribe\x12\x16.lvss.v1.WriterMessage\x1a\x1b.lvss.v1.CoordinatorMessage(\x010\x012\xb2\x02\n" +
+	"\tSubscribe\x12\x16.lvss.v1.WriterMessage\x1a\x1b.lvss.v1.CoordinatorMessage(\x010\x012\xa8\x03\n" +
 	"\x05Admin\x12H\n" +
 	"\vListWriters\x12\x1b.lvss.v1.ListWritersRequest\x1a\x1c.lvss.v1.ListWritersResponse\x12N\n" +
 	"\rListProviders\x12\x1d.lvss.v1.ListProvidersRequest\x1a\x1e.lvss.v1.ListProvidersResponse\x12E\n" +
 	"\n" +
 	"ListEvents\x12\x1a.lvss.v1.ListEventsRequest\x1a\x1b.lvss.v1.ListEventsResponse\x12H\n" +
-	"\vListShadows\x12\x1b.lvss.v1.ListShadowsRequest\x1a\x1c.lvss.v1.ListShadowsResponseB)Z'github.com/lvss/lvss/api/lvss/v1;lvssv1b\x06proto3"
+	"\vListShadows\x12\x1b.lvss.v1.ListShadowsRequest\x1a\x1c.lvss.v1.ListShadowsResponse\x129\n" +
+	"\x06Status\x12\x16.lvss.v1.StatusRequest\x1a\x17.lvss.v1.StatusResponse\x129\n" +
+	"\x06Doctor\x12\x16.lvss.v1.DoctorRequest\x1a\x17.lvss.v1.DoctorResponseB)Z'github.com/lvss/lvss/api/lvss/v1;lvssv1b\x06proto3"
 
 var (
 	file_lvss_proto_rawDescOnce sync.Once
@@ -5446,173 +6927,205 @@ func file_lvss_proto_rawDescGZIP() []byte {
 	return file_lvss_proto_rawDescData
 }
 
-var file_lvss_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_lvss_proto_msgTypes = make([]protoimpl.MessageInfo, 74)
+var file_lvss_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_lvss_proto_msgTypes = make([]protoimpl.MessageInfo, 87)
 var file_lvss_proto_goTypes = []any{
 	(EventType)(0),                 // 0: lvss.v1.EventType
-	(*Status)(nil),                 // 1: lvss.v1.Status
-	(*SessionRequest)(nil),         // 2: lvss.v1.SessionRequest
-	(*SessionResponse)(nil),        // 3: lvss.v1.SessionResponse
-	(*InitializeForBackup)(nil),    // 4: lvss.v1.InitializeForBackup
-	(*InitializeForRestore)(nil),   // 5: lvss.v1.InitializeForRestore
-	(*SetContext)(nil),             // 6: lvss.v1.SetContext
-	(*SetBackupState)(nil),         // 7: lvss.v1.SetBackupState
-	(*GatherWriterMetadata)(nil),   // 8: lvss.v1.GatherWriterMetadata
-	(*GetWriterMetadata)(nil),      // 9: lvss.v1.GetWriterMetadata
-	(*FreeWriterMetadata)(nil),     // 10: lvss.v1.FreeWriterMetadata
-	(*WriterClasses)(nil),          // 11: lvss.v1.WriterClasses
-	(*WriterInstances)(nil),        // 12: lvss.v1.WriterInstances
-	(*ComponentRef)(nil),           // 13: lvss.v1.ComponentRef
-	(*AddComponent)(nil),           // 14: lvss.v1.AddComponent
-	(*SetBackupOptions)(nil),       // 15: lvss.v1.SetBackupOptions
-	(*SetPreviousBackupStamp)(nil), // 16: lvss.v1.SetPreviousBackupStamp
-	(*StartSnapshotSet)(nil),       // 17: lvss.v1.StartSnapshotSet
-	(*AddToSnapshotSet)(nil),       // 18: lvss.v1.AddToSnapshotSet
-	(*PrepareForBackup)(nil),       // 19: lvss.v1.PrepareForBackup
-	(*DoSnapshotSet)(nil),          // 20: lvss.v1.DoSnapshotSet
-	(*GatherWriterStatus)(nil),     // 21: lvss.v1.GatherWriterStatus
-	(*GetWriterStatus)(nil),        // 22: lvss.v1.GetWriterStatus
-	(*FreeWriterStatus)(nil),       // 23: lvss.v1.FreeWriterStatus
-	(*SetBackupSucceeded)(nil),     // 24: lvss.v1.SetBackupSucceeded
-	(*BackupComplete)(nil),         // 25: lvss.v1.BackupComplete
-	(*AbortBackup)(nil),            // 26: lvss.v1.AbortBackup
-	(*SaveAsXML)(nil),              // 27: lvss.v1.SaveAsXML
-	(*GetWriterComponents)(nil),    // 28: lvss.v1.GetWriterComponents
-	(*Query)(nil),                  // 29: lvss.v1.Query
-	(*GetSnapshotProperties)(nil),  // 30: lvss.v1.GetSnapshotProperties
-	(*DeleteSnapshots)(nil),        // 31: lvss.v1.DeleteSnapshots
-	(*IsVolumeSupported)(nil),      // 32: lvss.v1.IsVolumeSupported
-	(*ExposeSnapshot)(nil),         // 33: lvss.v1.ExposeSnapshot
-	(*UnexposeSnapshot)(nil),       // 34: lvss.v1.UnexposeSnapshot
-	(*Wait)(nil),                   // 35: lvss.v1.Wait
-	(*QueryStatus)(nil),            // 36: lvss.v1.QueryStatus
-	(*Cancel)(nil),                 // 37: lvss.v1.Cancel
-	(*GetSessionId)(nil),           // 38: lvss.v1.GetSessionId
-	(*AsyncStarted)(nil),           // 39: lvss.v1.AsyncStarted
-	(*AsyncStatus)(nil),            // 40: lvss.v1.AsyncStatus
-	(*WriterMetadataEntry)(nil),    // 41: lvss.v1.WriterMetadataEntry
-	(*WriterMetadataList)(nil),     // 42: lvss.v1.WriterMetadataList
-	(*SnapshotSetId)(nil),          // 43: lvss.v1.SnapshotSetId
-	(*SnapshotId)(nil),             // 44: lvss.v1.SnapshotId
-	(*WriterStatus)(nil),           // 45: lvss.v1.WriterStatus
-	(*WriterStatusList)(nil),       // 46: lvss.v1.WriterStatusList
-	(*Xml)(nil),                    // 47: lvss.v1.Xml
-	(*SnapshotProp)(nil),           // 48: lvss.v1.SnapshotProp
-	(*ProviderProp)(nil),           // 49: lvss.v1.ProviderProp
-	(*ObjectProp)(nil),             // 50: lvss.v1.ObjectProp
-	(*ObjectList)(nil),             // 51: lvss.v1.ObjectList
-	(*DeleteResult)(nil),           // 52: lvss.v1.DeleteResult
-	(*Bool)(nil),                   // 53: lvss.v1.Bool
-	(*ExposeResult)(nil),           // 54: lvss.v1.ExposeResult
-	(*SessionId)(nil),              // 55: lvss.v1.SessionId
-	(*Released)(nil),               // 56: lvss.v1.Released
-	(*WriterMessage)(nil),          // 57: lvss.v1.WriterMessage
-	(*Hello)(nil),                  // 58: lvss.v1.Hello
-	(*CoordinatorMessage)(nil),     // 59: lvss.v1.CoordinatorMessage
-	(*Welcome)(nil),                // 60: lvss.v1.Welcome
-	(*PathPlacement)(nil),          // 61: lvss.v1.PathPlacement
-	(*Event)(nil),                  // 62: lvss.v1.Event
-	(*EventResult)(nil),            // 63: lvss.v1.EventResult
-	(*ListWritersRequest)(nil),     // 64: lvss.v1.ListWritersRequest
-	(*WriterInfo)(nil),             // 65: lvss.v1.WriterInfo
-	(*ListWritersResponse)(nil),    // 66: lvss.v1.ListWritersResponse
-	(*ListProvidersRequest)(nil),   // 67: lvss.v1.ListProvidersRequest
-	(*ListProvidersResponse)(nil),  // 68: lvss.v1.ListProvidersResponse
-	(*ListEventsRequest)(nil),      // 69: lvss.v1.ListEventsRequest
-	(*LogEvent)(nil),               // 70: lvss.v1.LogEvent
-	(*ListEventsResponse)(nil),     // 71: lvss.v1.ListEventsResponse
-	(*ListShadowsRequest)(nil),     // 72: lvss.v1.ListShadowsRequest
-	(*ListShadowsResponse)(nil),    // 73: lvss.v1.ListShadowsResponse
-	nil,                            // 74: lvss.v1.LogEvent.FieldsEntry
+	(Severity)(0),                  // 1: lvss.v1.Severity
+	(*Status)(nil),                 // 2: lvss.v1.Status
+	(*SessionRequest)(nil),         // 3: lvss.v1.SessionRequest
+	(*SessionResponse)(nil),        // 4: lvss.v1.SessionResponse
+	(*InitializeForBackup)(nil),    // 5: lvss.v1.InitializeForBackup
+	(*InitializeForRestore)(nil),   // 6: lvss.v1.InitializeForRestore
+	(*SetContext)(nil),             // 7: lvss.v1.SetContext
+	(*SetBackupState)(nil),         // 8: lvss.v1.SetBackupState
+	(*GatherWriterMetadata)(nil),   // 9: lvss.v1.GatherWriterMetadata
+	(*GetWriterMetadata)(nil),      // 10: lvss.v1.GetWriterMetadata
+	(*FreeWriterMetadata)(nil),     // 11: lvss.v1.FreeWriterMetadata
+	(*WriterClasses)(nil),          // 12: lvss.v1.WriterClasses
+	(*WriterInstances)(nil),        // 13: lvss.v1.WriterInstances
+	(*ComponentRef)(nil),           // 14: lvss.v1.ComponentRef
+	(*AddComponent)(nil),           // 15: lvss.v1.AddComponent
+	(*SetBackupOptions)(nil),       // 16: lvss.v1.SetBackupOptions
+	(*SetPreviousBackupStamp)(nil), // 17: lvss.v1.SetPreviousBackupStamp
+	(*StartSnapshotSet)(nil),       // 18: lvss.v1.StartSnapshotSet
+	(*AddToSnapshotSet)(nil),       // 19: lvss.v1.AddToSnapshotSet
+	(*PrepareForBackup)(nil),       // 20: lvss.v1.PrepareForBackup
+	(*DoSnapshotSet)(nil),          // 21: lvss.v1.DoSnapshotSet
+	(*GatherWriterStatus)(nil),     // 22: lvss.v1.GatherWriterStatus
+	(*GetWriterStatus)(nil),        // 23: lvss.v1.GetWriterStatus
+	(*FreeWriterStatus)(nil),       // 24: lvss.v1.FreeWriterStatus
+	(*SetBackupSucceeded)(nil),     // 25: lvss.v1.SetBackupSucceeded
+	(*BackupComplete)(nil),         // 26: lvss.v1.BackupComplete
+	(*AbortBackup)(nil),            // 27: lvss.v1.AbortBackup
+	(*SaveAsXML)(nil),              // 28: lvss.v1.SaveAsXML
+	(*GetWriterComponents)(nil),    // 29: lvss.v1.GetWriterComponents
+	(*Query)(nil),                  // 30: lvss.v1.Query
+	(*GetSnapshotProperties)(nil),  // 31: lvss.v1.GetSnapshotProperties
+	(*DeleteSnapshots)(nil),        // 32: lvss.v1.DeleteSnapshots
+	(*IsVolumeSupported)(nil),      // 33: lvss.v1.IsVolumeSupported
+	(*ExposeSnapshot)(nil),         // 34: lvss.v1.ExposeSnapshot
+	(*UnexposeSnapshot)(nil),       // 35: lvss.v1.UnexposeSnapshot
+	(*Wait)(nil),                   // 36: lvss.v1.Wait
+	(*QueryStatus)(nil),            // 37: lvss.v1.QueryStatus
+	(*Cancel)(nil),                 // 38: lvss.v1.Cancel
+	(*GetSessionId)(nil),           // 39: lvss.v1.GetSessionId
+	(*AsyncStarted)(nil),           // 40: lvss.v1.AsyncStarted
+	(*AsyncStatus)(nil),            // 41: lvss.v1.AsyncStatus
+	(*WriterMetadataEntry)(nil),    // 42: lvss.v1.WriterMetadataEntry
+	(*WriterMetadataList)(nil),     // 43: lvss.v1.WriterMetadataList
+	(*SnapshotSetId)(nil),          // 44: lvss.v1.SnapshotSetId
+	(*SnapshotId)(nil),             // 45: lvss.v1.SnapshotId
+	(*WriterStatus)(nil),           // 46: lvss.v1.WriterStatus
+	(*WriterStatusList)(nil),       // 47: lvss.v1.WriterStatusList
+	(*Xml)(nil),                    // 48: lvss.v1.Xml
+	(*SnapshotProp)(nil),           // 49: lvss.v1.SnapshotProp
+	(*ProviderProp)(nil),           // 50: lvss.v1.ProviderProp
+	(*ObjectProp)(nil),             // 51: lvss.v1.ObjectProp
+	(*ObjectList)(nil),             // 52: lvss.v1.ObjectList
+	(*DeleteResult)(nil),           // 53: lvss.v1.DeleteResult
+	(*Bool)(nil),                   // 54: lvss.v1.Bool
+	(*ExposeResult)(nil),           // 55: lvss.v1.ExposeResult
+	(*SessionId)(nil),              // 56: lvss.v1.SessionId
+	(*Released)(nil),               // 57: lvss.v1.Released
+	(*WriterMessage)(nil),          // 58: lvss.v1.WriterMessage
+	(*Hello)(nil),                  // 59: lvss.v1.Hello
+	(*CoordinatorMessage)(nil),     // 60: lvss.v1.CoordinatorMessage
+	(*Welcome)(nil),                // 61: lvss.v1.Welcome
+	(*PathPlacement)(nil),          // 62: lvss.v1.PathPlacement
+	(*Event)(nil),                  // 63: lvss.v1.Event
+	(*EventResult)(nil),            // 64: lvss.v1.EventResult
+	(*ListWritersRequest)(nil),     // 65: lvss.v1.ListWritersRequest
+	(*WriterInfo)(nil),             // 66: lvss.v1.WriterInfo
+	(*ListWritersResponse)(nil),    // 67: lvss.v1.ListWritersResponse
+	(*ListProvidersRequest)(nil),   // 68: lvss.v1.ListProvidersRequest
+	(*ListProvidersResponse)(nil),  // 69: lvss.v1.ListProvidersResponse
+	(*ListEventsRequest)(nil),      // 70: lvss.v1.ListEventsRequest
+	(*LogEvent)(nil),               // 71: lvss.v1.LogEvent
+	(*ListEventsResponse)(nil),     // 72: lvss.v1.ListEventsResponse
+	(*ListShadowsRequest)(nil),     // 73: lvss.v1.ListShadowsRequest
+	(*ListShadowsResponse)(nil),    // 74: lvss.v1.ListShadowsResponse
+	(*StatusRequest)(nil),          // 75: lvss.v1.StatusRequest
+	(*StatusResponse)(nil),         // 76: lvss.v1.StatusResponse
+	(*DaemonStatus)(nil),           // 77: lvss.v1.DaemonStatus
+	(*SessionStatus)(nil),          // 78: lvss.v1.SessionStatus
+	(*CreationLock)(nil),           // 79: lvss.v1.CreationLock
+	(*FrozenFilesystem)(nil),       // 80: lvss.v1.FrozenFilesystem
+	(*VolumeSnapshots)(nil),        // 81: lvss.v1.VolumeSnapshots
+	(*ProviderStorage)(nil),        // 82: lvss.v1.ProviderStorage
+	(*DoctorRequest)(nil),          // 83: lvss.v1.DoctorRequest
+	(*Finding)(nil),                // 84: lvss.v1.Finding
+	(*DoctorResponse)(nil),         // 85: lvss.v1.DoctorResponse
+	(*VolumeDiagnosis)(nil),        // 86: lvss.v1.VolumeDiagnosis
+	(*ProviderVerdict)(nil),        // 87: lvss.v1.ProviderVerdict
+	nil,                            // 88: lvss.v1.LogEvent.FieldsEntry
 }
 var file_lvss_proto_depIdxs = []int32{
-	4,  // 0: lvss.v1.SessionRequest.initialize_for_backup:type_name -> lvss.v1.InitializeForBackup
-	5,  // 1: lvss.v1.SessionRequest.initialize_for_restore:type_name -> lvss.v1.InitializeForRestore
-	6,  // 2: lvss.v1.SessionRequest.set_context:type_name -> lvss.v1.SetContext
-	7,  // 3: lvss.v1.SessionRequest.set_backup_state:type_name -> lvss.v1.SetBackupState
-	8,  // 4: lvss.v1.SessionRequest.gather_writer_metadata:type_name -> lvss.v1.GatherWriterMetadata
-	9,  // 5: lvss.v1.SessionRequest.get_writer_metadata:type_name -> lvss.v1.GetWriterMetadata
-	10, // 6: lvss.v1.SessionRequest.free_writer_metadata:type_name -> lvss.v1.FreeWriterMetadata
-	11, // 7: lvss.v1.SessionRequest.enable_writer_classes:type_name -> lvss.v1.WriterClasses
-	11, // 8: lvss.v1.SessionRequest.disable_writer_classes:type_name -> lvss.v1.WriterClasses
-	12, // 9: lvss.v1.SessionRequest.disable_writer_instances:type_name -> lvss.v1.WriterInstances
-	14, // 10: lvss.v1.SessionRequest.add_component:type_name -> lvss.v1.AddComponent
-	15, // 11: lvss.v1.SessionRequest.set_backup_options:type_name -> lvss.v1.SetBackupOptions
-	16, // 12: lvss.v1.SessionRequest.set_previous_backup_stamp:type_name -> lvss.v1.SetPreviousBackupStamp
-	17, // 13: lvss.v1.SessionRequest.start_snapshot_set:type_name -> lvss.v1.StartSnapshotSet
-	18, // 14: lvss.v1.SessionRequest.add_to_snapshot_set:type_name -> lvss.v1.AddToSnapshotSet
-	19, // 15: lvss.v1.SessionRequest.prepare_for_backup:type_name -> lvss.v1.PrepareForBackup
-	20, // 16: lvss.v1.SessionRequest.do_snapshot_set:type_name -> lvss.v1.DoSnapshotSet
-	21, // 17: lvss.v1.SessionRequest.gather_writer_status:type_name -> lvss.v1.GatherWriterStatus
-	22, // 18: lvss.v1.SessionRequest.get_writer_status:type_name -> lvss.v1.GetWriterStatus
-	23, // 19: lvss.v1.SessionRequest.free_writer_status:type_name -> lvss.v1.FreeWriterStatus
-	24, // 20: lvss.v1.SessionRequest.set_backup_succeeded:type_name -> lvss.v1.SetBackupSucceeded
-	25, // 21: lvss.v1.SessionRequest.backup_complete:type_name -> lvss.v1.BackupComplete
-	26, // 22: lvss.v1.SessionRequest.abort_backup:type_name -> lvss.v1.AbortBackup
-	27, // 23: lvss.v1.SessionRequest.save_as_xml:type_name -> lvss.v1.SaveAsXML
-	28, // 24: lvss.v1.SessionRequest.get_writer_components:type_name -> lvss.v1.GetWriterComponents
-	29, // 25: lvss.v1.SessionRequest.query:type_name -> lvss.v1.Query
-	30, // 26: lvss.v1.SessionRequest.get_snapshot_properties:type_name -> lvss.v1.GetSnapshotProperties
-	31, // 27: lvss.v1.SessionRequest.delete_snapshots:type_name -> lvss.v1.DeleteSnapshots
-	32, // 28: lvss.v1.SessionRequest.is_volume_supported:type_name -> lvss.v1.IsVolumeSupported
-	33, // 29: lvss.v1.SessionRequest.expose_snapshot:type_name -> lvss.v1.ExposeSnapshot
-	34, // 30: lvss.v1.SessionRequest.unexpose_snapshot:type_name -> lvss.v1.UnexposeSnapshot
-	35, // 31: lvss.v1.SessionRequest.wait:type_name -> lvss.v1.Wait
-	36, // 32: lvss.v1.SessionRequest.query_status:type_name -> lvss.v1.QueryStatus
-	37, // 33: lvss.v1.SessionRequest.cancel:type_name -> lvss.v1.Cancel
-	38, // 34: lvss.v1.SessionRequest.get_session_id:type_name -> lvss.v1.GetSessionId
-	1,  // 35: lvss.v1.SessionResponse.status:type_name -> lvss.v1.Status
-	39, // 36: lvss.v1.SessionResponse.async:type_name -> lvss.v1.AsyncStarted
-	40, // 37: lvss.v1.SessionResponse.async_status:type_name -> lvss.v1.AsyncStatus
-	42, // 38: lvss.v1.SessionResponse.writer_metadata:type_name -> lvss.v1.WriterMetadataList
-	43, // 39: lvss.v1.SessionResponse.snapshot_set_id:type_name -> lvss.v1.SnapshotSetId
-	44, // 40: lvss.v1.SessionResponse.snapshot_id:type_name -> lvss.v1.SnapshotId
-	46, // 41: lvss.v1.SessionResponse.writer_status:type_name -> lvss.v1.WriterStatusList
-	47, // 42: lvss.v1.SessionResponse.xml:type_name -> lvss.v1.Xml
-	51, // 43: lvss.v1.SessionResponse.objects:type_name -> lvss.v1.ObjectList
-	48, // 44: lvss.v1.SessionResponse.snapshot:type_name -> lvss.v1.SnapshotProp
-	52, // 45: lvss.v1.SessionResponse.deleted:type_name -> lvss.v1.DeleteResult
-	53, // 46: lvss.v1.SessionResponse.supported:type_name -> lvss.v1.Bool
-	54, // 47: lvss.v1.SessionResponse.exposed:type_name -> lvss.v1.ExposeResult
-	55, // 48: lvss.v1.SessionResponse.session_id:type_name -> lvss.v1.SessionId
-	56, // 49: lvss.v1.SessionResponse.released:type_name -> lvss.v1.Released
-	13, // 50: lvss.v1.AddComponent.component:type_name -> lvss.v1.ComponentRef
-	13, // 51: lvss.v1.SetBackupOptions.component:type_name -> lvss.v1.ComponentRef
-	13, // 52: lvss.v1.SetPreviousBackupStamp.component:type_name -> lvss.v1.ComponentRef
-	13, // 53: lvss.v1.SetBackupSucceeded.component:type_name -> lvss.v1.ComponentRef
-	41, // 54: lvss.v1.WriterMetadataList.writers:type_name -> lvss.v1.WriterMetadataEntry
-	45, // 55: lvss.v1.WriterStatusList.writers:type_name -> lvss.v1.WriterStatus
-	48, // 56: lvss.v1.ObjectProp.snapshot:type_name -> lvss.v1.SnapshotProp
-	49, // 57: lvss.v1.ObjectProp.provider:type_name -> lvss.v1.ProviderProp
-	50, // 58: lvss.v1.ObjectList.objects:type_name -> lvss.v1.ObjectProp
-	58, // 59: lvss.v1.WriterMessage.hello:type_name -> lvss.v1.Hello
-	63, // 60: lvss.v1.WriterMessage.result:type_name -> lvss.v1.EventResult
-	60, // 61: lvss.v1.CoordinatorMessage.welcome:type_name -> lvss.v1.Welcome
-	62, // 62: lvss.v1.CoordinatorMessage.event:type_name -> lvss.v1.Event
+	5,  // 0: lvss.v1.SessionRequest.initialize_for_backup:type_name -> lvss.v1.InitializeForBackup
+	6,  // 1: lvss.v1.SessionRequest.initialize_for_restore:type_name -> lvss.v1.InitializeForRestore
+	7,  // 2: lvss.v1.SessionRequest.set_context:type_name -> lvss.v1.SetContext
+	8,  // 3: lvss.v1.SessionRequest.set_backup_state:type_name -> lvss.v1.SetBackupState
+	9,  // 4: lvss.v1.SessionRequest.gather_writer_metadata:type_name -> lvss.v1.GatherWriterMetadata
+	10, // 5: lvss.v1.SessionRequest.get_writer_metadata:type_name -> lvss.v1.GetWriterMetadata
+	11, // 6: lvss.v1.SessionRequest.free_writer_metadata:type_name -> lvss.v1.FreeWriterMetadata
+	12, // 7: lvss.v1.SessionRequest.enable_writer_classes:type_name -> lvss.v1.WriterClasses
+	12, // 8: lvss.v1.SessionRequest.disable_writer_classes:type_name -> lvss.v1.WriterClasses
+	13, // 9: lvss.v1.SessionRequest.disable_writer_instances:type_name -> lvss.v1.WriterInstances
+	15, // 10: lvss.v1.SessionRequest.add_component:type_name -> lvss.v1.AddComponent
+	16, // 11: lvss.v1.SessionRequest.set_backup_options:type_name -> lvss.v1.SetBackupOptions
+	17, // 12: lvss.v1.SessionRequest.set_previous_backup_stamp:type_name -> lvss.v1.SetPreviousBackupStamp
+	18, // 13: lvss.v1.SessionRequest.start_snapshot_set:type_name -> lvss.v1.StartSnapshotSet
+	19, // 14: lvss.v1.SessionRequest.add_to_snapshot_set:type_name -> lvss.v1.AddToSnapshotSet
+	20, // 15: lvss.v1.SessionRequest.prepare_for_backup:type_name -> lvss.v1.PrepareForBackup
+	21, // 16: lvss.v1.SessionRequest.do_snapshot_set:type_name -> lvss.v1.DoSnapshotSet
+	22, // 17: lvss.v1.SessionRequest.gather_writer_status:type_name -> lvss.v1.GatherWriterStatus
+	23, // 18: lvss.v1.SessionRequest.get_writer_status:type_name -> lvss.v1.GetWriterStatus
+	24, // 19: lvss.v1.SessionRequest.free_writer_status:type_name -> lvss.v1.FreeWriterStatus
+	25, // 20: lvss.v1.SessionRequest.set_backup_succeeded:type_name -> lvss.v1.SetBackupSucceeded
+	26, // 21: lvss.v1.SessionRequest.backup_complete:type_name -> lvss.v1.BackupComplete
+	27, // 22: lvss.v1.SessionRequest.abort_backup:type_name -> lvss.v1.AbortBackup
+	28, // 23: lvss.v1.SessionRequest.save_as_xml:type_name -> lvss.v1.SaveAsXML
+	29, // 24: lvss.v1.SessionRequest.get_writer_components:type_name -> lvss.v1.GetWriterComponents
+	30, // 25: lvss.v1.SessionRequest.query:type_name -> lvss.v1.Query
+	31, // 26: lvss.v1.SessionRequest.get_snapshot_properties:type_name -> lvss.v1.GetSnapshotProperties
+	32, // 27: lvss.v1.SessionRequest.delete_snapshots:type_name -> lvss.v1.DeleteSnapshots
+	33, // 28: lvss.v1.SessionRequest.is_volume_supported:type_name -> lvss.v1.IsVolumeSupported
+	34, // 29: lvss.v1.SessionRequest.expose_snapshot:type_name -> lvss.v1.ExposeSnapshot
+	35, // 30: lvss.v1.SessionRequest.unexpose_snapshot:type_name -> lvss.v1.UnexposeSnapshot
+	36, // 31: lvss.v1.SessionRequest.wait:type_name -> lvss.v1.Wait
+	37, // 32: lvss.v1.SessionRequest.query_status:type_name -> lvss.v1.QueryStatus
+	38, // 33: lvss.v1.SessionRequest.cancel:type_name -> lvss.v1.Cancel
+	39, // 34: lvss.v1.SessionRequest.get_session_id:type_name -> lvss.v1.GetSessionId
+	2,  // 35: lvss.v1.SessionResponse.status:type_name -> lvss.v1.Status
+	40, // 36: lvss.v1.SessionResponse.async:type_name -> lvss.v1.AsyncStarted
+	41, // 37: lvss.v1.SessionResponse.async_status:type_name -> lvss.v1.AsyncStatus
+	43, // 38: lvss.v1.SessionResponse.writer_metadata:type_name -> lvss.v1.WriterMetadataList
+	44, // 39: lvss.v1.SessionResponse.snapshot_set_id:type_name -> lvss.v1.SnapshotSetId
+	45, // 40: lvss.v1.SessionResponse.snapshot_id:type_name -> lvss.v1.SnapshotId
+	47, // 41: lvss.v1.SessionResponse.writer_status:type_name -> lvss.v1.WriterStatusList
+	48, // 42: lvss.v1.SessionResponse.xml:type_name -> lvss.v1.Xml
+	52, // 43: lvss.v1.SessionResponse.objects:type_name -> lvss.v1.ObjectList
+	49, // 44: lvss.v1.SessionResponse.snapshot:type_name -> lvss.v1.SnapshotProp
+	53, // 45: lvss.v1.SessionResponse.deleted:type_name -> lvss.v1.DeleteResult
+	54, // 46: lvss.v1.SessionResponse.supported:type_name -> lvss.v1.Bool
+	55, // 47: lvss.v1.SessionResponse.exposed:type_name -> lvss.v1.ExposeResult
+	56, // 48: lvss.v1.SessionResponse.session_id:type_name -> lvss.v1.SessionId
+	57, // 49: lvss.v1.SessionResponse.released:type_name -> lvss.v1.Released
+	14, // 50: lvss.v1.AddComponent.component:type_name -> lvss.v1.ComponentRef
+	14, // 51: lvss.v1.SetBackupOptions.component:type_name -> lvss.v1.ComponentRef
+	14, // 52: lvss.v1.SetPreviousBackupStamp.component:type_name -> lvss.v1.ComponentRef
+	14, // 53: lvss.v1.SetBackupSucceeded.component:type_name -> lvss.v1.ComponentRef
+	42, // 54: lvss.v1.WriterMetadataList.writers:type_name -> lvss.v1.WriterMetadataEntry
+	46, // 55: lvss.v1.WriterStatusList.writers:type_name -> lvss.v1.WriterStatus
+	49, // 56: lvss.v1.ObjectProp.snapshot:type_name -> lvss.v1.SnapshotProp
+	50, // 57: lvss.v1.ObjectProp.provider:type_name -> lvss.v1.ProviderProp
+	51, // 58: lvss.v1.ObjectList.objects:type_name -> lvss.v1.ObjectProp
+	59, // 59: lvss.v1.WriterMessage.hello:type_name -> lvss.v1.Hello
+	64, // 60: lvss.v1.WriterMessage.result:type_name -> lvss.v1.EventResult
+	61, // 61: lvss.v1.CoordinatorMessage.welcome:type_name -> lvss.v1.Welcome
+	63, // 62: lvss.v1.CoordinatorMessage.event:type_name -> lvss.v1.Event
 	0,  // 63: lvss.v1.Event.type:type_name -> lvss.v1.EventType
-	61, // 64: lvss.v1.Event.placements:type_name -> lvss.v1.PathPlacement
-	65, // 65: lvss.v1.ListWritersResponse.writers:type_name -> lvss.v1.WriterInfo
-	49, // 66: lvss.v1.ListProvidersResponse.providers:type_name -> lvss.v1.ProviderProp
-	74, // 67: lvss.v1.LogEvent.fields:type_name -> lvss.v1.LogEvent.FieldsEntry
-	70, // 68: lvss.v1.ListEventsResponse.events:type_name -> lvss.v1.LogEvent
-	48, // 69: lvss.v1.ListShadowsResponse.snapshots:type_name -> lvss.v1.SnapshotProp
-	2,  // 70: lvss.v1.Requester.Session:input_type -> lvss.v1.SessionRequest
-	57, // 71: lvss.v1.Writer.Subscribe:input_type -> lvss.v1.WriterMessage
-	64, // 72: lvss.v1.Admin.ListWriters:input_type -> lvss.v1.ListWritersRequest
-	67, // 73: lvss.v1.Admin.ListProviders:input_type -> lvss.v1.ListProvidersRequest
-	69, // 74: lvss.v1.Admin.ListEvents:input_type -> lvss.v1.ListEventsRequest
-	72, // 75: lvss.v1.Admin.ListShadows:input_type -> lvss.v1.ListShadowsRequest
-	3,  // 76: lvss.v1.Requester.Session:output_type -> lvss.v1.SessionResponse
-	59, // 77: lvss.v1.Writer.Subscribe:output_type -> lvss.v1.CoordinatorMessage
-	66, // 78: lvss.v1.Admin.ListWriters:output_type -> lvss.v1.ListWritersResponse
-	68, // 79: lvss.v1.Admin.ListProviders:output_type -> lvss.v1.ListProvidersResponse
-	71, // 80: lvss.v1.Admin.ListEvents:output_type -> lvss.v1.ListEventsResponse
-	73, // 81: lvss.v1.Admin.ListShadows:output_type -> lvss.v1.ListShadowsResponse
-	76, // [76:82] is the sub-list for method output_type
-	70, // [70:76] is the sub-list for method input_type
-	70, // [70:70] is the sub-list for extension type_name
-	70, // [70:70] is the sub-list for extension extendee
-	0,  // [0:70] is the sub-list for field type_name
+	62, // 64: lvss.v1.Event.placements:type_name -> lvss.v1.PathPlacement
+	66, // 65: lvss.v1.ListWritersResponse.writers:type_name -> lvss.v1.WriterInfo
+	50, // 66: lvss.v1.ListProvidersResponse.providers:type_name -> lvss.v1.ProviderProp
+	88, // 67: lvss.v1.LogEvent.fields:type_name -> lvss.v1.LogEvent.FieldsEntry
+	71, // 68: lvss.v1.ListEventsResponse.events:type_name -> lvss.v1.LogEvent
+	49, // 69: lvss.v1.ListShadowsResponse.snapshots:type_name -> lvss.v1.SnapshotProp
+	77, // 70: lvss.v1.StatusResponse.daemon:type_name -> lvss.v1.DaemonStatus
+	78, // 71: lvss.v1.StatusResponse.sessions:type_name -> lvss.v1.SessionStatus
+	79, // 72: lvss.v1.StatusResponse.creation_lock:type_name -> lvss.v1.CreationLock
+	80, // 73: lvss.v1.StatusResponse.frozen:type_name -> lvss.v1.FrozenFilesystem
+	66, // 74: lvss.v1.StatusResponse.writers:type_name -> lvss.v1.WriterInfo
+	81, // 75: lvss.v1.StatusResponse.volumes:type_name -> lvss.v1.VolumeSnapshots
+	82, // 76: lvss.v1.StatusResponse.providers:type_name -> lvss.v1.ProviderStorage
+	71, // 77: lvss.v1.StatusResponse.recent_errors:type_name -> lvss.v1.LogEvent
+	1,  // 78: lvss.v1.Finding.severity:type_name -> lvss.v1.Severity
+	77, // 79: lvss.v1.DoctorResponse.daemon:type_name -> lvss.v1.DaemonStatus
+	84, // 80: lvss.v1.DoctorResponse.findings:type_name -> lvss.v1.Finding
+	86, // 81: lvss.v1.DoctorResponse.volumes:type_name -> lvss.v1.VolumeDiagnosis
+	87, // 82: lvss.v1.VolumeDiagnosis.providers:type_name -> lvss.v1.ProviderVerdict
+	84, // 83: lvss.v1.VolumeDiagnosis.findings:type_name -> lvss.v1.Finding
+	3,  // 84: lvss.v1.Requester.Session:input_type -> lvss.v1.SessionRequest
+	58, // 85: lvss.v1.Writer.Subscribe:input_type -> lvss.v1.WriterMessage
+	65, // 86: lvss.v1.Admin.ListWriters:input_type -> lvss.v1.ListWritersRequest
+	68, // 87: lvss.v1.Admin.ListProviders:input_type -> lvss.v1.ListProvidersRequest
+	70, // 88: lvss.v1.Admin.ListEvents:input_type -> lvss.v1.ListEventsRequest
+	73, // 89: lvss.v1.Admin.ListShadows:input_type -> lvss.v1.ListShadowsRequest
+	75, // 90: lvss.v1.Admin.Status:input_type -> lvss.v1.StatusRequest
+	83, // 91: lvss.v1.Admin.Doctor:input_type -> lvss.v1.DoctorRequest
+	4,  // 92: lvss.v1.Requester.Session:output_type -> lvss.v1.SessionResponse
+	60, // 93: lvss.v1.Writer.Subscribe:output_type -> lvss.v1.CoordinatorMessage
+	67, // 94: lvss.v1.Admin.ListWriters:output_type -> lvss.v1.ListWritersResponse
+	69, // 95: lvss.v1.Admin.ListProviders:output_type -> lvss.v1.ListProvidersResponse
+	72, // 96: lvss.v1.Admin.ListEvents:output_type -> lvss.v1.ListEventsResponse
+	74, // 97: lvss.v1.Admin.ListShadows:output_type -> lvss.v1.ListShadowsResponse
+	76, // 98: lvss.v1.Admin.Status:output_type -> lvss.v1.StatusResponse
+	85, // 99: lvss.v1.Admin.Doctor:output_type -> lvss.v1.DoctorResponse
+	92, // [92:100] is the sub-list for method output_type
+	84, // [84:92] is the sub-list for method input_type
+	84, // [84:84] is the sub-list for extension type_name
+	84, // [84:84] is the sub-list for extension extendee
+	0,  // [0:84] is the sub-list for field type_name
 }
 
 func init() { file_lvss_proto_init() }
@@ -5690,8 +7203,8 @@ func file_lvss_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_lvss_proto_rawDesc), len(file_lvss_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   74,
+			NumEnums:      2,
+			NumMessages:   87,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

@@ -257,6 +257,8 @@ const (
 	Admin_ListProviders_FullMethodName = "/lvss.v1.Admin/ListProviders"
 	Admin_ListEvents_FullMethodName    = "/lvss.v1.Admin/ListEvents"
 	Admin_ListShadows_FullMethodName   = "/lvss.v1.Admin/ListShadows"
+	Admin_Status_FullMethodName        = "/lvss.v1.Admin/Status"
+	Admin_Doctor_FullMethodName        = "/lvss.v1.Admin/Doctor"
 )
 
 // AdminClient is the client API for Admin service.
@@ -272,6 +274,20 @@ type AdminClient interface {
 	// ListShadows lists snapshots of every context, including other
 	// sessions' live auto-release snapshots (live_session tells them apart).
 	ListShadows(ctx context.Context, in *ListShadowsRequest, opts ...grpc.CallOption) (*ListShadowsResponse, error)
+	// Status is what lvssd is doing right now (lvss status): its sessions,
+	// the creation lock, the filesystems held frozen, its writers, the
+	// snapshots per volume against the cap and the space where they are
+	// kept, and the latest errors of the event log. It is assembled from
+	// copies taken under short locks: it never waits for a writer, a
+	// provider or a frozen filesystem.
+	Status(ctx context.Context, in *StatusRequest, opts ...grpc.CallOption) (*StatusResponse, error)
+	// Doctor is lvssd's preflight of its host (lvss doctor): for each
+	// mounted filesystem, configured volume and volume with snapshots,
+	// which provider would take it and why the others would not, whether
+	// the kernel can freeze it, and what stands in the way of snapshotting
+	// it; the run and state directories; the subscribed writers. It
+	// changes nothing.
+	Doctor(ctx context.Context, in *DoctorRequest, opts ...grpc.CallOption) (*DoctorResponse, error)
 }
 
 type adminClient struct {
@@ -322,6 +338,26 @@ func (c *adminClient) ListShadows(ctx context.Context, in *ListShadowsRequest, o
 	return out, nil
 }
 
+func (c *adminClient) Status(ctx context.Context, in *StatusRequest, opts ...grpc.CallOption) (*StatusResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(StatusResponse)
+	err := c.cc.Invoke(ctx, Admin_Status_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminClient) Doctor(ctx context.Context, in *DoctorRequest, opts ...grpc.CallOption) (*DoctorResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DoctorResponse)
+	err := c.cc.Invoke(ctx, Admin_Doctor_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServer is the server API for Admin service.
 // All implementations must embed UnimplementedAdminServer
 // for forward compatibility.
@@ -335,6 +371,20 @@ type AdminServer interface {
 	// ListShadows lists snapshots of every context, including other
 	// sessions' live auto-release snapshots (live_session tells them apart).
 	ListShadows(context.Context, *ListShadowsRequest) (*ListShadowsResponse, error)
+	// Status is what lvssd is doing right now (lvss status): its sessions,
+	// the creation lock, the filesystems held frozen, its writers, the
+	// snapshots per volume against the cap and the space where they are
+	// kept, and the latest errors of the event log. It is assembled from
+	// copies taken under short locks: it never waits for a writer, a
+	// provider or a frozen filesystem.
+	Status(context.Context, *StatusRequest) (*StatusResponse, error)
+	// Doctor is lvssd's preflight of its host (lvss doctor): for each
+	// mounted filesystem, configured volume and volume with snapshots,
+	// which provider would take it and why the others would not, whether
+	// the kernel can freeze it, and what stands in the way of snapshotting
+	// it; the run and state directories; the subscribed writers. It
+	// changes nothing.
+	Doctor(context.Context, *DoctorRequest) (*DoctorResponse, error)
 	mustEmbedUnimplementedAdminServer()
 }
 
@@ -356,6 +406,12 @@ func (UnimplementedAdminServer) ListEvents(context.Context, *ListEventsRequest) 
 }
 func (UnimplementedAdminServer) ListShadows(context.Context, *ListShadowsRequest) (*ListShadowsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListShadows not implemented")
+}
+func (UnimplementedAdminServer) Status(context.Context, *StatusRequest) (*StatusResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Status not implemented")
+}
+func (UnimplementedAdminServer) Doctor(context.Context, *DoctorRequest) (*DoctorResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Doctor not implemented")
 }
 func (UnimplementedAdminServer) mustEmbedUnimplementedAdminServer() {}
 func (UnimplementedAdminServer) testEmbeddedByValue()               {}
@@ -450,6 +506,42 @@ func _Admin_ListShadows_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Admin_Status_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(StatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).Status(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_Status_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).Status(ctx, req.(*StatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Admin_Doctor_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DoctorRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).Doctor(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_Doctor_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).Doctor(ctx, req.(*DoctorRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Admin_ServiceDesc is the grpc.ServiceDesc for Admin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -472,6 +564,14 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListShadows",
 			Handler:    _Admin_ListShadows_Handler,
+		},
+		{
+			MethodName: "Status",
+			Handler:    _Admin_Status_Handler,
+		},
+		{
+			MethodName: "Doctor",
+			Handler:    _Admin_Doctor_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
