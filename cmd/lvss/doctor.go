@@ -40,7 +40,9 @@ freeze it (FIFREEZE, which the exec provider's commits run inside), what would
 make its snapshot fail or miss data (a btrfs snapshot directory on another
 filesystem, nested subvolumes, too little free space, the per-volume cap);
 whether its run dir is on a tmpfs and its state dir on a filesystem no
-provider freezes; and each subscribed writer's state and last failure.
+provider freezes; each subscribed writer's state and last failure; and that
+every writer configured for lvss-writer@NAME.service (/etc/lvss/writers/
+NAME.conf, or $LVSS_WRITERS_DIR) is subscribed.
 
 Each finding has a severity (ok, info, warning, error) and, when there is
 something to do, a fix. When lvssd does not answer, the checks lvss can make
@@ -78,11 +80,12 @@ type groupedFinding struct {
 
 // doctorReport is everything lvss doctor prints.
 type doctorReport struct {
-	socket    string
-	reachable bool
-	daemon    *client.DaemonInfo
-	diag      *client.Diagnosis
-	findings  []groupedFinding
+	socket     string
+	writersDir string // where the writer units' NAME.conf files are
+	reachable  bool
+	daemon     *client.DaemonInfo
+	diag       *client.Diagnosis
+	findings   []groupedFinding
 	// volumes are lvssd's, or (local) the ones lvss could see alone.
 	volumes []client.VolumeDiagnosis
 	local   bool
@@ -109,7 +112,10 @@ func (r *doctorReport) add(group string, f client.Finding) {
 }
 
 func doctor(ctx context.Context, socket string, asJSON bool, out io.Writer) error {
-	r := &doctorReport{socket: client.SocketPath(socket)}
+	r := &doctorReport{socket: client.SocketPath(socket), writersDir: writersDir}
+	if d := os.Getenv("LVSS_WRITERS_DIR"); d != "" {
+		r.writersDir = d
+	}
 	err := r.run(ctx, socket)
 	if ctx.Err() != nil {
 		return ctx.Err() // interrupted: 130, and no half report
@@ -176,6 +182,7 @@ func (r *doctorReport) run(ctx context.Context, socket string) error {
 	for _, f := range dg.Findings {
 		r.add(groupOf(f.Check), f)
 	}
+	r.addConfiguredWriters(ctx, conn, r.writersDir)
 	r.volumes = dg.Volumes
 	return nil
 }

@@ -3,10 +3,12 @@ package main
 import (
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/lvss/lvss/client"
+	"github.com/lvss/lvss/vss"
 )
 
 func doctorJSON(t *testing.T, socket string, wantCode int) map[string]any {
@@ -145,5 +147,61 @@ Volumes
 	}
 	if n := r.count(); n[client.SeverityError] != 1 || n[client.SeverityOK] != 3 {
 		t.Errorf("count: %v", n)
+	}
+}
+
+// Writers configured for lvss-writer@NAME.service must be subscribed: one
+// that is, is ok; one that is not, or a file naming no writer, is an
+// error with what to look at, and doctor exits 1.
+func TestDoctorConfiguredWriters(t *testing.T) {
+	srv := startLvssd(t)
+	runTestWriter(t, srv.Socket, "pg", "main", vss.LevelBackEnd, newTestWriter(srv.Volume(t, "pg")))
+	dir := t.TempDir()
+	for name, content := range map[string]string{
+		"pg-main.conf": "# the subscribed one\n--log-level=debug\nexec\n--name\npg\n--instance-name=main\n--component\ndata=/srv\n",
+		"shop.conf":    "postgres\n--instance-name\nshop\n",
+		"empty.conf":   "--log-format\njson\n",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("LVSS_WRITERS_DIR", dir)
+	r := doctorJSON(t, srv.Socket, 1)
+	got := map[string]map[string]any{}
+	for _, f := range r["findings"].([]any) {
+		if m := f.(map[string]any); m["check"] == "writer.configured" {
+			got[m["subject"].(string)] = m
+		}
+	}
+	for unit, want := range map[string]struct{ severity, says string }{
+		"lvss-writer@pg-main.service": {"ok", "subscribed as 'pg (main)'"},
+		"lvss-writer@shop.service":    {"error", "no writer 'postgres (shop)' is subscribed"},
+		"lvss-writer@empty.service":   {"error", "names no writer"},
+	} {
+		f := got[unit]
+		if f == nil || f["severity"] != want.severity || !strings.Contains(f["message"].(string), want.says) || f["group"] != "writers" {
+			t.Errorf("%s: %v, want %s %q", unit, f, want.severity, want.says)
+		}
+	}
+	if f := got["lvss-writer@shop.service"]; f != nil && !strings.Contains(f["fix"].(string), "journalctl -u lvss-writer@shop.service") {
+		t.Errorf("fix: %v", f["fix"])
+	}
+}
+
+func TestWriterArgs(t *testing.T) {
+	for _, tc := range []struct {
+		args                 []string
+		kind, name, instance string
+	}{
+		{[]string{"postgres", "--dsn", "host=/run/postgresql", "--instance-name", "15/main"}, "postgres", "postgres", "15/main"},
+		{[]string{"--socket", "/run/x.sock", "exec", "--name=nginx", "--on-freeze", "nginx -s stop"}, "exec", "nginx", ""},
+		{[]string{"--log-level=debug", "sqlite", "--db", "/srv/a.db", "--name", "shop"}, "sqlite", "shop", ""},
+		{[]string{"--log-format", "json"}, "", "", ""},
+	} {
+		k, n, i := writerArgs(tc.args)
+		if k != tc.kind || n != tc.name || i != tc.instance {
+			t.Errorf("writerArgs(%q) = %q %q %q, want %q %q %q", tc.args, k, n, i, tc.kind, tc.name, tc.instance)
+		}
 	}
 }

@@ -131,8 +131,13 @@ func RemoveBinaries() {
 }
 
 // Main runs the tests, removes the binaries they built and exits with
-// their status: the whole TestMain of a package that uses Bin.
+// their status: the whole TestMain of a package that uses Bin. It keeps
+// the machine's /etc/lvss/writers from the tests (LVSS_WRITERS_DIR).
 func Main(m *testing.M) {
+	// The machine's own lvss configuration must not reach a test: lvss
+	// doctor reads the writer units' files from $LVSS_WRITERS_DIR, else
+	// /etc/lvss/writers; a directory that does not exist is none.
+	os.Setenv("LVSS_WRITERS_DIR", filepath.Join(os.TempDir(), fmt.Sprintf("lvss-no-writers-%d", os.Getpid())))
 	code := m.Run()
 	RemoveBinaries()
 	os.Exit(code)
