@@ -96,7 +96,7 @@ func boot(t *testing.T) *machine {
 		testenv.Missing(t, "/lib/systemd/systemd (apt-get install systemd)")
 	}
 	dir := t.TempDir()
-	deb := buildDeb(t, dir)
+	deb := buildDeb(t, dir, "9.9.9+test")
 	script := filepath.Join(dir, "inner.sh")
 	if err := os.WriteFile(script, []byte(inner), 0o755); err != nil {
 		t.Fatal(err)
@@ -177,19 +177,20 @@ func boot(t *testing.T) *machine {
 	return m
 }
 
-// buildDeb runs make deb into dir and returns the package's path.
-func buildDeb(t *testing.T, dir string) string {
+// buildDeb runs make deb into dir, as version, and returns the package's
+// path.
+func buildDeb(t *testing.T, dir, version string) string {
 	t.Helper()
 	root, err := exec.Command("go", "env", "GOMOD").Output()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("make", "deb", "DIST="+filepath.Join(dir, "dist"), "BIN="+filepath.Join(dir, "bin"), "VERSION=9.9.9+test")
+	cmd := exec.Command("make", "deb", "DIST="+filepath.Join(dir, "dist"), "BIN="+filepath.Join(dir, "bin"), "VERSION="+version)
 	cmd.Dir = filepath.Dir(strings.TrimSpace(string(root)))
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("make deb: %v\n%s", err, out)
 	}
-	debs, _ := filepath.Glob(filepath.Join(dir, "dist", "lvss_9.9.9+test_*.deb"))
+	debs, _ := filepath.Glob(filepath.Join(dir, "dist", "lvss_"+version+"_*.deb"))
 	if len(debs) != 1 {
 		t.Fatalf("make deb made %v", debs)
 	}
@@ -470,6 +471,28 @@ timeout = "20s"
 		noSnapshot(t)
 	})
 
+	t.Run("upgrade", func(t *testing.T) {
+		m.t = t
+		// The admin's configuration, changed from the package's.
+		mine := "[limits]\nmax_snapshots_per_volume = 100\n"
+		m.write("/etc/lvss/lvssd.toml", mine)
+		m.run("systemctl", "restart", "lvssd.service")
+		before := m.lvssdActive("")
+		deb := buildDeb(t, t.TempDir(), "9.9.10+test")
+		if err := os.WriteFile(m.root+"/run/lvss-upgrade.deb", mustRead(t, deb), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		m.run("apt-get", "install", "-y", "-q", "--no-install-recommends", "/run/lvss-upgrade.deb")
+		if v := m.run("lvssd", "--version"); !strings.HasPrefix(v, "lvssd 9.9.10+test ") {
+			t.Errorf("after the upgrade: %q", v)
+		}
+		// The running lvssd was restarted on the new binary.
+		m.lvssdActive(before)
+		if b, _ := os.ReadFile(m.root + "/etc/lvss/lvssd.toml"); string(b) != mine {
+			t.Errorf("the upgrade changed /etc/lvss/lvssd.toml:\n%s", b)
+		}
+	})
+
 	t.Run("remove and purge keep snapshots", func(t *testing.T) {
 		m.t = t
 		m.write("/etc/lvss/lvssd.toml", "")
@@ -507,4 +530,13 @@ timeout = "20s"
 			}
 		}
 	})
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
