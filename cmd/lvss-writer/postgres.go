@@ -76,7 +76,7 @@ links in the data directory. See docs/writer-postgres.md.`,
 	f.StringVar(&cfg.InstanceName, "instance-name", "", "instance name, unique per class (needed to run a writer per cluster, e.g. 15/main)")
 	f.DurationVar(&cfg.FreezeTimeout, "freeze-timeout", 0, "Freeze→Thaw window to ask for (default 60s; lvssd may grant less)")
 	f.DurationVar(&cfg.ConnectTimeout, "connect-timeout", 0, "bound on each connection attempt (default the DSN's connect_timeout, else 10s)")
-	f.StringVar(&mode, "mode", string(pgwriter.ModeSnapshot), "how the cluster is made restorable; the only mode is snapshot (crash-consistent)")
+	f.StringVar(&mode, "mode", string(pgwriter.ModeSnapshot), "how the cluster is made restorable: snapshot (crash-consistent) or pitr (base backup for point-in-time recovery; needs WAL archiving)")
 	f.BoolVar(&checkpoint, "checkpoint", true, "run CHECKPOINT at PrepareForSnapshot so that recovery of the snapshot is short (needs pg_checkpoint)")
 	return cmd
 }

@@ -40,13 +40,16 @@ const MinServerVersion = 150000
 // Mode is how the writer makes the cluster restorable from a snapshot.
 type Mode string
 
-// ModeSnapshot is the crash-consistent mode, the only one so far: the
-// snapshot set captures data, WAL and tablespaces at one instant, and a
-// server started on the copy recovers as after a power failure. A
-// point-in-time-recovery mode ("pitr": pg_backup_start before the
-// snapshot, pg_backup_stop after it, the backup label kept in the backup's
-// metadata) is planned; see mode.go.
+// ModeSnapshot is the crash-consistent mode: the snapshot set captures
+// data, WAL and tablespaces at one instant, and a server started on the
+// copy recovers as after a power failure.
 const ModeSnapshot Mode = "snapshot"
+
+// ModePITR makes each snapshot a base backup for point-in-time recovery:
+// pg_backup_start before the snapshot, pg_backup_stop after it, the
+// backup label kept in the component's backup metadata; the server must
+// archive its WAL (mode.go, pitrMode).
+const ModePITR Mode = "pitr"
 
 // Config says which server the writer covers and how it behaves.
 type Config struct {
@@ -76,7 +79,7 @@ type Config struct {
 	// connect_timeout, else DefaultConnectTimeout. The event's deadline
 	// bounds it as well.
 	ConnectTimeout time.Duration
-	// Mode is "" or ModeSnapshot.
+	// Mode is "" (ModeSnapshot), ModeSnapshot or ModePITR.
 	Mode Mode
 	// NoCheckpoint skips the CHECKPOINT in PrepareForSnapshot. The snapshot
 	// is as consistent without it, but a server started on it replays all

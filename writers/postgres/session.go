@@ -60,10 +60,9 @@ type session struct {
 	freezeAt, lockedAt time.Time
 }
 
-// release closes the pinned connection, if open, and logs the hold
-// record when the session was frozen. It returns the error of closing,
-// which changes nothing: the connection is gone either way.
-func (s *session) release(ctx context.Context, by string) error {
+// endHold logs the hold record when the session was frozen, and returns
+// when the hold ended.
+func (s *session) endHold(by string) time.Time {
 	releasing := time.Now()
 	if s.frozen {
 		// Exactly the attributes the operators' and tests' tooling reads.
@@ -71,6 +70,14 @@ func (s *session) release(ctx context.Context, by string) error {
 			"freeze_at", s.freezeAt, "locked_at", s.lockedAt, "release_at", releasing)
 		s.frozen = false
 	}
+	return releasing
+}
+
+// release closes the pinned connection, if open, and logs the hold
+// record when the session was frozen. It returns the error of closing,
+// which changes nothing: the connection is gone either way.
+func (s *session) release(ctx context.Context, by string) error {
+	releasing := s.endHold(by)
 	if s.conn == nil {
 		return nil
 	}

@@ -106,6 +106,9 @@ func (w *Writer) Identify(ctx context.Context, md *writer.Metadata) error {
 	if err != nil {
 		return err
 	}
+	if err := w.strat.check(ctx, conn); err != nil {
+		return err
+	}
 	md.SetRestoreMethod(vss.RMECustom, "", restoreProcedure, vss.WRENever, false)
 	version := l.Version
 	if f := strings.Fields(version); len(f) > 0 {
@@ -281,7 +284,8 @@ func (w *Writer) Freeze(ctx context.Context, ev *writer.Event) error {
 }
 
 // Thaw lets the mode finish its work now that the snapshot exists, then
-// closes the session's connection.
+// closes the session's connection (a mode that holds it past Thaw, pitr,
+// keeps it for PostSnapshot; the hold record ends here all the same).
 func (w *Writer) Thaw(ctx context.Context, ev *writer.Event) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -295,6 +299,10 @@ func (w *Writer) Thaw(ctx context.Context, ev *writer.Event) error {
 		return nil
 	}
 	err := w.strat.thaw(ctx, s)
+	if err == nil && w.strat.holdsPastThaw() && s.conn != nil {
+		s.endHold("Thaw")
+		return nil
+	}
 	w.releaseSession(ctx, s, "Thaw")
 	return err
 }
@@ -335,14 +343,24 @@ func (w *Writer) releaseSession(ctx context.Context, s *session, by string) {
 	}
 }
 
-// PostSnapshot records in the cluster component's backup metadata what a
-// restore needs to know about the snapshot (backupInfo, as JSON).
-func (w *Writer) PostSnapshot(_ context.Context, ev *writer.Event, c *writer.Components) error {
-	if err := w.mu.LockOpen(); err != nil {
+// PostSnapshot lets a mode that held the connection past Thaw finish
+// (pitr: pg_backup_stop), then records in the cluster component's backup
+// metadata what a restore needs to know about the snapshot (backupInfo,
+// as JSON).
+func (w *Writer) PostSnapshot(ctx context.Context, ev *writer.Event, c *writer.Components) error {
+	ctx, done, err := w.mu.Begin(ctx)
+	if err != nil {
 		return err
 	}
-	defer w.mu.Unlock()
+	defer done()
 	s := w.sessions[ev.SessionID]
+	if s != nil && s.conn != nil {
+		err := w.strat.postSnapshot(ctx, s)
+		w.releaseSession(ctx, s, "PostSnapshot")
+		if err != nil {
+			return err
+		}
+	}
 	comp := c.Get("", ComponentName)
 	if s == nil || s.layout == nil || comp == nil || !c.Writable() || comp.BackupMetadata != nil {
 		return nil

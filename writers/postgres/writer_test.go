@@ -160,7 +160,7 @@ func TestNewRefusesBadConfigs(t *testing.T) {
 	}{
 		{Config{DSN: "host=/x port=notaport"}, "--dsn"},
 		{Config{DSN: "postgres://%zz"}, "--dsn"},
-		{Config{Mode: "pitr"}, `the only mode is "snapshot"`},
+		{Config{Mode: "archive"}, `say "snapshot" (crash-consistent snapshots) or "pitr"`},
 		{Config{FreezeTimeout: -time.Second}, "negative"},
 		{Config{ConnectTimeout: -time.Second}, "negative"},
 	} {
@@ -832,4 +832,17 @@ func TestPrepareSnapshotVetoesADataDirectoryOutsideTheSet(t *testing.T) {
 		t.Fatalf("PrepareSnapshot: %v", f)
 	}
 	s.ok(writer.EventBackupShutdown)
+}
+
+// --mode pitr needs WAL archiving: Identify fails, saying what to set,
+// against a server that does not archive (the test clusters do not).
+func TestPITRNeedsArchiving(t *testing.T) {
+	p := startServer(t, "")
+	_, w := mustNew(t, Config{DSN: p.DSN("postgres"), Mode: ModePITR})
+	_, err := identify(t, w)
+	var f *writer.Failure
+	if !errors.As(err, &f) || f.Code != vsserr.WriterErrorNonRetryable || !strings.Contains(err.Error(), "archive_mode is off") ||
+		!strings.Contains(err.Error(), "archive_command") {
+		t.Fatalf("Identify in pitr mode without archiving: %v", err)
+	}
 }
