@@ -253,6 +253,9 @@ func (r RestoreType) String() string { return rtTable.name(r) }
 // ParseRestoreType accepts a name or number.
 func ParseRestoreType(s string) (RestoreType, error) { return rtTable.parse("restore type", s) }
 
+// Valid reports whether r is a VSS_RESTORE_TYPE value.
+func (r RestoreType) Valid() bool { _, ok := rtTable.names[r]; return ok }
+
 // WriterState is VSS_WRITER_STATE (vss-reference §3.3).
 type WriterState int32
 
@@ -458,6 +461,14 @@ var rsTable = newTable[FileRestoreStatus](RSUndefined, "VSS_RS_UNDEFINED", RSNon
 
 func (r FileRestoreStatus) String() string { return rsTable.name(r) }
 
+// Valid reports whether r is a VSS_FILE_RESTORE_STATUS value.
+func (r FileRestoreStatus) Valid() bool { _, ok := rsTable.names[r]; return ok }
+
+// ParseFileRestoreStatus accepts a name or number.
+func ParseFileRestoreStatus(s string) (FileRestoreStatus, error) {
+	return rsTable.parse("file restore status", s)
+}
+
 // RollForwardType is VSS_ROLLFORWARD_TYPE.
 type RollForwardType int32
 
@@ -472,6 +483,24 @@ const (
 var rfTable = newTable[RollForwardType](RFUndefined, "VSS_RF_UNDEFINED", RFNone, "VSS_RF_NONE", RFAll, "VSS_RF_ALL", RFPartial, "VSS_RF_PARTIAL")
 
 func (r RollForwardType) String() string { return rfTable.name(r) }
+
+// Valid reports whether r is a VSS_ROLLFORWARD_TYPE value.
+func (r RollForwardType) Valid() bool { _, ok := rfTable.names[r]; return ok }
+
+// ParseRollForwardType accepts a name or number.
+func ParseRollForwardType(s string) (RollForwardType, error) {
+	return rfTable.parse("roll-forward type", s)
+}
+
+// The VSS_BACKUP_SCHEMA bits that restore calls depend on (vss-reference
+// §1.6): a writer without the bit does not support the call's feature.
+const (
+	SchemaWriterSupportsNewTarget       uint32 = 0x100
+	SchemaWriterSupportsRestoreWithMove uint32 = 0x200
+	SchemaRollForwardRestore            uint32 = 0x1000
+	SchemaRestoreRename                 uint32 = 0x2000
+	SchemaAuthoritativeRestore          uint32 = 0x4000
+)
 
 // Component flags (VSS_COMPONENT_FLAGS).
 const (

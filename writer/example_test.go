@@ -12,6 +12,7 @@ import (
 
 	"github.com/lvss/lvss/document"
 	"github.com/lvss/lvss/vss"
+	"github.com/lvss/lvss/vsserr"
 	"github.com/lvss/lvss/writer"
 	"github.com/lvss/lvss/writer/writertest"
 )
@@ -79,6 +80,9 @@ type appWriter struct{ app *app }
 var appClass = uuid.MustParse("5d2a7f4e-3c1b-4e8a-9f60-1a2b3c4d5e6f")
 
 func (w *appWriter) Identify(_ context.Context, md *writer.Metadata) error {
+	// The writer takes part in restores: it stops the application for the
+	// copy and brings it back afterwards.
+	md.SetRestoreMethod(vss.RMERestoreIfCanReplace, "", "", vss.WREAlways, false)
 	if err := md.AddComponent(document.Component{
 		Type: vss.ComponentFileGroup, Name: "data", Caption: "application data", Selectable: true,
 	}); err != nil {
@@ -120,6 +124,33 @@ func (w *appWriter) PostSnapshot(_ context.Context, _ *writer.Event, c *writer.C
 	return nil
 }
 
+// PreRestore takes the application offline so that the files can be
+// replaced: it holds the write lock, as a freeze does.
+func (w *appWriter) PreRestore(ctx context.Context, _ *writer.Event, c *writer.Components) error {
+	for _, comp := range c.List() {
+		if comp.SelectedForRestore {
+			meta := "restored-by=example"
+			comp.RestoreMetadata = &meta
+		}
+	}
+	return w.app.freeze(ctx)
+}
+
+// PostRestore brings the application back when its files are whole: all
+// restored (VSS_RS_ALL) or none touched (VSS_RS_NONE, the old ones are
+// still there). After a partial copy (VSS_RS_FAILED) or without a status
+// it stays offline and says why.
+func (w *appWriter) PostRestore(_ context.Context, _ *writer.Event, c *writer.Components) error {
+	for _, comp := range c.List() {
+		if comp.SelectedForRestore && comp.FileRestoreStatus != vss.RSAll && comp.FileRestoreStatus != vss.RSNone {
+			comp.PostRestoreFailureMsg = "the data files are incomplete; restore them again"
+			return writer.Fail(vsserr.WriterErrorNonRetryable, vsserr.Fail, "%s: restore status %s", comp.Name, comp.FileRestoreStatus)
+		}
+	}
+	w.app.thaw()
+	return nil
+}
+
 func TestConformance(t *testing.T) {
 	var a *app
 	writertest.Run(t, func(t *testing.T) (writer.Identity, writer.Writer) {
@@ -138,6 +169,21 @@ func TestConformance(t *testing.T) {
 			defer cancel()
 			if err := a.Write(ctx, []byte("x")); err != nil {
 				t.Errorf("the application cannot write after release: %v", err)
+			}
+		},
+		CheckPreRestored: func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+			defer cancel()
+			if err := a.Write(ctx, []byte("x")); err == nil {
+				t.Error("the application wrote while its files were being restored")
+			}
+		},
+		CheckRestored: func(t *testing.T, st vss.FileRestoreStatus) {
+			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+			defer cancel()
+			err := a.Write(ctx, []byte("x"))
+			if online := st == vss.RSAll || st == vss.RSNone; online != (err == nil) {
+				t.Errorf("after a restore with %s the application is online=%t, want %t", st, err == nil, online)
 			}
 		},
 	})

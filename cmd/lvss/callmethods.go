@@ -282,6 +282,70 @@ var methods = []*method{
 			r.vars["SESSION_ID"] = guidText(id)
 			return obj{{"session_id", guidText(id)}}, nil
 		}},
+	// Restore sessions (vss-reference §2.2, D21).
+	{name: "SetRestoreState", params: []param{req("restoreType", kRestoreType)},
+		run: func(ctx context.Context, r *runner, a args) (obj, error) {
+			return nil, r.bc.SetRestoreState(ctx, a.restoreType(0))
+		}},
+	{name: "SetSelectedForRestore", params: withComponent(nil, req("selected", kBool)),
+		run: func(ctx context.Context, r *runner, a args) (obj, error) {
+			return nil, r.bc.SetSelectedForRestore(ctx, a.guid(0), a.ct(1), a.str(2), a.str(3), a.boolean(4))
+		}},
+	{name: "SetSelectedForRestoreEx", params: withComponent(nil, req("selected", kBool), opt("instanceId", kGUID, "GUID_NULL")),
+		run: func(ctx context.Context, r *runner, a args) (obj, error) {
+			return nil, r.bc.SetSelectedForRestoreEx(ctx, a.guid(0), a.ct(1), a.str(2), a.str(3), a.boolean(4), a.guid(5))
+		}},
+	{name: "AddRestoreSubcomponent", params: withComponent(nil, req("subLogicalPath", kString), req("subName", kString),
+		opt("repair", kBool, "false")),
+		run: func(ctx context.Context, r *runner, a args) (obj, error) {
+			return nil, r.bc.AddRestoreSubcomponent(ctx, a.guid(0), a.ct(1), a.str(2), a.str(3), a.str(4), a.str(5), a.boolean(6))
+		}},
+	{name: "SetRestoreOptions", params: withComponent(nil, req("options", kString)),
+		run: func(ctx context.Context, r *runner, a args) (obj, error) {
+			return nil, r.bc.SetRestoreOptions(ctx, a.guid(0), a.ct(1), a.str(2), a.str(3), a.str(4))
+		}},
+	{name: "SetAdditionalRestores", params: withComponent(nil, req("additionalRestores", kBool)),
+		run: func(ctx context.Context, r *runner, a args) (obj, error) {
+			return nil, r.bc.SetAdditionalRestores(ctx, a.guid(0), a.ct(1), a.str(2), a.str(3), a.boolean(4))
+		}},
+	{name: "AddNewTarget", params: withComponent(nil, req("path", kString), req("filespec", kString), req("recursive", kBool),
+		req("alternatePath", kString)),
+		run: func(ctx context.Context, r *runner, a args) (obj, error) {
+			return nil, r.bc.AddNewTarget(ctx, a.guid(0), a.ct(1), a.str(2), a.str(3), a.str(4), a.str(5), a.boolean(6), a.str(7))
+		}},
+	{name: "SetAuthoritativeRestore", params: withComponent(nil, req("authoritative", kBool)),
+		run: func(ctx context.Context, r *runner, a args) (obj, error) {
+			return nil, r.bc.SetAuthoritativeRestore(ctx, a.guid(0), a.ct(1), a.str(2), a.str(3), a.boolean(4))
+		}},
+	{name: "SetRollForward", params: withComponent(nil, req("rollForwardType", kRollForward), opt("rollForwardPoint", kString, "")),
+		run: func(ctx context.Context, r *runner, a args) (obj, error) {
+			return nil, r.bc.SetRollForward(ctx, a.guid(0), a.ct(1), a.str(2), a.str(3), a.rollForward(4), a.str(5))
+		}},
+	{name: "SetRestoreName", params: withComponent(nil, req("restoreName", kString)),
+		run: func(ctx context.Context, r *runner, a args) (obj, error) {
+			return nil, r.bc.SetRestoreName(ctx, a.guid(0), a.ct(1), a.str(2), a.str(3), a.str(4))
+		}},
+	{name: "PreRestore", async: true,
+		start: func(ctx context.Context, r *runner, a args) (*client.Async, error) {
+			return r.bc.PreRestore(ctx)
+		}},
+	{name: "SetFileRestoreStatus", params: withComponent(nil, req("status", kFileRestoreStatus)),
+		run: func(ctx context.Context, r *runner, a args) (obj, error) {
+			return nil, r.bc.SetFileRestoreStatus(ctx, a.guid(0), a.ct(1), a.str(2), a.str(3), a.fileRestoreStatus(4))
+		}},
+	{name: "AddAlternativeLocationMapping", params: withComponent(nil, req("path", kString), req("filespec", kString),
+		req("recursive", kBool), req("destination", kString)),
+		run: func(ctx context.Context, r *runner, a args) (obj, error) {
+			return nil, r.bc.AddAlternativeLocationMapping(ctx, a.guid(0), a.ct(1), a.str(2), a.str(3), a.str(4), a.str(5), a.boolean(6), a.str(7))
+		}},
+	{name: "SetRangesFilePath", params: withComponent(nil, req("partialFileIndex", kIndex), req("rangesFile", kString)),
+		run: func(ctx context.Context, r *runner, a args) (obj, error) {
+			return nil, r.bc.SetRangesFilePath(ctx, a.guid(0), a.ct(1), a.str(2), a.str(3), a.index(4), a.str(5))
+		}},
+	{name: "PostRestore", async: true,
+		start: func(ctx context.Context, r *runner, a args) (*client.Async, error) {
+			return r.bc.PostRestore(ctx)
+		}},
 	// IVssAsync methods on a handle.
 	{name: "Wait", params: []param{req("async", kHandle), opt("timeoutMs", kTimeout, "INFINITE")}},
 	{name: "QueryStatus", params: []param{req("async", kHandle)}},
@@ -511,10 +575,66 @@ func writerComponentsObj(wc *document.WriterComponents) obj {
 		if c.BackupMetadata != nil {
 			o = o.add("backup_metadata", *c.BackupMetadata)
 		}
-		comps = append(comps, o)
+		comps = append(comps, restoreFields(o, &c))
 	}
 	return obj{{"instance_id", guidText(wc.InstanceID)}, {"writer_id", guidText(wc.WriterID)},
 		{"instance_name", wc.InstanceName}, {"components", comps}}
+}
+
+// restoreFields adds what a restore reads and writes in a component
+// (vss-reference §3.8): the requester's selection and settings, the
+// writer's target and metadata, the results of the copy.
+func restoreFields(o obj, c *document.ComponentState) obj {
+	o = o.add("selected_for_restore", c.SelectedForRestore).add("restore_options", c.RestoreOptions).
+		add("additional_restores", c.AdditionalRestores).add("restore_target", c.RestoreTarget.String()).
+		add("file_restore_status", c.FileRestoreStatus.String())
+	if c.RestoreMetadata != nil {
+		o = o.add("restore_metadata", *c.RestoreMetadata)
+	}
+	if c.RollForwardType != vss.RFUndefined {
+		o = o.add("roll_forward_type", c.RollForwardType.String()).add("roll_forward_point", c.RollForwardPoint)
+	}
+	if c.RestoreName != "" {
+		o = o.add("restore_name", c.RestoreName)
+	}
+	if c.AuthoritativeRestore {
+		o = o.add("authoritative_restore", true)
+	}
+	for _, m := range []struct{ key, msg string }{{"pre_restore_failure_msg", c.PreRestoreFailureMsg}, {"post_restore_failure_msg", c.PostRestoreFailureMsg}} {
+		if m.msg != "" {
+			o = o.add(m.key, m.msg)
+		}
+	}
+	if len(c.RestoreSubcomponents) > 0 {
+		subs := []obj{}
+		for _, r := range c.RestoreSubcomponents {
+			subs = append(subs, obj{{"component", componentPath(r.LogicalPath, r.Name)}, {"repair", r.Repair}})
+		}
+		o = o.add("restore_subcomponents", subs)
+	}
+	if len(c.NewTargets) > 0 {
+		nt := []obj{}
+		for _, f := range c.NewTargets {
+			nt = append(nt, obj{{"path", f.Path}, {"filespec", f.Filespec}, {"recursive", f.Recursive}, {"alternate_path", f.AlternatePath}})
+		}
+		o = o.add("new_targets", nt)
+	}
+	if len(c.DirectedTargets) > 0 {
+		dt := []obj{}
+		for _, d := range c.DirectedTargets {
+			dt = append(dt, obj{{"source_path", d.SourcePath}, {"source_filename", d.SourceFilename}, {"source_ranges", d.SourceRanges},
+				{"destination_path", d.DestinationPath}, {"destination_filename", d.DestinationFilename}, {"destination_ranges", d.DestinationRanges}})
+		}
+		o = o.add("directed_targets", dt)
+	}
+	if len(c.AlternateLocationMappings) > 0 {
+		am := []obj{}
+		for _, m := range c.AlternateLocationMappings {
+			am = append(am, obj{{"path", m.Path}, {"filespec", m.Filespec}, {"recursive", m.Recursive}, {"destination", m.Destination}})
+		}
+		o = o.add("alternate_location_mappings", am)
+	}
+	return o
 }
 
 func snapshotObj(p client.SnapshotProp) obj {

@@ -105,11 +105,15 @@ const (
 	kIndex
 	kTimeout
 	kHandle
+	kRestoreType
+	kFileRestoreStatus
+	kRollForward
 )
 
 func (k kind) String() string {
 	return [...]string{"string", "XML", "true|false", "GUID", "VSS_CTX_*", "VSS_BT_*", "VSS_OBJECT_*",
-		"VSS_CT_*", "VSS_VOLSNAP_ATTR_*", "index", "milliseconds|INFINITE", "async handle"}[k]
+		"VSS_CT_*", "VSS_VOLSNAP_ATTR_*", "index", "milliseconds|INFINITE", "async handle",
+		"VSS_RTYPE_*", "VSS_RS_*", "VSS_RF_*"}[k]
 }
 
 // param is one argument of a method. def is the spec's default for an
@@ -322,6 +326,24 @@ func convert(p param, w string, asyncs map[uint64]*client.Async) (any, error) {
 			return nil, bad(err)
 		}
 		return a, nil
+	case kRestoreType:
+		r, err := vss.ParseRestoreType(w)
+		if err != nil {
+			return nil, bad(err)
+		}
+		return r, nil
+	case kFileRestoreStatus:
+		r, err := vss.ParseFileRestoreStatus(w)
+		if err != nil {
+			return nil, bad(err)
+		}
+		return r, nil
+	case kRollForward:
+		r, err := vss.ParseRollForwardType(w)
+		if err != nil {
+			return nil, bad(err)
+		}
+		return r, nil
 	case kIndex:
 		if w == allIndex {
 			return nil, nil // absent: the Get...[index] methods then list all
@@ -371,6 +393,14 @@ func (a args) timeout(i int) time.Duration     { return a[i].(time.Duration) }
 func (a args) attrs(i int) vss.Attributes      { return a[i].(vss.Attributes) }
 func (a args) backupType(i int) vss.BackupType { return a[i].(vss.BackupType) }
 func (a args) context(i int) vss.Context       { return a[i].(vss.Context) }
+func (a args) index(i int) int                 { return a[i].(int) }
+func (a args) restoreType(i int) vss.RestoreType {
+	return a[i].(vss.RestoreType)
+}
+func (a args) fileRestoreStatus(i int) vss.FileRestoreStatus {
+	return a[i].(vss.FileRestoreStatus)
+}
+func (a args) rollForward(i int) vss.RollForwardType { return a[i].(vss.RollForwardType) }
 func (a args) guids(from int) []uuid.UUID {
 	out := make([]uuid.UUID, 0, len(a)-from)
 	for _, x := range a[from:] {

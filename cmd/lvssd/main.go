@@ -188,7 +188,7 @@ Flags:
 		Timeouts: coordinator.Timeouts{
 			Identify: t.Identify.D(), PrepareBackup: t.PrepareBackup.D(), PrepareSnapshot: t.PrepareSnapshot.D(),
 			Freeze: t.Freeze.D(), Thaw: t.Thaw.D(), PostSnapshot: t.PostSnapshot.D(), BackupComplete: t.BackupComplete.D(),
-			BackupShutdown: t.BackupShutdown.D(), Abort: t.Abort.D(), Hold: t.Hold.D(), CreationLease: t.CreationLease.D(),
+			BackupShutdown: t.BackupShutdown.D(), Abort: t.Abort.D(), Restore: t.Restore.D(), Hold: t.Hold.D(), CreationLease: t.CreationLease.D(),
 			RequesterSend: t.RequesterSend.D(),
 		},
 	})

@@ -11,4 +11,9 @@
 //	logwriter --name NAME --path DIR [--level front-end|back-end|system]
 //	          [--log FILE] [--fail-at EVENT] [--sleep-at EVENT=DURATION]
 //	          [--entered FILE] [--socket PATH]
+//	          [--restore never|if-replace-fails|always]
+//
+// With --restore other than never it takes part in restores and logs, with
+// PreRestore and PostRestore, the restore type and each component's
+// selection, restore target and file restore status.
 package main

@@ -24,6 +24,7 @@ import (
 // Freeze and Thaw only record that they happened.
 type logWriter struct {
 	name, path, failAt string
+	restore            vss.WriterRestore
 	sleepAt            string         // event to dawdle in
 	sleep              time.Duration  // how long (the handler's ctx or wake cuts it short)
 	wake               chan os.Signal // SIGUSR1: end the dawdling now
@@ -34,9 +35,18 @@ type logWriter struct {
 }
 
 func (w *logWriter) record(ctx context.Context, ev string, e *writer.Event) error {
+	return w.recordWith(ctx, ev, e, "")
+}
+
+// recordWith logs extra after the event's usual fields (restore events
+// log the components they were shown).
+func (w *logWriter) recordWith(ctx context.Context, ev string, e *writer.Event, extra string) error {
 	set := ""
 	if e != nil {
 		set = e.SnapshotSetID.String()
+	}
+	if extra != "" {
+		set += " " + extra
 	}
 	dawdle := strings.EqualFold(ev, w.sleepAt)
 	if dawdle {
@@ -69,7 +79,7 @@ func (w *logWriter) record(ctx context.Context, ev string, e *writer.Event) erro
 
 // Identify declares one recursive file group for the directory.
 func (w *logWriter) Identify(_ context.Context, md *writer.Metadata) error {
-	md.SetRestoreMethod(vss.RMERestoreIfCanReplace, "", "", vss.WRENever, false)
+	md.SetRestoreMethod(vss.RMERestoreIfCanReplace, "", "", w.restore, false)
 	if err := md.AddComponent(document.Component{Type: vss.ComponentFileGroup, Name: "data", Caption: w.name + " data", Selectable: true}); err != nil {
 		return err
 	}
@@ -111,6 +121,44 @@ func (w *logWriter) BackupShutdown(ctx context.Context, e *writer.Event) error {
 	return w.record(ctx, "BackupShutdown", e)
 }
 
+// restoreView sums up what a restore event shows the writer: the restore
+// type, and per component whether it is selected, its restore target and
+// file restore status, as NAME:selected|unselected:TARGET:STATUS.
+func restoreView(e *writer.Event, c *writer.Components) string {
+	parts := []string{"type=" + e.RestoreType.String()}
+	for _, comp := range c.List() {
+		sel := "unselected"
+		if comp.SelectedForRestore {
+			sel = "selected"
+		}
+		parts = append(parts, fmt.Sprintf("%s:%s:%s:%s", comp.Name, sel, comp.RestoreTarget, comp.FileRestoreStatus))
+	}
+	return strings.Join(parts, " ")
+}
+
+// PreRestore records what it was shown and leaves the restore metadata
+// the PostRestore log line then shows it got back.
+func (w *logWriter) PreRestore(ctx context.Context, e *writer.Event, c *writer.Components) error {
+	view := restoreView(e, c)
+	for _, comp := range c.List() {
+		if comp.SelectedForRestore {
+			m := w.name + "-restore"
+			comp.RestoreMetadata = &m
+		}
+	}
+	return w.recordWith(ctx, "PreRestore", e, view)
+}
+
+func (w *logWriter) PostRestore(ctx context.Context, e *writer.Event, c *writer.Components) error {
+	view := restoreView(e, c)
+	for _, comp := range c.List() {
+		if comp.RestoreMetadata != nil {
+			view += " metadata=" + *comp.RestoreMetadata
+		}
+	}
+	return w.recordWith(ctx, "PostRestore", e, view)
+}
+
 func main() {
 	name := flag.String("name", "logwriter", "writer name (the class ID is derived from it)")
 	path := flag.String("path", "", "directory the writer's component covers (required)")
@@ -120,7 +168,13 @@ func main() {
 	sleepAt := flag.String("sleep-at", "", "EVENT=DURATION: take that long in the event's handler (e.g. PrepareForSnapshot=3s); a SIGUSR1 sent once the handler started ends it early")
 	enteredPath := flag.String("entered", "", "file to append one line per event to when its handler starts, before any --sleep-at (tests wait on it)")
 	socket := flag.String("socket", "", "lvssd socket (default $LVSS_SOCKET, else /run/lvss/lvssd.sock)")
+	restore := flag.String("restore", "never", "writer restore setting: never, if-replace-fails or always (whether it gets restore events)")
 	flag.Parse()
+	wre, ok := map[string]vss.WriterRestore{"never": vss.WRENever, "if-replace-fails": vss.WREIfReplaceFails, "always": vss.WREAlways}[*restore]
+	if !ok {
+		fmt.Fprintln(os.Stderr, "logwriter: --restore must be never, if-replace-fails or always")
+		os.Exit(2)
+	}
 	if *path == "" {
 		fmt.Fprintln(os.Stderr, "logwriter: --path is required")
 		os.Exit(2)
@@ -139,7 +193,7 @@ func main() {
 		}
 		out = f
 	}
-	w := &logWriter{name: *name, path: *path, failAt: *failAt, out: out, wake: make(chan os.Signal, 1)}
+	w := &logWriter{name: *name, path: *path, failAt: *failAt, restore: wre, out: out, wake: make(chan os.Signal, 1)}
 	signal.Notify(w.wake, syscall.SIGUSR1)
 	if *enteredPath != "" {
 		f, err := os.OpenFile(*enteredPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)

@@ -133,7 +133,15 @@ func (s *Session) applyEdits(phase document.Phase, sw *sessionWriter, x []byte) 
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.bcd.ApplyWriterEdits(phase, sw.w.InstanceID, wc)
+	// A writer restoring a backed-up instance was shown that entry under
+	// its own ID and name (writerView): map its copy back.
+	inst := sw.docInstance()
+	if inst != sw.w.InstanceID {
+		if orig := s.bcd.Writer(inst); orig != nil && wc.InstanceName == sw.w.Identity.InstanceName {
+			wc.InstanceID, wc.InstanceName = inst, orig.InstanceName
+		}
+	}
+	return s.bcd.ApplyWriterEdits(phase, inst, wc)
 }
 
 // writerPaths are the directories of a writer's components taking part:

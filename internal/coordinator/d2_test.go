@@ -66,6 +66,10 @@ func expected(m Method, st State, writers bool) bool {
 		return after
 	case MGetSessionID:
 		return true
+	case MSetRestoreState, MSetSelectedForRestore, MAddRestoreSubcomponent, MSetRestoreOptions, MSetAdditionalRestores,
+		MAddNewTarget, MSetAuthoritativeRestore, MSetRollForward, MSetRestoreName, MPreRestore, MSetFileRestoreStatus,
+		MAddAlternativeLocationMapping, MSetRangesFilePath, MPostRestore:
+		return false // restore-only (D21)
 	}
 	panic("no expectation for " + m)
 }
@@ -250,6 +254,34 @@ func (c *cell) invoke(m Method) error {
 		return s.UnexposeSnapshot(ctx, uuid.New())
 	case MGetSessionID:
 		return nil
+	case MSetRestoreState:
+		return s.SetRestoreState(vss.RestoreByCopy)
+	case MSetSelectedForRestore:
+		return s.SetSelectedForRestore(uuid.Nil, cls, vss.ComponentFileGroup, "", "c0", true)
+	case MAddRestoreSubcomponent:
+		return s.AddRestoreSubcomponent(cls, vss.ComponentFileGroup, "", "c0", `c0`, "sub", false)
+	case MSetRestoreOptions:
+		return s.SetRestoreOptions(cls, vss.ComponentFileGroup, "", "c0", "opts")
+	case MSetAdditionalRestores:
+		return s.SetAdditionalRestores(cls, vss.ComponentFileGroup, "", "c0", true)
+	case MAddNewTarget:
+		return s.AddNewTarget(cls, vss.ComponentFileGroup, "", "c0", c.e.vol+"/w", "*", true, "/elsewhere")
+	case MSetAuthoritativeRestore:
+		return s.SetAuthoritativeRestore(cls, vss.ComponentFileGroup, "", "c0", false)
+	case MSetRollForward:
+		return s.SetRollForward(cls, vss.ComponentFileGroup, "", "c0", vss.RFNone, "")
+	case MSetRestoreName:
+		return s.SetRestoreName(cls, vss.ComponentFileGroup, "", "c0", "renamed")
+	case MPreRestore:
+		return async(s.PreRestore())
+	case MSetFileRestoreStatus:
+		return s.SetFileRestoreStatus(cls, vss.ComponentFileGroup, "", "c0", vss.RSAll)
+	case MAddAlternativeLocationMapping:
+		return s.AddAlternativeLocationMapping(cls, vss.ComponentFileGroup, "", "c0", c.e.vol+"/w", "*", true, "/elsewhere")
+	case MSetRangesFilePath:
+		return s.SetRangesFilePath(cls, vss.ComponentFileGroup, "", "c0", 0, "/ranges")
+	case MPostRestore:
+		return async(s.PostRestore())
 	}
 	panic("no invocation for " + m)
 }

@@ -17,6 +17,7 @@ func (s *Session) baseEvent(t EventType, timeout time.Duration) *Event {
 	if s.bcd != nil {
 		ev.BackupType, ev.SelectComponents = s.bcd.BackupType, s.bcd.SelectComponents
 		ev.BootableSystemState, ev.PartialFileSupport = s.bcd.BootableSystemStateBackup, s.bcd.PartialFileSupport
+		ev.RestoreType = s.bcd.RestoreType
 	}
 	for _, v := range s.volumes {
 		ev.Volumes = append(ev.Volumes, v.volume)
@@ -36,7 +37,7 @@ func (s *Session) fanOut(ctx context.Context, ws []*sessionWriter, t EventType, 
 		s.mu.Lock()
 		ev := s.baseEvent(t, timeout)
 		if phase != PhaseNone {
-			view := s.bcd.ForWriter(sw.w.InstanceID)
+			view := s.writerView(sw)
 			x, err := view.Marshal()
 			if err != nil {
 				s.mu.Unlock()

@@ -67,6 +67,11 @@ type fakeWriter struct {
 	edit     map[EventType]func(*document.BackupComponents, uuid.UUID)
 	delay    map[EventType]time.Duration
 	seen     []EventType
+	got      map[EventType]*Event // the last event of each type
+	// rm and schema, when set, replace the WMD's restore method
+	// (RESTORE_IF_CAN_REPLACE, VSS_WRE_NEVER) and backup schema (0).
+	rm     *document.RestoreMethod
+	schema uint32
 }
 
 func (f *fakeWriter) failAt(t EventType, code vsserr.HRESULT) {
@@ -108,7 +113,10 @@ func (f *fakeWriter) count(t EventType) int {
 func (f *fakeWriter) wmd() []byte {
 	md := &document.WriterMetadata{Version: "1.2",
 		Identity:      document.Identity{WriterID: f.h.Identity.ClassID, InstanceID: f.h.InstanceID, FriendlyName: f.name, Usage: vss.UsageUserData, Source: vss.SourceOther},
-		RestoreMethod: document.RestoreMethod{Method: vss.RMERestoreIfCanReplace, WriterRestore: vss.WRENever}}
+		RestoreMethod: document.RestoreMethod{Method: vss.RMERestoreIfCanReplace, WriterRestore: vss.WRENever}, BackupSchema: f.schema}
+	if f.rm != nil {
+		md.RestoreMethod = *f.rm
+	}
 	for i, p := range f.files {
 		md.Components = append(md.Components, document.Component{Type: vss.ComponentFileGroup, Name: fmt.Sprintf("c%d", i),
 			Selectable: true, Files: []document.FileDesc{{Path: p, Filespec: "*", Recursive: true, BackupTypeMask: vss.DefaultFileBackupTypeMask}}})
@@ -158,6 +166,7 @@ func (f *fakeWriter) run() {
 		}
 		f.mu.Lock()
 		f.seen = append(f.seen, ev.Type)
+		f.got[ev.Type] = ev
 		code, silent, edit, delay := f.fail[ev.Type], f.silent[ev.Type], f.edit[ev.Type], f.delay[ev.Type]
 		h := f.holds[ev.Type]
 		delete(f.holds, ev.Type)
@@ -249,9 +258,25 @@ func newEnv(t *testing.T, mod func(*Options)) *env {
 // subdirectory of the volume.
 func (e *env) writer(name string, level vss.AppLevel, window time.Duration) *fakeWriter {
 	e.t.Helper()
-	f := &fakeWriter{name: name, tl: e.tl, in: make(chan *Event, 64), stop: make(chan struct{}), fail: map[EventType]vsserr.HRESULT{},
+	return e.writerWith(name, level, window, nil)
+}
+
+// lastEvent is the last event of type t the writer got, or nil.
+func (f *fakeWriter) lastEvent(t EventType) *Event {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.got[t]
+}
+
+// writerWith is writer with setup run on the fake before it subscribes.
+func (e *env) writerWith(name string, level vss.AppLevel, window time.Duration, setup func(*fakeWriter)) *fakeWriter {
+	e.t.Helper()
+	f := &fakeWriter{name: name, tl: e.tl, in: make(chan *Event, 64), stop: make(chan struct{}), fail: map[EventType]vsserr.HRESULT{}, got: map[EventType]*Event{},
 		silent: map[EventType]bool{}, edit: map[EventType]func(*document.BackupComponents, uuid.UUID){},
 		delay: map[EventType]time.Duration{}, holds: map[EventType]*hold{}, files: []string{filepath.Join(e.vol, name)}}
+	if setup != nil {
+		setup(f)
+	}
 	id := Identity{ClassID: uuid.NewSHA1(uuid.NameSpaceOID, []byte(name)), Name: name, Level: level, FreezeTimeout: window}
 	h, err := e.c.AddWriter(context.Background(), id, Peer{PID: 1}, f)
 	if err != nil {

@@ -21,6 +21,7 @@ type Timeouts struct {
 	BackupComplete  time.Duration
 	BackupShutdown  time.Duration
 	Abort           time.Duration
+	Restore         time.Duration // a writer's answer to PreRestore and PostRestore
 	Hold            time.Duration // provider commit (flush-and-hold) window
 	CreationLease   time.Duration
 	// RequesterSend bounds how long a response may wait for its requester
@@ -35,7 +36,7 @@ func DefaultTimeouts() Timeouts {
 		Identify: 30 * time.Second, PrepareBackup: 60 * time.Second, PrepareSnapshot: 120 * time.Second,
 		Freeze: 60 * time.Second, Thaw: 60 * time.Second, PostSnapshot: 60 * time.Second,
 		BackupComplete: 60 * time.Second, BackupShutdown: 30 * time.Second, Abort: 30 * time.Second,
-		Hold: 10 * time.Second, CreationLease: 10 * time.Minute, RequesterSend: 30 * time.Second,
+		Restore: 120 * time.Second, Hold: 10 * time.Second, CreationLease: 10 * time.Minute, RequesterSend: 30 * time.Second,
 	}
 }
 
@@ -100,6 +101,7 @@ func (o *Options) fill() {
 	fill(&t.BackupComplete, d.BackupComplete)
 	fill(&t.BackupShutdown, d.BackupShutdown)
 	fill(&t.Abort, d.Abort)
+	fill(&t.Restore, d.Restore)
 	fill(&t.Hold, d.Hold)
 	fill(&t.CreationLease, d.CreationLease)
 	fill(&t.RequesterSend, d.RequesterSend)

@@ -67,6 +67,22 @@ const (
 	MExposeSnapshot         Method = "ExposeSnapshot"
 	MUnexposeSnapshot       Method = "UnexposeSnapshot"
 	MGetSessionID           Method = "GetSessionId"
+
+	// Restore-only calls (vss-reference §2.3, D21).
+	MSetRestoreState               Method = "SetRestoreState"
+	MSetSelectedForRestore         Method = "SetSelectedForRestore"
+	MAddRestoreSubcomponent        Method = "AddRestoreSubcomponent"
+	MSetRestoreOptions             Method = "SetRestoreOptions"
+	MSetAdditionalRestores         Method = "SetAdditionalRestores"
+	MAddNewTarget                  Method = "AddNewTarget"
+	MSetAuthoritativeRestore       Method = "SetAuthoritativeRestore"
+	MSetRollForward                Method = "SetRollForward"
+	MSetRestoreName                Method = "SetRestoreName"
+	MPreRestore                    Method = "PreRestore"
+	MSetFileRestoreStatus          Method = "SetFileRestoreStatus"
+	MAddAlternativeLocationMapping Method = "AddAlternativeLocationMapping"
+	MSetRangesFilePath             Method = "SetRangesFilePath"
+	MPostRestore                   Method = "PostRestore"
 )
 
 // What ends a creation or a session without a requester call goes through
@@ -186,6 +202,25 @@ var table = map[Method]rule{
 	MExposeSnapshot:        {from: stay(concat(afterNew, restoreStates)...)},
 	MUnexposeSnapshot:      {from: stay(concat(afterNew, restoreStates)...)},
 	MGetSessionID:          {from: stay(every...), readOnly: true},
+
+	// §2.3's restore rows with D21's additions. Selection and the
+	// requester's restore settings belong before PreRestore; the results
+	// of the copy (file restore status, mappings used, ranges files)
+	// between PreRestore and PostRestore; SetAdditionalRestores in both.
+	MSetRestoreState:               {from: stay(StRestoreInit, StRestoreMeta)},
+	MSetSelectedForRestore:         {from: stay(StRestoreMeta)},
+	MAddRestoreSubcomponent:        {from: stay(StRestoreMeta)},
+	MSetRestoreOptions:             {from: stay(StRestoreMeta)},
+	MSetAdditionalRestores:         {from: stay(StRestoreMeta, StRestorePre)},
+	MAddNewTarget:                  {from: stay(StRestoreMeta)},
+	MSetAuthoritativeRestore:       {from: stay(StRestoreMeta)},
+	MSetRollForward:                {from: stay(StRestoreMeta)},
+	MSetRestoreName:                {from: stay(StRestoreMeta)},
+	MPreRestore:                    {from: move(StRestorePre, StRestoreMeta), hint: "it follows GatherWriterMetadata in a restore session"},
+	MSetFileRestoreStatus:          {from: stay(StRestorePre)},
+	MAddAlternativeLocationMapping: {from: stay(StRestorePre)},
+	MSetRangesFilePath:             {from: stay(StRestorePre)},
+	MPostRestore:                   {from: move(StRestorePost, StRestorePre), hint: "it follows a successful PreRestore"},
 
 	mLeaseExpired: {from: move(StAborted, StSet, StPrepared)},
 	mRelease:      {from: move(StReleased, every...)},

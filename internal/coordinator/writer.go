@@ -90,6 +90,7 @@ type Event struct {
 	SnapshotSetID       uuid.UUID
 	Context             vss.Context
 	BackupType          vss.BackupType
+	RestoreType         vss.RestoreType
 	SelectComponents    bool
 	BootableSystemState bool
 	PartialFileSupport  bool

@@ -48,6 +48,9 @@ type sessionWriter struct {
 	w   *WriterHandle
 	wmd *document.WriterMetadata
 	obs Observer // told of the writer's failure
+	// restoreOf is the backed-up writer instance (a BCD entry) it restores
+	// in a restore session; GUID_NULL when none. Guarded by the session's mu.
+	restoreOf uuid.UUID
 
 	mu    sync.Mutex
 	st    WriterStatus

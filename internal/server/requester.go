@@ -362,6 +362,82 @@ func (h *requester) call(ctx context.Context, s *coordinator.Session, req *v1.Se
 	case *v1.SessionRequest_GetSessionId:
 		return &v1.SessionResponse{Result: &v1.SessionResponse_SessionId{SessionId: &v1.SessionId{Id: s.ID().String()}}}, nil
 	}
+	return restoreCall(s, req)
+}
+
+// restoreCall runs the restore-only calls (vss-reference §2.3, D21).
+func restoreCall(s *coordinator.Session, req *v1.SessionRequest) (*v1.SessionResponse, error) {
+	// Every restore call but three names a component first.
+	var ref *v1.ComponentRef
+	switch c := req.Call.(type) {
+	case *v1.SessionRequest_SetRestoreState:
+		return nil, s.SetRestoreState(vss.RestoreType(c.SetRestoreState.RestoreType))
+	case *v1.SessionRequest_PreRestore:
+		return asyncResult(s.PreRestore())
+	case *v1.SessionRequest_PostRestore:
+		return asyncResult(s.PostRestore())
+	case *v1.SessionRequest_SetSelectedForRestore:
+		ref = c.SetSelectedForRestore.Component
+	case *v1.SessionRequest_AddRestoreSubcomponent:
+		ref = c.AddRestoreSubcomponent.Component
+	case *v1.SessionRequest_SetRestoreOptions:
+		ref = c.SetRestoreOptions.Component
+	case *v1.SessionRequest_SetAdditionalRestores:
+		ref = c.SetAdditionalRestores.Component
+	case *v1.SessionRequest_AddNewTarget:
+		ref = c.AddNewTarget.Component
+	case *v1.SessionRequest_SetAuthoritativeRestore:
+		ref = c.SetAuthoritativeRestore.Component
+	case *v1.SessionRequest_SetRollForward:
+		ref = c.SetRollForward.Component
+	case *v1.SessionRequest_SetRestoreName:
+		ref = c.SetRestoreName.Component
+	case *v1.SessionRequest_SetFileRestoreStatus:
+		ref = c.SetFileRestoreStatus.Component
+	case *v1.SessionRequest_AddAlternativeLocationMapping:
+		ref = c.AddAlternativeLocationMapping.Component
+	case *v1.SessionRequest_SetRangesFilePath:
+		ref = c.SetRangesFilePath.Component
+	default:
+		return nil, vsserr.New(vsserr.InvalidArg, "unknown or empty call")
+	}
+	w, ct, lp, name, err := compRef(ref)
+	if err != nil {
+		return nil, err
+	}
+	switch c := req.Call.(type) {
+	case *v1.SessionRequest_SetSelectedForRestore:
+		inst, err := wire.ParseGUID(c.SetSelectedForRestore.InstanceId)
+		if err != nil {
+			return nil, err
+		}
+		return nil, s.SetSelectedForRestore(inst, w, ct, lp, name, c.SetSelectedForRestore.Selected)
+	case *v1.SessionRequest_AddRestoreSubcomponent:
+		a := c.AddRestoreSubcomponent
+		return nil, s.AddRestoreSubcomponent(w, ct, lp, name, a.SubLogicalPath, a.SubName, a.Repair)
+	case *v1.SessionRequest_SetRestoreOptions:
+		return nil, s.SetRestoreOptions(w, ct, lp, name, c.SetRestoreOptions.Options)
+	case *v1.SessionRequest_SetAdditionalRestores:
+		return nil, s.SetAdditionalRestores(w, ct, lp, name, c.SetAdditionalRestores.AdditionalRestores)
+	case *v1.SessionRequest_AddNewTarget:
+		a := c.AddNewTarget
+		return nil, s.AddNewTarget(w, ct, lp, name, a.Path, a.Filespec, a.Recursive, a.AlternatePath)
+	case *v1.SessionRequest_SetAuthoritativeRestore:
+		return nil, s.SetAuthoritativeRestore(w, ct, lp, name, c.SetAuthoritativeRestore.Authoritative)
+	case *v1.SessionRequest_SetRollForward:
+		a := c.SetRollForward
+		return nil, s.SetRollForward(w, ct, lp, name, vss.RollForwardType(a.RollForwardType), a.RollForwardPoint)
+	case *v1.SessionRequest_SetRestoreName:
+		return nil, s.SetRestoreName(w, ct, lp, name, c.SetRestoreName.RestoreName)
+	case *v1.SessionRequest_SetFileRestoreStatus:
+		return nil, s.SetFileRestoreStatus(w, ct, lp, name, vss.FileRestoreStatus(c.SetFileRestoreStatus.Status))
+	case *v1.SessionRequest_AddAlternativeLocationMapping:
+		a := c.AddAlternativeLocationMapping
+		return nil, s.AddAlternativeLocationMapping(w, ct, lp, name, a.Path, a.Filespec, a.Recursive, a.Destination)
+	case *v1.SessionRequest_SetRangesFilePath:
+		a := c.SetRangesFilePath
+		return nil, s.SetRangesFilePath(w, ct, lp, name, int(a.PartialFileIndex), a.RangesFile)
+	}
 	return nil, vsserr.New(vsserr.InvalidArg, "unknown or empty call")
 }
 

@@ -98,6 +98,7 @@ func (h *writerService) Subscribe(stream v1.Writer_SubscribeServer) error {
 func eventToWire(ev *coordinator.Event) *v1.Event {
 	out := &v1.Event{Id: ev.ID, Type: v1.EventType(ev.Type), SessionId: ev.SessionID.String(),
 		SnapshotSetId: ev.SnapshotSetID.String(), Context: int32(ev.Context), BackupType: int32(ev.BackupType),
+		RestoreType:      int32(ev.RestoreType),
 		SelectComponents: ev.SelectComponents, BootableSystemState: ev.BootableSystemState,
 		PartialFileSupport: ev.PartialFileSupport, BcdXml: string(ev.BCD), Volumes: ev.Volumes,
 		TimeoutMs: ev.Timeout.Milliseconds()}

@@ -383,6 +383,13 @@ func newSeqRig(t *testing.T) *seqRig {
 // for [providers.copy].
 func newSeqRigWith(t *testing.T, timeouts, copyKeys string) *seqRig {
 	t.Helper()
+	return newSeqRigArgs(t, timeouts, copyKeys, nil)
+}
+
+// newSeqRigArgs is newSeqRigWith with more logwriter arguments per writer
+// name.
+func newSeqRigArgs(t *testing.T, timeouts, copyKeys string, extra map[string][]string) *seqRig {
+	t.Helper()
 	base, err := filepath.EvalSymlinks(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -398,8 +405,9 @@ func newSeqRigWith(t *testing.T, timeouts, copyKeys string) *seqRig {
 			t.Fatal(err)
 		}
 		log := filepath.Join(r.d.dir, w.name+".events")
-		p := start(t, r.d.dir, "logwriter "+w.name, "--socket", r.d.socket, "--name", w.name, "--level", "front-end",
-			"--path", sw.data, "--log", log)
+		args := append([]string{"--socket", r.d.socket, "--name", w.name, "--level", "front-end",
+			"--path", sw.data, "--log", log}, extra[w.name]...)
+		p := start(t, r.d.dir, "logwriter "+w.name, args...)
 		sw.lw = &lvssdtest.LogWriter{Name: w.name, Log: log, Proc: p}
 		r.writers = append(r.writers, sw)
 	}

@@ -18,7 +18,9 @@
 // a Unix socket in a temporary directory: a test driver, not lvssd), runs
 // the writer with writer.Run, and walks it through Identify, a full backup,
 // Abort in every phase, a session shut down without BackupComplete, an
-// expired Freeze→Thaw window, a dropped stream and a cancelled Run. It
+// expired Freeze→Thaw window, a dropped stream and a cancelled Run, and
+// (for writers that take part in restores) a restore with every file
+// restore status and one cut before PostRestore. It
 // checks every answer (success, the event's id, BCD edits confined to the
 // writer's own components) and that the SDK never runs two handlers of the
 // writer at once; the CheckFrozen and CheckThawed hooks check the

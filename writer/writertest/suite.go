@@ -48,6 +48,24 @@ type Options struct {
 	// ReleaseWithin bounds how long the writer may take to release after a
 	// dropped stream or a cancelled Run; default 1 s.
 	ReleaseWithin time.Duration
+
+	// The restore subtests run only for writers whose restore setting is
+	// not VSS_WRE_NEVER (the coordinator sends the others no restore
+	// event). Each backs up, then restores the backed-up components:
+	// PreRestore, Restore, PostRestore with one file restore status.
+
+	// CheckPreRestored is called after PreRestore succeeded: the
+	// application must be ready for its files to be put back (stopped, or
+	// detached from them), as the writer documents.
+	CheckPreRestored func(t *testing.T)
+	// Restore puts the files back between PreRestore and PostRestore as
+	// status says: all of them (VSS_RS_ALL), none (VSS_RS_NONE), some
+	// (VSS_RS_FAILED, the component is damaged); VSS_RS_UNDEFINED means the
+	// requester never said. Default: nothing.
+	Restore func(t *testing.T, status vss.FileRestoreStatus)
+	// CheckRestored is called after PostRestore was answered: the
+	// application must be in the state the writer documents for status.
+	CheckRestored func(t *testing.T, status vss.FileRestoreStatus)
 }
 
 func (o Options) withDefaults() Options {
@@ -66,6 +84,15 @@ func (o Options) withDefaults() Options {
 	if o.ReleaseWithin <= 0 {
 		o.ReleaseWithin = time.Second
 	}
+	if o.CheckPreRestored == nil {
+		o.CheckPreRestored = func(*testing.T) {}
+	}
+	if o.Restore == nil {
+		o.Restore = func(*testing.T, vss.FileRestoreStatus) {}
+	}
+	if o.CheckRestored == nil {
+		o.CheckRestored = func(*testing.T, vss.FileRestoreStatus) {}
+	}
 	return o
 }
 
@@ -75,7 +102,14 @@ func (o Options) withDefaults() Options {
 // Coordinator.
 func Run(t *testing.T, newWriter func(t *testing.T) (writer.Identity, writer.Writer), opts Options) {
 	opts = opts.withDefaults()
-	t.Run("Identify", func(t *testing.T) { testIdentify(t, newRig(t, newWriter, opts, 0)) })
+	// Whether the writer takes part in restores, from its Identify: the
+	// restore subtests run only then.
+	restores := false
+	t.Run("Identify", func(t *testing.T) {
+		r := newRig(t, newWriter, opts, 0)
+		testIdentify(t, r)
+		restores = r.wmd != nil && r.wmd.RestoreMethod.WriterRestore != vss.WRENever
+	})
 	t.Run("FullBackup", func(t *testing.T) { testFullBackup(t, newRig(t, newWriter, opts, 0)) })
 	for _, phase := range []v1.EventType{v1.EventType_EVENT_PREPARE_BACKUP, v1.EventType_EVENT_PREPARE_SNAPSHOT, v1.EventType_EVENT_FREEZE} {
 		t.Run("AbortAfter"+writer.EventType(phase).String(), func(t *testing.T) {
@@ -91,6 +125,14 @@ func Run(t *testing.T, newWriter func(t *testing.T) (writer.Identity, writer.Wri
 	})
 	t.Run("StreamDropWhileFrozen", func(t *testing.T) { testStreamDrop(t, newRig(t, newWriter, opts, 0)) })
 	t.Run("CancelWhileFrozen", func(t *testing.T) { testCancel(t, newRig(t, newWriter, opts, 0)) })
+	if !restores {
+		t.Logf("the writer's restore setting is %s (or Identify failed): lvssd sends it no restore event; no restore subtest", vss.WRENever)
+		return
+	}
+	for _, st := range []vss.FileRestoreStatus{vss.RSAll, vss.RSNone, vss.RSFailed, vss.RSUndefined} {
+		t.Run("Restore/"+st.String(), func(t *testing.T) { testRestore(t, newRig(t, newWriter, opts, 0), st) })
+	}
+	t.Run("RestoreEndsBeforePostRestore", func(t *testing.T) { testRestoreCut(t, newRig(t, newWriter, opts, 0)) })
 }
 
 // rig is one writer under test, its coordinator, and one requester
@@ -114,6 +156,8 @@ type rig struct {
 	wmd     *document.WriterMetadata
 	bcd     *document.BackupComponents // the requester's document, with the writer's edits merged
 	foreign uuid.UUID                  // another writer instance in the document
+	// restoring: the rig's session is a restore session.
+	restoring bool
 }
 
 func newRig(t *testing.T, newWriter func(t *testing.T) (writer.Identity, writer.Writer), opts Options, window time.Duration) *rig {
@@ -174,6 +218,13 @@ func (r *rig) event(typ v1.EventType) *v1.Event {
 		ev.Volumes = []string{"/"}
 		// No real snapshot exists; an empty directory stands for its device.
 		ev.Placements = r.placements(r.t.TempDir())
+	case v1.EventType_EVENT_PRE_RESTORE, v1.EventType_EVENT_POST_RESTORE:
+		// A restore session makes no snapshot set.
+		ev.SnapshotSetId = uuid.Nil.String()
+		ev.RestoreType = int32(vss.RestoreByCopy)
+	}
+	if r.restoring && typ == v1.EventType_EVENT_BACKUP_SHUTDOWN {
+		ev.SnapshotSetId = uuid.Nil.String()
 	}
 	return ev
 }
@@ -550,4 +601,99 @@ func testCancel(t *testing.T, r *rig) {
 	}
 	r.checkReleased(mark, "Run's context cancelled while frozen")
 	r.opts.CheckThawed(t)
+}
+
+// backupForRestore backs up the writer's components; the rig then holds
+// the saved document.
+func (r *rig) backupForRestore() {
+	r.t.Helper()
+	r.backupUntil(v1.EventType_EVENT_FREEZE)
+	r.ok(r.event(v1.EventType_EVENT_THAW))
+	r.merge(r.ok(r.withBCD(r.event(v1.EventType_EVENT_POST_SNAPSHOT))), document.PhasePostSnapshot, "PostSnapshot")
+	own := r.bcd.Writer(r.wc.InstanceID)
+	if own != nil {
+		for i := range own.Components {
+			own.Components[i].BackupSucceeded = true
+		}
+	}
+	r.ok(r.withBCD(r.event(v1.EventType_EVENT_BACKUP_COMPLETE)))
+	r.ok(r.event(v1.EventType_EVENT_BACKUP_SHUTDOWN))
+	if own == nil {
+		r.t.Fatal("the backup holds none of the writer's components")
+	}
+}
+
+// startRestore begins a restore session of the saved document: a new
+// session, Identify, every backed-up component of the writer selected.
+func (r *rig) startRestore() {
+	r.t.Helper()
+	r.session, r.restoring = uuid.New(), true
+	r.identify()
+	r.bcd.RestoreType = vss.RestoreByCopy
+	own := r.bcd.Writer(r.wc.InstanceID)
+	for i := range own.Components {
+		own.Components[i].SelectedForRestore = true
+		own.Components[i].RestoreTarget = vss.RTOriginal
+	}
+}
+
+// preRestore sends PreRestore and checks what the handler saw.
+func (r *rig) preRestore() {
+	r.t.Helper()
+	m := r.rec.mark()
+	res := r.ok(r.withBCD(r.event(v1.EventType_EVENT_PRE_RESTORE)))
+	r.merge(res, document.PhasePreRestore, "PreRestore")
+	if _, ok := r.rec.inner.(writer.PreRestorer); ok {
+		c, found := r.rec.waitFor(m, WaitTimeout, func(c call) bool { return c.Type == writer.EventPreRestore })
+		switch {
+		case !found:
+			r.t.Error("PreRestore: the writer's handler was not called")
+		case c.Session != r.session:
+			r.t.Errorf("PreRestore: the handler saw session %s, want %s", c.Session, r.session)
+		}
+	}
+	r.opts.CheckPreRestored(r.t)
+}
+
+// testRestore restores the backed-up components with one file restore
+// status: PreRestore, the copy, SetFileRestoreStatus, PostRestore,
+// BackupShutdown. A writer may fail PostRestore after VSS_RS_FAILED or
+// VSS_RS_UNDEFINED (its files are damaged or unknown) but must answer
+// every event, and must succeed otherwise.
+func testRestore(t *testing.T, r *rig, status vss.FileRestoreStatus) {
+	r.backupForRestore()
+	r.startRestore()
+	r.preRestore()
+	r.opts.Restore(t, status)
+	own := r.bcd.Writer(r.wc.InstanceID)
+	for i := range own.Components {
+		own.Components[i].FileRestoreStatus = status
+	}
+	ev := r.withBCD(r.event(v1.EventType_EVENT_POST_RESTORE))
+	var res *v1.EventResult
+	if status == vss.RSAll || status == vss.RSNone {
+		res = r.ok(ev)
+	} else {
+		res = r.send(ev)
+		if f := vsserr.HRESULT(res.GetFailure()); f.Failed() {
+			t.Logf("PostRestore after %s failed, as a writer may: %s %s", status, f, res.GetApplicationMessage())
+		}
+	}
+	r.merge(res, document.PhasePostRestore, "PostRestore")
+	r.opts.CheckRestored(t, status)
+	r.ok(r.event(v1.EventType_EVENT_BACKUP_SHUTDOWN))
+}
+
+// testRestoreCut ends the restore session after PreRestore: the writer
+// gets BackupShutdown without PostRestore (D11) and must answer it.
+func testRestoreCut(t *testing.T, r *rig) {
+	r.backupForRestore()
+	r.startRestore()
+	r.preRestore()
+	r.ok(r.event(v1.EventType_EVENT_BACKUP_SHUTDOWN))
+	for _, c := range r.rec.since(0) {
+		if c.Type == writer.EventPostRestore {
+			t.Error("the SDK raised PostRestore on its own")
+		}
+	}
 }

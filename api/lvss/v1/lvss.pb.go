@@ -259,6 +259,20 @@ type SessionRequest struct {
 	//	*SessionRequest_QueryStatus
 	//	*SessionRequest_Cancel
 	//	*SessionRequest_GetSessionId
+	//	*SessionRequest_SetRestoreState
+	//	*SessionRequest_SetSelectedForRestore
+	//	*SessionRequest_AddRestoreSubcomponent
+	//	*SessionRequest_SetRestoreOptions
+	//	*SessionRequest_SetAdditionalRestores
+	//	*SessionRequest_AddNewTarget
+	//	*SessionRequest_SetAuthoritativeRestore
+	//	*SessionRequest_SetRollForward
+	//	*SessionRequest_SetRestoreName
+	//	*SessionRequest_PreRestore
+	//	*SessionRequest_SetFileRestoreStatus
+	//	*SessionRequest_AddAlternativeLocationMapping
+	//	*SessionRequest_SetRangesFilePath
+	//	*SessionRequest_PostRestore
 	Call          isSessionRequest_Call `protobuf_oneof:"call"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -623,6 +637,132 @@ func (x *SessionRequest) GetGetSessionId() *GetSessionId {
 	return nil
 }
 
+func (x *SessionRequest) GetSetRestoreState() *SetRestoreState {
+	if x != nil {
+		if x, ok := x.Call.(*SessionRequest_SetRestoreState); ok {
+			return x.SetRestoreState
+		}
+	}
+	return nil
+}
+
+func (x *SessionRequest) GetSetSelectedForRestore() *SetSelectedForRestore {
+	if x != nil {
+		if x, ok := x.Call.(*SessionRequest_SetSelectedForRestore); ok {
+			return x.SetSelectedForRestore
+		}
+	}
+	return nil
+}
+
+func (x *SessionRequest) GetAddRestoreSubcomponent() *AddRestoreSubcomponent {
+	if x != nil {
+		if x, ok := x.Call.(*SessionRequest_AddRestoreSubcomponent); ok {
+			return x.AddRestoreSubcomponent
+		}
+	}
+	return nil
+}
+
+func (x *SessionRequest) GetSetRestoreOptions() *SetRestoreOptions {
+	if x != nil {
+		if x, ok := x.Call.(*SessionRequest_SetRestoreOptions); ok {
+			return x.SetRestoreOptions
+		}
+	}
+	return nil
+}
+
+func (x *SessionRequest) GetSetAdditionalRestores() *SetAdditionalRestores {
+	if x != nil {
+		if x, ok := x.Call.(*SessionRequest_SetAdditionalRestores); ok {
+			return x.SetAdditionalRestores
+		}
+	}
+	return nil
+}
+
+func (x *SessionRequest) GetAddNewTarget() *AddNewTarget {
+	if x != nil {
+		if x, ok := x.Call.(*SessionRequest_AddNewTarget); ok {
+			return x.AddNewTarget
+		}
+	}
+	return nil
+}
+
+func (x *SessionRequest) GetSetAuthoritativeRestore() *SetAuthoritativeRestore {
+	if x != nil {
+		if x, ok := x.Call.(*SessionRequest_SetAuthoritativeRestore); ok {
+			return x.SetAuthoritativeRestore
+		}
+	}
+	return nil
+}
+
+func (x *SessionRequest) GetSetRollForward() *SetRollForward {
+	if x != nil {
+		if x, ok := x.Call.(*SessionRequest_SetRollForward); ok {
+			return x.SetRollForward
+		}
+	}
+	return nil
+}
+
+func (x *SessionRequest) GetSetRestoreName() *SetRestoreName {
+	if x != nil {
+		if x, ok := x.Call.(*SessionRequest_SetRestoreName); ok {
+			return x.SetRestoreName
+		}
+	}
+	return nil
+}
+
+func (x *SessionRequest) GetPreRestore() *PreRestore {
+	if x != nil {
+		if x, ok := x.Call.(*SessionRequest_PreRestore); ok {
+			return x.PreRestore
+		}
+	}
+	return nil
+}
+
+func (x *SessionRequest) GetSetFileRestoreStatus() *SetFileRestoreStatus {
+	if x != nil {
+		if x, ok := x.Call.(*SessionRequest_SetFileRestoreStatus); ok {
+			return x.SetFileRestoreStatus
+		}
+	}
+	return nil
+}
+
+func (x *SessionRequest) GetAddAlternativeLocationMapping() *AddAlternativeLocationMapping {
+	if x != nil {
+		if x, ok := x.Call.(*SessionRequest_AddAlternativeLocationMapping); ok {
+			return x.AddAlternativeLocationMapping
+		}
+	}
+	return nil
+}
+
+func (x *SessionRequest) GetSetRangesFilePath() *SetRangesFilePath {
+	if x != nil {
+		if x, ok := x.Call.(*SessionRequest_SetRangesFilePath); ok {
+			return x.SetRangesFilePath
+		}
+	}
+	return nil
+}
+
+func (x *SessionRequest) GetPostRestore() *PostRestore {
+	if x != nil {
+		if x, ok := x.Call.(*SessionRequest_PostRestore); ok {
+			return x.PostRestore
+		}
+	}
+	return nil
+}
+
 type isSessionRequest_Call interface {
 	isSessionRequest_Call()
 }
@@ -767,6 +907,63 @@ type SessionRequest_GetSessionId struct {
 	GetSessionId *GetSessionId `protobuf:"bytes,44,opt,name=get_session_id,json=getSessionId,proto3,oneof"`
 }
 
+type SessionRequest_SetRestoreState struct {
+	// Restore sessions (vss-reference §2.2, §2.3, D21).
+	SetRestoreState *SetRestoreState `protobuf:"bytes,45,opt,name=set_restore_state,json=setRestoreState,proto3,oneof"`
+}
+
+type SessionRequest_SetSelectedForRestore struct {
+	SetSelectedForRestore *SetSelectedForRestore `protobuf:"bytes,46,opt,name=set_selected_for_restore,json=setSelectedForRestore,proto3,oneof"`
+}
+
+type SessionRequest_AddRestoreSubcomponent struct {
+	AddRestoreSubcomponent *AddRestoreSubcomponent `protobuf:"bytes,47,opt,name=add_restore_subcomponent,json=addRestoreSubcomponent,proto3,oneof"`
+}
+
+type SessionRequest_SetRestoreOptions struct {
+	SetRestoreOptions *SetRestoreOptions `protobuf:"bytes,48,opt,name=set_restore_options,json=setRestoreOptions,proto3,oneof"`
+}
+
+type SessionRequest_SetAdditionalRestores struct {
+	SetAdditionalRestores *SetAdditionalRestores `protobuf:"bytes,49,opt,name=set_additional_restores,json=setAdditionalRestores,proto3,oneof"`
+}
+
+type SessionRequest_AddNewTarget struct {
+	AddNewTarget *AddNewTarget `protobuf:"bytes,50,opt,name=add_new_target,json=addNewTarget,proto3,oneof"`
+}
+
+type SessionRequest_SetAuthoritativeRestore struct {
+	SetAuthoritativeRestore *SetAuthoritativeRestore `protobuf:"bytes,51,opt,name=set_authoritative_restore,json=setAuthoritativeRestore,proto3,oneof"`
+}
+
+type SessionRequest_SetRollForward struct {
+	SetRollForward *SetRollForward `protobuf:"bytes,52,opt,name=set_roll_forward,json=setRollForward,proto3,oneof"`
+}
+
+type SessionRequest_SetRestoreName struct {
+	SetRestoreName *SetRestoreName `protobuf:"bytes,53,opt,name=set_restore_name,json=setRestoreName,proto3,oneof"`
+}
+
+type SessionRequest_PreRestore struct {
+	PreRestore *PreRestore `protobuf:"bytes,54,opt,name=pre_restore,json=preRestore,proto3,oneof"`
+}
+
+type SessionRequest_SetFileRestoreStatus struct {
+	SetFileRestoreStatus *SetFileRestoreStatus `protobuf:"bytes,55,opt,name=set_file_restore_status,json=setFileRestoreStatus,proto3,oneof"`
+}
+
+type SessionRequest_AddAlternativeLocationMapping struct {
+	AddAlternativeLocationMapping *AddAlternativeLocationMapping `protobuf:"bytes,56,opt,name=add_alternative_location_mapping,json=addAlternativeLocationMapping,proto3,oneof"`
+}
+
+type SessionRequest_SetRangesFilePath struct {
+	SetRangesFilePath *SetRangesFilePath `protobuf:"bytes,57,opt,name=set_ranges_file_path,json=setRangesFilePath,proto3,oneof"`
+}
+
+type SessionRequest_PostRestore struct {
+	PostRestore *PostRestore `protobuf:"bytes,58,opt,name=post_restore,json=postRestore,proto3,oneof"`
+}
+
 func (*SessionRequest_InitializeForBackup) isSessionRequest_Call() {}
 
 func (*SessionRequest_InitializeForRestore) isSessionRequest_Call() {}
@@ -836,6 +1033,34 @@ func (*SessionRequest_QueryStatus) isSessionRequest_Call() {}
 func (*SessionRequest_Cancel) isSessionRequest_Call() {}
 
 func (*SessionRequest_GetSessionId) isSessionRequest_Call() {}
+
+func (*SessionRequest_SetRestoreState) isSessionRequest_Call() {}
+
+func (*SessionRequest_SetSelectedForRestore) isSessionRequest_Call() {}
+
+func (*SessionRequest_AddRestoreSubcomponent) isSessionRequest_Call() {}
+
+func (*SessionRequest_SetRestoreOptions) isSessionRequest_Call() {}
+
+func (*SessionRequest_SetAdditionalRestores) isSessionRequest_Call() {}
+
+func (*SessionRequest_AddNewTarget) isSessionRequest_Call() {}
+
+func (*SessionRequest_SetAuthoritativeRestore) isSessionRequest_Call() {}
+
+func (*SessionRequest_SetRollForward) isSessionRequest_Call() {}
+
+func (*SessionRequest_SetRestoreName) isSessionRequest_Call() {}
+
+func (*SessionRequest_PreRestore) isSessionRequest_Call() {}
+
+func (*SessionRequest_SetFileRestoreStatus) isSessionRequest_Call() {}
+
+func (*SessionRequest_AddAlternativeLocationMapping) isSessionRequest_Call() {}
+
+func (*SessionRequest_SetRangesFilePath) isSessionRequest_Call() {}
+
+func (*SessionRequest_PostRestore) isSessionRequest_Call() {}
 
 type SessionResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2739,6 +2964,789 @@ func (*GetSessionId) Descriptor() ([]byte, []int) {
 	return file_lvss_proto_rawDescGZIP(), []int{37}
 }
 
+// Restore calls. A component is named as the requester API names it (its
+// writer class); the coordinator finds it among the backed-up writer
+// instances of the BCD given to InitializeForRestore, each of which a
+// running writer restores (L37).
+type SetRestoreState struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RestoreType   int32                  `protobuf:"varint,1,opt,name=restore_type,json=restoreType,proto3" json:"restore_type,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetRestoreState) Reset() {
+	*x = SetRestoreState{}
+	mi := &file_lvss_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetRestoreState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetRestoreState) ProtoMessage() {}
+
+func (x *SetRestoreState) ProtoReflect() protoreflect.Message {
+	mi := &file_lvss_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetRestoreState.ProtoReflect.Descriptor instead.
+func (*SetRestoreState) Descriptor() ([]byte, []int) {
+	return file_lvss_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *SetRestoreState) GetRestoreType() int32 {
+	if x != nil {
+		return x.RestoreType
+	}
+	return 0
+}
+
+// SetSelectedForRestore is also SetSelectedForRestoreEx: instance_id, when
+// not GUID_NULL, is the backed-up instance the component belongs to, or a
+// running writer instance to restore it with.
+type SetSelectedForRestore struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Component     *ComponentRef          `protobuf:"bytes,1,opt,name=component,proto3" json:"component,omitempty"`
+	Selected      bool                   `protobuf:"varint,2,opt,name=selected,proto3" json:"selected,omitempty"`
+	InstanceId    string                 `protobuf:"bytes,3,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetSelectedForRestore) Reset() {
+	*x = SetSelectedForRestore{}
+	mi := &file_lvss_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetSelectedForRestore) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetSelectedForRestore) ProtoMessage() {}
+
+func (x *SetSelectedForRestore) ProtoReflect() protoreflect.Message {
+	mi := &file_lvss_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetSelectedForRestore.ProtoReflect.Descriptor instead.
+func (*SetSelectedForRestore) Descriptor() ([]byte, []int) {
+	return file_lvss_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *SetSelectedForRestore) GetComponent() *ComponentRef {
+	if x != nil {
+		return x.Component
+	}
+	return nil
+}
+
+func (x *SetSelectedForRestore) GetSelected() bool {
+	if x != nil {
+		return x.Selected
+	}
+	return false
+}
+
+func (x *SetSelectedForRestore) GetInstanceId() string {
+	if x != nil {
+		return x.InstanceId
+	}
+	return ""
+}
+
+type AddRestoreSubcomponent struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Component      *ComponentRef          `protobuf:"bytes,1,opt,name=component,proto3" json:"component,omitempty"`
+	SubLogicalPath string                 `protobuf:"bytes,2,opt,name=sub_logical_path,json=subLogicalPath,proto3" json:"sub_logical_path,omitempty"`
+	SubName        string                 `protobuf:"bytes,3,opt,name=sub_name,json=subName,proto3" json:"sub_name,omitempty"`
+	Repair         bool                   `protobuf:"varint,4,opt,name=repair,proto3" json:"repair,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *AddRestoreSubcomponent) Reset() {
+	*x = AddRestoreSubcomponent{}
+	mi := &file_lvss_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddRestoreSubcomponent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddRestoreSubcomponent) ProtoMessage() {}
+
+func (x *AddRestoreSubcomponent) ProtoReflect() protoreflect.Message {
+	mi := &file_lvss_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddRestoreSubcomponent.ProtoReflect.Descriptor instead.
+func (*AddRestoreSubcomponent) Descriptor() ([]byte, []int) {
+	return file_lvss_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *AddRestoreSubcomponent) GetComponent() *ComponentRef {
+	if x != nil {
+		return x.Component
+	}
+	return nil
+}
+
+func (x *AddRestoreSubcomponent) GetSubLogicalPath() string {
+	if x != nil {
+		return x.SubLogicalPath
+	}
+	return ""
+}
+
+func (x *AddRestoreSubcomponent) GetSubName() string {
+	if x != nil {
+		return x.SubName
+	}
+	return ""
+}
+
+func (x *AddRestoreSubcomponent) GetRepair() bool {
+	if x != nil {
+		return x.Repair
+	}
+	return false
+}
+
+type SetRestoreOptions struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Component     *ComponentRef          `protobuf:"bytes,1,opt,name=component,proto3" json:"component,omitempty"`
+	Options       string                 `protobuf:"bytes,2,opt,name=options,proto3" json:"options,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetRestoreOptions) Reset() {
+	*x = SetRestoreOptions{}
+	mi := &file_lvss_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetRestoreOptions) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetRestoreOptions) ProtoMessage() {}
+
+func (x *SetRestoreOptions) ProtoReflect() protoreflect.Message {
+	mi := &file_lvss_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetRestoreOptions.ProtoReflect.Descriptor instead.
+func (*SetRestoreOptions) Descriptor() ([]byte, []int) {
+	return file_lvss_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *SetRestoreOptions) GetComponent() *ComponentRef {
+	if x != nil {
+		return x.Component
+	}
+	return nil
+}
+
+func (x *SetRestoreOptions) GetOptions() string {
+	if x != nil {
+		return x.Options
+	}
+	return ""
+}
+
+type SetAdditionalRestores struct {
+	state              protoimpl.MessageState `protogen:"open.v1"`
+	Component          *ComponentRef          `protobuf:"bytes,1,opt,name=component,proto3" json:"component,omitempty"`
+	AdditionalRestores bool                   `protobuf:"varint,2,opt,name=additional_restores,json=additionalRestores,proto3" json:"additional_restores,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *SetAdditionalRestores) Reset() {
+	*x = SetAdditionalRestores{}
+	mi := &file_lvss_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetAdditionalRestores) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetAdditionalRestores) ProtoMessage() {}
+
+func (x *SetAdditionalRestores) ProtoReflect() protoreflect.Message {
+	mi := &file_lvss_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetAdditionalRestores.ProtoReflect.Descriptor instead.
+func (*SetAdditionalRestores) Descriptor() ([]byte, []int) {
+	return file_lvss_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *SetAdditionalRestores) GetComponent() *ComponentRef {
+	if x != nil {
+		return x.Component
+	}
+	return nil
+}
+
+func (x *SetAdditionalRestores) GetAdditionalRestores() bool {
+	if x != nil {
+		return x.AdditionalRestores
+	}
+	return false
+}
+
+type AddNewTarget struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Component     *ComponentRef          `protobuf:"bytes,1,opt,name=component,proto3" json:"component,omitempty"`
+	Path          string                 `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	Filespec      string                 `protobuf:"bytes,3,opt,name=filespec,proto3" json:"filespec,omitempty"`
+	Recursive     bool                   `protobuf:"varint,4,opt,name=recursive,proto3" json:"recursive,omitempty"`
+	AlternatePath string                 `protobuf:"bytes,5,opt,name=alternate_path,json=alternatePath,proto3" json:"alternate_path,omitempty"` // where the file set is restored to
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddNewTarget) Reset() {
+	*x = AddNewTarget{}
+	mi := &file_lvss_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddNewTarget) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddNewTarget) ProtoMessage() {}
+
+func (x *AddNewTarget) ProtoReflect() protoreflect.Message {
+	mi := &file_lvss_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddNewTarget.ProtoReflect.Descriptor instead.
+func (*AddNewTarget) Descriptor() ([]byte, []int) {
+	return file_lvss_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *AddNewTarget) GetComponent() *ComponentRef {
+	if x != nil {
+		return x.Component
+	}
+	return nil
+}
+
+func (x *AddNewTarget) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *AddNewTarget) GetFilespec() string {
+	if x != nil {
+		return x.Filespec
+	}
+	return ""
+}
+
+func (x *AddNewTarget) GetRecursive() bool {
+	if x != nil {
+		return x.Recursive
+	}
+	return false
+}
+
+func (x *AddNewTarget) GetAlternatePath() string {
+	if x != nil {
+		return x.AlternatePath
+	}
+	return ""
+}
+
+type SetAuthoritativeRestore struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Component     *ComponentRef          `protobuf:"bytes,1,opt,name=component,proto3" json:"component,omitempty"`
+	Authoritative bool                   `protobuf:"varint,2,opt,name=authoritative,proto3" json:"authoritative,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetAuthoritativeRestore) Reset() {
+	*x = SetAuthoritativeRestore{}
+	mi := &file_lvss_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetAuthoritativeRestore) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetAuthoritativeRestore) ProtoMessage() {}
+
+func (x *SetAuthoritativeRestore) ProtoReflect() protoreflect.Message {
+	mi := &file_lvss_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetAuthoritativeRestore.ProtoReflect.Descriptor instead.
+func (*SetAuthoritativeRestore) Descriptor() ([]byte, []int) {
+	return file_lvss_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *SetAuthoritativeRestore) GetComponent() *ComponentRef {
+	if x != nil {
+		return x.Component
+	}
+	return nil
+}
+
+func (x *SetAuthoritativeRestore) GetAuthoritative() bool {
+	if x != nil {
+		return x.Authoritative
+	}
+	return false
+}
+
+type SetRollForward struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	Component        *ComponentRef          `protobuf:"bytes,1,opt,name=component,proto3" json:"component,omitempty"`
+	RollForwardType  int32                  `protobuf:"varint,2,opt,name=roll_forward_type,json=rollForwardType,proto3" json:"roll_forward_type,omitempty"` // VSS_ROLLFORWARD_TYPE
+	RollForwardPoint string                 `protobuf:"bytes,3,opt,name=roll_forward_point,json=rollForwardPoint,proto3" json:"roll_forward_point,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *SetRollForward) Reset() {
+	*x = SetRollForward{}
+	mi := &file_lvss_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetRollForward) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetRollForward) ProtoMessage() {}
+
+func (x *SetRollForward) ProtoReflect() protoreflect.Message {
+	mi := &file_lvss_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetRollForward.ProtoReflect.Descriptor instead.
+func (*SetRollForward) Descriptor() ([]byte, []int) {
+	return file_lvss_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *SetRollForward) GetComponent() *ComponentRef {
+	if x != nil {
+		return x.Component
+	}
+	return nil
+}
+
+func (x *SetRollForward) GetRollForwardType() int32 {
+	if x != nil {
+		return x.RollForwardType
+	}
+	return 0
+}
+
+func (x *SetRollForward) GetRollForwardPoint() string {
+	if x != nil {
+		return x.RollForwardPoint
+	}
+	return ""
+}
+
+type SetRestoreName struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Component     *ComponentRef          `protobuf:"bytes,1,opt,name=component,proto3" json:"component,omitempty"`
+	RestoreName   string                 `protobuf:"bytes,2,opt,name=restore_name,json=restoreName,proto3" json:"restore_name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetRestoreName) Reset() {
+	*x = SetRestoreName{}
+	mi := &file_lvss_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetRestoreName) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetRestoreName) ProtoMessage() {}
+
+func (x *SetRestoreName) ProtoReflect() protoreflect.Message {
+	mi := &file_lvss_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetRestoreName.ProtoReflect.Descriptor instead.
+func (*SetRestoreName) Descriptor() ([]byte, []int) {
+	return file_lvss_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *SetRestoreName) GetComponent() *ComponentRef {
+	if x != nil {
+		return x.Component
+	}
+	return nil
+}
+
+func (x *SetRestoreName) GetRestoreName() string {
+	if x != nil {
+		return x.RestoreName
+	}
+	return ""
+}
+
+type PreRestore struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PreRestore) Reset() {
+	*x = PreRestore{}
+	mi := &file_lvss_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PreRestore) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PreRestore) ProtoMessage() {}
+
+func (x *PreRestore) ProtoReflect() protoreflect.Message {
+	mi := &file_lvss_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PreRestore.ProtoReflect.Descriptor instead.
+func (*PreRestore) Descriptor() ([]byte, []int) {
+	return file_lvss_proto_rawDescGZIP(), []int{47}
+}
+
+type SetFileRestoreStatus struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Component     *ComponentRef          `protobuf:"bytes,1,opt,name=component,proto3" json:"component,omitempty"`
+	Status        int32                  `protobuf:"varint,2,opt,name=status,proto3" json:"status,omitempty"` // VSS_FILE_RESTORE_STATUS
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetFileRestoreStatus) Reset() {
+	*x = SetFileRestoreStatus{}
+	mi := &file_lvss_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetFileRestoreStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetFileRestoreStatus) ProtoMessage() {}
+
+func (x *SetFileRestoreStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_lvss_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetFileRestoreStatus.ProtoReflect.Descriptor instead.
+func (*SetFileRestoreStatus) Descriptor() ([]byte, []int) {
+	return file_lvss_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *SetFileRestoreStatus) GetComponent() *ComponentRef {
+	if x != nil {
+		return x.Component
+	}
+	return nil
+}
+
+func (x *SetFileRestoreStatus) GetStatus() int32 {
+	if x != nil {
+		return x.Status
+	}
+	return 0
+}
+
+type AddAlternativeLocationMapping struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Component     *ComponentRef          `protobuf:"bytes,1,opt,name=component,proto3" json:"component,omitempty"`
+	Path          string                 `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	Filespec      string                 `protobuf:"bytes,3,opt,name=filespec,proto3" json:"filespec,omitempty"`
+	Recursive     bool                   `protobuf:"varint,4,opt,name=recursive,proto3" json:"recursive,omitempty"`
+	Destination   string                 `protobuf:"bytes,5,opt,name=destination,proto3" json:"destination,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddAlternativeLocationMapping) Reset() {
+	*x = AddAlternativeLocationMapping{}
+	mi := &file_lvss_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddAlternativeLocationMapping) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddAlternativeLocationMapping) ProtoMessage() {}
+
+func (x *AddAlternativeLocationMapping) ProtoReflect() protoreflect.Message {
+	mi := &file_lvss_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddAlternativeLocationMapping.ProtoReflect.Descriptor instead.
+func (*AddAlternativeLocationMapping) Descriptor() ([]byte, []int) {
+	return file_lvss_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *AddAlternativeLocationMapping) GetComponent() *ComponentRef {
+	if x != nil {
+		return x.Component
+	}
+	return nil
+}
+
+func (x *AddAlternativeLocationMapping) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *AddAlternativeLocationMapping) GetFilespec() string {
+	if x != nil {
+		return x.Filespec
+	}
+	return ""
+}
+
+func (x *AddAlternativeLocationMapping) GetRecursive() bool {
+	if x != nil {
+		return x.Recursive
+	}
+	return false
+}
+
+func (x *AddAlternativeLocationMapping) GetDestination() string {
+	if x != nil {
+		return x.Destination
+	}
+	return ""
+}
+
+type SetRangesFilePath struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	Component        *ComponentRef          `protobuf:"bytes,1,opt,name=component,proto3" json:"component,omitempty"`
+	PartialFileIndex uint32                 `protobuf:"varint,2,opt,name=partial_file_index,json=partialFileIndex,proto3" json:"partial_file_index,omitempty"`
+	RangesFile       string                 `protobuf:"bytes,3,opt,name=ranges_file,json=rangesFile,proto3" json:"ranges_file,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *SetRangesFilePath) Reset() {
+	*x = SetRangesFilePath{}
+	mi := &file_lvss_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetRangesFilePath) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetRangesFilePath) ProtoMessage() {}
+
+func (x *SetRangesFilePath) ProtoReflect() protoreflect.Message {
+	mi := &file_lvss_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetRangesFilePath.ProtoReflect.Descriptor instead.
+func (*SetRangesFilePath) Descriptor() ([]byte, []int) {
+	return file_lvss_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *SetRangesFilePath) GetComponent() *ComponentRef {
+	if x != nil {
+		return x.Component
+	}
+	return nil
+}
+
+func (x *SetRangesFilePath) GetPartialFileIndex() uint32 {
+	if x != nil {
+		return x.PartialFileIndex
+	}
+	return 0
+}
+
+func (x *SetRangesFilePath) GetRangesFile() string {
+	if x != nil {
+		return x.RangesFile
+	}
+	return ""
+}
+
+type PostRestore struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PostRestore) Reset() {
+	*x = PostRestore{}
+	mi := &file_lvss_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PostRestore) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PostRestore) ProtoMessage() {}
+
+func (x *PostRestore) ProtoReflect() protoreflect.Message {
+	mi := &file_lvss_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PostRestore.ProtoReflect.Descriptor instead.
+func (*PostRestore) Descriptor() ([]byte, []int) {
+	return file_lvss_proto_rawDescGZIP(), []int{51}
+}
+
 type AsyncStarted struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	AsyncId       uint64                 `protobuf:"varint,1,opt,name=async_id,json=asyncId,proto3" json:"async_id,omitempty"`
@@ -2748,7 +3756,7 @@ type AsyncStarted struct {
 
 func (x *AsyncStarted) Reset() {
 	*x = AsyncStarted{}
-	mi := &file_lvss_proto_msgTypes[38]
+	mi := &file_lvss_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2760,7 +3768,7 @@ func (x *AsyncStarted) String() string {
 func (*AsyncStarted) ProtoMessage() {}
 
 func (x *AsyncStarted) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[38]
+	mi := &file_lvss_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2773,7 +3781,7 @@ func (x *AsyncStarted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AsyncStarted.ProtoReflect.Descriptor instead.
 func (*AsyncStarted) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{38}
+	return file_lvss_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *AsyncStarted) GetAsyncId() uint64 {
@@ -2796,7 +3804,7 @@ type AsyncStatus struct {
 
 func (x *AsyncStatus) Reset() {
 	*x = AsyncStatus{}
-	mi := &file_lvss_proto_msgTypes[39]
+	mi := &file_lvss_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2808,7 +3816,7 @@ func (x *AsyncStatus) String() string {
 func (*AsyncStatus) ProtoMessage() {}
 
 func (x *AsyncStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[39]
+	mi := &file_lvss_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2821,7 +3829,7 @@ func (x *AsyncStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AsyncStatus.ProtoReflect.Descriptor instead.
 func (*AsyncStatus) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{39}
+	return file_lvss_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *AsyncStatus) GetHresult() uint32 {
@@ -2848,7 +3856,7 @@ type WriterMetadataEntry struct {
 
 func (x *WriterMetadataEntry) Reset() {
 	*x = WriterMetadataEntry{}
-	mi := &file_lvss_proto_msgTypes[40]
+	mi := &file_lvss_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2860,7 +3868,7 @@ func (x *WriterMetadataEntry) String() string {
 func (*WriterMetadataEntry) ProtoMessage() {}
 
 func (x *WriterMetadataEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[40]
+	mi := &file_lvss_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2873,7 +3881,7 @@ func (x *WriterMetadataEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriterMetadataEntry.ProtoReflect.Descriptor instead.
 func (*WriterMetadataEntry) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{40}
+	return file_lvss_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *WriterMetadataEntry) GetInstanceId() string {
@@ -2899,7 +3907,7 @@ type WriterMetadataList struct {
 
 func (x *WriterMetadataList) Reset() {
 	*x = WriterMetadataList{}
-	mi := &file_lvss_proto_msgTypes[41]
+	mi := &file_lvss_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2911,7 +3919,7 @@ func (x *WriterMetadataList) String() string {
 func (*WriterMetadataList) ProtoMessage() {}
 
 func (x *WriterMetadataList) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[41]
+	mi := &file_lvss_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2924,7 +3932,7 @@ func (x *WriterMetadataList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriterMetadataList.ProtoReflect.Descriptor instead.
 func (*WriterMetadataList) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{41}
+	return file_lvss_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *WriterMetadataList) GetWriters() []*WriterMetadataEntry {
@@ -2943,7 +3951,7 @@ type SnapshotSetId struct {
 
 func (x *SnapshotSetId) Reset() {
 	*x = SnapshotSetId{}
-	mi := &file_lvss_proto_msgTypes[42]
+	mi := &file_lvss_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2955,7 +3963,7 @@ func (x *SnapshotSetId) String() string {
 func (*SnapshotSetId) ProtoMessage() {}
 
 func (x *SnapshotSetId) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[42]
+	mi := &file_lvss_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2968,7 +3976,7 @@ func (x *SnapshotSetId) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotSetId.ProtoReflect.Descriptor instead.
 func (*SnapshotSetId) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{42}
+	return file_lvss_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *SnapshotSetId) GetId() string {
@@ -2987,7 +3995,7 @@ type SnapshotId struct {
 
 func (x *SnapshotId) Reset() {
 	*x = SnapshotId{}
-	mi := &file_lvss_proto_msgTypes[43]
+	mi := &file_lvss_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2999,7 +4007,7 @@ func (x *SnapshotId) String() string {
 func (*SnapshotId) ProtoMessage() {}
 
 func (x *SnapshotId) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[43]
+	mi := &file_lvss_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3012,7 +4020,7 @@ func (x *SnapshotId) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotId.ProtoReflect.Descriptor instead.
 func (*SnapshotId) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{43}
+	return file_lvss_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *SnapshotId) GetId() string {
@@ -3038,7 +4046,7 @@ type WriterStatus struct {
 
 func (x *WriterStatus) Reset() {
 	*x = WriterStatus{}
-	mi := &file_lvss_proto_msgTypes[44]
+	mi := &file_lvss_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3050,7 +4058,7 @@ func (x *WriterStatus) String() string {
 func (*WriterStatus) ProtoMessage() {}
 
 func (x *WriterStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[44]
+	mi := &file_lvss_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3063,7 +4071,7 @@ func (x *WriterStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriterStatus.ProtoReflect.Descriptor instead.
 func (*WriterStatus) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{44}
+	return file_lvss_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *WriterStatus) GetInstanceId() string {
@@ -3131,7 +4139,7 @@ type WriterStatusList struct {
 
 func (x *WriterStatusList) Reset() {
 	*x = WriterStatusList{}
-	mi := &file_lvss_proto_msgTypes[45]
+	mi := &file_lvss_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3143,7 +4151,7 @@ func (x *WriterStatusList) String() string {
 func (*WriterStatusList) ProtoMessage() {}
 
 func (x *WriterStatusList) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[45]
+	mi := &file_lvss_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3156,7 +4164,7 @@ func (x *WriterStatusList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriterStatusList.ProtoReflect.Descriptor instead.
 func (*WriterStatusList) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{45}
+	return file_lvss_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *WriterStatusList) GetWriters() []*WriterStatus {
@@ -3175,7 +4183,7 @@ type Xml struct {
 
 func (x *Xml) Reset() {
 	*x = Xml{}
-	mi := &file_lvss_proto_msgTypes[46]
+	mi := &file_lvss_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3187,7 +4195,7 @@ func (x *Xml) String() string {
 func (*Xml) ProtoMessage() {}
 
 func (x *Xml) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[46]
+	mi := &file_lvss_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3200,7 +4208,7 @@ func (x *Xml) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Xml.ProtoReflect.Descriptor instead.
 func (*Xml) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{46}
+	return file_lvss_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *Xml) GetXml() string {
@@ -3241,7 +4249,7 @@ type SnapshotProp struct {
 
 func (x *SnapshotProp) Reset() {
 	*x = SnapshotProp{}
-	mi := &file_lvss_proto_msgTypes[47]
+	mi := &file_lvss_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3253,7 +4261,7 @@ func (x *SnapshotProp) String() string {
 func (*SnapshotProp) ProtoMessage() {}
 
 func (x *SnapshotProp) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[47]
+	mi := &file_lvss_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3266,7 +4274,7 @@ func (x *SnapshotProp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotProp.ProtoReflect.Descriptor instead.
 func (*SnapshotProp) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{47}
+	return file_lvss_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *SnapshotProp) GetSnapshotId() string {
@@ -3423,7 +4431,7 @@ type ProviderProp struct {
 
 func (x *ProviderProp) Reset() {
 	*x = ProviderProp{}
-	mi := &file_lvss_proto_msgTypes[48]
+	mi := &file_lvss_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3435,7 +4443,7 @@ func (x *ProviderProp) String() string {
 func (*ProviderProp) ProtoMessage() {}
 
 func (x *ProviderProp) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[48]
+	mi := &file_lvss_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3448,7 +4456,7 @@ func (x *ProviderProp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProviderProp.ProtoReflect.Descriptor instead.
 func (*ProviderProp) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{48}
+	return file_lvss_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *ProviderProp) GetProviderId() string {
@@ -3506,7 +4514,7 @@ type ObjectProp struct {
 
 func (x *ObjectProp) Reset() {
 	*x = ObjectProp{}
-	mi := &file_lvss_proto_msgTypes[49]
+	mi := &file_lvss_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3518,7 +4526,7 @@ func (x *ObjectProp) String() string {
 func (*ObjectProp) ProtoMessage() {}
 
 func (x *ObjectProp) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[49]
+	mi := &file_lvss_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3531,7 +4539,7 @@ func (x *ObjectProp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObjectProp.ProtoReflect.Descriptor instead.
 func (*ObjectProp) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{49}
+	return file_lvss_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *ObjectProp) GetObject() isObjectProp_Object {
@@ -3584,7 +4592,7 @@ type ObjectList struct {
 
 func (x *ObjectList) Reset() {
 	*x = ObjectList{}
-	mi := &file_lvss_proto_msgTypes[50]
+	mi := &file_lvss_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3596,7 +4604,7 @@ func (x *ObjectList) String() string {
 func (*ObjectList) ProtoMessage() {}
 
 func (x *ObjectList) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[50]
+	mi := &file_lvss_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3609,7 +4617,7 @@ func (x *ObjectList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObjectList.ProtoReflect.Descriptor instead.
 func (*ObjectList) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{50}
+	return file_lvss_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *ObjectList) GetObjects() []*ObjectProp {
@@ -3629,7 +4637,7 @@ type DeleteResult struct {
 
 func (x *DeleteResult) Reset() {
 	*x = DeleteResult{}
-	mi := &file_lvss_proto_msgTypes[51]
+	mi := &file_lvss_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3641,7 +4649,7 @@ func (x *DeleteResult) String() string {
 func (*DeleteResult) ProtoMessage() {}
 
 func (x *DeleteResult) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[51]
+	mi := &file_lvss_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3654,7 +4662,7 @@ func (x *DeleteResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteResult.ProtoReflect.Descriptor instead.
 func (*DeleteResult) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{51}
+	return file_lvss_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *DeleteResult) GetDeleted() int32 {
@@ -3680,7 +4688,7 @@ type Bool struct {
 
 func (x *Bool) Reset() {
 	*x = Bool{}
-	mi := &file_lvss_proto_msgTypes[52]
+	mi := &file_lvss_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3692,7 +4700,7 @@ func (x *Bool) String() string {
 func (*Bool) ProtoMessage() {}
 
 func (x *Bool) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[52]
+	mi := &file_lvss_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3705,7 +4713,7 @@ func (x *Bool) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Bool.ProtoReflect.Descriptor instead.
 func (*Bool) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{52}
+	return file_lvss_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *Bool) GetValue() bool {
@@ -3724,7 +4732,7 @@ type ExposeResult struct {
 
 func (x *ExposeResult) Reset() {
 	*x = ExposeResult{}
-	mi := &file_lvss_proto_msgTypes[53]
+	mi := &file_lvss_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3736,7 +4744,7 @@ func (x *ExposeResult) String() string {
 func (*ExposeResult) ProtoMessage() {}
 
 func (x *ExposeResult) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[53]
+	mi := &file_lvss_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3749,7 +4757,7 @@ func (x *ExposeResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExposeResult.ProtoReflect.Descriptor instead.
 func (*ExposeResult) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{53}
+	return file_lvss_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *ExposeResult) GetExposedName() string {
@@ -3768,7 +4776,7 @@ type SessionId struct {
 
 func (x *SessionId) Reset() {
 	*x = SessionId{}
-	mi := &file_lvss_proto_msgTypes[54]
+	mi := &file_lvss_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3780,7 +4788,7 @@ func (x *SessionId) String() string {
 func (*SessionId) ProtoMessage() {}
 
 func (x *SessionId) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[54]
+	mi := &file_lvss_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3793,7 +4801,7 @@ func (x *SessionId) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionId.ProtoReflect.Descriptor instead.
 func (*SessionId) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{54}
+	return file_lvss_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *SessionId) GetId() string {
@@ -3815,7 +4823,7 @@ type Released struct {
 
 func (x *Released) Reset() {
 	*x = Released{}
-	mi := &file_lvss_proto_msgTypes[55]
+	mi := &file_lvss_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3827,7 +4835,7 @@ func (x *Released) String() string {
 func (*Released) ProtoMessage() {}
 
 func (x *Released) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[55]
+	mi := &file_lvss_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3840,7 +4848,7 @@ func (x *Released) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Released.ProtoReflect.Descriptor instead.
 func (*Released) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{55}
+	return file_lvss_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *Released) GetAborted() bool {
@@ -3877,7 +4885,7 @@ type WriterMessage struct {
 
 func (x *WriterMessage) Reset() {
 	*x = WriterMessage{}
-	mi := &file_lvss_proto_msgTypes[56]
+	mi := &file_lvss_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3889,7 +4897,7 @@ func (x *WriterMessage) String() string {
 func (*WriterMessage) ProtoMessage() {}
 
 func (x *WriterMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[56]
+	mi := &file_lvss_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3902,7 +4910,7 @@ func (x *WriterMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriterMessage.ProtoReflect.Descriptor instead.
 func (*WriterMessage) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{56}
+	return file_lvss_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *WriterMessage) GetMsg() isWriterMessage_Msg {
@@ -3963,7 +4971,7 @@ type Hello struct {
 
 func (x *Hello) Reset() {
 	*x = Hello{}
-	mi := &file_lvss_proto_msgTypes[57]
+	mi := &file_lvss_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3975,7 +4983,7 @@ func (x *Hello) String() string {
 func (*Hello) ProtoMessage() {}
 
 func (x *Hello) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[57]
+	mi := &file_lvss_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3988,7 +4996,7 @@ func (x *Hello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Hello.ProtoReflect.Descriptor instead.
 func (*Hello) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{57}
+	return file_lvss_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *Hello) GetWriterId() string {
@@ -4067,7 +5075,7 @@ type CoordinatorMessage struct {
 
 func (x *CoordinatorMessage) Reset() {
 	*x = CoordinatorMessage{}
-	mi := &file_lvss_proto_msgTypes[58]
+	mi := &file_lvss_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4079,7 +5087,7 @@ func (x *CoordinatorMessage) String() string {
 func (*CoordinatorMessage) ProtoMessage() {}
 
 func (x *CoordinatorMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[58]
+	mi := &file_lvss_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4092,7 +5100,7 @@ func (x *CoordinatorMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CoordinatorMessage.ProtoReflect.Descriptor instead.
 func (*CoordinatorMessage) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{58}
+	return file_lvss_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *CoordinatorMessage) GetMsg() isCoordinatorMessage_Msg {
@@ -4146,7 +5154,7 @@ type Welcome struct {
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_lvss_proto_msgTypes[59]
+	mi := &file_lvss_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4158,7 +5166,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[59]
+	mi := &file_lvss_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4171,7 +5179,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{59}
+	return file_lvss_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *Welcome) GetInstanceId() string {
@@ -4209,7 +5217,7 @@ type PathPlacement struct {
 
 func (x *PathPlacement) Reset() {
 	*x = PathPlacement{}
-	mi := &file_lvss_proto_msgTypes[60]
+	mi := &file_lvss_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4221,7 +5229,7 @@ func (x *PathPlacement) String() string {
 func (*PathPlacement) ProtoMessage() {}
 
 func (x *PathPlacement) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[60]
+	mi := &file_lvss_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4234,7 +5242,7 @@ func (x *PathPlacement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PathPlacement.ProtoReflect.Descriptor instead.
 func (*PathPlacement) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{60}
+	return file_lvss_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *PathPlacement) GetPath() string {
@@ -4304,7 +5312,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_lvss_proto_msgTypes[61]
+	mi := &file_lvss_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4316,7 +5324,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[61]
+	mi := &file_lvss_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4329,7 +5337,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{61}
+	return file_lvss_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *Event) GetId() uint64 {
@@ -4437,8 +5445,9 @@ type EventResult struct {
 	ApplicationHresult uint32                 `protobuf:"varint,3,opt,name=application_hresult,json=applicationHresult,proto3" json:"application_hresult,omitempty"`
 	ApplicationMessage string                 `protobuf:"bytes,4,opt,name=application_message,json=applicationMessage,proto3" json:"application_message,omitempty"`
 	WmdXml             string                 `protobuf:"bytes,5,opt,name=wmd_xml,json=wmdXml,proto3" json:"wmd_xml,omitempty"` // Identify: the Writer Metadata Document
-	// PrepareBackup/PostSnapshot/PreRestore: the writer's edited copy of
-	// bcd_xml; only its own components are read back (D1).
+	// PrepareBackup/PostSnapshot/PreRestore/PostRestore: the writer's edited
+	// copy of bcd_xml; only its own components are read back (D1), and in
+	// PostRestore only its failure messages (vss-reference §3.8).
 	BcdXml        string `protobuf:"bytes,6,opt,name=bcd_xml,json=bcdXml,proto3" json:"bcd_xml,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -4446,7 +5455,7 @@ type EventResult struct {
 
 func (x *EventResult) Reset() {
 	*x = EventResult{}
-	mi := &file_lvss_proto_msgTypes[62]
+	mi := &file_lvss_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4458,7 +5467,7 @@ func (x *EventResult) String() string {
 func (*EventResult) ProtoMessage() {}
 
 func (x *EventResult) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[62]
+	mi := &file_lvss_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4471,7 +5480,7 @@ func (x *EventResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventResult.ProtoReflect.Descriptor instead.
 func (*EventResult) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{62}
+	return file_lvss_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *EventResult) GetId() uint64 {
@@ -4524,7 +5533,7 @@ type ListWritersRequest struct {
 
 func (x *ListWritersRequest) Reset() {
 	*x = ListWritersRequest{}
-	mi := &file_lvss_proto_msgTypes[63]
+	mi := &file_lvss_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4536,7 +5545,7 @@ func (x *ListWritersRequest) String() string {
 func (*ListWritersRequest) ProtoMessage() {}
 
 func (x *ListWritersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[63]
+	mi := &file_lvss_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4549,7 +5558,7 @@ func (x *ListWritersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWritersRequest.ProtoReflect.Descriptor instead.
 func (*ListWritersRequest) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{63}
+	return file_lvss_proto_rawDescGZIP(), []int{77}
 }
 
 type WriterInfo struct {
@@ -4575,7 +5584,7 @@ type WriterInfo struct {
 
 func (x *WriterInfo) Reset() {
 	*x = WriterInfo{}
-	mi := &file_lvss_proto_msgTypes[64]
+	mi := &file_lvss_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4587,7 +5596,7 @@ func (x *WriterInfo) String() string {
 func (*WriterInfo) ProtoMessage() {}
 
 func (x *WriterInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[64]
+	mi := &file_lvss_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4600,7 +5609,7 @@ func (x *WriterInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriterInfo.ProtoReflect.Descriptor instead.
 func (*WriterInfo) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{64}
+	return file_lvss_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *WriterInfo) GetInstanceId() string {
@@ -4710,7 +5719,7 @@ type ListWritersResponse struct {
 
 func (x *ListWritersResponse) Reset() {
 	*x = ListWritersResponse{}
-	mi := &file_lvss_proto_msgTypes[65]
+	mi := &file_lvss_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4722,7 +5731,7 @@ func (x *ListWritersResponse) String() string {
 func (*ListWritersResponse) ProtoMessage() {}
 
 func (x *ListWritersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[65]
+	mi := &file_lvss_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4735,7 +5744,7 @@ func (x *ListWritersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWritersResponse.ProtoReflect.Descriptor instead.
 func (*ListWritersResponse) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{65}
+	return file_lvss_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *ListWritersResponse) GetWriters() []*WriterInfo {
@@ -4753,7 +5762,7 @@ type ListProvidersRequest struct {
 
 func (x *ListProvidersRequest) Reset() {
 	*x = ListProvidersRequest{}
-	mi := &file_lvss_proto_msgTypes[66]
+	mi := &file_lvss_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4765,7 +5774,7 @@ func (x *ListProvidersRequest) String() string {
 func (*ListProvidersRequest) ProtoMessage() {}
 
 func (x *ListProvidersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[66]
+	mi := &file_lvss_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4778,7 +5787,7 @@ func (x *ListProvidersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProvidersRequest.ProtoReflect.Descriptor instead.
 func (*ListProvidersRequest) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{66}
+	return file_lvss_proto_rawDescGZIP(), []int{80}
 }
 
 type ListProvidersResponse struct {
@@ -4790,7 +5799,7 @@ type ListProvidersResponse struct {
 
 func (x *ListProvidersResponse) Reset() {
 	*x = ListProvidersResponse{}
-	mi := &file_lvss_proto_msgTypes[67]
+	mi := &file_lvss_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4802,7 +5811,7 @@ func (x *ListProvidersResponse) String() string {
 func (*ListProvidersResponse) ProtoMessage() {}
 
 func (x *ListProvidersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[67]
+	mi := &file_lvss_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4815,7 +5824,7 @@ func (x *ListProvidersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProvidersResponse.ProtoReflect.Descriptor instead.
 func (*ListProvidersResponse) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{67}
+	return file_lvss_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *ListProvidersResponse) GetProviders() []*ProviderProp {
@@ -4846,7 +5855,7 @@ type ListEventsRequest struct {
 
 func (x *ListEventsRequest) Reset() {
 	*x = ListEventsRequest{}
-	mi := &file_lvss_proto_msgTypes[68]
+	mi := &file_lvss_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4858,7 +5867,7 @@ func (x *ListEventsRequest) String() string {
 func (*ListEventsRequest) ProtoMessage() {}
 
 func (x *ListEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[68]
+	mi := &file_lvss_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4871,7 +5880,7 @@ func (x *ListEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListEventsRequest) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{68}
+	return file_lvss_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *ListEventsRequest) GetAfterSeq() uint64 {
@@ -4945,7 +5954,7 @@ type LogEvent struct {
 
 func (x *LogEvent) Reset() {
 	*x = LogEvent{}
-	mi := &file_lvss_proto_msgTypes[69]
+	mi := &file_lvss_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4957,7 +5966,7 @@ func (x *LogEvent) String() string {
 func (*LogEvent) ProtoMessage() {}
 
 func (x *LogEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[69]
+	mi := &file_lvss_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4970,7 +5979,7 @@ func (x *LogEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogEvent.ProtoReflect.Descriptor instead.
 func (*LogEvent) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{69}
+	return file_lvss_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *LogEvent) GetSeq() uint64 {
@@ -5035,7 +6044,7 @@ type ListEventsResponse struct {
 
 func (x *ListEventsResponse) Reset() {
 	*x = ListEventsResponse{}
-	mi := &file_lvss_proto_msgTypes[70]
+	mi := &file_lvss_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5047,7 +6056,7 @@ func (x *ListEventsResponse) String() string {
 func (*ListEventsResponse) ProtoMessage() {}
 
 func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[70]
+	mi := &file_lvss_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5060,7 +6069,7 @@ func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListEventsResponse) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{70}
+	return file_lvss_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *ListEventsResponse) GetEvents() []*LogEvent {
@@ -5087,7 +6096,7 @@ type ListShadowsRequest struct {
 
 func (x *ListShadowsRequest) Reset() {
 	*x = ListShadowsRequest{}
-	mi := &file_lvss_proto_msgTypes[71]
+	mi := &file_lvss_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5099,7 +6108,7 @@ func (x *ListShadowsRequest) String() string {
 func (*ListShadowsRequest) ProtoMessage() {}
 
 func (x *ListShadowsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[71]
+	mi := &file_lvss_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5112,7 +6121,7 @@ func (x *ListShadowsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListShadowsRequest.ProtoReflect.Descriptor instead.
 func (*ListShadowsRequest) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{71}
+	return file_lvss_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *ListShadowsRequest) GetSnapshotSetId() string {
@@ -5138,7 +6147,7 @@ type ListShadowsResponse struct {
 
 func (x *ListShadowsResponse) Reset() {
 	*x = ListShadowsResponse{}
-	mi := &file_lvss_proto_msgTypes[72]
+	mi := &file_lvss_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5150,7 +6159,7 @@ func (x *ListShadowsResponse) String() string {
 func (*ListShadowsResponse) ProtoMessage() {}
 
 func (x *ListShadowsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[72]
+	mi := &file_lvss_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5163,7 +6172,7 @@ func (x *ListShadowsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListShadowsResponse.ProtoReflect.Descriptor instead.
 func (*ListShadowsResponse) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{72}
+	return file_lvss_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *ListShadowsResponse) GetSnapshots() []*SnapshotProp {
@@ -5183,7 +6192,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_lvss_proto_msgTypes[73]
+	mi := &file_lvss_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5195,7 +6204,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[73]
+	mi := &file_lvss_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5208,7 +6217,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{73}
+	return file_lvss_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *StatusRequest) GetErrors() int32 {
@@ -5235,7 +6244,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_lvss_proto_msgTypes[74]
+	mi := &file_lvss_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5247,7 +6256,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[74]
+	mi := &file_lvss_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5260,7 +6269,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{74}
+	return file_lvss_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *StatusResponse) GetDaemon() *DaemonStatus {
@@ -5346,7 +6355,7 @@ type DaemonStatus struct {
 
 func (x *DaemonStatus) Reset() {
 	*x = DaemonStatus{}
-	mi := &file_lvss_proto_msgTypes[75]
+	mi := &file_lvss_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5358,7 +6367,7 @@ func (x *DaemonStatus) String() string {
 func (*DaemonStatus) ProtoMessage() {}
 
 func (x *DaemonStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[75]
+	mi := &file_lvss_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5371,7 +6380,7 @@ func (x *DaemonStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DaemonStatus.ProtoReflect.Descriptor instead.
 func (*DaemonStatus) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{75}
+	return file_lvss_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *DaemonStatus) GetVersion() string {
@@ -5470,7 +6479,7 @@ type SessionStatus struct {
 
 func (x *SessionStatus) Reset() {
 	*x = SessionStatus{}
-	mi := &file_lvss_proto_msgTypes[76]
+	mi := &file_lvss_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5482,7 +6491,7 @@ func (x *SessionStatus) String() string {
 func (*SessionStatus) ProtoMessage() {}
 
 func (x *SessionStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[76]
+	mi := &file_lvss_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5495,7 +6504,7 @@ func (x *SessionStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionStatus.ProtoReflect.Descriptor instead.
 func (*SessionStatus) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{76}
+	return file_lvss_proto_rawDescGZIP(), []int{90}
 }
 
 func (x *SessionStatus) GetSessionId() string {
@@ -5582,7 +6591,7 @@ type CreationLock struct {
 
 func (x *CreationLock) Reset() {
 	*x = CreationLock{}
-	mi := &file_lvss_proto_msgTypes[77]
+	mi := &file_lvss_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5594,7 +6603,7 @@ func (x *CreationLock) String() string {
 func (*CreationLock) ProtoMessage() {}
 
 func (x *CreationLock) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[77]
+	mi := &file_lvss_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5607,7 +6616,7 @@ func (x *CreationLock) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreationLock.ProtoReflect.Descriptor instead.
 func (*CreationLock) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{77}
+	return file_lvss_proto_rawDescGZIP(), []int{91}
 }
 
 func (x *CreationLock) GetSessionId() string {
@@ -5657,7 +6666,7 @@ type FrozenFilesystem struct {
 
 func (x *FrozenFilesystem) Reset() {
 	*x = FrozenFilesystem{}
-	mi := &file_lvss_proto_msgTypes[78]
+	mi := &file_lvss_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5669,7 +6678,7 @@ func (x *FrozenFilesystem) String() string {
 func (*FrozenFilesystem) ProtoMessage() {}
 
 func (x *FrozenFilesystem) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[78]
+	mi := &file_lvss_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5682,7 +6691,7 @@ func (x *FrozenFilesystem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FrozenFilesystem.ProtoReflect.Descriptor instead.
 func (*FrozenFilesystem) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{78}
+	return file_lvss_proto_rawDescGZIP(), []int{92}
 }
 
 func (x *FrozenFilesystem) GetMountPoint() string {
@@ -5751,7 +6760,7 @@ type VolumeSnapshots struct {
 
 func (x *VolumeSnapshots) Reset() {
 	*x = VolumeSnapshots{}
-	mi := &file_lvss_proto_msgTypes[79]
+	mi := &file_lvss_proto_msgTypes[93]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5763,7 +6772,7 @@ func (x *VolumeSnapshots) String() string {
 func (*VolumeSnapshots) ProtoMessage() {}
 
 func (x *VolumeSnapshots) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[79]
+	mi := &file_lvss_proto_msgTypes[93]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5776,7 +6785,7 @@ func (x *VolumeSnapshots) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VolumeSnapshots.ProtoReflect.Descriptor instead.
 func (*VolumeSnapshots) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{79}
+	return file_lvss_proto_rawDescGZIP(), []int{93}
 }
 
 func (x *VolumeSnapshots) GetVolume() string {
@@ -5846,7 +6855,7 @@ type ProviderStorage struct {
 
 func (x *ProviderStorage) Reset() {
 	*x = ProviderStorage{}
-	mi := &file_lvss_proto_msgTypes[80]
+	mi := &file_lvss_proto_msgTypes[94]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5858,7 +6867,7 @@ func (x *ProviderStorage) String() string {
 func (*ProviderStorage) ProtoMessage() {}
 
 func (x *ProviderStorage) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[80]
+	mi := &file_lvss_proto_msgTypes[94]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5871,7 +6880,7 @@ func (x *ProviderStorage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProviderStorage.ProtoReflect.Descriptor instead.
 func (*ProviderStorage) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{80}
+	return file_lvss_proto_rawDescGZIP(), []int{94}
 }
 
 func (x *ProviderStorage) GetProviderId() string {
@@ -5931,7 +6940,7 @@ type DoctorRequest struct {
 
 func (x *DoctorRequest) Reset() {
 	*x = DoctorRequest{}
-	mi := &file_lvss_proto_msgTypes[81]
+	mi := &file_lvss_proto_msgTypes[95]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5943,7 +6952,7 @@ func (x *DoctorRequest) String() string {
 func (*DoctorRequest) ProtoMessage() {}
 
 func (x *DoctorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[81]
+	mi := &file_lvss_proto_msgTypes[95]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5956,7 +6965,7 @@ func (x *DoctorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DoctorRequest.ProtoReflect.Descriptor instead.
 func (*DoctorRequest) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{81}
+	return file_lvss_proto_rawDescGZIP(), []int{95}
 }
 
 // Finding is one result of a check.
@@ -5973,7 +6982,7 @@ type Finding struct {
 
 func (x *Finding) Reset() {
 	*x = Finding{}
-	mi := &file_lvss_proto_msgTypes[82]
+	mi := &file_lvss_proto_msgTypes[96]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5985,7 +6994,7 @@ func (x *Finding) String() string {
 func (*Finding) ProtoMessage() {}
 
 func (x *Finding) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[82]
+	mi := &file_lvss_proto_msgTypes[96]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5998,7 +7007,7 @@ func (x *Finding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Finding.ProtoReflect.Descriptor instead.
 func (*Finding) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{82}
+	return file_lvss_proto_rawDescGZIP(), []int{96}
 }
 
 func (x *Finding) GetCheck() string {
@@ -6055,7 +7064,7 @@ type DoctorResponse struct {
 
 func (x *DoctorResponse) Reset() {
 	*x = DoctorResponse{}
-	mi := &file_lvss_proto_msgTypes[83]
+	mi := &file_lvss_proto_msgTypes[97]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6067,7 +7076,7 @@ func (x *DoctorResponse) String() string {
 func (*DoctorResponse) ProtoMessage() {}
 
 func (x *DoctorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[83]
+	mi := &file_lvss_proto_msgTypes[97]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6080,7 +7089,7 @@ func (x *DoctorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DoctorResponse.ProtoReflect.Descriptor instead.
 func (*DoctorResponse) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{83}
+	return file_lvss_proto_rawDescGZIP(), []int{97}
 }
 
 func (x *DoctorResponse) GetDaemon() *DaemonStatus {
@@ -6174,7 +7183,7 @@ type VolumeDiagnosis struct {
 
 func (x *VolumeDiagnosis) Reset() {
 	*x = VolumeDiagnosis{}
-	mi := &file_lvss_proto_msgTypes[84]
+	mi := &file_lvss_proto_msgTypes[98]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6186,7 +7195,7 @@ func (x *VolumeDiagnosis) String() string {
 func (*VolumeDiagnosis) ProtoMessage() {}
 
 func (x *VolumeDiagnosis) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[84]
+	mi := &file_lvss_proto_msgTypes[98]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6199,7 +7208,7 @@ func (x *VolumeDiagnosis) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VolumeDiagnosis.ProtoReflect.Descriptor instead.
 func (*VolumeDiagnosis) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{84}
+	return file_lvss_proto_rawDescGZIP(), []int{98}
 }
 
 func (x *VolumeDiagnosis) GetPath() string {
@@ -6334,7 +7343,7 @@ type ProviderVerdict struct {
 
 func (x *ProviderVerdict) Reset() {
 	*x = ProviderVerdict{}
-	mi := &file_lvss_proto_msgTypes[85]
+	mi := &file_lvss_proto_msgTypes[99]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6346,7 +7355,7 @@ func (x *ProviderVerdict) String() string {
 func (*ProviderVerdict) ProtoMessage() {}
 
 func (x *ProviderVerdict) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[85]
+	mi := &file_lvss_proto_msgTypes[99]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6359,7 +7368,7 @@ func (x *ProviderVerdict) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProviderVerdict.ProtoReflect.Descriptor instead.
 func (*ProviderVerdict) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{85}
+	return file_lvss_proto_rawDescGZIP(), []int{99}
 }
 
 func (x *ProviderVerdict) GetName() string {
@@ -6398,7 +7407,7 @@ const file_lvss_proto_rawDesc = "" +
 	"lvss.proto\x12\alvss.v1\"<\n" +
 	"\x06Status\x12\x18\n" +
 	"\ahresult\x18\x01 \x01(\rR\ahresult\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"\xf2\x13\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\xd0\x1c\n" +
 	"\x0eSessionRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12R\n" +
 	"\x15initialize_for_backup\x18\n" +
@@ -6437,7 +7446,22 @@ const file_lvss_proto_rawDesc = "" +
 	"\x04wait\x18) \x01(\v2\r.lvss.v1.WaitH\x00R\x04wait\x129\n" +
 	"\fquery_status\x18* \x01(\v2\x14.lvss.v1.QueryStatusH\x00R\vqueryStatus\x12)\n" +
 	"\x06cancel\x18+ \x01(\v2\x0f.lvss.v1.CancelH\x00R\x06cancel\x12=\n" +
-	"\x0eget_session_id\x18, \x01(\v2\x15.lvss.v1.GetSessionIdH\x00R\fgetSessionIdB\x06\n" +
+	"\x0eget_session_id\x18, \x01(\v2\x15.lvss.v1.GetSessionIdH\x00R\fgetSessionId\x12F\n" +
+	"\x11set_restore_state\x18- \x01(\v2\x18.lvss.v1.SetRestoreStateH\x00R\x0fsetRestoreState\x12Y\n" +
+	"\x18set_selected_for_restore\x18. \x01(\v2\x1e.lvss.v1.SetSelectedForRestoreH\x00R\x15setSelectedForRestore\x12[\n" +
+	"\x18add_restore_subcomponent\x18/ \x01(\v2\x1f.lvss.v1.AddRestoreSubcomponentH\x00R\x16addRestoreSubcomponent\x12L\n" +
+	"\x13set_restore_options\x180 \x01(\v2\x1a.lvss.v1.SetRestoreOptionsH\x00R\x11setRestoreOptions\x12X\n" +
+	"\x17set_additional_restores\x181 \x01(\v2\x1e.lvss.v1.SetAdditionalRestoresH\x00R\x15setAdditionalRestores\x12=\n" +
+	"\x0eadd_new_target\x182 \x01(\v2\x15.lvss.v1.AddNewTargetH\x00R\faddNewTarget\x12^\n" +
+	"\x19set_authoritative_restore\x183 \x01(\v2 .lvss.v1.SetAuthoritativeRestoreH\x00R\x17setAuthoritativeRestore\x12C\n" +
+	"\x10set_roll_forward\x184 \x01(\v2\x17.lvss.v1.SetRollForwardH\x00R\x0esetRollForward\x12C\n" +
+	"\x10set_restore_name\x185 \x01(\v2\x17.lvss.v1.SetRestoreNameH\x00R\x0esetRestoreName\x126\n" +
+	"\vpre_restore\x186 \x01(\v2\x13.lvss.v1.PreRestoreH\x00R\n" +
+	"preRestore\x12V\n" +
+	"\x17set_file_restore_status\x187 \x01(\v2\x1d.lvss.v1.SetFileRestoreStatusH\x00R\x14setFileRestoreStatus\x12q\n" +
+	" add_alternative_location_mapping\x188 \x01(\v2&.lvss.v1.AddAlternativeLocationMappingH\x00R\x1daddAlternativeLocationMapping\x12M\n" +
+	"\x14set_ranges_file_path\x189 \x01(\v2\x1a.lvss.v1.SetRangesFilePathH\x00R\x11setRangesFilePath\x129\n" +
+	"\fpost_restore\x18: \x01(\v2\x14.lvss.v1.PostRestoreH\x00R\vpostRestoreB\x06\n" +
 	"\x04call\"\xc5\x06\n" +
 	"\x0fSessionResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12'\n" +
@@ -6550,7 +7574,58 @@ const file_lvss_proto_rawDesc = "" +
 	"\basync_id\x18\x01 \x01(\x04R\aasyncId\"#\n" +
 	"\x06Cancel\x12\x19\n" +
 	"\basync_id\x18\x01 \x01(\x04R\aasyncId\"\x0e\n" +
-	"\fGetSessionId\")\n" +
+	"\fGetSessionId\"4\n" +
+	"\x0fSetRestoreState\x12!\n" +
+	"\frestore_type\x18\x01 \x01(\x05R\vrestoreType\"\x89\x01\n" +
+	"\x15SetSelectedForRestore\x123\n" +
+	"\tcomponent\x18\x01 \x01(\v2\x15.lvss.v1.ComponentRefR\tcomponent\x12\x1a\n" +
+	"\bselected\x18\x02 \x01(\bR\bselected\x12\x1f\n" +
+	"\vinstance_id\x18\x03 \x01(\tR\n" +
+	"instanceId\"\xaa\x01\n" +
+	"\x16AddRestoreSubcomponent\x123\n" +
+	"\tcomponent\x18\x01 \x01(\v2\x15.lvss.v1.ComponentRefR\tcomponent\x12(\n" +
+	"\x10sub_logical_path\x18\x02 \x01(\tR\x0esubLogicalPath\x12\x19\n" +
+	"\bsub_name\x18\x03 \x01(\tR\asubName\x12\x16\n" +
+	"\x06repair\x18\x04 \x01(\bR\x06repair\"b\n" +
+	"\x11SetRestoreOptions\x123\n" +
+	"\tcomponent\x18\x01 \x01(\v2\x15.lvss.v1.ComponentRefR\tcomponent\x12\x18\n" +
+	"\aoptions\x18\x02 \x01(\tR\aoptions\"}\n" +
+	"\x15SetAdditionalRestores\x123\n" +
+	"\tcomponent\x18\x01 \x01(\v2\x15.lvss.v1.ComponentRefR\tcomponent\x12/\n" +
+	"\x13additional_restores\x18\x02 \x01(\bR\x12additionalRestores\"\xb8\x01\n" +
+	"\fAddNewTarget\x123\n" +
+	"\tcomponent\x18\x01 \x01(\v2\x15.lvss.v1.ComponentRefR\tcomponent\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\x12\x1a\n" +
+	"\bfilespec\x18\x03 \x01(\tR\bfilespec\x12\x1c\n" +
+	"\trecursive\x18\x04 \x01(\bR\trecursive\x12%\n" +
+	"\x0ealternate_path\x18\x05 \x01(\tR\ralternatePath\"t\n" +
+	"\x17SetAuthoritativeRestore\x123\n" +
+	"\tcomponent\x18\x01 \x01(\v2\x15.lvss.v1.ComponentRefR\tcomponent\x12$\n" +
+	"\rauthoritative\x18\x02 \x01(\bR\rauthoritative\"\x9f\x01\n" +
+	"\x0eSetRollForward\x123\n" +
+	"\tcomponent\x18\x01 \x01(\v2\x15.lvss.v1.ComponentRefR\tcomponent\x12*\n" +
+	"\x11roll_forward_type\x18\x02 \x01(\x05R\x0frollForwardType\x12,\n" +
+	"\x12roll_forward_point\x18\x03 \x01(\tR\x10rollForwardPoint\"h\n" +
+	"\x0eSetRestoreName\x123\n" +
+	"\tcomponent\x18\x01 \x01(\v2\x15.lvss.v1.ComponentRefR\tcomponent\x12!\n" +
+	"\frestore_name\x18\x02 \x01(\tR\vrestoreName\"\f\n" +
+	"\n" +
+	"PreRestore\"c\n" +
+	"\x14SetFileRestoreStatus\x123\n" +
+	"\tcomponent\x18\x01 \x01(\v2\x15.lvss.v1.ComponentRefR\tcomponent\x12\x16\n" +
+	"\x06status\x18\x02 \x01(\x05R\x06status\"\xc4\x01\n" +
+	"\x1dAddAlternativeLocationMapping\x123\n" +
+	"\tcomponent\x18\x01 \x01(\v2\x15.lvss.v1.ComponentRefR\tcomponent\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\x12\x1a\n" +
+	"\bfilespec\x18\x03 \x01(\tR\bfilespec\x12\x1c\n" +
+	"\trecursive\x18\x04 \x01(\bR\trecursive\x12 \n" +
+	"\vdestination\x18\x05 \x01(\tR\vdestination\"\x97\x01\n" +
+	"\x11SetRangesFilePath\x123\n" +
+	"\tcomponent\x18\x01 \x01(\v2\x15.lvss.v1.ComponentRefR\tcomponent\x12,\n" +
+	"\x12partial_file_index\x18\x02 \x01(\rR\x10partialFileIndex\x12\x1f\n" +
+	"\vranges_file\x18\x03 \x01(\tR\n" +
+	"rangesFile\"\r\n" +
+	"\vPostRestore\")\n" +
 	"\fAsyncStarted\x12\x19\n" +
 	"\basync_id\x18\x01 \x01(\x04R\aasyncId\"A\n" +
 	"\vAsyncStatus\x12\x18\n" +
@@ -6928,204 +8003,243 @@ func file_lvss_proto_rawDescGZIP() []byte {
 }
 
 var file_lvss_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_lvss_proto_msgTypes = make([]protoimpl.MessageInfo, 87)
+var file_lvss_proto_msgTypes = make([]protoimpl.MessageInfo, 101)
 var file_lvss_proto_goTypes = []any{
-	(EventType)(0),                 // 0: lvss.v1.EventType
-	(Severity)(0),                  // 1: lvss.v1.Severity
-	(*Status)(nil),                 // 2: lvss.v1.Status
-	(*SessionRequest)(nil),         // 3: lvss.v1.SessionRequest
-	(*SessionResponse)(nil),        // 4: lvss.v1.SessionResponse
-	(*InitializeForBackup)(nil),    // 5: lvss.v1.InitializeForBackup
-	(*InitializeForRestore)(nil),   // 6: lvss.v1.InitializeForRestore
-	(*SetContext)(nil),             // 7: lvss.v1.SetContext
-	(*SetBackupState)(nil),         // 8: lvss.v1.SetBackupState
-	(*GatherWriterMetadata)(nil),   // 9: lvss.v1.GatherWriterMetadata
-	(*GetWriterMetadata)(nil),      // 10: lvss.v1.GetWriterMetadata
-	(*FreeWriterMetadata)(nil),     // 11: lvss.v1.FreeWriterMetadata
-	(*WriterClasses)(nil),          // 12: lvss.v1.WriterClasses
-	(*WriterInstances)(nil),        // 13: lvss.v1.WriterInstances
-	(*ComponentRef)(nil),           // 14: lvss.v1.ComponentRef
-	(*AddComponent)(nil),           // 15: lvss.v1.AddComponent
-	(*SetBackupOptions)(nil),       // 16: lvss.v1.SetBackupOptions
-	(*SetPreviousBackupStamp)(nil), // 17: lvss.v1.SetPreviousBackupStamp
-	(*StartSnapshotSet)(nil),       // 18: lvss.v1.StartSnapshotSet
-	(*AddToSnapshotSet)(nil),       // 19: lvss.v1.AddToSnapshotSet
-	(*PrepareForBackup)(nil),       // 20: lvss.v1.PrepareForBackup
-	(*DoSnapshotSet)(nil),          // 21: lvss.v1.DoSnapshotSet
-	(*GatherWriterStatus)(nil),     // 22: lvss.v1.GatherWriterStatus
-	(*GetWriterStatus)(nil),        // 23: lvss.v1.GetWriterStatus
-	(*FreeWriterStatus)(nil),       // 24: lvss.v1.FreeWriterStatus
-	(*SetBackupSucceeded)(nil),     // 25: lvss.v1.SetBackupSucceeded
-	(*BackupComplete)(nil),         // 26: lvss.v1.BackupComplete
-	(*AbortBackup)(nil),            // 27: lvss.v1.AbortBackup
-	(*SaveAsXML)(nil),              // 28: lvss.v1.SaveAsXML
-	(*GetWriterComponents)(nil),    // 29: lvss.v1.GetWriterComponents
-	(*Query)(nil),                  // 30: lvss.v1.Query
-	(*GetSnapshotProperties)(nil),  // 31: lvss.v1.GetSnapshotProperties
-	(*DeleteSnapshots)(nil),        // 32: lvss.v1.DeleteSnapshots
-	(*IsVolumeSupported)(nil),      // 33: lvss.v1.IsVolumeSupported
-	(*ExposeSnapshot)(nil),         // 34: lvss.v1.ExposeSnapshot
-	(*UnexposeSnapshot)(nil),       // 35: lvss.v1.UnexposeSnapshot
-	(*Wait)(nil),                   // 36: lvss.v1.Wait
-	(*QueryStatus)(nil),            // 37: lvss.v1.QueryStatus
-	(*Cancel)(nil),                 // 38: lvss.v1.Cancel
-	(*GetSessionId)(nil),           // 39: lvss.v1.GetSessionId
-	(*AsyncStarted)(nil),           // 40: lvss.v1.AsyncStarted
-	(*AsyncStatus)(nil),            // 41: lvss.v1.AsyncStatus
-	(*WriterMetadataEntry)(nil),    // 42: lvss.v1.WriterMetadataEntry
-	(*WriterMetadataList)(nil),     // 43: lvss.v1.WriterMetadataList
-	(*SnapshotSetId)(nil),          // 44: lvss.v1.SnapshotSetId
-	(*SnapshotId)(nil),             // 45: lvss.v1.SnapshotId
-	(*WriterStatus)(nil),           // 46: lvss.v1.WriterStatus
-	(*WriterStatusList)(nil),       // 47: lvss.v1.WriterStatusList
-	(*Xml)(nil),                    // 48: lvss.v1.Xml
-	(*SnapshotProp)(nil),           // 49: lvss.v1.SnapshotProp
-	(*ProviderProp)(nil),           // 50: lvss.v1.ProviderProp
-	(*ObjectProp)(nil),             // 51: lvss.v1.ObjectProp
-	(*ObjectList)(nil),             // 52: lvss.v1.ObjectList
-	(*DeleteResult)(nil),           // 53: lvss.v1.DeleteResult
-	(*Bool)(nil),                   // 54: lvss.v1.Bool
-	(*ExposeResult)(nil),           // 55: lvss.v1.ExposeResult
-	(*SessionId)(nil),              // 56: lvss.v1.SessionId
-	(*Released)(nil),               // 57: lvss.v1.Released
-	(*WriterMessage)(nil),          // 58: lvss.v1.WriterMessage
-	(*Hello)(nil),                  // 59: lvss.v1.Hello
-	(*CoordinatorMessage)(nil),     // 60: lvss.v1.CoordinatorMessage
-	(*Welcome)(nil),                // 61: lvss.v1.Welcome
-	(*PathPlacement)(nil),          // 62: lvss.v1.PathPlacement
-	(*Event)(nil),                  // 63: lvss.v1.Event
-	(*EventResult)(nil),            // 64: lvss.v1.EventResult
-	(*ListWritersRequest)(nil),     // 65: lvss.v1.ListWritersRequest
-	(*WriterInfo)(nil),             // 66: lvss.v1.WriterInfo
-	(*ListWritersResponse)(nil),    // 67: lvss.v1.ListWritersResponse
-	(*ListProvidersRequest)(nil),   // 68: lvss.v1.ListProvidersRequest
-	(*ListProvidersResponse)(nil),  // 69: lvss.v1.ListProvidersResponse
-	(*ListEventsRequest)(nil),      // 70: lvss.v1.ListEventsRequest
-	(*LogEvent)(nil),               // 71: lvss.v1.LogEvent
-	(*ListEventsResponse)(nil),     // 72: lvss.v1.ListEventsResponse
-	(*ListShadowsRequest)(nil),     // 73: lvss.v1.ListShadowsRequest
-	(*ListShadowsResponse)(nil),    // 74: lvss.v1.ListShadowsResponse
-	(*StatusRequest)(nil),          // 75: lvss.v1.StatusRequest
-	(*StatusResponse)(nil),         // 76: lvss.v1.StatusResponse
-	(*DaemonStatus)(nil),           // 77: lvss.v1.DaemonStatus
-	(*SessionStatus)(nil),          // 78: lvss.v1.SessionStatus
-	(*CreationLock)(nil),           // 79: lvss.v1.CreationLock
-	(*FrozenFilesystem)(nil),       // 80: lvss.v1.FrozenFilesystem
-	(*VolumeSnapshots)(nil),        // 81: lvss.v1.VolumeSnapshots
-	(*ProviderStorage)(nil),        // 82: lvss.v1.ProviderStorage
-	(*DoctorRequest)(nil),          // 83: lvss.v1.DoctorRequest
-	(*Finding)(nil),                // 84: lvss.v1.Finding
-	(*DoctorResponse)(nil),         // 85: lvss.v1.DoctorResponse
-	(*VolumeDiagnosis)(nil),        // 86: lvss.v1.VolumeDiagnosis
-	(*ProviderVerdict)(nil),        // 87: lvss.v1.ProviderVerdict
-	nil,                            // 88: lvss.v1.LogEvent.FieldsEntry
+	(EventType)(0),                        // 0: lvss.v1.EventType
+	(Severity)(0),                         // 1: lvss.v1.Severity
+	(*Status)(nil),                        // 2: lvss.v1.Status
+	(*SessionRequest)(nil),                // 3: lvss.v1.SessionRequest
+	(*SessionResponse)(nil),               // 4: lvss.v1.SessionResponse
+	(*InitializeForBackup)(nil),           // 5: lvss.v1.InitializeForBackup
+	(*InitializeForRestore)(nil),          // 6: lvss.v1.InitializeForRestore
+	(*SetContext)(nil),                    // 7: lvss.v1.SetContext
+	(*SetBackupState)(nil),                // 8: lvss.v1.SetBackupState
+	(*GatherWriterMetadata)(nil),          // 9: lvss.v1.GatherWriterMetadata
+	(*GetWriterMetadata)(nil),             // 10: lvss.v1.GetWriterMetadata
+	(*FreeWriterMetadata)(nil),            // 11: lvss.v1.FreeWriterMetadata
+	(*WriterClasses)(nil),                 // 12: lvss.v1.WriterClasses
+	(*WriterInstances)(nil),               // 13: lvss.v1.WriterInstances
+	(*ComponentRef)(nil),                  // 14: lvss.v1.ComponentRef
+	(*AddComponent)(nil),                  // 15: lvss.v1.AddComponent
+	(*SetBackupOptions)(nil),              // 16: lvss.v1.SetBackupOptions
+	(*SetPreviousBackupStamp)(nil),        // 17: lvss.v1.SetPreviousBackupStamp
+	(*StartSnapshotSet)(nil),              // 18: lvss.v1.StartSnapshotSet
+	(*AddToSnapshotSet)(nil),              // 19: lvss.v1.AddToSnapshotSet
+	(*PrepareForBackup)(nil),              // 20: lvss.v1.PrepareForBackup
+	(*DoSnapshotSet)(nil),                 // 21: lvss.v1.DoSnapshotSet
+	(*GatherWriterStatus)(nil),            // 22: lvss.v1.GatherWriterStatus
+	(*GetWriterStatus)(nil),               // 23: lvss.v1.GetWriterStatus
+	(*FreeWriterStatus)(nil),              // 24: lvss.v1.FreeWriterStatus
+	(*SetBackupSucceeded)(nil),            // 25: lvss.v1.SetBackupSucceeded
+	(*BackupComplete)(nil),                // 26: lvss.v1.BackupComplete
+	(*AbortBackup)(nil),                   // 27: lvss.v1.AbortBackup
+	(*SaveAsXML)(nil),                     // 28: lvss.v1.SaveAsXML
+	(*GetWriterComponents)(nil),           // 29: lvss.v1.GetWriterComponents
+	(*Query)(nil),                         // 30: lvss.v1.Query
+	(*GetSnapshotProperties)(nil),         // 31: lvss.v1.GetSnapshotProperties
+	(*DeleteSnapshots)(nil),               // 32: lvss.v1.DeleteSnapshots
+	(*IsVolumeSupported)(nil),             // 33: lvss.v1.IsVolumeSupported
+	(*ExposeSnapshot)(nil),                // 34: lvss.v1.ExposeSnapshot
+	(*UnexposeSnapshot)(nil),              // 35: lvss.v1.UnexposeSnapshot
+	(*Wait)(nil),                          // 36: lvss.v1.Wait
+	(*QueryStatus)(nil),                   // 37: lvss.v1.QueryStatus
+	(*Cancel)(nil),                        // 38: lvss.v1.Cancel
+	(*GetSessionId)(nil),                  // 39: lvss.v1.GetSessionId
+	(*SetRestoreState)(nil),               // 40: lvss.v1.SetRestoreState
+	(*SetSelectedForRestore)(nil),         // 41: lvss.v1.SetSelectedForRestore
+	(*AddRestoreSubcomponent)(nil),        // 42: lvss.v1.AddRestoreSubcomponent
+	(*SetRestoreOptions)(nil),             // 43: lvss.v1.SetRestoreOptions
+	(*SetAdditionalRestores)(nil),         // 44: lvss.v1.SetAdditionalRestores
+	(*AddNewTarget)(nil),                  // 45: lvss.v1.AddNewTarget
+	(*SetAuthoritativeRestore)(nil),       // 46: lvss.v1.SetAuthoritativeRestore
+	(*SetRollForward)(nil),                // 47: lvss.v1.SetRollForward
+	(*SetRestoreName)(nil),                // 48: lvss.v1.SetRestoreName
+	(*PreRestore)(nil),                    // 49: lvss.v1.PreRestore
+	(*SetFileRestoreStatus)(nil),          // 50: lvss.v1.SetFileRestoreStatus
+	(*AddAlternativeLocationMapping)(nil), // 51: lvss.v1.AddAlternativeLocationMapping
+	(*SetRangesFilePath)(nil),             // 52: lvss.v1.SetRangesFilePath
+	(*PostRestore)(nil),                   // 53: lvss.v1.PostRestore
+	(*AsyncStarted)(nil),                  // 54: lvss.v1.AsyncStarted
+	(*AsyncStatus)(nil),                   // 55: lvss.v1.AsyncStatus
+	(*WriterMetadataEntry)(nil),           // 56: lvss.v1.WriterMetadataEntry
+	(*WriterMetadataList)(nil),            // 57: lvss.v1.WriterMetadataList
+	(*SnapshotSetId)(nil),                 // 58: lvss.v1.SnapshotSetId
+	(*SnapshotId)(nil),                    // 59: lvss.v1.SnapshotId
+	(*WriterStatus)(nil),                  // 60: lvss.v1.WriterStatus
+	(*WriterStatusList)(nil),              // 61: lvss.v1.WriterStatusList
+	(*Xml)(nil),                           // 62: lvss.v1.Xml
+	(*SnapshotProp)(nil),                  // 63: lvss.v1.SnapshotProp
+	(*ProviderProp)(nil),                  // 64: lvss.v1.ProviderProp
+	(*ObjectProp)(nil),                    // 65: lvss.v1.ObjectProp
+	(*ObjectList)(nil),                    // 66: lvss.v1.ObjectList
+	(*DeleteResult)(nil),                  // 67: lvss.v1.DeleteResult
+	(*Bool)(nil),                          // 68: lvss.v1.Bool
+	(*ExposeResult)(nil),                  // 69: lvss.v1.ExposeResult
+	(*SessionId)(nil),                     // 70: lvss.v1.SessionId
+	(*Released)(nil),                      // 71: lvss.v1.Released
+	(*WriterMessage)(nil),                 // 72: lvss.v1.WriterMessage
+	(*Hello)(nil),                         // 73: lvss.v1.Hello
+	(*CoordinatorMessage)(nil),            // 74: lvss.v1.CoordinatorMessage
+	(*Welcome)(nil),                       // 75: lvss.v1.Welcome
+	(*PathPlacement)(nil),                 // 76: lvss.v1.PathPlacement
+	(*Event)(nil),                         // 77: lvss.v1.Event
+	(*EventResult)(nil),                   // 78: lvss.v1.EventResult
+	(*ListWritersRequest)(nil),            // 79: lvss.v1.ListWritersRequest
+	(*WriterInfo)(nil),                    // 80: lvss.v1.WriterInfo
+	(*ListWritersResponse)(nil),           // 81: lvss.v1.ListWritersResponse
+	(*ListProvidersRequest)(nil),          // 82: lvss.v1.ListProvidersRequest
+	(*ListProvidersResponse)(nil),         // 83: lvss.v1.ListProvidersResponse
+	(*ListEventsRequest)(nil),             // 84: lvss.v1.ListEventsRequest
+	(*LogEvent)(nil),                      // 85: lvss.v1.LogEvent
+	(*ListEventsResponse)(nil),            // 86: lvss.v1.ListEventsResponse
+	(*ListShadowsRequest)(nil),            // 87: lvss.v1.ListShadowsRequest
+	(*ListShadowsResponse)(nil),           // 88: lvss.v1.ListShadowsResponse
+	(*StatusRequest)(nil),                 // 89: lvss.v1.StatusRequest
+	(*StatusResponse)(nil),                // 90: lvss.v1.StatusResponse
+	(*DaemonStatus)(nil),                  // 91: lvss.v1.DaemonStatus
+	(*SessionStatus)(nil),                 // 92: lvss.v1.SessionStatus
+	(*CreationLock)(nil),                  // 93: lvss.v1.CreationLock
+	(*FrozenFilesystem)(nil),              // 94: lvss.v1.FrozenFilesystem
+	(*VolumeSnapshots)(nil),               // 95: lvss.v1.VolumeSnapshots
+	(*ProviderStorage)(nil),               // 96: lvss.v1.ProviderStorage
+	(*DoctorRequest)(nil),                 // 97: lvss.v1.DoctorRequest
+	(*Finding)(nil),                       // 98: lvss.v1.Finding
+	(*DoctorResponse)(nil),                // 99: lvss.v1.DoctorResponse
+	(*VolumeDiagnosis)(nil),               // 100: lvss.v1.VolumeDiagnosis
+	(*ProviderVerdict)(nil),               // 101: lvss.v1.ProviderVerdict
+	nil,                                   // 102: lvss.v1.LogEvent.FieldsEntry
 }
 var file_lvss_proto_depIdxs = []int32{
-	5,  // 0: lvss.v1.SessionRequest.initialize_for_backup:type_name -> lvss.v1.InitializeForBackup
-	6,  // 1: lvss.v1.SessionRequest.initialize_for_restore:type_name -> lvss.v1.InitializeForRestore
-	7,  // 2: lvss.v1.SessionRequest.set_context:type_name -> lvss.v1.SetContext
-	8,  // 3: lvss.v1.SessionRequest.set_backup_state:type_name -> lvss.v1.SetBackupState
-	9,  // 4: lvss.v1.SessionRequest.gather_writer_metadata:type_name -> lvss.v1.GatherWriterMetadata
-	10, // 5: lvss.v1.SessionRequest.get_writer_metadata:type_name -> lvss.v1.GetWriterMetadata
-	11, // 6: lvss.v1.SessionRequest.free_writer_metadata:type_name -> lvss.v1.FreeWriterMetadata
-	12, // 7: lvss.v1.SessionRequest.enable_writer_classes:type_name -> lvss.v1.WriterClasses
-	12, // 8: lvss.v1.SessionRequest.disable_writer_classes:type_name -> lvss.v1.WriterClasses
-	13, // 9: lvss.v1.SessionRequest.disable_writer_instances:type_name -> lvss.v1.WriterInstances
-	15, // 10: lvss.v1.SessionRequest.add_component:type_name -> lvss.v1.AddComponent
-	16, // 11: lvss.v1.SessionRequest.set_backup_options:type_name -> lvss.v1.SetBackupOptions
-	17, // 12: lvss.v1.SessionRequest.set_previous_backup_stamp:type_name -> lvss.v1.SetPreviousBackupStamp
-	18, // 13: lvss.v1.SessionRequest.start_snapshot_set:type_name -> lvss.v1.StartSnapshotSet
-	19, // 14: lvss.v1.SessionRequest.add_to_snapshot_set:type_name -> lvss.v1.AddToSnapshotSet
-	20, // 15: lvss.v1.SessionRequest.prepare_for_backup:type_name -> lvss.v1.PrepareForBackup
-	21, // 16: lvss.v1.SessionRequest.do_snapshot_set:type_name -> lvss.v1.DoSnapshotSet
-	22, // 17: lvss.v1.SessionRequest.gather_writer_status:type_name -> lvss.v1.GatherWriterStatus
-	23, // 18: lvss.v1.SessionRequest.get_writer_status:type_name -> lvss.v1.GetWriterStatus
-	24, // 19: lvss.v1.SessionRequest.free_writer_status:type_name -> lvss.v1.FreeWriterStatus
-	25, // 20: lvss.v1.SessionRequest.set_backup_succeeded:type_name -> lvss.v1.SetBackupSucceeded
-	26, // 21: lvss.v1.SessionRequest.backup_complete:type_name -> lvss.v1.BackupComplete
-	27, // 22: lvss.v1.SessionRequest.abort_backup:type_name -> lvss.v1.AbortBackup
-	28, // 23: lvss.v1.SessionRequest.save_as_xml:type_name -> lvss.v1.SaveAsXML
-	29, // 24: lvss.v1.SessionRequest.get_writer_components:type_name -> lvss.v1.GetWriterComponents
-	30, // 25: lvss.v1.SessionRequest.query:type_name -> lvss.v1.Query
-	31, // 26: lvss.v1.SessionRequest.get_snapshot_properties:type_name -> lvss.v1.GetSnapshotProperties
-	32, // 27: lvss.v1.SessionRequest.delete_snapshots:type_name -> lvss.v1.DeleteSnapshots
-	33, // 28: lvss.v1.SessionRequest.is_volume_supported:type_name -> lvss.v1.IsVolumeSupported
-	34, // 29: lvss.v1.SessionRequest.expose_snapshot:type_name -> lvss.v1.ExposeSnapshot
-	35, // 30: lvss.v1.SessionRequest.unexpose_snapshot:type_name -> lvss.v1.UnexposeSnapshot
-	36, // 31: lvss.v1.SessionRequest.wait:type_name -> lvss.v1.Wait
-	37, // 32: lvss.v1.SessionRequest.query_status:type_name -> lvss.v1.QueryStatus
-	38, // 33: lvss.v1.SessionRequest.cancel:type_name -> lvss.v1.Cancel
-	39, // 34: lvss.v1.SessionRequest.get_session_id:type_name -> lvss.v1.GetSessionId
-	2,  // 35: lvss.v1.SessionResponse.status:type_name -> lvss.v1.Status
-	40, // 36: lvss.v1.SessionResponse.async:type_name -> lvss.v1.AsyncStarted
-	41, // 37: lvss.v1.SessionResponse.async_status:type_name -> lvss.v1.AsyncStatus
-	43, // 38: lvss.v1.SessionResponse.writer_metadata:type_name -> lvss.v1.WriterMetadataList
-	44, // 39: lvss.v1.SessionResponse.snapshot_set_id:type_name -> lvss.v1.SnapshotSetId
-	45, // 40: lvss.v1.SessionResponse.snapshot_id:type_name -> lvss.v1.SnapshotId
-	47, // 41: lvss.v1.SessionResponse.writer_status:type_name -> lvss.v1.WriterStatusList
-	48, // 42: lvss.v1.SessionResponse.xml:type_name -> lvss.v1.Xml
-	52, // 43: lvss.v1.SessionResponse.objects:type_name -> lvss.v1.ObjectList
-	49, // 44: lvss.v1.SessionResponse.snapshot:type_name -> lvss.v1.SnapshotProp
-	53, // 45: lvss.v1.SessionResponse.deleted:type_name -> lvss.v1.DeleteResult
-	54, // 46: lvss.v1.SessionResponse.supported:type_name -> lvss.v1.Bool
-	55, // 47: lvss.v1.SessionResponse.exposed:type_name -> lvss.v1.ExposeResult
-	56, // 48: lvss.v1.SessionResponse.session_id:type_name -> lvss.v1.SessionId
-	57, // 49: lvss.v1.SessionResponse.released:type_name -> lvss.v1.Released
-	14, // 50: lvss.v1.AddComponent.component:type_name -> lvss.v1.ComponentRef
-	14, // 51: lvss.v1.SetBackupOptions.component:type_name -> lvss.v1.ComponentRef
-	14, // 52: lvss.v1.SetPreviousBackupStamp.component:type_name -> lvss.v1.ComponentRef
-	14, // 53: lvss.v1.SetBackupSucceeded.component:type_name -> lvss.v1.ComponentRef
-	42, // 54: lvss.v1.WriterMetadataList.writers:type_name -> lvss.v1.WriterMetadataEntry
-	46, // 55: lvss.v1.WriterStatusList.writers:type_name -> lvss.v1.WriterStatus
-	49, // 56: lvss.v1.ObjectProp.snapshot:type_name -> lvss.v1.SnapshotProp
-	50, // 57: lvss.v1.ObjectProp.provider:type_name -> lvss.v1.ProviderProp
-	51, // 58: lvss.v1.ObjectList.objects:type_name -> lvss.v1.ObjectProp
-	59, // 59: lvss.v1.WriterMessage.hello:type_name -> lvss.v1.Hello
-	64, // 60: lvss.v1.WriterMessage.result:type_name -> lvss.v1.EventResult
-	61, // 61: lvss.v1.CoordinatorMessage.welcome:type_name -> lvss.v1.Welcome
-	63, // 62: lvss.v1.CoordinatorMessage.event:type_name -> lvss.v1.Event
-	0,  // 63: lvss.v1.Event.type:type_name -> lvss.v1.EventType
-	62, // 64: lvss.v1.Event.placements:type_name -> lvss.v1.PathPlacement
-	66, // 65: lvss.v1.ListWritersResponse.writers:type_name -> lvss.v1.WriterInfo
-	50, // 66: lvss.v1.ListProvidersResponse.providers:type_name -> lvss.v1.ProviderProp
-	88, // 67: lvss.v1.LogEvent.fields:type_name -> lvss.v1.LogEvent.FieldsEntry
-	71, // 68: lvss.v1.ListEventsResponse.events:type_name -> lvss.v1.LogEvent
-	49, // 69: lvss.v1.ListShadowsResponse.snapshots:type_name -> lvss.v1.SnapshotProp
-	77, // 70: lvss.v1.StatusResponse.daemon:type_name -> lvss.v1.DaemonStatus
-	78, // 71: lvss.v1.StatusResponse.sessions:type_name -> lvss.v1.SessionStatus
-	79, // 72: lvss.v1.StatusResponse.creation_lock:type_name -> lvss.v1.CreationLock
-	80, // 73: lvss.v1.StatusResponse.frozen:type_name -> lvss.v1.FrozenFilesystem
-	66, // 74: lvss.v1.StatusResponse.writers:type_name -> lvss.v1.WriterInfo
-	81, // 75: lvss.v1.StatusResponse.volumes:type_name -> lvss.v1.VolumeSnapshots
-	82, // 76: lvss.v1.StatusResponse.providers:type_name -> lvss.v1.ProviderStorage
-	71, // 77: lvss.v1.StatusResponse.recent_errors:type_name -> lvss.v1.LogEvent
-	1,  // 78: lvss.v1.Finding.severity:type_name -> lvss.v1.Severity
-	77, // 79: lvss.v1.DoctorResponse.daemon:type_name -> lvss.v1.DaemonStatus
-	84, // 80: lvss.v1.DoctorResponse.findings:type_name -> lvss.v1.Finding
-	86, // 81: lvss.v1.DoctorResponse.volumes:type_name -> lvss.v1.VolumeDiagnosis
-	87, // 82: lvss.v1.VolumeDiagnosis.providers:type_name -> lvss.v1.ProviderVerdict
-	84, // 83: lvss.v1.VolumeDiagnosis.findings:type_name -> lvss.v1.Finding
-	3,  // 84: lvss.v1.Requester.Session:input_type -> lvss.v1.SessionRequest
-	58, // 85: lvss.v1.Writer.Subscribe:input_type -> lvss.v1.WriterMessage
-	65, // 86: lvss.v1.Admin.ListWriters:input_type -> lvss.v1.ListWritersRequest
-	68, // 87: lvss.v1.Admin.ListProviders:input_type -> lvss.v1.ListProvidersRequest
-	70, // 88: lvss.v1.Admin.ListEvents:input_type -> lvss.v1.ListEventsRequest
-	73, // 89: lvss.v1.Admin.ListShadows:input_type -> lvss.v1.ListShadowsRequest
-	75, // 90: lvss.v1.Admin.Status:input_type -> lvss.v1.StatusRequest
-	83, // 91: lvss.v1.Admin.Doctor:input_type -> lvss.v1.DoctorRequest
-	4,  // 92: lvss.v1.Requester.Session:output_type -> lvss.v1.SessionResponse
-	60, // 93: lvss.v1.Writer.Subscribe:output_type -> lvss.v1.CoordinatorMessage
-	67, // 94: lvss.v1.Admin.ListWriters:output_type -> lvss.v1.ListWritersResponse
-	69, // 95: lvss.v1.Admin.ListProviders:output_type -> lvss.v1.ListProvidersResponse
-	72, // 96: lvss.v1.Admin.ListEvents:output_type -> lvss.v1.ListEventsResponse
-	74, // 97: lvss.v1.Admin.ListShadows:output_type -> lvss.v1.ListShadowsResponse
-	76, // 98: lvss.v1.Admin.Status:output_type -> lvss.v1.StatusResponse
-	85, // 99: lvss.v1.Admin.Doctor:output_type -> lvss.v1.DoctorResponse
-	92, // [92:100] is the sub-list for method output_type
-	84, // [84:92] is the sub-list for method input_type
-	84, // [84:84] is the sub-list for extension type_name
-	84, // [84:84] is the sub-list for extension extendee
-	0,  // [0:84] is the sub-list for field type_name
+	5,   // 0: lvss.v1.SessionRequest.initialize_for_backup:type_name -> lvss.v1.InitializeForBackup
+	6,   // 1: lvss.v1.SessionRequest.initialize_for_restore:type_name -> lvss.v1.InitializeForRestore
+	7,   // 2: lvss.v1.SessionRequest.set_context:type_name -> lvss.v1.SetContext
+	8,   // 3: lvss.v1.SessionRequest.set_backup_state:type_name -> lvss.v1.SetBackupState
+	9,   // 4: lvss.v1.SessionRequest.gather_writer_metadata:type_name -> lvss.v1.GatherWriterMetadata
+	10,  // 5: lvss.v1.SessionRequest.get_writer_metadata:type_name -> lvss.v1.GetWriterMetadata
+	11,  // 6: lvss.v1.SessionRequest.free_writer_metadata:type_name -> lvss.v1.FreeWriterMetadata
+	12,  // 7: lvss.v1.SessionRequest.enable_writer_classes:type_name -> lvss.v1.WriterClasses
+	12,  // 8: lvss.v1.SessionRequest.disable_writer_classes:type_name -> lvss.v1.WriterClasses
+	13,  // 9: lvss.v1.SessionRequest.disable_writer_instances:type_name -> lvss.v1.WriterInstances
+	15,  // 10: lvss.v1.SessionRequest.add_component:type_name -> lvss.v1.AddComponent
+	16,  // 11: lvss.v1.SessionRequest.set_backup_options:type_name -> lvss.v1.SetBackupOptions
+	17,  // 12: lvss.v1.SessionRequest.set_previous_backup_stamp:type_name -> lvss.v1.SetPreviousBackupStamp
+	18,  // 13: lvss.v1.SessionRequest.start_snapshot_set:type_name -> lvss.v1.StartSnapshotSet
+	19,  // 14: lvss.v1.SessionRequest.add_to_snapshot_set:type_name -> lvss.v1.AddToSnapshotSet
+	20,  // 15: lvss.v1.SessionRequest.prepare_for_backup:type_name -> lvss.v1.PrepareForBackup
+	21,  // 16: lvss.v1.SessionRequest.do_snapshot_set:type_name -> lvss.v1.DoSnapshotSet
+	22,  // 17: lvss.v1.SessionRequest.gather_writer_status:type_name -> lvss.v1.GatherWriterStatus
+	23,  // 18: lvss.v1.SessionRequest.get_writer_status:type_name -> lvss.v1.GetWriterStatus
+	24,  // 19: lvss.v1.SessionRequest.free_writer_status:type_name -> lvss.v1.FreeWriterStatus
+	25,  // 20: lvss.v1.SessionRequest.set_backup_succeeded:type_name -> lvss.v1.SetBackupSucceeded
+	26,  // 21: lvss.v1.SessionRequest.backup_complete:type_name -> lvss.v1.BackupComplete
+	27,  // 22: lvss.v1.SessionRequest.abort_backup:type_name -> lvss.v1.AbortBackup
+	28,  // 23: lvss.v1.SessionRequest.save_as_xml:type_name -> lvss.v1.SaveAsXML
+	29,  // 24: lvss.v1.SessionRequest.get_writer_components:type_name -> lvss.v1.GetWriterComponents
+	30,  // 25: lvss.v1.SessionRequest.query:type_name -> lvss.v1.Query
+	31,  // 26: lvss.v1.SessionRequest.get_snapshot_properties:type_name -> lvss.v1.GetSnapshotProperties
+	32,  // 27: lvss.v1.SessionRequest.delete_snapshots:type_name -> lvss.v1.DeleteSnapshots
+	33,  // 28: lvss.v1.SessionRequest.is_volume_supported:type_name -> lvss.v1.IsVolumeSupported
+	34,  // 29: lvss.v1.SessionRequest.expose_snapshot:type_name -> lvss.v1.ExposeSnapshot
+	35,  // 30: lvss.v1.SessionRequest.unexpose_snapshot:type_name -> lvss.v1.UnexposeSnapshot
+	36,  // 31: lvss.v1.SessionRequest.wait:type_name -> lvss.v1.Wait
+	37,  // 32: lvss.v1.SessionRequest.query_status:type_name -> lvss.v1.QueryStatus
+	38,  // 33: lvss.v1.SessionRequest.cancel:type_name -> lvss.v1.Cancel
+	39,  // 34: lvss.v1.SessionRequest.get_session_id:type_name -> lvss.v1.GetSessionId
+	40,  // 35: lvss.v1.SessionRequest.set_restore_state:type_name -> lvss.v1.SetRestoreState
+	41,  // 36: lvss.v1.SessionRequest.set_selected_for_restore:type_name -> lvss.v1.SetSelectedForRestore
+	42,  // 37: lvss.v1.SessionRequest.add_restore_subcomponent:type_name -> lvss.v1.AddRestoreSubcomponent
+	43,  // 38: lvss.v1.SessionRequest.set_restore_options:type_name -> lvss.v1.SetRestoreOptions
+	44,  // 39: lvss.v1.SessionRequest.set_additional_restores:type_name -> lvss.v1.SetAdditionalRestores
+	45,  // 40: lvss.v1.SessionRequest.add_new_target:type_name -> lvss.v1.AddNewTarget
+	46,  // 41: lvss.v1.SessionRequest.set_authoritative_restore:type_name -> lvss.v1.SetAuthoritativeRestore
+	47,  // 42: lvss.v1.SessionRequest.set_roll_forward:type_name -> lvss.v1.SetRollForward
+	48,  // 43: lvss.v1.SessionRequest.set_restore_name:type_name -> lvss.v1.SetRestoreName
+	49,  // 44: lvss.v1.SessionRequest.pre_restore:type_name -> lvss.v1.PreRestore
+	50,  // 45: lvss.v1.SessionRequest.set_file_restore_status:type_name -> lvss.v1.SetFileRestoreStatus
+	51,  // 46: lvss.v1.SessionRequest.add_alternative_location_mapping:type_name -> lvss.v1.AddAlternativeLocationMapping
+	52,  // 47: lvss.v1.SessionRequest.set_ranges_file_path:type_name -> lvss.v1.SetRangesFilePath
+	53,  // 48: lvss.v1.SessionRequest.post_restore:type_name -> lvss.v1.PostRestore
+	2,   // 49: lvss.v1.SessionResponse.status:type_name -> lvss.v1.Status
+	54,  // 50: lvss.v1.SessionResponse.async:type_name -> lvss.v1.AsyncStarted
+	55,  // 51: lvss.v1.SessionResponse.async_status:type_name -> lvss.v1.AsyncStatus
+	57,  // 52: lvss.v1.SessionResponse.writer_metadata:type_name -> lvss.v1.WriterMetadataList
+	58,  // 53: lvss.v1.SessionResponse.snapshot_set_id:type_name -> lvss.v1.SnapshotSetId
+	59,  // 54: lvss.v1.SessionResponse.snapshot_id:type_name -> lvss.v1.SnapshotId
+	61,  // 55: lvss.v1.SessionResponse.writer_status:type_name -> lvss.v1.WriterStatusList
+	62,  // 56: lvss.v1.SessionResponse.xml:type_name -> lvss.v1.Xml
+	66,  // 57: lvss.v1.SessionResponse.objects:type_name -> lvss.v1.ObjectList
+	63,  // 58: lvss.v1.SessionResponse.snapshot:type_name -> lvss.v1.SnapshotProp
+	67,  // 59: lvss.v1.SessionResponse.deleted:type_name -> lvss.v1.DeleteResult
+	68,  // 60: lvss.v1.SessionResponse.supported:type_name -> lvss.v1.Bool
+	69,  // 61: lvss.v1.SessionResponse.exposed:type_name -> lvss.v1.ExposeResult
+	70,  // 62: lvss.v1.SessionResponse.session_id:type_name -> lvss.v1.SessionId
+	71,  // 63: lvss.v1.SessionResponse.released:type_name -> lvss.v1.Released
+	14,  // 64: lvss.v1.AddComponent.component:type_name -> lvss.v1.ComponentRef
+	14,  // 65: lvss.v1.SetBackupOptions.component:type_name -> lvss.v1.ComponentRef
+	14,  // 66: lvss.v1.SetPreviousBackupStamp.component:type_name -> lvss.v1.ComponentRef
+	14,  // 67: lvss.v1.SetBackupSucceeded.component:type_name -> lvss.v1.ComponentRef
+	14,  // 68: lvss.v1.SetSelectedForRestore.component:type_name -> lvss.v1.ComponentRef
+	14,  // 69: lvss.v1.AddRestoreSubcomponent.component:type_name -> lvss.v1.ComponentRef
+	14,  // 70: lvss.v1.SetRestoreOptions.component:type_name -> lvss.v1.ComponentRef
+	14,  // 71: lvss.v1.SetAdditionalRestores.component:type_name -> lvss.v1.ComponentRef
+	14,  // 72: lvss.v1.AddNewTarget.component:type_name -> lvss.v1.ComponentRef
+	14,  // 73: lvss.v1.SetAuthoritativeRestore.component:type_name -> lvss.v1.ComponentRef
+	14,  // 74: lvss.v1.SetRollForward.component:type_name -> lvss.v1.ComponentRef
+	14,  // 75: lvss.v1.SetRestoreName.component:type_name -> lvss.v1.ComponentRef
+	14,  // 76: lvss.v1.SetFileRestoreStatus.component:type_name -> lvss.v1.ComponentRef
+	14,  // 77: lvss.v1.AddAlternativeLocationMapping.component:type_name -> lvss.v1.ComponentRef
+	14,  // 78: lvss.v1.SetRangesFilePath.component:type_name -> lvss.v1.ComponentRef
+	56,  // 79: lvss.v1.WriterMetadataList.writers:type_name -> lvss.v1.WriterMetadataEntry
+	60,  // 80: lvss.v1.WriterStatusList.writers:type_name -> lvss.v1.WriterStatus
+	63,  // 81: lvss.v1.ObjectProp.snapshot:type_name -> lvss.v1.SnapshotProp
+	64,  // 82: lvss.v1.ObjectProp.provider:type_name -> lvss.v1.ProviderProp
+	65,  // 83: lvss.v1.ObjectList.objects:type_name -> lvss.v1.ObjectProp
+	73,  // 84: lvss.v1.WriterMessage.hello:type_name -> lvss.v1.Hello
+	78,  // 85: lvss.v1.WriterMessage.result:type_name -> lvss.v1.EventResult
+	75,  // 86: lvss.v1.CoordinatorMessage.welcome:type_name -> lvss.v1.Welcome
+	77,  // 87: lvss.v1.CoordinatorMessage.event:type_name -> lvss.v1.Event
+	0,   // 88: lvss.v1.Event.type:type_name -> lvss.v1.EventType
+	76,  // 89: lvss.v1.Event.placements:type_name -> lvss.v1.PathPlacement
+	80,  // 90: lvss.v1.ListWritersResponse.writers:type_name -> lvss.v1.WriterInfo
+	64,  // 91: lvss.v1.ListProvidersResponse.providers:type_name -> lvss.v1.ProviderProp
+	102, // 92: lvss.v1.LogEvent.fields:type_name -> lvss.v1.LogEvent.FieldsEntry
+	85,  // 93: lvss.v1.ListEventsResponse.events:type_name -> lvss.v1.LogEvent
+	63,  // 94: lvss.v1.ListShadowsResponse.snapshots:type_name -> lvss.v1.SnapshotProp
+	91,  // 95: lvss.v1.StatusResponse.daemon:type_name -> lvss.v1.DaemonStatus
+	92,  // 96: lvss.v1.StatusResponse.sessions:type_name -> lvss.v1.SessionStatus
+	93,  // 97: lvss.v1.StatusResponse.creation_lock:type_name -> lvss.v1.CreationLock
+	94,  // 98: lvss.v1.StatusResponse.frozen:type_name -> lvss.v1.FrozenFilesystem
+	80,  // 99: lvss.v1.StatusResponse.writers:type_name -> lvss.v1.WriterInfo
+	95,  // 100: lvss.v1.StatusResponse.volumes:type_name -> lvss.v1.VolumeSnapshots
+	96,  // 101: lvss.v1.StatusResponse.providers:type_name -> lvss.v1.ProviderStorage
+	85,  // 102: lvss.v1.StatusResponse.recent_errors:type_name -> lvss.v1.LogEvent
+	1,   // 103: lvss.v1.Finding.severity:type_name -> lvss.v1.Severity
+	91,  // 104: lvss.v1.DoctorResponse.daemon:type_name -> lvss.v1.DaemonStatus
+	98,  // 105: lvss.v1.DoctorResponse.findings:type_name -> lvss.v1.Finding
+	100, // 106: lvss.v1.DoctorResponse.volumes:type_name -> lvss.v1.VolumeDiagnosis
+	101, // 107: lvss.v1.VolumeDiagnosis.providers:type_name -> lvss.v1.ProviderVerdict
+	98,  // 108: lvss.v1.VolumeDiagnosis.findings:type_name -> lvss.v1.Finding
+	3,   // 109: lvss.v1.Requester.Session:input_type -> lvss.v1.SessionRequest
+	72,  // 110: lvss.v1.Writer.Subscribe:input_type -> lvss.v1.WriterMessage
+	79,  // 111: lvss.v1.Admin.ListWriters:input_type -> lvss.v1.ListWritersRequest
+	82,  // 112: lvss.v1.Admin.ListProviders:input_type -> lvss.v1.ListProvidersRequest
+	84,  // 113: lvss.v1.Admin.ListEvents:input_type -> lvss.v1.ListEventsRequest
+	87,  // 114: lvss.v1.Admin.ListShadows:input_type -> lvss.v1.ListShadowsRequest
+	89,  // 115: lvss.v1.Admin.Status:input_type -> lvss.v1.StatusRequest
+	97,  // 116: lvss.v1.Admin.Doctor:input_type -> lvss.v1.DoctorRequest
+	4,   // 117: lvss.v1.Requester.Session:output_type -> lvss.v1.SessionResponse
+	74,  // 118: lvss.v1.Writer.Subscribe:output_type -> lvss.v1.CoordinatorMessage
+	81,  // 119: lvss.v1.Admin.ListWriters:output_type -> lvss.v1.ListWritersResponse
+	83,  // 120: lvss.v1.Admin.ListProviders:output_type -> lvss.v1.ListProvidersResponse
+	86,  // 121: lvss.v1.Admin.ListEvents:output_type -> lvss.v1.ListEventsResponse
+	88,  // 122: lvss.v1.Admin.ListShadows:output_type -> lvss.v1.ListShadowsResponse
+	90,  // 123: lvss.v1.Admin.Status:output_type -> lvss.v1.StatusResponse
+	99,  // 124: lvss.v1.Admin.Doctor:output_type -> lvss.v1.DoctorResponse
+	117, // [117:125] is the sub-list for method output_type
+	109, // [109:117] is the sub-list for method input_type
+	109, // [109:109] is the sub-list for extension type_name
+	109, // [109:109] is the sub-list for extension extendee
+	0,   // [0:109] is the sub-list for field type_name
 }
 
 func init() { file_lvss_proto_init() }
@@ -7169,6 +8283,20 @@ func file_lvss_proto_init() {
 		(*SessionRequest_QueryStatus)(nil),
 		(*SessionRequest_Cancel)(nil),
 		(*SessionRequest_GetSessionId)(nil),
+		(*SessionRequest_SetRestoreState)(nil),
+		(*SessionRequest_SetSelectedForRestore)(nil),
+		(*SessionRequest_AddRestoreSubcomponent)(nil),
+		(*SessionRequest_SetRestoreOptions)(nil),
+		(*SessionRequest_SetAdditionalRestores)(nil),
+		(*SessionRequest_AddNewTarget)(nil),
+		(*SessionRequest_SetAuthoritativeRestore)(nil),
+		(*SessionRequest_SetRollForward)(nil),
+		(*SessionRequest_SetRestoreName)(nil),
+		(*SessionRequest_PreRestore)(nil),
+		(*SessionRequest_SetFileRestoreStatus)(nil),
+		(*SessionRequest_AddAlternativeLocationMapping)(nil),
+		(*SessionRequest_SetRangesFilePath)(nil),
+		(*SessionRequest_PostRestore)(nil),
 	}
 	file_lvss_proto_msgTypes[2].OneofWrappers = []any{
 		(*SessionResponse_Async)(nil),
@@ -7186,15 +8314,15 @@ func file_lvss_proto_init() {
 		(*SessionResponse_SessionId)(nil),
 		(*SessionResponse_Released)(nil),
 	}
-	file_lvss_proto_msgTypes[49].OneofWrappers = []any{
+	file_lvss_proto_msgTypes[63].OneofWrappers = []any{
 		(*ObjectProp_Snapshot)(nil),
 		(*ObjectProp_Provider)(nil),
 	}
-	file_lvss_proto_msgTypes[56].OneofWrappers = []any{
+	file_lvss_proto_msgTypes[70].OneofWrappers = []any{
 		(*WriterMessage_Hello)(nil),
 		(*WriterMessage_Result)(nil),
 	}
-	file_lvss_proto_msgTypes[58].OneofWrappers = []any{
+	file_lvss_proto_msgTypes[72].OneofWrappers = []any{
 		(*CoordinatorMessage_Welcome)(nil),
 		(*CoordinatorMessage_Event)(nil),
 	}
@@ -7204,7 +8332,7 @@ func file_lvss_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_lvss_proto_rawDesc), len(file_lvss_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   87,
+			NumMessages:   101,
 			NumExtensions: 0,
 			NumServices:   3,
 		},
