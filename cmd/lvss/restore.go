@@ -595,7 +595,7 @@ func (e notRunningError) Hint() string {
 type restoreVeto struct{ writerFailure }
 
 func (e restoreVeto) Error() string {
-	return failedWriters(e.writers) + " at PreRestore (COMMAND was not run; the writers were told nothing was restored: VSS_RS_NONE, then PostRestore)"
+	return failedWriters(e.writers) + " (COMMAND was not run; the writers were told nothing was restored: VSS_RS_NONE, then PostRestore)"
 }
 func (e restoreVeto) Unwrap() error { return e.writerFailure }
 func (e restoreVeto) Hint() string {

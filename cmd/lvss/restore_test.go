@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -281,6 +283,47 @@ func TestRestoreTold(t *testing.T) {
 	} {
 		if got := strings.Join(told(tc.md, tc.rf), ","); got != tc.want {
 			t.Errorf("%s %s: %q, want %q", tc.md.RestoreMethod.WriterRestore, tc.md.RestoreMethod.Method, got, tc.want)
+		}
+	}
+}
+
+// TestRestoreDocumented keeps docs/cli.md's section in step with the
+// verb's flags and COMMAND's environment.
+func TestRestoreDocumented(t *testing.T) {
+	b, err := os.ReadFile("../../docs/cli.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	start := strings.Index(doc, "## `lvss restore`\n")
+	if start < 0 {
+		t.Fatal("docs/cli.md has no section \"## `lvss restore`\"")
+	}
+	section := doc[start:]
+	section = section[:strings.Index(section[3:], "\n## ")+3]
+	cmd := newRestoreCommand(&globalOptions{})
+	flags := regexp.MustCompile(`(?m)^\s+(?:-\w, )?(--[a-z-]+)`).FindAllStringSubmatch(cmd.Flags().FlagUsages(), -1)
+	if len(flags) < 10 {
+		t.Fatalf("found %d flags in the usage:\n%s", len(flags), cmd.Flags().FlagUsages())
+	}
+	for _, f := range flags {
+		if !strings.Contains(section, f[1]) {
+			t.Errorf("docs/cli.md's lvss restore section does not mention %s", f[1])
+		}
+	}
+	m, bcd, wmds := showSample(t)
+	p, err := restoreOptions{bcd: writeSample(t, m, bcd, wmds), target: "original", nothingWritten: 99, command: []string{"true"}}.plan()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kv := range p.restoreEnv() {
+		name, _, _ := strings.Cut(kv, "=")
+		generic := regexp.MustCompile(`_[0-9]+(_|$)`).ReplaceAllString(name, "_<n>$1")
+		if !strings.Contains(section, "`"+generic+"`") {
+			t.Errorf("docs/cli.md's lvss restore section does not list %s", generic)
+		}
+		if !strings.Contains(cmd.Long, strings.SplitN(generic, "_<n>", 2)[0]) {
+			t.Errorf("lvss restore --help does not mention %s", generic)
 		}
 	}
 }

@@ -100,7 +100,7 @@ func (p *restorePlan) session(ctx context.Context, bc *client.BackupComponents, 
 		run.warnings = append(run.warnings, err.Error())
 	}
 	if len(vetoed) > 0 && p.o.allowWriterFailures {
-		run.warnings = append(run.warnings, failedWriters(vetoed)+" at PreRestore; --allow-writer-failures: COMMAND ran anyway")
+		run.warnings = append(run.warnings, failedWriters(vetoed)+"; --allow-writer-failures: COMMAND ran anyway")
 	}
 	var cmdErr error
 	status := vss.RSNone

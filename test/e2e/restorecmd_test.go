@@ -82,6 +82,14 @@ type restoreCmdRig struct {
 
 func newRestoreCmdRig(t *testing.T) *restoreCmdRig {
 	t.Helper()
+	return newRestoreCmdRigWith(t, func(r *restoreCmdRig) []string {
+		return []string{"tar", "-cf", r.tarball, r.appDir, r.otherDir}
+	})
+}
+
+// newRestoreCmdRigWith is the rig with the backup COMMAND backup returns.
+func newRestoreCmdRigWith(t *testing.T, backup func(r *restoreCmdRig) []string) *restoreCmdRig {
+	t.Helper()
 	testenv.RequireRoot(t)
 	fs := testenv.LoopFS(t, "btrfs", 256<<20)
 	r := &restoreCmdRig{d: startDaemon(t, shortTimeouts), appDir: filepath.Join(fs.Mount, "app"), otherDir: filepath.Join(fs.Mount, "other")}
@@ -98,8 +106,8 @@ func newRestoreCmdRig(t *testing.T) *restoreCmdRig {
 	r.d.waitWriters(t, 2)
 	out := t.TempDir()
 	r.bcd, r.tarball = filepath.Join(out, "srv.lvss"), filepath.Join(out, "srv.tar")
-	res := lvssdtest.Lvss(t, r.d.socket, "", "backup", "--writer", "app", "--writer", "other", "--type", "full", "--in-place",
-		"--bcd", r.bcd, "--", "tar", "-cf", r.tarball, r.appDir, r.otherDir)
+	args := append([]string{"backup", "--writer", "app", "--writer", "other", "--type", "full", "--in-place", "--bcd", r.bcd, "--"}, backup(r)...)
+	res := lvssdtest.Lvss(t, r.d.socket, "", args...)
 	if res.Code != 0 {
 		t.Fatalf("lvss backup: exit %d\n%s\n%s", res.Code, res.Stdout, res.Stderr)
 	}
@@ -346,5 +354,55 @@ func TestRestoreCommandWriters(t *testing.T) {
 	}
 	if got := restoreLog(t, r.app)[before:]; len(got) != 2 || !strings.Contains(got[1], "data:selected:VSS_RT_ORIGINAL:VSS_RS_FAILED") {
 		t.Errorf("after an interrupt app logged %v, want PreRestore and PostRestore with VSS_RS_FAILED", got)
+	}
+}
+
+// TestRestoreCommandRestic: docs/restore.md's restic example. A backup
+// with restic recording the original paths, the data destroyed, and lvss
+// restore -- restic restore latest --target "$LVSS_RESTORE_ROOT": the
+// files are back and the writers were told VSS_RS_ALL; then the same to
+// an alternate place.
+func TestRestoreCommandRestic(t *testing.T) {
+	needTool(t, "restic", "restic")
+	repo := t.TempDir()
+	password := filepath.Join(repo, "password")
+	if err := os.WriteFile(password, []byte("restore\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("RESTIC_REPOSITORY", filepath.Join(repo, "restic"))
+	t.Setenv("RESTIC_PASSWORD_FILE", password)
+	t.Setenv("RESTIC_CACHE_DIR", t.TempDir())
+	toolOutput(t, "restic", "init")
+	r := newRestoreCmdRigWith(t, func(r *restoreCmdRig) []string {
+		return []string{"restic", "backup", r.appDir, r.otherDir}
+	})
+	r.destroy(t)
+	res, sum := r.restore(t, "--", "sh", "-c", `restic restore latest --target "$LVSS_RESTORE_ROOT"`)
+	if res.Code != 0 || sum.FileRestoreStatus == nil || *sum.FileRestoreStatus != "VSS_RS_ALL" {
+		t.Fatalf("lvss restore with restic: exit %d\n%s\n%s", res.Code, res.Stdout, res.Stderr)
+	}
+	for _, dir := range []string{r.appDir, r.otherDir} {
+		if got := content(t, filepath.Join(dir, "sub", "file.txt")); got != "backed up in "+dir+"\n" {
+			t.Errorf("%s/sub/file.txt after the restore: %q", dir, got)
+		}
+	}
+	for _, w := range []*writerProc{r.app, r.other} {
+		if got := restoreLog(t, w); len(got) != 2 || !strings.Contains(got[1], "data:selected:VSS_RT_ORIGINAL:VSS_RS_ALL") {
+			t.Errorf("writer %s logged %v", w.name, got)
+		}
+	}
+	// One component under another directory: restic's --include takes
+	// the path as backed up.
+	alt := t.TempDir()
+	res, _ = r.restore(t, "--component", "other", "--target", "alternate:"+alt, "--",
+		"sh", "-c", `restic restore latest --target "$LVSS_RESTORE_ROOT" --include "$LVSS_RESTORE_PATH_1"`)
+	if res.Code != 0 {
+		t.Fatalf("lvss restore --target alternate with restic: exit %d\n%s\n%s", res.Code, res.Stdout, res.Stderr)
+	}
+	if got := content(t, filepath.Join(alt, r.otherDir, "sub", "file.txt")); got != "backed up in "+r.otherDir+"\n" {
+		t.Errorf("the alternate copy: %q", got)
+	}
+	if _, err := os.Stat(filepath.Join(alt, r.appDir)); err == nil {
+		t.Error("--component other restored app's files too")
 	}
 }
