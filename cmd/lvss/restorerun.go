@@ -92,10 +92,9 @@ func (p *restorePlan) session(ctx context.Context, bc *client.BackupComponents, 
 	if err := pr.wait(actx, "PreRestore", bc.PreRestore); err != nil {
 		return err
 	}
-	vetoed, err := p.writerStatus(actx, bc, run)
-	if err != nil {
-		return err
-	}
+	// Without the writers' status lvss cannot know that they are ready
+	// for the copy: COMMAND does not run, and they hear VSS_RS_NONE.
+	vetoed, statusErr := p.writerStatus(actx, bc, run)
 	if err := p.readComponents(actx, bc); err != nil {
 		run.warnings = append(run.warnings, err.Error())
 	}
@@ -105,6 +104,8 @@ func (p *restorePlan) session(ctx context.Context, bc *client.BackupComponents, 
 	var cmdErr error
 	status := vss.RSNone
 	switch {
+	case statusErr != nil:
+		cmdErr = statusErr
 	case len(vetoed) > 0 && !p.o.allowWriterFailures:
 		cmdErr = restoreVeto{writerFailure{writers: vetoed}}
 	case ctx.Err() != nil:
@@ -378,11 +379,13 @@ func (p *restorePlan) writersOf() []*liveWriter {
 }
 
 // replaceFailed is, for a writer, whether any of its selected components
-// was not entirely put back in place: what decides whether a
-// VSS_WRE_IF_REPLACE_FAILS writer gets PostRestore.
+// was not entirely put back: what decides whether a
+// VSS_WRE_IF_REPLACE_FAILS writer gets PostRestore (L37). lvss records no
+// alternate location mappings, the other evidence lvssd counts; a new
+// target (--target alternate) is not one.
 func (p *restorePlan) replaceFailed(lw *liveWriter) bool {
 	for _, pk := range p.picks {
-		if pk.live == lw && (pk.status != vss.RSAll || p.alternate) {
+		if pk.live == lw && pk.status != vss.RSAll {
 			return true
 		}
 	}
