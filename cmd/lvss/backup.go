@@ -177,15 +177,20 @@ COMMAND could not be run, or was not found; 130 interrupted.`,
 type writerFailure struct{ writers []client.WriterStatus }
 
 func (e writerFailure) Error() string {
+	return failedWriters(e.writers) + " (the command was not run; --allow-writer-failures runs it on crash-consistent snapshots)"
+}
+
+// failedWriters says which writers failed, in which state, and why.
+func failedWriters(ws []client.WriterStatus) string {
 	var parts []string
-	for _, w := range e.writers {
+	for _, w := range ws {
 		s := fmt.Sprintf("writer '%s' failed: %s, %s", w.Name, w.State, w.Failure)
 		if w.ApplicationMessage != "" {
 			s += ": " + w.ApplicationMessage
 		}
 		parts = append(parts, s)
 	}
-	return strings.Join(parts, "; ") + " (the command was not run; --allow-writer-failures runs it on crash-consistent snapshots)"
+	return strings.Join(parts, "; ")
 }
 
 // Unwrap is the first writer's failure code, the HRESULT the error reports

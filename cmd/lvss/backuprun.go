@@ -22,41 +22,57 @@ import (
 
 // runCommand runs COMMAND with the snapshot environment: in place (in a
 // private mount namespace with each snapshot over its original path) or
-// as it is. Interrupting lvss ends it (package inplace: SIGTERM to its
-// process group, SIGKILL after inplace.StopGrace), and what it started is
-// ended when it exits, before the snapshots are released. Its exit status
-// is recorded in run.command.
+// as it is. Its exit status is recorded in run.command.
 func (p *backupPlan) runCommand(ctx context.Context, run *backupRun) error {
-	res := &commandResult{argv: p.o.command, status: -1}
-	run.command = res
 	env := append(os.Environ(), snapshotEnv(run, p)...)
-	var cmd *exec.Cmd
+	var mounts []inplace.Mount
 	if p.o.inPlace {
-		mounts := make([]inplace.Mount, 0, len(run.snapshots))
+		mounts = make([]inplace.Mount, 0, len(run.snapshots))
 		for _, s := range run.snapshots {
 			mounts = append(mounts, inplace.Mount{Snapshot: s.DevicePath, Original: s.OriginalVolume})
 		}
-		c, err := inplace.Command(ctx, mounts, "", p.o.command, env)
+	}
+	res, err := runTool(ctx, p.o.command, env, p.o.json, p.o.inPlace, mounts)
+	run.command = res
+	return err
+}
+
+// runTool runs a verb's COMMAND (lvss backup's, lvss restore's) with env,
+// its standard streams lvss's own (standard output goes to standard error
+// with --json, which leaves standard output to the one JSON summary). With
+// inPlace it runs in a private mount namespace with mounts. Interrupting
+// lvss ends it (package inplace: SIGTERM to its process group, SIGKILL
+// after inplace.StopGrace), and what it started is ended when it exits,
+// before lvss goes on. The result is never nil: its status is -1 when
+// COMMAND did not start. The error is nil when COMMAND succeeded,
+// ctx.Err() when lvss was interrupted, else a commandExit with the status
+// lvss exits with.
+func runTool(ctx context.Context, argv, env []string, jsonOut, inPlace bool, mounts []inplace.Mount) (*commandResult, error) {
+	res := &commandResult{argv: argv, status: -1}
+	var cmd *exec.Cmd
+	if inPlace {
+		c, err := inplace.Command(ctx, mounts, "", argv, env)
 		if err != nil {
 			res.err = err.Error()
-			return commandExit{status: exitCannotRun, err: err}
+			return res, commandExit{status: exitCannotRun, err: err}
 		}
 		cmd = c
 	} else {
-		cmd = inplace.Direct(ctx, p.o.command, env)
+		cmd = inplace.Direct(ctx, argv, env)
 	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	if p.o.json {
+	if jsonOut {
 		// Standard output carries the one JSON summary.
 		cmd.Stdout = os.Stderr
 	}
 	if err := cmd.Start(); err != nil {
 		res.err = err.Error()
-		return commandExit{status: exitCannotRun, err: fmt.Errorf("cannot start %s: %w", p.o.command[0], err)}
+		return res, commandExit{status: exitCannotRun, err: fmt.Errorf("cannot start %s: %w", argv[0], err)}
 	}
 	err := cmd.Wait()
-	// Whatever COMMAND started and left behind must not read the
-	// snapshots after they are released.
+	// Whatever COMMAND started and left behind must not go on (reading
+	// snapshots about to be released, writing files the writers are
+	// about to be told about).
 	_ = inplace.Signal(cmd, syscall.SIGKILL)
 	// A COMMAND killed by a signal reports as a shell would: 128 + N.
 	res.status = cmd.ProcessState.ExitCode()
@@ -68,10 +84,10 @@ func (p *backupPlan) runCommand(ctx context.Context, run *backupRun) error {
 		if res.err == "" {
 			res.err = "interrupted"
 		}
-		return ctx.Err()
+		return res, ctx.Err()
 	}
 	if err == nil {
-		return nil
+		return res, nil
 	}
 	if res.err == "" {
 		res.err = err.Error()
@@ -80,7 +96,7 @@ func (p *backupPlan) runCommand(ctx context.Context, run *backupRun) error {
 	if status == 2 || status <= 0 {
 		status = 1 // 2 is lvss's usage error alone
 	}
-	return commandExit{status: status, err: fmt.Errorf("%s failed: %s", p.o.command[0], res.err)}
+	return res, commandExit{status: status, err: fmt.Errorf("%s failed: %s", argv[0], res.err)}
 }
 
 // snapshotEnv is what COMMAND learns about the snapshot set.
@@ -407,16 +423,7 @@ func printBackup(out io.Writer, p *backupPlan, run *backupRun) error {
 		fmt.Fprintf(&b, "Filesystems held frozen: %s\n", roundHeld(run.fsHeld))
 	}
 	if c := run.command; c != nil {
-		switch {
-		case c.status == 0:
-			fmt.Fprintf(&b, "Command %s succeeded\n", c.argv[0])
-		case c.status < 0:
-			fmt.Fprintf(&b, "Command %s did not run: %s\n", c.argv[0], c.err)
-		case c.err != "" && !strings.HasPrefix(c.err, "exit status"):
-			fmt.Fprintf(&b, "Command %s ended with status %d (%s)\n", c.argv[0], c.status, c.err)
-		default:
-			fmt.Fprintf(&b, "Command %s exited with status %d\n", c.argv[0], c.status)
-		}
+		writeCommandLine(&b, c)
 	}
 	if run.released != nil && len(run.released.DeletedSnapshots) > 0 {
 		fmt.Fprintf(&b, "Snapshots deleted at the end: %d\n", len(run.released.DeletedSnapshots))
@@ -438,6 +445,20 @@ func printBackup(out io.Writer, p *backupPlan, run *backupRun) error {
 	}
 	_, err := io.WriteString(out, b.String())
 	return err
+}
+
+// writeCommandLine is the summary's line about COMMAND's outcome.
+func writeCommandLine(b *strings.Builder, c *commandResult) {
+	switch {
+	case c.status == 0:
+		fmt.Fprintf(b, "Command %s succeeded\n", c.argv[0])
+	case c.status < 0:
+		fmt.Fprintf(b, "Command %s did not run: %s\n", c.argv[0], c.err)
+	case c.err != "" && !strings.HasPrefix(c.err, "exit status"):
+		fmt.Fprintf(b, "Command %s ended with status %d (%s)\n", c.argv[0], c.status, c.err)
+	default:
+		fmt.Fprintf(b, "Command %s exited with status %d\n", c.argv[0], c.status)
+	}
 }
 
 // millisOrNull is d in milliseconds for --json, nil (null) for 0: not

@@ -31,13 +31,15 @@ const (
 const exitStatusHelp = `  0        success
   1        a call or operation failed; lvss doctor: a finding is an error
   2        bad command line (only that)
-  3        lvss backup: a writer failed and COMMAND did not run
+  3        lvss backup, lvss restore: a writer failed and COMMAND did not
+           run
   69       lvssd unreachable (no socket, or nothing answering on it)
   75       another snapshot set was being created past --timeout
-  125      lvss backup: COMMAND could not be started (--in-place: its
-           namespace could not be set up)
+  125      lvss backup, lvss restore: COMMAND could not be started
+           (--in-place: its namespace could not be set up)
   126, 127 lvss backup --in-place: COMMAND could not be run, was not found
-  other    lvss backup: COMMAND's own status when it failed (2 becomes 1)
+  other    lvss backup, lvss restore: COMMAND's own status when it failed
+           (2 becomes 1)
   130      interrupted (SIGINT, SIGTERM); lvss events --follow ends so
            with 0`
 

@@ -15,5 +15,6 @@
 //
 // With --restore other than never it takes part in restores and logs, with
 // PreRestore and PostRestore, the restore type and each component's
-// selection, restore target and file restore status.
+// selection, restore target, file restore status and, when given, restore
+// options and new targets. It declares VSS_BS_WRITER_SUPPORTS_NEW_TARGET.
 package main

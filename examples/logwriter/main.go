@@ -80,6 +80,9 @@ func (w *logWriter) recordWith(ctx context.Context, ev string, e *writer.Event, 
 // Identify declares one recursive file group for the directory.
 func (w *logWriter) Identify(_ context.Context, md *writer.Metadata) error {
 	md.SetRestoreMethod(vss.RMERestoreIfCanReplace, "", "", w.restore, false)
+	// A requester may restore its files elsewhere (AddNewTarget): the
+	// log shows where.
+	md.SetBackupSchema(vss.SchemaWriterSupportsNewTarget)
 	if err := md.AddComponent(document.Component{Type: vss.ComponentFileGroup, Name: "data", Caption: w.name + " data", Selectable: true}); err != nil {
 		return err
 	}
@@ -123,7 +126,11 @@ func (w *logWriter) BackupShutdown(ctx context.Context, e *writer.Event) error {
 
 // restoreView sums up what a restore event shows the writer: the restore
 // type, and per component whether it is selected, its restore target and
-// file restore status, as NAME:selected|unselected:TARGET:STATUS.
+// file restore status, as NAME:selected|unselected:TARGET:STATUS; then,
+// when the requester gave them, the component's restore options (each
+// KEY=VALUE line as options=LINE, its spaces as '+') and new targets
+// (newtarget=PATH->ALTERNATE), and additional=true for more restores to
+// follow.
 func restoreView(e *writer.Event, c *writer.Components) string {
 	parts := []string{"type=" + e.RestoreType.String()}
 	for _, comp := range c.List() {
@@ -132,6 +139,17 @@ func restoreView(e *writer.Event, c *writer.Components) string {
 			sel = "selected"
 		}
 		parts = append(parts, fmt.Sprintf("%s:%s:%s:%s", comp.Name, sel, comp.RestoreTarget, comp.FileRestoreStatus))
+		for _, o := range strings.Split(comp.RestoreOptions, "\n") {
+			if o != "" {
+				parts = append(parts, "options="+strings.ReplaceAll(o, " ", "+"))
+			}
+		}
+		for _, nt := range comp.NewTargets {
+			parts = append(parts, "newtarget="+nt.Path+"->"+nt.AlternatePath)
+		}
+		if comp.AdditionalRestores {
+			parts = append(parts, "additional=true")
+		}
 	}
 	return strings.Join(parts, " ")
 }

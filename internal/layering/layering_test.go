@@ -47,7 +47,7 @@ var layers = []layer{
 	// documents plus a manifest, it needs nothing but the spec, and both
 	// the CLI and a future daemon-side export or restore must read it.
 	{name: "spec", why: "the spec's vocabulary: HRESULTs, enumerations, the XML documents and the backup archive that carries them",
-		pkgs: []string{"vsserr", "vss", "document", "backupdoc"},
+		pkgs: []string{"vsserr", "vss", "document", "backupdoc", "restoreopts"},
 		may:  []string{"spec", "leaf"}},
 	{name: "wire", why: "the gRPC contract and its one translation point, shared by the daemon and its clients",
 		pkgs: []string{"api/...", "internal/wire"},
