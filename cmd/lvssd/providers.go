@@ -27,7 +27,7 @@ func builtinProviders(cfg config.Config, stateDir, runDir string, log *slog.Logg
 		all = append(all, p)
 	}
 	if !cfg.Providers.Btrfs.Disabled {
-		p, err := btrfs.New(cfg.Providers.Btrfs, cfg.Limits.MinFree, log.With("provider", "btrfs"))
+		p, err := btrfs.New(cfg.Providers.Btrfs, cfg.Limits.MinFree, stateDir, log.With("provider", "btrfs"))
 		if err != nil {
 			return nil, fmt.Errorf("btrfs provider: %w", err)
 		}
