@@ -25,8 +25,9 @@ Writers are not told (as on Windows), so the revert is refused while a
 running writer has components on the volume, and, with the btrfs
 provider, while processes have files or their working directory in it or
 something is mounted below it (VSS_E_VOLUME_IN_USE, naming them). Stop
-them first; --force reverts anyway, and those processes keep reading the
-old content through what they have open. Only persistent snapshots can be
+them first; --force reverts anyway: those processes keep reading the
+old content through what they have open, and mounts below the volume
+are detached. Only persistent snapshots can be
 reverted to (VSS_E_UNSUPPORTED_CONTEXT). The btrfs provider reverts a
 volume that is a subvolume of its own, not the filesystem's top level and
 not mounted on its own with subvol= (VSS_E_VOLUME_NOT_SUPPORTED says which;

@@ -278,8 +278,14 @@ func (p *Provider) planRevert(s provider.Snapshot, force bool) (*revertJournal, 
 				"btrfs: %s is in use: %s; stop them, or force the revert (they keep the old content)", vol, strings.Join(users, "; "))
 		}
 	}
-	return &revertJournal{SnapshotID: s.ID, Snapshot: s.Handle, Volume: vol,
-		Temp:      filepath.Join(filepath.Dir(vol), "."+filepath.Base(vol)+".lvss-revert-"+s.ID.String()),
+	temp := filepath.Join(filepath.Dir(vol), "."+filepath.Base(vol)+".lvss-revert-"+s.ID.String())
+	if _, err := os.Lstat(temp); err == nil {
+		// An earlier revert kept the old content there because
+		// something pinned it (see the cleanup in runRevert).
+		return nil, vsserr.New(vsserr.VolumeInUse,
+			"btrfs: %s holds the old content of an earlier revert, which something still used; once it is free, delete it (btrfs subvolume delete %s)", temp, temp)
+	}
+	return &revertJournal{SnapshotID: s.ID, Snapshot: s.Handle, Volume: vol, Temp: temp,
 		OldSubvol: loc.Subvol, Nested: rels, Step: stepSnapshot}, nil
 }
 
@@ -483,8 +489,9 @@ func (p *Provider) runRevert(j *revertJournal) error {
 	}
 	// cleanup: T holds the old live subvolume.
 	if err := destroyOwn(j.Temp, j.OldSubvol); err != nil {
-		// Something still pins it (a mount inside it): it stays aside,
-		// named, and the revert is done all the same.
+		// Something still pins it (an active swap file, a send in
+		// progress; mounts inside it the kernel detaches with it): it
+		// stays aside, named, and the revert is done all the same.
 		p.log.Warn("btrfs: the volume's old content could not be deleted; it is kept", "volume", j.Volume, "kept_at", j.Temp, "err", err)
 	}
 	p.step("cleanup")

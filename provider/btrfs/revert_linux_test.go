@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/lvss/lvss/internal/mountinfo"
 	"github.com/lvss/lvss/internal/testenv"
 	"github.com/lvss/lvss/provider"
 	"github.com/lvss/lvss/vsserr"
@@ -91,8 +92,12 @@ func TestRevertSwapsSubvolume(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(snaps) != 1 || snaps[0].ID != s.ID || snaps[0].Handle != s.Handle {
-		t.Fatalf("Query after revert: %+v", snaps)
+	found := false
+	for _, q := range snaps { // Query lists every btrfs of the machine
+		found = found || q.ID == s.ID && q.Handle == s.Handle
+	}
+	if !found {
+		t.Fatalf("Query after revert lacks %s: %+v", s.ID, snaps)
 	}
 	// It can be reverted to again, and the volume is writable.
 	write(t, filepath.Join(vol, "f"), "again")
@@ -295,4 +300,58 @@ func TestRevertRefusesWhileJournaled(t *testing.T) {
 	if err := p.removeJournal(s.ID); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestRevertForcedDetachesMountsBelow: forced with a mount inside the
+// volume, the old subvolume is deleted all the same and the kernel
+// detaches the mount with it (as a lazy unmount would).
+func TestRevertForcedDetachesMountsBelow(t *testing.T) {
+	p, vol, s := revertFixture(t)
+	sub := mkdir(t, filepath.Join(vol, "m"))
+	if err := unix.Mount("tmpfs", sub, "tmpfs", 0, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unmountUnder(t, filepath.Dir(vol)) })
+	if err := p.Revert(bg(t), s, true); err != nil {
+		t.Fatal(err)
+	}
+	checkReverted(t, p, vol, s)
+	ms, err := mountinfo.Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		if strings.HasPrefix(m.MountPoint, filepath.Dir(vol)+"/") {
+			t.Fatalf("mount left after the revert: %s", m.MountPoint)
+		}
+	}
+}
+
+// TestRevertRefusesWhenOldContentKept: an earlier revert's old content
+// still at the working name (something pinned it then) is named, with
+// what to do about it.
+func TestRevertRefusesWhenOldContentKept(t *testing.T) {
+	p, vol, s := revertFixture(t)
+	kept := subvol(t, filepath.Join(filepath.Dir(vol), ".data.lvss-revert-"+s.ID.String()))
+	err := p.Revert(bg(t), s, true)
+	wantCode(t, err, vsserr.VolumeInUse)
+	if !strings.Contains(err.Error(), "btrfs subvolume delete "+kept) {
+		t.Errorf("no advice: %v", err)
+	}
+	if err := destroyOwn(kept, mustSubvolID(t, kept)); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Revert(bg(t), s, false); err != nil {
+		t.Fatal(err)
+	}
+	checkReverted(t, p, vol, s)
+}
+
+func mustSubvolID(t *testing.T, path string) uint64 {
+	t.Helper()
+	id, err := subvolID(path)
+	if err != nil || id == 0 {
+		t.Fatalf("subvolume ID of %s: %d, %v", path, id, err)
+	}
+	return id
 }
