@@ -535,6 +535,24 @@ func (bc *BackupComponents) UnexposeSnapshot(ctx context.Context, id uuid.UUID) 
 	return err
 }
 
+// RevertToSnapshot rolls the snapshot's volume back to it and returns when
+// the volume holds the snapshot's content (D10: writers get no event).
+// force is bForceDismount: revert even though a running writer has
+// components on the volume or processes use it.
+func (bc *BackupComponents) RevertToSnapshot(ctx context.Context, id uuid.UUID, force bool) error {
+	_, err := bc.do(ctx, "RevertToSnapshot", &v1.SessionRequest{Call: &v1.SessionRequest_RevertToSnapshot{
+		RevertToSnapshot: &v1.RevertToSnapshot{SnapshotId: wire.GUID(id), ForceDismount: force}}})
+	return err
+}
+
+// QueryRevertStatus returns an operation following the volume's latest
+// revert: pending while it runs, then finished or its error; it cannot be
+// cancelled.
+func (bc *BackupComponents) QueryRevertStatus(ctx context.Context, volume string) (*Async, error) {
+	return bc.startAsync(ctx, "QueryRevertStatus", &v1.SessionRequest{Call: &v1.SessionRequest_QueryRevertStatus{
+		QueryRevertStatus: &v1.QueryRevertStatus{Volume: volume}}})
+}
+
 // GetSessionID returns the session's ID, the one the daemon's event log and
 // the writers' events carry (GetSessionId).
 func (bc *BackupComponents) GetSessionID(ctx context.Context) (uuid.UUID, error) {

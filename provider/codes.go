@@ -21,6 +21,7 @@ const (
 	CallDeleteSnapshot           Call = "DeleteSnapshot"
 	CallExpose                   Call = "Expose"
 	CallUnexpose                 Call = "Unexpose"
+	CallRevert                   Call = "Revert"
 )
 
 func codes(hs ...vsserr.HRESULT) map[vsserr.HRESULT]bool {
@@ -58,6 +59,10 @@ var permitted = map[Call]map[vsserr.HRESULT]bool{
 	CallAbortSnapshots:           commitCodes,
 	CallPreFinalCommitSnapshots:  finalCodes,
 	CallPostFinalCommitSnapshots: finalCodes,
+	// RevertToSnapshot's list (vss-reference §2.3), less what only the
+	// coordinator decides (the context, a provider not registered).
+	CallRevert: codes(vsserr.Fail, vsserr.OutOfMemory, vsserr.InvalidArg, vsserr.ObjectNotFound,
+		vsserr.RevertInProgress, vsserr.VolumeInUse, vsserr.VolumeNotSupported),
 }
 
 // Permitted reports whether call may return code (D18; S_OK always may).

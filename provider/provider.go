@@ -183,3 +183,38 @@ type Exposer interface {
 	// Unexpose undoes Expose; idempotent.
 	Unexpose(ctx context.Context, s Snapshot, exposedName string) error
 }
+
+// Reverter is a provider that can roll a volume back to one of its
+// snapshots (RevertToSnapshot, D10). The coordinator has already checked
+// what is not the provider's business (the snapshot's context, writers on
+// the volume, another revert of the volume in this lvssd) and calls one
+// Revert at a time per volume.
+type Reverter interface {
+	// Revert makes the live volume s.OriginalVolume hold s's content
+	// and returns when it does. It is journaled: a process killed in the
+	// middle leaves a revert that RecoverReverts finishes or undoes, never
+	// half of one. Codes: VSS_E_VOLUME_NOT_SUPPORTED for a volume the
+	// provider cannot revert in place (the message says why and what
+	// layout would allow it); VSS_E_VOLUME_IN_USE when something uses the
+	// volume and force is false; VSS_E_REVERT_IN_PROGRESS when an
+	// unfinished revert of the volume is on record; VSS_E_OBJECT_NOT_FOUND
+	// for a snapshot or volume that is gone.
+	Revert(ctx context.Context, s Snapshot, force bool) error
+	// RecoverReverts finishes, or when that is impossible undoes, every
+	// revert an earlier process left unfinished. lvssd calls it once at
+	// start, before it serves anyone.
+	RecoverReverts(ctx context.Context) []RevertOutcome
+}
+
+// RevertOutcome is what RecoverReverts did with one interrupted revert.
+type RevertOutcome struct {
+	SnapshotID uuid.UUID
+	Volume     string
+	// Completed: the volume now holds the snapshot's content. Otherwise it
+	// was left as it was before the revert (Err says why it could not be
+	// finished), or, when Err is set and Completed is false and the
+	// journal is kept, recovery failed and will be retried at the next
+	// start.
+	Completed bool
+	Err       error
+}

@@ -610,6 +610,10 @@ func methodOf(req *v1.SessionRequest) string {
 		return "ExposeSnapshot"
 	case *v1.SessionRequest_UnexposeSnapshot:
 		return "UnexposeSnapshot"
+	case *v1.SessionRequest_RevertToSnapshot:
+		return "RevertToSnapshot"
+	case *v1.SessionRequest_QueryRevertStatus:
+		return "QueryRevertStatus"
 	case *v1.SessionRequest_Wait:
 		return "Wait"
 	case *v1.SessionRequest_QueryStatus:

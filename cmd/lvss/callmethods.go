@@ -273,6 +273,14 @@ var methods = []*method{
 		run: func(ctx context.Context, r *runner, a args) (obj, error) {
 			return nil, r.bc.UnexposeSnapshot(ctx, a.guid(0))
 		}},
+	{name: "RevertToSnapshot", params: []param{req("snapshotId", kGUID), opt("forceDismount", kBool, "false")},
+		run: func(ctx context.Context, r *runner, a args) (obj, error) {
+			return nil, r.bc.RevertToSnapshot(ctx, a.guid(0), a.boolean(1))
+		}},
+	{name: "QueryRevertStatus", params: []param{req("volume", kString)}, async: true,
+		start: func(ctx context.Context, r *runner, a args) (*client.Async, error) {
+			return r.bc.QueryRevertStatus(ctx, a.str(0))
+		}},
 	{name: "GetSessionId",
 		run: func(ctx context.Context, r *runner, a args) (obj, error) {
 			id, err := r.bc.GetSessionID(ctx)

@@ -53,7 +53,7 @@ Exit status, for every verb:
 	root.PersistentFlags().StringVar(&g.socket, "socket", "", "lvssd socket (default $"+client.SocketEnv+", else "+client.DefaultSocket+")")
 	root.PersistentFlags().BoolVar(&g.json, "json", false, "print results as JSON, and a failure as one JSON object on standard error")
 	root.AddCommand(newCallCommand(g), newListCommand(g), newCreateCommand(g), newDeleteCommand(g),
-		newExposeCommand(g), newUnexposeCommand(g), newBackupCommand(g), newRestoreCommand(g), newEventsCommand(g, "events"),
+		newExposeCommand(g), newUnexposeCommand(g), newRevertCommand(g), newBackupCommand(g), newRestoreCommand(g), newEventsCommand(g, "events"),
 		newStatusCommand(g), newDoctorCommand(g))
 	clierr.MarkUsage(root)
 	return root

@@ -4,7 +4,11 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
+	"strconv"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/lvss/lvss/internal/config"
@@ -27,9 +31,12 @@ func builtinProviders(cfg config.Config, stateDir, runDir string, log *slog.Logg
 		all = append(all, p)
 	}
 	if !cfg.Providers.Btrfs.Disabled {
-		p, err := btrfs.New(cfg.Providers.Btrfs, cfg.Limits.MinFree, log.With("provider", "btrfs"))
+		p, err := btrfs.New(cfg.Providers.Btrfs, cfg.Limits.MinFree, stateDir, log.With("provider", "btrfs"))
 		if err != nil {
 			return nil, fmt.Errorf("btrfs provider: %w", err)
+		}
+		if n, err := strconv.Atoi(os.Getenv(revertKillEnv)); err == nil && n > 0 {
+			killAtRevertStep(p, n, log)
 		}
 		add("btrfs", p)
 	}
@@ -66,6 +73,25 @@ func builtinProviders(cfg config.Config, stateDir, runDir string, log *slog.Logg
 		}
 	}
 	return out, nil
+}
+
+// revertKillEnv names the test-only fault injection of the revert journal
+// (test/e2e TestRevertKilledAtEachStep): when set to N, lvssd kills itself
+// with SIGKILL right after the btrfs provider's Nth revert step, as a
+// crash or an OOM kill would, so that the next start must finish the
+// revert. Nothing else reads it.
+const revertKillEnv = "LVSSD_TEST_REVERT_KILL_AT_STEP"
+
+func killAtRevertStep(p *btrfs.Provider, n int, log *slog.Logger) {
+	log.Warn("test fault injection: lvssd kills itself at a revert step", "env", revertKillEnv, "step", n)
+	var calls atomic.Int32
+	p.SetRevertStepHook(func(step string) {
+		if int(calls.Add(1)) == n {
+			log.Warn("test fault injection: killing lvssd", "after_step", step)
+			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			select {} // the signal is on its way; take no further step
+		}
+	})
 }
 
 // guardFreezer runs the freeze guard (internal/freeze) as a child process

@@ -19,6 +19,9 @@ type Async struct {
 	mu        sync.Mutex
 	err       error
 	cancelled bool // Cancel was called before it finished
+	// uncancellable: Cancel while it runs is refused (a revert's status,
+	// which is never VSS_S_ASYNC_CANCELLED: vss-reference §4).
+	uncancellable bool
 }
 
 // ID is the handle the wire carries.
@@ -94,6 +97,9 @@ func (a *Async) Cancel(ctx context.Context) (vsserr.HRESULT, string) {
 	case <-a.done:
 		return a.Status()
 	default:
+	}
+	if a.uncancellable {
+		return vsserr.Unexpected, "a revert cannot be cancelled"
 	}
 	a.mu.Lock()
 	if a.cancelled {

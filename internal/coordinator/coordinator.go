@@ -38,6 +38,11 @@ type Coordinator struct {
 	snapMu    sync.Mutex
 	snapLocks map[uuid.UUID]*snapLock
 
+	// reverts are each volume's latest revert (RevertToSnapshot,
+	// QueryRevertStatus), by volume path.
+	revMu   sync.Mutex
+	reverts map[string]*revertRun
+
 	mu       sync.Mutex
 	writers  map[uuid.UUID]*WriterHandle
 	sessions map[uuid.UUID]*Session
@@ -49,14 +54,16 @@ type Coordinator struct {
 	closed              bool
 }
 
-// New builds a coordinator. It deletes auto-release snapshots left in the
-// catalog by an earlier lvssd: sessions do not survive a restart, so those
-// snapshots' owners are gone (D11).
+// New builds a coordinator. It has the providers finish reverts an earlier
+// lvssd left unfinished (D10), and deletes auto-release snapshots left in
+// the catalog by an earlier lvssd: sessions do not survive a restart, so
+// those snapshots' owners are gone (D11).
 func New(ctx context.Context, opt Options) (*Coordinator, error) {
 	opt.fill()
 	c := &Coordinator{opt: opt, log: opt.Logger, writers: map[uuid.UUID]*WriterHandle{}, sessions: map[uuid.UUID]*Session{},
-		snapLocks: map[uuid.UUID]*snapLock{}, evq: make(chan evItem, 4096), evDone: make(chan struct{})}
+		snapLocks: map[uuid.UUID]*snapLock{}, reverts: map[string]*revertRun{}, evq: make(chan evItem, 4096), evDone: make(chan struct{})}
 	go c.eventLoop()
+	c.recoverReverts(ctx)
 	if opt.Catalog != nil {
 		orphans, err := opt.Catalog.ListSnapshots(catalog.Filter{AutoReleaseOnly: true})
 		if err != nil {

@@ -62,7 +62,7 @@ func expected(m Method, st State, writers bool) bool {
 	case MBackupComplete:
 		return writers && in(StSnapped)
 	case MAbortBackup, MSaveAsXML, MGetWriterComponents, MQuery, MGetSnapshotProperties, MDeleteSnapshots,
-		MIsVolumeSupported, MExposeSnapshot, MUnexposeSnapshot:
+		MIsVolumeSupported, MExposeSnapshot, MUnexposeSnapshot, MRevertToSnapshot, MQueryRevertStatus:
 		return after
 	case MGetSessionID:
 		return true
@@ -252,6 +252,11 @@ func (c *cell) invoke(m Method) error {
 		return err
 	case MUnexposeSnapshot:
 		return s.UnexposeSnapshot(ctx, uuid.New())
+	case MRevertToSnapshot:
+		return s.RevertToSnapshot(ctx, uuid.New(), false)
+	case MQueryRevertStatus:
+		_, err := s.QueryRevertStatus(c.e.vol)
+		return err
 	case MGetSessionID:
 		return nil
 	case MSetRestoreState:

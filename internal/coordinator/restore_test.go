@@ -36,7 +36,7 @@ func expectedRestore(m Method, st State) bool {
 	case MSetFileRestoreStatus, MAddAlternativeLocationMapping, MSetRangesFilePath, MPostRestore:
 		return in(StRestorePre)
 	case MSaveAsXML, MGetWriterComponents, MQuery, MGetSnapshotProperties, MIsVolumeSupported, MGetSessionID,
-		MDeleteSnapshots, MExposeSnapshot, MUnexposeSnapshot:
+		MDeleteSnapshots, MExposeSnapshot, MUnexposeSnapshot, MRevertToSnapshot, MQueryRevertStatus:
 		return true // D1, D21 and the administrative calls
 	}
 	return false // backup-only calls (D21)

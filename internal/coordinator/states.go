@@ -67,6 +67,8 @@ const (
 	MExposeSnapshot         Method = "ExposeSnapshot"
 	MUnexposeSnapshot       Method = "UnexposeSnapshot"
 	MGetSessionID           Method = "GetSessionId"
+	MRevertToSnapshot       Method = "RevertToSnapshot"
+	MQueryRevertStatus      Method = "QueryRevertStatus"
 
 	// Restore-only calls (vss-reference §2.3, D21).
 	MSetRestoreState               Method = "SetRestoreState"
@@ -202,6 +204,10 @@ var table = map[Method]rule{
 	MExposeSnapshot:        {from: stay(concat(afterNew, restoreStates)...)},
 	MUnexposeSnapshot:      {from: stay(concat(afterNew, restoreStates)...)},
 	MGetSessionID:          {from: stay(every...), readOnly: true},
+	// Administrative, like DeleteSnapshots (vss-reference §2.3's
+	// anytime-admin calls).
+	MRevertToSnapshot:  {from: stay(concat(afterNew, restoreStates)...)},
+	MQueryRevertStatus: {from: stay(concat(afterNew, restoreStates)...), readOnly: true},
 
 	// §2.3's restore rows with D21's additions. Selection and the
 	// requester's restore settings belong before PreRestore; the results

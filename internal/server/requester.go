@@ -345,6 +345,14 @@ func (h *requester) call(ctx context.Context, s *coordinator.Session, req *v1.Se
 			return nil, err
 		}
 		return nil, s.UnexposeSnapshot(ctx, id)
+	case *v1.SessionRequest_RevertToSnapshot:
+		id, err := wire.ParseGUID(c.RevertToSnapshot.SnapshotId)
+		if err != nil {
+			return nil, err
+		}
+		return nil, s.RevertToSnapshot(ctx, id, c.RevertToSnapshot.ForceDismount)
+	case *v1.SessionRequest_QueryRevertStatus:
+		return asyncResult(s.QueryRevertStatus(c.QueryRevertStatus.Volume))
 	case *v1.SessionRequest_QueryStatus:
 		a, err := s.Async(c.QueryStatus.AsyncId)
 		if err != nil {

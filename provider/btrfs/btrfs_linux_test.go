@@ -83,7 +83,7 @@ func TestConformance(t *testing.T) {
 }
 
 func TestInfo(t *testing.T) {
-	p, err := New(Config{}, 0, nil)
+	p, err := New(Config{}, 0, "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +91,7 @@ func TestInfo(t *testing.T) {
 	if i.ID != ProviderID || i.Name != "btrfs" || i.Type != vss.ProvSoftware || !i.Atomic || i.SetAtomic || i.NeedsFreeze || i.LongCommit {
 		t.Fatalf("Info: %+v", i)
 	}
-	if _, err := New(Config{Volumes: []VolumeConfig{{Path: "rel"}}}, 0, nil); err == nil {
+	if _, err := New(Config{Volumes: []VolumeConfig{{Path: "rel"}}}, 0, "", nil); err == nil {
 		t.Fatal("a relative volume path was accepted")
 	}
 }

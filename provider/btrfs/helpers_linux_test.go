@@ -60,7 +60,7 @@ func newProvider(t testing.TB, cfg Config, minFree confval.Size) *Provider {
 	if _, bench := t.(*testing.B); bench {
 		log = nil // keep benchmark output to the numbers
 	}
-	p, err := New(cfg, minFree, log)
+	p, err := New(cfg, minFree, t.TempDir(), log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -194,6 +194,17 @@ func snapCreate(dst, src int, name string) error {
 	return ioctl(dst, iocSnapCreateV2, unsafe.Pointer(&a))
 }
 
+// snapCreateWritable makes a writable snapshot of the subvolume that
+// holds src, named name inside the directory dst (revert's new volume).
+func snapCreateWritable(dst, src int, name string) error {
+	var a volArgsV2
+	a.Fd = int64(src)
+	if err := setName(a.Name[:], name); err != nil {
+		return err
+	}
+	return ioctl(dst, iocSnapCreateV2, unsafe.Pointer(&a))
+}
+
 // subvolCreate makes an empty subvolume named name inside directory dir.
 func subvolCreate(dir int, name string) error {
 	var a volArgs

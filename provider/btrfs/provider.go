@@ -63,6 +63,15 @@ type Provider struct {
 	cfg     Config
 	minFree confval.Size // limits.min_free
 	log     *slog.Logger
+	// stateDir is lvssd's state directory; reverts keep their journal
+	// under it ("" disables revert).
+	stateDir string
+
+	// revertMu serialises reverts and their recovery in this process.
+	revertMu sync.Mutex
+	// revertStep, when set, is called after each durable step of a revert
+	// (fault injection: lvssd's kill test, see SetRevertStepHook).
+	revertStep func(step string)
 
 	mu     sync.Mutex
 	sets   map[uuid.UUID]*snapSet
@@ -122,8 +131,9 @@ func (s *pending) path() string { return filepath.Join(s.dir, s.id.String()) }
 // New makes the btrfs provider. cfg.Volumes may name paths that do not
 // exist yet (mounts come and go); they are checked when a snapshot of them
 // is prepared. minFree is the free space that must remain where snapshots
-// are kept (limits.min_free). A nil log discards.
-func New(cfg Config, minFree confval.Size, log *slog.Logger) (*Provider, error) {
+// are kept (limits.min_free). stateDir is lvssd's state directory, where
+// reverts keep their journal ("" refuses reverts). A nil log discards.
+func New(cfg Config, minFree confval.Size, stateDir string, log *slog.Logger) (*Provider, error) {
 	if err := supported(); err != nil {
 		return nil, err
 	}
@@ -135,7 +145,7 @@ func New(cfg Config, minFree confval.Size, log *slog.Logger) (*Provider, error) 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Provider{cfg: cfg, minFree: minFree, log: log.With("provider", "btrfs"),
+	return &Provider{cfg: cfg, minFree: minFree, log: log.With("provider", "btrfs"), stateDir: stateDir,
 		sets: map[uuid.UUID]*snapSet{}, dirs: map[string]bool{}}, nil
 }
 

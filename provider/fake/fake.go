@@ -29,6 +29,8 @@ type Provider struct {
 	made     map[uuid.UUID]provider.Snapshot
 	deleted  map[uuid.UUID]bool
 	exposed  map[uuid.UUID]string
+	reverted map[string]uuid.UUID // volume -> the snapshot it was last reverted to
+	recover  []provider.RevertOutcome
 	sequence int
 }
 
@@ -70,7 +72,7 @@ func New(roots ...string) *Provider {
 			Kinds: vss.AttrDifferential},
 		roots: roots, fail: map[string]error{}, hang: map[string]*hold{},
 		sets: map[uuid.UUID]*set{}, made: map[uuid.UUID]provider.Snapshot{},
-		deleted: map[uuid.UUID]bool{}, exposed: map[uuid.UUID]string{},
+		deleted: map[uuid.UUID]bool{}, exposed: map[uuid.UUID]string{}, reverted: map[string]uuid.UUID{},
 	}
 }
 
@@ -360,7 +362,47 @@ func (p *Provider) Unexpose(ctx context.Context, s provider.Snapshot, _ string) 
 	return nil
 }
 
+// Revert implements provider.Reverter: it records the revert (FailAt and
+// HangAt "Revert" work as for the other calls).
+func (p *Provider) Revert(ctx context.Context, s provider.Snapshot, force bool) error {
+	if err := p.enter(ctx, "Revert"); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := p.made[s.ID]; !ok {
+		return vsserr.New(vsserr.ObjectNotFound, "fake: no snapshot %s", s.ID)
+	}
+	p.reverted[s.OriginalVolume] = s.ID
+	return nil
+}
+
+// Reverted is the snapshot the volume was last reverted to (GUID_NULL:
+// never).
+func (p *Provider) Reverted(volume string) uuid.UUID {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.reverted[volume]
+}
+
+// SetRecoveries sets what RecoverReverts reports.
+func (p *Provider) SetRecoveries(o ...provider.RevertOutcome) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.recover = o
+}
+
+// RecoverReverts implements provider.Reverter.
+func (p *Provider) RecoverReverts(ctx context.Context) []provider.RevertOutcome {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := p.recover
+	p.recover = nil
+	return out
+}
+
 var (
 	_ provider.Provider = (*Provider)(nil)
 	_ provider.Exposer  = (*Provider)(nil)
+	_ provider.Reverter = (*Provider)(nil)
 )

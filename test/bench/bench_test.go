@@ -262,7 +262,7 @@ func btrfsVolume(b *testing.B) (mnt, vol string) {
 // writer saw it).
 func BenchmarkSnapshot(b *testing.B) {
 	mnt, vol := btrfsVolume(b)
-	bp, err := btrfs.New(btrfs.Config{}, 1<<20, slog.New(slog.DiscardHandler))
+	bp, err := btrfs.New(btrfs.Config{}, 1<<20, "", slog.New(slog.DiscardHandler))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -273,6 +273,8 @@ type SessionRequest struct {
 	//	*SessionRequest_AddAlternativeLocationMapping
 	//	*SessionRequest_SetRangesFilePath
 	//	*SessionRequest_PostRestore
+	//	*SessionRequest_RevertToSnapshot
+	//	*SessionRequest_QueryRevertStatus
 	Call          isSessionRequest_Call `protobuf_oneof:"call"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -763,6 +765,24 @@ func (x *SessionRequest) GetPostRestore() *PostRestore {
 	return nil
 }
 
+func (x *SessionRequest) GetRevertToSnapshot() *RevertToSnapshot {
+	if x != nil {
+		if x, ok := x.Call.(*SessionRequest_RevertToSnapshot); ok {
+			return x.RevertToSnapshot
+		}
+	}
+	return nil
+}
+
+func (x *SessionRequest) GetQueryRevertStatus() *QueryRevertStatus {
+	if x != nil {
+		if x, ok := x.Call.(*SessionRequest_QueryRevertStatus); ok {
+			return x.QueryRevertStatus
+		}
+	}
+	return nil
+}
+
 type isSessionRequest_Call interface {
 	isSessionRequest_Call()
 }
@@ -964,6 +984,15 @@ type SessionRequest_PostRestore struct {
 	PostRestore *PostRestore `protobuf:"bytes,58,opt,name=post_restore,json=postRestore,proto3,oneof"`
 }
 
+type SessionRequest_RevertToSnapshot struct {
+	// Revert (vss-reference §2.3's administrative calls, D10).
+	RevertToSnapshot *RevertToSnapshot `protobuf:"bytes,59,opt,name=revert_to_snapshot,json=revertToSnapshot,proto3,oneof"`
+}
+
+type SessionRequest_QueryRevertStatus struct {
+	QueryRevertStatus *QueryRevertStatus `protobuf:"bytes,60,opt,name=query_revert_status,json=queryRevertStatus,proto3,oneof"`
+}
+
 func (*SessionRequest_InitializeForBackup) isSessionRequest_Call() {}
 
 func (*SessionRequest_InitializeForRestore) isSessionRequest_Call() {}
@@ -1061,6 +1090,10 @@ func (*SessionRequest_AddAlternativeLocationMapping) isSessionRequest_Call() {}
 func (*SessionRequest_SetRangesFilePath) isSessionRequest_Call() {}
 
 func (*SessionRequest_PostRestore) isSessionRequest_Call() {}
+
+func (*SessionRequest_RevertToSnapshot) isSessionRequest_Call() {}
+
+func (*SessionRequest_QueryRevertStatus) isSessionRequest_Call() {}
 
 type SessionResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -3747,6 +3780,110 @@ func (*PostRestore) Descriptor() ([]byte, []int) {
 	return file_lvss_proto_rawDescGZIP(), []int{51}
 }
 
+// RevertToSnapshot rolls the snapshot's volume back to it. The response
+// comes when the volume holds the snapshot's content (or the revert
+// failed); writers get no event (D10). force_dismount is bForceDismount:
+// revert even though a running writer has components on the volume or
+// processes use it.
+type RevertToSnapshot struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SnapshotId    string                 `protobuf:"bytes,1,opt,name=snapshot_id,json=snapshotId,proto3" json:"snapshot_id,omitempty"`
+	ForceDismount bool                   `protobuf:"varint,2,opt,name=force_dismount,json=forceDismount,proto3" json:"force_dismount,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevertToSnapshot) Reset() {
+	*x = RevertToSnapshot{}
+	mi := &file_lvss_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevertToSnapshot) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevertToSnapshot) ProtoMessage() {}
+
+func (x *RevertToSnapshot) ProtoReflect() protoreflect.Message {
+	mi := &file_lvss_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevertToSnapshot.ProtoReflect.Descriptor instead.
+func (*RevertToSnapshot) Descriptor() ([]byte, []int) {
+	return file_lvss_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *RevertToSnapshot) GetSnapshotId() string {
+	if x != nil {
+		return x.SnapshotId
+	}
+	return ""
+}
+
+func (x *RevertToSnapshot) GetForceDismount() bool {
+	if x != nil {
+		return x.ForceDismount
+	}
+	return false
+}
+
+// QueryRevertStatus answers with an async (AsyncStarted) that follows the
+// volume's latest revert: VSS_S_ASYNC_PENDING while it runs, then
+// VSS_S_ASYNC_FINISHED or its error; it is never cancelled.
+type QueryRevertStatus struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Volume        string                 `protobuf:"bytes,1,opt,name=volume,proto3" json:"volume,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueryRevertStatus) Reset() {
+	*x = QueryRevertStatus{}
+	mi := &file_lvss_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueryRevertStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueryRevertStatus) ProtoMessage() {}
+
+func (x *QueryRevertStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_lvss_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueryRevertStatus.ProtoReflect.Descriptor instead.
+func (*QueryRevertStatus) Descriptor() ([]byte, []int) {
+	return file_lvss_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *QueryRevertStatus) GetVolume() string {
+	if x != nil {
+		return x.Volume
+	}
+	return ""
+}
+
 type AsyncStarted struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	AsyncId       uint64                 `protobuf:"varint,1,opt,name=async_id,json=asyncId,proto3" json:"async_id,omitempty"`
@@ -3756,7 +3893,7 @@ type AsyncStarted struct {
 
 func (x *AsyncStarted) Reset() {
 	*x = AsyncStarted{}
-	mi := &file_lvss_proto_msgTypes[52]
+	mi := &file_lvss_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3768,7 +3905,7 @@ func (x *AsyncStarted) String() string {
 func (*AsyncStarted) ProtoMessage() {}
 
 func (x *AsyncStarted) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[52]
+	mi := &file_lvss_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3781,7 +3918,7 @@ func (x *AsyncStarted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AsyncStarted.ProtoReflect.Descriptor instead.
 func (*AsyncStarted) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{52}
+	return file_lvss_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *AsyncStarted) GetAsyncId() uint64 {
@@ -3804,7 +3941,7 @@ type AsyncStatus struct {
 
 func (x *AsyncStatus) Reset() {
 	*x = AsyncStatus{}
-	mi := &file_lvss_proto_msgTypes[53]
+	mi := &file_lvss_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3816,7 +3953,7 @@ func (x *AsyncStatus) String() string {
 func (*AsyncStatus) ProtoMessage() {}
 
 func (x *AsyncStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[53]
+	mi := &file_lvss_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3829,7 +3966,7 @@ func (x *AsyncStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AsyncStatus.ProtoReflect.Descriptor instead.
 func (*AsyncStatus) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{53}
+	return file_lvss_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *AsyncStatus) GetHresult() uint32 {
@@ -3856,7 +3993,7 @@ type WriterMetadataEntry struct {
 
 func (x *WriterMetadataEntry) Reset() {
 	*x = WriterMetadataEntry{}
-	mi := &file_lvss_proto_msgTypes[54]
+	mi := &file_lvss_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3868,7 +4005,7 @@ func (x *WriterMetadataEntry) String() string {
 func (*WriterMetadataEntry) ProtoMessage() {}
 
 func (x *WriterMetadataEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[54]
+	mi := &file_lvss_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3881,7 +4018,7 @@ func (x *WriterMetadataEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriterMetadataEntry.ProtoReflect.Descriptor instead.
 func (*WriterMetadataEntry) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{54}
+	return file_lvss_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *WriterMetadataEntry) GetInstanceId() string {
@@ -3907,7 +4044,7 @@ type WriterMetadataList struct {
 
 func (x *WriterMetadataList) Reset() {
 	*x = WriterMetadataList{}
-	mi := &file_lvss_proto_msgTypes[55]
+	mi := &file_lvss_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3919,7 +4056,7 @@ func (x *WriterMetadataList) String() string {
 func (*WriterMetadataList) ProtoMessage() {}
 
 func (x *WriterMetadataList) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[55]
+	mi := &file_lvss_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3932,7 +4069,7 @@ func (x *WriterMetadataList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriterMetadataList.ProtoReflect.Descriptor instead.
 func (*WriterMetadataList) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{55}
+	return file_lvss_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *WriterMetadataList) GetWriters() []*WriterMetadataEntry {
@@ -3951,7 +4088,7 @@ type SnapshotSetId struct {
 
 func (x *SnapshotSetId) Reset() {
 	*x = SnapshotSetId{}
-	mi := &file_lvss_proto_msgTypes[56]
+	mi := &file_lvss_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3963,7 +4100,7 @@ func (x *SnapshotSetId) String() string {
 func (*SnapshotSetId) ProtoMessage() {}
 
 func (x *SnapshotSetId) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[56]
+	mi := &file_lvss_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3976,7 +4113,7 @@ func (x *SnapshotSetId) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotSetId.ProtoReflect.Descriptor instead.
 func (*SnapshotSetId) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{56}
+	return file_lvss_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *SnapshotSetId) GetId() string {
@@ -3995,7 +4132,7 @@ type SnapshotId struct {
 
 func (x *SnapshotId) Reset() {
 	*x = SnapshotId{}
-	mi := &file_lvss_proto_msgTypes[57]
+	mi := &file_lvss_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4007,7 +4144,7 @@ func (x *SnapshotId) String() string {
 func (*SnapshotId) ProtoMessage() {}
 
 func (x *SnapshotId) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[57]
+	mi := &file_lvss_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4020,7 +4157,7 @@ func (x *SnapshotId) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotId.ProtoReflect.Descriptor instead.
 func (*SnapshotId) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{57}
+	return file_lvss_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *SnapshotId) GetId() string {
@@ -4046,7 +4183,7 @@ type WriterStatus struct {
 
 func (x *WriterStatus) Reset() {
 	*x = WriterStatus{}
-	mi := &file_lvss_proto_msgTypes[58]
+	mi := &file_lvss_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4058,7 +4195,7 @@ func (x *WriterStatus) String() string {
 func (*WriterStatus) ProtoMessage() {}
 
 func (x *WriterStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[58]
+	mi := &file_lvss_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4071,7 +4208,7 @@ func (x *WriterStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriterStatus.ProtoReflect.Descriptor instead.
 func (*WriterStatus) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{58}
+	return file_lvss_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *WriterStatus) GetInstanceId() string {
@@ -4139,7 +4276,7 @@ type WriterStatusList struct {
 
 func (x *WriterStatusList) Reset() {
 	*x = WriterStatusList{}
-	mi := &file_lvss_proto_msgTypes[59]
+	mi := &file_lvss_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4151,7 +4288,7 @@ func (x *WriterStatusList) String() string {
 func (*WriterStatusList) ProtoMessage() {}
 
 func (x *WriterStatusList) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[59]
+	mi := &file_lvss_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4164,7 +4301,7 @@ func (x *WriterStatusList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriterStatusList.ProtoReflect.Descriptor instead.
 func (*WriterStatusList) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{59}
+	return file_lvss_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *WriterStatusList) GetWriters() []*WriterStatus {
@@ -4183,7 +4320,7 @@ type Xml struct {
 
 func (x *Xml) Reset() {
 	*x = Xml{}
-	mi := &file_lvss_proto_msgTypes[60]
+	mi := &file_lvss_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4195,7 +4332,7 @@ func (x *Xml) String() string {
 func (*Xml) ProtoMessage() {}
 
 func (x *Xml) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[60]
+	mi := &file_lvss_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4208,7 +4345,7 @@ func (x *Xml) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Xml.ProtoReflect.Descriptor instead.
 func (*Xml) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{60}
+	return file_lvss_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *Xml) GetXml() string {
@@ -4249,7 +4386,7 @@ type SnapshotProp struct {
 
 func (x *SnapshotProp) Reset() {
 	*x = SnapshotProp{}
-	mi := &file_lvss_proto_msgTypes[61]
+	mi := &file_lvss_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4261,7 +4398,7 @@ func (x *SnapshotProp) String() string {
 func (*SnapshotProp) ProtoMessage() {}
 
 func (x *SnapshotProp) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[61]
+	mi := &file_lvss_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4274,7 +4411,7 @@ func (x *SnapshotProp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotProp.ProtoReflect.Descriptor instead.
 func (*SnapshotProp) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{61}
+	return file_lvss_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *SnapshotProp) GetSnapshotId() string {
@@ -4431,7 +4568,7 @@ type ProviderProp struct {
 
 func (x *ProviderProp) Reset() {
 	*x = ProviderProp{}
-	mi := &file_lvss_proto_msgTypes[62]
+	mi := &file_lvss_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4443,7 +4580,7 @@ func (x *ProviderProp) String() string {
 func (*ProviderProp) ProtoMessage() {}
 
 func (x *ProviderProp) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[62]
+	mi := &file_lvss_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4456,7 +4593,7 @@ func (x *ProviderProp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProviderProp.ProtoReflect.Descriptor instead.
 func (*ProviderProp) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{62}
+	return file_lvss_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *ProviderProp) GetProviderId() string {
@@ -4514,7 +4651,7 @@ type ObjectProp struct {
 
 func (x *ObjectProp) Reset() {
 	*x = ObjectProp{}
-	mi := &file_lvss_proto_msgTypes[63]
+	mi := &file_lvss_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4526,7 +4663,7 @@ func (x *ObjectProp) String() string {
 func (*ObjectProp) ProtoMessage() {}
 
 func (x *ObjectProp) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[63]
+	mi := &file_lvss_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4539,7 +4676,7 @@ func (x *ObjectProp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObjectProp.ProtoReflect.Descriptor instead.
 func (*ObjectProp) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{63}
+	return file_lvss_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *ObjectProp) GetObject() isObjectProp_Object {
@@ -4592,7 +4729,7 @@ type ObjectList struct {
 
 func (x *ObjectList) Reset() {
 	*x = ObjectList{}
-	mi := &file_lvss_proto_msgTypes[64]
+	mi := &file_lvss_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4604,7 +4741,7 @@ func (x *ObjectList) String() string {
 func (*ObjectList) ProtoMessage() {}
 
 func (x *ObjectList) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[64]
+	mi := &file_lvss_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4617,7 +4754,7 @@ func (x *ObjectList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObjectList.ProtoReflect.Descriptor instead.
 func (*ObjectList) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{64}
+	return file_lvss_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *ObjectList) GetObjects() []*ObjectProp {
@@ -4637,7 +4774,7 @@ type DeleteResult struct {
 
 func (x *DeleteResult) Reset() {
 	*x = DeleteResult{}
-	mi := &file_lvss_proto_msgTypes[65]
+	mi := &file_lvss_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4649,7 +4786,7 @@ func (x *DeleteResult) String() string {
 func (*DeleteResult) ProtoMessage() {}
 
 func (x *DeleteResult) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[65]
+	mi := &file_lvss_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4662,7 +4799,7 @@ func (x *DeleteResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteResult.ProtoReflect.Descriptor instead.
 func (*DeleteResult) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{65}
+	return file_lvss_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *DeleteResult) GetDeleted() int32 {
@@ -4688,7 +4825,7 @@ type Bool struct {
 
 func (x *Bool) Reset() {
 	*x = Bool{}
-	mi := &file_lvss_proto_msgTypes[66]
+	mi := &file_lvss_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4700,7 +4837,7 @@ func (x *Bool) String() string {
 func (*Bool) ProtoMessage() {}
 
 func (x *Bool) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[66]
+	mi := &file_lvss_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4713,7 +4850,7 @@ func (x *Bool) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Bool.ProtoReflect.Descriptor instead.
 func (*Bool) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{66}
+	return file_lvss_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *Bool) GetValue() bool {
@@ -4732,7 +4869,7 @@ type ExposeResult struct {
 
 func (x *ExposeResult) Reset() {
 	*x = ExposeResult{}
-	mi := &file_lvss_proto_msgTypes[67]
+	mi := &file_lvss_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4744,7 +4881,7 @@ func (x *ExposeResult) String() string {
 func (*ExposeResult) ProtoMessage() {}
 
 func (x *ExposeResult) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[67]
+	mi := &file_lvss_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4757,7 +4894,7 @@ func (x *ExposeResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExposeResult.ProtoReflect.Descriptor instead.
 func (*ExposeResult) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{67}
+	return file_lvss_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *ExposeResult) GetExposedName() string {
@@ -4776,7 +4913,7 @@ type SessionId struct {
 
 func (x *SessionId) Reset() {
 	*x = SessionId{}
-	mi := &file_lvss_proto_msgTypes[68]
+	mi := &file_lvss_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4788,7 +4925,7 @@ func (x *SessionId) String() string {
 func (*SessionId) ProtoMessage() {}
 
 func (x *SessionId) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[68]
+	mi := &file_lvss_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4801,7 +4938,7 @@ func (x *SessionId) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionId.ProtoReflect.Descriptor instead.
 func (*SessionId) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{68}
+	return file_lvss_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *SessionId) GetId() string {
@@ -4823,7 +4960,7 @@ type Released struct {
 
 func (x *Released) Reset() {
 	*x = Released{}
-	mi := &file_lvss_proto_msgTypes[69]
+	mi := &file_lvss_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4835,7 +4972,7 @@ func (x *Released) String() string {
 func (*Released) ProtoMessage() {}
 
 func (x *Released) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[69]
+	mi := &file_lvss_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4848,7 +4985,7 @@ func (x *Released) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Released.ProtoReflect.Descriptor instead.
 func (*Released) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{69}
+	return file_lvss_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *Released) GetAborted() bool {
@@ -4885,7 +5022,7 @@ type WriterMessage struct {
 
 func (x *WriterMessage) Reset() {
 	*x = WriterMessage{}
-	mi := &file_lvss_proto_msgTypes[70]
+	mi := &file_lvss_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4897,7 +5034,7 @@ func (x *WriterMessage) String() string {
 func (*WriterMessage) ProtoMessage() {}
 
 func (x *WriterMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[70]
+	mi := &file_lvss_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4910,7 +5047,7 @@ func (x *WriterMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriterMessage.ProtoReflect.Descriptor instead.
 func (*WriterMessage) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{70}
+	return file_lvss_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *WriterMessage) GetMsg() isWriterMessage_Msg {
@@ -4971,7 +5108,7 @@ type Hello struct {
 
 func (x *Hello) Reset() {
 	*x = Hello{}
-	mi := &file_lvss_proto_msgTypes[71]
+	mi := &file_lvss_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4983,7 +5120,7 @@ func (x *Hello) String() string {
 func (*Hello) ProtoMessage() {}
 
 func (x *Hello) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[71]
+	mi := &file_lvss_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4996,7 +5133,7 @@ func (x *Hello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Hello.ProtoReflect.Descriptor instead.
 func (*Hello) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{71}
+	return file_lvss_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *Hello) GetWriterId() string {
@@ -5075,7 +5212,7 @@ type CoordinatorMessage struct {
 
 func (x *CoordinatorMessage) Reset() {
 	*x = CoordinatorMessage{}
-	mi := &file_lvss_proto_msgTypes[72]
+	mi := &file_lvss_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5087,7 +5224,7 @@ func (x *CoordinatorMessage) String() string {
 func (*CoordinatorMessage) ProtoMessage() {}
 
 func (x *CoordinatorMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[72]
+	mi := &file_lvss_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5100,7 +5237,7 @@ func (x *CoordinatorMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CoordinatorMessage.ProtoReflect.Descriptor instead.
 func (*CoordinatorMessage) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{72}
+	return file_lvss_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *CoordinatorMessage) GetMsg() isCoordinatorMessage_Msg {
@@ -5154,7 +5291,7 @@ type Welcome struct {
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_lvss_proto_msgTypes[73]
+	mi := &file_lvss_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5166,7 +5303,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[73]
+	mi := &file_lvss_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5179,7 +5316,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{73}
+	return file_lvss_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *Welcome) GetInstanceId() string {
@@ -5217,7 +5354,7 @@ type PathPlacement struct {
 
 func (x *PathPlacement) Reset() {
 	*x = PathPlacement{}
-	mi := &file_lvss_proto_msgTypes[74]
+	mi := &file_lvss_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5229,7 +5366,7 @@ func (x *PathPlacement) String() string {
 func (*PathPlacement) ProtoMessage() {}
 
 func (x *PathPlacement) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[74]
+	mi := &file_lvss_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5242,7 +5379,7 @@ func (x *PathPlacement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PathPlacement.ProtoReflect.Descriptor instead.
 func (*PathPlacement) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{74}
+	return file_lvss_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *PathPlacement) GetPath() string {
@@ -5312,7 +5449,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_lvss_proto_msgTypes[75]
+	mi := &file_lvss_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5324,7 +5461,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[75]
+	mi := &file_lvss_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5337,7 +5474,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{75}
+	return file_lvss_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *Event) GetId() uint64 {
@@ -5455,7 +5592,7 @@ type EventResult struct {
 
 func (x *EventResult) Reset() {
 	*x = EventResult{}
-	mi := &file_lvss_proto_msgTypes[76]
+	mi := &file_lvss_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5467,7 +5604,7 @@ func (x *EventResult) String() string {
 func (*EventResult) ProtoMessage() {}
 
 func (x *EventResult) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[76]
+	mi := &file_lvss_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5480,7 +5617,7 @@ func (x *EventResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventResult.ProtoReflect.Descriptor instead.
 func (*EventResult) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{76}
+	return file_lvss_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *EventResult) GetId() uint64 {
@@ -5533,7 +5670,7 @@ type ListWritersRequest struct {
 
 func (x *ListWritersRequest) Reset() {
 	*x = ListWritersRequest{}
-	mi := &file_lvss_proto_msgTypes[77]
+	mi := &file_lvss_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5545,7 +5682,7 @@ func (x *ListWritersRequest) String() string {
 func (*ListWritersRequest) ProtoMessage() {}
 
 func (x *ListWritersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[77]
+	mi := &file_lvss_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5558,7 +5695,7 @@ func (x *ListWritersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWritersRequest.ProtoReflect.Descriptor instead.
 func (*ListWritersRequest) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{77}
+	return file_lvss_proto_rawDescGZIP(), []int{79}
 }
 
 type WriterInfo struct {
@@ -5584,7 +5721,7 @@ type WriterInfo struct {
 
 func (x *WriterInfo) Reset() {
 	*x = WriterInfo{}
-	mi := &file_lvss_proto_msgTypes[78]
+	mi := &file_lvss_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5596,7 +5733,7 @@ func (x *WriterInfo) String() string {
 func (*WriterInfo) ProtoMessage() {}
 
 func (x *WriterInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[78]
+	mi := &file_lvss_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5609,7 +5746,7 @@ func (x *WriterInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriterInfo.ProtoReflect.Descriptor instead.
 func (*WriterInfo) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{78}
+	return file_lvss_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *WriterInfo) GetInstanceId() string {
@@ -5719,7 +5856,7 @@ type ListWritersResponse struct {
 
 func (x *ListWritersResponse) Reset() {
 	*x = ListWritersResponse{}
-	mi := &file_lvss_proto_msgTypes[79]
+	mi := &file_lvss_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5731,7 +5868,7 @@ func (x *ListWritersResponse) String() string {
 func (*ListWritersResponse) ProtoMessage() {}
 
 func (x *ListWritersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[79]
+	mi := &file_lvss_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5744,7 +5881,7 @@ func (x *ListWritersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWritersResponse.ProtoReflect.Descriptor instead.
 func (*ListWritersResponse) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{79}
+	return file_lvss_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *ListWritersResponse) GetWriters() []*WriterInfo {
@@ -5762,7 +5899,7 @@ type ListProvidersRequest struct {
 
 func (x *ListProvidersRequest) Reset() {
 	*x = ListProvidersRequest{}
-	mi := &file_lvss_proto_msgTypes[80]
+	mi := &file_lvss_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5774,7 +5911,7 @@ func (x *ListProvidersRequest) String() string {
 func (*ListProvidersRequest) ProtoMessage() {}
 
 func (x *ListProvidersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[80]
+	mi := &file_lvss_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5787,7 +5924,7 @@ func (x *ListProvidersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProvidersRequest.ProtoReflect.Descriptor instead.
 func (*ListProvidersRequest) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{80}
+	return file_lvss_proto_rawDescGZIP(), []int{82}
 }
 
 type ListProvidersResponse struct {
@@ -5799,7 +5936,7 @@ type ListProvidersResponse struct {
 
 func (x *ListProvidersResponse) Reset() {
 	*x = ListProvidersResponse{}
-	mi := &file_lvss_proto_msgTypes[81]
+	mi := &file_lvss_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5811,7 +5948,7 @@ func (x *ListProvidersResponse) String() string {
 func (*ListProvidersResponse) ProtoMessage() {}
 
 func (x *ListProvidersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[81]
+	mi := &file_lvss_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5824,7 +5961,7 @@ func (x *ListProvidersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProvidersResponse.ProtoReflect.Descriptor instead.
 func (*ListProvidersResponse) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{81}
+	return file_lvss_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *ListProvidersResponse) GetProviders() []*ProviderProp {
@@ -5855,7 +5992,7 @@ type ListEventsRequest struct {
 
 func (x *ListEventsRequest) Reset() {
 	*x = ListEventsRequest{}
-	mi := &file_lvss_proto_msgTypes[82]
+	mi := &file_lvss_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5867,7 +6004,7 @@ func (x *ListEventsRequest) String() string {
 func (*ListEventsRequest) ProtoMessage() {}
 
 func (x *ListEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[82]
+	mi := &file_lvss_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5880,7 +6017,7 @@ func (x *ListEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListEventsRequest) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{82}
+	return file_lvss_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *ListEventsRequest) GetAfterSeq() uint64 {
@@ -5954,7 +6091,7 @@ type LogEvent struct {
 
 func (x *LogEvent) Reset() {
 	*x = LogEvent{}
-	mi := &file_lvss_proto_msgTypes[83]
+	mi := &file_lvss_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5966,7 +6103,7 @@ func (x *LogEvent) String() string {
 func (*LogEvent) ProtoMessage() {}
 
 func (x *LogEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[83]
+	mi := &file_lvss_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5979,7 +6116,7 @@ func (x *LogEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogEvent.ProtoReflect.Descriptor instead.
 func (*LogEvent) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{83}
+	return file_lvss_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *LogEvent) GetSeq() uint64 {
@@ -6044,7 +6181,7 @@ type ListEventsResponse struct {
 
 func (x *ListEventsResponse) Reset() {
 	*x = ListEventsResponse{}
-	mi := &file_lvss_proto_msgTypes[84]
+	mi := &file_lvss_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6056,7 +6193,7 @@ func (x *ListEventsResponse) String() string {
 func (*ListEventsResponse) ProtoMessage() {}
 
 func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[84]
+	mi := &file_lvss_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6069,7 +6206,7 @@ func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListEventsResponse) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{84}
+	return file_lvss_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *ListEventsResponse) GetEvents() []*LogEvent {
@@ -6096,7 +6233,7 @@ type ListShadowsRequest struct {
 
 func (x *ListShadowsRequest) Reset() {
 	*x = ListShadowsRequest{}
-	mi := &file_lvss_proto_msgTypes[85]
+	mi := &file_lvss_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6108,7 +6245,7 @@ func (x *ListShadowsRequest) String() string {
 func (*ListShadowsRequest) ProtoMessage() {}
 
 func (x *ListShadowsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[85]
+	mi := &file_lvss_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6121,7 +6258,7 @@ func (x *ListShadowsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListShadowsRequest.ProtoReflect.Descriptor instead.
 func (*ListShadowsRequest) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{85}
+	return file_lvss_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *ListShadowsRequest) GetSnapshotSetId() string {
@@ -6147,7 +6284,7 @@ type ListShadowsResponse struct {
 
 func (x *ListShadowsResponse) Reset() {
 	*x = ListShadowsResponse{}
-	mi := &file_lvss_proto_msgTypes[86]
+	mi := &file_lvss_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6159,7 +6296,7 @@ func (x *ListShadowsResponse) String() string {
 func (*ListShadowsResponse) ProtoMessage() {}
 
 func (x *ListShadowsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[86]
+	mi := &file_lvss_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6172,7 +6309,7 @@ func (x *ListShadowsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListShadowsResponse.ProtoReflect.Descriptor instead.
 func (*ListShadowsResponse) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{86}
+	return file_lvss_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *ListShadowsResponse) GetSnapshots() []*SnapshotProp {
@@ -6192,7 +6329,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_lvss_proto_msgTypes[87]
+	mi := &file_lvss_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6204,7 +6341,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[87]
+	mi := &file_lvss_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6217,7 +6354,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{87}
+	return file_lvss_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *StatusRequest) GetErrors() int32 {
@@ -6244,7 +6381,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_lvss_proto_msgTypes[88]
+	mi := &file_lvss_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6256,7 +6393,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[88]
+	mi := &file_lvss_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6269,7 +6406,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{88}
+	return file_lvss_proto_rawDescGZIP(), []int{90}
 }
 
 func (x *StatusResponse) GetDaemon() *DaemonStatus {
@@ -6355,7 +6492,7 @@ type DaemonStatus struct {
 
 func (x *DaemonStatus) Reset() {
 	*x = DaemonStatus{}
-	mi := &file_lvss_proto_msgTypes[89]
+	mi := &file_lvss_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6367,7 +6504,7 @@ func (x *DaemonStatus) String() string {
 func (*DaemonStatus) ProtoMessage() {}
 
 func (x *DaemonStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[89]
+	mi := &file_lvss_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6380,7 +6517,7 @@ func (x *DaemonStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DaemonStatus.ProtoReflect.Descriptor instead.
 func (*DaemonStatus) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{89}
+	return file_lvss_proto_rawDescGZIP(), []int{91}
 }
 
 func (x *DaemonStatus) GetVersion() string {
@@ -6479,7 +6616,7 @@ type SessionStatus struct {
 
 func (x *SessionStatus) Reset() {
 	*x = SessionStatus{}
-	mi := &file_lvss_proto_msgTypes[90]
+	mi := &file_lvss_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6491,7 +6628,7 @@ func (x *SessionStatus) String() string {
 func (*SessionStatus) ProtoMessage() {}
 
 func (x *SessionStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[90]
+	mi := &file_lvss_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6504,7 +6641,7 @@ func (x *SessionStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionStatus.ProtoReflect.Descriptor instead.
 func (*SessionStatus) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{90}
+	return file_lvss_proto_rawDescGZIP(), []int{92}
 }
 
 func (x *SessionStatus) GetSessionId() string {
@@ -6591,7 +6728,7 @@ type CreationLock struct {
 
 func (x *CreationLock) Reset() {
 	*x = CreationLock{}
-	mi := &file_lvss_proto_msgTypes[91]
+	mi := &file_lvss_proto_msgTypes[93]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6603,7 +6740,7 @@ func (x *CreationLock) String() string {
 func (*CreationLock) ProtoMessage() {}
 
 func (x *CreationLock) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[91]
+	mi := &file_lvss_proto_msgTypes[93]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6616,7 +6753,7 @@ func (x *CreationLock) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreationLock.ProtoReflect.Descriptor instead.
 func (*CreationLock) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{91}
+	return file_lvss_proto_rawDescGZIP(), []int{93}
 }
 
 func (x *CreationLock) GetSessionId() string {
@@ -6666,7 +6803,7 @@ type FrozenFilesystem struct {
 
 func (x *FrozenFilesystem) Reset() {
 	*x = FrozenFilesystem{}
-	mi := &file_lvss_proto_msgTypes[92]
+	mi := &file_lvss_proto_msgTypes[94]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6678,7 +6815,7 @@ func (x *FrozenFilesystem) String() string {
 func (*FrozenFilesystem) ProtoMessage() {}
 
 func (x *FrozenFilesystem) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[92]
+	mi := &file_lvss_proto_msgTypes[94]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6691,7 +6828,7 @@ func (x *FrozenFilesystem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FrozenFilesystem.ProtoReflect.Descriptor instead.
 func (*FrozenFilesystem) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{92}
+	return file_lvss_proto_rawDescGZIP(), []int{94}
 }
 
 func (x *FrozenFilesystem) GetMountPoint() string {
@@ -6760,7 +6897,7 @@ type VolumeSnapshots struct {
 
 func (x *VolumeSnapshots) Reset() {
 	*x = VolumeSnapshots{}
-	mi := &file_lvss_proto_msgTypes[93]
+	mi := &file_lvss_proto_msgTypes[95]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6772,7 +6909,7 @@ func (x *VolumeSnapshots) String() string {
 func (*VolumeSnapshots) ProtoMessage() {}
 
 func (x *VolumeSnapshots) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[93]
+	mi := &file_lvss_proto_msgTypes[95]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6785,7 +6922,7 @@ func (x *VolumeSnapshots) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VolumeSnapshots.ProtoReflect.Descriptor instead.
 func (*VolumeSnapshots) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{93}
+	return file_lvss_proto_rawDescGZIP(), []int{95}
 }
 
 func (x *VolumeSnapshots) GetVolume() string {
@@ -6855,7 +6992,7 @@ type ProviderStorage struct {
 
 func (x *ProviderStorage) Reset() {
 	*x = ProviderStorage{}
-	mi := &file_lvss_proto_msgTypes[94]
+	mi := &file_lvss_proto_msgTypes[96]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6867,7 +7004,7 @@ func (x *ProviderStorage) String() string {
 func (*ProviderStorage) ProtoMessage() {}
 
 func (x *ProviderStorage) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[94]
+	mi := &file_lvss_proto_msgTypes[96]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6880,7 +7017,7 @@ func (x *ProviderStorage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProviderStorage.ProtoReflect.Descriptor instead.
 func (*ProviderStorage) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{94}
+	return file_lvss_proto_rawDescGZIP(), []int{96}
 }
 
 func (x *ProviderStorage) GetProviderId() string {
@@ -6940,7 +7077,7 @@ type DoctorRequest struct {
 
 func (x *DoctorRequest) Reset() {
 	*x = DoctorRequest{}
-	mi := &file_lvss_proto_msgTypes[95]
+	mi := &file_lvss_proto_msgTypes[97]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6952,7 +7089,7 @@ func (x *DoctorRequest) String() string {
 func (*DoctorRequest) ProtoMessage() {}
 
 func (x *DoctorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[95]
+	mi := &file_lvss_proto_msgTypes[97]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6965,7 +7102,7 @@ func (x *DoctorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DoctorRequest.ProtoReflect.Descriptor instead.
 func (*DoctorRequest) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{95}
+	return file_lvss_proto_rawDescGZIP(), []int{97}
 }
 
 // Finding is one result of a check.
@@ -6982,7 +7119,7 @@ type Finding struct {
 
 func (x *Finding) Reset() {
 	*x = Finding{}
-	mi := &file_lvss_proto_msgTypes[96]
+	mi := &file_lvss_proto_msgTypes[98]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6994,7 +7131,7 @@ func (x *Finding) String() string {
 func (*Finding) ProtoMessage() {}
 
 func (x *Finding) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[96]
+	mi := &file_lvss_proto_msgTypes[98]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7007,7 +7144,7 @@ func (x *Finding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Finding.ProtoReflect.Descriptor instead.
 func (*Finding) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{96}
+	return file_lvss_proto_rawDescGZIP(), []int{98}
 }
 
 func (x *Finding) GetCheck() string {
@@ -7064,7 +7201,7 @@ type DoctorResponse struct {
 
 func (x *DoctorResponse) Reset() {
 	*x = DoctorResponse{}
-	mi := &file_lvss_proto_msgTypes[97]
+	mi := &file_lvss_proto_msgTypes[99]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7076,7 +7213,7 @@ func (x *DoctorResponse) String() string {
 func (*DoctorResponse) ProtoMessage() {}
 
 func (x *DoctorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[97]
+	mi := &file_lvss_proto_msgTypes[99]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7089,7 +7226,7 @@ func (x *DoctorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DoctorResponse.ProtoReflect.Descriptor instead.
 func (*DoctorResponse) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{97}
+	return file_lvss_proto_rawDescGZIP(), []int{99}
 }
 
 func (x *DoctorResponse) GetDaemon() *DaemonStatus {
@@ -7183,7 +7320,7 @@ type VolumeDiagnosis struct {
 
 func (x *VolumeDiagnosis) Reset() {
 	*x = VolumeDiagnosis{}
-	mi := &file_lvss_proto_msgTypes[98]
+	mi := &file_lvss_proto_msgTypes[100]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7195,7 +7332,7 @@ func (x *VolumeDiagnosis) String() string {
 func (*VolumeDiagnosis) ProtoMessage() {}
 
 func (x *VolumeDiagnosis) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[98]
+	mi := &file_lvss_proto_msgTypes[100]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7208,7 +7345,7 @@ func (x *VolumeDiagnosis) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VolumeDiagnosis.ProtoReflect.Descriptor instead.
 func (*VolumeDiagnosis) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{98}
+	return file_lvss_proto_rawDescGZIP(), []int{100}
 }
 
 func (x *VolumeDiagnosis) GetPath() string {
@@ -7343,7 +7480,7 @@ type ProviderVerdict struct {
 
 func (x *ProviderVerdict) Reset() {
 	*x = ProviderVerdict{}
-	mi := &file_lvss_proto_msgTypes[99]
+	mi := &file_lvss_proto_msgTypes[101]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7355,7 +7492,7 @@ func (x *ProviderVerdict) String() string {
 func (*ProviderVerdict) ProtoMessage() {}
 
 func (x *ProviderVerdict) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[99]
+	mi := &file_lvss_proto_msgTypes[101]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7368,7 +7505,7 @@ func (x *ProviderVerdict) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProviderVerdict.ProtoReflect.Descriptor instead.
 func (*ProviderVerdict) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{99}
+	return file_lvss_proto_rawDescGZIP(), []int{101}
 }
 
 func (x *ProviderVerdict) GetName() string {
@@ -7407,7 +7544,7 @@ const file_lvss_proto_rawDesc = "" +
 	"lvss.proto\x12\alvss.v1\"<\n" +
 	"\x06Status\x12\x18\n" +
 	"\ahresult\x18\x01 \x01(\rR\ahresult\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"\xd0\x1c\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\xe9\x1d\n" +
 	"\x0eSessionRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12R\n" +
 	"\x15initialize_for_backup\x18\n" +
@@ -7461,7 +7598,9 @@ const file_lvss_proto_rawDesc = "" +
 	"\x17set_file_restore_status\x187 \x01(\v2\x1d.lvss.v1.SetFileRestoreStatusH\x00R\x14setFileRestoreStatus\x12q\n" +
 	" add_alternative_location_mapping\x188 \x01(\v2&.lvss.v1.AddAlternativeLocationMappingH\x00R\x1daddAlternativeLocationMapping\x12M\n" +
 	"\x14set_ranges_file_path\x189 \x01(\v2\x1a.lvss.v1.SetRangesFilePathH\x00R\x11setRangesFilePath\x129\n" +
-	"\fpost_restore\x18: \x01(\v2\x14.lvss.v1.PostRestoreH\x00R\vpostRestoreB\x06\n" +
+	"\fpost_restore\x18: \x01(\v2\x14.lvss.v1.PostRestoreH\x00R\vpostRestore\x12I\n" +
+	"\x12revert_to_snapshot\x18; \x01(\v2\x19.lvss.v1.RevertToSnapshotH\x00R\x10revertToSnapshot\x12L\n" +
+	"\x13query_revert_status\x18< \x01(\v2\x1a.lvss.v1.QueryRevertStatusH\x00R\x11queryRevertStatusB\x06\n" +
 	"\x04call\"\xc5\x06\n" +
 	"\x0fSessionResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12'\n" +
@@ -7625,7 +7764,13 @@ const file_lvss_proto_rawDesc = "" +
 	"\x12partial_file_index\x18\x02 \x01(\rR\x10partialFileIndex\x12\x1f\n" +
 	"\vranges_file\x18\x03 \x01(\tR\n" +
 	"rangesFile\"\r\n" +
-	"\vPostRestore\")\n" +
+	"\vPostRestore\"Z\n" +
+	"\x10RevertToSnapshot\x12\x1f\n" +
+	"\vsnapshot_id\x18\x01 \x01(\tR\n" +
+	"snapshotId\x12%\n" +
+	"\x0eforce_dismount\x18\x02 \x01(\bR\rforceDismount\"+\n" +
+	"\x11QueryRevertStatus\x12\x16\n" +
+	"\x06volume\x18\x01 \x01(\tR\x06volume\")\n" +
 	"\fAsyncStarted\x12\x19\n" +
 	"\basync_id\x18\x01 \x01(\x04R\aasyncId\"A\n" +
 	"\vAsyncStatus\x12\x18\n" +
@@ -8003,7 +8148,7 @@ func file_lvss_proto_rawDescGZIP() []byte {
 }
 
 var file_lvss_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_lvss_proto_msgTypes = make([]protoimpl.MessageInfo, 101)
+var file_lvss_proto_msgTypes = make([]protoimpl.MessageInfo, 103)
 var file_lvss_proto_goTypes = []any{
 	(EventType)(0),                        // 0: lvss.v1.EventType
 	(Severity)(0),                         // 1: lvss.v1.Severity
@@ -8059,55 +8204,57 @@ var file_lvss_proto_goTypes = []any{
 	(*AddAlternativeLocationMapping)(nil), // 51: lvss.v1.AddAlternativeLocationMapping
 	(*SetRangesFilePath)(nil),             // 52: lvss.v1.SetRangesFilePath
 	(*PostRestore)(nil),                   // 53: lvss.v1.PostRestore
-	(*AsyncStarted)(nil),                  // 54: lvss.v1.AsyncStarted
-	(*AsyncStatus)(nil),                   // 55: lvss.v1.AsyncStatus
-	(*WriterMetadataEntry)(nil),           // 56: lvss.v1.WriterMetadataEntry
-	(*WriterMetadataList)(nil),            // 57: lvss.v1.WriterMetadataList
-	(*SnapshotSetId)(nil),                 // 58: lvss.v1.SnapshotSetId
-	(*SnapshotId)(nil),                    // 59: lvss.v1.SnapshotId
-	(*WriterStatus)(nil),                  // 60: lvss.v1.WriterStatus
-	(*WriterStatusList)(nil),              // 61: lvss.v1.WriterStatusList
-	(*Xml)(nil),                           // 62: lvss.v1.Xml
-	(*SnapshotProp)(nil),                  // 63: lvss.v1.SnapshotProp
-	(*ProviderProp)(nil),                  // 64: lvss.v1.ProviderProp
-	(*ObjectProp)(nil),                    // 65: lvss.v1.ObjectProp
-	(*ObjectList)(nil),                    // 66: lvss.v1.ObjectList
-	(*DeleteResult)(nil),                  // 67: lvss.v1.DeleteResult
-	(*Bool)(nil),                          // 68: lvss.v1.Bool
-	(*ExposeResult)(nil),                  // 69: lvss.v1.ExposeResult
-	(*SessionId)(nil),                     // 70: lvss.v1.SessionId
-	(*Released)(nil),                      // 71: lvss.v1.Released
-	(*WriterMessage)(nil),                 // 72: lvss.v1.WriterMessage
-	(*Hello)(nil),                         // 73: lvss.v1.Hello
-	(*CoordinatorMessage)(nil),            // 74: lvss.v1.CoordinatorMessage
-	(*Welcome)(nil),                       // 75: lvss.v1.Welcome
-	(*PathPlacement)(nil),                 // 76: lvss.v1.PathPlacement
-	(*Event)(nil),                         // 77: lvss.v1.Event
-	(*EventResult)(nil),                   // 78: lvss.v1.EventResult
-	(*ListWritersRequest)(nil),            // 79: lvss.v1.ListWritersRequest
-	(*WriterInfo)(nil),                    // 80: lvss.v1.WriterInfo
-	(*ListWritersResponse)(nil),           // 81: lvss.v1.ListWritersResponse
-	(*ListProvidersRequest)(nil),          // 82: lvss.v1.ListProvidersRequest
-	(*ListProvidersResponse)(nil),         // 83: lvss.v1.ListProvidersResponse
-	(*ListEventsRequest)(nil),             // 84: lvss.v1.ListEventsRequest
-	(*LogEvent)(nil),                      // 85: lvss.v1.LogEvent
-	(*ListEventsResponse)(nil),            // 86: lvss.v1.ListEventsResponse
-	(*ListShadowsRequest)(nil),            // 87: lvss.v1.ListShadowsRequest
-	(*ListShadowsResponse)(nil),           // 88: lvss.v1.ListShadowsResponse
-	(*StatusRequest)(nil),                 // 89: lvss.v1.StatusRequest
-	(*StatusResponse)(nil),                // 90: lvss.v1.StatusResponse
-	(*DaemonStatus)(nil),                  // 91: lvss.v1.DaemonStatus
-	(*SessionStatus)(nil),                 // 92: lvss.v1.SessionStatus
-	(*CreationLock)(nil),                  // 93: lvss.v1.CreationLock
-	(*FrozenFilesystem)(nil),              // 94: lvss.v1.FrozenFilesystem
-	(*VolumeSnapshots)(nil),               // 95: lvss.v1.VolumeSnapshots
-	(*ProviderStorage)(nil),               // 96: lvss.v1.ProviderStorage
-	(*DoctorRequest)(nil),                 // 97: lvss.v1.DoctorRequest
-	(*Finding)(nil),                       // 98: lvss.v1.Finding
-	(*DoctorResponse)(nil),                // 99: lvss.v1.DoctorResponse
-	(*VolumeDiagnosis)(nil),               // 100: lvss.v1.VolumeDiagnosis
-	(*ProviderVerdict)(nil),               // 101: lvss.v1.ProviderVerdict
-	nil,                                   // 102: lvss.v1.LogEvent.FieldsEntry
+	(*RevertToSnapshot)(nil),              // 54: lvss.v1.RevertToSnapshot
+	(*QueryRevertStatus)(nil),             // 55: lvss.v1.QueryRevertStatus
+	(*AsyncStarted)(nil),                  // 56: lvss.v1.AsyncStarted
+	(*AsyncStatus)(nil),                   // 57: lvss.v1.AsyncStatus
+	(*WriterMetadataEntry)(nil),           // 58: lvss.v1.WriterMetadataEntry
+	(*WriterMetadataList)(nil),            // 59: lvss.v1.WriterMetadataList
+	(*SnapshotSetId)(nil),                 // 60: lvss.v1.SnapshotSetId
+	(*SnapshotId)(nil),                    // 61: lvss.v1.SnapshotId
+	(*WriterStatus)(nil),                  // 62: lvss.v1.WriterStatus
+	(*WriterStatusList)(nil),              // 63: lvss.v1.WriterStatusList
+	(*Xml)(nil),                           // 64: lvss.v1.Xml
+	(*SnapshotProp)(nil),                  // 65: lvss.v1.SnapshotProp
+	(*ProviderProp)(nil),                  // 66: lvss.v1.ProviderProp
+	(*ObjectProp)(nil),                    // 67: lvss.v1.ObjectProp
+	(*ObjectList)(nil),                    // 68: lvss.v1.ObjectList
+	(*DeleteResult)(nil),                  // 69: lvss.v1.DeleteResult
+	(*Bool)(nil),                          // 70: lvss.v1.Bool
+	(*ExposeResult)(nil),                  // 71: lvss.v1.ExposeResult
+	(*SessionId)(nil),                     // 72: lvss.v1.SessionId
+	(*Released)(nil),                      // 73: lvss.v1.Released
+	(*WriterMessage)(nil),                 // 74: lvss.v1.WriterMessage
+	(*Hello)(nil),                         // 75: lvss.v1.Hello
+	(*CoordinatorMessage)(nil),            // 76: lvss.v1.CoordinatorMessage
+	(*Welcome)(nil),                       // 77: lvss.v1.Welcome
+	(*PathPlacement)(nil),                 // 78: lvss.v1.PathPlacement
+	(*Event)(nil),                         // 79: lvss.v1.Event
+	(*EventResult)(nil),                   // 80: lvss.v1.EventResult
+	(*ListWritersRequest)(nil),            // 81: lvss.v1.ListWritersRequest
+	(*WriterInfo)(nil),                    // 82: lvss.v1.WriterInfo
+	(*ListWritersResponse)(nil),           // 83: lvss.v1.ListWritersResponse
+	(*ListProvidersRequest)(nil),          // 84: lvss.v1.ListProvidersRequest
+	(*ListProvidersResponse)(nil),         // 85: lvss.v1.ListProvidersResponse
+	(*ListEventsRequest)(nil),             // 86: lvss.v1.ListEventsRequest
+	(*LogEvent)(nil),                      // 87: lvss.v1.LogEvent
+	(*ListEventsResponse)(nil),            // 88: lvss.v1.ListEventsResponse
+	(*ListShadowsRequest)(nil),            // 89: lvss.v1.ListShadowsRequest
+	(*ListShadowsResponse)(nil),           // 90: lvss.v1.ListShadowsResponse
+	(*StatusRequest)(nil),                 // 91: lvss.v1.StatusRequest
+	(*StatusResponse)(nil),                // 92: lvss.v1.StatusResponse
+	(*DaemonStatus)(nil),                  // 93: lvss.v1.DaemonStatus
+	(*SessionStatus)(nil),                 // 94: lvss.v1.SessionStatus
+	(*CreationLock)(nil),                  // 95: lvss.v1.CreationLock
+	(*FrozenFilesystem)(nil),              // 96: lvss.v1.FrozenFilesystem
+	(*VolumeSnapshots)(nil),               // 97: lvss.v1.VolumeSnapshots
+	(*ProviderStorage)(nil),               // 98: lvss.v1.ProviderStorage
+	(*DoctorRequest)(nil),                 // 99: lvss.v1.DoctorRequest
+	(*Finding)(nil),                       // 100: lvss.v1.Finding
+	(*DoctorResponse)(nil),                // 101: lvss.v1.DoctorResponse
+	(*VolumeDiagnosis)(nil),               // 102: lvss.v1.VolumeDiagnosis
+	(*ProviderVerdict)(nil),               // 103: lvss.v1.ProviderVerdict
+	nil,                                   // 104: lvss.v1.LogEvent.FieldsEntry
 }
 var file_lvss_proto_depIdxs = []int32{
 	5,   // 0: lvss.v1.SessionRequest.initialize_for_backup:type_name -> lvss.v1.InitializeForBackup
@@ -8159,87 +8306,89 @@ var file_lvss_proto_depIdxs = []int32{
 	51,  // 46: lvss.v1.SessionRequest.add_alternative_location_mapping:type_name -> lvss.v1.AddAlternativeLocationMapping
 	52,  // 47: lvss.v1.SessionRequest.set_ranges_file_path:type_name -> lvss.v1.SetRangesFilePath
 	53,  // 48: lvss.v1.SessionRequest.post_restore:type_name -> lvss.v1.PostRestore
-	2,   // 49: lvss.v1.SessionResponse.status:type_name -> lvss.v1.Status
-	54,  // 50: lvss.v1.SessionResponse.async:type_name -> lvss.v1.AsyncStarted
-	55,  // 51: lvss.v1.SessionResponse.async_status:type_name -> lvss.v1.AsyncStatus
-	57,  // 52: lvss.v1.SessionResponse.writer_metadata:type_name -> lvss.v1.WriterMetadataList
-	58,  // 53: lvss.v1.SessionResponse.snapshot_set_id:type_name -> lvss.v1.SnapshotSetId
-	59,  // 54: lvss.v1.SessionResponse.snapshot_id:type_name -> lvss.v1.SnapshotId
-	61,  // 55: lvss.v1.SessionResponse.writer_status:type_name -> lvss.v1.WriterStatusList
-	62,  // 56: lvss.v1.SessionResponse.xml:type_name -> lvss.v1.Xml
-	66,  // 57: lvss.v1.SessionResponse.objects:type_name -> lvss.v1.ObjectList
-	63,  // 58: lvss.v1.SessionResponse.snapshot:type_name -> lvss.v1.SnapshotProp
-	67,  // 59: lvss.v1.SessionResponse.deleted:type_name -> lvss.v1.DeleteResult
-	68,  // 60: lvss.v1.SessionResponse.supported:type_name -> lvss.v1.Bool
-	69,  // 61: lvss.v1.SessionResponse.exposed:type_name -> lvss.v1.ExposeResult
-	70,  // 62: lvss.v1.SessionResponse.session_id:type_name -> lvss.v1.SessionId
-	71,  // 63: lvss.v1.SessionResponse.released:type_name -> lvss.v1.Released
-	14,  // 64: lvss.v1.AddComponent.component:type_name -> lvss.v1.ComponentRef
-	14,  // 65: lvss.v1.SetBackupOptions.component:type_name -> lvss.v1.ComponentRef
-	14,  // 66: lvss.v1.SetPreviousBackupStamp.component:type_name -> lvss.v1.ComponentRef
-	14,  // 67: lvss.v1.SetBackupSucceeded.component:type_name -> lvss.v1.ComponentRef
-	14,  // 68: lvss.v1.SetSelectedForRestore.component:type_name -> lvss.v1.ComponentRef
-	14,  // 69: lvss.v1.AddRestoreSubcomponent.component:type_name -> lvss.v1.ComponentRef
-	14,  // 70: lvss.v1.SetRestoreOptions.component:type_name -> lvss.v1.ComponentRef
-	14,  // 71: lvss.v1.SetAdditionalRestores.component:type_name -> lvss.v1.ComponentRef
-	14,  // 72: lvss.v1.AddNewTarget.component:type_name -> lvss.v1.ComponentRef
-	14,  // 73: lvss.v1.SetAuthoritativeRestore.component:type_name -> lvss.v1.ComponentRef
-	14,  // 74: lvss.v1.SetRollForward.component:type_name -> lvss.v1.ComponentRef
-	14,  // 75: lvss.v1.SetRestoreName.component:type_name -> lvss.v1.ComponentRef
-	14,  // 76: lvss.v1.SetFileRestoreStatus.component:type_name -> lvss.v1.ComponentRef
-	14,  // 77: lvss.v1.AddAlternativeLocationMapping.component:type_name -> lvss.v1.ComponentRef
-	14,  // 78: lvss.v1.SetRangesFilePath.component:type_name -> lvss.v1.ComponentRef
-	56,  // 79: lvss.v1.WriterMetadataList.writers:type_name -> lvss.v1.WriterMetadataEntry
-	60,  // 80: lvss.v1.WriterStatusList.writers:type_name -> lvss.v1.WriterStatus
-	63,  // 81: lvss.v1.ObjectProp.snapshot:type_name -> lvss.v1.SnapshotProp
-	64,  // 82: lvss.v1.ObjectProp.provider:type_name -> lvss.v1.ProviderProp
-	65,  // 83: lvss.v1.ObjectList.objects:type_name -> lvss.v1.ObjectProp
-	73,  // 84: lvss.v1.WriterMessage.hello:type_name -> lvss.v1.Hello
-	78,  // 85: lvss.v1.WriterMessage.result:type_name -> lvss.v1.EventResult
-	75,  // 86: lvss.v1.CoordinatorMessage.welcome:type_name -> lvss.v1.Welcome
-	77,  // 87: lvss.v1.CoordinatorMessage.event:type_name -> lvss.v1.Event
-	0,   // 88: lvss.v1.Event.type:type_name -> lvss.v1.EventType
-	76,  // 89: lvss.v1.Event.placements:type_name -> lvss.v1.PathPlacement
-	80,  // 90: lvss.v1.ListWritersResponse.writers:type_name -> lvss.v1.WriterInfo
-	64,  // 91: lvss.v1.ListProvidersResponse.providers:type_name -> lvss.v1.ProviderProp
-	102, // 92: lvss.v1.LogEvent.fields:type_name -> lvss.v1.LogEvent.FieldsEntry
-	85,  // 93: lvss.v1.ListEventsResponse.events:type_name -> lvss.v1.LogEvent
-	63,  // 94: lvss.v1.ListShadowsResponse.snapshots:type_name -> lvss.v1.SnapshotProp
-	91,  // 95: lvss.v1.StatusResponse.daemon:type_name -> lvss.v1.DaemonStatus
-	92,  // 96: lvss.v1.StatusResponse.sessions:type_name -> lvss.v1.SessionStatus
-	93,  // 97: lvss.v1.StatusResponse.creation_lock:type_name -> lvss.v1.CreationLock
-	94,  // 98: lvss.v1.StatusResponse.frozen:type_name -> lvss.v1.FrozenFilesystem
-	80,  // 99: lvss.v1.StatusResponse.writers:type_name -> lvss.v1.WriterInfo
-	95,  // 100: lvss.v1.StatusResponse.volumes:type_name -> lvss.v1.VolumeSnapshots
-	96,  // 101: lvss.v1.StatusResponse.providers:type_name -> lvss.v1.ProviderStorage
-	85,  // 102: lvss.v1.StatusResponse.recent_errors:type_name -> lvss.v1.LogEvent
-	1,   // 103: lvss.v1.Finding.severity:type_name -> lvss.v1.Severity
-	91,  // 104: lvss.v1.DoctorResponse.daemon:type_name -> lvss.v1.DaemonStatus
-	98,  // 105: lvss.v1.DoctorResponse.findings:type_name -> lvss.v1.Finding
-	100, // 106: lvss.v1.DoctorResponse.volumes:type_name -> lvss.v1.VolumeDiagnosis
-	101, // 107: lvss.v1.VolumeDiagnosis.providers:type_name -> lvss.v1.ProviderVerdict
-	98,  // 108: lvss.v1.VolumeDiagnosis.findings:type_name -> lvss.v1.Finding
-	3,   // 109: lvss.v1.Requester.Session:input_type -> lvss.v1.SessionRequest
-	72,  // 110: lvss.v1.Writer.Subscribe:input_type -> lvss.v1.WriterMessage
-	79,  // 111: lvss.v1.Admin.ListWriters:input_type -> lvss.v1.ListWritersRequest
-	82,  // 112: lvss.v1.Admin.ListProviders:input_type -> lvss.v1.ListProvidersRequest
-	84,  // 113: lvss.v1.Admin.ListEvents:input_type -> lvss.v1.ListEventsRequest
-	87,  // 114: lvss.v1.Admin.ListShadows:input_type -> lvss.v1.ListShadowsRequest
-	89,  // 115: lvss.v1.Admin.Status:input_type -> lvss.v1.StatusRequest
-	97,  // 116: lvss.v1.Admin.Doctor:input_type -> lvss.v1.DoctorRequest
-	4,   // 117: lvss.v1.Requester.Session:output_type -> lvss.v1.SessionResponse
-	74,  // 118: lvss.v1.Writer.Subscribe:output_type -> lvss.v1.CoordinatorMessage
-	81,  // 119: lvss.v1.Admin.ListWriters:output_type -> lvss.v1.ListWritersResponse
-	83,  // 120: lvss.v1.Admin.ListProviders:output_type -> lvss.v1.ListProvidersResponse
-	86,  // 121: lvss.v1.Admin.ListEvents:output_type -> lvss.v1.ListEventsResponse
-	88,  // 122: lvss.v1.Admin.ListShadows:output_type -> lvss.v1.ListShadowsResponse
-	90,  // 123: lvss.v1.Admin.Status:output_type -> lvss.v1.StatusResponse
-	99,  // 124: lvss.v1.Admin.Doctor:output_type -> lvss.v1.DoctorResponse
-	117, // [117:125] is the sub-list for method output_type
-	109, // [109:117] is the sub-list for method input_type
-	109, // [109:109] is the sub-list for extension type_name
-	109, // [109:109] is the sub-list for extension extendee
-	0,   // [0:109] is the sub-list for field type_name
+	54,  // 49: lvss.v1.SessionRequest.revert_to_snapshot:type_name -> lvss.v1.RevertToSnapshot
+	55,  // 50: lvss.v1.SessionRequest.query_revert_status:type_name -> lvss.v1.QueryRevertStatus
+	2,   // 51: lvss.v1.SessionResponse.status:type_name -> lvss.v1.Status
+	56,  // 52: lvss.v1.SessionResponse.async:type_name -> lvss.v1.AsyncStarted
+	57,  // 53: lvss.v1.SessionResponse.async_status:type_name -> lvss.v1.AsyncStatus
+	59,  // 54: lvss.v1.SessionResponse.writer_metadata:type_name -> lvss.v1.WriterMetadataList
+	60,  // 55: lvss.v1.SessionResponse.snapshot_set_id:type_name -> lvss.v1.SnapshotSetId
+	61,  // 56: lvss.v1.SessionResponse.snapshot_id:type_name -> lvss.v1.SnapshotId
+	63,  // 57: lvss.v1.SessionResponse.writer_status:type_name -> lvss.v1.WriterStatusList
+	64,  // 58: lvss.v1.SessionResponse.xml:type_name -> lvss.v1.Xml
+	68,  // 59: lvss.v1.SessionResponse.objects:type_name -> lvss.v1.ObjectList
+	65,  // 60: lvss.v1.SessionResponse.snapshot:type_name -> lvss.v1.SnapshotProp
+	69,  // 61: lvss.v1.SessionResponse.deleted:type_name -> lvss.v1.DeleteResult
+	70,  // 62: lvss.v1.SessionResponse.supported:type_name -> lvss.v1.Bool
+	71,  // 63: lvss.v1.SessionResponse.exposed:type_name -> lvss.v1.ExposeResult
+	72,  // 64: lvss.v1.SessionResponse.session_id:type_name -> lvss.v1.SessionId
+	73,  // 65: lvss.v1.SessionResponse.released:type_name -> lvss.v1.Released
+	14,  // 66: lvss.v1.AddComponent.component:type_name -> lvss.v1.ComponentRef
+	14,  // 67: lvss.v1.SetBackupOptions.component:type_name -> lvss.v1.ComponentRef
+	14,  // 68: lvss.v1.SetPreviousBackupStamp.component:type_name -> lvss.v1.ComponentRef
+	14,  // 69: lvss.v1.SetBackupSucceeded.component:type_name -> lvss.v1.ComponentRef
+	14,  // 70: lvss.v1.SetSelectedForRestore.component:type_name -> lvss.v1.ComponentRef
+	14,  // 71: lvss.v1.AddRestoreSubcomponent.component:type_name -> lvss.v1.ComponentRef
+	14,  // 72: lvss.v1.SetRestoreOptions.component:type_name -> lvss.v1.ComponentRef
+	14,  // 73: lvss.v1.SetAdditionalRestores.component:type_name -> lvss.v1.ComponentRef
+	14,  // 74: lvss.v1.AddNewTarget.component:type_name -> lvss.v1.ComponentRef
+	14,  // 75: lvss.v1.SetAuthoritativeRestore.component:type_name -> lvss.v1.ComponentRef
+	14,  // 76: lvss.v1.SetRollForward.component:type_name -> lvss.v1.ComponentRef
+	14,  // 77: lvss.v1.SetRestoreName.component:type_name -> lvss.v1.ComponentRef
+	14,  // 78: lvss.v1.SetFileRestoreStatus.component:type_name -> lvss.v1.ComponentRef
+	14,  // 79: lvss.v1.AddAlternativeLocationMapping.component:type_name -> lvss.v1.ComponentRef
+	14,  // 80: lvss.v1.SetRangesFilePath.component:type_name -> lvss.v1.ComponentRef
+	58,  // 81: lvss.v1.WriterMetadataList.writers:type_name -> lvss.v1.WriterMetadataEntry
+	62,  // 82: lvss.v1.WriterStatusList.writers:type_name -> lvss.v1.WriterStatus
+	65,  // 83: lvss.v1.ObjectProp.snapshot:type_name -> lvss.v1.SnapshotProp
+	66,  // 84: lvss.v1.ObjectProp.provider:type_name -> lvss.v1.ProviderProp
+	67,  // 85: lvss.v1.ObjectList.objects:type_name -> lvss.v1.ObjectProp
+	75,  // 86: lvss.v1.WriterMessage.hello:type_name -> lvss.v1.Hello
+	80,  // 87: lvss.v1.WriterMessage.result:type_name -> lvss.v1.EventResult
+	77,  // 88: lvss.v1.CoordinatorMessage.welcome:type_name -> lvss.v1.Welcome
+	79,  // 89: lvss.v1.CoordinatorMessage.event:type_name -> lvss.v1.Event
+	0,   // 90: lvss.v1.Event.type:type_name -> lvss.v1.EventType
+	78,  // 91: lvss.v1.Event.placements:type_name -> lvss.v1.PathPlacement
+	82,  // 92: lvss.v1.ListWritersResponse.writers:type_name -> lvss.v1.WriterInfo
+	66,  // 93: lvss.v1.ListProvidersResponse.providers:type_name -> lvss.v1.ProviderProp
+	104, // 94: lvss.v1.LogEvent.fields:type_name -> lvss.v1.LogEvent.FieldsEntry
+	87,  // 95: lvss.v1.ListEventsResponse.events:type_name -> lvss.v1.LogEvent
+	65,  // 96: lvss.v1.ListShadowsResponse.snapshots:type_name -> lvss.v1.SnapshotProp
+	93,  // 97: lvss.v1.StatusResponse.daemon:type_name -> lvss.v1.DaemonStatus
+	94,  // 98: lvss.v1.StatusResponse.sessions:type_name -> lvss.v1.SessionStatus
+	95,  // 99: lvss.v1.StatusResponse.creation_lock:type_name -> lvss.v1.CreationLock
+	96,  // 100: lvss.v1.StatusResponse.frozen:type_name -> lvss.v1.FrozenFilesystem
+	82,  // 101: lvss.v1.StatusResponse.writers:type_name -> lvss.v1.WriterInfo
+	97,  // 102: lvss.v1.StatusResponse.volumes:type_name -> lvss.v1.VolumeSnapshots
+	98,  // 103: lvss.v1.StatusResponse.providers:type_name -> lvss.v1.ProviderStorage
+	87,  // 104: lvss.v1.StatusResponse.recent_errors:type_name -> lvss.v1.LogEvent
+	1,   // 105: lvss.v1.Finding.severity:type_name -> lvss.v1.Severity
+	93,  // 106: lvss.v1.DoctorResponse.daemon:type_name -> lvss.v1.DaemonStatus
+	100, // 107: lvss.v1.DoctorResponse.findings:type_name -> lvss.v1.Finding
+	102, // 108: lvss.v1.DoctorResponse.volumes:type_name -> lvss.v1.VolumeDiagnosis
+	103, // 109: lvss.v1.VolumeDiagnosis.providers:type_name -> lvss.v1.ProviderVerdict
+	100, // 110: lvss.v1.VolumeDiagnosis.findings:type_name -> lvss.v1.Finding
+	3,   // 111: lvss.v1.Requester.Session:input_type -> lvss.v1.SessionRequest
+	74,  // 112: lvss.v1.Writer.Subscribe:input_type -> lvss.v1.WriterMessage
+	81,  // 113: lvss.v1.Admin.ListWriters:input_type -> lvss.v1.ListWritersRequest
+	84,  // 114: lvss.v1.Admin.ListProviders:input_type -> lvss.v1.ListProvidersRequest
+	86,  // 115: lvss.v1.Admin.ListEvents:input_type -> lvss.v1.ListEventsRequest
+	89,  // 116: lvss.v1.Admin.ListShadows:input_type -> lvss.v1.ListShadowsRequest
+	91,  // 117: lvss.v1.Admin.Status:input_type -> lvss.v1.StatusRequest
+	99,  // 118: lvss.v1.Admin.Doctor:input_type -> lvss.v1.DoctorRequest
+	4,   // 119: lvss.v1.Requester.Session:output_type -> lvss.v1.SessionResponse
+	76,  // 120: lvss.v1.Writer.Subscribe:output_type -> lvss.v1.CoordinatorMessage
+	83,  // 121: lvss.v1.Admin.ListWriters:output_type -> lvss.v1.ListWritersResponse
+	85,  // 122: lvss.v1.Admin.ListProviders:output_type -> lvss.v1.ListProvidersResponse
+	88,  // 123: lvss.v1.Admin.ListEvents:output_type -> lvss.v1.ListEventsResponse
+	90,  // 124: lvss.v1.Admin.ListShadows:output_type -> lvss.v1.ListShadowsResponse
+	92,  // 125: lvss.v1.Admin.Status:output_type -> lvss.v1.StatusResponse
+	101, // 126: lvss.v1.Admin.Doctor:output_type -> lvss.v1.DoctorResponse
+	119, // [119:127] is the sub-list for method output_type
+	111, // [111:119] is the sub-list for method input_type
+	111, // [111:111] is the sub-list for extension type_name
+	111, // [111:111] is the sub-list for extension extendee
+	0,   // [0:111] is the sub-list for field type_name
 }
 
 func init() { file_lvss_proto_init() }
@@ -8297,6 +8446,8 @@ func file_lvss_proto_init() {
 		(*SessionRequest_AddAlternativeLocationMapping)(nil),
 		(*SessionRequest_SetRangesFilePath)(nil),
 		(*SessionRequest_PostRestore)(nil),
+		(*SessionRequest_RevertToSnapshot)(nil),
+		(*SessionRequest_QueryRevertStatus)(nil),
 	}
 	file_lvss_proto_msgTypes[2].OneofWrappers = []any{
 		(*SessionResponse_Async)(nil),
@@ -8314,15 +8465,15 @@ func file_lvss_proto_init() {
 		(*SessionResponse_SessionId)(nil),
 		(*SessionResponse_Released)(nil),
 	}
-	file_lvss_proto_msgTypes[63].OneofWrappers = []any{
+	file_lvss_proto_msgTypes[65].OneofWrappers = []any{
 		(*ObjectProp_Snapshot)(nil),
 		(*ObjectProp_Provider)(nil),
 	}
-	file_lvss_proto_msgTypes[70].OneofWrappers = []any{
+	file_lvss_proto_msgTypes[72].OneofWrappers = []any{
 		(*WriterMessage_Hello)(nil),
 		(*WriterMessage_Result)(nil),
 	}
-	file_lvss_proto_msgTypes[72].OneofWrappers = []any{
+	file_lvss_proto_msgTypes[74].OneofWrappers = []any{
 		(*CoordinatorMessage_Welcome)(nil),
 		(*CoordinatorMessage_Event)(nil),
 	}
@@ -8332,7 +8483,7 @@ func file_lvss_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_lvss_proto_rawDesc), len(file_lvss_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   101,
+			NumMessages:   103,
 			NumExtensions: 0,
 			NumServices:   3,
 		},
