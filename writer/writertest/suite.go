@@ -54,6 +54,12 @@ type Options struct {
 	// event). Each backs up, then restores the backed-up components:
 	// PreRestore, Restore, PostRestore with one file restore status.
 
+	// PrepareRestore is called after the backup and before the restore
+	// session starts (before its Identify and PreRestore): what the
+	// writer's restore procedure asks of the requester or operator
+	// first, such as stopping a server the writer does not stop itself.
+	// Default: nothing.
+	PrepareRestore func(t *testing.T)
 	// CheckPreRestored is called after PreRestore succeeded: the
 	// application must be ready for its files to be put back (stopped, or
 	// detached from them), as the writer documents.
@@ -83,6 +89,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.ReleaseWithin <= 0 {
 		o.ReleaseWithin = time.Second
+	}
+	if o.PrepareRestore == nil {
+		o.PrepareRestore = func(*testing.T) {}
 	}
 	if o.CheckPreRestored == nil {
 		o.CheckPreRestored = func(*testing.T) {}
@@ -627,6 +636,7 @@ func (r *rig) backupForRestore() {
 // session, Identify, every backed-up component of the writer selected.
 func (r *rig) startRestore() {
 	r.t.Helper()
+	r.opts.PrepareRestore(r.t)
 	r.session, r.restoring = uuid.New(), true
 	r.identify()
 	r.bcd.RestoreType = vss.RestoreByCopy
