@@ -38,11 +38,21 @@ the event's facts in LVSS_* variables (docs/writer-exec.md lists them).
 
 --hook-dir runs a directory of fsfreeze-hook.d scripts (each called with
 "freeze", then "thaw" at Thaw and Abort), so qemu-guest-agent hooks
-migrate unchanged.`,
+migrate unchanged.
+
+With --on-pre-restore or --on-post-restore the writer takes part in
+restores: pre-restore runs before the files are put back (stop the
+application, or exit 75 to refuse), post-restore after, with the restore
+facts in LVSS_RESTORE_COMPONENTS, LVSS_RESTORE_OPTIONS, LVSS_NEW_TARGETS,
+LVSS_FILE_RESTORE_STATUS (VSS_RS_ALL, VSS_RS_NONE, VSS_RS_FAILED, ...) and
+LVSS_ALTERNATE_LOCATIONS.`,
 		Example: `  lvss-writer exec --name nginx --component html=/srv/www \
       --on-freeze 'nginx -s stop' --on-thaw 'systemctl start nginx'
   lvss-writer exec --name legacy --hook-dir /etc/qemu/fsfreeze-hook.d \
-      --component data=/srv/data --timeout freeze=10s`,
+      --component data=/srv/data --timeout freeze=10s
+  lvss-writer exec --name app --component data=/srv/app \
+      --on-pre-restore 'systemctl stop app' \
+      --on-post-restore '[ "$LVSS_FILE_RESTORE_STATUS" != VSS_RS_FAILED ] && systemctl start app'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := g.logger()

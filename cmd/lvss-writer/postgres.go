@@ -42,6 +42,12 @@ to the server for each snapshot set, from PrepareForSnapshot until Thaw
   Freeze              nothing
   Thaw, Abort,        close the connection
   BackupShutdown
+  PreRestore          refuses (naming the PID) while a server runs on the
+                      data directory: stop it before restoring
+  PostRestore         removes a stale postmaster.pid; for a --mode pitr
+                      backup writes backup_label, recovery.signal and the
+                      recovery settings (restore options, --restore-command);
+                      start the server afterwards
 
 The connection comes from --dsn (a libpq connection string or a
 postgres:// URL); what it leaves out comes from the PG* environment
@@ -52,7 +58,8 @@ as root or as the server's OS user: it resolves pg_wal and the tablespace
 links in the data directory. See docs/writer-postgres.md.`,
 		Example: `  lvss-writer postgres --dsn 'host=/run/postgresql user=postgres'
   PGHOST=/run/postgresql PGUSER=lvss lvss-writer postgres --instance-name 15/main
-  lvss-writer postgres --dsn postgres://lvss@localhost:5433/postgres --checkpoint=false`,
+  lvss-writer postgres --dsn postgres://lvss@localhost:5433/postgres --checkpoint=false
+  lvss-writer postgres --mode pitr --data-dir /var/lib/postgresql/15/main --restore-command 'cp /srv/pg-archive/%f %p'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := g.logger()
@@ -77,6 +84,8 @@ links in the data directory. See docs/writer-postgres.md.`,
 	f.DurationVar(&cfg.FreezeTimeout, "freeze-timeout", 0, "Freeze→Thaw window to ask for (default 60s; lvssd may grant less)")
 	f.DurationVar(&cfg.ConnectTimeout, "connect-timeout", 0, "bound on each connection attempt (default the DSN's connect_timeout, else 10s)")
 	f.StringVar(&mode, "mode", string(pgwriter.ModeSnapshot), "how the cluster is made restorable: snapshot (crash-consistent) or pitr (base backup for point-in-time recovery; needs WAL archiving)")
+	f.StringVar(&cfg.DataDir, "data-dir", "", "the cluster's data directory, declared while the server is stopped (a restore) if the writer has not reached it since it started")
+	f.StringVar(&cfg.RestoreCommand, "restore-command", "", "restore_command for point-in-time recovery of a --mode pitr backup, e.g. 'cp /srv/pg-archive/%f %p' (restore options may give their own)")
 	f.BoolVar(&checkpoint, "checkpoint", true, "run CHECKPOINT at PrepareForSnapshot so that recovery of the snapshot is short (needs pg_checkpoint)")
 	return cmd
 }

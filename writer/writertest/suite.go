@@ -54,6 +54,17 @@ type Options struct {
 	// event). Each backs up, then restores the backed-up components:
 	// PreRestore, Restore, PostRestore with one file restore status.
 
+	// NoRestore skips the restore subtests of a writer that takes part in
+	// restores: for a further configuration of the suite whose restore
+	// does not differ from one that runs them (they stop and restart the
+	// application, which is slow to repeat).
+	NoRestore bool
+	// PrepareRestore is called after the backup and before the restore
+	// session starts (before its Identify and PreRestore): what the
+	// writer's restore procedure asks of the requester or operator
+	// first, such as stopping a server the writer does not stop itself.
+	// Default: nothing.
+	PrepareRestore func(t *testing.T)
 	// CheckPreRestored is called after PreRestore succeeded: the
 	// application must be ready for its files to be put back (stopped, or
 	// detached from them), as the writer documents.
@@ -83,6 +94,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.ReleaseWithin <= 0 {
 		o.ReleaseWithin = time.Second
+	}
+	if o.PrepareRestore == nil {
+		o.PrepareRestore = func(*testing.T) {}
 	}
 	if o.CheckPreRestored == nil {
 		o.CheckPreRestored = func(*testing.T) {}
@@ -127,6 +141,10 @@ func Run(t *testing.T, newWriter func(t *testing.T) (writer.Identity, writer.Wri
 	t.Run("CancelWhileFrozen", func(t *testing.T) { testCancel(t, newRig(t, newWriter, opts, 0)) })
 	if !restores {
 		t.Logf("the writer's restore setting is %s (or Identify failed): lvssd sends it no restore event; no restore subtest", vss.WRENever)
+		return
+	}
+	if opts.NoRestore {
+		t.Log("Options.NoRestore: no restore subtest")
 		return
 	}
 	for _, st := range []vss.FileRestoreStatus{vss.RSAll, vss.RSNone, vss.RSFailed, vss.RSUndefined} {
@@ -627,6 +645,7 @@ func (r *rig) backupForRestore() {
 // session, Identify, every backed-up component of the writer selected.
 func (r *rig) startRestore() {
 	r.t.Helper()
+	r.opts.PrepareRestore(r.t)
 	r.session, r.restoring = uuid.New(), true
 	r.identify()
 	r.bcd.RestoreType = vss.RestoreByCopy

@@ -24,5 +24,11 @@
 // bounded by their own timeout only, not cut short at lvssd's deadline,
 // since a thaw killed halfway leaves the application frozen.
 //
+// With a pre-restore or post-restore hook the writer takes part in
+// restores (VSS_WRE_ALWAYS); those hooks get the restore facts of the
+// components selected for restore (target, file restore status, restore
+// options, new targets, alternate locations used) in LVSS_RESTORE_* and
+// related variables.
+//
 // docs/writer-exec.md lists every flag, variable and timeout.
 package exec

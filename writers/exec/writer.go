@@ -445,18 +445,90 @@ func (w *Writer) BackupShutdown(ctx context.Context, ev *writer.Event) error {
 	return err
 }
 
-// PreRestore runs the pre-restore hook.
+// PreRestore runs the pre-restore hook with the restore facts of the
+// components selected for restore (restoreEnv).
 func (w *Writer) PreRestore(ctx context.Context, ev *writer.Event, c *writer.Components) error {
 	s := w.sessionOf(ev)
-	w.selectFrom(s, c)
-	return w.runEvent(ctx, EventPreRestore, ev, s)
+	w.selectForRestore(s, c)
+	return w.runEvent(ctx, EventPreRestore, ev, s, restoreEnv(c, false)...)
 }
 
-// PostRestore runs the post-restore hook.
+// PostRestore runs the post-restore hook with the restore facts, now with
+// each component's file restore status and the alternate locations the
+// requester used.
 func (w *Writer) PostRestore(ctx context.Context, ev *writer.Event, c *writer.Components) error {
 	s := w.sessionOf(ev)
-	w.selectFrom(s, c)
-	return w.runEvent(ctx, EventPostRestore, ev, s)
+	w.selectForRestore(s, c)
+	return w.runEvent(ctx, EventPostRestore, ev, s, restoreEnv(c, true)...)
+}
+
+// selectForRestore remembers the components selected for restore: in a
+// restore session the document holds every backed-up component of the
+// writer, and only the selected ones are the hooks' business.
+func (w *Writer) selectForRestore(s *session, c *writer.Components) {
+	if c.Document() == nil {
+		return
+	}
+	var names []string
+	for _, comp := range restoring(c) {
+		names = append(names, componentPath(comp.LogicalPath, comp.Name))
+	}
+	w.mu.Lock()
+	s.selected = names
+	w.mu.Unlock()
+}
+
+// restoring returns the writer's components selected for restore.
+func restoring(c *writer.Components) []*document.ComponentState {
+	var out []*document.ComponentState
+	for _, comp := range c.List() {
+		if comp.SelectedForRestore {
+			out = append(out, comp)
+		}
+	}
+	return out
+}
+
+// restoreEnv is the restore part of a pre-restore or post-restore hook's
+// environment (docs/writer-exec.md, "Restore"): one line per selected
+// component (and per new target or alternate location), fields separated
+// by tabs, like the other lists.
+func restoreEnv(c *writer.Components, post bool) []string {
+	var comps, opts, targets, alternates []string
+	status := ""
+	for _, comp := range restoring(c) {
+		name := componentPath(comp.LogicalPath, comp.Name)
+		comps = append(comps, strings.Join([]string{name, comp.RestoreTarget.String(), comp.FileRestoreStatus.String(),
+			boolEnv(comp.AdditionalRestores)}, "\t"))
+		if comp.RestoreOptions != "" {
+			// A line per component: line breaks in the options would
+			// start a new one.
+			opts = append(opts, name+"\t"+strings.NewReplacer("\n", " ", "\r", " ").Replace(comp.RestoreOptions))
+		}
+		for _, nt := range comp.NewTargets {
+			targets = append(targets, strings.Join([]string{name, nt.Path, nt.Filespec, boolEnv(nt.Recursive), nt.AlternatePath}, "\t"))
+		}
+		for _, m := range comp.AlternateLocationMappings {
+			alternates = append(alternates, strings.Join([]string{name, m.Path, m.Filespec, boolEnv(m.Recursive), m.Destination}, "\t"))
+		}
+		switch st := comp.FileRestoreStatus.String(); {
+		case status == "":
+			status = st
+		case status != st:
+			status = "mixed"
+		}
+	}
+	env := []string{
+		"LVSS_RESTORE_COMPONENTS=" + strings.Join(comps, "\n"),
+		"LVSS_RESTORE_OPTIONS=" + strings.Join(opts, "\n"),
+		"LVSS_NEW_TARGETS=" + strings.Join(targets, "\n"),
+	}
+	if post {
+		env = append(env,
+			"LVSS_FILE_RESTORE_STATUS="+status,
+			"LVSS_ALTERNATE_LOCATIONS="+strings.Join(alternates, "\n"))
+	}
+	return env
 }
 
 // firstErr returns the first error and logs the second: the SDK reports

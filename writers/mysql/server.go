@@ -131,6 +131,10 @@ type layout struct {
 	// remoteUnknown: the server would not list its tablespaces (no PROCESS
 	// privilege), so tables made with DATA DIRECTORY elsewhere are missing.
 	remoteUnknown error
+	// systemFiles are InnoDB's system tablespace files, and pidFile the
+	// server's pid file (absolute; "" if none): what a restore checks.
+	systemFiles []string
+	pidFile     string
 }
 
 // readLayout asks the server where its files are and lists the data
@@ -196,6 +200,7 @@ func readLayout(ctx context.Context, q querier) (*layout, error) {
 		if !filepath.IsAbs(p) {
 			p = filepath.Join(home, f)
 		}
+		l.systemFiles = append(l.systemFiles, p)
 		if filepath.Dir(p) != l.dataDir {
 			l.data = append(l.data, fileSet{filepath.Dir(p), filepath.Base(p)})
 			addDir(filepath.Dir(p))
@@ -256,6 +261,9 @@ func readLayout(ctx context.Context, q querier) (*layout, error) {
 		if p := vars[v]; p != "" {
 			if !filepath.IsAbs(p) {
 				p = filepath.Join(l.dataDir, p)
+			}
+			if v == "pid_file" {
+				l.pidFile = p
 			}
 			if filepath.Dir(p) == l.dataDir {
 				l.excluded = append(l.excluded, fileSet{l.dataDir, filepath.Base(p)})

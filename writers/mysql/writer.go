@@ -19,8 +19,8 @@ import (
 )
 
 // Writer is the MySQL/MariaDB writer. It implements writer.Writer,
-// writer.PrepareSnapshotter, writer.PostSnapshotter and
-// writer.BackupShutdowner. Create it with New, serve it with writer.Run,
+// writer.PrepareSnapshotter, writer.PostSnapshotter,
+// writer.BackupShutdowner, writer.PreRestorer and writer.PostRestorer. Create it with New, serve it with writer.Run,
 // and Close it when Run has returned.
 type Writer struct {
 	cfg Config
@@ -115,19 +115,30 @@ func (w *Writer) Identify(ctx context.Context, md *writer.Metadata) error {
 	} else {
 		l, err = w.readLayout(ctx)
 	}
+	stopped := false
 	if err != nil {
-		return fail(err, "mysql writer: asking the server at %s where its files are", w.Server())
+		// A server stopped for a restore: the files it used, as the writer
+		// last saw them, so that a restore session finds the writer.
+		if w.declared == nil || w.probe(ctx).running {
+			return fail(err, "mysql writer: asking the server at %s where its files are", w.Server())
+		}
+		l, stopped = w.declared, true
 	}
 	if l.remoteUnknown != nil && !w.warnedRemote {
 		w.warnedRemote = true
 		w.cfg.Logger.Warn("the server does not list its tablespaces to the writer; tables created with DATA DIRECTORY outside the data directory are not declared (grant PROCESS)",
 			"err", l.remoteUnknown)
 	}
-	md.SetRestoreMethod(vss.RMERestoreIfCanReplace, "", "", vss.WRENever, false)
+	// L40: the requester puts the files back while the server is stopped;
+	// PreRestore checks it is, PostRestore checks the restored files.
+	md.SetRestoreMethod(vss.RMERestoreIfCanReplace, "", restoreProcedure, vss.WREAlways, false)
 	name := l.dataDir
+	caption := fmt.Sprintf("%s server, data directory %s", l.version, l.dataDir)
+	if stopped {
+		caption += " (server stopped)"
+	}
 	if err := md.AddComponent(document.Component{
-		Type: vss.ComponentDatabase, Name: name, Selectable: true,
-		Caption: fmt.Sprintf("%s server, data directory %s", l.version, l.dataDir),
+		Type: vss.ComponentDatabase, Name: name, Selectable: true, Caption: caption,
 	}); err != nil {
 		return err
 	}

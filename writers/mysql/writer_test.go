@@ -215,6 +215,9 @@ func TestConformance(t *testing.T) {
 			}, writertest.Options{
 				CheckFrozen: s.mustBeFrozen,
 				CheckThawed: s.mustBeReleased,
+				// The restore does not depend on the strategy:
+				// TestConformanceRestore runs it once.
+				NoRestore: true,
 			})
 		})
 	}

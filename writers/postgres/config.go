@@ -3,6 +3,7 @@ package postgres
 import (
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"time"
 
 	"github.com/google/uuid"
@@ -86,6 +87,16 @@ type Config struct {
 	// WAL written since the last checkpoint (up to checkpoint_timeout's or
 	// max_wal_size's worth); the role then needs no pg_checkpoint.
 	NoCheckpoint bool
+	// DataDir is the cluster's data directory, for an Identify while the
+	// server is stopped (a restore stops it) and the writer has not seen
+	// it running since it started. Optional: once the writer has reached
+	// the server, it knows the data directory.
+	DataDir string
+	// RestoreCommand is PostgreSQL's restore_command for the point-in-time
+	// recovery of a --mode pitr backup ("cp /srv/pg-archive/%f %p"): the
+	// writer cannot know where the WAL archive is. A restore_command in
+	// the component's restore options wins over it.
+	RestoreCommand string
 	// Logger receives the writer's records (connections, checkpoints, each
 	// hold and its release). Nil discards them.
 	Logger *slog.Logger
@@ -100,6 +111,9 @@ func New(cfg Config) (writer.Identity, *Writer, error) {
 	}
 	if cfg.FreezeTimeout < 0 || cfg.ConnectTimeout < 0 {
 		return writer.Identity{}, nil, fmt.Errorf("postgres writer: negative timeout")
+	}
+	if cfg.DataDir != "" && !filepath.IsAbs(cfg.DataDir) {
+		return writer.Identity{}, nil, fmt.Errorf("postgres writer: --data-dir %q is not an absolute path", cfg.DataDir)
 	}
 	if cfg.Mode == "" {
 		cfg.Mode = ModeSnapshot

@@ -15,7 +15,6 @@
 //	err = writer.Run(ctx, writer.Options{Retry: true}, id, w)
 //
 // # What it does in each event
-//
 //   - Identify: connects (pgx, one connection, closed again), reads the
 //     server's version (15 or later), data_directory, where pg_wal really
 //     is and the tablespaces' locations, resolves them on this machine, and
@@ -34,10 +33,23 @@
 //     the hold is logged ("postgres released").
 //   - PostSnapshot: the component's backup metadata records the cluster's
 //     identity, layout and the checkpoint recovery starts from.
+//   - PreRestore: refuses (RETRYABLE, naming the PID in postmaster.pid)
+//     while a server runs on the data directory being restored: the
+//     writer never stops the server itself (decision L40). It checks the
+//     restore options (PostgreSQL's recovery settings, restoreopts.go).
+//   - PostRestore: with VSS_RS_ALL, checks the restored cluster is the
+//     backed-up one, removes a stale postmaster.pid and, for a --mode
+//     pitr backup, writes backup_label, tablespace_map, recovery.signal
+//     and the recovery settings; with VSS_RS_NONE changes nothing; with
+//     VSS_RS_FAILED changes nothing and fails.
 //
-// The mode (Config.Mode) is behind a small internal strategy, so that the
-// planned point-in-time-recovery mode (pg_backup_start in
-// PrepareForSnapshot, pg_backup_stop after Thaw) needs no other change.
+// While the server is stopped (for a restore), Identify declares the
+// cluster from the data directory it last saw or Config.DataDir, so that
+// a restore session finds the writer.
+//
+// The mode (Config.Mode) is behind a small internal strategy (mode.go):
+// crash-consistent snapshots, or base backups for point-in-time recovery
+// (pg_backup_start in PrepareForSnapshot, pg_backup_stop in PostSnapshot).
 //
 // Server errors are reported with the writer failure code their SQLSTATE
 // class calls for and the SQLSTATE itself as the application HRESULT

@@ -218,24 +218,69 @@ func resolve(path, what string) (string, error) {
 // identifier is the first field of pg_control, in the machine's byte
 // order.
 func checkSameCluster(dataDir string, sysid uint64) error {
-	path := filepath.Join(dataDir, "global", "pg_control")
-	f, err := os.Open(path)
+	local, err := readSystemID(dataDir)
 	if err != nil {
-		if errors.Is(err, fs.ErrPermission) {
-			return writer.Fail(vsserr.WriterErrorNonRetryable, 0,
-				"postgres writer: cannot read %s: %v (run the writer as root or as the server's OS user)", path, err)
-		}
-		return writer.Fail(vsserr.WriterErrorNonRetryable, 0, "postgres writer: %s: %v", path, err)
+		return err
 	}
-	defer f.Close()
-	var b [8]byte
-	if _, err := io.ReadFull(f, b[:]); err != nil {
-		return writer.Fail(vsserr.WriterErrorNonRetryable, 0, "postgres writer: reading %s: %v", path, err)
-	}
-	if local := binary.NativeEndian.Uint64(b[:]); local != sysid {
+	if local != sysid {
 		return writer.Fail(vsserr.WriterErrorNonRetryable, 0,
 			"postgres writer: the server the DSN reaches is not the cluster in %s (system identifier %d, the files say %d): "+
 				"the writer must run on the server's host", dataDir, sysid, local)
 	}
 	return nil
+}
+
+// readSystemID reads the system identifier from dataDir's pg_control: its
+// first field, in the machine's byte order.
+func readSystemID(dataDir string) (uint64, error) {
+	path := filepath.Join(dataDir, "global", "pg_control")
+	f, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrPermission) {
+			return 0, writer.Fail(vsserr.WriterErrorNonRetryable, 0,
+				"postgres writer: cannot read %s: %v (run the writer as root or as the server's OS user)", path, err)
+		}
+		return 0, writer.Fail(vsserr.WriterErrorNonRetryable, 0, "postgres writer: %s: %v", path, err)
+	}
+	defer f.Close()
+	var b [8]byte
+	if _, err := io.ReadFull(f, b[:]); err != nil {
+		return 0, writer.Fail(vsserr.WriterErrorNonRetryable, 0, "postgres writer: reading %s: %v", path, err)
+	}
+	return binary.NativeEndian.Uint64(b[:]), nil
+}
+
+// readLayoutOffline is the layout of a cluster whose server is stopped,
+// read from its data directory: PG_VERSION, where pg_wal leads, and the
+// links in pg_tblspc (named by OID: their names are in the catalog). A
+// data directory that does not exist (a restore after the data was lost)
+// gives just its own path.
+func readLayoutOffline(dataDir string) *layout {
+	dataDir = filepath.Clean(dataDir)
+	if real, err := filepath.EvalSymlinks(dataDir); err == nil {
+		dataDir = real
+	}
+	l := &layout{DataDir: dataDir, WALDir: filepath.Join(dataDir, "pg_wal")}
+	if b, err := os.ReadFile(filepath.Join(dataDir, "PG_VERSION")); err == nil {
+		l.Version = strings.TrimSpace(string(b))
+	}
+	if id, err := readSystemID(dataDir); err == nil {
+		l.SystemID = id
+	}
+	if real, err := filepath.EvalSymlinks(l.WALDir); err == nil {
+		l.WALDir = real
+	}
+	ents, _ := os.ReadDir(filepath.Join(dataDir, "pg_tblspc"))
+	for _, e := range ents {
+		oid, err := strconv.ParseUint(e.Name(), 10, 32)
+		if err != nil {
+			continue
+		}
+		real, err := filepath.EvalSymlinks(filepath.Join(dataDir, "pg_tblspc", e.Name()))
+		if err != nil {
+			continue
+		}
+		l.Tablespaces = append(l.Tablespaces, tablespace{OID: uint32(oid), Name: "oid " + e.Name(), Location: real})
+	}
+	return l
 }

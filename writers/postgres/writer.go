@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -21,7 +22,8 @@ import (
 
 // Writer is the PostgreSQL writer. It implements writer.Writer,
 // writer.PrepareBackuper, writer.PrepareSnapshotter,
-// writer.PostSnapshotter and writer.BackupShutdowner. Create it with New,
+// writer.PostSnapshotter, writer.BackupShutdowner, writer.PreRestorer and
+// writer.PostRestorer. Create it with New,
 // serve it with writer.Run, and Close it when Run has returned.
 type Writer struct {
 	cfg   Config
@@ -35,6 +37,9 @@ type Writer struct {
 	// declared is the layout the most recent Identify put in the Writer
 	// Metadata Document: the paths the requester's placements are about.
 	declared *layout
+	// stopped: the most recent Identify found the server stopped and
+	// declared the cluster from its data directory.
+	stopped  bool
 	sessions map[uuid.UUID]*session
 }
 
@@ -97,24 +102,23 @@ func (w *Writer) Identify(ctx context.Context, md *writer.Metadata) error {
 		return err
 	}
 	defer done()
-	conn, err := w.connect(ctx)
+	l, stopped, err := w.identifyLayout(ctx)
 	if err != nil {
 		return err
 	}
-	defer closeConn(ctx, conn)
-	l, err := readLayout(ctx, conn)
-	if err != nil {
-		return err
-	}
-	if err := w.strat.check(ctx, conn); err != nil {
-		return err
-	}
-	md.SetRestoreMethod(vss.RMECustom, "", restoreProcedure, vss.WRENever, false)
+	// L40: the requester puts the files back over a stopped server
+	// (RESTORE_IF_CAN_REPLACE); the writer takes part in every restore
+	// (PreRestore checks the server is stopped, PostRestore prepares
+	// recovery).
+	md.SetRestoreMethod(vss.RMERestoreIfCanReplace, "", restoreProcedure, vss.WREAlways, false)
 	version := l.Version
 	if f := strings.Fields(version); len(f) > 0 {
 		version = f[0] // "15.18", without the packager's note
 	}
 	caption := fmt.Sprintf("PostgreSQL %s cluster (%s)", version, l.describe())
+	if stopped {
+		caption = fmt.Sprintf("PostgreSQL %s cluster (%s; server stopped)", version, l.describe())
+	}
 	if err := md.AddComponent(document.Component{
 		Type: vss.ComponentFileGroup, Name: ComponentName, Caption: caption, Selectable: true,
 	}); err != nil {
@@ -130,19 +134,69 @@ func (w *Writer) Identify(ctx context.Context, md *writer.Metadata) error {
 			return err
 		}
 	}
-	if w.declared == nil || w.declared.diff(l) != "" {
+	if stopped {
+		// Declared from the files: the placements of a backup are checked
+		// against the server's own layout once it runs again.
+		if !w.stopped {
+			w.cfg.Logger.Info("the server is not running: cluster declared from its data directory", "data_directory", l.DataDir,
+				"wal_directory", l.WALDir, "tablespaces", len(l.Tablespaces))
+		}
+		w.stopped = true
+		return nil
+	}
+	if w.stopped || w.declared == nil || w.declared.diff(l) != "" {
 		w.cfg.Logger.Info("cluster identified", "version", l.Version, "data_directory", l.DataDir,
 			"wal_directory", l.WALDir, "tablespaces", len(l.Tablespaces))
 	}
-	w.declared = l
+	w.declared, w.stopped = l, false
 	return nil
 }
 
-// restoreProcedure is the restore method's user procedure: lvss has no
-// restore sequence yet, so the requester (or operator) does it.
-const restoreProcedure = "Stop the PostgreSQL server; replace its data directory, WAL directory and " +
-	"tablespace directories with the copies from one backup (all of them, from the same snapshot set); " +
-	"start the server: it runs crash recovery from the snapshot's last checkpoint."
+// identifyLayout reads the cluster's layout from the server. When the
+// server cannot be reached and is not running (no live postmaster.pid in
+// the data directory the writer last saw, or in Config.DataDir), the
+// layout comes from the data directory instead (stopped is true): a
+// restore needs the writer to identify while the server is stopped for
+// the copy. A server that runs but cannot be reached fails Identify as
+// before.
+func (w *Writer) identifyLayout(ctx context.Context) (_ *layout, stopped bool, _ error) {
+	conn, err := w.connect(ctx)
+	if err != nil {
+		if l := w.stoppedLayout(); l != nil {
+			w.cfg.Logger.Debug("server unreachable and stopped", "err", err)
+			return l, true, nil
+		}
+		return nil, false, err
+	}
+	defer closeConn(ctx, conn)
+	l, err := readLayout(ctx, conn)
+	if err != nil {
+		return nil, false, err
+	}
+	if err := w.strat.check(ctx, conn); err != nil {
+		return nil, false, err
+	}
+	return l, false, nil
+}
+
+// stoppedLayout is the layout of the cluster while its server is stopped,
+// or nil if the writer knows no data directory or a server runs there.
+func (w *Writer) stoppedLayout() *layout {
+	var l *layout
+	switch {
+	case w.declared != nil && (w.cfg.DataDir == "" || filepath.Clean(w.cfg.DataDir) == w.declared.DataDir):
+		c := *w.declared
+		l = &c
+	case w.cfg.DataDir != "":
+		l = readLayoutOffline(w.cfg.DataDir)
+	default:
+		return nil
+	}
+	if _, running, err := postmaster(l.DataDir); err != nil || running {
+		return nil
+	}
+	return l
+}
 
 // PrepareBackup notes that the session takes part. In component mode the
 // requester included the cluster (the writer's only component), or the

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -124,33 +126,86 @@ func dsnApp(p *testenv.Postgres, app string) string {
 // server. Snapshot mode holds nothing: while "frozen" the application
 // must still commit, and the writer must have exactly its one pinned
 // connection open; after every release it must have none.
+//
+// The restore subtests stop the server before each restore session (the
+// writer's restore procedure: it refuses PreRestore while the server
+// runs) and check what PostRestore leaves for each file restore status;
+// the next subtest starts the server again on the same data directory.
 func TestConformance(t *testing.T) {
-	p := startServer(t, "")
+	first := startServer(t, "")
+	dataDir := first.DataDir
 	var (
 		mu  sync.Mutex
 		app string
+		p   = first
 		n   atomic.Int32
 	)
-	current := func() string { mu.Lock(); defer mu.Unlock(); return app }
+	current := func() (string, *testenv.Postgres) { mu.Lock(); defer mu.Unlock(); return app, p }
 	writertest.Run(t, func(t *testing.T) (writer.Identity, writer.Writer) {
 		name := fmt.Sprintf("lvss-conformance-%d", n.Add(1))
 		mu.Lock()
 		app = name
+		if !p.Running() {
+			// A restore subtest stopped it.
+			p = testenv.StartPostgresCopy(t, dataDir)
+		}
+		srv := p
 		mu.Unlock()
-		id, w := mustNew(t, Config{DSN: dsnApp(p, name), InstanceName: "test"})
+		id, w := mustNew(t, Config{DSN: dsnApp(srv, name), InstanceName: "test"})
 		return id, w
 	}, writertest.Options{
 		CheckFrozen: func(t *testing.T) {
+			name, p := current()
 			mustCommit(t, p)
-			if n := connections(t, p, current()); n != 1 {
+			if n := connections(t, p, name); n != 1 {
 				t.Errorf("frozen with %d connections of the writer, want its one pinned connection", n)
 			}
 		},
 		CheckThawed: func(t *testing.T) {
+			name, p := current()
 			mustCommit(t, p)
-			waitConnections(t, p, current(), 0)
+			waitConnections(t, p, name, 0)
+		},
+		PrepareRestore: func(t *testing.T) {
+			_, p := current()
+			p.Stop()
+		},
+		Restore: func(t *testing.T, status vss.FileRestoreStatus) {
+			if status == vss.RSAll {
+				// The files stay as the stopped server left them, which is
+				// what a crash-consistent copy holds; a copy may carry a
+				// stale lock file, which PostRestore must remove.
+				writeStalePID(t, dataDir)
+			}
+		},
+		CheckRestored: func(t *testing.T, status vss.FileRestoreStatus) {
+			for _, f := range []string{"backup_label", "recovery.signal"} {
+				if _, err := os.Stat(filepath.Join(dataDir, f)); !os.IsNotExist(err) {
+					t.Errorf("after %s: %s in a snapshot-mode restore (%v)", status, f, err)
+				}
+			}
+			if status != vss.RSAll {
+				return
+			}
+			if _, err := os.Stat(filepath.Join(dataDir, "postmaster.pid")); !os.IsNotExist(err) {
+				t.Errorf("after %s: the stale postmaster.pid is still there (%v)", status, err)
+			}
 		},
 	})
+}
+
+// writeStalePID leaves a postmaster.pid naming a process that has exited.
+func writeStalePID(t *testing.T, dataDir string) int {
+	t.Helper()
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	pid := cmd.ProcessState.Pid()
+	if err := os.WriteFile(filepath.Join(dataDir, "postmaster.pid"), []byte(fmt.Sprintf("%d\n%s\n", pid, dataDir)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return pid
 }
 
 func TestNewRefusesBadConfigs(t *testing.T) {
@@ -287,7 +342,7 @@ func TestIdentifyDeclaresTheCluster(t *testing.T) {
 	if want := []string{filepath.Join(p.DataDir, "postmaster.pid"), filepath.Join(p.DataDir, "postmaster.opts")}; !slices.Equal(ex, want) {
 		t.Errorf("exclusions %v, want %v", ex, want)
 	}
-	if md.RestoreMethod.Method != vss.RMECustom || md.RestoreMethod.UserProcedure == "" {
+	if md.RestoreMethod.Method != vss.RMERestoreIfCanReplace || md.RestoreMethod.WriterRestore != vss.WREAlways || md.RestoreMethod.UserProcedure == "" {
 		t.Errorf("restore method %+v", md.RestoreMethod)
 	}
 	// Identify connects and disconnects: no connection stays open.
@@ -478,8 +533,9 @@ func TestPrepareSnapshotNeedsCheckpointPrivilege(t *testing.T) {
 
 // TestServerGoneAfterIdentify: the server stops after Identify. A session
 // already past PrepareSnapshot completes (the snapshot needs nothing from
-// the server) and is released; the next PrepareSnapshot, and Identify,
-// fail RETRYABLE with the connection's message.
+// the server) and is released; the next PrepareSnapshot fails RETRYABLE
+// with the connection's message, while Identify declares the stopped
+// cluster from its data directory.
 func TestServerGoneAfterIdentify(t *testing.T) {
 	p := startServer(t, "")
 	_, w := mustNew(t, Config{DSN: p.DSN("postgres"), ConnectTimeout: 2 * time.Second})
@@ -505,8 +561,12 @@ func TestServerGoneAfterIdentify(t *testing.T) {
 	}
 	t.Logf("PrepareSnapshot: %s", f.Message)
 	s.ok(writer.EventBackupShutdown)
-	if f := writertest.AsFailure(t, func() error { _, err := identify(t, w); return err }()); f.Code != vsserr.WriterErrorRetryable {
-		t.Fatalf("Identify: %v", f)
+	// The server is stopped, not just unreachable: Identify declares the
+	// cluster from its data directory (L40: a restore stops the server,
+	// and a restore session needs the writer identified).
+	md, err := identify(t, w)
+	if err != nil || len(md.Components) != 1 || !strings.Contains(md.Components[0].Caption, "server stopped") {
+		t.Fatalf("Identify with the server stopped: %v %+v", err, md)
 	}
 }
 

@@ -19,7 +19,7 @@
 //     "dataset", with the files a restart loads: the AOF directory when
 //     appendonly is yes (and the RDB file if it exists), else the RDB
 //     file. An unreachable server fails Identify (RETRYABLE) with the
-//     driver's message.
+//     driver's message, unless it is stopped (below).
 //   - PrepareSnapshot: opens the writer's one connection, checks the
 //     layout is still the one declared, and that the files are captured
 //     at one instant (D15).
@@ -33,6 +33,15 @@
 //     Freeze fails.
 //   - Thaw, Abort, BackupShutdown: CLIENT UNPAUSE (on a fresh connection
 //     if the writer's broke); BackupShutdown also closes the connection.
+//   - PreRestore: refuses (RETRYABLE, naming the server's PID) while the
+//     server answers; the writer stops no server (L40).
+//   - PostRestore: with VSS_RS_ALL checks the restored RDB file (header,
+//     end marker, CRC-64) or AOF directory (manifest and the files it
+//     names); with VSS_RS_NONE does nothing; with VSS_RS_FAILED does
+//     nothing and fails.
+//
+// While the server is stopped, Identify declares the files the writer
+// last saw it use, so that a restore session finds the writer.
 //
 // # The pause is the server's
 //

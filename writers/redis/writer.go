@@ -24,7 +24,8 @@ import (
 const pauseSlack = time.Second
 
 // Writer is the Redis writer. It implements writer.Writer,
-// writer.PrepareSnapshotter and writer.BackupShutdowner. Create it with
+// writer.PrepareSnapshotter, writer.BackupShutdowner, writer.PreRestorer
+// and writer.PostRestorer. Create it with
 // New, serve it with writer.Run, and Close it when Run has returned.
 type Writer struct {
 	cfg Config
@@ -155,19 +156,29 @@ func (w *Writer) Identify(ctx context.Context, md *writer.Metadata) error {
 		l, err = s.layout(ctx)
 		return err
 	})
+	caption := ""
 	if err != nil {
-		return fail(err, "redis writer: asking %s for its files", w.cfg.server())
+		// A server stopped for a restore: the files it used, as the writer
+		// last saw them, so that a restore session finds the writer.
+		sl := w.stoppedLayout(ctx)
+		if sl == nil {
+			return fail(err, "redis writer: asking %s for its files", w.cfg.server())
+		}
+		l, caption = *sl, fmt.Sprintf("Redis dataset in %s (%s; server stopped)", sl.Dir, sl.mode())
+	} else {
+		if err := l.checkLocal(); err != nil {
+			return writer.Fail(vsserr.WriterErrorNonRetryable, 0, "redis writer: %v", err)
+		}
+		if err := checkNames(l); err != nil {
+			return writer.Fail(vsserr.WriterErrorNonRetryable, 0, "redis writer: %v", err)
+		}
+		caption = fmt.Sprintf("Redis %s dataset in %s (%s)", version, l.Dir, l.mode())
 	}
-	if err := l.checkLocal(); err != nil {
-		return writer.Fail(vsserr.WriterErrorNonRetryable, 0, "redis writer: %v", err)
-	}
-	if err := checkNames(l); err != nil {
-		return writer.Fail(vsserr.WriterErrorNonRetryable, 0, "redis writer: %v", err)
-	}
-	md.SetRestoreMethod(vss.RMERestoreIfCanReplace, "", "", vss.WRENever, false)
+	// L40: the requester puts the files back while the server is stopped;
+	// PreRestore checks it is, PostRestore checks the files.
+	md.SetRestoreMethod(vss.RMERestoreIfCanReplace, "", restoreProcedure, vss.WREAlways, false)
 	if err := md.AddComponent(document.Component{
-		Type: vss.ComponentDatabase, Name: ComponentName, Selectable: true,
-		Caption: fmt.Sprintf("Redis %s dataset in %s (%s)", version, l.Dir, l.mode()),
+		Type: vss.ComponentDatabase, Name: ComponentName, Selectable: true, Caption: caption,
 	}); err != nil {
 		return err
 	}

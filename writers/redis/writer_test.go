@@ -149,6 +149,9 @@ func TestConformance(t *testing.T) {
 			current := func() *testenv.Redis { mu.Lock(); defer mu.Unlock(); return srv }
 			writertest.Run(t, func(t *testing.T) (writer.Identity, writer.Writer) {
 				r := startServer(t, tc.aof)
+				if err := client(t, r).Set(context.Background(), "kept", "before the backup", 0).Err(); err != nil {
+					t.Fatal(err)
+				}
 				mu.Lock()
 				srv = r
 				mu.Unlock()
@@ -157,6 +160,26 @@ func TestConformance(t *testing.T) {
 			}, writertest.Options{
 				CheckFrozen: func(t *testing.T) { mustBePaused(t, current()) },
 				CheckThawed: func(t *testing.T) { mustBeWritable(t, current()) },
+				// The writer's restore procedure: the server is stopped
+				// before the restore. The files stay as the backup left
+				// them (VSS_RS_ALL, VSS_RS_NONE) or lose their end
+				// (VSS_RS_FAILED); after PostRestore a server started on
+				// them has the dataset.
+				PrepareRestore: func(t *testing.T) { current().Stop() },
+				Restore: func(t *testing.T, st vss.FileRestoreStatus) {
+					if st == vss.RSFailed {
+						truncateDataset(t, current().Dir)
+					}
+				},
+				CheckRestored: func(t *testing.T, st vss.FileRestoreStatus) {
+					if st == vss.RSFailed {
+						return
+					}
+					r := testenv.StartRedis(t, testenv.RedisOptions{Dir: current().Dir, AOF: tc.aof})
+					if v, err := client(t, r).Get(context.Background(), "kept").Result(); err != nil || v != "before the backup" {
+						t.Errorf("after %s: a server started on the files has kept=%q (%v)", st, v, err)
+					}
+				},
 			})
 		})
 	}

@@ -67,6 +67,9 @@ type database struct {
 	// Writer Metadata Document, so that a later change of mode (which would
 	// leave a needed file out of the backup) is noticed before the freeze.
 	declared journalKind
+	// real is where the most recent successful Identify found the file
+	// (symbolic links resolved).
+	real string
 
 	db    *sql.DB
 	conn  *sql.Conn          // the pinned connection; nil when closed

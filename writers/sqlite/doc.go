@@ -30,6 +30,12 @@
 //   - Thaw, Abort, BackupShutdown: ROLLBACK (nothing was written) releases
 //     the lock; if that fails the connection is closed, which releases it
 //     too. BackupShutdown closes the connection.
+//   - PreRestore: refuses (RETRYABLE, naming the processes) while another
+//     process has a selected database or its -wal, -journal or -shm open
+//     (found through /proc); the writer stops no application (L40).
+//   - PostRestore: with VSS_RS_ALL opens the restored database, which
+//     recovers it, and runs PRAGMA integrity_check; with VSS_RS_NONE does
+//     nothing; with VSS_RS_FAILED does nothing and fails.
 //
 // # One connection, one process
 //

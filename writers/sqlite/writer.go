@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -18,8 +20,8 @@ import (
 )
 
 // Writer is the SQLite writer. It implements writer.Writer,
-// writer.PrepareBackuper, writer.PrepareSnapshotter and
-// writer.BackupShutdowner. Create it with New, serve it with writer.Run,
+// writer.PrepareBackuper, writer.PrepareSnapshotter,
+// writer.BackupShutdowner, writer.PreRestorer and writer.PostRestorer. Create it with New, serve it with writer.Run,
 // and Close it when Run has returned.
 type Writer struct {
 	cfg Config
@@ -67,20 +69,28 @@ func (w *Writer) Identify(ctx context.Context, md *writer.Metadata) error {
 		return err
 	}
 	defer done()
-	md.SetRestoreMethod(vss.RMERestoreIfCanReplace, "", "", vss.WRENever, false)
+	// L40: the requester puts the files back while the applications are
+	// stopped; the writer checks that at PreRestore and the restored
+	// database at PostRestore.
+	md.SetRestoreMethod(vss.RMERestoreIfCanReplace, "", restoreProcedure, vss.WREAlways, false)
 	for _, d := range w.dbs {
 		real, err := d.realPath()
-		if err != nil {
+		var kind journalKind
+		if _, serr := os.Lstat(d.path); errors.Is(serr, fs.ErrNotExist) && d.declared != journalUnknown && d.real != "" {
+			// Gone since the writer last saw it (lost, or moved away for a
+			// restore): declared as it was, so that a restore session
+			// finds the writer.
+			real, kind = d.real, d.declared
+			d.log.Warn("database missing: declared as last identified", "journal", kind)
+		} else if err != nil {
 			return fmt.Errorf("sqlite writer: %w", err)
-		}
-		kind, err := d.identifyMode(ctx)
-		if err != nil {
+		} else if kind, err = d.identifyMode(ctx); err != nil {
 			if sqliteCode(err) != 0 {
 				return fmt.Errorf("sqlite writer: database %s cannot be read as a SQLite database: %w", d.path, err)
 			}
 			return fmt.Errorf("sqlite writer: database %s: %w", d.path, err)
 		}
-		d.declared = kind
+		d.declared, d.real = kind, real
 		dir, base := filepath.Split(real)
 		dir = filepath.Clean(dir)
 		if err := md.AddComponent(document.Component{

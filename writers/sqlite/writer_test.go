@@ -44,6 +44,26 @@ func newDB(t *testing.T, dir, name string, wal bool) string {
 	return path
 }
 
+// replaceWithCopy puts a copy of db in its place, as a restore from a
+// backup does (a new file, not an in-place rewrite), truncated to half
+// its size when damaged.
+func replaceWithCopy(t *testing.T, db string, damaged bool) {
+	t.Helper()
+	b, err := os.ReadFile(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if damaged {
+		b = b[:len(b)/2]
+	}
+	if err := os.WriteFile(db+".restored", b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(db+".restored", db); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func mustNew(t *testing.T, cfg Config) (writer.Identity, *Writer) {
 	t.Helper()
 	if cfg.Logger == nil {
@@ -85,6 +105,28 @@ func TestConformance(t *testing.T) {
 			}, writertest.Options{
 				CheckFrozen: func(t *testing.T) { mu.Lock(); p := dbs; mu.Unlock(); mustBeFrozen(t, p...) },
 				CheckThawed: func(t *testing.T) { mu.Lock(); p := dbs; mu.Unlock(); mustBeWritable(t, p...) },
+				// The restore puts back a copy of each database as it is
+				// (a new file in its place); VSS_RS_FAILED leaves a
+				// truncated one. After PostRestore the database must be
+				// usable, but after VSS_RS_FAILED, when the writer refuses it.
+				Restore: func(t *testing.T, st vss.FileRestoreStatus) {
+					mu.Lock()
+					p := dbs
+					mu.Unlock()
+					for _, db := range p {
+						if st == vss.RSAll || st == vss.RSFailed {
+							replaceWithCopy(t, db, st == vss.RSFailed)
+						}
+					}
+				},
+				CheckRestored: func(t *testing.T, st vss.FileRestoreStatus) {
+					if st != vss.RSFailed {
+						mu.Lock()
+						p := dbs
+						mu.Unlock()
+						mustBeWritable(t, p...)
+					}
+				},
 			})
 		})
 	}
