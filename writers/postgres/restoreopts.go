@@ -134,7 +134,6 @@ func parseRestoreOptions(s string) (restoreOptions, error) {
 	return o, nil
 }
 
-
 // confQuote quotes a value for postgresql.conf: single quotes, a quote
 // doubled.
 func confQuote(v string) string {
