@@ -43,7 +43,10 @@ func TestPostgresPITR(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := testenv.StartPostgres(t, testenv.PostgresOptions{DataDir: dataDir, Settings: map[string]string{
-		"archive_mode": "on", "archive_command": "'cp %p " + archive + "/%f'", "wal_level": "replica"}})
+		// Copy, then rename: a copy cut short (an immediate shutdown) must
+		// not leave a short segment that recovery would read.
+		"archive_mode": "on", "archive_command": "'cp %p " + archive + "/%f.tmp && mv " + archive + "/%f.tmp " + archive + "/%f'",
+		"wal_level": "replica"}})
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, p.DSN("postgres"))
 	if err != nil {

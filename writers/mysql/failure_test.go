@@ -125,7 +125,7 @@ func TestIdentifyFailsWhenTheServerIsUnreachable(t *testing.T) {
 		} else if f := writertest.AsFailure(t, err); f.Code != vsserr.WriterErrorRetryable {
 			t.Errorf("Identify with %s: code %s, want RETRYABLE (a server not up yet)", tc.dsn, f.Code)
 		}
-		if took := time.Since(start); took > 2*time.Second {
+		if took := time.Since(start); took > 8*time.Second { // a refusal is answered at once; no retrying
 			t.Errorf("Identify took %s to fail", took)
 		}
 	}
@@ -196,7 +196,7 @@ func TestLockWaitsFailRetryable(t *testing.T) {
 			if f.Code != vsserr.WriterErrorRetryable || f.ApplicationHR != 0xA00004B5 || !strings.Contains(f.Message, "Lock wait timeout exceeded") {
 				t.Errorf("Freeze: %v (application %s)", err, f.ApplicationHR.Hex())
 			}
-			if took < time.Second || took > 3*time.Second {
+			if took < time.Second || took > 15*time.Second {
 				t.Errorf("Freeze gave up after %s with a 1s lock timeout", took)
 			}
 			unlock()
@@ -265,16 +265,17 @@ func TestAbortCutsAFreezeWaitingForTheLock(t *testing.T) {
 		t.Fatalf("Abort: %s", res.GetApplicationMessage())
 	}
 	res := <-frozen
-	// The alternative is the minute's lock timeout: seconds mean "at once".
-	if took := time.Since(start); took > 5*time.Second {
+	// The alternative is the minute's lock timeout: half of it tells the
+	// two apart on any machine.
+	if took := time.Since(start); took > 30*time.Second {
 		t.Errorf("Freeze and Abort took %s after the Abort was sent", took)
 	}
 	if vsserr.HRESULT(res.GetFailure()) != vsserr.WriterErrorRetryable || !strings.Contains(res.GetApplicationMessage(), "Abort") {
 		t.Errorf("the cut Freeze answered %s %q", vsserr.HRESULT(res.GetFailure()), res.GetApplicationMessage())
 	}
-	if n := s.writerSessions(t); n != 0 {
-		t.Errorf("%d session(s) of the writer left in the server right after the Abort", n)
-	}
+	// The writer has closed its connection; the server ends the session
+	// when it notices, a moment later on a busy machine.
+	s.mustHaveNoWriterSessions(t, "after the Abort")
 	unlock()
 	s.mustBeReleased(t)
 }

@@ -492,7 +492,7 @@ func TestFreezeRDBTooSlowFailsTimeoutAndUnpauses(t *testing.T) {
 	if f.Code != vsserr.WriterErrorTimeout || !strings.Contains(f.Message, "BGSAVE") {
 		t.Fatalf("Freeze: %v", err)
 	}
-	if took := time.Since(start); took > 2*time.Second {
+	if took := time.Since(start); took > 10*time.Second { // half the 20 s window it would otherwise use
 		t.Errorf("Freeze gave up after %s with a 300ms budget", took)
 	}
 	mustBeWritable(t, r)
@@ -852,8 +852,9 @@ func TestAbortCutsAFreezeWaitingForTheSave(t *testing.T) {
 		t.Fatalf("Abort: %s", res.GetApplicationMessage())
 	}
 	res := <-frozen
-	// The alternative is the BGSAVE's 100 s key delay: seconds mean "at once".
-	if took := time.Since(start); took > 5*time.Second {
+	// The alternative is the BGSAVE's 100 s key delay: well under it means
+	// "at once" on any machine.
+	if took := time.Since(start); took > 30*time.Second {
 		t.Errorf("Freeze and Abort took %s after the Abort was sent", took)
 	}
 	if vsserr.HRESULT(res.GetFailure()) != vsserr.WriterErrorRetryable || !strings.Contains(res.GetApplicationMessage(), "Abort") {

@@ -312,7 +312,7 @@ func TestFreezeFailsRetryableWhenTheApplicationKeepsTheLock(t *testing.T) {
 	h := hold(t, "hold", b)
 	start := time.Now()
 	err := s.freeze(10 * time.Second)
-	if took := time.Since(start); took < 300*time.Millisecond || took > 3*time.Second {
+	if took := time.Since(start); took < 300*time.Millisecond || took > 8*time.Second { // under the 10 s budget
 		t.Errorf("Freeze gave up after %s with a 300ms lock timeout", took)
 	}
 	f := writertest.AsFailure(t, err)
@@ -370,8 +370,9 @@ func TestAbortCutsAFreezeWaitingForTheLock(t *testing.T) {
 		t.Fatalf("Abort: %s", res.GetApplicationMessage())
 	}
 	res := <-frozen
-	// The alternative is the minute's lock timeout: seconds mean "at once".
-	if took := time.Since(start); took > 5*time.Second {
+	// The alternative is the minute's lock timeout: half of it tells the
+	// two apart on any machine.
+	if took := time.Since(start); took > 30*time.Second {
 		t.Errorf("Freeze and Abort took %s after the Abort was sent", took)
 	}
 	if vsserr.HRESULT(res.GetFailure()) != vsserr.WriterErrorRetryable || !strings.Contains(res.GetApplicationMessage(), "Abort") {
