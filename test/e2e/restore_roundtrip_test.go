@@ -1,0 +1,159 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/lvss/lvss/internal/testenv"
+	"github.com/lvss/lvss/internal/testenv/lvssdtest"
+)
+
+// TestRestoreRoundTripPostgresPITR is the round trip a user makes, with the
+// real tools: a PostgreSQL cluster (archiving its WAL, `lvss-writer
+// postgres --mode pitr`) is backed up with `lvss backup --type full --bcd
+// -- restic backup`; more rows are committed; the server is stopped and
+// its data directory emptied; `lvss restore --bcd --recovery-target
+// time:T -- restic restore` puts the files back while the writer refuses
+// nothing (the server is down) and prepares recovery at PostRestore; the
+// server started on the restored directory recovers from the archive to
+// exactly T. A restore while the server runs is refused by the writer at
+// PreRestore, before restic runs.
+func TestRestoreRoundTripPostgresPITR(t *testing.T) {
+	needTool(t, "restic", "restic")
+	fs := testenv.LoopFS(t, "btrfs", 512<<20)
+	dataDir := filepath.Join(fs.Mount, "pg", "data")
+	archive := filepath.Join(fs.Mount, "archive")
+	pgUser, err := user.Lookup("postgres")
+	if err != nil {
+		testenv.Missing(t, "the postgres user (apt-get install postgresql)")
+	}
+	uid, _ := strconv.Atoi(pgUser.Uid)
+	gid, _ := strconv.Atoi(pgUser.Gid)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.Mkdir(archive, 0o700))
+	must(os.Chown(archive, uid, gid))
+	p := testenv.StartPostgres(t, testenv.PostgresOptions{DataDir: dataDir, Settings: map[string]string{
+		"archive_mode": "on", "archive_command": "'cp %p " + archive + "/%f.tmp && mv " + archive + "/%f.tmp " + archive + "/%f'"}})
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, p.DSN("postgres"))
+	must(err)
+	defer conn.Close(ctx)
+	exec := func(q string, args ...any) {
+		t.Helper()
+		if _, err := conn.Exec(ctx, q, args...); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	exec("CREATE TABLE rt (id int PRIMARY KEY)")
+	for i := 1; i <= 10; i++ {
+		exec("INSERT INTO rt VALUES ($1)", i)
+	}
+
+	d := startDaemon(t, shortTimeouts)
+	work := t.TempDir()
+	startPostgresWriter(t, d.socket, work, p.DSN("postgres"), "--mode", "pitr",
+		"--restore-command", "cp "+archive+"/%f %p")
+	d.waitWriters(t, 1)
+	password := filepath.Join(work, "password")
+	must(os.WriteFile(password, []byte("round trip\n"), 0o600))
+	t.Setenv("RESTIC_REPOSITORY", filepath.Join(work, "restic"))
+	t.Setenv("RESTIC_PASSWORD_FILE", password)
+	t.Setenv("RESTIC_CACHE_DIR", filepath.Join(work, "cache"))
+	toolOutput(t, "restic", "init")
+	bcd := filepath.Join(work, "pg.lvss")
+	r := lvssdtest.Lvss(t, d.socket, "", "backup", "--writer", "postgres", "--type", "full", "--in-place", "--bcd", bcd, "--json", "--",
+		"sh", "-c", `restic backup --exclude-file "${LVSS_EXCLUDE_FILE:-/dev/null}" `+dataDir)
+	if r.Code != 0 {
+		t.Fatalf("lvss backup: exit %d\n%s\n%s", r.Code, r.Stdout, r.Stderr)
+	}
+
+	for i := 11; i <= 15; i++ {
+		exec("INSERT INTO rt VALUES ($1)", i)
+	}
+	var target, walFile string
+	must(conn.QueryRow(ctx, "SELECT clock_timestamp()::text").Scan(&target))
+	for i := 16; i <= 20; i++ {
+		exec("INSERT INTO rt VALUES ($1)", i)
+	}
+	must(conn.QueryRow(ctx, "SELECT pg_walfile_name(pg_switch_wal())").Scan(&walFile))
+	eventually(t, liveness, "WAL segment "+walFile+" to be archived", func() bool {
+		_, err := os.Stat(filepath.Join(archive, walFile))
+		return err == nil
+	})
+
+	restore := func(args ...string) lvssdtest.Result {
+		return lvssdtest.Lvss(t, d.socket, "", append([]string{"restore", "--bcd", bcd, "--json"}, args...)...)
+	}
+	restic := []string{"--", "sh", "-c", `restic restore latest --target "$LVSS_RESTORE_ROOT"`}
+
+	// With the server running, the writer refuses PreRestore and restic
+	// never runs: the live cluster is untouched.
+	r = restore(append([]string{"--recovery-target", "time:" + target}, restic...)...)
+	if r.Code != 3 || !strings.Contains(r.Stdout+r.Stderr, "postmaster.pid") {
+		t.Fatalf("lvss restore over a running server: exit %d, want 3 naming the server\n%s\n%s", r.Code, r.Stdout, r.Stderr)
+	}
+	var n int
+	must(conn.QueryRow(ctx, "SELECT count(*) FROM rt").Scan(&n))
+	if n != 20 {
+		t.Fatalf("the refused restore changed the live cluster: %d rows", n)
+	}
+
+	// The disaster: the server down, its data gone.
+	conn.Close(ctx)
+	p.Stop()
+	ents, err := os.ReadDir(dataDir)
+	must(err)
+	for _, e := range ents {
+		must(os.RemoveAll(filepath.Join(dataDir, e.Name())))
+	}
+	r = restore(append([]string{"--recovery-target", "time:" + target}, restic...)...)
+	if r.Code != 0 {
+		t.Fatalf("lvss restore: exit %d\n%s\n%s", r.Code, r.Stdout, r.Stderr)
+	}
+	var rep struct {
+		FileRestoreStatus *string `json:"file_restore_status"`
+		Writers           []struct {
+			Name    string `json:"name"`
+			State   string `json:"state"`
+			Failure string `json:"failure"`
+		} `json:"writers"`
+	}
+	if err := json.Unmarshal([]byte(r.Stdout), &rep); err != nil || rep.FileRestoreStatus == nil || *rep.FileRestoreStatus != "VSS_RS_ALL" ||
+		len(rep.Writers) != 1 || rep.Writers[0].Failure != "S_OK" {
+		t.Fatalf("lvss restore's report: %v\n%s", err, r.Stdout)
+	}
+	for _, f := range []string{"backup_label", "recovery.signal"} {
+		if _, err := os.Stat(filepath.Join(dataDir, f)); err != nil {
+			t.Fatalf("PostRestore did not prepare %s: %v", f, err)
+		}
+	}
+
+	cp := testenv.StartPostgresCopy(t, dataDir)
+	cc, err := pgx.Connect(ctx, cp.DSN("postgres"))
+	must(err)
+	defer cc.Close(ctx)
+	eventually(t, liveness, "the restored cluster to finish recovery and promote", func() bool {
+		var inRecovery bool
+		return cc.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&inRecovery) == nil && !inRecovery
+	})
+	var maxID int
+	must(cc.QueryRow(ctx, "SELECT count(*), max(id) FROM rt").Scan(&n, &maxID))
+	if n != 15 || maxID != 15 {
+		t.Fatalf("restored to %s: %d rows up to %d, want the 15 committed before it\n%s", target, n, maxID, cp.Log())
+	}
+	t.Logf("restored through lvss restore to %s: %s", target,
+		strings.Join(pgLogLines(cp.Log(), "starting point-in-time", "recovery stopping", "archive recovery complete"), " | "))
+}
