@@ -120,6 +120,26 @@ func TestRestoreRoundTripPostgresPITR(t *testing.T) {
 	for _, e := range ents {
 		must(os.RemoveAll(filepath.Join(dataDir, e.Name())))
 	}
+	// A restore whose COMMAND fails half-way: the writer is told
+	// VSS_RS_FAILED, fails PostRestore saying not to start the server, and
+	// prepares no recovery (docs/writer-postgres.md, "Restore").
+	r = restore("--recovery-target", "time:"+target, "--", "sh", "-c", `restic restore latest --target "$LVSS_RESTORE_ROOT" && exit 7`)
+	var failedRep struct {
+		FileRestoreStatus *string `json:"file_restore_status"`
+		Writers           []struct {
+			State   string `json:"state"`
+			Failure string `json:"failure"`
+		} `json:"writers"`
+	}
+	if r.Code != 7 || json.Unmarshal([]byte(r.Stdout), &failedRep) != nil || failedRep.FileRestoreStatus == nil ||
+		*failedRep.FileRestoreStatus != "VSS_RS_FAILED" || len(failedRep.Writers) != 1 ||
+		failedRep.Writers[0].Failure != "VSS_E_WRITERERROR_NONRETRYABLE" {
+		t.Fatalf("a failed restore COMMAND: exit %d, want 7, VSS_RS_FAILED and the writer failing PostRestore\n%s\n%s", r.Code, r.Stdout, r.Stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dataDir, "recovery.signal")); !os.IsNotExist(err) {
+		t.Fatalf("recovery was prepared after a failed restore: %v", err)
+	}
+
 	r = restore(append([]string{"--recovery-target", "time:" + target}, restic...)...)
 	if r.Code != 0 {
 		t.Fatalf("lvss restore: exit %d\n%s\n%s", r.Code, r.Stdout, r.Stderr)
