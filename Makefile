@@ -101,7 +101,7 @@ test-short:
 # Linters: gofmt, go vet (also of lvss-writer built without its optional
 # writers, as scripts/demo builds it), staticcheck, and the systemd units.
 lint: verify-units
-	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); \
+	@out=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go' | grep -v '\.pb\.go$$')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags lvss_nosqlite,lvss_nomysql,lvss_noredis,lvss_nopostgres ./cmd/lvss-writer/
