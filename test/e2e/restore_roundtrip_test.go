@@ -9,7 +9,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -62,6 +64,45 @@ func TestRestoreRoundTripPostgresPITR(t *testing.T) {
 	for i := 1; i <= 10; i++ {
 		exec("INSERT INTO rt VALUES ($1)", i)
 	}
+	// The write load: a connection of its own inserting rows one
+	// transaction each, from before the backup until after the target,
+	// recording when each began and when its commit was acknowledged.
+	exec("CREATE TABLE load (id int PRIMARY KEY)")
+	type loadRow struct {
+		began, acked time.Time
+	}
+	var (
+		loadMu   sync.Mutex
+		loadRows []loadRow
+		loadErr  error
+	)
+	stopLoad := make(chan struct{})
+	loadDone := make(chan struct{})
+	lc, err := pgx.Connect(ctx, p.DSN("postgres"))
+	must(err)
+	go func() {
+		defer close(loadDone)
+		defer lc.Close(ctx)
+		for id := 0; ; id++ {
+			select {
+			case <-stopLoad:
+				return
+			default:
+			}
+			began := time.Now()
+			if _, err := lc.Exec(ctx, "INSERT INTO load VALUES ($1)", id); err != nil {
+				loadMu.Lock()
+				loadErr = err
+				loadMu.Unlock()
+				return
+			}
+			loadMu.Lock()
+			loadRows = append(loadRows, loadRow{began, time.Now()})
+			loadMu.Unlock()
+		}
+	}()
+	loaded := func() int { loadMu.Lock(); defer loadMu.Unlock(); return len(loadRows) }
+	eventually(t, liveness, "the load's first commits", func() bool { return loaded() >= 20 })
 
 	d := startDaemon(t, shortTimeouts)
 	work := t.TempDir()
@@ -85,9 +126,18 @@ func TestRestoreRoundTripPostgresPITR(t *testing.T) {
 		exec("INSERT INTO rt VALUES ($1)", i)
 	}
 	var target, walFile string
-	must(conn.QueryRow(ctx, "SELECT clock_timestamp()::text").Scan(&target))
+	var targetAt time.Time
+	must(conn.QueryRow(ctx, "SELECT clock_timestamp()::text, clock_timestamp()").Scan(&target, &targetAt))
 	for i := 16; i <= 20; i++ {
 		exec("INSERT INTO rt VALUES ($1)", i)
+	}
+	// The load goes on past the target, then stops.
+	atTarget := loaded()
+	eventually(t, liveness, "the load to commit past the target", func() bool { return loaded() >= atTarget+20 })
+	close(stopLoad)
+	<-loadDone
+	if loadErr != nil {
+		t.Fatalf("the load: %v", loadErr)
 	}
 	must(conn.QueryRow(ctx, "SELECT pg_walfile_name(pg_switch_wal())").Scan(&walFile))
 	eventually(t, liveness, "WAL segment "+walFile+" to be archived", func() bool {
@@ -175,6 +225,25 @@ func TestRestoreRoundTripPostgresPITR(t *testing.T) {
 	if n != 15 || maxID != 15 {
 		t.Fatalf("restored to %s: %d rows up to %d, want the 15 committed before it\n%s", target, n, maxID, cp.Log())
 	}
+	// Under load: every row acknowledged before the target is there, and
+	// none begun after it (the load's ids are consecutive, one per
+	// transaction).
+	var loadN int
+	must(cc.QueryRow(ctx, "SELECT count(*) FROM load").Scan(&loadN))
+	for id, row := range loadRows {
+		switch present := id < loadN; {
+		case row.acked.Before(targetAt) && !present:
+			t.Fatalf("load row %d, acknowledged at %s before the target %s, is missing (%d rows restored)", id, row.acked, targetAt, loadN)
+		case row.began.After(targetAt) && present:
+			t.Fatalf("load row %d, begun at %s after the target %s, is there (%d rows restored)", id, row.began, targetAt, loadN)
+		}
+	}
+	var maxLoad int
+	must(cc.QueryRow(ctx, "SELECT coalesce(max(id), -1) FROM load").Scan(&maxLoad))
+	if maxLoad != loadN-1 {
+		t.Fatalf("the restored load rows are not 0..%d: max id %d", loadN-1, maxLoad)
+	}
+	t.Logf("the load committed %d rows, %d of them before the target: all restored, none after", len(loadRows), loadN)
 	t.Logf("restored through lvss restore to %s: %s", target,
 		strings.Join(pgLogLines(cp.Log(), "starting point-in-time", "recovery stopping", "archive recovery complete"), " | "))
 }
