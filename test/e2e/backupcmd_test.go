@@ -335,35 +335,7 @@ func TestBackupCommandProgress(t *testing.T) {
 	d.startWriter(t, "slow", "front-end", "--sleep-at", "Freeze=5s", "--path", filepath.Join(fs.Mount, "slow"))
 	d.waitWriters(t, 1)
 
-	ptm, pts := openPty(t)
-	cmd := exec.Command(lvssdtest.Bin(t, "lvss"), "--socket", d.socket, "backup", "--writer", "slow", "--", "true")
-	cmd.Stderr = pts
-	var out strings.Builder
-	cmd.Stdout = &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	pts.Close()
-	var tty strings.Builder
-	read := make(chan struct{})
-	go func() {
-		defer close(read)
-		buf := make([]byte, 4096)
-		for {
-			n, err := ptm.Read(buf)
-			tty.Write(buf[:n])
-			if err != nil {
-				return
-			}
-		}
-	}()
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("lvss backup: %v\n%s", err, out.String())
-	}
-	// The reader ends (EIO) once every slave descriptor is closed, after
-	// it has read all lvss wrote.
-	<-read
-	got := tty.String()
+	got := onTerminal(t, d.socket, "backup", "--writer", "slow", "--", "true")
 	for _, want := range []string{"creating the snapshots (DoSnapshotSet)", "DoSnapshotSet has taken", "'slow' "} {
 		if !strings.Contains(got, want) {
 			t.Fatalf("the terminal did not show %q:\n%s", want, got)
@@ -534,4 +506,40 @@ func TestBackupCommandKeep(t *testing.T) {
 	if r.Code != 2 || !strings.Contains(r.Stderr, "go with --persistent") {
 		t.Fatalf("--keep without --persistent: exit %d\n%s", r.Code, r.Stderr)
 	}
+}
+
+// onTerminal runs lvss with its standard error on a pseudo-terminal, as
+// an interactive user would, and returns what the terminal showed once
+// lvss has exited (successfully: the test fails otherwise).
+func onTerminal(t *testing.T, socket string, args ...string) string {
+	t.Helper()
+	ptm, pts := openPty(t)
+	cmd := exec.Command(lvssdtest.Bin(t, "lvss"), append([]string{"--socket", socket}, args...)...)
+	cmd.Stderr = pts
+	var out strings.Builder
+	cmd.Stdout = &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pts.Close()
+	var tty strings.Builder
+	read := make(chan struct{})
+	go func() {
+		defer close(read)
+		buf := make([]byte, 4096)
+		for {
+			n, err := ptm.Read(buf)
+			tty.Write(buf[:n])
+			if err != nil {
+				return
+			}
+		}
+	}()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("lvss %s: %v\n%s", args[0], err, out.String())
+	}
+	// The reader ends (EIO) once every slave descriptor is closed, after
+	// it has read all lvss wrote.
+	<-read
+	return tty.String()
 }

@@ -417,33 +417,7 @@ func TestRestoreCommandProgress(t *testing.T) {
 	r.app = r.d.startWriter(t, "app", "front-end", "--path", r.appDir, "--restore", "always", "--sleep-at", "PreRestore=5s")
 	r.d.waitWriters(t, 2)
 
-	ptm, pts := openPty(t)
-	cmd := exec.Command(lvssdtest.Bin(t, "lvss"), "--socket", r.d.socket, "restore", "--bcd", r.bcd, "--component", "app", "--", "true")
-	cmd.Stderr = pts
-	var out strings.Builder
-	cmd.Stdout = &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	pts.Close()
-	var tty strings.Builder
-	read := make(chan struct{})
-	go func() {
-		defer close(read)
-		buf := make([]byte, 4096)
-		for {
-			n, err := ptm.Read(buf)
-			tty.Write(buf[:n])
-			if err != nil {
-				return
-			}
-		}
-	}()
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("lvss restore: %v\n%s", err, out.String())
-	}
-	<-read
-	got := tty.String()
+	got := onTerminal(t, r.d.socket, "restore", "--bcd", r.bcd, "--component", "app", "--", "true")
 	for _, want := range []string{"preparing the writers (PreRestore)", "PreRestore has taken", "'app' ", "running true", "completing the restore (PostRestore)"} {
 		if !strings.Contains(got, want) {
 			t.Fatalf("the terminal did not show %q:\n%s", want, got)
