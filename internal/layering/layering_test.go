@@ -494,3 +494,18 @@ func report(t *testing.T, bad []string) {
 		t.Error(b)
 	}
 }
+
+// TestDocGo: every package of the module with code of its own says what
+// it is for in a doc.go (the project's style): a package comment found
+// only in some other file is easy to lose when that file changes.
+func TestDocGo(t *testing.T) {
+	pkgs := listPackages(t)
+	for _, p := range modulePackages(pkgs) {
+		if len(p.GoFiles)+len(p.CgoFiles)+len(p.IgnoredGoFiles) == 0 {
+			continue // tests only (test/e2e has a doc.go all the same)
+		}
+		if _, err := os.Stat(filepath.Join(p.Dir, "doc.go")); err != nil {
+			t.Errorf("%s has no doc.go: put its package comment there", rel(p.ImportPath))
+		}
+	}
+}
