@@ -6,6 +6,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -81,4 +82,19 @@ func mustFreePort(t testing.TB) int {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// shellQuote quotes s for /bin/sh: the command lines testenv hands out
+// (a server's stop and start commands) are run by a shell.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// asUser prefixes a command line with runuser when the server runs as
+// another user (uid >= 0) than the test.
+func asUser(name string, uid int, cmdline string) string {
+	if uid < 0 {
+		return cmdline
+	}
+	return "runuser -u " + name + " -- " + cmdline
 }
