@@ -140,10 +140,16 @@ func Run(ctx context.Context, log *slog.Logger, what, cmdline string) error {
 func Wait(ctx context.Context, probe func(context.Context) error) error {
 	t := time.NewTicker(pollInterval)
 	defer t.Stop()
+	var last error
 	for {
-		last := probe(ctx)
-		if last == nil {
+		err := probe(ctx)
+		if err == nil {
 			return nil
+		}
+		// A probe cut short by ctx's end says nothing about the
+		// application: keep what the one before saw.
+		if last == nil || ctx.Err() == nil {
+			last = err
 		}
 		select {
 		case <-ctx.Done():
