@@ -184,7 +184,7 @@ func (r *Redis) StopCommand() string {
 // before the test's other cleanups remove the directories.
 func (r *Redis) StartCommand() string {
 	pidFile := filepath.Join(r.run, "restarted.pid")
-	r.t.Cleanup(func() { killPIDFile(r.t, pidFile, "redis-server") })
+	r.t.Cleanup(func() { killPIDFile(r.t, pidFile, "redis-server", 0) })
 	line := shellQuote(r.bin)
 	for _, a := range r.args {
 		line += " " + shellQuote(a)

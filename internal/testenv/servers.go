@@ -101,15 +101,16 @@ func asUser(name string, uid int, cmdline string) string {
 }
 
 // killPIDFile kills (SIGKILL) the process a pid file names, if it runs
-// the program comm, and waits until it is gone: the cleanup of a server
-// a test's start command daemonized, which no test process waits for.
-func killPIDFile(t testing.TB, pidFile, comm string) {
+// the program comm and is not except, and waits until it is gone: the
+// cleanup of a server a test's start command daemonized, which no test
+// process waits for.
+func killPIDFile(t testing.TB, pidFile, comm string, except int) {
 	b, err := os.ReadFile(pidFile)
 	if err != nil {
 		return // never started, or removed at a clean shutdown
 	}
 	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 0 {
+	if err != nil || pid <= 0 || pid == except {
 		return
 	}
 	alive := func() bool {
