@@ -53,8 +53,9 @@ func (e *Error) Error() string {
 	return msg
 }
 
-// Run runs cmdline (the what: "stop command") with /bin/sh -c in a process group of its own, stdin
-// from /dev/null, stdout and stderr together into a bounded buffer. It
+// Run runs cmdline (what names it: "stop command") with /bin/sh -c in a
+// process group of its own, stdin from /dev/null, stdout and stderr
+// together into a bounded buffer. It
 // returns when the command exits, or when ctx ends: then the group is
 // killed (a command that does not go away within procgroup.KillGrace is
 // abandoned). Anything but exit status 0 is an *Error. Processes the
