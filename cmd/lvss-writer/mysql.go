@@ -51,10 +51,19 @@ consistent only when all the server's files are captured at one instant
 splits them or copies them file by file (the copy provider).
 
 The account needs RELOAD and BINLOG MONITOR (MariaDB 10.5+) or REPLICATION
-CLIENT; PROCESS too if tables use DATA DIRECTORY (docs/writer-mysql.md).`,
+CLIENT; PROCESS too if tables use DATA DIRECTORY (docs/writer-mysql.md).
+
+Restores: PreRestore refuses while the server runs (naming its PID);
+PostRestore checks the restored files and leaves the server stopped. With
+--stop-command the writer runs that command instead of refusing and waits
+until the server is gone; with --start-command PostRestore starts the
+server after checking the files (VSS_RS_ALL), or after a restore that
+wrote nothing (VSS_RS_NONE) if the writer stopped it, and waits until it
+answers. VSS_RS_FAILED never starts it.`,
 		Example: `  lvss-writer mysql      # as root, through /run/mysqld/mysqld.sock (unix_socket auth)
   lvss-writer mysql --dsn 'lvss@unix(/run/mysqld/mysqld.sock)/' --password-file /etc/lvss/mysql.pw
-  lvss-writer mysql --dsn 'lvss@tcp(127.0.0.1:3307)/' --password-file /etc/lvss/mysql.pw --instance-name db2 --strategy ftwrl`,
+  lvss-writer mysql --dsn 'lvss@tcp(127.0.0.1:3307)/' --password-file /etc/lvss/mysql.pw --instance-name db2 --strategy ftwrl
+  lvss-writer mysql --stop-command 'systemctl stop mariadb' --start-command 'systemctl start mariadb'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := g.logger()
@@ -93,6 +102,8 @@ CLIENT; PROCESS too if tables use DATA DIRECTORY (docs/writer-mysql.md).`,
 	f.StringVar(&stage, "prepare-stage", "START", "how far BACKUP STAGE goes at PrepareForSnapshot: START, FLUSH or BLOCK_DDL")
 	f.StringVar(&cfg.Name, "name", "", "writer name (default mysql)")
 	f.StringVar(&cfg.InstanceName, "instance-name", "", "instance name, unique per class (needed to run several mysql writers)")
+	f.StringVar(&cfg.StopCommand, "stop-command", "", "shell command that stops the server, run by PreRestore while it runs (e.g. 'systemctl stop mariadb'); default: refuse")
+	f.StringVar(&cfg.StartCommand, "start-command", "", "shell command that starts the server, run by PostRestore after a restore (e.g. 'systemctl start mariadb'); default: leave it stopped")
 	f.DurationVar(&cfg.FreezeTimeout, "freeze-timeout", 0, "Freeze→Thaw window to ask for (default 60s; lvssd may grant less)")
 	f.DurationVar(&cfg.LockTimeout, "lock-timeout", 0, "longest wait of a lock statement for the server's locks (default 5s, whole seconds)")
 	return cmd

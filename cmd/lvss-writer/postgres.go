@@ -43,11 +43,20 @@ to the server for each snapshot set, from PrepareForSnapshot until Thaw
   Thaw, Abort,        close the connection
   BackupShutdown
   PreRestore          refuses (naming the PID) while a server runs on the
-                      data directory: stop it before restoring
+                      data directory: stop it before restoring; with
+                      --stop-command the writer runs it instead and waits
+                      until the server is gone
   PostRestore         removes a stale postmaster.pid; for a --mode pitr
                       backup writes backup_label, recovery.signal and the
                       recovery settings (restore options, --restore-command);
-                      start the server afterwards
+                      start the server afterwards, or give --start-command:
+                      the writer runs it and waits until the server accepts
+                      connections (after point-in-time recovery: promoted)
+
+Without --stop-command and --start-command the writer never stops or
+starts the server: it does not know which service runs it. With them,
+VSS_RS_NONE (nothing was restored) starts the server again only if the
+writer stopped it in that session, and VSS_RS_FAILED never starts it.
 
 The connection comes from --dsn (a libpq connection string or a
 postgres:// URL); what it leaves out comes from the PG* environment
@@ -59,7 +68,9 @@ links in the data directory. See docs/writer-postgres.md.`,
 		Example: `  lvss-writer postgres --dsn 'host=/run/postgresql user=postgres'
   PGHOST=/run/postgresql PGUSER=lvss lvss-writer postgres --instance-name 15/main
   lvss-writer postgres --dsn postgres://lvss@localhost:5433/postgres --checkpoint=false
-  lvss-writer postgres --mode pitr --data-dir /var/lib/postgresql/15/main --restore-command 'cp /srv/pg-archive/%f %p'`,
+  lvss-writer postgres --mode pitr --data-dir /var/lib/postgresql/15/main --restore-command 'cp /srv/pg-archive/%f %p'
+  lvss-writer postgres --data-dir /var/lib/postgresql/15/main \
+      --stop-command 'systemctl stop postgresql@15-main' --start-command 'systemctl start postgresql@15-main'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := g.logger()
@@ -86,6 +97,8 @@ links in the data directory. See docs/writer-postgres.md.`,
 	f.StringVar(&mode, "mode", string(pgwriter.ModeSnapshot), "how the cluster is made restorable: snapshot (crash-consistent) or pitr (base backup for point-in-time recovery; needs WAL archiving)")
 	f.StringVar(&cfg.DataDir, "data-dir", "", "the cluster's data directory, declared while the server is stopped (a restore) if the writer has not reached it since it started")
 	f.StringVar(&cfg.RestoreCommand, "restore-command", "", "restore_command for point-in-time recovery of a --mode pitr backup, e.g. 'cp /srv/pg-archive/%f %p' (restore options may give their own)")
+	f.StringVar(&cfg.StopCommand, "stop-command", "", "shell command that stops the server, run by PreRestore while it runs (e.g. 'systemctl stop postgresql@15-main'); default: refuse")
+	f.StringVar(&cfg.StartCommand, "start-command", "", "shell command that starts the server, run by PostRestore after a restore (e.g. 'systemctl start postgresql@15-main'); default: leave it stopped")
 	f.BoolVar(&checkpoint, "checkpoint", true, "run CHECKPOINT at PrepareForSnapshot so that recovery of the snapshot is short (needs pg_checkpoint)")
 	return cmd
 }

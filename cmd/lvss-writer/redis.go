@@ -46,10 +46,20 @@ Freeze fails.
 
 The password comes from --password-file, else $REDISCLI_AUTH. The ACL user
 needs: +client|pause +client|unpause +client|setname +config|get +info
-+bgsave +lastsave (docs/writer-redis.md).`,
++bgsave +lastsave (docs/writer-redis.md).
+
+Restores: PreRestore refuses while the server answers (it would write its
+in-memory dataset over the restored files); PostRestore checks the
+restored RDB or AOF files and leaves the server stopped. With
+--stop-command the writer runs that command instead of refusing and waits
+until the server no longer answers; with --start-command PostRestore
+starts the server after checking the files (VSS_RS_ALL), or after a
+restore that wrote nothing (VSS_RS_NONE) if the writer stopped it, and
+waits until it answers PING. VSS_RS_FAILED never starts it.`,
 		Example: `  lvss-writer redis
   lvss-writer redis --socket-path /run/redis/redis-server.sock --user lvss --password-file /etc/lvss/redis.pass
-  lvss-writer redis --addr 127.0.0.1:6380 --instance-name cache --freeze-timeout 20s`,
+  lvss-writer redis --addr 127.0.0.1:6380 --instance-name cache --freeze-timeout 20s
+  lvss-writer redis --stop-command 'systemctl stop redis-server' --start-command 'systemctl start redis-server'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := g.logger()
@@ -91,6 +101,8 @@ needs: +client|pause +client|unpause +client|setname +config|get +info
 	f.StringVar(&passwordFile, "password-file", "", "file whose first line is the password (default $REDISCLI_AUTH)")
 	f.StringVar(&cfg.Name, "name", "", "writer name (default redis)")
 	f.StringVar(&cfg.InstanceName, "instance-name", "", "instance name, unique per class (default the server's address)")
+	f.StringVar(&cfg.StopCommand, "stop-command", "", "shell command that stops the server, run by PreRestore while it answers (e.g. 'systemctl stop redis-server'); default: refuse")
+	f.StringVar(&cfg.StartCommand, "start-command", "", "shell command that starts the server, run by PostRestore after a restore (e.g. 'systemctl start redis-server'); default: leave it stopped")
 	f.DurationVar(&cfg.FreezeTimeout, "freeze-timeout", 0, "Freeze→Thaw window to ask for, and the pause's bound (default 60s; lvssd may grant less)")
 	f.DurationVar(&cfg.PersistTimeout, "persist-timeout", 0, "how long Freeze may wait for the files under the pause (default half the window)")
 	return cmd

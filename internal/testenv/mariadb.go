@@ -229,14 +229,7 @@ func (m *MariaDB) start() {
 	server, _, _ := mariadbBinaries(m.t)
 	for attempt := 1; ; attempt++ {
 		m.Port = mustFreePort(m.t)
-		args := append([]string{"--no-defaults", "--datadir=" + m.DataDir, "--socket=" + m.Socket,
-			"--port=" + strconv.Itoa(m.Port), "--bind-address=127.0.0.1",
-			"--pid-file=" + filepath.Join(m.RunDir, "mysqld.pid"), "--log-error=" + m.ErrorLog,
-			"--tmpdir=" + filepath.Join(m.RunDir, "tmp")}, m.args...)
-		if m.uid >= 0 {
-			args = append(args, "--user=mysql")
-		}
-		m.cmd = exec.Command(server, args...)
+		m.cmd = exec.Command(server, m.serverArgs()...)
 		m.cmd.Dir = m.RunDir
 		m.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		m.exited = make(chan struct{})
@@ -255,6 +248,51 @@ func (m *MariaDB) start() {
 		}
 		m.t.Fatalf("MariaDB on %s did not start: %v\n%s", m.DataDir, err, m.Log())
 	}
+}
+
+// serverArgs are mariadbd's arguments for a start on the current port.
+func (m *MariaDB) serverArgs() []string {
+	args := append([]string{"--no-defaults", "--datadir=" + m.DataDir, "--socket=" + m.Socket,
+		"--port=" + strconv.Itoa(m.Port), "--bind-address=127.0.0.1",
+		"--pid-file=" + filepath.Join(m.RunDir, "mysqld.pid"), "--log-error=" + m.ErrorLog,
+		"--tmpdir=" + filepath.Join(m.RunDir, "tmp")}, m.args...)
+	if m.uid >= 0 {
+		args = append(args, "--user=mysql")
+	}
+	return args
+}
+
+// StopCommand is a shell command line that shuts the server down cleanly
+// (mariadb-admin shutdown over its socket, which returns once the server
+// has exited), for a writer's --stop-command.
+func (m *MariaDB) StopCommand() string {
+	_, _, client := mariadbBinaries(m.t)
+	admin := filepath.Join(filepath.Dir(client), "mariadb-admin")
+	return shellQuote(admin) + " --no-defaults --socket=" + shellQuote(m.Socket) + " -u " + shellQuote(m.OSUser) + " shutdown"
+}
+
+// StartCommand is a shell command line that starts a server with the same
+// options (data directory, port, socket, pid file, error log), detached
+// in a session of its own as a service manager would run it, for a
+// writer's --start-command. It returns at once; the server answers a
+// moment later. A server it starts is not a child of the test: a cleanup
+// registered here kills it (by its pid file) before the test's other
+// cleanups remove the directories.
+func (m *MariaDB) StartCommand() string {
+	m.t.Helper()
+	server, _, _ := mariadbBinaries(m.t)
+	m.t.Cleanup(func() {
+		except := 0
+		if m.cmd != nil {
+			except = m.cmd.Process.Pid // the test's own server: its cleanup stops it
+		}
+		killPIDFile(m.t, filepath.Join(m.RunDir, "mysqld.pid"), "mariadbd", except)
+	})
+	line := "setsid -f " + shellQuote(server)
+	for _, a := range m.serverArgs() {
+		line += " " + shellQuote(a)
+	}
+	return line + " </dev/null >/dev/null 2>&1"
 }
 
 // waitReady waits until the server answers a query on its socket.

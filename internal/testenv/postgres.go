@@ -380,3 +380,38 @@ func (p *Postgres) cleanup() {
 		os.RemoveAll(d)
 	}
 }
+
+// StopCommand is a shell command line that stops the server the way an
+// operator's service manager would (pg_ctl stop, fast shutdown, as the
+// server's user), for a writer's --stop-command.
+func (p *Postgres) StopCommand() string {
+	return asUser("postgres", p.uid, shellQuote(filepath.Join(p.Bin, "pg_ctl"))+" stop -D "+shellQuote(p.DataDir)+" -m fast -w -t 60")
+}
+
+// StartCommand is a shell command line that starts a server on the same
+// data directory, port and socket (pg_ctl start, as the server's user,
+// logging to LogFile), for a writer's --start-command. A server it
+// starts is not a child of the test: a cleanup registered here stops
+// whatever server then runs on the data directory (immediate shutdown),
+// before the test's other cleanups remove the directories.
+func (p *Postgres) StartCommand() string {
+	p.t.Helper()
+	if p.uid >= 0 {
+		if err := os.Chown(p.LogFile, p.uid, p.gid); err != nil {
+			p.t.Fatal(err)
+		}
+		traversable(p.t, filepath.Dir(p.LogFile), p.uid)
+	}
+	p.t.Cleanup(func() {
+		if _, err := os.Stat(filepath.Join(p.DataDir, "postmaster.pid")); err != nil {
+			return // no server
+		}
+		out, err := p.command(filepath.Join(p.Bin, "pg_ctl"), "stop", "-D", p.DataDir, "-m", "immediate", "-w", "-t", "30").CombinedOutput()
+		if err != nil && !strings.Contains(string(out), "Is server running?") {
+			p.t.Errorf("testenv: stopping the server the start command started: %v: %s", err, out)
+		}
+	})
+	opts := fmt.Sprintf("-c listen_addresses=127.0.0.1 -c port=%d -c unix_socket_directories=%s", p.Port, p.SocketDir)
+	return asUser("postgres", p.uid, shellQuote(filepath.Join(p.Bin, "pg_ctl"))+" start -D "+shellQuote(p.DataDir)+
+		" -w -t 120 -l "+shellQuote(p.LogFile)+" -o "+shellQuote(opts))
+}

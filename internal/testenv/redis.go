@@ -40,6 +40,10 @@ type Redis struct {
 	Dir    string // the data dir
 	Log    string // the server's log file
 
+	t      testing.TB
+	bin    string
+	args   []string // redis-server's arguments
+	run    string   // the private temp dir of socket and log
 	cmd    *exec.Cmd
 	exited chan struct{} // closed when the process has been waited for
 	once   sync.Once
@@ -121,6 +125,7 @@ func startRedis(t testing.TB, bin, run string, attempt int, opts RedisOptions) (
 		"--save", "", "--appendonly", aof, "--appendfsync", "everysec",
 	}
 	args = append(args, opts.Args...)
+	r.t, r.bin, r.args, r.run = t, bin, args, run
 	r.cmd = exec.Command(bin, args...)
 	r.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := r.cmd.Start(); err != nil {
@@ -163,6 +168,30 @@ func (r *Redis) Stop() {
 		_ = syscall.Kill(-r.cmd.Process.Pid, syscall.SIGKILL)
 		<-r.exited
 	})
+}
+
+// StopCommand is a shell command line that shuts the server down
+// (redis-cli SHUTDOWN over its socket: it saves if the server has save
+// points or the AOF on), for a writer's --stop-command.
+func (r *Redis) StopCommand() string {
+	return "redis-cli -s " + shellQuote(r.Socket) + " shutdown"
+}
+
+// StartCommand is a shell command line that starts a server with the same
+// configuration (dir, port, socket, log, persistence), daemonized, for a
+// writer's --start-command. A server it starts is not a child of the
+// test: a cleanup registered here kills it (by the pid file it writes)
+// before the test's other cleanups remove the directories.
+func (r *Redis) StartCommand() string {
+	pidFile := filepath.Join(r.run, "restarted.pid")
+	r.t.Cleanup(func() { killPIDFile(r.t, pidFile, "redis-server", 0) })
+	line := shellQuote(r.bin)
+	for _, a := range r.args {
+		line += " " + shellQuote(a)
+	}
+	// Later directives win: the test's server runs in the foreground,
+	// this one detaches as a service manager's would.
+	return line + " --daemonize yes --pidfile " + shellQuote(pidFile)
 }
 
 // redisVersion returns the major version `redis-server --version` reports.

@@ -6,8 +6,10 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // What the throwaway database servers (PostgreSQL, MariaDB, Redis) share.
@@ -81,4 +83,54 @@ func mustFreePort(t testing.TB) int {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// shellQuote quotes s for /bin/sh: the command lines testenv hands out
+// (a server's stop and start commands) are run by a shell.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// asUser prefixes a command line with runuser when the server runs as
+// another user (uid >= 0) than the test.
+func asUser(name string, uid int, cmdline string) string {
+	if uid < 0 {
+		return cmdline
+	}
+	return "runuser -u " + name + " -- " + cmdline
+}
+
+// killPIDFile kills (SIGKILL) the process a pid file names, if it runs
+// the program comm and is not except, and waits until it is gone: the
+// cleanup of a server a test's start command daemonized, which no test
+// process waits for.
+func killPIDFile(t testing.TB, pidFile, comm string, except int) {
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		return // never started, or removed at a clean shutdown
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 || pid == except {
+		return
+	}
+	alive := func() bool {
+		stat, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+		if err != nil {
+			return false
+		}
+		// "pid (comm) S ...": a zombie (Z) has exited.
+		s := string(stat)
+		i := strings.LastIndexByte(s, ')')
+		return i < 0 || !strings.HasPrefix(s[i+1:], " Z") && strings.Contains(s[:i], "("+comm)
+	}
+	if !alive() {
+		return
+	}
+	_ = syscall.Kill(pid, syscall.SIGKILL)
+	for end := time.Now().Add(30 * time.Second); alive(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Errorf("testenv: %s (PID %d, from %s) survived SIGKILL for 30 s", comm, pid, pidFile)
+			return
+		}
+	}
 }

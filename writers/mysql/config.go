@@ -120,6 +120,19 @@ type Config struct {
 	// database is frozen after the front-end applications that write to it
 	// and thawed before them.
 	Level vss.AppLevel
+	// StopCommand, if set, is a shell command line that stops the server
+	// ("systemctl stop mariadb"): PreRestore runs it when the server runs
+	// and waits until it is stopped (its pid file names no live server
+	// and its address refuses connections), instead of refusing. Without
+	// it the writer never stops the server (decision L40).
+	StopCommand string
+	// StartCommand, if set, is a shell command line that starts the server
+	// ("systemctl start mariadb"): PostRestore runs it after checking the
+	// restored files (VSS_RS_ALL), or after a restore that wrote nothing
+	// (VSS_RS_NONE) when StopCommand stopped the server in that session,
+	// and waits until the server answers a ping (InnoDB's recovery done).
+	// Without it the server is left stopped.
+	StartCommand string
 	// Logger receives the writer's records (holds taken and released, how
 	// long they lasted, the position recorded). Nil discards them.
 	Logger *slog.Logger

@@ -33,11 +33,15 @@
 //   - PostSnapshot: stores the position, as JSON (Position), in the
 //     component's backup metadata.
 //   - PreRestore: refuses (RETRYABLE, naming the PID in the pid file)
-//     while the server runs; the writer stops no server (L40).
+//     while the server runs, unless Config.StopCommand is set: then it
+//     runs it and waits until the server is stopped. Without it the
+//     writer stops no server (L40).
 //   - PostRestore: with VSS_RS_ALL checks the restored data directory
 //     (system schema, system tablespace) and logs the binary log position
 //     to roll forward from; with VSS_RS_NONE does nothing; with
-//     VSS_RS_FAILED does nothing and fails. While the server is stopped,
+//     VSS_RS_FAILED does nothing and fails. With Config.StartCommand it
+//     starts the server after VSS_RS_ALL, and after VSS_RS_NONE if it
+//     stopped it in that session, and waits until it answers a ping. While the server is stopped,
 //     Identify declares the files the writer last saw it use.
 //
 // # Consistent only on an atomic snapshot

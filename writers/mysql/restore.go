@@ -17,12 +17,13 @@ import (
 	"github.com/lvss/lvss/vss"
 	"github.com/lvss/lvss/vsserr"
 	"github.com/lvss/lvss/writer"
+	"github.com/lvss/lvss/writers/internal/appctl"
 )
 
 // restoreProcedure is the restore method's user procedure (decision L40).
-const restoreProcedure = "Stop the server before PreRestore (the writer refuses while it runs); put back the data " +
+const restoreProcedure = "Stop the server before PreRestore (the writer refuses while it runs, unless it was given a stop command); put back the data " +
 	"directory, redo log, undo, binary and Aria log files, all from one backup; after PostRestore (which checks " +
-	"them) start the server: InnoDB recovers the snapshot as after a crash. Then check the tables " +
+	"them) start the server, unless the writer was given a start command: InnoDB recovers the snapshot as after a crash. Then check the tables " +
 	"(mariadb-check --all-databases) and, to roll forward, apply the binary logs from the position in the backup metadata."
 
 // serverState is what probe found.
@@ -102,9 +103,12 @@ func (w *Writer) checkStopped(ctx context.Context, when string) error {
 }
 
 // PreRestore refuses (VSS_E_WRITERERROR_RETRYABLE) while the server runs,
-// naming its PID; the writer does not stop it (L40). It also needs to
-// know where the files go: the layout it last saw the server use.
-func (w *Writer) PreRestore(ctx context.Context, _ *writer.Event, c *writer.Components) error {
+// naming its PID. With Config.StopCommand it runs the command instead and
+// waits until the server is stopped; it refuses when the command fails
+// (with its last line of output) or the server still runs. Without it the
+// writer does not stop the server (L40). It also needs to know where the
+// files go: the layout it last saw the server use.
+func (w *Writer) PreRestore(ctx context.Context, ev *writer.Event, c *writer.Components) error {
 	if err := w.begin(); err != nil {
 		return err
 	}
@@ -118,7 +122,7 @@ func (w *Writer) PreRestore(ctx context.Context, _ *writer.Event, c *writer.Comp
 	if comp == nil || !comp.SelectedForRestore {
 		return nil
 	}
-	if err := w.checkStopped(ctx, ""); err != nil {
+	if err := w.stopForRestore(ctx, ev); err != nil {
 		comp.PreRestoreFailureMsg = failureMessage(err)
 		return err
 	}
@@ -126,19 +130,53 @@ func (w *Writer) PreRestore(ctx context.Context, _ *writer.Event, c *writer.Comp
 	return nil
 }
 
+// stopForRestore stops a running server with the stop command, if the
+// writer has one, and then checks that it does not run.
+func (w *Writer) stopForRestore(ctx context.Context, ev *writer.Event) error {
+	st := w.probe(ctx)
+	if w.app.Stop == "" || !st.running || w.held != nil {
+		// (A backup session's hold: not the writer's to end.)
+		return w.checkStopped(ctx, "")
+	}
+	who := "the server"
+	if st.pid != 0 {
+		who = fmt.Sprintf("the server (PID %d)", st.pid)
+	}
+	w.cfg.Logger.Info("stopping the server for the restore", "pid", st.pid, "seen_by", st.how, "command", w.app.Stop)
+	err := w.app.StopApp(ctx, ev.SessionID, func(ctx context.Context) error {
+		if st := w.probe(ctx); st.running {
+			return errors.New("it still runs: " + st.how)
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, appctl.ErrNotStopped):
+		return writer.Fail(vsserr.WriterErrorRetryable, 0, "mysql writer: %s is still running: %v; stop it, then restore again", who, err)
+	case err != nil:
+		return writer.Fail(vsserr.WriterErrorRetryable, 0, "mysql writer: %v; %s still runs (%s): stop it, then restore again", err, who, st.how)
+	}
+	return w.checkStopped(ctx, " (after the stop command stopped it)")
+}
+
 // PostRestore checks the restored files by the file restore status:
 // VSS_RS_ALL (or VSS_RS_UNDEFINED) checks that the data directory holds a
 // server's files (the mysql system schema, InnoDB's system tablespace) and
 // logs what to run next, with the binary log position the backup
 // recorded; VSS_RS_NONE changes nothing; VSS_RS_FAILED changes nothing
-// and fails. The server is left stopped: its start recovers InnoDB.
-func (w *Writer) PostRestore(ctx context.Context, _ *writer.Event, c *writer.Components) error {
+// and fails. The server is left stopped (its start recovers InnoDB),
+// unless the writer has Config.StartCommand: then it starts the server
+// after VSS_RS_ALL, and after VSS_RS_NONE if it stopped it at this
+// session's PreRestore, and waits until it answers a ping; a start that
+// fails, or a server that does not answer before the deadline, fails
+// PostRestore RETRYABLE.
+func (w *Writer) PostRestore(ctx context.Context, ev *writer.Event, c *writer.Components) error {
 	if err := w.begin(); err != nil {
 		return err
 	}
 	defer w.mu.Unlock()
 	ctx, done := w.mu.Join(ctx)
 	defer done()
+	stoppedHere := w.app.TakeStopped(ev.SessionID)
 	if w.declared == nil {
 		return nil
 	}
@@ -151,7 +189,9 @@ func (w *Writer) PostRestore(ctx context.Context, _ *writer.Event, c *writer.Com
 	switch comp.FileRestoreStatus {
 	case vss.RSNone:
 		w.cfg.Logger.Info("nothing was restored; the server's files are left as they were", "data_directory", l.dataDir)
-		return nil
+		if stoppedHere {
+			err = w.startAfterRestore(ctx, "start it again: it was stopped for this restore, which wrote nothing")
+		}
 	case vss.RSFailed:
 		err = writer.Fail(vsserr.WriterErrorNonRetryable, 0,
 			"mysql writer: the server's files in %s were only partly restored (VSS_RS_FAILED): they may be damaged and were not checked; "+
@@ -161,19 +201,46 @@ func (w *Writer) PostRestore(ctx context.Context, _ *writer.Event, c *writer.Com
 		if err == nil {
 			err = verifyDataDir(l)
 		}
+		if err == nil {
+			w.logRestored(comp.BackupMetadata)
+			err = w.startAfterRestore(ctx, "start the server on the restored files (InnoDB recovers)")
+		}
 	}
 	if err != nil {
 		comp.PostRestoreFailureMsg = failureMessage(err)
 		return err
 	}
-	args := []any{"data_directory", l.dataDir}
-	if comp.BackupMetadata != nil {
-		if p, err := ParsePosition(*comp.BackupMetadata); err == nil && p.BinlogFile != "" {
+	return nil
+}
+
+// logRestored logs what to run after a restore, with the binary log
+// position the backup recorded.
+func (w *Writer) logRestored(meta *string) {
+	args := []any{"data_directory", w.declared.dataDir}
+	if meta != nil {
+		if p, err := ParsePosition(*meta); err == nil && p.BinlogFile != "" {
 			args = append(args, "binlog_file", p.BinlogFile, "binlog_position", p.BinlogPosition, "gtid_binlog_pos", p.GTIDBinlogPos,
 				"roll_forward", fmt.Sprintf("mariadb-binlog --start-position=%d %s ... | mariadb", p.BinlogPosition, p.BinlogFile))
 		}
 	}
-	w.cfg.Logger.Info("restored files checked: start the server (InnoDB recovers), then mariadb-check --all-databases", args...)
+	next := "restored files checked: start the server (InnoDB recovers), then mariadb-check --all-databases"
+	if w.app.Start != "" {
+		next = "restored files checked: the start command starts the server (InnoDB recovers); then run mariadb-check --all-databases"
+	}
+	w.cfg.Logger.Info(next, args...)
+}
+
+// startAfterRestore runs the start command, if the writer has one, and
+// waits until the server answers a ping.
+func (w *Writer) startAfterRestore(ctx context.Context, why string) error {
+	if w.app.Start == "" {
+		return nil
+	}
+	w.cfg.Logger.Info("starting the server: "+why, "server", w.Server(), "command", w.app.Start)
+	if err := w.app.StartApp(ctx, w.db.PingContext); err != nil {
+		return writer.Fail(vsserr.WriterErrorRetryable, 0, "mysql writer: starting the server at %s after the restore: %v", w.Server(), err)
+	}
+	w.cfg.Logger.Info("the server runs again", "server", w.Server())
 	return nil
 }
 

@@ -85,6 +85,14 @@ func TestConformanceRestore(t *testing.T) {
 // component (named by its data directory) with a file restore status.
 func restoreEvent(t *testing.T, co *writertest.Coordinator, id writer.Identity, typ v1.EventType, dataDir string, st vss.FileRestoreStatus) (*v1.EventResult, *document.ComponentState) {
 	t.Helper()
+	return restoreEventIn(t, co, id, uuid.New(), 20000, typ, dataDir, st)
+}
+
+// restoreEventIn is restoreEvent in session sid, with timeoutMs for the
+// event.
+func restoreEventIn(t *testing.T, co *writertest.Coordinator, id writer.Identity, sid uuid.UUID, timeoutMs int64, typ v1.EventType,
+	dataDir string, st vss.FileRestoreStatus) (*v1.EventResult, *document.ComponentState) {
+	t.Helper()
 	inst := co.Writer(0).InstanceID
 	bcd := &document.BackupComponents{SelectComponents: true, BackupType: vss.BackupFull, RestoreType: vss.RestoreByCopy}
 	if err := bcd.AddComponent(inst, id.ClassID, id.InstanceName, 0, vss.ComponentDatabase, "", dataDir); err != nil {
@@ -96,8 +104,8 @@ func restoreEvent(t *testing.T, co *writertest.Coordinator, id writer.Identity, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := co.Send(context.Background(), 0, &v1.Event{Id: uint64(typ), Type: typ, SessionId: uuid.NewString(), SnapshotSetId: uuid.Nil.String(),
-		SelectComponents: true, RestoreType: int32(vss.RestoreByCopy), TimeoutMs: 20000, BcdXml: string(b)})
+	res, err := co.Send(context.Background(), 0, &v1.Event{Id: uint64(typ), Type: typ, SessionId: sid.String(), SnapshotSetId: uuid.Nil.String(),
+		SelectComponents: true, RestoreType: int32(vss.RestoreByCopy), TimeoutMs: timeoutMs, BcdXml: string(b)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/lvss/lvss/vss"
 	"github.com/lvss/lvss/vsserr"
 	"github.com/lvss/lvss/writer"
+	"github.com/lvss/lvss/writers/internal/appctl"
 	"github.com/lvss/lvss/writers/internal/handlerlock"
 )
 
@@ -45,12 +46,15 @@ type Writer struct {
 	positions    map[uuid.UUID]Position
 	warnedRemote bool
 	openErr      error
+	// app runs the stop and start commands of a restore.
+	app appctl.Commands
 }
 
 var errClosed = errors.New("the mysql writer was closed")
 
 func newWriter(cfg Config, dc *gomysql.Config) *Writer {
-	w := &Writer{cfg: cfg, dc: dc, positions: map[uuid.UUID]Position{}}
+	w := &Writer{cfg: cfg, dc: dc, positions: map[uuid.UUID]Position{},
+		app: appctl.Commands{Stop: cfg.StopCommand, Start: cfg.StartCommand, Log: cfg.Logger}}
 	w.mu.Init(errClosed)
 	w.db, w.openErr = openDB(dc)
 	return w

@@ -97,6 +97,20 @@ type Config struct {
 	// writer cannot know where the WAL archive is. A restore_command in
 	// the component's restore options wins over it.
 	RestoreCommand string
+	// StopCommand, if set, is a shell command line that stops the server
+	// ("systemctl stop postgresql@15-main"): PreRestore runs it when the
+	// server runs on the cluster being restored and waits until it is
+	// stopped, instead of refusing. Without it the writer never stops the
+	// server (decision L40).
+	StopCommand string
+	// StartCommand, if set, is a shell command line that starts the server
+	// ("systemctl start postgresql@15-main"): PostRestore runs it after
+	// preparing a restored cluster (VSS_RS_ALL), or after a restore that
+	// wrote nothing (VSS_RS_NONE) when StopCommand stopped the server in
+	// that session, and waits until the server accepts connections (and,
+	// after a point-in-time recovery, has promoted). Without it the server
+	// is left stopped.
+	StartCommand string
 	// Logger receives the writer's records (connections, checkpoints, each
 	// hold and its release). Nil discards them.
 	Logger *slog.Logger

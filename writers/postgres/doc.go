@@ -34,14 +34,20 @@
 //   - PostSnapshot: the component's backup metadata records the cluster's
 //     identity, layout and the checkpoint recovery starts from.
 //   - PreRestore: refuses (RETRYABLE, naming the PID in postmaster.pid)
-//     while a server runs on the data directory being restored: the
-//     writer never stops the server itself (decision L40). It checks the
-//     restore options (PostgreSQL's recovery settings, restoreopts.go).
+//     while a server runs on the data directory being restored, unless
+//     Config.StopCommand is set: then it runs it and waits until the
+//     server is gone (refusing when the command fails, with its output,
+//     or the server outlives the event). Without it the writer never
+//     stops the server (decision L40). It checks the restore options
+//     (PostgreSQL's recovery settings, restoreopts.go).
 //   - PostRestore: with VSS_RS_ALL, checks the restored cluster is the
 //     backed-up one, removes a stale postmaster.pid and, for a --mode
 //     pitr backup, writes backup_label, tablespace_map, recovery.signal
 //     and the recovery settings; with VSS_RS_NONE changes nothing; with
-//     VSS_RS_FAILED changes nothing and fails.
+//     VSS_RS_FAILED changes nothing and fails. With Config.StartCommand
+//     it starts the server after VSS_RS_ALL, and after VSS_RS_NONE if it
+//     stopped it in that session, and waits until it accepts connections
+//     (after point-in-time recovery: until it has promoted).
 //
 // While the server is stopped (for a restore), Identify declares the
 // cluster from the data directory it last saw or Config.DataDir, so that

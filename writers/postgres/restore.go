@@ -18,14 +18,15 @@ import (
 	"github.com/lvss/lvss/vss"
 	"github.com/lvss/lvss/vsserr"
 	"github.com/lvss/lvss/writer"
+	"github.com/lvss/lvss/writers/internal/appctl"
 )
 
 // restoreProcedure is the restore method's user procedure (the WMD's
 // userProcedure): what the requester, or the operator, does around the
 // writer's PreRestore and PostRestore (decision L40).
-const restoreProcedure = "Stop the PostgreSQL server before PreRestore (the writer refuses while it runs); " +
+const restoreProcedure = "Stop the PostgreSQL server before PreRestore (the writer refuses while it runs, unless it was given a stop command); " +
 	"put back the data directory, WAL directory and tablespace directories, all from one backup; " +
-	"after PostRestore start the server: it recovers (crash recovery, or with a --mode pitr backup point-in-time " +
+	"after PostRestore start the server (unless the writer was given a start command): it recovers (crash recovery, or with a --mode pitr backup point-in-time " +
 	"recovery from the WAL archive, to the target given in the restore options)."
 
 // restorePlan is what a restore of the cluster component does, derived
@@ -171,19 +172,23 @@ func (p *restorePlan) checkStopped(when string) error {
 }
 
 // PreRestore checks, for the selected cluster, that the restore can be
-// done: no server runs on the data directory (it names the PID otherwise:
-// VSS_E_WRITERERROR_RETRYABLE, stop it and restore again), the restore
-// options parse, and a pitr backup has a restore_command. Nothing is
-// changed: the files are the requester's to put back.
-func (w *Writer) PreRestore(_ context.Context, _ *writer.Event, c *writer.Components) error {
-	if err := w.mu.LockOpen(); err != nil {
+// done: the restore options parse, a pitr backup has a restore_command,
+// and no server runs on the data directory. A running server is stopped
+// with Config.StopCommand when there is one (and PreRestore waits until
+// it is gone); otherwise, or when the command fails or does not stop it,
+// PreRestore refuses naming the PID (VSS_E_WRITERERROR_RETRYABLE: stop it
+// and restore again). Nothing else is changed: the files are the
+// requester's to put back.
+func (w *Writer) PreRestore(ctx context.Context, ev *writer.Event, c *writer.Components) error {
+	ctx, done, err := w.mu.Begin(ctx)
+	if err != nil {
 		return err
 	}
-	defer w.mu.Unlock()
+	defer done()
 	for _, comp := range selectedForRestore(c) {
 		p, err := w.plan(comp)
 		if err == nil {
-			err = p.checkStopped("")
+			err = w.stopForRestore(ctx, ev, p)
 		}
 		if err != nil {
 			comp.PreRestoreFailureMsg = failureMessage(err)
@@ -194,36 +199,81 @@ func (w *Writer) PreRestore(_ context.Context, _ *writer.Event, c *writer.Compon
 	return nil
 }
 
+// stopForRestore stops a server running on the data directory with the
+// stop command, if the writer has one, and then checks that none runs.
+func (w *Writer) stopForRestore(ctx context.Context, ev *writer.Event, p *restorePlan) error {
+	pid, running, err := postmaster(p.dataDir)
+	if w.app.Stop == "" || err != nil || !running {
+		return p.checkStopped("")
+	}
+	w.cfg.Logger.Info("stopping the server for the restore", "pid", pid, "data_directory", p.dataDir, "command", w.app.Stop)
+	err = w.app.StopApp(ctx, ev.SessionID, func(context.Context) error {
+		pid, running, err := postmaster(p.dataDir)
+		switch {
+		case err != nil:
+			return err
+		case running:
+			return fmt.Errorf("the server (PID %d) still runs", pid)
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, appctl.ErrNotStopped):
+		return writer.Fail(vsserr.WriterErrorRetryable, 0,
+			"postgres writer: the PostgreSQL server (PID %d, in %s) is still running on the cluster being restored: %v; stop it, then restore again",
+			pid, filepath.Join(p.dataDir, "postmaster.pid"), err)
+	case err != nil:
+		return writer.Fail(vsserr.WriterErrorRetryable, 0,
+			"postgres writer: %v; the PostgreSQL server (PID %d) still runs on the cluster being restored: stop it, then restore again", err, pid)
+	}
+	return p.checkStopped(" (after the stop command stopped it)")
+}
+
 // PostRestore prepares the restored cluster's recovery, by the file
 // restore status the requester reported:
 //
 //   - VSS_RS_ALL (and VSS_RS_UNDEFINED, a requester that did not say):
 //     checks that the data directory holds the backed-up cluster, removes
 //     a stale postmaster.pid, and for a pitr backup writes backup_label,
-//     tablespace_map, recovery.signal and the recovery settings. The
-//     server is left stopped; its next start recovers.
-//   - VSS_RS_NONE: nothing was written; nothing is changed.
+//     tablespace_map, recovery.signal and the recovery settings. With
+//     Config.StartCommand it then starts the server and waits until it
+//     accepts connections (after a point-in-time recovery: until it has
+//     promoted); otherwise the server is left stopped, and its next start
+//     recovers.
+//   - VSS_RS_NONE: nothing was written; nothing is changed. If the
+//     writer stopped the server at this session's PreRestore, the start
+//     command starts it again.
 //   - VSS_RS_FAILED: the cluster is a mix of backed-up and other files;
-//     nothing is changed, and PostRestore fails NONRETRYABLE saying not
-//     to start the server on it.
-func (w *Writer) PostRestore(_ context.Context, _ *writer.Event, c *writer.Components) error {
-	if err := w.mu.LockOpen(); err != nil {
+//     nothing is changed, the server is not started, and PostRestore
+//     fails NONRETRYABLE saying not to start it.
+//
+// A start that fails, or a server that does not answer before the
+// event's deadline, fails PostRestore RETRYABLE naming what happened.
+func (w *Writer) PostRestore(ctx context.Context, ev *writer.Event, c *writer.Components) error {
+	ctx, done, err := w.mu.Begin(ctx)
+	if err != nil {
 		return err
 	}
-	defer w.mu.Unlock()
+	defer done()
+	stoppedHere := w.app.TakeStopped(ev.SessionID)
 	for _, comp := range selectedForRestore(c) {
 		p, err := w.plan(comp)
 		if err == nil {
 			switch comp.FileRestoreStatus {
 			case vss.RSNone:
 				w.cfg.Logger.Info("nothing was restored; the cluster is left as it was", "data_directory", p.dataDir)
-				continue
+				if stoppedHere {
+					err = w.startAfterRestore(ctx, p, false, "start it again: it was stopped for this restore, which wrote nothing")
+				}
 			case vss.RSFailed:
 				err = writer.Fail(vsserr.WriterErrorNonRetryable, 0,
 					"postgres writer: the files of the cluster in %s were only partly restored (VSS_RS_FAILED): it is damaged and recovery was not prepared; "+
 						"do not start the server on it: restore the whole cluster again", p.dataDir)
 			default:
 				err = w.prepareRecovery(p)
+				if err == nil {
+					err = w.startAfterRestore(ctx, p, p.pitr(), "start the restored cluster")
+				}
 			}
 		}
 		if err != nil {
@@ -231,6 +281,47 @@ func (w *Writer) PostRestore(_ context.Context, _ *writer.Event, c *writer.Compo
 			return err
 		}
 	}
+	return nil
+}
+
+// startAfterRestore runs the start command, if the writer has one, and
+// waits until the server accepts connections; recovered says the server
+// runs a point-in-time recovery first, and the wait lasts until it has
+// left recovery (promoted), unless the recovery target's action keeps it
+// paused in recovery or shuts it down.
+func (w *Writer) startAfterRestore(ctx context.Context, p *restorePlan, recovered bool, why string) error {
+	if w.app.Start == "" {
+		return nil
+	}
+	promote := recovered && (p.opts.action == "" || p.opts.action == "promote")
+	w.cfg.Logger.Info("starting the server: "+why, "data_directory", p.dataDir, "command", w.app.Start, "wait_for_promotion", promote)
+	answers := func(ctx context.Context) error {
+		conn, err := w.connect(ctx)
+		if err != nil {
+			return err
+		}
+		defer closeConn(ctx, conn)
+		if !promote {
+			return nil
+		}
+		var inRecovery bool
+		if err := conn.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&inRecovery); err != nil {
+			return err
+		}
+		if inRecovery {
+			return errors.New("the server is still recovering")
+		}
+		return nil
+	}
+	if recovered && p.opts.action == "shutdown" {
+		// The server stops by itself once it reaches the target: there is
+		// nothing to wait for.
+		answers = func(context.Context) error { return nil }
+	}
+	if err := w.app.StartApp(ctx, answers); err != nil {
+		return writer.Fail(vsserr.WriterErrorRetryable, 0, "postgres writer: starting the server on %s after the restore: %v", p.dataDir, err)
+	}
+	w.cfg.Logger.Info("the server runs again", "data_directory", p.dataDir)
 	return nil
 }
 

@@ -104,12 +104,18 @@ type restoreSession struct {
 	bcd   *document.BackupComponents
 	next  uint64
 	which int // the writer's index at the coordinator
+	// timeoutMs is each event's time; 0 = 30 s.
+	timeoutMs int64
 }
 
 func (r *restoreSession) send(typ v1.EventType) *v1.EventResult {
 	r.t.Helper()
 	r.next++
-	ev := &v1.Event{Id: r.next, Type: typ, SessionId: r.id.String(), SnapshotSetId: uuid.Nil.String(), TimeoutMs: 30000,
+	timeout := r.timeoutMs
+	if timeout == 0 {
+		timeout = 30000
+	}
+	ev := &v1.Event{Id: r.next, Type: typ, SessionId: r.id.String(), SnapshotSetId: uuid.Nil.String(), TimeoutMs: timeout,
 		SelectComponents: true, RestoreType: int32(vss.RestoreByCopy)}
 	if typ == v1.EventType_EVENT_PRE_RESTORE || typ == v1.EventType_EVENT_POST_RESTORE {
 		b, err := r.bcd.Marshal()
@@ -226,8 +232,17 @@ func TestIdentifyWhileStopped(t *testing.T) {
 // gave in the restore options; the server started on it recovers from
 // the archive to exactly that target: every row committed before it, none
 // after.
+//
+// With --stop-command and --start-command the writer stops the server at
+// PreRestore and starts it at PostRestore, which returns once the server
+// has recovered and promoted.
 func TestRestorePointInTime(t *testing.T) {
 	testenv.SkipIfShort(t, "replays archived WAL on a real server")
+	t.Run("operator", func(t *testing.T) { testRestorePointInTime(t, false) })
+	t.Run("commands", func(t *testing.T) { testRestorePointInTime(t, true) })
+}
+
+func testRestorePointInTime(t *testing.T, commands bool) {
 	archive := filepath.Join(t.TempDir(), "archive")
 	pgUser, err := user.Lookup("postgres")
 	if err != nil {
@@ -263,7 +278,11 @@ func TestRestorePointInTime(t *testing.T) {
 		run("INSERT INTO pitr VALUES ($1)", i)
 	}
 
-	id, w := mustNew(t, Config{DSN: p.DSN("postgres"), InstanceName: "main", Mode: ModePITR})
+	cfg := Config{DSN: p.DSN("postgres"), InstanceName: "main", Mode: ModePITR}
+	if commands {
+		cfg.StopCommand, cfg.StartCommand = p.StopCommand(), p.StartCommand()
+	}
+	id, w := mustNew(t, cfg)
 	co := writertest.Serve(t, id, w)
 	inst := co.Writer(0).InstanceID
 	base := filepath.Join(t.TempDir(), "base")
@@ -294,16 +313,21 @@ func TestRestorePointInTime(t *testing.T) {
 	conn.Close(ctx)
 
 	// The restore: the requester stops the server (the writer's restore
-	// procedure), the writer agrees, the files go back, the writer
-	// prepares recovery.
-	p.Stop()
+	// procedure), or the writer does with its stop command; the files go
+	// back, the writer prepares recovery (and starts the server).
+	if !commands {
+		p.Stop()
+	}
 	r := &restoreSession{t: t, co: co, inst: inst, id: uuid.New()}
 	if res := r.send(v1.EventType_EVENT_IDENTIFY); res.GetFailure() != 0 {
-		t.Fatalf("Identify with the server stopped: %s", res.GetApplicationMessage())
+		t.Fatalf("Identify: %s", res.GetApplicationMessage())
 	}
 	r.bcd = restoreDoc(t, inst, &meta, "recovery_target_time="+target+"\nrestore_command=cp "+archive+"/%f %p")
 	if res := r.send(v1.EventType_EVENT_PRE_RESTORE); res.GetFailure() != 0 {
 		t.Fatalf("PreRestore: %s %s", vsserr.HRESULT(res.GetFailure()), res.GetApplicationMessage())
+	}
+	if serverRuns(t, p) {
+		t.Fatal("PreRestore succeeded while the server runs")
 	}
 	must(os.RemoveAll(p.DataDir))
 	copyTree(t, base, p.DataDir)
@@ -312,13 +336,18 @@ func TestRestorePointInTime(t *testing.T) {
 		t.Fatalf("PostRestore: %s %s", vsserr.HRESULT(res.GetFailure()), res.GetApplicationMessage())
 	}
 	r.send(v1.EventType_EVENT_BACKUP_SHUTDOWN)
-	label, err := os.ReadFile(filepath.Join(p.DataDir, "backup_label"))
+	// A server the writer started has used backup_label (renaming it
+	// backup_label.old) and recovery.signal (removing it).
+	labelFile := "backup_label"
+	if commands {
+		labelFile += ".old"
+	} else if _, err := os.Stat(filepath.Join(p.DataDir, "recovery.signal")); err != nil {
+		t.Error(err)
+	}
+	label, err := os.ReadFile(filepath.Join(p.DataDir, labelFile))
 	must(err)
 	if string(label) != info.Extra["backup_label"] {
-		t.Errorf("backup_label %q, want the backup's %q", label, info.Extra["backup_label"])
-	}
-	if _, err := os.Stat(filepath.Join(p.DataDir, "recovery.signal")); err != nil {
-		t.Error(err)
+		t.Errorf("%s %q, want the backup's %q", labelFile, label, info.Extra["backup_label"])
 	}
 	auto, err := os.ReadFile(filepath.Join(p.DataDir, "postgresql.auto.conf"))
 	must(err)
@@ -326,8 +355,21 @@ func TestRestorePointInTime(t *testing.T) {
 		t.Errorf("postgresql.auto.conf:\n%s", auto)
 	}
 
-	cp := testenv.StartPostgresCopy(t, p.DataDir)
-	cc, err := pgx.Connect(ctx, cp.DSN("postgres"))
+	// The server, started by the writer or now by the test, recovers.
+	srv := p
+	if commands {
+		cc, err := pgx.Connect(ctx, p.DSN("postgres"))
+		must(err)
+		defer cc.Close(ctx)
+		var inRecovery bool
+		must(cc.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&inRecovery))
+		if inRecovery {
+			t.Fatal("PostRestore returned before the started server had promoted")
+		}
+	} else {
+		srv = testenv.StartPostgresCopy(t, p.DataDir)
+	}
+	cc, err := pgx.Connect(ctx, srv.DSN("postgres"))
 	must(err)
 	defer cc.Close(ctx)
 	end = time.Now().Add(60 * time.Second)
@@ -337,16 +379,16 @@ func TestRestorePointInTime(t *testing.T) {
 			break
 		}
 		if time.Now().After(end) {
-			t.Fatalf("the restored server did not finish recovery\n%s", cp.Log())
+			t.Fatalf("the restored server did not finish recovery\n%s", srv.Log())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	var n, maxID int
 	must(cc.QueryRow(ctx, "SELECT count(*), max(id) FROM pitr").Scan(&n, &maxID))
 	if n != 15 || maxID != 15 {
-		t.Fatalf("recovered to %s: %d rows up to id %d, want the 15 committed before the target\n%s", target, n, maxID, cp.Log())
+		t.Fatalf("recovered to %s: %d rows up to id %d, want the 15 committed before the target\n%s", target, n, maxID, srv.Log())
 	}
-	log := cp.Log()
+	log := srv.Log()
 	if !strings.Contains(log, "starting point-in-time recovery to") || !strings.Contains(log, "recovery stopping before commit") {
 		t.Fatalf("the server did not recover to the target time:\n%s", log)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/lvss/lvss/vss"
 	"github.com/lvss/lvss/vsserr"
 	"github.com/lvss/lvss/writer"
+	"github.com/lvss/lvss/writers/internal/appctl"
 	"github.com/lvss/lvss/writers/internal/handlerlock"
 )
 
@@ -41,12 +42,15 @@ type Writer struct {
 	// declared the cluster from its data directory.
 	stopped  bool
 	sessions map[uuid.UUID]*session
+	// app runs the stop and start commands of a restore.
+	app appctl.Commands
 }
 
 var errClosed = errors.New("the postgres writer was closed")
 
 func newWriter(cfg Config, pc *pgx.ConnConfig, strat strategy) *Writer {
-	w := &Writer{cfg: cfg, pgcfg: pc, strat: strat, sessions: map[uuid.UUID]*session{}}
+	w := &Writer{cfg: cfg, pgcfg: pc, strat: strat, sessions: map[uuid.UUID]*session{},
+		app: appctl.Commands{Stop: cfg.StopCommand, Start: cfg.StartCommand, Log: cfg.Logger}}
 	w.mu.Init(errClosed)
 	return w
 }

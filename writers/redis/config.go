@@ -59,6 +59,18 @@ type Config struct {
 	// half the time left before Freeze's deadline, so that the snapshot
 	// keeps the other half.
 	PersistTimeout time.Duration
+	// StopCommand, if set, is a shell command line that stops the server
+	// ("systemctl stop redis-server"): PreRestore runs it when the server
+	// answers and waits until it no longer does, instead of refusing.
+	// Without it the writer never stops the server (decision L40).
+	StopCommand string
+	// StartCommand, if set, is a shell command line that starts the server
+	// ("systemctl start redis-server"): PostRestore runs it after checking
+	// the restored files (VSS_RS_ALL), or after a restore that wrote
+	// nothing (VSS_RS_NONE) when StopCommand stopped the server in that
+	// session, and waits until it answers PING (loading done). Without it
+	// the server is left stopped.
+	StartCommand string
 	// Logger receives the writer's records (pauses, persistence waits,
 	// releases and how long the server was held). Nil discards them.
 	Logger *slog.Logger

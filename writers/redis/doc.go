@@ -34,11 +34,15 @@
 //   - Thaw, Abort, BackupShutdown: CLIENT UNPAUSE (on a fresh connection
 //     if the writer's broke); BackupShutdown also closes the connection.
 //   - PreRestore: refuses (RETRYABLE, naming the server's PID) while the
-//     server answers; the writer stops no server (L40).
+//     server answers, unless Config.StopCommand is set: then it runs it
+//     and waits until the server no longer answers. Without it the writer
+//     stops no server (L40).
 //   - PostRestore: with VSS_RS_ALL checks the restored RDB file (header,
 //     end marker, CRC-64) or AOF directory (manifest and the files it
 //     names); with VSS_RS_NONE does nothing; with VSS_RS_FAILED does
-//     nothing and fails.
+//     nothing and fails. With Config.StartCommand it starts the server
+//     after VSS_RS_ALL, and after VSS_RS_NONE if it stopped it in that
+//     session, and waits until it answers PING.
 //
 // While the server is stopped, Identify declares the files the writer
 // last saw it use, so that a restore session finds the writer.

@@ -18,12 +18,14 @@ import (
 	"github.com/lvss/lvss/vss"
 	"github.com/lvss/lvss/vsserr"
 	"github.com/lvss/lvss/writer"
+	"github.com/lvss/lvss/writers/internal/appctl"
 )
 
 // restoreProcedure is the restore method's user procedure (decision L40).
-const restoreProcedure = "Stop the Redis server before PreRestore (the writer refuses while it answers: it would write " +
-	"its in-memory dataset over the restored files); put back the RDB file and the AOF directory from one backup; " +
-	"after PostRestore (which checks them) start the server: it loads them."
+const restoreProcedure = "Stop the Redis server before PreRestore (the writer refuses while it answers, unless it was given " +
+	"a stop command: it would write its in-memory dataset over the restored files); put back the RDB file and the AOF " +
+	"directory from one backup; after PostRestore (which checks them) start the server, unless the writer was given a " +
+	"start command: it loads them."
 
 // probe tells whether the server runs: a dial that is refused, or finds
 // no socket, means it does not; anything that connects means it does.
@@ -71,9 +73,12 @@ func (w *Writer) stoppedLayout(ctx context.Context) *layout {
 // PreRestore refuses (VSS_E_WRITERERROR_RETRYABLE) while the server runs,
 // naming it and its PID: it keeps the dataset in memory and writes it to
 // its files at its next save, AOF rewrite or shutdown, over whatever was
-// restored. The writer does not stop it (L40). It also needs to know
-// where the files go: the layout the writer last saw the server use.
-func (w *Writer) PreRestore(ctx context.Context, _ *writer.Event, c *writer.Components) error {
+// restored. With Config.StopCommand it runs the command instead and waits
+// until the server no longer answers; it refuses when the command fails
+// (with its last line of output) or the server still answers. Without it
+// the writer does not stop the server (L40). It also needs to know where
+// the files go: the layout the writer last saw the server use.
+func (w *Writer) PreRestore(ctx context.Context, ev *writer.Event, c *writer.Components) error {
 	ctx, done, err := w.mu.Begin(ctx)
 	if err != nil {
 		return err
@@ -83,10 +88,14 @@ func (w *Writer) PreRestore(ctx context.Context, _ *writer.Event, c *writer.Comp
 	if comp == nil || !comp.SelectedForRestore {
 		return nil
 	}
-	err = w.checkStopped(ctx, "")
-	if err == nil && w.declared == nil {
-		err = writer.Fail(vsserr.WriterErrorNonRetryable, 0,
-			"redis writer: the writer has not seen the server since it started, so it does not know where its files are: start the writer while the server runs, then stop the server and restore")
+	if w.declared == nil {
+		err = w.checkStopped(ctx, "")
+		if err == nil {
+			err = writer.Fail(vsserr.WriterErrorNonRetryable, 0,
+				"redis writer: the writer has not seen the server since it started, so it does not know where its files are: start the writer while the server runs, then stop the server and restore")
+		}
+	} else {
+		err = w.stopForRestore(ctx, ev)
 	}
 	if err != nil {
 		comp.PreRestoreFailureMsg = failureMessage(err)
@@ -94,6 +103,38 @@ func (w *Writer) PreRestore(ctx context.Context, _ *writer.Event, c *writer.Comp
 	}
 	w.cfg.Logger.Info("ready for restore", "dir", w.declared.Dir, "mode", w.declared.mode())
 	return nil
+}
+
+// stopForRestore stops a server that answers with the stop command, if
+// the writer has one, and then checks that it does not answer.
+func (w *Writer) stopForRestore(ctx context.Context, ev *writer.Event) error {
+	running, pid, err := w.probe(ctx)
+	if w.app.Stop == "" || err != nil || !running || w.srv != nil {
+		// (A backup session's connection: not the writer's to end.)
+		return w.checkStopped(ctx, "")
+	}
+	who := "the Redis server at " + w.cfg.server()
+	if pid != "" {
+		who += " (PID " + pid + ")"
+	}
+	w.cfg.Logger.Info("stopping the server for the restore", "server", w.cfg.server(), "pid", pid, "command", w.app.Stop)
+	err = w.app.StopApp(ctx, ev.SessionID, func(ctx context.Context) error {
+		running, _, err := w.probe(ctx)
+		switch {
+		case err != nil:
+			return err
+		case running:
+			return errors.New("it still answers")
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, appctl.ErrNotStopped):
+		return writer.Fail(vsserr.WriterErrorRetryable, 0, "redis writer: %s is still running: %v; stop it, then restore again", who, err)
+	case err != nil:
+		return writer.Fail(vsserr.WriterErrorRetryable, 0, "redis writer: %v; %s still runs: stop it, then restore again", err, who)
+	}
+	return w.checkStopped(ctx, " (after the stop command stopped it)")
 }
 
 func (w *Writer) checkStopped(ctx context.Context, when string) error {
@@ -119,13 +160,18 @@ func (w *Writer) checkStopped(ctx context.Context, when string) error {
 // manifest and every file it names (an RDB base file checked the same
 // way) — and fails NONRETRYABLE naming what is wrong; VSS_RS_NONE changes
 // nothing; VSS_RS_FAILED changes nothing and fails. The server is left
-// stopped: the requester starts it.
-func (w *Writer) PostRestore(ctx context.Context, _ *writer.Event, c *writer.Components) error {
+// stopped, for the requester to start, unless the writer has
+// Config.StartCommand: then it starts the server after VSS_RS_ALL, and
+// after VSS_RS_NONE if it stopped it at this session's PreRestore, and
+// waits until it answers PING; a start that fails, or a server that does
+// not answer before the deadline, fails PostRestore RETRYABLE.
+func (w *Writer) PostRestore(ctx context.Context, ev *writer.Event, c *writer.Components) error {
 	ctx, done, err := w.mu.Begin(ctx)
 	if err != nil {
 		return err
 	}
 	defer done()
+	stoppedHere := w.app.TakeStopped(ev.SessionID)
 	comp := c.Get("", ComponentName)
 	if comp == nil || !comp.SelectedForRestore {
 		return nil
@@ -133,7 +179,10 @@ func (w *Writer) PostRestore(ctx context.Context, _ *writer.Event, c *writer.Com
 	switch {
 	case comp.FileRestoreStatus == vss.RSNone:
 		w.cfg.Logger.Info("nothing was restored; the files are left as they were")
-		return nil
+		if !stoppedHere {
+			return nil
+		}
+		err = w.startAfterRestore(ctx, "start it again: it was stopped for this restore, which wrote nothing")
 	case w.declared == nil:
 		err = writer.Fail(vsserr.WriterErrorNonRetryable, 0, "redis writer: the writer does not know where the server's files are (it has not seen the server since it started)")
 	case comp.FileRestoreStatus == vss.RSFailed:
@@ -144,12 +193,34 @@ func (w *Writer) PostRestore(ctx context.Context, _ *writer.Event, c *writer.Com
 		if err == nil {
 			err = verifyFiles(*w.declared)
 		}
+		if err == nil {
+			w.cfg.Logger.Info("restored files checked", "dir", w.declared.Dir, "mode", w.declared.mode())
+			err = w.startAfterRestore(ctx, "start the server on the restored files")
+		}
 	}
 	if err != nil {
 		comp.PostRestoreFailureMsg = failureMessage(err)
 		return err
 	}
-	w.cfg.Logger.Info("restored files checked: start the server", "dir", w.declared.Dir, "mode", w.declared.mode())
+	return nil
+}
+
+// startAfterRestore runs the start command, if the writer has one, and
+// waits until the server answers PING (a server still loading its files
+// answers LOADING).
+func (w *Writer) startAfterRestore(ctx context.Context, why string) error {
+	if w.app.Start == "" {
+		w.cfg.Logger.Info("the server is left stopped: start it")
+		return nil
+	}
+	w.cfg.Logger.Info("starting the server: "+why, "server", w.cfg.server(), "command", w.app.Start)
+	err := w.app.StartApp(ctx, func(ctx context.Context) error {
+		return w.withConn(ctx, func(s *server) error { return s.conn.Ping(ctx).Err() })
+	})
+	if err != nil {
+		return writer.Fail(vsserr.WriterErrorRetryable, 0, "redis writer: starting the server at %s after the restore: %v", w.cfg.server(), err)
+	}
+	w.cfg.Logger.Info("the server runs again", "server", w.cfg.server())
 	return nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/lvss/lvss/vss"
 	"github.com/lvss/lvss/vsserr"
 	"github.com/lvss/lvss/writer"
+	"github.com/lvss/lvss/writers/internal/appctl"
 	"github.com/lvss/lvss/writers/internal/handlerlock"
 )
 
@@ -41,6 +42,8 @@ type Writer struct {
 	// declaredPaths the paths of its file sets.
 	declared      *layout
 	declaredPaths []string
+	// app runs the stop and start commands of a restore.
+	app appctl.Commands
 }
 
 // hold is one pause of the server's writes, held for one session.
@@ -57,7 +60,8 @@ type hold struct {
 var errClosed = errors.New("the redis writer was closed")
 
 func newWriter(cfg Config) *Writer {
-	w := &Writer{cfg: cfg, users: map[uuid.UUID]bool{}}
+	w := &Writer{cfg: cfg, users: map[uuid.UUID]bool{},
+		app: appctl.Commands{Stop: cfg.StopCommand, Start: cfg.StartCommand, Log: cfg.Logger}}
 	w.mu.Init(errClosed)
 	return w
 }
