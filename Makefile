@@ -122,11 +122,16 @@ generate:
 check-generate: generate
 	@git diff --exit-code -- api/ || (echo "generated code is stale: run make generate and commit"; exit 1)
 
-# Each parser's fuzz target for FUZZTIME (default 20s).
+# Each parser's fuzz target for FUZZTIME (default 20s): the two XML
+# documents, lvssd's config, mountinfo, the backup archive, lvss call lines.
 FUZZTIME ?= 20s
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseWriterMetadata$$' -fuzztime $(FUZZTIME) ./document/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseBackupComponents$$' -fuzztime $(FUZZTIME) ./document/
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/config/
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/mountinfo/
+	$(GO) test -run '^$$' -fuzz '^FuzzRead$$' -fuzztime $(FUZZTIME) ./backupdoc/
+	$(GO) test -run '^$$' -fuzz '^FuzzCallLine$$' -fuzztime $(FUZZTIME) ./cmd/lvss/
 
 clean:
 	rm -rf bin dist

@@ -1,0 +1,40 @@
+package backupdoc
+
+import (
+	"bytes"
+	"os"
+	"testing"
+
+	"github.com/lvss/lvss/vsserr"
+)
+
+// FuzzRead: any bytes given as a backup archive either read, or are
+// refused with one of the codes the package documents (E_INVALIDARG for
+// what is not an lvss archive, the XML codes for a damaged document) —
+// never a panic, never VSS_E_UNEXPECTED; and an archive that reads is one
+// Write can write again, which reads back the same.
+func FuzzRead(f *testing.F) {
+	if b, err := os.ReadFile("testdata/sample.tar"); err == nil {
+		f.Add(b)
+	}
+	f.Add([]byte{})
+	f.Add(bytes.Repeat([]byte{0}, 1024))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		a, err := Read(bytes.NewReader(data))
+		if err != nil {
+			switch vsserr.Code(err) {
+			case vsserr.InvalidArg, vsserr.InvalidXMLDocument, vsserr.CorruptXMLDocument:
+			default:
+				t.Fatalf("refused with %s: %v", vsserr.Code(err), err)
+			}
+			return
+		}
+		var out bytes.Buffer
+		if err := Write(&out, a.Manifest, a.BCDXML, a.WMDXML); err != nil {
+			t.Fatalf("read, but cannot be written again: %v", err)
+		}
+		if _, err := Read(bytes.NewReader(out.Bytes())); err != nil {
+			t.Fatalf("written again, it does not read: %v", err)
+		}
+	})
+}
