@@ -123,7 +123,8 @@ check-generate: generate
 	@git diff --exit-code -- api/ || (echo "generated code is stale: run make generate and commit"; exit 1)
 
 # Each parser's fuzz target for FUZZTIME (default 20s): the two XML
-# documents, lvssd's config, mountinfo, the backup archive, lvss call lines.
+# documents, lvssd's config, mountinfo, the backup archive, lvss call lines,
+# and requester calls through the gRPC server's dispatch.
 FUZZTIME ?= 20s
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseWriterMetadata$$' -fuzztime $(FUZZTIME) ./document/
@@ -132,6 +133,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/mountinfo/
 	$(GO) test -run '^$$' -fuzz '^FuzzRead$$' -fuzztime $(FUZZTIME) ./backupdoc/
 	$(GO) test -run '^$$' -fuzz '^FuzzCallLine$$' -fuzztime $(FUZZTIME) ./cmd/lvss/
+	$(GO) test -run '^$$' -fuzz '^FuzzSessionCalls$$' -fuzztime $(FUZZTIME) ./internal/server/
 
 clean:
 	rm -rf bin dist
