@@ -415,3 +415,50 @@ func (p *Postgres) StartCommand() string {
 	return asUser("postgres", p.uid, shellQuote(filepath.Join(p.Bin, "pg_ctl"))+" start -D "+shellQuote(p.DataDir)+
 		" -w -t 120 -l "+shellQuote(p.LogFile)+" -o "+shellQuote(opts))
 }
+
+// WALArchive is a directory a test server archives its WAL into, for
+// point-in-time recovery.
+type WALArchive struct{ Dir string }
+
+// NewWALArchive makes dir (which must not exist) for the server's user,
+// its parents traversable. Settings gives the server the archive_command
+// that fills it.
+func NewWALArchive(t testing.TB, dir string) *WALArchive {
+	t.Helper()
+	uid, gid := serverAccount(t, "postgres", "PostgreSQL refuses to run as root; apt-get install postgresql creates it")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if uid >= 0 {
+		if err := os.Chown(dir, uid, gid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	traversable(t, filepath.Dir(dir), uid)
+	return &WALArchive{Dir: dir}
+}
+
+// Settings are the server settings that archive into a: copy, then
+// rename, so that a copy cut short (an immediate shutdown) never leaves a
+// short segment that recovery would read.
+func (a *WALArchive) Settings() map[string]string {
+	return map[string]string{"archive_mode": "on", "wal_level": "replica",
+		"archive_command": "'cp %p " + a.Dir + "/%f.part && mv " + a.Dir + "/%f.part " + a.Dir + "/%f'"}
+}
+
+// RestoreCommand is the restore_command that reads a.
+func (a *WALArchive) RestoreCommand() string { return "cp " + a.Dir + "/%f %p" }
+
+// WaitArchived waits until the WAL segment walFile (pg_walfile_name of a
+// pg_switch_wal) is in the archive; the bound only ends a broken test.
+func (a *WALArchive) WaitArchived(t testing.TB, walFile string) {
+	t.Helper()
+	for end := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if _, err := os.Stat(filepath.Join(a.Dir, walFile)); err == nil {
+			return
+		}
+		if time.Now().After(end) {
+			t.Fatalf("WAL segment %s did not reach the archive %s", walFile, a.Dir)
+		}
+	}
+}

@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -28,25 +26,8 @@ import (
 func TestPostgresPITR(t *testing.T) {
 	fs := testenv.LoopFS(t, "btrfs", 512<<20)
 	dataDir := filepath.Join(fs.Mount, "pg", "data")
-	// The archive is written by the server's user.
-	archive := filepath.Join(fs.Mount, "archive")
-	pgUser, err := user.Lookup("postgres")
-	if err != nil {
-		testenv.Missing(t, "the postgres user (apt-get install postgresql)")
-	}
-	uid, _ := strconv.Atoi(pgUser.Uid)
-	gid, _ := strconv.Atoi(pgUser.Gid)
-	if err := os.Mkdir(archive, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chown(archive, uid, gid); err != nil {
-		t.Fatal(err)
-	}
-	p := testenv.StartPostgres(t, testenv.PostgresOptions{DataDir: dataDir, Settings: map[string]string{
-		// Copy, then rename: a copy cut short (an immediate shutdown) must
-		// not leave a short segment that recovery would read.
-		"archive_mode": "on", "archive_command": "'cp %p " + archive + "/%f.tmp && mv " + archive + "/%f.tmp " + archive + "/%f'",
-		"wal_level": "replica"}})
+	arch := testenv.NewWALArchive(t, filepath.Join(fs.Mount, "archive"))
+	p := testenv.StartPostgres(t, testenv.PostgresOptions{DataDir: dataDir, Settings: arch.Settings()})
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, p.DSN("postgres"))
 	if err != nil {
@@ -115,10 +96,7 @@ func TestPostgresPITR(t *testing.T) {
 	if err := conn.QueryRow(ctx, "SELECT pg_walfile_name(pg_switch_wal())").Scan(&walFile); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, liveness, "WAL segment "+walFile+" to be archived", func() bool {
-		_, err := os.Stat(filepath.Join(archive, walFile))
-		return err == nil
-	})
+	arch.WaitArchived(t, walFile)
 
 	// The restore, by hand as a writer's PostRestore will do it.
 	must := func(err error) {
@@ -134,7 +112,7 @@ func TestPostgresPITR(t *testing.T) {
 	must(os.WriteFile(filepath.Join(copyDir, "recovery.signal"), nil, 0o600))
 	auto, err := os.OpenFile(filepath.Join(copyDir, "postgresql.auto.conf"), os.O_APPEND|os.O_WRONLY, 0)
 	must(err)
-	_, err = fmt.Fprintf(auto, "restore_command = 'cp %s/%%f %%p'\nrecovery_target_time = '%s'\nrecovery_target_action = 'promote'\narchive_mode = off\n", archive, target)
+	_, err = fmt.Fprintf(auto, "restore_command = '%s'\nrecovery_target_time = '%s'\nrecovery_target_action = 'promote'\narchive_mode = off\n", arch.RestoreCommand(), target)
 	must(err)
 	must(auto.Close())
 	cp := testenv.StartPostgresCopy(t, copyDir)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"os"
 	osexec "os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -33,23 +32,14 @@ func TestRestoreRoundTripPostgresPITR(t *testing.T) {
 	needTool(t, "restic", "restic")
 	fs := testenv.LoopFS(t, "btrfs", 512<<20)
 	dataDir := filepath.Join(fs.Mount, "pg", "data")
-	archive := filepath.Join(fs.Mount, "archive")
-	pgUser, err := user.Lookup("postgres")
-	if err != nil {
-		testenv.Missing(t, "the postgres user (apt-get install postgresql)")
-	}
-	uid, _ := strconv.Atoi(pgUser.Uid)
-	gid, _ := strconv.Atoi(pgUser.Gid)
 	must := func(err error) {
 		t.Helper()
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
-	must(os.Mkdir(archive, 0o700))
-	must(os.Chown(archive, uid, gid))
-	p := testenv.StartPostgres(t, testenv.PostgresOptions{DataDir: dataDir, Settings: map[string]string{
-		"archive_mode": "on", "archive_command": "'cp %p " + archive + "/%f.tmp && mv " + archive + "/%f.tmp " + archive + "/%f'"}})
+	arch := testenv.NewWALArchive(t, filepath.Join(fs.Mount, "archive"))
+	p := testenv.StartPostgres(t, testenv.PostgresOptions{DataDir: dataDir, Settings: arch.Settings()})
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, p.DSN("postgres"))
 	must(err)
@@ -107,7 +97,7 @@ func TestRestoreRoundTripPostgresPITR(t *testing.T) {
 	d := startDaemon(t, shortTimeouts)
 	work := t.TempDir()
 	startPostgresWriter(t, d.socket, work, p.DSN("postgres"), "--mode", "pitr",
-		"--restore-command", "cp "+archive+"/%f %p")
+		"--restore-command", arch.RestoreCommand())
 	d.waitWriters(t, 1)
 	password := filepath.Join(work, "password")
 	must(os.WriteFile(password, []byte("round trip\n"), 0o600))
@@ -140,10 +130,7 @@ func TestRestoreRoundTripPostgresPITR(t *testing.T) {
 		t.Fatalf("the load: %v", loadErr)
 	}
 	must(conn.QueryRow(ctx, "SELECT pg_walfile_name(pg_switch_wal())").Scan(&walFile))
-	eventually(t, liveness, "WAL segment "+walFile+" to be archived", func() bool {
-		_, err := os.Stat(filepath.Join(archive, walFile))
-		return err == nil
-	})
+	arch.WaitArchived(t, walFile)
 
 	restore := func(args ...string) lvssdtest.Result {
 		return lvssdtest.Lvss(t, d.socket, "", append([]string{"restore", "--bcd", bcd, "--json"}, args...)...)

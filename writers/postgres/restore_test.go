@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -243,26 +242,14 @@ func TestRestorePointInTime(t *testing.T) {
 }
 
 func testRestorePointInTime(t *testing.T, commands bool) {
-	archive := filepath.Join(t.TempDir(), "archive")
-	pgUser, err := user.Lookup("postgres")
-	if err != nil {
-		testenv.Missing(t, "the postgres user (apt-get install postgresql)")
-	}
-	uid, _ := strconv.Atoi(pgUser.Uid)
-	gid, _ := strconv.Atoi(pgUser.Gid)
 	must := func(err error) {
 		t.Helper()
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
-	must(os.Mkdir(archive, 0o700))
-	must(os.Chown(archive, uid, gid))
-	p := testenv.StartPostgres(t, testenv.PostgresOptions{DataDir: filepath.Join(t.TempDir(), "data"), Settings: map[string]string{
-		// Atomic: the server is stopped with an immediate shutdown, which
-		// may kill a copy halfway, and recovery would read a short file.
-		"archive_mode": "on", "archive_command": "'cp %p " + archive + "/%f.part && mv " + archive + "/%f.part " + archive + "/%f'",
-		"wal_level": "replica"}})
+	arch := testenv.NewWALArchive(t, filepath.Join(t.TempDir(), "archive"))
+	p := testenv.StartPostgres(t, testenv.PostgresOptions{DataDir: filepath.Join(t.TempDir(), "data"), Settings: arch.Settings()})
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, p.DSN("postgres"))
 	must(err)
@@ -300,16 +287,7 @@ func testRestorePointInTime(t *testing.T, commands bool) {
 	}
 	var walFile string
 	must(conn.QueryRow(ctx, "SELECT pg_walfile_name(pg_switch_wal())").Scan(&walFile))
-	end := time.Now().Add(60 * time.Second)
-	for {
-		if _, err := os.Stat(filepath.Join(archive, walFile)); err == nil {
-			break
-		}
-		if time.Now().After(end) {
-			t.Fatalf("WAL segment %s was not archived\n%s", walFile, p.Log())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	arch.WaitArchived(t, walFile)
 	conn.Close(ctx)
 
 	// The restore: the requester stops the server (the writer's restore
@@ -322,7 +300,7 @@ func testRestorePointInTime(t *testing.T, commands bool) {
 	if res := r.send(v1.EventType_EVENT_IDENTIFY); res.GetFailure() != 0 {
 		t.Fatalf("Identify: %s", res.GetApplicationMessage())
 	}
-	r.bcd = restoreDoc(t, inst, &meta, "recovery_target_time="+target+"\nrestore_command=cp "+archive+"/%f %p")
+	r.bcd = restoreDoc(t, inst, &meta, "recovery_target_time="+target+"\nrestore_command="+arch.RestoreCommand())
 	if res := r.send(v1.EventType_EVENT_PRE_RESTORE); res.GetFailure() != 0 {
 		t.Fatalf("PreRestore: %s %s", vsserr.HRESULT(res.GetFailure()), res.GetApplicationMessage())
 	}
@@ -372,7 +350,7 @@ func testRestorePointInTime(t *testing.T, commands bool) {
 	cc, err := pgx.Connect(ctx, srv.DSN("postgres"))
 	must(err)
 	defer cc.Close(ctx)
-	end = time.Now().Add(60 * time.Second)
+	end := time.Now().Add(60 * time.Second)
 	for {
 		var inRecovery bool
 		if cc.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&inRecovery) == nil && !inRecovery {
