@@ -138,6 +138,25 @@ type Status struct {
 	Volumes               []VolumeSnapshots
 	Providers             []ProviderStorage
 	RecentErrors          []LogEvent // oldest first
+	Recovery              Recovery
+}
+
+// Recovery is what lvssd did at start about what an earlier lvssd left
+// unfinished (docs/reliability.md).
+type Recovery struct {
+	At      time.Time
+	Took    time.Duration
+	Actions []RecoveryAction
+}
+
+// RecoveryAction is one thing recovery did or found: Action is one of
+// thawed, revert-finished, revert-undone, set-aborted, snapshot-deleted,
+// auto-release-deleted, exposure-undone, restore-cut, entry-removed,
+// entry-kept, snapshot-adopted, snapshot-unknown, failed.
+type RecoveryAction struct {
+	Action, Object, Volume, Detail string
+	Error                          vsserr.HRESULT // 0: it succeeded
+	ErrorMessage                   string
 }
 
 // Status asks lvssd what it is doing, with its errors latest error events
@@ -177,6 +196,13 @@ func (c *Conn) Status(ctx context.Context, errors int) (*Status, error) {
 	}
 	for _, e := range resp.GetRecentErrors() {
 		st.RecentErrors = append(st.RecentErrors, d.logEvent(e))
+	}
+	if r := resp.GetRecovery(); r != nil {
+		st.Recovery = Recovery{At: fromNano(r.GetAtUnixNano()), Took: time.Duration(r.GetTookNs())}
+		for _, a := range r.GetActions() {
+			st.Recovery.Actions = append(st.Recovery.Actions, RecoveryAction{Action: a.GetAction(), Object: a.GetObject(),
+				Volume: a.GetVolume(), Detail: a.GetDetail(), Error: wire.Code(a.GetError()), ErrorMessage: a.GetError().GetMessage()})
+		}
 	}
 	return st, d.err
 }

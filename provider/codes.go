@@ -22,6 +22,7 @@ const (
 	CallExpose                   Call = "Expose"
 	CallUnexpose                 Call = "Unexpose"
 	CallRevert                   Call = "Revert"
+	CallQuery                    Call = "Query"
 )
 
 func codes(hs ...vsserr.HRESULT) map[vsserr.HRESULT]bool {

@@ -121,6 +121,11 @@ func statusObj(st *client.Status) obj {
 	for _, e := range st.RecentErrors {
 		errs = append(errs, eventObj(e))
 	}
+	recActions := []obj{}
+	for _, a := range st.Recovery.Actions {
+		o := obj{{"action", a.Action}, {"object", a.Object}, {"volume", a.Volume}, {"detail", a.Detail}}
+		recActions = append(recActions, hrFields(o, "error", a.Error))
+	}
 	return obj{
 		{"daemon", obj{{"version", d.Version}, {"commit", d.Commit}, {"build_date", d.BuildDate}, {"dirty", d.Dirty}, {"pid", d.PID},
 			{"started", timeText(d.Started)}, {"uptime_ms", ms(d.Uptime())}, {"config_file", d.ConfigFile}, {"socket", d.Socket},
@@ -133,6 +138,7 @@ func statusObj(st *client.Status) obj {
 		{"volumes", volumes},
 		{"providers", provs},
 		{"recent_errors", errs},
+		{"recovery", obj{{"at", timeText(st.Recovery.At)}, {"took_ms", ms(st.Recovery.Took)}, {"actions", recActions}}},
 	}
 }
 
@@ -274,6 +280,22 @@ func statusText(st *client.Status) string {
 			fmt.Fprintf(&b, "   %s: snapshots where its commands put them; commits inside a filesystem freeze\n", p.Name)
 		default:
 			fmt.Fprintf(&b, "   %s: snapshots kept per volume (above)\n", p.Name)
+		}
+	}
+	if n := len(st.Recovery.Actions); n > 0 {
+		fmt.Fprintf(&b, "Recovery at start (%s): %d action%s\n", timeText(st.Recovery.At), n, plural(n, "", "s"))
+		for _, a := range st.Recovery.Actions {
+			fmt.Fprintf(&b, "   %s %s", a.Action, a.Object)
+			if a.Volume != "" {
+				fmt.Fprintf(&b, " (%s)", a.Volume)
+			}
+			if a.Detail != "" {
+				fmt.Fprintf(&b, ": %s", a.Detail)
+			}
+			if a.Error != 0 {
+				fmt.Fprintf(&b, " — failed: %s (0x%08X) %s", a.Error.Name(), uint32(a.Error), a.ErrorMessage)
+			}
+			b.WriteByte('\n')
 		}
 	}
 	if len(st.RecentErrors) > 0 {

@@ -38,6 +38,10 @@ func main() {
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "lvssd:", err)
 		var u usageError
+		var damaged *catalog.CorruptError
+		if errors.As(err, &damaged) {
+			fmt.Fprintln(os.Stderr, "hint:", damaged.Hint())
+		}
 		if errors.As(err, &u) {
 			fmt.Fprintln(os.Stderr, "hint: run 'lvssd --help'")
 			os.Exit(2)
@@ -57,6 +61,7 @@ func run() error {
 	checkOnly := fs.Bool("check-config", false, "validate the config file (--config, or the FILE argument) and exit: 0 valid, 1 not")
 	showVersion := fs.Bool("version", false, "print the version, commit and build date and exit")
 	thawStale := fs.Bool("thaw-stale", false, "thaw what dead freeze guards left frozen (records in --run-dir) and exit; lvssd.service runs it as ExecStopPost")
+	adopt := fs.Bool("adopt-snapshots", false, "at start, add to the catalog every snapshot the providers hold and the catalog lacks (after a damaged catalog was moved aside; docs/reliability.md)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), `Usage: lvssd [flags]
        lvssd --check-config [FILE]
@@ -134,7 +139,8 @@ Flags:
 	}
 	// A guard that was killed while holding leaves records: thaw what
 	// they name before anything else (the catalog may be on such a volume).
-	if thawed, err := freeze.Recover(*runDir, log); err != nil {
+	thawed, err := freeze.Recover(*runDir, log)
+	if err != nil {
 		log.Error("freeze recovery", "error", err)
 	} else if len(thawed) > 0 {
 		log.Warn("thawed filesystems a dead freeze guard left frozen", "mounts", thawed)
@@ -185,6 +191,9 @@ Flags:
 		MaxSnapshotsPerVolume: cfg.Limits.MaxSnapshotsPerVolume,
 		Freezer:               guardFreezer{runDir: *runDir, log: log},
 		Observer:              obs,
+		RunDir:                *runDir,
+		ThawedAtStart:         thawed,
+		AdoptSnapshots:        *adopt,
 		Timeouts: coordinator.Timeouts{
 			Identify: t.Identify.D(), PrepareBackup: t.PrepareBackup.D(), PrepareSnapshot: t.PrepareSnapshot.D(),
 			Freeze: t.Freeze.D(), Thaw: t.Thaw.D(), PostSnapshot: t.PostSnapshot.D(), BackupComplete: t.BackupComplete.D(),

@@ -32,19 +32,22 @@ var (
 	bucketByTime    = []byte("idx_created")
 	bucketDocuments = []byte("documents")
 	bucketEvents    = []byte("events")
+	bucketJournal   = []byte("journal")
 
 	keySchema = []byte("schema")
 )
 
 var allBuckets = [][]byte{
 	bucketMeta, bucketSnapshots, bucketBySet, bucketByVolume,
-	bucketBySession, bucketByTime, bucketDocuments, bucketEvents,
+	bucketBySession, bucketByTime, bucketDocuments, bucketEvents, bucketJournal,
 }
 
 // DB is an open catalog. It is safe for concurrent use.
 type DB struct {
 	path string
 	bolt *bolt.DB
+	// Created is true when Open made a new file (there was none).
+	Created bool
 
 	closeOnce sync.Once
 	closeErr  error
@@ -67,19 +70,77 @@ func open(path string, opts *bolt.Options) (*DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("catalog %s: %w", path, err)
 	}
-	b, err := bolt.Open(path, 0o600, opts)
+	_, statErr := os.Stat(path)
+	b, err := openBolt(path, opts)
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("catalog %s is locked by another lvssd: %w", path, err)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("catalog %s: %w", path, err)
+		return nil, &CorruptError{Path: path, Err: err}
 	}
-	db := &DB{path: path, bolt: b}
+	db := &DB{path: path, bolt: b, Created: errors.Is(statErr, os.ErrNotExist)}
+	if err := db.verify(); err != nil {
+		b.Close()
+		return nil, &CorruptError{Path: path, Err: err}
+	}
 	if err := db.init(); err != nil {
 		b.Close()
 		return nil, err
 	}
 	return db, nil
+}
+
+// openBolt is bolt.Open that turns a panic on a damaged file into an
+// error: a catalog lvssd cannot read must stop it with a message, not a
+// stack trace.
+func openBolt(path string, opts *bolt.Options) (b *bolt.DB, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			b, err = nil, fmt.Errorf("damaged file: %v", r)
+		}
+	}()
+	return bolt.Open(path, 0o600, opts)
+}
+
+// verify reads every record once, so that a damaged page is found at start,
+// where lvssd can refuse to run with a message, rather than in the middle
+// of a snapshot set. bbolt panics on some damage; that is caught here.
+func (db *DB) verify() (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("damaged page: %v", r)
+		}
+	}()
+	return db.bolt.View(func(tx *bolt.Tx) error {
+		return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
+			n := 0
+			return b.ForEach(func(k, v []byte) error {
+				n += len(k) + len(v) // touch both, so their pages are read
+				return nil
+			})
+		})
+	})
+}
+
+// CorruptError is a catalog file lvssd cannot open or read. lvssd never
+// replaces such a file by itself: it holds the only record of which
+// snapshots are whose and of their documents.
+type CorruptError struct {
+	Path string
+	Err  error
+}
+
+func (e *CorruptError) Error() string {
+	return fmt.Sprintf("catalog %s cannot be read: %v", e.Path, e.Err)
+}
+
+func (e *CorruptError) Unwrap() error { return e.Err }
+
+// Hint says how to recover (docs/reliability.md).
+func (e *CorruptError) Hint() string {
+	return fmt.Sprintf("lvssd does not replace a catalog it cannot read. Stop lvssd, move the file aside for analysis "+
+		"(mv %s %s.damaged), and start lvssd once with --adopt-snapshots: it begins a new catalog and adopts the snapshots "+
+		"its providers hold (their writer documents are lost). See docs/reliability.md, \"A damaged catalog\".", e.Path, e.Path)
 }
 
 func (db *DB) init() error {

@@ -93,7 +93,8 @@ func (db *DB) PutSnapshots(snaps ...Snapshot) error {
 
 // RecordSet stores a snapshot set's snapshots and its documents in one
 // transaction: one fsync for what DoSnapshotSet produces, and a set is
-// never recorded without its documents or the other way round.
+// never recorded without its documents or the other way round. The set's
+// JournalCreate entry is removed in the same transaction.
 func (db *DB) RecordSet(setID uuid.UUID, snaps []Snapshot, docs map[string][]byte) error {
 	for i := range snaps {
 		if snaps[i].ID == uuid.Nil {
@@ -106,6 +107,12 @@ func (db *DB) RecordSet(setID uuid.UUID, snaps []Snapshot, docs map[string][]byt
 	return db.bolt.Update(func(tx *bolt.Tx) error {
 		if err := putSnapshots(tx, snaps); err != nil {
 			return err
+		}
+		// The set is recorded: its creation is no longer unfinished.
+		if setID != uuid.Nil {
+			if err := tx.Bucket(bucketJournal).Delete(journalKey(JournalCreate, setID)); err != nil {
+				return err
+			}
 		}
 		for name, data := range docs {
 			if err := putDocument(tx, setID, name, data); err != nil {

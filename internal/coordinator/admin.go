@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/lvss/lvss/internal/catalog"
+	"github.com/lvss/lvss/internal/failpoint"
 	"github.com/lvss/lvss/provider"
 	"github.com/lvss/lvss/vss"
 	"github.com/lvss/lvss/vsserr"
@@ -357,13 +358,36 @@ func (s *Session) ExposeSnapshot(ctx context.Context, id uuid.UUID, pathFromRoot
 	if !ok {
 		return "", vsserr.New(vsserr.NotSupported, "provider %s cannot expose snapshots", p.Info().Name)
 	}
-	name, err := ex.Expose(ctx, toProviderSnapshot(sn), filepath.Clean(expose))
+	// The journal names the exposure before it is made, so that one made
+	// and never recorded (lvssd killed between the two) is undone at the
+	// next start instead of staying mounted with no owner.
+	path := filepath.Clean(expose)
+	cat := s.c.opt.Catalog
+	if err := cat.PutJournal(catalog.JournalEntry{Kind: catalog.JournalExpose, ID: id, SessionID: s.id, Path: path,
+		Step: "expose", Started: time.Now().UTC()}); err != nil {
+		return "", s.c.Unexpected(ctx, s.id, "record the exposure in the journal", err)
+	}
+	name, err := ex.Expose(ctx, toProviderSnapshot(sn), path)
+	if err == nil {
+		err = failpoint.HitCtx(ctx, "expose.record")
+		if err != nil {
+			ex.Unexpose(context.WithoutCancel(ctx), toProviderSnapshot(sn), name)
+		}
+	}
 	if err != nil {
+		if jerr := cat.DeleteJournal(catalog.JournalExpose, id); jerr != nil {
+			s.c.event(ctx, LevelWarn, vsserr.Code(jerr), s.id, "could not close the journal entry of a failed exposure", "error", jerr.Error())
+		}
 		return "", provider.Translate(p, provider.CallExpose, err)
 	}
 	sn.ExposedName = name
 	sn.Attributes = (sn.Attributes | uint32(vss.AttrExposedLocally)) &^ uint32(vss.AttrNotSurfaced)
-	if err := s.c.opt.Catalog.PutSnapshots(sn); err != nil {
+	if err := cat.PutSnapshotsClosing(catalog.JournalExpose, id, sn); err != nil {
+		// Not recorded: not exposed either (the entry stays, so a start
+		// would undo it if this fails too).
+		if uerr := ex.Unexpose(context.WithoutCancel(ctx), toProviderSnapshot(sn), name); uerr == nil {
+			cat.DeleteJournal(catalog.JournalExpose, id)
+		}
 		return "", s.c.Unexpected(ctx, s.id, "ExposeSnapshot", err)
 	}
 	return name, nil

@@ -52,28 +52,21 @@ type Coordinator struct {
 	// and when its lease runs out (lvss status).
 	lockedAt, leaseEnds time.Time
 	closed              bool
+
+	recoveryState
 }
 
-// New builds a coordinator. It has the providers finish reverts an earlier
-// lvssd left unfinished (D10), and deletes auto-release snapshots left in
-// the catalog by an earlier lvssd: sessions do not survive a restart, so
-// those snapshots' owners are gone (D11).
+// New builds a coordinator, after recovering what an earlier lvssd left
+// unfinished (recover.go): reverts (D10), cut creations and exposures from
+// the journal, auto-release snapshots whose sessions died with it (D11),
+// and the catalog against the providers' own listings.
 func New(ctx context.Context, opt Options) (*Coordinator, error) {
 	opt.fill()
 	c := &Coordinator{opt: opt, log: opt.Logger, writers: map[uuid.UUID]*WriterHandle{}, sessions: map[uuid.UUID]*Session{},
 		snapLocks: map[uuid.UUID]*snapLock{}, reverts: map[string]*revertRun{}, evq: make(chan evItem, 4096), evDone: make(chan struct{})}
 	go c.eventLoop()
-	c.recoverReverts(ctx)
-	if opt.Catalog != nil {
-		orphans, err := opt.Catalog.ListSnapshots(catalog.Filter{AutoReleaseOnly: true})
-		if err != nil {
-			return nil, fmt.Errorf("read catalog: %w", err)
-		}
-		for _, s := range orphans {
-			err := c.deleteSnapshot(ctx, s, nil)
-			c.event(ctx, levelFor(err), vsserr.Code(err), s.SessionID, "deleted auto-release snapshot left by an earlier lvssd",
-				"snapshot", s.ID.String(), "volume", s.OriginalVolume, "error", errText(err))
-		}
+	if err := c.recover(ctx); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
@@ -323,6 +316,7 @@ func (c *Coordinator) IdentifyNew(ctx context.Context, w *WriterHandle) {
 		c.opt.Observer.WriterFailed(w.Identity.Name, EvIdentify.String(), vsserr.Code(err))
 		c.event(ctx, LevelWarn, vsserr.Code(err), uuid.Nil, "writer failed its first Identify", "writer", w.Identity.Name, "error", err.Error())
 	}
+	c.abortCut(ctx, w)
 }
 
 // identify sends Identify and validates the WMD. The document's identity

@@ -56,6 +56,18 @@ type Options struct {
 	// Observer is told of sessions, sets, freeze windows and writer
 	// failures as they happen (lvssd's metrics). Nil: nobody is told.
 	Observer Observer
+	// RunDir is lvssd's run directory (tmpfs): the journal's records of
+	// the steps a creation takes while writers are frozen go there
+	// (journal.go). "": only the catalog's journal entries are kept.
+	RunDir string
+	// ThawedAtStart are the filesystems lvssd thawed at start from the
+	// records of a freeze guard that died holding them; recovery reports
+	// them with everything else it did.
+	ThawedAtStart []string
+	// AdoptSnapshots makes recovery add to the catalog the snapshots the
+	// providers hold and the catalog lacks (lvssd --adopt-snapshots, after
+	// a damaged catalog was moved aside). Otherwise they are reported.
+	AdoptSnapshots bool
 }
 
 // Freezer starts a flush-and-hold guard (internal/freeze in lvssd). The

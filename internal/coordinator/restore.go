@@ -475,6 +475,7 @@ func (s *Session) PreRestore() (*Async, error) {
 		sw.w.mu.Unlock()
 	}
 	return s.startAsync(MPreRestore, from, func(ctx context.Context) error {
+		s.journalRestore(ctx, targets)
 		s.fanOut(ctx, targets, EvPreRestore, s.c.opt.Timeouts.Restore, document.PhasePreRestore, nil)
 		return ctx.Err()
 	}), nil

@@ -26,7 +26,7 @@ type revertRun struct {
 // earlier lvssd left unfinished (D10: a revert resumes after a restart),
 // before anyone is served. Each outcome is logged and becomes the volume's
 // revert status.
-func (c *Coordinator) recoverReverts(ctx context.Context) {
+func (c *Coordinator) recoverReverts(ctx context.Context, r *recoverer) {
 	for _, p := range c.opt.Providers.All() {
 		rv, ok := p.(provider.Reverter)
 		if !ok {
@@ -34,12 +34,12 @@ func (c *Coordinator) recoverReverts(ctx context.Context) {
 		}
 		for _, o := range rv.RecoverReverts(ctx) {
 			err := provider.Translate(p, provider.CallRevert, o.Err)
-			msg := "finished a revert an earlier lvssd left unfinished"
+			msg, what := "finished a revert an earlier lvssd left unfinished", RecRevertFinished
 			if !o.Completed {
-				msg = "could not finish a revert an earlier lvssd left unfinished; the volume was left as it was before it"
+				msg, what = "could not finish a revert an earlier lvssd left unfinished; the volume was left as it was before it", RecRevertUndone
 			}
-			c.event(ctx, levelFor(err), vsserr.Code(err), uuid.Nil, msg, "provider", p.Info().Name,
-				"snapshot", o.SnapshotID.String(), "volume", o.Volume, "error", errText(err))
+			r.add(ctx, RecoveryAction{What: what, Object: o.SnapshotID.String(), Volume: o.Volume,
+				Detail: "provider " + p.Info().Name, Err: err}, msg)
 			if o.Volume == "" {
 				continue
 			}

@@ -47,13 +47,16 @@ type Session struct {
 	// the creation ended without a snapshot set, whenever that was
 	// (Released.Aborted).
 	abortSent bool
-	snapshots []catalog.Snapshot // the set's snapshots, while they exist
-	asyncs    map[uint64]*Async
-	nextAsync uint64
-	pending   *Async // running async op
-	opCancel  context.CancelCauseFunc
-	opDone    chan struct{}
-	releasing chan struct{} // closed when Release has finished
+	// restoreJournaled: PreRestore was recorded in the journal; Release
+	// removes the entry.
+	restoreJournaled bool
+	snapshots        []catalog.Snapshot // the set's snapshots, while they exist
+	asyncs           map[uint64]*Async
+	nextAsync        uint64
+	pending          *Async // running async op
+	opCancel         context.CancelCauseFunc
+	opDone           chan struct{}
+	releasing        chan struct{} // closed when Release has finished
 
 	// lockWaitSince is when StartSnapshotSet was first refused because
 	// another session held the creation lock, until this session gets it
@@ -240,6 +243,7 @@ func (s *Session) Release(ctx context.Context) Released {
 		}()
 	}
 	wg.Wait()
+	s.journalRestoreDone(ctx)
 	sort.Slice(r.ShutdownWriters, func(i, j int) bool { return r.ShutdownWriters[i].String() < r.ShutdownWriters[j].String() })
 	if auto {
 		r.DeletedSnapshots = s.c.releaseSnapshots(ctx, s.id, setID, autoSnaps)

@@ -54,6 +54,13 @@ type creation struct {
 	// were frozen and thawed in that window (none: frozen is 0).
 	frozen time.Duration
 	thawed int
+	// journaled: the set has a journal entry (journal.go); steps is its
+	// file of steps in the run directory.
+	journaled bool
+	steps     *stepLog
+	// discardFailed: a snapshot of the failed set could not be deleted,
+	// so its journal entry stays for the next start.
+	discardFailed bool
 }
 
 // doSnapshotSet runs the creation and tells the Observer how it ended.
@@ -102,8 +109,14 @@ func (s *Session) createSet(ctx context.Context) error {
 	}
 	cr.assignInstants()
 	t := s.c.opt.Timeouts
+	if err := cr.journalStart(ctx); err != nil {
+		return cr.fail(ctx, false, err)
+	}
 
 	// ① PrepareForSnapshot.
+	if err := cr.step(ctx, "prepare-snapshot"); err != nil {
+		return cr.fail(ctx, false, err)
+	}
 	for _, sw := range s.fanOut(ctx, cr.healthy(), EvPrepareSnapshot, t.PrepareSnapshot, PhaseNone, cr.decorate(false)) {
 		sw.advance(phTakingPart, phPrepared)
 		sw.setState(vss.WSWaitingForFreeze)
@@ -128,6 +141,9 @@ func (s *Session) createSet(ctx context.Context) error {
 	}
 
 	// ② EndPrepareSnapshots.
+	if err := cr.step(ctx, "end-prepare"); err != nil {
+		return cr.fail(ctx, true, err)
+	}
 	for _, p := range cr.provs {
 		if err := p.EndPrepareSnapshots(ctx, cr.setID); err != nil {
 			return cr.fail(ctx, true, provider.Translate(p, provider.CallEndPrepareSnapshots, err))
@@ -135,6 +151,9 @@ func (s *Session) createSet(ctx context.Context) error {
 	}
 
 	// ③ Freeze, front-end first (D5).
+	if err := cr.step(ctx, "freeze"); err != nil {
+		return cr.fail(ctx, true, err)
+	}
 	frozeAt := time.Now()
 	for _, level := range vss.FreezeOrder {
 		cr.freezeLevel(ctx, level)
@@ -144,6 +163,9 @@ func (s *Session) createSet(ctx context.Context) error {
 	}
 
 	// ④ PreCommit.
+	if err := cr.step(ctx, "pre-commit"); err != nil {
+		return cr.fail(ctx, true, err)
+	}
 	for _, p := range cr.provs {
 		if err := p.PreCommitSnapshots(ctx, cr.setID); err != nil {
 			return cr.fail(ctx, true, provider.Translate(p, provider.CallPreCommitSnapshots, err))
@@ -157,11 +179,20 @@ func (s *Session) createSet(ctx context.Context) error {
 	// half-committed set is undone only by the failure path below, never
 	// by walking away.
 	nc := context.WithoutCancel(ctx)
+	if err := cr.step(nc, "commit"); err != nil {
+		return cr.fail(nc, true, err)
+	}
 	if err := cr.commit(nc, guard); err != nil {
+		return cr.fail(nc, true, err)
+	}
+	if err := cr.stepDone(nc, "commit"); err != nil {
 		return cr.fail(nc, true, err)
 	}
 
 	// ⑧ PostCommit: the snapshots exist; learn their device paths.
+	if err := cr.step(nc, "post-commit"); err != nil {
+		return cr.fail(nc, true, err)
+	}
 	for _, p := range cr.provs {
 		snaps, err := p.PostCommitSnapshots(nc, cr.setID, len(cr.vols))
 		if err != nil {
@@ -177,7 +208,12 @@ func (s *Session) createSet(ctx context.Context) error {
 		}
 	}
 
-	// ⑨ Thaw, in reverse level order.
+	// ⑨ Thaw, in reverse level order. A failpoint here stands for a
+	// failure while writers are frozen: the creation fails and they get
+	// Abort.
+	if err := cr.step(nc, "thaw"); err != nil {
+		return cr.fail(nc, true, err)
+	}
 	for i := len(vss.FreezeOrder) - 1; i >= 0; i-- {
 		cr.thawLevel(nc, vss.FreezeOrder[i])
 	}
@@ -191,6 +227,9 @@ func (s *Session) createSet(ctx context.Context) error {
 	}
 
 	// ⑩ PreFinalCommit.
+	if err := cr.step(nc, "pre-final-commit"); err != nil {
+		return cr.fail(nc, true, err)
+	}
 	for _, p := range cr.provs {
 		if err := p.PreFinalCommitSnapshots(nc, cr.setID); err != nil {
 			return cr.fail(nc, true, provider.Translate(p, provider.CallPreFinalCommitSnapshots, err))
@@ -198,6 +237,9 @@ func (s *Session) createSet(ctx context.Context) error {
 	}
 
 	// ⑪ PostSnapshot to writers that thawed; last chance to edit the BCD.
+	if err := cr.step(nc, "post-snapshot"); err != nil {
+		return cr.fail(nc, true, err)
+	}
 	var post []*sessionWriter
 	for _, sw := range cr.parts {
 		if sw.status().State == vss.WSWaitingForPostSnapshot {
@@ -215,6 +257,9 @@ func (s *Session) createSet(ctx context.Context) error {
 	// if a later one fails, Abort no longer undoes the earlier ones: their
 	// snapshots are deleted instead, or they would outlive the failed set
 	// untracked.
+	if err := cr.step(nc, "post-final-commit"); err != nil {
+		return cr.fail(nc, true, err)
+	}
 	for i, p := range cr.provs {
 		if err := p.PostFinalCommitSnapshots(nc, cr.setID); err != nil {
 			cr.parts = nil
@@ -233,6 +278,7 @@ func (cr *creation) discard(ctx context.Context, provs []provider.Provider) {
 			continue
 		}
 		if err := v.prov.DeleteSnapshot(ctx, cr.made[v.snapshotID]); err != nil {
+			cr.discardFailed = true
 			cr.s.c.event(ctx, LevelError, vsserr.Code(err), cr.s.id, "could not delete a snapshot of a failed set",
 				"snapshot", v.snapshotID.String(), "volume", v.volume, "provider", v.prov.Info().Name, "error", err.Error())
 		}
@@ -508,13 +554,17 @@ func (cr *creation) fail(ctx context.Context, endPrepared bool, cause error) err
 		s.mu.Unlock()
 		s.sendAbort(nc, cr.parts)
 	}
+	clean := true
 	if endPrepared {
+		cr.steps.write("abort")
 		for _, p := range cr.provs {
 			if err := p.AbortSnapshots(nc, cr.setID); err != nil {
+				clean = false
 				s.c.event(nc, LevelError, vsserr.Code(err), s.id, "provider AbortSnapshots failed", "provider", p.Info().Name, "error", err.Error())
 			}
 		}
 	}
+	cr.journalAborted(nc, clean && !cr.discardFailed)
 	s.c.releaseCreation(s)
 	if errors.Is(cause, context.Canceled) {
 		s.c.event(nc, LevelInfo, 0, s.id, "DoSnapshotSet cancelled; creation aborted", "set", cr.setID.String())
@@ -570,6 +620,9 @@ func (cr *creation) finish(ctx context.Context) error {
 		setID, docs, derr := s.documents()
 		err := derr
 		if err == nil {
+			err = cr.step(ctx, "record")
+		}
+		if err == nil {
 			err = s.c.opt.Catalog.RecordSet(setID, recs, docs)
 		}
 		if err != nil {
@@ -580,6 +633,8 @@ func (cr *creation) finish(ctx context.Context) error {
 			return cr.fail(ctx, false, s.c.Unexpected(ctx, s.id, "record snapshots in the catalog", err))
 		}
 	}
+	cr.steps.close(true)
+	_ = cr.stepDone(ctx, "record") // the set is recorded: only kill and pause mean anything here
 	s.mu.Lock()
 	s.snapshots = recs
 	s.mu.Unlock()

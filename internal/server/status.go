@@ -130,6 +130,15 @@ func (a *admin) Status(ctx context.Context, r *v1.StatusRequest) (*v1.StatusResp
 	for _, e := range errs {
 		out.RecentErrors = append(out.RecentErrors, logEvent(e))
 	}
+	rec := c.Recovery()
+	out.Recovery = &v1.RecoveryReport{AtUnixNano: rec.At.UnixNano(), TookNs: int64(rec.Took)}
+	for _, a := range rec.Actions {
+		ra := &v1.RecoveryAction{Action: a.What, Object: a.Object, Volume: a.Volume, Detail: a.Detail}
+		if a.Err != nil {
+			ra.Error = wire.StatusOf(a.Err)
+		}
+		out.Recovery.Actions = append(out.Recovery.Actions, ra)
+	}
 	return out, nil
 }
 

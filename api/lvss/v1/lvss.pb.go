@@ -6375,6 +6375,7 @@ type StatusResponse struct {
 	Volumes               []*VolumeSnapshots     `protobuf:"bytes,7,rep,name=volumes,proto3" json:"volumes,omitempty"`                                                               // volumes with snapshots, by path
 	Providers             []*ProviderStorage     `protobuf:"bytes,8,rep,name=providers,proto3" json:"providers,omitempty"`                                                           // in preference order
 	RecentErrors          []*LogEvent            `protobuf:"bytes,9,rep,name=recent_errors,json=recentErrors,proto3" json:"recent_errors,omitempty"`                                 // oldest first
+	Recovery              *RecoveryReport        `protobuf:"bytes,10,opt,name=recovery,proto3" json:"recovery,omitempty"`                                                            // what lvssd's start-up recovery did
 	unknownFields         protoimpl.UnknownFields
 	sizeCache             protoimpl.SizeCache
 }
@@ -6472,6 +6473,155 @@ func (x *StatusResponse) GetRecentErrors() []*LogEvent {
 	return nil
 }
 
+func (x *StatusResponse) GetRecovery() *RecoveryReport {
+	if x != nil {
+		return x.Recovery
+	}
+	return nil
+}
+
+// RecoveryReport is what lvssd did at start about what an earlier lvssd
+// left unfinished (docs/reliability.md): each action is also in the event
+// log.
+type RecoveryReport struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	AtUnixNano    int64                  `protobuf:"varint,1,opt,name=at_unix_nano,json=atUnixNano,proto3" json:"at_unix_nano,omitempty"`
+	TookNs        int64                  `protobuf:"varint,2,opt,name=took_ns,json=tookNs,proto3" json:"took_ns,omitempty"`
+	Actions       []*RecoveryAction      `protobuf:"bytes,3,rep,name=actions,proto3" json:"actions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecoveryReport) Reset() {
+	*x = RecoveryReport{}
+	mi := &file_lvss_proto_msgTypes[91]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecoveryReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecoveryReport) ProtoMessage() {}
+
+func (x *RecoveryReport) ProtoReflect() protoreflect.Message {
+	mi := &file_lvss_proto_msgTypes[91]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecoveryReport.ProtoReflect.Descriptor instead.
+func (*RecoveryReport) Descriptor() ([]byte, []int) {
+	return file_lvss_proto_rawDescGZIP(), []int{91}
+}
+
+func (x *RecoveryReport) GetAtUnixNano() int64 {
+	if x != nil {
+		return x.AtUnixNano
+	}
+	return 0
+}
+
+func (x *RecoveryReport) GetTookNs() int64 {
+	if x != nil {
+		return x.TookNs
+	}
+	return 0
+}
+
+func (x *RecoveryReport) GetActions() []*RecoveryAction {
+	if x != nil {
+		return x.Actions
+	}
+	return nil
+}
+
+type RecoveryAction struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// thawed, revert-finished, revert-undone, set-aborted, snapshot-deleted,
+	// auto-release-deleted, exposure-undone, restore-cut, entry-removed,
+	// entry-kept, snapshot-adopted, snapshot-unknown, failed.
+	Action        string  `protobuf:"bytes,1,opt,name=action,proto3" json:"action,omitempty"`
+	Object        string  `protobuf:"bytes,2,opt,name=object,proto3" json:"object,omitempty"` // a snapshot, set or session ID, or a mount point
+	Volume        string  `protobuf:"bytes,3,opt,name=volume,proto3" json:"volume,omitempty"`
+	Detail        string  `protobuf:"bytes,4,opt,name=detail,proto3" json:"detail,omitempty"`
+	Error         *Status `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"` // unset when it succeeded
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecoveryAction) Reset() {
+	*x = RecoveryAction{}
+	mi := &file_lvss_proto_msgTypes[92]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecoveryAction) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecoveryAction) ProtoMessage() {}
+
+func (x *RecoveryAction) ProtoReflect() protoreflect.Message {
+	mi := &file_lvss_proto_msgTypes[92]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecoveryAction.ProtoReflect.Descriptor instead.
+func (*RecoveryAction) Descriptor() ([]byte, []int) {
+	return file_lvss_proto_rawDescGZIP(), []int{92}
+}
+
+func (x *RecoveryAction) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *RecoveryAction) GetObject() string {
+	if x != nil {
+		return x.Object
+	}
+	return ""
+}
+
+func (x *RecoveryAction) GetVolume() string {
+	if x != nil {
+		return x.Volume
+	}
+	return ""
+}
+
+func (x *RecoveryAction) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+func (x *RecoveryAction) GetError() *Status {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
 // DaemonStatus is lvssd itself.
 type DaemonStatus struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
@@ -6492,7 +6642,7 @@ type DaemonStatus struct {
 
 func (x *DaemonStatus) Reset() {
 	*x = DaemonStatus{}
-	mi := &file_lvss_proto_msgTypes[91]
+	mi := &file_lvss_proto_msgTypes[93]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6504,7 +6654,7 @@ func (x *DaemonStatus) String() string {
 func (*DaemonStatus) ProtoMessage() {}
 
 func (x *DaemonStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[91]
+	mi := &file_lvss_proto_msgTypes[93]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6517,7 +6667,7 @@ func (x *DaemonStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DaemonStatus.ProtoReflect.Descriptor instead.
 func (*DaemonStatus) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{91}
+	return file_lvss_proto_rawDescGZIP(), []int{93}
 }
 
 func (x *DaemonStatus) GetVersion() string {
@@ -6616,7 +6766,7 @@ type SessionStatus struct {
 
 func (x *SessionStatus) Reset() {
 	*x = SessionStatus{}
-	mi := &file_lvss_proto_msgTypes[92]
+	mi := &file_lvss_proto_msgTypes[94]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6628,7 +6778,7 @@ func (x *SessionStatus) String() string {
 func (*SessionStatus) ProtoMessage() {}
 
 func (x *SessionStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[92]
+	mi := &file_lvss_proto_msgTypes[94]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6641,7 +6791,7 @@ func (x *SessionStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionStatus.ProtoReflect.Descriptor instead.
 func (*SessionStatus) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{92}
+	return file_lvss_proto_rawDescGZIP(), []int{94}
 }
 
 func (x *SessionStatus) GetSessionId() string {
@@ -6728,7 +6878,7 @@ type CreationLock struct {
 
 func (x *CreationLock) Reset() {
 	*x = CreationLock{}
-	mi := &file_lvss_proto_msgTypes[93]
+	mi := &file_lvss_proto_msgTypes[95]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6740,7 +6890,7 @@ func (x *CreationLock) String() string {
 func (*CreationLock) ProtoMessage() {}
 
 func (x *CreationLock) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[93]
+	mi := &file_lvss_proto_msgTypes[95]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6753,7 +6903,7 @@ func (x *CreationLock) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreationLock.ProtoReflect.Descriptor instead.
 func (*CreationLock) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{93}
+	return file_lvss_proto_rawDescGZIP(), []int{95}
 }
 
 func (x *CreationLock) GetSessionId() string {
@@ -6803,7 +6953,7 @@ type FrozenFilesystem struct {
 
 func (x *FrozenFilesystem) Reset() {
 	*x = FrozenFilesystem{}
-	mi := &file_lvss_proto_msgTypes[94]
+	mi := &file_lvss_proto_msgTypes[96]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6815,7 +6965,7 @@ func (x *FrozenFilesystem) String() string {
 func (*FrozenFilesystem) ProtoMessage() {}
 
 func (x *FrozenFilesystem) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[94]
+	mi := &file_lvss_proto_msgTypes[96]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6828,7 +6978,7 @@ func (x *FrozenFilesystem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FrozenFilesystem.ProtoReflect.Descriptor instead.
 func (*FrozenFilesystem) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{94}
+	return file_lvss_proto_rawDescGZIP(), []int{96}
 }
 
 func (x *FrozenFilesystem) GetMountPoint() string {
@@ -6897,7 +7047,7 @@ type VolumeSnapshots struct {
 
 func (x *VolumeSnapshots) Reset() {
 	*x = VolumeSnapshots{}
-	mi := &file_lvss_proto_msgTypes[95]
+	mi := &file_lvss_proto_msgTypes[97]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6909,7 +7059,7 @@ func (x *VolumeSnapshots) String() string {
 func (*VolumeSnapshots) ProtoMessage() {}
 
 func (x *VolumeSnapshots) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[95]
+	mi := &file_lvss_proto_msgTypes[97]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6922,7 +7072,7 @@ func (x *VolumeSnapshots) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VolumeSnapshots.ProtoReflect.Descriptor instead.
 func (*VolumeSnapshots) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{95}
+	return file_lvss_proto_rawDescGZIP(), []int{97}
 }
 
 func (x *VolumeSnapshots) GetVolume() string {
@@ -6992,7 +7142,7 @@ type ProviderStorage struct {
 
 func (x *ProviderStorage) Reset() {
 	*x = ProviderStorage{}
-	mi := &file_lvss_proto_msgTypes[96]
+	mi := &file_lvss_proto_msgTypes[98]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7004,7 +7154,7 @@ func (x *ProviderStorage) String() string {
 func (*ProviderStorage) ProtoMessage() {}
 
 func (x *ProviderStorage) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[96]
+	mi := &file_lvss_proto_msgTypes[98]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7017,7 +7167,7 @@ func (x *ProviderStorage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProviderStorage.ProtoReflect.Descriptor instead.
 func (*ProviderStorage) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{96}
+	return file_lvss_proto_rawDescGZIP(), []int{98}
 }
 
 func (x *ProviderStorage) GetProviderId() string {
@@ -7077,7 +7227,7 @@ type DoctorRequest struct {
 
 func (x *DoctorRequest) Reset() {
 	*x = DoctorRequest{}
-	mi := &file_lvss_proto_msgTypes[97]
+	mi := &file_lvss_proto_msgTypes[99]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7089,7 +7239,7 @@ func (x *DoctorRequest) String() string {
 func (*DoctorRequest) ProtoMessage() {}
 
 func (x *DoctorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[97]
+	mi := &file_lvss_proto_msgTypes[99]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7102,7 +7252,7 @@ func (x *DoctorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DoctorRequest.ProtoReflect.Descriptor instead.
 func (*DoctorRequest) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{97}
+	return file_lvss_proto_rawDescGZIP(), []int{99}
 }
 
 // Finding is one result of a check.
@@ -7119,7 +7269,7 @@ type Finding struct {
 
 func (x *Finding) Reset() {
 	*x = Finding{}
-	mi := &file_lvss_proto_msgTypes[98]
+	mi := &file_lvss_proto_msgTypes[100]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7131,7 +7281,7 @@ func (x *Finding) String() string {
 func (*Finding) ProtoMessage() {}
 
 func (x *Finding) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[98]
+	mi := &file_lvss_proto_msgTypes[100]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7144,7 +7294,7 @@ func (x *Finding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Finding.ProtoReflect.Descriptor instead.
 func (*Finding) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{98}
+	return file_lvss_proto_rawDescGZIP(), []int{100}
 }
 
 func (x *Finding) GetCheck() string {
@@ -7201,7 +7351,7 @@ type DoctorResponse struct {
 
 func (x *DoctorResponse) Reset() {
 	*x = DoctorResponse{}
-	mi := &file_lvss_proto_msgTypes[99]
+	mi := &file_lvss_proto_msgTypes[101]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7213,7 +7363,7 @@ func (x *DoctorResponse) String() string {
 func (*DoctorResponse) ProtoMessage() {}
 
 func (x *DoctorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[99]
+	mi := &file_lvss_proto_msgTypes[101]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7226,7 +7376,7 @@ func (x *DoctorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DoctorResponse.ProtoReflect.Descriptor instead.
 func (*DoctorResponse) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{99}
+	return file_lvss_proto_rawDescGZIP(), []int{101}
 }
 
 func (x *DoctorResponse) GetDaemon() *DaemonStatus {
@@ -7320,7 +7470,7 @@ type VolumeDiagnosis struct {
 
 func (x *VolumeDiagnosis) Reset() {
 	*x = VolumeDiagnosis{}
-	mi := &file_lvss_proto_msgTypes[100]
+	mi := &file_lvss_proto_msgTypes[102]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7332,7 +7482,7 @@ func (x *VolumeDiagnosis) String() string {
 func (*VolumeDiagnosis) ProtoMessage() {}
 
 func (x *VolumeDiagnosis) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[100]
+	mi := &file_lvss_proto_msgTypes[102]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7345,7 +7495,7 @@ func (x *VolumeDiagnosis) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VolumeDiagnosis.ProtoReflect.Descriptor instead.
 func (*VolumeDiagnosis) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{100}
+	return file_lvss_proto_rawDescGZIP(), []int{102}
 }
 
 func (x *VolumeDiagnosis) GetPath() string {
@@ -7480,7 +7630,7 @@ type ProviderVerdict struct {
 
 func (x *ProviderVerdict) Reset() {
 	*x = ProviderVerdict{}
-	mi := &file_lvss_proto_msgTypes[101]
+	mi := &file_lvss_proto_msgTypes[103]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7492,7 +7642,7 @@ func (x *ProviderVerdict) String() string {
 func (*ProviderVerdict) ProtoMessage() {}
 
 func (x *ProviderVerdict) ProtoReflect() protoreflect.Message {
-	mi := &file_lvss_proto_msgTypes[101]
+	mi := &file_lvss_proto_msgTypes[103]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7505,7 +7655,7 @@ func (x *ProviderVerdict) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProviderVerdict.ProtoReflect.Descriptor instead.
 func (*ProviderVerdict) Descriptor() ([]byte, []int) {
-	return file_lvss_proto_rawDescGZIP(), []int{101}
+	return file_lvss_proto_rawDescGZIP(), []int{103}
 }
 
 func (x *ProviderVerdict) GetName() string {
@@ -7974,7 +8124,7 @@ const file_lvss_proto_rawDesc = "" +
 	"\x13ListShadowsResponse\x123\n" +
 	"\tsnapshots\x18\x01 \x03(\v2\x15.lvss.v1.SnapshotPropR\tsnapshots\"'\n" +
 	"\rStatusRequest\x12\x16\n" +
-	"\x06errors\x18\x01 \x01(\x05R\x06errors\"\xee\x03\n" +
+	"\x06errors\x18\x01 \x01(\x05R\x06errors\"\xa3\x04\n" +
 	"\x0eStatusResponse\x12-\n" +
 	"\x06daemon\x18\x01 \x01(\v2\x15.lvss.v1.DaemonStatusR\x06daemon\x122\n" +
 	"\bsessions\x18\x02 \x03(\v2\x16.lvss.v1.SessionStatusR\bsessions\x12:\n" +
@@ -7984,7 +8134,20 @@ const file_lvss_proto_rawDesc = "" +
 	"\x18max_snapshots_per_volume\x18\x06 \x01(\x05R\x15maxSnapshotsPerVolume\x122\n" +
 	"\avolumes\x18\a \x03(\v2\x18.lvss.v1.VolumeSnapshotsR\avolumes\x126\n" +
 	"\tproviders\x18\b \x03(\v2\x18.lvss.v1.ProviderStorageR\tproviders\x126\n" +
-	"\rrecent_errors\x18\t \x03(\v2\x11.lvss.v1.LogEventR\frecentErrors\"\xc6\x02\n" +
+	"\rrecent_errors\x18\t \x03(\v2\x11.lvss.v1.LogEventR\frecentErrors\x123\n" +
+	"\brecovery\x18\n" +
+	" \x01(\v2\x17.lvss.v1.RecoveryReportR\brecovery\"~\n" +
+	"\x0eRecoveryReport\x12 \n" +
+	"\fat_unix_nano\x18\x01 \x01(\x03R\n" +
+	"atUnixNano\x12\x17\n" +
+	"\atook_ns\x18\x02 \x01(\x03R\x06tookNs\x121\n" +
+	"\aactions\x18\x03 \x03(\v2\x17.lvss.v1.RecoveryActionR\aactions\"\x97\x01\n" +
+	"\x0eRecoveryAction\x12\x16\n" +
+	"\x06action\x18\x01 \x01(\tR\x06action\x12\x16\n" +
+	"\x06object\x18\x02 \x01(\tR\x06object\x12\x16\n" +
+	"\x06volume\x18\x03 \x01(\tR\x06volume\x12\x16\n" +
+	"\x06detail\x18\x04 \x01(\tR\x06detail\x12%\n" +
+	"\x05error\x18\x05 \x01(\v2\x0f.lvss.v1.StatusR\x05error\"\xc6\x02\n" +
 	"\fDaemonStatus\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12\x16\n" +
 	"\x06commit\x18\x02 \x01(\tR\x06commit\x12\x1d\n" +
@@ -8148,7 +8311,7 @@ func file_lvss_proto_rawDescGZIP() []byte {
 }
 
 var file_lvss_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_lvss_proto_msgTypes = make([]protoimpl.MessageInfo, 103)
+var file_lvss_proto_msgTypes = make([]protoimpl.MessageInfo, 105)
 var file_lvss_proto_goTypes = []any{
 	(EventType)(0),                        // 0: lvss.v1.EventType
 	(Severity)(0),                         // 1: lvss.v1.Severity
@@ -8243,18 +8406,20 @@ var file_lvss_proto_goTypes = []any{
 	(*ListShadowsResponse)(nil),           // 90: lvss.v1.ListShadowsResponse
 	(*StatusRequest)(nil),                 // 91: lvss.v1.StatusRequest
 	(*StatusResponse)(nil),                // 92: lvss.v1.StatusResponse
-	(*DaemonStatus)(nil),                  // 93: lvss.v1.DaemonStatus
-	(*SessionStatus)(nil),                 // 94: lvss.v1.SessionStatus
-	(*CreationLock)(nil),                  // 95: lvss.v1.CreationLock
-	(*FrozenFilesystem)(nil),              // 96: lvss.v1.FrozenFilesystem
-	(*VolumeSnapshots)(nil),               // 97: lvss.v1.VolumeSnapshots
-	(*ProviderStorage)(nil),               // 98: lvss.v1.ProviderStorage
-	(*DoctorRequest)(nil),                 // 99: lvss.v1.DoctorRequest
-	(*Finding)(nil),                       // 100: lvss.v1.Finding
-	(*DoctorResponse)(nil),                // 101: lvss.v1.DoctorResponse
-	(*VolumeDiagnosis)(nil),               // 102: lvss.v1.VolumeDiagnosis
-	(*ProviderVerdict)(nil),               // 103: lvss.v1.ProviderVerdict
-	nil,                                   // 104: lvss.v1.LogEvent.FieldsEntry
+	(*RecoveryReport)(nil),                // 93: lvss.v1.RecoveryReport
+	(*RecoveryAction)(nil),                // 94: lvss.v1.RecoveryAction
+	(*DaemonStatus)(nil),                  // 95: lvss.v1.DaemonStatus
+	(*SessionStatus)(nil),                 // 96: lvss.v1.SessionStatus
+	(*CreationLock)(nil),                  // 97: lvss.v1.CreationLock
+	(*FrozenFilesystem)(nil),              // 98: lvss.v1.FrozenFilesystem
+	(*VolumeSnapshots)(nil),               // 99: lvss.v1.VolumeSnapshots
+	(*ProviderStorage)(nil),               // 100: lvss.v1.ProviderStorage
+	(*DoctorRequest)(nil),                 // 101: lvss.v1.DoctorRequest
+	(*Finding)(nil),                       // 102: lvss.v1.Finding
+	(*DoctorResponse)(nil),                // 103: lvss.v1.DoctorResponse
+	(*VolumeDiagnosis)(nil),               // 104: lvss.v1.VolumeDiagnosis
+	(*ProviderVerdict)(nil),               // 105: lvss.v1.ProviderVerdict
+	nil,                                   // 106: lvss.v1.LogEvent.FieldsEntry
 }
 var file_lvss_proto_depIdxs = []int32{
 	5,   // 0: lvss.v1.SessionRequest.initialize_for_backup:type_name -> lvss.v1.InitializeForBackup
@@ -8351,44 +8516,47 @@ var file_lvss_proto_depIdxs = []int32{
 	78,  // 91: lvss.v1.Event.placements:type_name -> lvss.v1.PathPlacement
 	82,  // 92: lvss.v1.ListWritersResponse.writers:type_name -> lvss.v1.WriterInfo
 	66,  // 93: lvss.v1.ListProvidersResponse.providers:type_name -> lvss.v1.ProviderProp
-	104, // 94: lvss.v1.LogEvent.fields:type_name -> lvss.v1.LogEvent.FieldsEntry
+	106, // 94: lvss.v1.LogEvent.fields:type_name -> lvss.v1.LogEvent.FieldsEntry
 	87,  // 95: lvss.v1.ListEventsResponse.events:type_name -> lvss.v1.LogEvent
 	65,  // 96: lvss.v1.ListShadowsResponse.snapshots:type_name -> lvss.v1.SnapshotProp
-	93,  // 97: lvss.v1.StatusResponse.daemon:type_name -> lvss.v1.DaemonStatus
-	94,  // 98: lvss.v1.StatusResponse.sessions:type_name -> lvss.v1.SessionStatus
-	95,  // 99: lvss.v1.StatusResponse.creation_lock:type_name -> lvss.v1.CreationLock
-	96,  // 100: lvss.v1.StatusResponse.frozen:type_name -> lvss.v1.FrozenFilesystem
+	95,  // 97: lvss.v1.StatusResponse.daemon:type_name -> lvss.v1.DaemonStatus
+	96,  // 98: lvss.v1.StatusResponse.sessions:type_name -> lvss.v1.SessionStatus
+	97,  // 99: lvss.v1.StatusResponse.creation_lock:type_name -> lvss.v1.CreationLock
+	98,  // 100: lvss.v1.StatusResponse.frozen:type_name -> lvss.v1.FrozenFilesystem
 	82,  // 101: lvss.v1.StatusResponse.writers:type_name -> lvss.v1.WriterInfo
-	97,  // 102: lvss.v1.StatusResponse.volumes:type_name -> lvss.v1.VolumeSnapshots
-	98,  // 103: lvss.v1.StatusResponse.providers:type_name -> lvss.v1.ProviderStorage
+	99,  // 102: lvss.v1.StatusResponse.volumes:type_name -> lvss.v1.VolumeSnapshots
+	100, // 103: lvss.v1.StatusResponse.providers:type_name -> lvss.v1.ProviderStorage
 	87,  // 104: lvss.v1.StatusResponse.recent_errors:type_name -> lvss.v1.LogEvent
-	1,   // 105: lvss.v1.Finding.severity:type_name -> lvss.v1.Severity
-	93,  // 106: lvss.v1.DoctorResponse.daemon:type_name -> lvss.v1.DaemonStatus
-	100, // 107: lvss.v1.DoctorResponse.findings:type_name -> lvss.v1.Finding
-	102, // 108: lvss.v1.DoctorResponse.volumes:type_name -> lvss.v1.VolumeDiagnosis
-	103, // 109: lvss.v1.VolumeDiagnosis.providers:type_name -> lvss.v1.ProviderVerdict
-	100, // 110: lvss.v1.VolumeDiagnosis.findings:type_name -> lvss.v1.Finding
-	3,   // 111: lvss.v1.Requester.Session:input_type -> lvss.v1.SessionRequest
-	74,  // 112: lvss.v1.Writer.Subscribe:input_type -> lvss.v1.WriterMessage
-	81,  // 113: lvss.v1.Admin.ListWriters:input_type -> lvss.v1.ListWritersRequest
-	84,  // 114: lvss.v1.Admin.ListProviders:input_type -> lvss.v1.ListProvidersRequest
-	86,  // 115: lvss.v1.Admin.ListEvents:input_type -> lvss.v1.ListEventsRequest
-	89,  // 116: lvss.v1.Admin.ListShadows:input_type -> lvss.v1.ListShadowsRequest
-	91,  // 117: lvss.v1.Admin.Status:input_type -> lvss.v1.StatusRequest
-	99,  // 118: lvss.v1.Admin.Doctor:input_type -> lvss.v1.DoctorRequest
-	4,   // 119: lvss.v1.Requester.Session:output_type -> lvss.v1.SessionResponse
-	76,  // 120: lvss.v1.Writer.Subscribe:output_type -> lvss.v1.CoordinatorMessage
-	83,  // 121: lvss.v1.Admin.ListWriters:output_type -> lvss.v1.ListWritersResponse
-	85,  // 122: lvss.v1.Admin.ListProviders:output_type -> lvss.v1.ListProvidersResponse
-	88,  // 123: lvss.v1.Admin.ListEvents:output_type -> lvss.v1.ListEventsResponse
-	90,  // 124: lvss.v1.Admin.ListShadows:output_type -> lvss.v1.ListShadowsResponse
-	92,  // 125: lvss.v1.Admin.Status:output_type -> lvss.v1.StatusResponse
-	101, // 126: lvss.v1.Admin.Doctor:output_type -> lvss.v1.DoctorResponse
-	119, // [119:127] is the sub-list for method output_type
-	111, // [111:119] is the sub-list for method input_type
-	111, // [111:111] is the sub-list for extension type_name
-	111, // [111:111] is the sub-list for extension extendee
-	0,   // [0:111] is the sub-list for field type_name
+	93,  // 105: lvss.v1.StatusResponse.recovery:type_name -> lvss.v1.RecoveryReport
+	94,  // 106: lvss.v1.RecoveryReport.actions:type_name -> lvss.v1.RecoveryAction
+	2,   // 107: lvss.v1.RecoveryAction.error:type_name -> lvss.v1.Status
+	1,   // 108: lvss.v1.Finding.severity:type_name -> lvss.v1.Severity
+	95,  // 109: lvss.v1.DoctorResponse.daemon:type_name -> lvss.v1.DaemonStatus
+	102, // 110: lvss.v1.DoctorResponse.findings:type_name -> lvss.v1.Finding
+	104, // 111: lvss.v1.DoctorResponse.volumes:type_name -> lvss.v1.VolumeDiagnosis
+	105, // 112: lvss.v1.VolumeDiagnosis.providers:type_name -> lvss.v1.ProviderVerdict
+	102, // 113: lvss.v1.VolumeDiagnosis.findings:type_name -> lvss.v1.Finding
+	3,   // 114: lvss.v1.Requester.Session:input_type -> lvss.v1.SessionRequest
+	74,  // 115: lvss.v1.Writer.Subscribe:input_type -> lvss.v1.WriterMessage
+	81,  // 116: lvss.v1.Admin.ListWriters:input_type -> lvss.v1.ListWritersRequest
+	84,  // 117: lvss.v1.Admin.ListProviders:input_type -> lvss.v1.ListProvidersRequest
+	86,  // 118: lvss.v1.Admin.ListEvents:input_type -> lvss.v1.ListEventsRequest
+	89,  // 119: lvss.v1.Admin.ListShadows:input_type -> lvss.v1.ListShadowsRequest
+	91,  // 120: lvss.v1.Admin.Status:input_type -> lvss.v1.StatusRequest
+	101, // 121: lvss.v1.Admin.Doctor:input_type -> lvss.v1.DoctorRequest
+	4,   // 122: lvss.v1.Requester.Session:output_type -> lvss.v1.SessionResponse
+	76,  // 123: lvss.v1.Writer.Subscribe:output_type -> lvss.v1.CoordinatorMessage
+	83,  // 124: lvss.v1.Admin.ListWriters:output_type -> lvss.v1.ListWritersResponse
+	85,  // 125: lvss.v1.Admin.ListProviders:output_type -> lvss.v1.ListProvidersResponse
+	88,  // 126: lvss.v1.Admin.ListEvents:output_type -> lvss.v1.ListEventsResponse
+	90,  // 127: lvss.v1.Admin.ListShadows:output_type -> lvss.v1.ListShadowsResponse
+	92,  // 128: lvss.v1.Admin.Status:output_type -> lvss.v1.StatusResponse
+	103, // 129: lvss.v1.Admin.Doctor:output_type -> lvss.v1.DoctorResponse
+	122, // [122:130] is the sub-list for method output_type
+	114, // [114:122] is the sub-list for method input_type
+	114, // [114:114] is the sub-list for extension type_name
+	114, // [114:114] is the sub-list for extension extendee
+	0,   // [0:114] is the sub-list for field type_name
 }
 
 func init() { file_lvss_proto_init() }
@@ -8483,7 +8651,7 @@ func file_lvss_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_lvss_proto_rawDesc), len(file_lvss_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   103,
+			NumMessages:   105,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

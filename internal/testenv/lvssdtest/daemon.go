@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,6 +28,10 @@ type DaemonOptions struct {
 	RunDir string
 	// Args are more flags for lvssd (e.g. --log-level debug).
 	Args []string
+	// Failpoints, when set, runs lvssd built with the lvss_failpoints tag
+	// and this as $LVSSD_FAILPOINTS (internal/failpoint); its pause
+	// files are in Daemon.FailpointDir.
+	Failpoints string
 }
 
 // Daemon is a running lvssd binary.
@@ -40,6 +45,8 @@ type Daemon struct {
 	// Proc is the lvssd process; its output (lvssd's log) is shown when the
 	// test fails.
 	Proc *Proc
+	// FailpointDir is $LVSSD_FAILPOINT_DIR (DaemonOptions.Failpoints).
+	FailpointDir string
 }
 
 // readyTimeout bounds the wait for a started lvssd to answer.
@@ -50,7 +57,11 @@ const readyTimeout = 15 * time.Second
 // call. Cleanup stops it (SIGTERM, then SIGKILL after StopTimeout).
 func StartDaemon(t testing.TB, opt DaemonOptions) *Daemon {
 	t.Helper()
-	bin := Bin(t, "lvssd")
+	name := "lvssd"
+	if opt.Failpoints != "" {
+		name = "lvssd-failpoints"
+	}
+	bin := Bin(t, name)
 	dir := shortTempDir(t, "lvssd-")
 	d := &Daemon{Dir: dir, Socket: filepath.Join(dir, "lvssd.sock"), StateDir: opt.StateDir, RunDir: opt.RunDir}
 	if d.StateDir == "" {
@@ -65,7 +76,15 @@ func StartDaemon(t testing.TB, opt DaemonOptions) *Daemon {
 		t.Fatal(err)
 	}
 	args = append(args, "--config", cfg)
-	d.Proc = Start(t, dir, "lvssd", exec.Command(bin, append(args, opt.Args...)...))
+	cmd := exec.Command(bin, append(args, opt.Args...)...)
+	if opt.Failpoints != "" {
+		d.FailpointDir = filepath.Join(dir, "failpoints")
+		if err := os.Mkdir(d.FailpointDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		cmd.Env = append(os.Environ(), "LVSSD_FAILPOINTS="+opt.Failpoints, "LVSSD_FAILPOINT_DIR="+d.FailpointDir)
+	}
+	d.Proc = Start(t, dir, "lvssd", cmd)
 	waitAnswers(t, d.Socket, func() string {
 		if !d.Proc.Exited() {
 			return ""
@@ -120,4 +139,27 @@ func (d *Daemon) WaitWriters(t testing.TB, n int) {
 func (d *Daemon) StartLogWriter(t testing.TB, name, level string, extra ...string) *LogWriter {
 	t.Helper()
 	return StartLogWriter(t, d.Socket, d.Dir, name, level, extra...)
+}
+
+// AwaitFailpoint waits until lvssd stands at the paused failpoint name
+// (DaemonOptions.Failpoints with the pause action), or fails t if lvssd
+// exits first.
+func (d *Daemon) AwaitFailpoint(t testing.TB, name string, timeout time.Duration) {
+	t.Helper()
+	file := filepath.Join(d.FailpointDir, strings.ReplaceAll(name, "/", "_")+".reached")
+	Eventually(t, timeout, "lvssd to reach failpoint "+name, func() bool {
+		if d.Proc.Exited() {
+			t.Fatalf("lvssd exited before failpoint %s: %v\n%s", name, d.Proc.Wait(), d.Proc.Output())
+		}
+		_, err := os.Stat(file)
+		return err == nil
+	})
+}
+
+// ReleaseFailpoint lets lvssd go on from the paused failpoint name.
+func (d *Daemon) ReleaseFailpoint(t testing.TB, name string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(d.FailpointDir, strings.ReplaceAll(name, "/", "_")+".go"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 }

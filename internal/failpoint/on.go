@@ -1,0 +1,113 @@
+//go:build lvss_failpoints
+
+package failpoint
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/lvss/lvss/vsserr"
+)
+
+// Enabled reports whether this build acts on failpoints.
+const Enabled = true
+
+type rule struct {
+	pattern, action string
+	every           bool
+}
+
+var (
+	mu    sync.Mutex
+	rules = parse(os.Getenv("LVSSD_FAILPOINTS"))
+	fired = map[string]bool{}
+)
+
+func parse(spec string) []rule {
+	var out []rule
+	for _, item := range strings.Split(spec, ";") {
+		name, action, ok := strings.Cut(strings.TrimSpace(item), "=")
+		if !ok || name == "" {
+			continue
+		}
+		r := rule{pattern: name, action: strings.TrimSuffix(action, "+"), every: strings.HasSuffix(action, "+")}
+		out = append(out, r)
+	}
+	return out
+}
+
+func (r rule) matches(name string) bool {
+	if p, ok := strings.CutSuffix(r.pattern, "*"); ok {
+		return strings.HasPrefix(name, p)
+	}
+	return r.pattern == name
+}
+
+// Hit acts on the failpoint name as LVSSD_FAILPOINTS says.
+func Hit(name string) error { return HitCtx(context.Background(), name) }
+
+// HitCtx is Hit whose hang and pause end when ctx does.
+func HitCtx(ctx context.Context, name string) error {
+	mu.Lock()
+	var act string
+	for _, r := range rules {
+		if !r.matches(name) {
+			continue
+		}
+		key := r.pattern + "\x00" + name
+		if fired[key] && !r.every {
+			continue
+		}
+		fired[key] = true
+		act = r.action
+		break
+	}
+	mu.Unlock()
+	switch act {
+	case "":
+		return nil
+	case "kill":
+		syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		select {} // SIGKILL cannot be caught; nothing after it runs
+	case "error":
+		return vsserr.New(vsserr.Unexpected, "failpoint %s", name)
+	case "hang":
+		<-ctx.Done()
+		return ctx.Err()
+	case "pause":
+		return pause(ctx, name)
+	}
+	return fmt.Errorf("failpoint %s: unknown action %q", name, act)
+}
+
+// pause announces the point and waits for the test's go-ahead. The wait
+// polls: it is a test build's, and the test acts on a human time scale.
+func pause(ctx context.Context, name string) error {
+	dir := os.Getenv("LVSSD_FAILPOINT_DIR")
+	if dir == "" {
+		return errors.New("failpoint pause: LVSSD_FAILPOINT_DIR is not set")
+	}
+	file := filepath.Join(dir, strings.ReplaceAll(name, "/", "_"))
+	if err := os.WriteFile(file+".reached", []byte(fmt.Sprint(os.Getpid())), 0o644); err != nil {
+		return err
+	}
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if _, err := os.Stat(file + ".go"); err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
