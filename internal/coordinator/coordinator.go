@@ -52,6 +52,9 @@ type Coordinator struct {
 	// and when its lease runs out (lvss status).
 	lockedAt, leaseEnds time.Time
 	closed              bool
+	// creating are the volumes of the set being created (the creator's),
+	// so that a revert of one of them is refused, and the other way round.
+	creating map[string]bool
 
 	recoveryState
 }
@@ -454,6 +457,7 @@ func (c *Coordinator) releaseCreation(s *Session) {
 	defer c.mu.Unlock()
 	if c.creator == s {
 		c.creator = nil
+		c.creating = nil
 		if c.lease != nil {
 			c.lease.Stop()
 			c.lease = nil

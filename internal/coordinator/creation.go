@@ -97,6 +97,9 @@ func (s *Session) AddToSnapshotSet(ctx context.Context, volume string, providerI
 	if len(s.volumes) >= MaxVolumes {
 		return uuid.Nil, vsserr.New(vsserr.MaximumNumberOfVolumesReached, "a snapshot set holds at most %d volumes", MaxVolumes)
 	}
+	if err := s.c.claimForCreation(vol); err != nil {
+		return uuid.Nil, err
+	}
 	s.volumes = append(s.volumes, volumeEntry{snapshotID: snap, volume: vol, prov: p})
 	s.transition(MAddToSnapshotSet, from)
 	return snap, nil

@@ -294,3 +294,44 @@ func TestJournalLifecycle(t *testing.T) {
 		t.Fatalf("journal after an abort: %+v", j)
 	}
 }
+
+// A GatherWriterMetadata while a writer is frozen in another session's
+// creation does not send it Identify (which it may not answer until
+// thawed, and whose miss would end its stream): its last metadata is used,
+// and the other creation stays application-consistent.
+func TestGatherDoesNotIdentifyFrozenWriter(t *testing.T) {
+	e := newEnv(t, nil)
+	w := e.writer("db", vss.LevelBackEnd, 10*time.Second)
+	held, release := w.holdAt(EvFreeze)
+	a := e.toMeta(vss.CtxBackup, true)
+	e.addAll(a)
+	e.toSet(a)
+	must(t, e.wait(a.PrepareForBackup()))
+	op, err := a.DoSnapshotSet()
+	must(t, err)
+	<-held
+	before := w.count(EvIdentify)
+	b := e.toMeta(vss.CtxBackup, true) // Gather, while db is inside Freeze
+	mds, err := b.GetWriterMetadata()
+	must(t, err)
+	if len(mds) != 1 || mds[0].InstanceID != w.h.InstanceID {
+		t.Fatalf("metadata %+v, want db's", mds)
+	}
+	if n := w.count(EvIdentify); n != before {
+		t.Fatalf("db got %d Identify while frozen", n-before)
+	}
+	release()
+	if hr, msg := op.Wait(context.Background(), -1); hr != vsserr.AsyncFinished {
+		t.Fatalf("DoSnapshotSet: %s %s", hr, msg)
+	}
+	if err := w.ended(); err != nil {
+		t.Fatalf("db's stream was ended: %v", err)
+	}
+	snaps, err := e.cat.ListSnapshots(catalog.Filter{SessionID: a.ID()})
+	must(t, err)
+	if len(snaps) != 1 || snaps[0].Consistency != string(ConsistencyApplication) {
+		t.Fatalf("snapshots %+v", snaps)
+	}
+	b.Release(context.Background())
+	a.Release(context.Background())
+}

@@ -53,6 +53,38 @@ func (c *Coordinator) recoverReverts(ctx context.Context, r *recoverer) {
 	}
 }
 
+// startRevertUnlessCreating starts the revert unless a snapshot set of the
+// volume is being created: a revert swaps the volume that set is about to
+// snapshot. Both checks are under c.mu, as claimForCreation's are.
+func (c *Coordinator) startRevertUnlessCreating(volume string, id uuid.UUID) (*revertRun, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.creating[volume] {
+		return nil, vsserr.New(vsserr.VolumeInUse, "a snapshot set of %s is being created; revert it when that creation has ended", volume)
+	}
+	return c.startRevert(volume, id)
+}
+
+// claimForCreation records a volume added to the set being created, unless
+// it is being reverted (VSS_E_PROVIDER_VETO: the volume cannot be
+// snapshotted while its content is swapped; AddToSnapshotSet has no
+// closer code). Caller holds the creator's s.mu.
+func (c *Coordinator) claimForCreation(volume string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.revMu.Lock()
+	r := c.reverts[volume]
+	c.revMu.Unlock()
+	if r != nil && !isClosed(r.done) {
+		return vsserr.New(vsserr.ProviderVeto, "%s is being reverted to snapshot %s; add it when the revert has ended (lvss call QueryRevertStatus)", volume, r.snapshot)
+	}
+	if c.creating == nil {
+		c.creating = map[string]bool{}
+	}
+	c.creating[volume] = true
+	return nil
+}
+
 // startRevert marks the volume as reverting, or says that it already is.
 func (c *Coordinator) startRevert(volume string, id uuid.UUID) (*revertRun, error) {
 	c.revMu.Lock()
@@ -152,7 +184,7 @@ func (s *Session) RevertToSnapshot(ctx context.Context, id uuid.UUID, force bool
 				strings.Join(ws, "; "))
 		}
 	}
-	run, err := s.c.startRevert(vol, id)
+	run, err := s.c.startRevertUnlessCreating(vol, id)
 	if err != nil {
 		return err
 	}

@@ -162,3 +162,38 @@ func TestRevertRecoveredAtStart(t *testing.T) {
 		t.Fatal("recovery not in the event log")
 	}
 }
+
+// A revert and a creation of the same volume exclude each other: the
+// revert is refused while a set of the volume is being created, and the
+// volume cannot join a set while it is being reverted.
+func TestRevertAndCreationExclude(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	_, snap := e.persistentSet(false)
+	admin := e.admin()
+
+	s := e.toMeta(vss.CtxClientAccessible, false)
+	e.toSet(s)
+	if err := admin.RevertToSnapshot(ctx, snap, true); !errors.Is(err, vsserr.VolumeInUse) || !strings.Contains(err.Error(), "being created") {
+		t.Fatalf("revert during a creation of the volume: %v", err)
+	}
+	s.Release(ctx)
+	// The creation ended: the revert may go, and while it runs the volume
+	// cannot be added to a set.
+	held, release := e.prov.HoldAt("Revert")
+	done := make(chan error, 1)
+	go func() { done <- admin.RevertToSnapshot(ctx, snap, true) }()
+	<-held
+	s2 := e.toMeta(vss.CtxClientAccessible, false)
+	_, err := s2.StartSnapshotSet()
+	must(t, err)
+	if _, err := s2.AddToSnapshotSet(ctx, e.vol, uuid.Nil); !errors.Is(err, vsserr.ProviderVeto) || !strings.Contains(err.Error(), "being reverted") {
+		t.Fatalf("AddToSnapshotSet during a revert of the volume: %v", err)
+	}
+	release()
+	must(t, <-done)
+	if _, err := s2.AddToSnapshotSet(ctx, e.vol, uuid.Nil); err != nil {
+		t.Fatalf("AddToSnapshotSet after the revert: %v", err)
+	}
+	s2.Release(ctx)
+}

@@ -155,12 +155,27 @@ func (s *Session) GatherWriterMetadata() (*Async, error) {
 		missed := make([]*WriterStatus, len(targets))
 		var wg sync.WaitGroup
 		for i, w := range targets {
-			if !writers {
+			// A writer inside another session's creation (prepared,
+			// frozen, thawing) is not sent Identify: it may not answer
+			// until it is thawed, and a missed Identify would end its
+			// stream and spoil that creation. Its last metadata stands in,
+			// as in writerless contexts.
+			busy := writers && w.inCreation(s.id)
+			if !writers || busy {
 				w.mu.Lock()
 				md := w.wmd
 				w.mu.Unlock()
 				if md != nil {
 					got[i] = &sessionWriter{w: w, wmd: md.Clone(), obs: s.c.opt.Observer, st: s.initialStatus(w)}
+					if busy {
+						s.c.event(ctx, LevelInfo, 0, s.id, "writer is in another session's snapshot creation; its last metadata is used",
+							"writer", w.Identity.Name)
+					}
+				} else if busy {
+					st := s.initialStatus(w)
+					st.State, st.Failure = vss.WSFailedAtIdentify, vsserr.WriterNotResponding
+					st.AppMessage = "the writer is in another session's snapshot creation and has never identified"
+					missed[i] = &st
 				}
 				continue
 			}
@@ -200,6 +215,24 @@ func (s *Session) GatherWriterMetadata() (*Async, error) {
 		}
 		return nil
 	}), nil
+}
+
+// inCreation reports whether the writer takes part, in a session other
+// than session, in a creation between PrepareForSnapshot and Thaw's answer.
+func (w *WriterHandle) inCreation(session uuid.UUID) bool {
+	w.mu.Lock()
+	last, sid := w.last, w.lastSID
+	w.mu.Unlock()
+	if last == nil || sid == session {
+		return false
+	}
+	last.mu.Lock()
+	defer last.mu.Unlock()
+	switch last.phase {
+	case phPrepared, phFrozen, phThawing:
+		return true
+	}
+	return false
 }
 
 func (s *Session) initialStatus(w *WriterHandle) WriterStatus {
