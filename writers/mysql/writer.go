@@ -435,6 +435,7 @@ func (w *Writer) PostSnapshot(_ context.Context, ev *writer.Event, c *writer.Com
 // one (the SDK has sent Abort first if it was frozen or prepared) and its
 // recorded position is forgotten.
 func (w *Writer) BackupShutdown(ctx context.Context, ev *writer.Event) error {
+	w.app.RestoreAbandoned(ev.SessionID, "MariaDB")
 	w.mu.Lock()
 	delete(w.positions, ev.SessionID)
 	w.mu.Unlock()

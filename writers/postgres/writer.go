@@ -436,6 +436,7 @@ func (w *Writer) PostSnapshot(ctx context.Context, ev *writer.Event, c *writer.C
 // did not (the SDK sends Abort before it for a session still prepared or
 // frozen, so normally nothing is left).
 func (w *Writer) BackupShutdown(ctx context.Context, ev *writer.Event) error {
+	w.app.RestoreAbandoned(ev.SessionID, "PostgreSQL")
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.mu.Closed() {

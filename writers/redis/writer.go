@@ -481,6 +481,7 @@ func (w *Writer) release(ctx context.Context, ev *writer.Event, by string) (late
 // already sent Abort if it was frozen) and the connection is closed when
 // no other session uses it.
 func (w *Writer) BackupShutdown(ctx context.Context, ev *writer.Event) error {
+	w.app.RestoreAbandoned(ev.SessionID, "Redis")
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.mu.Closed() {

@@ -198,6 +198,26 @@ func (c *Commands) StopApp(ctx context.Context, session uuid.UUID, stopped func(
 // and forgets it.
 func (c *Commands) TakeStopped(session uuid.UUID) bool { return c.stopped.Take(session) }
 
+// RestoreAbandoned is for BackupShutdown: when the writer stopped the
+// application at this session's PreRestore and PostRestore never came
+// (the requester died or gave up, or lvssd ended), the files may be partly
+// restored, so the application is left stopped rather than started on
+// them (L44) — and said so, loudly, with what to do. It reports whether
+// that was the case.
+func (c *Commands) RestoreAbandoned(session uuid.UUID, app string) bool {
+	if !c.stopped.Take(session) {
+		return false
+	}
+	log := c.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log.Error(app+" was stopped for a restore that ended without PostRestore; it is left stopped, since its files may be partly restored",
+		"session", session.String(),
+		"hint", fmt.Sprintf("restore the files again (lvss restore), or check them, then start it yourself (%s)", c.Start))
+	return true
+}
+
 // StartApp runs the start command and waits until answers returns nil,
 // both bounded by ctx less a margin for the answer. Its errors: an *Error
 // (the command failed), or one saying the application did not answer,

@@ -1,6 +1,7 @@
 package appctl
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -95,5 +96,31 @@ func TestStopAppRemembersTheSession(t *testing.T) {
 	if err := c.StopApp(ctx, s2, func(context.Context) error { return errors.New("PID 1 runs") }); !errors.Is(err, ErrNotStopped) ||
 		!strings.Contains(err.Error(), "PID 1 runs") {
 		t.Fatalf("%v", err)
+	}
+}
+
+// A restore session that ends without PostRestore, after the writer
+// stopped the application for it, leaves the application stopped and says
+// so at error level with the start command; other sessions say nothing.
+func TestRestoreAbandonedSaysSo(t *testing.T) {
+	var buf bytes.Buffer
+	c := &Commands{Stop: "true", Start: "systemctl start postgresql", Log: slog.New(slog.NewTextHandler(&buf, nil))}
+	s, other := uuid.New(), uuid.New()
+	if err := c.StopApp(context.Background(), s, func(context.Context) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	buf.Reset()
+	if c.RestoreAbandoned(other, "PostgreSQL") || buf.Len() != 0 {
+		t.Fatalf("a session the writer did not stop for: %q", buf.String())
+	}
+	if !c.RestoreAbandoned(s, "PostgreSQL") {
+		t.Fatal("the abandoned restore is not reported")
+	}
+	out := buf.String()
+	if !strings.Contains(out, "level=ERROR") || !strings.Contains(out, "left stopped") || !strings.Contains(out, "systemctl start postgresql") {
+		t.Fatalf("log: %q", out)
+	}
+	if c.RestoreAbandoned(s, "PostgreSQL") {
+		t.Fatal("reported twice")
 	}
 }
