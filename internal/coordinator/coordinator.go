@@ -47,7 +47,7 @@ type Coordinator struct {
 	writers  map[uuid.UUID]*WriterHandle
 	sessions map[uuid.UUID]*Session
 	creator  *Session // holds the creation lock (StartSnapshotSet..DoSnapshotSet end)
-	lease    *time.Timer
+	lease    Stopper
 	// lockedAt and leaseEnds say since when the creator holds the lock
 	// and when its lease runs out (lvss status).
 	lockedAt, leaseEnds time.Time
@@ -439,9 +439,11 @@ func (c *Coordinator) acquireCreation(s *Session) error {
 	}
 	c.creator = s
 	lease := c.opt.Timeouts.CreationLease
-	c.lockedAt = time.Now()
+	// The lease runs on the clock's monotonic time (clock.go); lockedAt
+	// and leaseEnds are wall times for lvss status only.
+	c.lockedAt = c.opt.Clock.Now()
 	c.leaseEnds = c.lockedAt.Add(lease)
-	c.lease = time.AfterFunc(lease, func() { s.leaseExpired(lease) })
+	c.lease = c.opt.Clock.AfterFunc(lease, func() { s.leaseExpired(lease) })
 	since := s.lockWaitSince
 	s.lockWaitSince = time.Time{}
 	c.mu.Unlock()

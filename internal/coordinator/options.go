@@ -68,6 +68,9 @@ type Options struct {
 	// providers hold and the catalog lacks (lvssd --adopt-snapshots, after
 	// a damaged catalog was moved aside). Otherwise they are reported.
 	AdoptSnapshots bool
+	// Clock gives the deadlines (clock.go). Nil: Go's clock. Only tests
+	// set another.
+	Clock Clock
 }
 
 // Freezer starts a flush-and-hold guard (internal/freeze in lvssd). The
@@ -93,6 +96,9 @@ func (o *Options) fill() {
 	}
 	if o.Observer == nil {
 		o.Observer = nopObserver{}
+	}
+	if o.Clock == nil {
+		o.Clock = realClock{}
 	}
 	if o.Providers == nil {
 		o.Providers = provider.NewRegistry()

@@ -45,8 +45,8 @@ type creation struct {
 	instant map[uuid.UUID]uint32 // snapshot ID → instant (D15)
 	paths   map[*sessionWriter][]string
 	made    map[uuid.UUID]provider.Snapshot
-	timers  map[*sessionWriter]*time.Timer
-	frozeAt map[*sessionWriter]time.Time // when its Freeze was sent, for the writers that froze
+	timers  map[*sessionWriter]Stopper
+	frozeAt map[*sessionWriter]Mark // when its Freeze was sent, for the writers that froze
 	tmu     sync.Mutex                   // guards timers and frozeAt
 	held    time.Duration                // how long filesystems were held frozen (NeedsFreeze providers)
 	// frozen is how long the writers were held frozen, from the first
@@ -91,7 +91,7 @@ func setFailure(ctx context.Context, err error) vsserr.HRESULT {
 func (s *Session) createSet(ctx context.Context) error {
 	s.mu.Lock()
 	cr := &creation{s: s, setID: s.setID, vols: append([]volumeEntry(nil), s.volumes...),
-		made: map[uuid.UUID]provider.Snapshot{}, timers: map[*sessionWriter]*time.Timer{}, frozeAt: map[*sessionWriter]time.Time{}}
+		made: map[uuid.UUID]provider.Snapshot{}, timers: map[*sessionWriter]Stopper{}, frozeAt: map[*sessionWriter]Mark{}}
 	if s.context.Writers() {
 		cr.parts = s.participantsLocked()
 	}
@@ -154,7 +154,8 @@ func (s *Session) createSet(ctx context.Context) error {
 	if err := cr.step(ctx, "freeze"); err != nil {
 		return cr.fail(ctx, true, err)
 	}
-	frozeAt := time.Now()
+	clock := s.c.opt.Clock
+	frozeAt := clock.Mark()
 	for _, level := range vss.FreezeOrder {
 		cr.freezeLevel(ctx, level)
 		if err := ctx.Err(); err != nil {
@@ -223,7 +224,7 @@ func (s *Session) createSet(ctx context.Context) error {
 		}
 	}
 	if cr.thawed > 0 {
-		cr.frozen = time.Since(frozeAt)
+		cr.frozen = clock.Since(frozeAt)
 	}
 
 	// ⑩ PreFinalCommit.
@@ -459,7 +460,8 @@ func (cr *creation) freezeLevel(ctx context.Context, level vss.AppLevel) {
 		go func() {
 			defer wg.Done()
 			window := sw.w.Window
-			started := time.Now()
+			clock := s.c.opt.Clock
+			started := clock.Mark()
 			s.mu.Lock()
 			ev := s.baseEvent(EvFreeze, window)
 			s.mu.Unlock()
@@ -472,9 +474,9 @@ func (cr *creation) freezeLevel(ctx context.Context, level vss.AppLevel) {
 				return
 			}
 			sw.setState(vss.WSWaitingForThaw)
-			left := window - time.Since(started)
+			left := window - clock.Since(started)
 			cr.tmu.Lock()
-			cr.timers[sw] = time.AfterFunc(max(left, 0), func() { cr.windowExpired(sw, window) })
+			cr.timers[sw] = clock.AfterFunc(max(left, 0), func() { cr.windowExpired(sw, window) })
 			cr.frozeAt[sw] = started
 			cr.tmu.Unlock()
 		}()
@@ -529,7 +531,7 @@ func (cr *creation) thawLevel(ctx context.Context, level vss.AppLevel) {
 				at, ok := cr.frozeAt[sw]
 				cr.tmu.Unlock()
 				if ok {
-					s.c.opt.Observer.WriterThawed(sw.w.Identity.Name, time.Since(at))
+					s.c.opt.Observer.WriterThawed(sw.w.Identity.Name, s.c.opt.Clock.Since(at))
 				}
 			}
 		}()
