@@ -24,9 +24,9 @@ import (
 // real catalog. Every call must be answered with a status, and garbage is
 // the caller's mistake: never VSS_E_UNEXPECTED, which says lvssd itself
 // failed. The input is a sequence of length-prefixed SessionRequest
-// messages (one length byte each). (Fuzzing makes sessions faster than
-// the event log's writer can store their entries: now and then every
-// worker waits for it, which shows as 0 execs/s for a few seconds.)
+// messages (one length byte each). Fuzzing makes sessions faster than
+// the event log's writer can store their entries; the log drops what does
+// not fit rather than making the callers wait (L60).
 func FuzzSessionCalls(f *testing.F) {
 	dir := f.TempDir()
 	cat, err := catalog.Open(filepath.Join(dir, "catalog.db"))
