@@ -39,7 +39,7 @@ func (rawCodec) Unmarshal(b []byte, v any) error { return proto.Unmarshal(b, v.(
 func (rawCodec) Name() string                    { return "proto" }
 
 // dialRaw is dial with the raw codec.
-func dialRaw(t *testing.T, sock string) *grpc.ClientConn {
+func dialRaw(t testing.TB, sock string) *grpc.ClientConn {
 	t.Helper()
 	cc, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.ForceCodec(rawCodec{}), grpc.MaxCallSendMsgSize(256<<20)))
