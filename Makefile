@@ -124,7 +124,9 @@ check-generate: generate
 
 # Each parser's fuzz target for FUZZTIME (default 20s): the two XML
 # documents, lvssd's config, mountinfo, the backup archive, lvss call lines,
-# and requester calls through the gRPC server's dispatch.
+# requester calls through the gRPC server's dispatch, a writer's stream
+# over the real socket, exec provider output, hook-directory names and
+# writer unit files (docs/testing.md lists them).
 FUZZTIME ?= 20s
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseWriterMetadata$$' -fuzztime $(FUZZTIME) ./document/
@@ -134,6 +136,10 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzRead$$' -fuzztime $(FUZZTIME) ./backupdoc/
 	$(GO) test -run '^$$' -fuzz '^FuzzCallLine$$' -fuzztime $(FUZZTIME) ./cmd/lvss/
 	$(GO) test -run '^$$' -fuzz '^FuzzSessionCalls$$' -fuzztime $(FUZZTIME) ./internal/server/
+	$(GO) test -run '^$$' -fuzz '^FuzzWriterStream$$' -fuzztime $(FUZZTIME) ./internal/server/
+	$(GO) test -run '^$$' -fuzz '^FuzzOutput$$' -fuzztime $(FUZZTIME) ./provider/exec/
+	$(GO) test -run '^$$' -fuzz '^FuzzHookDirNames$$' -fuzztime $(FUZZTIME) ./writers/exec/
+	$(GO) test -run '^$$' -fuzz '^FuzzConfiguredWriter$$' -fuzztime $(FUZZTIME) ./cmd/lvss/
 
 clean:
 	rm -rf bin dist

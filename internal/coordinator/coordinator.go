@@ -23,15 +23,13 @@ type Coordinator struct {
 	opt Options
 	log *slog.Logger
 
-	// The event log is written by one goroutine in batches, so logging
-	// never puts an fsync on a session's path; gate pauses it while the
-	// freeze guard holds filesystems (lvssd writes nothing to a volume it
-	// has frozen: the state directory may be on one).
-	evMu     sync.RWMutex
-	evq      chan evItem
-	evClosed bool
-	evDone   chan struct{}
-	gate     sync.RWMutex
+	// The event log is written by one goroutine in batches from a
+	// bounded queue that never blocks (eventlog.go, L60); gate pauses it
+	// while the freeze guard holds filesystems (lvssd writes nothing to a
+	// volume it has frozen: the state directory may be on one).
+	evq    *eventQueue
+	evDone chan struct{}
+	gate   sync.RWMutex
 
 	// snapLocks serialise what changes one snapshot: ExposeSnapshot,
 	// UnexposeSnapshot and deleting it (lockSnapshot).
@@ -66,7 +64,8 @@ type Coordinator struct {
 func New(ctx context.Context, opt Options) (*Coordinator, error) {
 	opt.fill()
 	c := &Coordinator{opt: opt, log: opt.Logger, writers: map[uuid.UUID]*WriterHandle{}, sessions: map[uuid.UUID]*Session{},
-		snapLocks: map[uuid.UUID]*snapLock{}, reverts: map[string]*revertRun{}, evq: make(chan evItem, 4096), evDone: make(chan struct{})}
+		snapLocks: map[uuid.UUID]*snapLock{}, reverts: map[string]*revertRun{}, evDone: make(chan struct{})}
+	c.evq = newEventQueue(evQueueEntries, evQueueBytes, func(l Level) { c.opt.Observer.EventDropped(string(l)) })
 	go c.eventLoop()
 	if err := c.recover(ctx); err != nil {
 		return nil, err
@@ -106,12 +105,14 @@ func (c *Coordinator) Options() Options { return c.opt }
 func (c *Coordinator) event(ctx context.Context, level Level, code vsserr.HRESULT, session uuid.UUID, msg string, kv ...string) {
 	fields := map[string]string{}
 	attrs := []any{}
+	msg = clip(msg)
 	for i := 0; i+1 < len(kv); i += 2 {
 		if kv[i+1] == "" {
 			continue
 		}
-		fields[kv[i]] = kv[i+1]
-		attrs = append(attrs, kv[i], kv[i+1])
+		v := clip(kv[i+1])
+		fields[kv[i]] = v
+		attrs = append(attrs, kv[i], v)
 	}
 	if code != 0 {
 		attrs = append(attrs, "hresult", code.String())
@@ -127,73 +128,14 @@ func (c *Coordinator) event(ctx context.Context, level Level, code vsserr.HRESUL
 		lvl = slog.LevelError
 	}
 	c.log.Log(ctx, lvl, msg, attrs...)
-	c.enqueue(evItem{e: catalog.Event{Time: time.Now().UTC(), Level: string(level), Code: code, SessionID: session, Message: msg, Fields: fields}})
-}
-
-// evItem is one queued event, or (flush != nil) a request to be told when
-// everything queued before it is written.
-type evItem struct {
-	e     catalog.Event
-	flush chan struct{}
-}
-
-func (c *Coordinator) enqueue(it evItem) {
-	c.evMu.RLock()
-	defer c.evMu.RUnlock()
-	if c.evClosed {
-		if it.flush != nil {
-			close(it.flush)
-		}
-		return
-	}
-	c.evq <- it
-}
-
-// eventLoop writes queued events in batches, one transaction each.
-func (c *Coordinator) eventLoop() {
-	defer close(c.evDone)
-	for it := range c.evq {
-		var batch []catalog.Event
-		var flushes []chan struct{}
-		add := func(it evItem) {
-			if it.flush != nil {
-				flushes = append(flushes, it.flush)
-			} else {
-				batch = append(batch, it.e)
-			}
-		}
-		add(it)
-	drain:
-		for len(batch) < 512 {
-			select {
-			case more, ok := <-c.evq:
-				if !ok {
-					break drain
-				}
-				add(more)
-			default:
-				break drain
-			}
-		}
-		if len(batch) > 0 && c.opt.Catalog != nil {
-			c.gate.RLock()
-			err := c.opt.Catalog.AppendEvents(batch...)
-			c.gate.RUnlock()
-			if err != nil {
-				c.log.Error("event log write failed", "events", len(batch), "error", err)
-			}
-		}
-		for _, f := range flushes {
-			close(f)
-		}
-	}
+	c.evq.put(catalog.Event{Time: time.Now().UTC(), Level: string(level), Code: code, SessionID: session, Message: msg, Fields: fields})
 }
 
 // FlushEvents waits until every event logged so far is in the catalog.
 func (c *Coordinator) FlushEvents() {
-	ch := make(chan struct{})
-	c.enqueue(evItem{flush: ch})
-	<-ch
+	if ch := c.evq.flush(); ch != nil {
+		<-ch
+	}
 }
 
 // LogEntry is one event-log entry.
@@ -505,12 +447,7 @@ func (c *Coordinator) Close(ctx context.Context) {
 	for _, s := range ss {
 		s.Release(ctx)
 	}
-	c.evMu.Lock()
-	if !c.evClosed {
-		c.evClosed = true
-		close(c.evq)
-	}
-	c.evMu.Unlock()
+	c.evq.close()
 	<-c.evDone
 }
 

@@ -73,7 +73,10 @@ func (s *Session) AddToSnapshotSet(ctx context.Context, volume string, providerI
 	}
 	p, err := s.c.opt.Providers.Select(ctx, providerID, vol, sctx.Extra()&vss.SnapshotKinds)
 	if err != nil {
-		return uuid.Nil, provider.Translate(p, provider.CallIsVolumeSupported, err)
+		// Select translated what providers said; its own refusals
+		// (VSS_E_PROVIDER_NOT_REGISTERED for an unknown ID) are on
+		// AddToSnapshotSet's list as they are.
+		return uuid.Nil, err
 	}
 	if err := s.c.checkCap(vol); err != nil {
 		return uuid.Nil, err

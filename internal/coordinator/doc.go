@@ -19,6 +19,7 @@
 //   - admin.go: Query, properties, delete, expose; the coordinator's
 //     Snapshot type.
 //   - async.go: IVssAsync.
+//   - eventlog.go: the event log's bounded queue and its writer (L60).
 //
 // It knows nothing about gRPC: package internal/server adapts streams to the
 // Session and WriterHandle types here. Writers are reached through a

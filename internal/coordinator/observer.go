@@ -59,6 +59,11 @@ type Observer interface {
 	// subscription.
 	WriterSubscribed(writer string)
 	WriterUnsubscribed(writer string)
+
+	// EventDropped: an event-log entry of this level ("info", "warn",
+	// "error") was dropped because the log's queue was full (L60). The
+	// log itself says so once there is room again.
+	EventDropped(level string)
 }
 
 // nopObserver is the Observer of a coordinator given none.
@@ -75,3 +80,4 @@ func (nopObserver) FilesystemsHeld(time.Duration)                   {}
 func (nopObserver) WriterFailed(string, string, vsserr.HRESULT)     {}
 func (nopObserver) WriterSubscribed(string)                         {}
 func (nopObserver) WriterUnsubscribed(string)                       {}
+func (nopObserver) EventDropped(string)                             {}

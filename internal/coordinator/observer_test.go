@@ -51,6 +51,7 @@ func (o *recObserver) WriterFailed(w, ev string, f vsserr.HRESULT) {
 }
 func (o *recObserver) WriterSubscribed(w string)   { o.add(0, "WriterSubscribed %s", w) }
 func (o *recObserver) WriterUnsubscribed(w string) { o.add(0, "WriterUnsubscribed %s", w) }
+func (o *recObserver) EventDropped(l string)       { o.add(0, "EventDropped %s", l) }
 
 // count is how many calls were exactly call.
 func (o *recObserver) count(call string) int {

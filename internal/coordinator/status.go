@@ -135,26 +135,16 @@ func (c *Coordinator) RecentErrors(n int) ([]LogEntry, error) {
 }
 
 // flushUnlessHeld waits, up to d, until what is queued is in the log,
-// unless the log is paused for a hold or its queue is full: then it
-// returns at once.
+// unless the log is paused for a hold: then it returns at once.
 func (c *Coordinator) flushUnlessHeld(d time.Duration) {
 	if !c.gate.TryRLock() {
 		return // paused: filesystems are held frozen
 	}
 	c.gate.RUnlock()
-	ch := make(chan struct{})
-	c.evMu.RLock()
-	if c.evClosed {
-		c.evMu.RUnlock()
+	ch := c.evq.flush()
+	if ch == nil {
 		return
 	}
-	select {
-	case c.evq <- evItem{flush: ch}:
-	default:
-		c.evMu.RUnlock()
-		return
-	}
-	c.evMu.RUnlock()
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

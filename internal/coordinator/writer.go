@@ -192,6 +192,12 @@ func (w *WriterHandle) Deliver(r Result) {
 	}
 }
 
+// End ends the writer's stream as lvssd does for a writer that misses a
+// deadline (L29): the events it was sent fail at once, naming cause, and
+// it must subscribe again. The server calls it for a writer that sent a
+// message lvssd refuses.
+func (w *WriterHandle) End(cause error) { w.box.End(cause) }
+
 // Gone is closed when the writer's stream ended.
 func (w *WriterHandle) Gone() <-chan struct{} { return w.gone }
 

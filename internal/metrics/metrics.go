@@ -60,6 +60,7 @@ type Metrics struct {
 	lockRefusals   prometheus.Counter
 	lockWaits      prometheus.Counter
 	lockWait       *prometheus.HistogramVec
+	eventsDropped  *prometheus.CounterVec
 
 	writerNames labelSet
 }
@@ -103,13 +104,16 @@ func New(opt Options) *Metrics {
 		lockWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "lvss_creation_lock_wait_seconds",
 			Help:    "How long a session waited for the creation lock, from its first refusal until it got the lock (outcome acquired) or ended without it (abandoned).",
 			Buckets: lockWaitBuckets}, []string{"outcome"}),
+		eventsDropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lvss_event_log_dropped_total",
+			Help: "Event-log entries dropped because the log's queue was full (L60), by level: info first, errors last."},
+			[]string{"level"}),
 	}
 	build := prometheus.NewGauge(prometheus.GaugeOpts{Name: "lvss_build_info",
 		Help:        "Always 1; the labels say which lvssd this is.",
 		ConstLabels: prometheus.Labels{"version": opt.Version.Version, "commit": opt.Version.Commit}})
 	build.Set(1)
 	m.reg.MustRegister(m.sessions, m.setsCreated, m.setsFailed, m.creation, m.freezeWindow, m.hold,
-		m.writerFailures, m.writers, m.lockRefusals, m.lockWaits, m.lockWait, build,
+		m.writerFailures, m.writers, m.lockRefusals, m.lockWaits, m.lockWait, m.eventsDropped, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if opt.SnapshotCounts != nil {
 		m.reg.MustRegister(&snapshotCollector{count: opt.SnapshotCounts})
@@ -120,6 +124,9 @@ func New(opt Options) *Metrics {
 	m.creation.WithLabelValues("failed")
 	m.lockWait.WithLabelValues("acquired")
 	m.lockWait.WithLabelValues("abandoned")
+	for _, l := range []string{"info", "warn", "error"} {
+		m.eventsDropped.WithLabelValues(l)
+	}
 	return m
 }
 
@@ -211,6 +218,10 @@ func (m *Metrics) WriterSubscribed(writer string) {
 func (m *Metrics) WriterUnsubscribed(writer string) {
 	m.writers.WithLabelValues(m.writerNames.label(writer)).Dec()
 }
+
+// EventDropped implements coordinator.Observer. The level is one of the
+// event log's three.
+func (m *Metrics) EventDropped(level string) { m.eventsDropped.WithLabelValues(level).Inc() }
 
 // maxWriterLabels bounds the distinct writer labels. Writer names are
 // chosen by writer processes; a system has a handful, and a writer that

@@ -121,6 +121,9 @@ func TestObservationsAreExposed(t *testing.T) {
 	m.WriterFailed("postgres", "Freeze", vsserr.WriterErrorRetryable)
 	m.WriterFailed("postgres", "Freeze", vsserr.WriterErrorRetryable)
 	m.WriterFailed("redis", "Thaw", vsserr.WriterNotResponding)
+	m.EventDropped("info")
+	m.EventDropped("info")
+	m.EventDropped("warn")
 
 	f := scrape(t, m.Handler())
 	for _, c := range []struct {
@@ -141,6 +144,9 @@ func TestObservationsAreExposed(t *testing.T) {
 		{"lvss_snapshots", map[string]string{"volume": "/srv/data"}, 3},
 		{"lvss_snapshots", map[string]string{"volume": "/home"}, 1},
 		{"lvss_build_info", map[string]string{"version": "1.2.3", "commit": "abc123"}, 1},
+		{"lvss_event_log_dropped_total", map[string]string{"level": "info"}, 2},
+		{"lvss_event_log_dropped_total", map[string]string{"level": "warn"}, 1},
+		{"lvss_event_log_dropped_total", map[string]string{"level": "error"}, 0},
 	} {
 		if got := value(t, f, c.name, c.labels); got != c.want {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)

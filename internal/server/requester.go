@@ -67,6 +67,10 @@ func (h *requester) Session(stream v1.Requester_SessionServer) error {
 			if err != nil {
 				return
 			}
+			if err := h.s.codec.takeBad(req); err != nil {
+				send(&v1.SessionResponse{Id: req.Id, Status: wire.StatusOf(err)})
+				continue
+			}
 			if w := req.GetWait(); w != nil {
 				if startWait() {
 					go func() {

@@ -11,6 +11,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/peer"
+	"google.golang.org/protobuf/proto"
 
 	v1 "github.com/lvss/lvss/api/lvss/v1"
 	"github.com/lvss/lvss/internal/coordinator"
@@ -25,6 +26,7 @@ type Server struct {
 	log    *slog.Logger
 	grpc   *grpc.Server
 	daemon Daemon
+	codec  *codec
 }
 
 // Daemon is what lvss status and lvss doctor say about lvssd itself,
@@ -47,17 +49,23 @@ func WithDaemon(d Daemon) Option { return func(s *Server) { s.daemon = d } }
 
 // New builds the gRPC server with access control on every call.
 func New(c *coordinator.Coordinator, access *Access, log *slog.Logger, opts ...Option) *Server {
-	s := &Server{c: c, access: access, log: log, daemon: Daemon{Started: time.Now()}}
+	s := &Server{c: c, access: access, log: log, daemon: Daemon{Started: time.Now()}, codec: newCodec()}
 	for _, o := range opts {
 		o(s)
 	}
 	s.grpc = grpc.NewServer(
 		grpc.Creds(peerCreds{}),
-		grpc.MaxRecvMsgSize(wire.MaxMessageSize),
+		grpc.ForceServerCodecV2(s.codec),
+		grpc.MaxRecvMsgSize(MaxRequestSize),
 		grpc.MaxSendMsgSize(wire.MaxMessageSize),
 		grpc.UnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 			if err := s.authorize(ctx, info.FullMethod); err != nil {
 				return nil, err
+			}
+			if m, ok := req.(proto.Message); ok {
+				if err := s.codec.takeBad(m); err != nil {
+					return nil, wire.ToGRPC(err)
+				}
 			}
 			return h(ctx, req)
 		}),

@@ -38,13 +38,13 @@ type daemon struct {
 
 // startDaemon runs coordinator and server in-process on a real socket in a
 // directory everyone can traverse (the access test connects as nobody).
-func startDaemon(t *testing.T, access *Access) *daemon {
+func startDaemon(t testing.TB, access *Access) *daemon {
 	t.Helper()
 	return startDaemonWith(t, access, nil)
 }
 
 // startDaemonWith lets a test change the coordinator's options.
-func startDaemonWith(t *testing.T, access *Access, mod func(*coordinator.Options)) *daemon {
+func startDaemonWith(t testing.TB, access *Access, mod func(*coordinator.Options)) *daemon {
 	t.Helper()
 	dir := publicDir(t)
 	cat, err := catalog.Open(filepath.Join(dir, "state", "catalog.db"))
@@ -74,7 +74,7 @@ func startDaemonWith(t *testing.T, access *Access, mod func(*coordinator.Options
 
 // publicDir is a temp dir that other uids can traverse (t.TempDir's parent
 // is private).
-func publicDir(t *testing.T) string {
+func publicDir(t testing.TB) string {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "lvss-test-")
 	if err != nil {

@@ -52,6 +52,9 @@ func (h *writerService) Subscribe(stream v1.Writer_SubscribeServer) error {
 	if err != nil {
 		return nil
 	}
+	if err := h.s.codec.takeBad(first); err != nil {
+		return wire.ToGRPC(err)
+	}
 	hello := first.GetHello()
 	if hello == nil {
 		return wire.ToGRPC(vsserr.New(vsserr.InvalidArg, "the first message of a writer stream must be Hello"))
@@ -70,11 +73,21 @@ func (h *writerService) Subscribe(stream v1.Writer_SubscribeServer) error {
 	}
 	defer h.s.c.RemoveWriter(ctx, w)
 	closed := make(chan struct{})
+	bad := make(chan error, 1) // a message that was refused, put before the stream is ended
 	go func() {
 		defer close(closed)
 		for {
 			msg, err := stream.Recv()
 			if err != nil {
+				return
+			}
+			if err := h.s.codec.takeBad(msg); err != nil {
+				// A writer that sends what lvssd cannot read is broken:
+				// its stream ends as a writer's that misses a deadline
+				// does (L29), and the event it was answering fails at
+				// once, naming why.
+				bad <- err
+				w.End(err)
 				return
 			}
 			if r := msg.GetResult(); r != nil {
@@ -85,6 +98,15 @@ func (h *writerService) Subscribe(stream v1.Writer_SubscribeServer) error {
 		}
 	}()
 	go h.s.c.IdentifyNew(ctx, w)
+	select {
+	case <-closed:
+	case <-ws.ended:
+	}
+	select {
+	case err := <-bad:
+		return wire.ToGRPC(err)
+	default:
+	}
 	select {
 	case <-closed:
 		return nil

@@ -97,13 +97,22 @@ func FromGRPC(err error) error {
 }
 
 // ParseGUID reads a GUID as the wire and `lvss call` write it: lowercase or
-// not, with or without braces; "" and "GUID_NULL" are the zero GUID.
+// not, with or without a pair of braces; "" and "GUID_NULL" are the zero
+// GUID. uuid.Parse's other spellings (a urn: prefix, no dashes) and a
+// brace without its pair are not GUIDs as VSS writes them.
 func ParseGUID(s string) (uuid.UUID, error) {
 	s = strings.TrimSpace(s)
 	if s == "" || s == "GUID_NULL" {
 		return uuid.Nil, nil
 	}
-	u, err := uuid.Parse(strings.TrimSuffix(strings.TrimPrefix(s, "{"), "}"))
+	in := s
+	if len(in) == 38 && in[0] == '{' && in[37] == '}' {
+		in = in[1:37]
+	}
+	u, err := uuid.Parse(in)
+	if len(in) != 36 {
+		err = errors.New("not 8-4-4-4-12 hex digits")
+	}
 	if err != nil {
 		return uuid.Nil, vsserr.New(vsserr.InvalidArg, "bad GUID %q", s)
 	}

@@ -52,8 +52,14 @@ func TestParseGUID(t *testing.T) {
 			t.Fatalf("%q: %v %v", s, got, err)
 		}
 	}
-	if _, err := ParseGUID("nope"); !errors.Is(err, vsserr.InvalidArg) {
-		t.Fatalf("bad GUID gave %v", err)
+	// Half a pair of braces, uuid.Parse's URN and undashed forms, and the
+	// hostile cases of the server's tests are not GUIDs.
+	for _, s := range []string{"nope", "{a65faa63-5ea8-4ebc-9dbd-a0c4db26912a", "a65faa63-5ea8-4ebc-9dbd-a0c4db26912a}",
+		"urn:uuid:a65faa63-5ea8-4ebc-9dbd-a0c4db26912a", "a65faa635ea84ebc9dbda0c4db26912a", "{{a65faa63-5ea8-4ebc-9dbd-a0c4db26912}",
+		"a65faa63-5ea8-4ebc-9dbd-a0c4db26912a\x00"} {
+		if _, err := ParseGUID(s); !errors.Is(err, vsserr.InvalidArg) {
+			t.Errorf("%q gave %v, want E_INVALIDARG", s, err)
+		}
 	}
 	if GUID(u) != "a65faa63-5ea8-4ebc-9dbd-a0c4db26912a" {
 		t.Fatal("GUIDs are lowercase without braces")
