@@ -106,7 +106,7 @@ func StartInProcess(t testing.TB, opt InProcessOptions) *InProcess {
 	}
 	// Root always may; the test's own user too, so that the tests run for
 	// a developer who is not root.
-	access := server.NewAccess([]string{strconv.Itoa(os.Getuid())}, nil, log)
+	access := server.NewAccess(server.Rules{Users: []string{strconv.Itoa(os.Getuid())}}, log)
 	l, err := server.Listen(s.Socket)
 	if err != nil {
 		t.Fatal(err)
