@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"slices"
 	"time"
@@ -357,6 +358,9 @@ func (s *Session) ExposeSnapshot(ctx context.Context, id uuid.UUID, pathFromRoot
 	if !ok {
 		return "", vsserr.New(vsserr.NotSupported, "provider %s cannot expose snapshots", p.Info().Name)
 	}
+	if err := noWiderReach(sn.OriginalVolume, filepath.Clean(expose)); err != nil {
+		return "", err
+	}
 	name, err := ex.Expose(ctx, toProviderSnapshot(sn), filepath.Clean(expose))
 	if err != nil {
 		return "", provider.Translate(p, provider.CallExpose, err)
@@ -398,4 +402,50 @@ func (s *Session) UnexposeSnapshot(ctx context.Context, id uuid.UUID) error {
 	sn.ExposedName = ""
 	sn.Attributes = (sn.Attributes &^ uint32(vss.AttrExposedLocally)) | uint32(vss.AttrNotSurfaced)
 	return s.c.opt.Catalog.PutSnapshots(sn)
+}
+
+// noWiderReach refuses an exposure that would let every user reach files
+// they cannot reach on the volume itself (L53). Exposure keeps every
+// file's owner and mode, the exposure's root included (it shows the
+// volume's root); what it can widen is the way there: a volume below a
+// directory others may not enter (/srv/private, mode 0700) exposed below
+// directories everyone may enter would show its world-readable files to
+// everyone. So when some parent of the volume shuts others out, some
+// parent of the exposure directory must too. A path that cannot be looked
+// at is left to the provider, which reports it.
+func noWiderReach(volume, expose string) error {
+	shut, err := shutParent(volume)
+	if err != nil || shut == "" {
+		return nil
+	}
+	open, err := shutParent(expose)
+	if err != nil || open != "" {
+		return nil
+	}
+	return vsserr.New(vsserr.InvalidArg,
+		"exposing at %s would show the snapshot to every user, but its volume %s is not reachable by them (%s lets no others in): choose a directory below one others may not enter, such as one made with 'mkdir -m 0700'",
+		expose, volume, shut)
+}
+
+// shutParent returns the first parent directory of path, from / down,
+// that others (neither owner nor group) may not search, or "" when every
+// parent lets them through.
+func shutParent(path string) (string, error) {
+	var parents []string
+	for p := filepath.Dir(path); ; p = filepath.Dir(p) {
+		parents = append(parents, p)
+		if p == filepath.Dir(p) {
+			break
+		}
+	}
+	for i := len(parents) - 1; i >= 0; i-- {
+		fi, err := os.Stat(parents[i])
+		if err != nil {
+			return "", err
+		}
+		if fi.Mode().Perm()&0o001 == 0 {
+			return parents[i], nil
+		}
+	}
+	return "", nil
 }

@@ -140,6 +140,7 @@ func readOnlyCall(req *v1.SessionRequest) bool {
 		*v1.SessionRequest_IsVolumeSupported,
 		*v1.SessionRequest_QueryRevertStatus,
 		*v1.SessionRequest_QueryStatus,
+		*v1.SessionRequest_Wait, // on the session's own asyncs: QueryRevertStatus's
 		*v1.SessionRequest_GetSessionId,
 		*v1.SessionRequest_SaveAsXml,
 		*v1.SessionRequest_GetWriterComponents:
@@ -153,7 +154,19 @@ func callName(req *v1.SessionRequest) string {
 	if req.Call == nil {
 		return "(empty call)"
 	}
-	return strings.TrimPrefix(fmt.Sprintf("%T", req.Call), "*v1.SessionRequest_")
+	// The oneof's field is the call's name in snake case (two calls share
+	// a message type, EnableWriterClasses and DisableWriterClasses).
+	fd := req.ProtoReflect().WhichOneof(req.ProtoReflect().Descriptor().Oneofs().ByName("call"))
+	if fd == nil {
+		return "(empty call)"
+	}
+	var b strings.Builder
+	for _, w := range strings.Split(string(fd.Name()), "_") {
+		if w != "" {
+			b.WriteString(strings.ToUpper(w[:1]) + w[1:])
+		}
+	}
+	return b.String()
 }
 
 // errSessionOver stops a session's sender once everything was written.
