@@ -27,6 +27,10 @@ type DaemonOptions struct {
 	RunDir string
 	// Args are more flags for lvssd (e.g. --log-level debug).
 	Args []string
+	// Reachable makes the daemon's directory 0755, so that processes of
+	// other uids reach its socket (the access tests). It stays writable
+	// by root alone, as lvssd requires of the directories it uses (L51).
+	Reachable bool
 }
 
 // Daemon is a running lvssd binary.
@@ -52,6 +56,11 @@ func StartDaemon(t testing.TB, opt DaemonOptions) *Daemon {
 	t.Helper()
 	bin := Bin(t, "lvssd")
 	dir := shortTempDir(t, "lvssd-")
+	if opt.Reachable {
+		if err := os.Chmod(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
 	d := &Daemon{Dir: dir, Socket: filepath.Join(dir, "lvssd.sock"), StateDir: opt.StateDir, RunDir: opt.RunDir}
 	if d.StateDir == "" {
 		d.StateDir = filepath.Join(dir, "state")
