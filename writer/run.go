@@ -137,7 +137,7 @@ func unavailableHint(socket string) string {
 		return fmt.Sprintf("no socket at %s: start lvssd, or set $LVSS_SOCKET (lvss-writer --socket) to where it listens", socket) + then
 	}
 	if unix.Access(socket, unix.W_OK) != nil {
-		return "this process may not connect to lvssd: run it as root or in a group named in lvssd's access.groups (docs/configuration.md)" + then
+		return "this process may not connect to lvssd: run it as root, or give its user the writer role (access.writer_users or access.writer_groups in lvssd.toml, docs/operations.md \"Who may do what\")" + then
 	}
 	return "lvssd does not answer at " + socket + ": see lvssd's log" + then
 }

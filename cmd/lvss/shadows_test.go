@@ -721,7 +721,11 @@ func TestExposeUnexpose(t *testing.T) {
 	srv := startLvssd(t)
 	_, ids := makeSet(t, srv.Socket, vss.CtxClientAccessible, srv.Volume(t, "srv"))
 	sn := ids[0].String()
-	wd, _ := os.Getwd()
+	// A relative PATH is taken from the current directory; a private one,
+	// since lvssd refuses to expose a volume others cannot reach where
+	// everyone can (L53).
+	wd, _ := filepath.EvalSymlinks(t.TempDir())
+	t.Chdir(wd)
 	mnt := filepath.Join(wd, "mnt")
 
 	code, out, errOut := runLvss(t, srv.Socket, "", "expose", sn, "mnt", "--json")

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
+	"github.com/google/uuid"
 
 	"github.com/lvss/lvss/internal/catalog"
 	"github.com/lvss/lvss/internal/config"
@@ -132,8 +133,9 @@ Flags:
 	if err != nil {
 		return err
 	}
-	for _, d := range []string{*stateDir, *runDir} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
+	for _, d := range []struct{ what, dir string }{{"state directory", *stateDir}, {"run directory", *runDir},
+		{"socket directory", filepath.Dir(*socket)}} {
+		if err := prepareDir(d.what, d.dir); err != nil {
 			return err
 		}
 	}
@@ -204,7 +206,7 @@ Flags:
 	if err != nil {
 		return err
 	}
-	access := server.NewAccess(cfg.Access.Users, cfg.Access.Groups, log)
+	access := server.NewAccess(accessRules(cfg.Access), log)
 	l, err := server.Listen(*socket)
 	if err != nil {
 		return err
@@ -268,6 +270,19 @@ func thawStaleRecords(runDir string) error {
 		log.Warn("thawed filesystems a dead freeze guard left frozen", "mounts", thawed)
 	}
 	return err
+}
+
+// accessRules hands [access] to the server. Config has checked every class
+// ID; one that does not parse here cannot happen.
+func accessRules(a config.Access) server.Rules {
+	r := server.Rules{Users: a.Users, Groups: a.Groups, RequesterUsers: a.RequesterUsers, RequesterGroups: a.RequesterGroups,
+		WriterUsers: a.WriterUsers, WriterGroups: a.WriterGroups, AdminUsers: a.AdminUsers, AdminGroups: a.AdminGroups}
+	for i, wc := range a.WriterClasses {
+		id, _ := uuid.Parse(wc.ClassID)
+		r.WriterClasses = append(r.WriterClasses, server.ClassBinding{ClassID: id, Name: wc.Name, Users: wc.Users, Groups: wc.Groups,
+			Key: fmt.Sprintf("access.writer_class[%d]", i)})
+	}
+	return r
 }
 
 // orDefaults names the config file in use for the log.

@@ -44,7 +44,6 @@ var kindHints = map[Kind]string{
 // without a useful hint has none: an empty line of advice is noise.
 var codeHints = map[vsserr.HRESULT]string{
 	vsserr.BadState:                        "the calls came in an order lvss does not allow; see docs/cli.md, 'lvss call'",
-	vsserr.AccessDenied:                    "run as root or as a member of a group listed in lvssd's access.groups (docs/configuration.md)",
 	vsserr.SnapshotSetInProgress:           "another backup is creating a snapshot set; retry, or raise --timeout",
 	vsserr.WriterNotResponding:             "the writer missed its deadline: see lvss list writers and the writer's log; lvssd ended its stream and it subscribes again",
 	vsserr.VolumeNotSupported:              "no configured provider can snapshot this path: see lvss list providers and docs/providers.md",
@@ -68,10 +67,31 @@ var codeHints = map[vsserr.HRESULT]string{
 // command, or "" when there is nothing useful to say.
 func Hint(k Kind, code vsserr.HRESULT, command string) string {
 	h, ok := kindHints[k]
-	if !ok {
+	switch {
+	case ok:
+	case code == vsserr.AccessDenied:
+		h = accessHint(command)
+	default:
 		h = codeHints[code]
 	}
 	return strings.ReplaceAll(h, "{command}", command)
+}
+
+// accessHint names the role a refused command needs and the lvssd.toml
+// keys that grant it (docs/operations.md, "Who may do what"): the reads
+// need the admin role, lvss-writer the writer role, everything else the
+// requester role.
+func accessHint(command string) string {
+	const then = " in /etc/lvss/lvssd.toml, then restart lvssd (docs/operations.md, \"Who may do what\")"
+	switch {
+	case strings.HasPrefix(command, "lvss-writer"):
+		return "this needs the writer role: run as root, or add the user to access.writer_users or one of its groups to access.writer_groups, " +
+			"or bind the writer's class to the user with [[access.writer_class]]" + then
+	case strings.HasPrefix(command, "lvss list"), strings.HasPrefix(command, "lvss status"),
+		strings.HasPrefix(command, "lvss events"), strings.HasPrefix(command, "lvss doctor"):
+		return "this needs the read-only admin role (or the requester role): run as root, or add the user to access.admin_users or one of its groups to access.admin_groups" + then
+	}
+	return "this needs the requester role: run as root, or add the user to access.requester_users or one of its groups to access.requester_groups" + then
 }
 
 // Report is one failure as the tools print it.

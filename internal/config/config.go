@@ -44,10 +44,39 @@ type Timeouts struct {
 	RequesterSend   Duration `toml:"requester_send"`   // how long a response may wait for its requester to read it
 }
 
-// Access says who besides root may talk to lvssd.
+// Access says who besides root may talk to lvssd, and in which role
+// (docs/operations.md, "Who may do what"). Every list takes names or
+// numeric ids. Root has every role.
 type Access struct {
-	Groups []string `toml:"groups"` // members may be requesters and writers
-	Users  []string `toml:"users"`  // user names or numeric uids
+	// Groups and Users may be requesters and writers: the one role lvssd
+	// had before roles were split, kept with its meaning.
+	Groups []string `toml:"groups"`
+	Users  []string `toml:"users"`
+	// Requesters: sessions, snapshots, exposure, revert, restore, and
+	// every read the admin role has.
+	RequesterGroups []string `toml:"requester_groups"`
+	RequesterUsers  []string `toml:"requester_users"`
+	// Writers: subscribe writers of classes no writer_class binds.
+	WriterGroups []string `toml:"writer_groups"`
+	WriterUsers  []string `toml:"writer_users"`
+	// Admins (read-only): lists, status, events, doctor, Query and
+	// GetSnapshotProperties; nothing that creates or changes.
+	AdminGroups []string `toml:"admin_groups"`
+	AdminUsers  []string `toml:"admin_users"`
+	// WriterClasses bind writer classes to the accounts that alone (with
+	// root) may register them.
+	WriterClasses []WriterClass `toml:"writer_class"`
+}
+
+// WriterClass binds the writers whose class ID or name matches to the
+// listed users and groups: nobody else but root may subscribe such a
+// writer, and the listed accounts may, without a writer role. Empty lists
+// leave the class to root alone.
+type WriterClass struct {
+	ClassID string   `toml:"class_id"` // a GUID, e.g. the PostgreSQL writer's 7fb0b9cd-c65d-4295-9e38-eda7166ef992
+	Name    string   `toml:"name"`     // a writer name, compared case-insensitively
+	Users   []string `toml:"users"`
+	Groups  []string `toml:"groups"`
 }
 
 // Default returns the configuration lvssd uses when the file sets nothing.
@@ -70,6 +99,8 @@ func Default() Config {
 		},
 		Access: Access{
 			Groups: []string{"lvss"},
+			Users:  []string{}, RequesterGroups: []string{}, RequesterUsers: []string{}, WriterGroups: []string{},
+			WriterUsers: []string{}, AdminGroups: []string{}, AdminUsers: []string{}, WriterClasses: []WriterClass{},
 		},
 		Limits: Limits{MaxSnapshotsPerVolume: 512, MinFree: 64 << 20},
 		// Empty rather than nil lists, so a printed config reads back equal.

@@ -36,7 +36,9 @@ func TestDefaults(t *testing.T) {
 			t.Errorf("Timeouts.%s = %v, want %v", name, got, w)
 		}
 	}
-	if !reflect.DeepEqual(c.Access, Access{Groups: []string{"lvss"}}) {
+	if want := (Access{Groups: []string{"lvss"}, Users: []string{}, RequesterGroups: []string{}, RequesterUsers: []string{},
+		WriterGroups: []string{}, WriterUsers: []string{}, AdminGroups: []string{}, AdminUsers: []string{},
+		WriterClasses: []WriterClass{}}); !reflect.DeepEqual(c.Access, want) {
 		t.Errorf("Access = %+v", c.Access)
 	}
 	if err := c.Validate(); err != nil {
@@ -75,6 +77,33 @@ func TestParseOverlay(t *testing.T) {
 		}},
 		{"no groups at all", "[access]\ngroups = []\n", func(c *Config) {
 			c.Access.Groups = []string{}
+		}},
+		{"roles and writer classes", `[access]
+requester_groups = ["backup"]
+requester_users = ["61001"]
+writer_groups = ["61200"]
+writer_users = ["redis"]
+admin_groups = ["adm"]
+admin_users = ["61300"]
+[[access.writer_class]]
+class_id = "7fb0b9cd-c65d-4295-9e38-eda7166ef992"
+name = "postgres"
+users = ["postgres"]
+[[access.writer_class]]
+name = "System Writer"
+groups = ["61400"]
+[[access.writer_class]]
+class_id = "5d1e5c9b-340c-4dc2-8583-b1f60ab181c3"
+`, func(c *Config) {
+			a := &c.Access
+			a.RequesterGroups, a.RequesterUsers = []string{"backup"}, []string{"61001"}
+			a.WriterGroups, a.WriterUsers = []string{"61200"}, []string{"redis"}
+			a.AdminGroups, a.AdminUsers = []string{"adm"}, []string{"61300"}
+			a.WriterClasses = []WriterClass{
+				{ClassID: "7fb0b9cd-c65d-4295-9e38-eda7166ef992", Name: "postgres", Users: []string{"postgres"}},
+				{Name: "System Writer", Groups: []string{"61400"}},
+				{ClassID: "5d1e5c9b-340c-4dc2-8583-b1f60ab181c3"},
+			}
 		}},
 		{"CRLF line ends", "[timeouts]\r\nthaw = \"7s\"\r\n", func(c *Config) {
 			c.Timeouts.Thaw = Duration(7 * time.Second)
@@ -176,6 +205,20 @@ func TestParseErrors(t *testing.T) {
 			`lvssd.toml:2:10: access.users[0]: 4294967296 is not a valid numeric id`},
 		{"uid -1", "[access]\nusers = [\"4294967295\"]\n",
 			`lvssd.toml:2:10: access.users[0]: 4294967295 is not a valid numeric id`},
+		{"bad requester group", "[access]\nrequester_groups = [\"a b\"]\n",
+			`lvssd.toml:2:21: access.requester_groups[0]: "a b" is not a valid group name`},
+		{"bad admin user", "[access]\nadmin_users = [\"\"]\n",
+			`lvssd.toml:2:16: access.admin_users[0]: empty user name`},
+		{"writer class without class or name", "[[access.writer_class]]\nusers = [\"postgres\"]\n",
+			`lvssd.toml:1:1: access.writer_class[0]: set class_id (a writer class GUID) or name (a writer name), or both: a binding must say which writers it binds`},
+		{"writer class with a bad GUID", "[[access.writer_class]]\nclass_id = \"postgres\"\n",
+			`lvssd.toml:2:12: access.writer_class[0].class_id: "postgres" is not a writer class ID (a GUID such as 7fb0b9cd-c65d-4295-9e38-eda7166ef992; lvss list writers shows them)`},
+		{"writer class bound twice", "[[access.writer_class]]\nclass_id = \"7fb0b9cd-c65d-4295-9e38-eda7166ef992\"\n[[access.writer_class]]\nclass_id = \"7FB0B9CD-C65D-4295-9E38-EDA7166EF992\"\n",
+			`lvssd.toml:4:12: access.writer_class[1].class_id: class 7fb0b9cd-c65d-4295-9e38-eda7166ef992 is already bound by access.writer_class[0]`},
+		{"writer name bound twice", "[[access.writer_class]]\nname = \"Postgres\"\n[[access.writer_class]]\nname = \"postgres\"\n",
+			`lvssd.toml:4:8: access.writer_class[1].name: writer name "postgres" is already bound by access.writer_class[0]`},
+		{"writer class with a bad user", "[[access.writer_class]]\nname = \"postgres\"\nusers = [\"a:b\"]\n",
+			`lvssd.toml:3:10: access.writer_class[0].users[0]: "a:b" is not a valid user name`},
 
 		{"metrics: a path without unix:", "[metrics]\nlisten = \"/run/lvss/metrics.sock\"\n",
 			`lvssd.toml:2:10: metrics.listen: "/run/lvss/metrics.sock" is neither host:port (such as "127.0.0.1:9177") nor unix:PATH; for a Unix socket write "unix:/run/lvss/metrics.sock"`},

@@ -4,6 +4,8 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+
+	"github.com/google/uuid"
 )
 
 // Validate checks c as Parse does after decoding: every timeout in range,
@@ -31,10 +33,7 @@ func validate(c *Config, doc *document) error {
 			t.Hold, t.Freeze)
 	}
 
-	if err := checkNames(c.Access.Groups, "access.groups", "group", doc); err != nil {
-		return err
-	}
-	if err := checkNames(c.Access.Users, "access.users", "user", doc); err != nil {
+	if err := checkAccess(&c.Access, doc); err != nil {
 		return err
 	}
 	if err := checkProviders(c, doc); err != nil {
@@ -108,6 +107,66 @@ func checkDurations(v reflect.Value, prefix string, doc *document) error {
 			if err := d.Check(); err != nil {
 				return doc.errorAt([]string{prefix}, "%s: %v", prefix, err)
 			}
+		}
+	}
+	return nil
+}
+
+// checkAccess checks every account list of [access] and the writer
+// class bindings: each binding names a class ID or a name (or both), the
+// class ID is a GUID, and no class or name is bound twice, since two
+// bindings of one class would leave it unclear who may register it.
+func checkAccess(a *Access, doc *document) error {
+	lists := []struct {
+		names     []string
+		key, what string
+	}{
+		{a.Groups, "access.groups", "group"}, {a.Users, "access.users", "user"},
+		{a.RequesterGroups, "access.requester_groups", "group"}, {a.RequesterUsers, "access.requester_users", "user"},
+		{a.WriterGroups, "access.writer_groups", "group"}, {a.WriterUsers, "access.writer_users", "user"},
+		{a.AdminGroups, "access.admin_groups", "group"}, {a.AdminUsers, "access.admin_users", "user"},
+	}
+	for _, l := range lists {
+		if err := checkNames(l.names, l.key, l.what, doc); err != nil {
+			return err
+		}
+	}
+	classes, names := map[uuid.UUID]string{}, map[string]string{}
+	for i := range a.WriterClasses {
+		wc := &a.WriterClasses[i]
+		k := "access.writer_class" + index(i)
+		if wc.ClassID == "" && wc.Name == "" {
+			return doc.errorAt([]string{k + ".users", k + ".groups", k},
+				"%s: set class_id (a writer class GUID) or name (a writer name), or both: a binding must say which writers it binds", k)
+		}
+		if wc.ClassID != "" {
+			id, err := uuid.Parse(wc.ClassID)
+			if err != nil || id == uuid.Nil || len(wc.ClassID) != 36 {
+				return doc.errorAt([]string{k + ".class_id"},
+					"%s.class_id: %q is not a writer class ID (a GUID such as 7fb0b9cd-c65d-4295-9e38-eda7166ef992; lvss list writers shows them)", k, wc.ClassID)
+			}
+			if prev, dup := classes[id]; dup {
+				return doc.errorAt([]string{k + ".class_id"}, "%s.class_id: class %s is already bound by %s", k, id, prev)
+			}
+			classes[id] = k
+		}
+		if wc.Name != "" {
+			// Writer names are free text ("System Writer"); only what no
+			// Hello could carry is refused.
+			if strings.TrimSpace(wc.Name) == "" || strings.ContainsFunc(wc.Name, func(r rune) bool { return r < ' ' || r == 0x7f }) {
+				return doc.errorAt([]string{k + ".name"}, "%s.name: %q is not a writer name", k, wc.Name)
+			}
+			n := strings.ToLower(wc.Name)
+			if prev, dup := names[n]; dup {
+				return doc.errorAt([]string{k + ".name"}, "%s.name: writer name %q is already bound by %s", k, wc.Name, prev)
+			}
+			names[n] = k
+		}
+		if err := checkNames(wc.Groups, k+".groups", "group", doc); err != nil {
+			return err
+		}
+		if err := checkNames(wc.Users, k+".users", "user", doc); err != nil {
+			return err
 		}
 	}
 	return nil

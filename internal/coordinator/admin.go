@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"slices"
 	"time"
@@ -358,10 +359,13 @@ func (s *Session) ExposeSnapshot(ctx context.Context, id uuid.UUID, pathFromRoot
 	if !ok {
 		return "", vsserr.New(vsserr.NotSupported, "provider %s cannot expose snapshots", p.Info().Name)
 	}
+	path := filepath.Clean(expose)
+	if err := noWiderReach(sn.OriginalVolume, path); err != nil {
+		return "", err
+	}
 	// The journal names the exposure before it is made, so that one made
 	// and never recorded (lvssd killed between the two) is undone at the
 	// next start instead of staying mounted with no owner.
-	path := filepath.Clean(expose)
 	cat := s.c.opt.Catalog
 	if err := cat.PutJournal(catalog.JournalEntry{Kind: catalog.JournalExpose, ID: id, SessionID: s.id, Path: path,
 		Step: "expose", Started: time.Now().UTC()}); err != nil {
@@ -422,4 +426,50 @@ func (s *Session) UnexposeSnapshot(ctx context.Context, id uuid.UUID) error {
 	sn.ExposedName = ""
 	sn.Attributes = (sn.Attributes &^ uint32(vss.AttrExposedLocally)) | uint32(vss.AttrNotSurfaced)
 	return s.c.opt.Catalog.PutSnapshots(sn)
+}
+
+// noWiderReach refuses an exposure that would let every user reach files
+// they cannot reach on the volume itself (L53). Exposure keeps every
+// file's owner and mode, the exposure's root included (it shows the
+// volume's root); what it can widen is the way there: a volume below a
+// directory others may not enter (/srv/private, mode 0700) exposed below
+// directories everyone may enter would show its world-readable files to
+// everyone. So when some parent of the volume shuts others out, some
+// parent of the exposure directory must too. A path that cannot be looked
+// at is left to the provider, which reports it.
+func noWiderReach(volume, expose string) error {
+	shut, err := shutParent(volume)
+	if err != nil || shut == "" {
+		return nil
+	}
+	open, err := shutParent(expose)
+	if err != nil || open != "" {
+		return nil
+	}
+	return vsserr.New(vsserr.InvalidArg,
+		"exposing at %s would show the snapshot to every user, but its volume %s is not reachable by them (%s lets no others in): choose a directory below one others may not enter, such as one made with 'mkdir -m 0700'",
+		expose, volume, shut)
+}
+
+// shutParent returns the first parent directory of path, from / down,
+// that others (neither owner nor group) may not search, or "" when every
+// parent lets them through.
+func shutParent(path string) (string, error) {
+	var parents []string
+	for p := filepath.Dir(path); ; p = filepath.Dir(p) {
+		parents = append(parents, p)
+		if p == filepath.Dir(p) {
+			break
+		}
+	}
+	for i := len(parents) - 1; i >= 0; i-- {
+		fi, err := os.Stat(parents[i])
+		if err != nil {
+			return "", err
+		}
+		if fi.Mode().Perm()&0o001 == 0 {
+			return parents[i], nil
+		}
+	}
+	return "", nil
 }

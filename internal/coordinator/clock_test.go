@@ -114,8 +114,8 @@ func TestFreezeWindowIgnoresWallClockSteps(t *testing.T) {
 	must(t, e.wait(s.PrepareForBackup()))
 	op, err := s.DoSnapshotSet()
 	must(t, err)
-	<-held // db is frozen; its window timer runs
-	e.until("the window timer is set", func() bool { return clk.pending() >= 2 }) // the lease and the window
+	<-held // db is frozen; its window timer runs, beside the lease's
+	e.until("the window timer is set", func() bool { return clk.pending() >= 2 })
 
 	clk.step(3 * time.Hour) // forward: must not shorten the window
 	clk.advance(window - time.Millisecond)

@@ -127,6 +127,16 @@ func (s *Session) applyEdits(phase document.Phase, sw *sessionWriter, x []byte) 
 	if err != nil {
 		return err
 	}
+	// A writer is shown its own entry only (writerView); an entry of any
+	// other instance in its answer is an attempt to change another
+	// writer's components, refused as a whole rather than silently
+	// dropped, so that the attempt shows (L52).
+	for i := range edited.Writers {
+		if other := &edited.Writers[i]; other.InstanceID != sw.w.InstanceID {
+			return vsserr.New(vsserr.AccessDenied, "the document it returned has components of writer instance %s (class %s), not its own: a writer may change only its own components",
+				other.InstanceID, other.WriterID)
+		}
+	}
 	wc := edited.Writer(sw.w.InstanceID)
 	if wc == nil {
 		return nil // the writer changed nothing of its own

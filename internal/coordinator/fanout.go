@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -87,6 +88,11 @@ func (s *Session) deliver(ctx context.Context, sw *sessionWriter, ev *Event, pha
 	if phase != PhaseNone && phase != document.PhaseReadOnly && len(res.BCD) > 0 {
 		if err := s.applyEdits(phase, sw, res.BCD); err != nil {
 			sw.fail(ev.Type, vsserr.WriterErrorNonRetryable, vsserr.Code(err), "lvssd refused the writer's document edits: "+vsserr.Message(err))
+			if vsserr.Code(err) == vsserr.AccessDenied {
+				s.c.event(ctx, LevelWarn, vsserr.AccessDenied, s.id, "writer tried to change another writer's components", "writer", sw.w.Identity.Name,
+					"instance", sw.w.InstanceID.String(), "uid", fmt.Sprint(sw.w.Peer.UID), "pid", fmt.Sprint(sw.w.Peer.PID), "event", ev.Type.String(),
+					"reason", vsserr.Message(err))
+			}
 			return false
 		}
 	}

@@ -47,8 +47,8 @@ type creation struct {
 	made    map[uuid.UUID]provider.Snapshot
 	timers  map[*sessionWriter]Stopper
 	frozeAt map[*sessionWriter]Mark // when its Freeze was sent, for the writers that froze
-	tmu     sync.Mutex                   // guards timers and frozeAt
-	held    time.Duration                // how long filesystems were held frozen (NeedsFreeze providers)
+	tmu     sync.Mutex              // guards timers and frozeAt
+	held    time.Duration           // how long filesystems were held frozen (NeedsFreeze providers)
 	// frozen is how long the writers were held frozen, from the first
 	// Freeze sent to the last Thaw answered; thawed is how many writers
 	// were frozen and thawed in that window (none: frozen is 0).

@@ -102,7 +102,7 @@ func FuzzSessionCalls(f *testing.F) {
 // bare transport error, never panic, and forget the writer once its
 // stream is gone.
 func FuzzWriterStream(f *testing.F) {
-	d := startDaemonWith(f, NewAccess(nil, nil, slog.New(slog.DiscardHandler)), func(o *coordinator.Options) {
+	d := startDaemonWith(f, NewAccess(Rules{}, slog.New(slog.DiscardHandler)), func(o *coordinator.Options) {
 		o.Timeouts.Identify = 2 * time.Second
 	})
 	cc := dialRaw(f, d.socket)

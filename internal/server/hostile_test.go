@@ -133,7 +133,7 @@ func stringFields(f func(path string, req *v1.SessionRequest, set func(string)))
 // in any string of any call is refused with E_INVALIDARG under the call's
 // own ID, and the session goes on: the next call is answered as usual.
 func TestHostileStringsInEveryRequestField(t *testing.T) {
-	d := startDaemon(t, NewAccess(nil, nil, slog.New(slog.DiscardHandler)))
+	d := startDaemon(t, NewAccess(Rules{}, slog.New(slog.DiscardHandler)))
 	r := openSession(t, dialRaw(t, d.socket))
 	long := strings.Repeat("a", 1<<20)
 	n := 0
@@ -186,7 +186,7 @@ func TestHostileStringsInEveryRequestField(t *testing.T) {
 // volume through ".." or a symbolic link. Each gets its HRESULT and leaves
 // the other session untouched.
 func TestHostileIDsAndPaths(t *testing.T) {
-	d := startDaemon(t, NewAccess(nil, nil, slog.New(slog.DiscardHandler)))
+	d := startDaemon(t, NewAccess(Rules{}, slog.New(slog.DiscardHandler)))
 	cc := dial(t, d.socket)
 	// Session A holds an auto-release snapshot and a finished async.
 	a := openSession(t, cc)

@@ -93,7 +93,7 @@ func hello(name string) *v1.Hello {
 // would be; each refusal ends the stream with its HRESULT, and nothing is
 // left subscribed.
 func TestHostileHellos(t *testing.T) {
-	d := startDaemon(t, NewAccess(nil, nil, slog.New(slog.DiscardHandler)))
+	d := startDaemon(t, NewAccess(Rules{}, slog.New(slog.DiscardHandler)))
 	cc := dialRaw(t, d.socket)
 	long := strings.Repeat("w", 1<<20)
 	good, _, err := subscribeRaw(t, cc, hello("good"))
@@ -132,7 +132,7 @@ func TestHostileHellos(t *testing.T) {
 // with E_INVALIDARG and fails its event at once; an answer after the
 // deadline finds the stream ended (L29).
 func TestHostileWriterAnswers(t *testing.T) {
-	d := startDaemonWith(t, NewAccess(nil, nil, slog.New(slog.DiscardHandler)), func(o *coordinator.Options) {
+	d := startDaemonWith(t, NewAccess(Rules{}, slog.New(slog.DiscardHandler)), func(o *coordinator.Options) {
 		o.Timeouts.Identify = 3 * time.Second
 	})
 	cc := dialRaw(t, d.socket)
@@ -231,7 +231,7 @@ func TestHostileWriterAnswers(t *testing.T) {
 // components each go through, and what lvssd holds for them stays within
 // a bound measured here (L61).
 func TestTenThousandComponents(t *testing.T) {
-	d := startDaemon(t, NewAccess(nil, nil, slog.New(slog.DiscardHandler)))
+	d := startDaemon(t, NewAccess(Rules{}, slog.New(slog.DiscardHandler)))
 	cc := dialRaw(t, d.socket)
 	heap := func() uint64 {
 		runtime.GC()

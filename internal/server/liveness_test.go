@@ -115,7 +115,7 @@ func TestSubscribeDuringGathers(t *testing.T) {
 	if testing.Short() {
 		n = 100
 	}
-	d := startDaemon(t, NewAccess(nil, nil, slog.New(slog.DiscardHandler)))
+	d := startDaemon(t, NewAccess(Rules{}, slog.New(slog.DiscardHandler)))
 	var conns []*grpc.ClientConn
 	for range 8 {
 		conns = append(conns, dial(t, d.socket))
@@ -174,7 +174,7 @@ func TestSubscribeDuringGathers(t *testing.T) {
 // then nothing more fails the event at its deadline, its stream is ended
 // (so it never holds anyone up again), and it can subscribe again.
 func TestWriterThatStopsReadingIsEnded(t *testing.T) {
-	d := startDaemonWith(t, NewAccess(nil, nil, slog.New(slog.DiscardHandler)), func(o *coordinator.Options) {
+	d := startDaemonWith(t, NewAccess(Rules{}, slog.New(slog.DiscardHandler)), func(o *coordinator.Options) {
 		o.Timeouts.Identify = 300 * time.Millisecond
 	})
 	cc := dial(t, d.socket)
@@ -223,7 +223,7 @@ func TestWriterThatStopsReadingIsEnded(t *testing.T) {
 // creation lock and stops reading its responses loses its session, and so
 // the lock, once a response has waited timeouts.requester_send.
 func TestRequesterThatStopsReadingIsReleased(t *testing.T) {
-	d := startDaemonWith(t, NewAccess(nil, nil, slog.New(slog.DiscardHandler)), func(o *coordinator.Options) {
+	d := startDaemonWith(t, NewAccess(Rules{}, slog.New(slog.DiscardHandler)), func(o *coordinator.Options) {
 		o.Timeouts.RequesterSend = 300 * time.Millisecond
 	})
 	cc := dial(t, d.socket)

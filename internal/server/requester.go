@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -38,7 +39,11 @@ const responseQueue = 256
 // hold the creation lock or a frozen writer.
 func (h *requester) Session(stream v1.Requester_SessionServer) error {
 	ctx := stream.Context()
-	sess := h.s.c.NewSession(toPeer(peerOf(ctx)))
+	// The peer's credentials are the connection's: its roles are decided
+	// once for the stream and applied to each call.
+	p := peerOf(ctx)
+	roles := h.s.access.Roles(p)
+	sess := h.s.c.NewSession(toPeer(p))
 	sendTimeout := h.s.c.Options().Timeouts.RequesterSend
 	ended := make(chan struct{})
 	box := outbox.New(responseQueue, stream.Send, func(error) { close(ended) })
@@ -80,6 +85,10 @@ func (h *requester) Session(stream v1.Requester_SessionServer) error {
 				}
 				continue
 			}
+			if err := h.s.authorizeCall(ctx, p, roles, req); err != nil {
+				send(&v1.SessionResponse{Id: req.Id, Status: wire.StatusOf(err)})
+				continue
+			}
 			send(h.dispatch(ctx, sess, req))
 		}
 	}()
@@ -110,6 +119,58 @@ func (h *requester) Session(stream v1.Requester_SessionServer) error {
 	}
 	box.End(errSessionOver)
 	return nil
+}
+
+// authorizeCall lets a requester make every call and an admin (read-only)
+// only those that change nothing outside its own session (L50).
+func (s *Server) authorizeCall(ctx context.Context, p PeerInfo, roles Role, req *v1.SessionRequest) error {
+	if roles.Has(RoleRequester) || readOnlyCall(req) {
+		return nil
+	}
+	return s.deny(ctx, p, "Requester.Session "+callName(req),
+		"it needs the requester role ("+RoleRequester.keys()+"); the admin role only reads")
+}
+
+// readOnlyCall reports whether a session call only reads: what lvssd
+// knows (snapshots, providers, a revert's progress) or the caller's own
+// session. Every other call creates, changes or deletes something, or
+// sends writers an event (GatherWriterMetadata's Identify).
+func readOnlyCall(req *v1.SessionRequest) bool {
+	switch req.Call.(type) {
+	case *v1.SessionRequest_InitializeForBackup, // session-local: Query is allowed only after it
+		*v1.SessionRequest_SetContext, // session-local: VSS_CTX_ALL lets Query see every context
+		*v1.SessionRequest_Query,
+		*v1.SessionRequest_GetSnapshotProperties,
+		*v1.SessionRequest_IsVolumeSupported,
+		*v1.SessionRequest_QueryRevertStatus,
+		*v1.SessionRequest_QueryStatus,
+		*v1.SessionRequest_Wait, // on the session's own asyncs: QueryRevertStatus's
+		*v1.SessionRequest_GetSessionId,
+		*v1.SessionRequest_SaveAsXml,
+		*v1.SessionRequest_GetWriterComponents:
+		return true
+	}
+	return false
+}
+
+// callName is the VSS method of a session call ("DoSnapshotSet").
+func callName(req *v1.SessionRequest) string {
+	if req.Call == nil {
+		return "(empty call)"
+	}
+	// The oneof's field is the call's name in snake case (two calls share
+	// a message type, EnableWriterClasses and DisableWriterClasses).
+	fd := req.ProtoReflect().WhichOneof(req.ProtoReflect().Descriptor().Oneofs().ByName("call"))
+	if fd == nil {
+		return "(empty call)"
+	}
+	var b strings.Builder
+	for _, w := range strings.Split(string(fd.Name()), "_") {
+		if w != "" {
+			b.WriteString(strings.ToUpper(w[:1]) + w[1:])
+		}
+	}
+	return b.String()
 }
 
 // errSessionOver stops a session's sender once everything was written.

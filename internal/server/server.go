@@ -7,6 +7,9 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -27,6 +30,8 @@ type Server struct {
 	grpc   *grpc.Server
 	daemon Daemon
 	codec  *codec
+	// denials bounds how many refusals reach the event log.
+	denials denialLimiter
 }
 
 // Daemon is what lvss status and lvss doctor say about lvssd itself,
@@ -93,15 +98,109 @@ func peerOf(ctx context.Context) PeerInfo {
 
 func toPeer(p PeerInfo) coordinator.Peer { return coordinator.Peer{UID: p.UID, GID: p.GID, PID: p.PID} }
 
-// authorize is the one access decision point.
+// authorize is the access decision of every RPC: which role each service
+// needs (L50). A session's calls are judged again one by one
+// (authorizeCall), a writer's class once its Hello names it
+// (writerService.Subscribe).
 func (s *Server) authorize(ctx context.Context, method string) error {
 	p := peerOf(ctx)
-	if s.access.Allowed(p) {
+	roles := s.access.Roles(p)
+	switch {
+	case strings.HasPrefix(method, "/lvss.v1.Requester/"), strings.HasPrefix(method, "/lvss.v1.Admin/"):
+		// An admin may open a session for the calls that only read.
+		if roles.Has(RoleRequester) || roles.Has(RoleAdmin) {
+			return nil
+		}
+		need := "it needs the requester role (" + RoleRequester.keys() + ") or the read-only admin role (" + RoleAdmin.keys() + ")"
+		return wire.ToGRPC(s.deny(ctx, p, rpcName(method), need))
+	case strings.HasPrefix(method, "/lvss.v1.Writer/"):
+		if roles.Has(RoleWriter) || s.access.bound(p) {
+			return nil
+		}
+		return wire.ToGRPC(s.deny(ctx, p, rpcName(method), "it needs the writer role ("+RoleWriter.keys()+")"))
+	}
+	if roles.Has(RoleRequester) {
 		return nil
 	}
-	s.c.Logf(ctx, coordinator.LevelWarn, vsserr.AccessDenied, "access denied", "method", method,
-		"uid", fmt.Sprint(p.UID), "gid", fmt.Sprint(p.GID), "pid", fmt.Sprint(p.PID))
-	return wire.ToGRPC(vsserr.New(vsserr.AccessDenied, "uid %d may not use lvssd (allowed: %s)", p.UID, s.access))
+	return wire.ToGRPC(s.deny(ctx, p, rpcName(method), "it needs the requester role ("+RoleRequester.keys()+")"))
+}
+
+// rpcName is "Requester.Session" for "/lvss.v1.Requester/Session".
+func rpcName(method string) string {
+	return strings.Replace(strings.TrimPrefix(method, "/lvss.v1."), "/", ".", 1)
+}
+
+// deny logs a refusal (event log and slog: uid, gid, pid, the peer's
+// executable, the method) and returns the E_ACCESSDENIED the peer gets,
+// saying what it lacks and which keys grant it.
+func (s *Server) deny(ctx context.Context, p PeerInfo, method, need string) error {
+	exe := peerExe(p.PID)
+	if s.denials.admit(p.UID, time.Now()) {
+		s.c.Logf(ctx, coordinator.LevelWarn, vsserr.AccessDenied, "access denied", "method", method,
+			"uid", fmt.Sprint(p.UID), "gid", fmt.Sprint(p.GID), "pid", fmt.Sprint(p.PID), "exe", exe, "reason", need)
+	} else {
+		s.log.Debug("access denied (not written to the event log: this uid was refused too often)", "method", method,
+			"uid", p.UID, "pid", p.PID, "exe", exe)
+	}
+	return vsserr.New(vsserr.AccessDenied, "uid %d may not call %s: %s", p.UID, method, need)
+}
+
+// peerExe is the executable of the peer's process, as far as lvssd can
+// see it; "" when the process is gone. lvssd runs in the host's PID
+// namespace (architecture: no PrivateMounts), so SO_PEERCRED's pid is
+// valid here, though the process may have exited or exec'd since.
+func peerExe(pid int32) string {
+	if pid <= 0 {
+		return ""
+	}
+	exe, err := os.Readlink("/proc/" + strconv.Itoa(int(pid)) + "/exe")
+	if err != nil {
+		return ""
+	}
+	return exe
+}
+
+// denialBurst is how many refusals of one uid per denialWindow reach the
+// event log; the rest go to lvssd's debug log only. A local user retrying
+// in a loop (or a denied writer reconnecting) must not fill the catalog.
+const (
+	denialBurst  = 20
+	denialWindow = time.Minute
+)
+
+// denialLimiter counts refusals per uid in fixed windows.
+type denialLimiter struct {
+	mu   sync.Mutex
+	seen map[uint32]*denialCount
+}
+
+type denialCount struct {
+	since time.Time
+	n     int
+}
+
+func (l *denialLimiter) admit(uid uint32, now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.seen == nil {
+		l.seen = map[uint32]*denialCount{}
+	}
+	c := l.seen[uid]
+	if c == nil || now.Sub(c.since) >= denialWindow {
+		if len(l.seen) > 4096 {
+			// Bounded: forget old windows rather than grow with every
+			// uid that ever knocked.
+			for k, v := range l.seen {
+				if now.Sub(v.since) >= denialWindow {
+					delete(l.seen, k)
+				}
+			}
+		}
+		c = &denialCount{since: now}
+		l.seen[uid] = c
+	}
+	c.n++
+	return c.n <= denialBurst
 }
 
 // Listen creates the socket (replacing a stale one), world-reachable.

@@ -139,7 +139,7 @@ func (r *rawSession) waitOK(resp *v1.SessionResponse) {
 }
 
 func TestSessionOverSocketAndReleaseOnDisconnect(t *testing.T) {
-	d := startDaemon(t, NewAccess(nil, nil, slog.Default()))
+	d := startDaemon(t, NewAccess(Rules{}, slog.Default()))
 	cc := dial(t, d.socket)
 	ctx, kill := context.WithCancel(context.Background())
 	st, err := v1.NewRequesterClient(cc).Session(ctx)
@@ -189,7 +189,7 @@ func TestSessionOverSocketAndReleaseOnDisconnect(t *testing.T) {
 }
 
 func TestReleasedMessageOnHalfClose(t *testing.T) {
-	d := startDaemon(t, NewAccess(nil, nil, slog.Default()))
+	d := startDaemon(t, NewAccess(Rules{}, slog.Default()))
 	st, err := v1.NewRequesterClient(dial(t, d.socket)).Session(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -283,7 +283,7 @@ func probeBinary(t *testing.T) string {
 func TestStatusAndDoctorAccess(t *testing.T) {
 	testenv.RequireRoot(t)
 	bin := probeBinary(t)
-	d := startDaemon(t, NewAccess(nil, []string{"4242"}, slog.Default()))
+	d := startDaemon(t, NewAccess(Rules{Groups: []string{"4242"}}, slog.Default()))
 	for _, call := range []string{"Status", "Doctor"} {
 		if got := probeCallAs(t, bin, d.socket, call, "PROBE ", 65534, 65534); got != "E_ACCESSDENIED" {
 			t.Errorf("%s as uid 65534 outside the allowed groups: got %s", call, got)
@@ -292,7 +292,7 @@ func TestStatusAndDoctorAccess(t *testing.T) {
 			t.Errorf("%s as uid 65534 in allowed group 4242: got %s", call, got)
 		}
 	}
-	if got := probeCallAs(t, bin, d.socket, "Doctor", "ALLOWED ", 65534, 4242); !strings.HasPrefix(got, "group ") || !strings.HasSuffix(got, " (access.groups)") {
+	if got := probeCallAs(t, bin, d.socket, "Doctor", "ALLOWED ", 65534, 4242); got != "group 4242 (access.groups: requester, writer, admin)" {
 		t.Errorf("Doctor's allowed_by for a group member: %q", got)
 	}
 	if got := probeCallAs(t, bin, d.socket, "Doctor", "ALLOWED ", 0, 0); got != "root" {
@@ -304,7 +304,7 @@ func TestAccessFromPeerCredentials(t *testing.T) {
 	testenv.RequireRoot(t)
 	// The probe (this test binary) must be runnable by nobody.
 	bin := probeBinary(t)
-	d := startDaemon(t, NewAccess(nil, []string{"4242"}, slog.Default()))
+	d := startDaemon(t, NewAccess(Rules{Groups: []string{"4242"}}, slog.Default()))
 	if got := probeAs(t, bin, d.socket, 65534, 65534); got != "E_ACCESSDENIED" {
 		t.Fatalf("uid 65534 outside the allowed groups: got %s", got)
 	}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"sync"
 	"time"
 
@@ -63,11 +64,18 @@ func (h *writerService) Subscribe(stream v1.Writer_SubscribeServer) error {
 	if err != nil {
 		return wire.ToGRPC(err)
 	}
+	// The class is known only now: a bound class is its binding's
+	// accounts' alone, so nobody else can pose as, say, the PostgreSQL
+	// writer (L50).
+	p := peerOf(ctx)
+	if ok, why := h.s.access.MayRegister(p, class, hello.Name); !ok {
+		return wire.ToGRPC(h.s.deny(ctx, p, fmt.Sprintf("Writer.Subscribe (writer %q, class %s)", hello.Name, class), why))
+	}
 	id := coordinator.Identity{ClassID: class, Name: hello.Name, InstanceName: hello.InstanceName,
 		Usage: vss.UsageType(hello.Usage), Source: vss.SourceType(hello.Source), Level: vss.AppLevel(hello.Level),
 		FreezeTimeout: time.Duration(hello.FreezeTimeoutMs) * time.Millisecond, Major: hello.MajorVersion, Minor: hello.MinorVersion}
 	ws := &writerStream{stream: stream, ended: make(chan struct{})}
-	w, err := h.s.c.AddWriter(ctx, id, toPeer(peerOf(ctx)), ws)
+	w, err := h.s.c.AddWriter(ctx, id, toPeer(p), ws)
 	if err != nil {
 		return wire.ToGRPC(err)
 	}

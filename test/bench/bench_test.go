@@ -77,7 +77,7 @@ func startDaemon(b *testing.B, provs ...provider.Provider) *daemon {
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv := server.New(c, server.NewAccess(nil, nil, log), log)
+	srv := server.New(c, server.NewAccess(server.Rules{}, log), log)
 	go srv.Serve(l)
 	b.Cleanup(func() { srv.Stop(); c.Close(context.Background()); cat.Close() })
 	return &daemon{socket: sock, c: c}

@@ -86,7 +86,9 @@ func mountTmpfs(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := unix.Mount("lvss-test", dir, "tmpfs", 0, "size=8m"); err != nil {
+	// mode=0755: a tmpfs root is 1777 by default, and lvssd refuses a run
+	// dir others may write (L51).
+	if err := unix.Mount("lvss-test", dir, "tmpfs", 0, "size=8m,mode=0755"); err != nil {
 		os.Remove(dir)
 		t.Fatalf("mount a tmpfs: %v", err)
 	}

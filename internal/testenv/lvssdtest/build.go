@@ -72,6 +72,11 @@ func build(names ...string) (string, error) {
 		if err != nil {
 			return "", err
 		}
+		// Runnable by every uid: the access tests run lvss and the
+		// writers as users of their own.
+		if err := os.Chmod(d, 0o755); err != nil {
+			return "", err
+		}
 		bins.dir, bins.built, bins.failed = d, map[string]bool{}, map[string]error{}
 	}
 	var pkgs, missing []string

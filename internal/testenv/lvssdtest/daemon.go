@@ -32,6 +32,10 @@ type DaemonOptions struct {
 	// and this as $LVSSD_FAILPOINTS (internal/failpoint); its pause
 	// files are in Daemon.FailpointDir.
 	Failpoints string
+	// Reachable makes the daemon's directory 0755, so that processes of
+	// other uids reach its socket (the access tests). It stays writable
+	// by root alone, as lvssd requires of the directories it uses (L51).
+	Reachable bool
 }
 
 // Daemon is a running lvssd binary.
@@ -63,6 +67,11 @@ func StartDaemon(t testing.TB, opt DaemonOptions) *Daemon {
 	}
 	bin := Bin(t, name)
 	dir := shortTempDir(t, "lvssd-")
+	if opt.Reachable {
+		if err := os.Chmod(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
 	d := &Daemon{Dir: dir, Socket: filepath.Join(dir, "lvssd.sock"), StateDir: opt.StateDir, RunDir: opt.RunDir}
 	if d.StateDir == "" {
 		d.StateDir = filepath.Join(dir, "state")

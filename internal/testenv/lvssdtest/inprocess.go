@@ -63,6 +63,12 @@ type InProcess struct {
 func StartInProcess(t testing.TB, opt InProcessOptions) *InProcess {
 	t.Helper()
 	dir := shortTempDir(t, "lvssd-")
+	// Reachable by everyone, as /srv is: the fake volumes under it may be
+	// exposed anywhere (lvssd refuses to expose a volume others cannot
+	// reach where they can, L53), and other uids may reach the socket.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	s := &InProcess{Dir: dir, Socket: filepath.Join(dir, "lvssd.sock"), Root: filepath.Join(dir, "vol"),
 		Log: filepath.Join(dir, "lvssd.log"), served: make(chan struct{})}
 	for _, d := range []string{s.Root, filepath.Join(dir, "state")} {
@@ -106,7 +112,7 @@ func StartInProcess(t testing.TB, opt InProcessOptions) *InProcess {
 	}
 	// Root always may; the test's own user too, so that the tests run for
 	// a developer who is not root.
-	access := server.NewAccess([]string{strconv.Itoa(os.Getuid())}, nil, log)
+	access := server.NewAccess(server.Rules{Users: []string{strconv.Itoa(os.Getuid())}}, log)
 	l, err := server.Listen(s.Socket)
 	if err != nil {
 		t.Fatal(err)

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -25,10 +27,24 @@ type Result struct {
 // if the binary cannot be run or does not end within a minute.
 func Lvss(t testing.TB, socket, stdin string, args ...string) Result {
 	t.Helper()
+	return LvssAs(t, nil, socket, stdin, args...)
+}
+
+// LvssAs is Lvss run under cred (nil: as the test), for the access tests:
+// a uid and groups of their own, which need no passwd entry. The binary's
+// directory is readable by every uid; the socket's must be too
+// (DaemonOptions.Reachable).
+func LvssAs(t testing.TB, cred *syscall.Credential, socket, stdin string, args ...string) Result {
+	t.Helper()
 	bin := Bin(t, "lvss")
 	ctx, cancel := context.WithTimeout(context.Background(), lvssTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, append([]string{"--socket", socket}, args...)...)
+	if cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+		// A working directory and HOME the uid may enter.
+		cmd.Dir, cmd.Env = "/", append(os.Environ(), "HOME=/")
+	}
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
