@@ -104,7 +104,9 @@ func (c *fakeClock) pending() int {
 // neither end its window early nor keep it from ending on time.
 func TestFreezeWindowIgnoresWallClockSteps(t *testing.T) {
 	clk := &fakeClock{wall: time.Date(2026, 3, 29, 1, 59, 0, 0, time.UTC)}
-	e := newEnv(t, func(o *Options) { o.Clock = clk })
+	// The commit is held while db is frozen; its real-time deadline (the
+	// hold window) must not end the creation first on a busy machine.
+	e := newEnv(t, func(o *Options) { o.Clock = clk; o.Timeouts.Hold = time.Hour })
 	const window = 10 * time.Second
 	w := e.writer("db", vss.LevelBackEnd, window)
 	held, release := e.prov.HoldAt("CommitSnapshots")
