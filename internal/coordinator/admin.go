@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"golang.org/x/sys/unix"
 
 	"github.com/lvss/lvss/internal/catalog"
 	"github.com/lvss/lvss/internal/failpoint"
@@ -360,6 +361,9 @@ func (s *Session) ExposeSnapshot(ctx context.Context, id uuid.UUID, pathFromRoot
 		return "", vsserr.New(vsserr.NotSupported, "provider %s cannot expose snapshots", p.Info().Name)
 	}
 	path := filepath.Clean(expose)
+	if err := mountableBy(s.peer, path); err != nil {
+		return "", err
+	}
 	if err := noWiderReach(sn.OriginalVolume, path); err != nil {
 		return "", err
 	}
@@ -449,6 +453,55 @@ func noWiderReach(volume, expose string) error {
 	return vsserr.New(vsserr.InvalidArg,
 		"exposing at %s would show the snapshot to every user, but its volume %s is not reachable by them (%s lets no others in): choose a directory below one others may not enter, such as one made with 'mkdir -m 0700'",
 		expose, volume, shut)
+}
+
+// mountableBy refuses to let a requester that is not root mount a snapshot
+// anywhere but over a directory of its own that it cannot swap (L54):
+// lvssd mounts as root, and a member of the requester group who could
+// name /etc, or a directory it then replaces with a symlink to /etc
+// before the mount, would cover system files with snapshot content. So
+// the directory (symlinks resolved) must be owned by the caller, and no
+// entry on the path may be one the caller can rename or replace: each
+// directory above must be neither the caller's nor writable by group or
+// others, unless it is sticky (/tmp) and the entry below it is neither
+// the caller's nor in a directory of the caller's. So nothing on the path
+// can change between this check and the provider's mount. (The target's
+// own parent is never excused by a sticky bit: the target is the
+// caller's.)
+func mountableBy(peer Peer, path string) error {
+	if peer.UID == 0 {
+		return nil
+	}
+	target, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return nil // the provider reports a path that is not there
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(target, &st); err != nil {
+		return nil
+	}
+	if st.Uid != peer.UID || st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		return vsserr.New(vsserr.AccessDenied, "uid %d may expose snapshots only over a directory of its own; %s is not one (owner uid %d)",
+			peer.UID, target, st.Uid)
+	}
+	childUID := st.Uid
+	for p := filepath.Dir(target); ; p = filepath.Dir(p) {
+		if err := unix.Lstat(p, &st); err != nil {
+			return vsserr.Wrap(vsserr.AccessDenied, err, "expose path %s", target)
+		}
+		mine := st.Uid == peer.UID
+		writable := mine || st.Mode&0o022 != 0
+		sticky := st.Mode&unix.S_ISVTX != 0
+		if writable && (mine || !sticky || childUID == peer.UID) {
+			return vsserr.New(vsserr.AccessDenied,
+				"uid %d may not expose at %s: %s above it is %s, so the path could change under lvssd's mount; use a directory of yours in one only root may write (mkdir -p /srv/exposures/NAME; chown NAME /srv/exposures/NAME)",
+				peer.UID, target, p, map[bool]string{true: "yours", false: "writable by group or others"}[mine])
+		}
+		if p == filepath.Dir(p) {
+			return nil
+		}
+		childUID = st.Uid
+	}
 }
 
 // shutParent returns the first parent directory of path, from / down,
