@@ -122,24 +122,32 @@ generate:
 check-generate: generate
 	@git diff --exit-code -- api/ || (echo "generated code is stale: run make generate and commit"; exit 1)
 
-# Each parser's fuzz target for FUZZTIME (default 20s): the two XML
+# Each parser's fuzz target: the two XML
 # documents, lvssd's config, mountinfo, the backup archive, lvss call lines,
 # requester calls through the gRPC server's dispatch, a writer's stream
 # over the real socket, exec provider output, hook-directory names and
 # writer unit files (docs/testing.md lists them).
-FUZZTIME ?= 20s
+#
+# Each target runs for a number of inputs (Nx), sized to about ten seconds
+# on two busy cores, not for a duration: Go 1.26's fuzz coordinator can
+# fail a target with a spurious "context deadline exceeded" when a
+# -fuzztime duration ends while a worker is busy (golang/go#75804, fixed in
+# Go 1.27), which a loaded machine makes likely. FUZZTIME=10m runs every
+# target for a duration instead, for a longer local search.
+FUZZTIME ?=
+fuzzbudget = $(if $(FUZZTIME),$(FUZZTIME),$(1))
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzParseWriterMetadata$$' -fuzztime $(FUZZTIME) ./document/
-	$(GO) test -run '^$$' -fuzz '^FuzzParseBackupComponents$$' -fuzztime $(FUZZTIME) ./document/
-	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/config/
-	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/mountinfo/
-	$(GO) test -run '^$$' -fuzz '^FuzzRead$$' -fuzztime $(FUZZTIME) ./backupdoc/
-	$(GO) test -run '^$$' -fuzz '^FuzzCallLine$$' -fuzztime $(FUZZTIME) ./cmd/lvss/
-	$(GO) test -run '^$$' -fuzz '^FuzzSessionCalls$$' -fuzztime $(FUZZTIME) ./internal/server/
-	$(GO) test -run '^$$' -fuzz '^FuzzWriterStream$$' -fuzztime $(FUZZTIME) ./internal/server/
-	$(GO) test -run '^$$' -fuzz '^FuzzOutput$$' -fuzztime $(FUZZTIME) ./provider/exec/
-	$(GO) test -run '^$$' -fuzz '^FuzzHookDirNames$$' -fuzztime $(FUZZTIME) ./writers/exec/
-	$(GO) test -run '^$$' -fuzz '^FuzzConfiguredWriter$$' -fuzztime $(FUZZTIME) ./cmd/lvss/
+	$(GO) test -timeout 10m -run '^$$' -fuzz '^FuzzParseWriterMetadata$$' -fuzztime $(call fuzzbudget,150000x) ./document/
+	$(GO) test -timeout 10m -run '^$$' -fuzz '^FuzzParseBackupComponents$$' -fuzztime $(call fuzzbudget,150000x) ./document/
+	$(GO) test -timeout 10m -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(call fuzzbudget,20000x) ./internal/config/
+	$(GO) test -timeout 10m -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(call fuzzbudget,400000x) ./internal/mountinfo/
+	$(GO) test -timeout 10m -run '^$$' -fuzz '^FuzzRead$$' -fuzztime $(call fuzzbudget,30000x) ./backupdoc/
+	$(GO) test -timeout 10m -run '^$$' -fuzz '^FuzzCallLine$$' -fuzztime $(call fuzzbudget,100000x) ./cmd/lvss/
+	$(GO) test -timeout 10m -run '^$$' -fuzz '^FuzzSessionCalls$$' -fuzztime $(call fuzzbudget,50000x) ./internal/server/
+	$(GO) test -timeout 10m -run '^$$' -fuzz '^FuzzWriterStream$$' -fuzztime $(call fuzzbudget,60000x) ./internal/server/
+	$(GO) test -timeout 10m -run '^$$' -fuzz '^FuzzOutput$$' -fuzztime $(call fuzzbudget,200000x) ./provider/exec/
+	$(GO) test -timeout 10m -run '^$$' -fuzz '^FuzzHookDirNames$$' -fuzztime $(call fuzzbudget,5000x) ./writers/exec/
+	$(GO) test -timeout 10m -run '^$$' -fuzz '^FuzzConfiguredWriter$$' -fuzztime $(call fuzzbudget,20000x) ./cmd/lvss/
 
 clean:
 	rm -rf bin dist
