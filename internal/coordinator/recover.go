@@ -450,10 +450,15 @@ func (c *Coordinator) abortCut(ctx context.Context, w *WriterHandle) {
 	}
 	c.cutMu.Unlock()
 	for _, cw := range mine {
+		// Abort, then BackupShutdown: the session is over, and a writer
+		// keeps what it knows of a session until its BackupShutdown.
 		ev := &Event{Type: EvAbort, SessionID: cw.session, SnapshotSetID: cw.set, Timeout: c.opt.Timeouts.Abort}
 		_, err := w.call(ctx, ev)
 		c.event(ctx, levelFor(err), vsserr.Code(err), cw.session, "sent Abort to a writer for a "+cw.kind+" an earlier lvssd did not finish",
 			"writer", w.Identity.Name, "instance", w.InstanceID.String(), "set", nilOr(cw.set), "error", errText(err))
+		if err == nil {
+			w.call(ctx, &Event{Type: EvBackupShutdown, SessionID: cw.session, SnapshotSetID: cw.set, Timeout: c.opt.Timeouts.BackupShutdown})
+		}
 	}
 }
 

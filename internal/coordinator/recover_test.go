@@ -249,6 +249,10 @@ func TestRecoveryAbortsReconnectingWriter(t *testing.T) {
 	if ev.SessionID != session || ev.SnapshotSetID != set {
 		t.Fatalf("Abort for session %s set %s, want %s %s", ev.SessionID, ev.SnapshotSetID, session, set)
 	}
+	e2.until("BackupShutdown ends the cut session for the writer", func() bool { return w.count(EvBackupShutdown) == 1 })
+	if sd := w.lastEvent(EvBackupShutdown); sd.SessionID != session {
+		t.Fatalf("BackupShutdown for session %s, want %s", sd.SessionID, session)
+	}
 	other := e2.writer("other", vss.LevelBackEnd, time.Second)
 	// A writer subscribing later sees no Abort (Identify is answered
 	// after the Abort would have been sent).
