@@ -153,9 +153,23 @@ func (c *Coordinator) enqueue(it evItem) {
 	c.evq <- it
 }
 
-// eventLoop writes queued events in batches, one transaction each.
+// DefaultMaxEvents is how many events the event log keeps by default: a
+// few hundred bytes each, so tens of MiB at most; months of backups at a
+// few dozen events each, and still minutes of history in a storm of
+// writer failures. Without a bound the log grew for ever, and the catalog
+// file with it (found by the soak test, test/soak).
+const DefaultMaxEvents = 100_000
+
+// eventPruneStep is how many events are appended between prunings of the
+// log: pruning walks back MaxEvents entries to find where to cut, so it
+// is done in steps, not after every batch.
+func eventPruneStep(maxEvents int) int { return max(1, min(1024, maxEvents/10)) }
+
+// eventLoop writes queued events in batches, one transaction each, and
+// keeps the log within MaxEvents.
 func (c *Coordinator) eventLoop() {
 	defer close(c.evDone)
+	sincePrune := 0
 	for it := range c.evq {
 		var batch []catalog.Event
 		var flushes []chan struct{}
@@ -185,6 +199,16 @@ func (c *Coordinator) eventLoop() {
 			c.gate.RUnlock()
 			if err != nil {
 				c.log.Error("event log write failed", "events", len(batch), "error", err)
+			}
+			if sincePrune += len(batch); sincePrune >= eventPruneStep(c.opt.MaxEvents) {
+				sincePrune = 0
+				// Under the gate too: it writes to the catalog.
+				c.gate.RLock()
+				err := c.opt.Catalog.PruneEvents(c.opt.MaxEvents)
+				c.gate.RUnlock()
+				if err != nil {
+					c.log.Error("event log pruning failed", "keep", c.opt.MaxEvents, "error", err)
+				}
 			}
 		}
 		for _, f := range flushes {
