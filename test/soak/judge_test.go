@@ -129,8 +129,9 @@ func (s *soak) waitFor(d time.Duration, what string, cond func() bool) bool {
 // tolerances above) and fails the test on growth beyond them.
 func (s *soak) judgeLeaks(q1, q2 figures, sessionsBetween int64) {
 	t := s.t
-	t.Logf("quiet readings after the warm-up and at the end, %d sessions apart: goroutines %d -> %d, fds %d -> %d, RSS %.1f -> %.1f MiB, heap %.1f -> %.1f MiB, catalog file %d -> %d bytes",
-		sessionsBetween, q1.goroutines, q2.goroutines, q1.fds, q2.fds, q1.rss/(1<<20), q2.rss/(1<<20), q1.heap/(1<<20), q2.heap/(1<<20), q1.catalogDB, q2.catalogDB)
+	t.Logf("quiet readings after the warm-up and at the end, %d sessions apart: goroutines %d -> %d, fds %d -> %d, RSS %.1f -> %.1f MiB (anonymous %.1f -> %.1f, file %.1f -> %.1f), heap %.1f -> %.1f MiB, catalog file %d -> %d bytes",
+		sessionsBetween, q1.goroutines, q2.goroutines, q1.fds, q2.fds, q1.rss/(1<<20), q2.rss/(1<<20), q1.rssAnon/(1<<20), q2.rssAnon/(1<<20),
+		q1.rssFile/(1<<20), q2.rssFile/(1<<20), q1.heap/(1<<20), q2.heap/(1<<20), q1.catalogDB, q2.catalogDB)
 	if sessionsBetween < minSessionsBetween {
 		t.Errorf("only %d sessions ran between the quiet readings (at least %d are needed to tell a leak from the slack): run longer", sessionsBetween, minSessionsBetween)
 	}
