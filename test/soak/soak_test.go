@@ -259,6 +259,7 @@ func TestSoak(t *testing.T) {
 	if out := strings.TrimSpace(s.daemon.Output()); out != "" {
 		t.Errorf("lvssd logged errors:\n%s", out)
 	}
+	s.checkCatalog()
 	if cfg.keepDB != "" {
 		if b, err := os.ReadFile(filepath.Join(s.dir, "state", "catalog.db")); err != nil {
 			t.Errorf("keep the catalog: %v", err)
