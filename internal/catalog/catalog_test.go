@@ -488,6 +488,54 @@ func TestDocuments(t *testing.T) {
 	}
 }
 
+// A set's documents go with its last snapshot, however it is deleted, and
+// are not stored again for a set that is gone: a catalog kept bounded by
+// deleting old snapshots must not grow by their documents.
+func TestDocumentsGoWithTheSetsLastSnapshot(t *testing.T) {
+	db := openTest(t)
+	set, other := uuid.New(), uuid.New()
+	a, b := snap(set, uuid.Nil, "/a", base), snap(set, uuid.Nil, "/b", base)
+	o := snap(other, uuid.Nil, "/a", base)
+	docs := map[string][]byte{"bcd": []byte("<x/>"), "wmd/1": []byte("<y/>")}
+	if err := db.RecordSet(set, []Snapshot{a, b}, docs); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.RecordSet(other, []Snapshot{o}, docs); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.DeleteSnapshot(a.ID); err != nil {
+		t.Fatal(err)
+	}
+	if names, _ := db.ListDocuments(set); len(names) != 2 {
+		t.Fatalf("documents after deleting one of two snapshots: %q", names)
+	}
+	// Saved again after BackupComplete while the set still has a snapshot.
+	if err := db.RecordSet(set, nil, map[string][]byte{"bcd": []byte("<x v2/>")}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := db.GetDocument(set, "bcd"); err != nil || string(got) != "<x v2/>" {
+		t.Fatalf("bcd saved again: %q, %v", got, err)
+	}
+	if err := db.DeleteSnapshot(b.ID); err != nil {
+		t.Fatal(err)
+	}
+	if names, _ := db.ListDocuments(set); len(names) != 0 {
+		t.Errorf("documents of a set whose snapshots are all deleted: %q", names)
+	}
+	if names, _ := db.ListDocuments(other); len(names) != 2 {
+		t.Errorf("another set's documents were touched: %q", names)
+	}
+	if err := db.RecordSet(set, nil, docs); err != nil {
+		t.Fatal(err)
+	}
+	if names, _ := db.ListDocuments(set); len(names) != 0 {
+		t.Errorf("documents stored again for a set that is gone: %q", names)
+	}
+	if n := indexSizes(t, db)[string(bucketBySet)]; n != 1 {
+		t.Errorf("set index holds %d entries, want 1 (the other set's)", n)
+	}
+}
+
 func TestEvents(t *testing.T) {
 	db := openTest(t)
 	session := uuid.New()

@@ -76,11 +76,13 @@ func (db *DB) ListDocuments(setID uuid.UUID) ([]string, error) {
 // a set that has none succeeds, so cleanup after a partly failed creation
 // can simply always call it.
 func (db *DB) DeleteDocuments(setID uuid.UUID) error {
-	return db.bolt.Update(func(tx *bolt.Tx) error {
-		docs := tx.Bucket(bucketDocuments)
-		if docs.Bucket(setID[:]) == nil {
-			return nil
-		}
-		return docs.DeleteBucket(setID[:])
-	})
+	return db.bolt.Update(func(tx *bolt.Tx) error { return deleteDocuments(tx, setID) })
+}
+
+func deleteDocuments(tx *bolt.Tx, setID uuid.UUID) error {
+	docs := tx.Bucket(bucketDocuments)
+	if docs.Bucket(setID[:]) == nil {
+		return nil
+	}
+	return docs.DeleteBucket(setID[:])
 }

@@ -131,6 +131,18 @@ func (c *Coordinator) event(ctx context.Context, level Level, code vsserr.HRESUL
 	c.evq.put(catalog.Event{Time: time.Now().UTC(), Level: string(level), Code: code, SessionID: session, Message: msg, Fields: fields})
 }
 
+// DefaultMaxEvents is how many events the event log keeps by default: a
+// few hundred bytes each, so tens of MiB at most; months of backups at a
+// few dozen events each, and still minutes of history in a storm of
+// writer failures. Without a bound the log grew for ever, and the catalog
+// file with it (found by the soak test, test/soak).
+const DefaultMaxEvents = 100_000
+
+// eventPruneStep is how many events are appended between prunings of the
+// log: pruning walks back MaxEvents entries to find where to cut, so it
+// is done in steps, not after every batch.
+func eventPruneStep(maxEvents int) int { return max(1, min(1024, maxEvents/10)) }
+
 // FlushEvents waits until every event logged so far is in the catalog.
 func (c *Coordinator) FlushEvents() {
 	if ch := c.evq.flush(); ch != nil {

@@ -189,6 +189,7 @@ func (q *eventQueue) take() (batch []catalog.Event, flushes []chan struct{}, clo
 // behind, so the loop sleeps only when nothing new came while it wrote.
 func (c *Coordinator) eventLoop() {
 	defer close(c.evDone)
+	sincePrune := 0
 	for {
 		batch, flushes, closed := c.evq.take()
 		if closed && len(batch) == 0 && len(flushes) == 0 {
@@ -202,6 +203,17 @@ func (c *Coordinator) eventLoop() {
 				c.gate.RUnlock()
 				if err != nil {
 					c.log.Error("event log write failed", "events", n, "error", err)
+				}
+				// The log keeps the newest MaxEvents entries (DefaultMaxEvents).
+				if sincePrune += n; sincePrune >= eventPruneStep(c.opt.MaxEvents) {
+					sincePrune = 0
+					// Under the gate too: it writes to the catalog.
+					c.gate.RLock()
+					err := c.opt.Catalog.PruneEvents(c.opt.MaxEvents)
+					c.gate.RUnlock()
+					if err != nil {
+						c.log.Error("event log pruning failed", "keep", c.opt.MaxEvents, "error", err)
+					}
 				}
 			}
 			batch = batch[n:]

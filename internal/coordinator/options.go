@@ -50,6 +50,10 @@ type Options struct {
 	Machine string
 	// MaxSnapshotsPerVolume caps the snapshots of one volume (default 512).
 	MaxSnapshotsPerVolume int
+	// MaxEvents bounds the event log in the catalog: past it, the oldest
+	// events are pruned (default DefaultMaxEvents). It may exceed it by
+	// less than a pruning step (eventPruneStep) between prunings.
+	MaxEvents int
 	// Freezer holds filesystems for providers that need it (Info.NeedsFreeze).
 	// Nil: sets with such providers fail with VSS_E_PROVIDER_VETO.
 	Freezer Freezer
@@ -125,6 +129,9 @@ func (o *Options) fill() {
 	fill(&t.RequesterSend, d.RequesterSend)
 	if o.MaxSnapshotsPerVolume <= 0 {
 		o.MaxSnapshotsPerVolume = 512
+	}
+	if o.MaxEvents <= 0 {
+		o.MaxEvents = DefaultMaxEvents
 	}
 	if o.Machine == "" {
 		o.Machine, _ = os.Hostname()

@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"strconv"
 	"testing"
 	"time"
 
@@ -121,4 +122,31 @@ func TestRecentErrorsDuringHold(t *testing.T) {
 		errs, _ := e.c.RecentErrors(5)
 		return len(errs) == 2 && errs[1].Message == "during the hold"
 	})
+}
+
+// TestEventLogIsBounded: past MaxEvents the oldest events are pruned, in
+// steps, and the newest are kept.
+func TestEventLogIsBounded(t *testing.T) {
+	const maxEvents = 50
+	e := newEnv(t, func(o *Options) { o.MaxEvents = maxEvents })
+	ctx := context.Background()
+	for i := range 20 * maxEvents {
+		e.c.event(ctx, LevelInfo, 0, uuid.Nil, "soak", "i", strconv.Itoa(i))
+	}
+	evs, err := e.c.Events(0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if limit := maxEvents + eventPruneStep(maxEvents); len(evs) == 0 || len(evs) >= limit {
+		t.Fatalf("the log holds %d events after %d with MaxEvents %d (want fewer than %d)", len(evs), 20*maxEvents, maxEvents, limit)
+	}
+	last := evs[len(evs)-1]
+	if last.Fields["i"] != strconv.Itoa(20*maxEvents-1) {
+		t.Errorf("the newest event was pruned: the last is %+v", last)
+	}
+	for i := 1; i < len(evs); i++ {
+		if evs[i].Seq != evs[i-1].Seq+1 {
+			t.Fatalf("the log kept a gap: seq %d then %d (pruning must cut only the oldest)", evs[i-1].Seq, evs[i].Seq)
+		}
+	}
 }
