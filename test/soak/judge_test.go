@@ -294,8 +294,8 @@ func (s *soak) writeReport(q1, q2 figures) {
 
 // checkCatalog reads lvssd's catalog once lvssd has stopped (bbolt locks
 // the file while it runs) and checks that the run left nothing in it:
-// no snapshot, no saved document of any set the soak made, and an event
-// log within its cap. The catalog file's size is not judged: bbolt
+// no snapshot, no saved document of any set the soak made, no journal
+// entry, and an event log within its cap. The catalog file's size is not judged: bbolt
 // never shrinks it; its content is what must stay bounded.
 func (s *soak) checkCatalog() {
 	db, err := catalog.Open(filepath.Join(s.dir, "state", "catalog.db"))
@@ -320,6 +320,11 @@ func (s *soak) checkCatalog() {
 	}
 	if left > 0 {
 		s.t.Errorf("lvssd's catalog still holds the documents of %d of the %d sets the soak made, all deleted", left, len(sets))
+	}
+	// Every creation, exposure and restore finished or was undone: the
+	// journal (docs/reliability.md) names nothing unfinished.
+	if j, err := db.Journal(); err != nil || len(j) != 0 {
+		s.t.Errorf("lvssd's journal holds %d unfinished steps after a clean stop (%v): %+v", len(j), err, j)
 	}
 	evs, err := db.Events(0, 0)
 	if limit := coordinator.DefaultMaxEvents + 1024; err != nil || len(evs) > limit {
