@@ -198,7 +198,7 @@ Flags:
 			Identify: t.Identify.D(), PrepareBackup: t.PrepareBackup.D(), PrepareSnapshot: t.PrepareSnapshot.D(),
 			Freeze: t.Freeze.D(), Thaw: t.Thaw.D(), PostSnapshot: t.PostSnapshot.D(), BackupComplete: t.BackupComplete.D(),
 			BackupShutdown: t.BackupShutdown.D(), Abort: t.Abort.D(), Restore: t.Restore.D(), Hold: t.Hold.D(), CreationLease: t.CreationLease.D(),
-			RequesterSend: t.RequesterSend.D(),
+			RequesterSend: t.RequesterSend.D(), ProviderCall: t.ProviderCall.D(),
 		},
 	})
 	if err != nil {

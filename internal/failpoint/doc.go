@@ -19,6 +19,10 @@
 //	       while lvssd stands exactly there; DIR is $LVSSD_FAILPOINT_DIR
 //	hang   block until the context given to HitCtx ends (for ever for Hit)
 //
+// A test may change the rules while lvssd runs by writing them, in the
+// same format, to DIR/failpoints: from the next failpoint reached on, they
+// replace LVSSD_FAILPOINTS's (and act afresh).
+//
 // Each failpoint acts the first time it is reached only, unless the action
 // ends in '+' (every time), so that a restarted or retried step goes on.
 package failpoint
