@@ -39,8 +39,12 @@ func main() {
 		fmt.Fprintln(os.Stderr, "lvssd:", err)
 		var u usageError
 		var damaged *catalog.CorruptError
-		if errors.As(err, &damaged) {
+		var unwritable *catalog.UnwritableError
+		switch {
+		case errors.As(err, &damaged):
 			fmt.Fprintln(os.Stderr, "hint:", damaged.Hint())
+		case errors.As(err, &unwritable):
+			fmt.Fprintln(os.Stderr, "hint:", unwritable.Hint())
 		}
 		if errors.As(err, &u) {
 			fmt.Fprintln(os.Stderr, "hint: run 'lvssd --help'")
