@@ -16,7 +16,8 @@
 //	       provider calls; the caller treats it as that step's failure)
 //	pause  create DIR/NAME.reached and wait until DIR/NAME.go exists, so a
 //	       test can act (kill a writer, stop the requester, SIGKILL lvssd)
-//	       while lvssd stands exactly there; DIR is $LVSSD_FAILPOINT_DIR
+//	       while lvssd stands exactly there; DIR is $LVSSD_FAILPOINT_DIR.
+//	       Leaving (the go-ahead, or ctx ended), it removes both files
 //	hang   block until the context given to HitCtx ends (for ever for Hit)
 //
 // A test may change the rules while lvssd runs by writing them, in the

@@ -129,10 +129,14 @@ func pause(ctx context.Context, name string) error {
 	if err := os.WriteFile(file+".reached", []byte(fmt.Sprint(os.Getpid())), 0o644); err != nil {
 		return err
 	}
+	// Leaving, lvssd takes the go-ahead and its announcement away, so
+	// that a test can tell it went on (or gave up with ctx).
+	defer os.Remove(file + ".reached")
 	t := time.NewTicker(5 * time.Millisecond)
 	defer t.Stop()
 	for {
 		if _, err := os.Stat(file + ".go"); err == nil {
+			os.Remove(file + ".go")
 			return nil
 		}
 		select {
