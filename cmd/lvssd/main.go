@@ -40,8 +40,12 @@ func main() {
 		fmt.Fprintln(os.Stderr, "lvssd:", err)
 		var u usageError
 		var damaged *catalog.CorruptError
-		if errors.As(err, &damaged) {
+		var unwritable *catalog.UnwritableError
+		switch {
+		case errors.As(err, &damaged):
 			fmt.Fprintln(os.Stderr, "hint:", damaged.Hint())
+		case errors.As(err, &unwritable):
+			fmt.Fprintln(os.Stderr, "hint:", unwritable.Hint())
 		}
 		if errors.As(err, &u) {
 			fmt.Fprintln(os.Stderr, "hint: run 'lvssd --help'")
@@ -200,7 +204,7 @@ Flags:
 			Identify: t.Identify.D(), PrepareBackup: t.PrepareBackup.D(), PrepareSnapshot: t.PrepareSnapshot.D(),
 			Freeze: t.Freeze.D(), Thaw: t.Thaw.D(), PostSnapshot: t.PostSnapshot.D(), BackupComplete: t.BackupComplete.D(),
 			BackupShutdown: t.BackupShutdown.D(), Abort: t.Abort.D(), Restore: t.Restore.D(), Hold: t.Hold.D(), CreationLease: t.CreationLease.D(),
-			RequesterSend: t.RequesterSend.D(),
+			RequesterSend: t.RequesterSend.D(), ProviderCall: t.ProviderCall.D(),
 		},
 	})
 	if err != nil {

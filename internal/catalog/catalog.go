@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -75,6 +76,9 @@ func open(path string, opts *bolt.Options) (*DB, error) {
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("catalog %s is locked by another lvssd: %w", path, err)
 	}
+	if err != nil && unwritable(err) {
+		return nil, &UnwritableError{Path: path, Err: err}
+	}
 	if err != nil {
 		return nil, &CorruptError{Path: path, Err: err}
 	}
@@ -141,6 +145,39 @@ func (e *CorruptError) Hint() string {
 	return fmt.Sprintf("lvssd does not replace a catalog it cannot read. Stop lvssd, move the file aside for analysis "+
 		"(mv %s %s.damaged), and start lvssd once with --adopt-snapshots: it begins a new catalog and adopts the snapshots "+
 		"its providers hold (their writer documents are lost). See docs/reliability.md, \"A damaged catalog\".", e.Path, e.Path)
+}
+
+// UnwritableError is a catalog lvssd cannot open for writing because its
+// filesystem will not let it: read-only, full, or not lvssd's to write.
+// The file is not damaged, and the advice for a damaged one (move it aside)
+// would lose every snapshot's documents for nothing.
+type UnwritableError struct {
+	Path string
+	Err  error
+}
+
+func (e *UnwritableError) Error() string {
+	return fmt.Sprintf("catalog %s cannot be opened for writing: %v", e.Path, e.Err)
+}
+
+func (e *UnwritableError) Unwrap() error { return e.Err }
+
+// Hint says what to do: nothing to the catalog.
+func (e *UnwritableError) Hint() string {
+	return fmt.Sprintf("the catalog is not damaged: the filesystem of %s does not let lvssd write (read-only, full, or "+
+		"permissions). Make it writable (for example mount -o remount,rw on its filesystem, or free space) and start lvssd "+
+		"again; do not move the catalog aside.", filepath.Dir(e.Path))
+}
+
+// unwritable reports whether opening the catalog failed because its
+// filesystem refuses writes, not because of what the file holds.
+func unwritable(err error) bool {
+	for _, errno := range []syscall.Errno{syscall.EROFS, syscall.EACCES, syscall.EPERM, syscall.ENOSPC, syscall.EDQUOT} {
+		if errors.Is(err, errno) {
+			return true
+		}
+	}
+	return false
 }
 
 func (db *DB) init() error {

@@ -2,9 +2,11 @@ package catalog
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/google/uuid"
@@ -47,5 +49,24 @@ func TestOpenRefusesDamagedFile(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), path) || !strings.Contains(ce.Hint(), "--adopt-snapshots") {
 		t.Fatalf("error %q, hint %q", err, ce.Hint())
+	}
+}
+
+// A filesystem that refuses writes (read-only, full, permissions) is not a
+// damaged catalog: Open says so, and its hint is not to move the file
+// aside. (test/e2e's fault matrix opens one on a read-only ext4.)
+func TestUnwritableIsNotDamage(t *testing.T) {
+	for _, errno := range []syscall.Errno{syscall.EROFS, syscall.EACCES, syscall.ENOSPC} {
+		err := &os.PathError{Op: "open", Path: "/var/lib/lvss/catalog.db", Err: errno}
+		if !unwritable(fmt.Errorf("open: %w", err)) {
+			t.Errorf("%v is not taken for an unwritable filesystem", errno)
+		}
+	}
+	if unwritable(errors.New("invalid database")) {
+		t.Error("a damaged file is taken for an unwritable filesystem")
+	}
+	u := &UnwritableError{Path: "/var/lib/lvss/catalog.db", Err: syscall.EROFS}
+	if !strings.Contains(u.Hint(), "not damaged") || strings.Contains(u.Hint(), "mv ") {
+		t.Errorf("hint: %s", u.Hint())
 	}
 }

@@ -42,6 +42,7 @@ type Timeouts struct {
 	Hold            Duration `toml:"hold"`             // filesystem flush-and-hold window
 	CreationLease   Duration `toml:"creation_lease"`   // system-wide creation lock lease (D7)
 	RequesterSend   Duration `toml:"requester_send"`   // how long a response may wait for its requester to read it
+	ProviderCall    Duration `toml:"provider_call"`    // each provider call of a creation but the commit (L45)
 }
 
 // Access says who besides root may talk to lvssd, and in which role
@@ -96,6 +97,7 @@ func Default() Config {
 			Hold:            Duration(10 * time.Second),
 			CreationLease:   Duration(10 * time.Minute),
 			RequesterSend:   Duration(30 * time.Second),
+			ProviderCall:    Duration(120 * time.Second),
 		},
 		Access: Access{
 			Groups: []string{"lvss"},

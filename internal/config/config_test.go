@@ -22,7 +22,7 @@ func TestDefaults(t *testing.T) {
 		"BackupComplete": 60 * time.Second, "BackupShutdown": 30 * time.Second,
 		"Abort": 30 * time.Second, "Restore": 120 * time.Second,
 		"Hold": 10 * time.Second, "CreationLease": 10 * time.Minute,
-		"RequesterSend": 30 * time.Second,
+		"RequesterSend": 30 * time.Second, "ProviderCall": 120 * time.Second,
 	}
 	v := reflect.ValueOf(c.Timeouts)
 	for i := 0; i < v.NumField(); i++ {

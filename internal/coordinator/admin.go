@@ -272,11 +272,14 @@ func (c *Coordinator) deleteSnapshot(ctx context.Context, sn catalog.Snapshot, c
 			}
 		}
 	}
-	if err := p.DeleteSnapshot(ctx, toProviderSnapshot(sn)); err != nil {
+	if err := providerCall(ctx, provider.CallDeleteSnapshot, func() error { return p.DeleteSnapshot(ctx, toProviderSnapshot(sn)) }); err != nil {
 		return provider.Translate(p, provider.CallDeleteSnapshot, err)
 	}
 	if c.opt.Catalog == nil {
 		return nil
+	}
+	if err := failpoint.HitCtx(ctx, "catalog.delete-snapshot"); err != nil {
+		return err
 	}
 	if err := c.opt.Catalog.DeleteSnapshot(sn.ID); err != nil && vsserr.Code(err) != vsserr.ObjectNotFound {
 		return err

@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/lvss/lvss/document"
+	"github.com/lvss/lvss/internal/failpoint"
 	"github.com/lvss/lvss/vss"
 	"github.com/lvss/lvss/vsserr"
 )
@@ -233,6 +234,9 @@ func (s *Session) saveDocuments(ctx context.Context) {
 	setID, docs, err := s.documents()
 	if setID == uuid.Nil {
 		return
+	}
+	if err == nil {
+		err = failpoint.HitCtx(ctx, "catalog.save-documents")
 	}
 	if err == nil {
 		err = s.c.opt.Catalog.RecordSet(setID, nil, docs)

@@ -197,6 +197,39 @@ func TestProviderFailureAbortsEveryone(t *testing.T) {
 	}
 }
 
+// TestProviderThatNeverAnswers (L45): a provider call that never returns,
+// before the commit and after it (where the creation no longer listens to
+// Cancel), fails the set at timeouts.provider_call with
+// VSS_E_UNEXPECTED_PROVIDER_ERROR; the writers get Abort, AbortSnapshots
+// is bounded the same way, and the creation lock is free again.
+func TestProviderThatNeverAnswers(t *testing.T) {
+	for _, step := range []string{"EndPrepareSnapshots", "PostCommitSnapshots", "PreFinalCommitSnapshots", "PostFinalCommitSnapshots"} {
+		t.Run(step, func(t *testing.T) {
+			e := newEnv(t, func(o *Options) { o.Timeouts.ProviderCall = 300 * time.Millisecond })
+			a := e.writer("a", vss.LevelFrontEnd, 0)
+			release := e.prov.HangAt(step)
+			defer release()
+			abort := e.prov.HangAt("AbortSnapshots")
+			defer abort()
+			s := e.toMeta(vss.CtxBackup, false)
+			e.toSet(s)
+			must(t, e.wait(s.PrepareForBackup()))
+			err := e.wait(s.DoSnapshotSet())
+			if vsserr.Code(err) != vsserr.UnexpectedProviderError || !strings.Contains(err.Error(), "timeouts.provider_call") {
+				t.Fatalf("DoSnapshotSet: %v", err)
+			}
+			if step != "PostFinalCommitSnapshots" && a.count(EvAbort) != 1 {
+				t.Fatalf("writer: %v", a.events())
+			}
+			must(t, s.AbortBackup(context.Background()))
+			s2 := e.toMeta(vss.CtxBackup, false)
+			if _, err := s2.StartSnapshotSet(); err != nil {
+				t.Fatalf("lock not released: %v", err)
+			}
+		})
+	}
+}
+
 func TestUnpermittedProviderErrorIsTranslated(t *testing.T) {
 	e := newEnv(t, nil)
 	e.prov.FailAt("CommitSnapshots", errors.New("EIO from the pool"))

@@ -2,11 +2,13 @@ package coordinator
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
 
 	"github.com/lvss/lvss/document"
+	"github.com/lvss/lvss/internal/failpoint"
 	"github.com/lvss/lvss/vss"
 	"github.com/lvss/lvss/vsserr"
 )
@@ -67,6 +69,42 @@ func (s *Session) fanOut(ctx context.Context, ws []*sessionWriter, t EventType, 
 	return out
 }
 
+// eventFailpoints are each event's failpoints, writer.EVENT before it is
+// sent to a writer and writer.EVENT.done after the answer: an error at
+// either is that writer's failure to answer; hang lasts as long as the
+// event's context (a Cancel, a release, the creation's end).
+var eventFailpoints = func() (fp [len(eventNames)][2]string) {
+	for i, n := range eventNames {
+		fp[i] = [2]string{"writer." + n, "writer." + n + ".done"}
+	}
+	return fp
+}()
+
+// hitEvent is the event's failpoint before (0) or after (1) its call to
+// one writer: writer.EVENT (whichever writer gets there first), then
+// writer.EVENT@NAME (that writer: which one of a parallel fan-out comes
+// first is chance, and a test acting on a writer must know which). A hang
+// there lasts at most the event's timeout, as a writer that does not
+// answer would (after the commit the event's context never ends), and is
+// then that writer's VSS_E_WRITERERROR_TIMEOUT.
+func hitEvent(ctx context.Context, sw *sessionWriter, ev *Event, after int) error {
+	if !failpoint.Enabled {
+		return nil
+	}
+	c, cancel := context.WithTimeout(ctx, ev.Timeout)
+	defer cancel()
+	name := eventFailpoints[ev.Type][after]
+	err := failpoint.HitCtx(c, name)
+	if err == nil {
+		name += "@" + sw.w.Identity.Name
+		err = failpoint.HitCtx(c, name)
+	}
+	if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+		return vsserr.Wrap(vsserr.WriterErrorTimeout, err, "failpoint %s", name)
+	}
+	return err
+}
+
 // PhaseNone marks events that carry no BCD.
 const PhaseNone document.Phase = -1
 
@@ -74,7 +112,14 @@ const PhaseNone document.Phase = -1
 // (and, in editable phases, its BCD edits). It returns whether the writer
 // succeeded.
 func (s *Session) deliver(ctx context.Context, sw *sessionWriter, ev *Event, phase document.Phase) bool {
-	res, err := sw.w.call(ctx, ev)
+	err := hitEvent(ctx, sw, ev, 0)
+	var res Result
+	if err == nil {
+		res, err = sw.w.call(ctx, ev)
+	}
+	if err == nil {
+		err = hitEvent(ctx, sw, ev, 1)
+	}
 	if err != nil {
 		if cancelled(err) {
 			// The requester cancelled the operation; the writer did
@@ -128,7 +173,14 @@ func (s *Session) abortOne(ctx context.Context, sw *sessionWriter) {
 	s.mu.Lock()
 	ev := s.baseEvent(EvAbort, s.c.opt.Timeouts.Abort)
 	s.mu.Unlock()
-	if _, err := sw.w.call(ctx, ev); err != nil {
+	err := hitEvent(ctx, sw, ev, 0)
+	if err == nil {
+		_, err = sw.w.call(ctx, ev)
+	}
+	if err == nil {
+		err = hitEvent(ctx, sw, ev, 1)
+	}
+	if err != nil {
 		s.c.event(ctx, LevelWarn, vsserr.Code(err), s.id, "writer did not answer Abort", "writer", sw.w.Identity.Name, "error", err.Error())
 	}
 	sw.setState(vss.WSStable)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/lvss/lvss/internal/catalog"
 	"github.com/lvss/lvss/internal/failpoint"
+	"github.com/lvss/lvss/provider"
 	"github.com/lvss/lvss/vsserr"
 )
 
@@ -106,6 +107,25 @@ func (cr *creation) stepDone(ctx context.Context, name string) error {
 	return failpoint.HitCtx(ctx, "create."+name+".done")
 }
 
+// providerCall runs f, one provider call, between the failpoints
+// provider.CALL and provider.CALL.done; an error at either is the call's
+// failure, and hang there lasts as long as ctx, the call's own context.
+// In a build without failpoints it is f().
+func providerCall(ctx context.Context, call provider.Call, f func() error) error {
+	if failpoint.Enabled {
+		if err := failpoint.HitCtx(ctx, "provider."+string(call)); err != nil {
+			return err
+		}
+	}
+	if err := f(); err != nil {
+		return err
+	}
+	if failpoint.Enabled {
+		return failpoint.HitCtx(ctx, "provider."+string(call)+".done")
+	}
+	return nil
+}
+
 // journalStart writes the creation's journal entry. Without it a crash
 // would leave snapshots nobody can tell from persistent ones, so a
 // creation that cannot write it does not start.
@@ -147,7 +167,9 @@ func (cr *creation) journalAborted(ctx context.Context, clean bool) {
 	}
 	var err error
 	if clean {
-		err = c.opt.Catalog.DeleteJournal(catalog.JournalCreate, cr.setID)
+		if err = failpoint.HitCtx(ctx, "catalog.delete-journal"); err == nil {
+			err = c.opt.Catalog.DeleteJournal(catalog.JournalCreate, cr.setID)
+		}
 	} else {
 		cr.steps.write("abort-incomplete")
 	}

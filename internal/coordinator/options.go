@@ -24,6 +24,12 @@ type Timeouts struct {
 	Restore         time.Duration // a writer's answer to PreRestore and PostRestore
 	Hold            time.Duration // provider commit (flush-and-hold) window
 	CreationLease   time.Duration
+	// ProviderCall bounds each provider call of a creation that no
+	// requester can cancel or that must not wait for one (L45):
+	// EndPrepare, PreCommit, every call after the commit, and the
+	// AbortSnapshots and DeleteSnapshot that undo a failed set.
+	// CommitSnapshots has the hold window instead.
+	ProviderCall time.Duration
 	// RequesterSend bounds how long a response may wait for its requester
 	// to read it; past it the requester's stream is ended and its session
 	// released.
@@ -37,6 +43,7 @@ func DefaultTimeouts() Timeouts {
 		Freeze: 60 * time.Second, Thaw: 60 * time.Second, PostSnapshot: 60 * time.Second,
 		BackupComplete: 60 * time.Second, BackupShutdown: 30 * time.Second, Abort: 30 * time.Second,
 		Restore: 120 * time.Second, Hold: 10 * time.Second, CreationLease: 10 * time.Minute, RequesterSend: 30 * time.Second,
+		ProviderCall: 120 * time.Second,
 	}
 }
 
@@ -127,6 +134,7 @@ func (o *Options) fill() {
 	fill(&t.Hold, d.Hold)
 	fill(&t.CreationLease, d.CreationLease)
 	fill(&t.RequesterSend, d.RequesterSend)
+	fill(&t.ProviderCall, d.ProviderCall)
 	if o.MaxSnapshotsPerVolume <= 0 {
 		o.MaxSnapshotsPerVolume = 512
 	}

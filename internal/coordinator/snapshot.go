@@ -145,8 +145,8 @@ func (s *Session) createSet(ctx context.Context) error {
 		return cr.fail(ctx, true, err)
 	}
 	for _, p := range cr.provs {
-		if err := p.EndPrepareSnapshots(ctx, cr.setID); err != nil {
-			return cr.fail(ctx, true, provider.Translate(p, provider.CallEndPrepareSnapshots, err))
+		if err := cr.call(ctx, p, provider.CallEndPrepareSnapshots, func(c context.Context) error { return p.EndPrepareSnapshots(c, cr.setID) }); err != nil {
+			return cr.fail(ctx, true, err)
 		}
 	}
 
@@ -168,8 +168,8 @@ func (s *Session) createSet(ctx context.Context) error {
 		return cr.fail(ctx, true, err)
 	}
 	for _, p := range cr.provs {
-		if err := p.PreCommitSnapshots(ctx, cr.setID); err != nil {
-			return cr.fail(ctx, true, provider.Translate(p, provider.CallPreCommitSnapshots, err))
+		if err := cr.call(ctx, p, provider.CallPreCommitSnapshots, func(c context.Context) error { return p.PreCommitSnapshots(c, cr.setID) }); err != nil {
+			return cr.fail(ctx, true, err)
 		}
 	}
 	if err := ctx.Err(); err != nil {
@@ -195,9 +195,13 @@ func (s *Session) createSet(ctx context.Context) error {
 		return cr.fail(nc, true, err)
 	}
 	for _, p := range cr.provs {
-		snaps, err := p.PostCommitSnapshots(nc, cr.setID, len(cr.vols))
+		var snaps []provider.Snapshot
+		err := cr.call(nc, p, provider.CallPostCommitSnapshots, func(c context.Context) (err error) {
+			snaps, err = p.PostCommitSnapshots(c, cr.setID, len(cr.vols))
+			return err
+		})
 		if err != nil {
-			return cr.fail(nc, true, provider.Translate(p, provider.CallPostCommitSnapshots, err))
+			return cr.fail(nc, true, err)
 		}
 		for _, sn := range snaps {
 			cr.made[sn.ID] = sn
@@ -232,8 +236,8 @@ func (s *Session) createSet(ctx context.Context) error {
 		return cr.fail(nc, true, err)
 	}
 	for _, p := range cr.provs {
-		if err := p.PreFinalCommitSnapshots(nc, cr.setID); err != nil {
-			return cr.fail(nc, true, provider.Translate(p, provider.CallPreFinalCommitSnapshots, err))
+		if err := cr.call(nc, p, provider.CallPreFinalCommitSnapshots, func(c context.Context) error { return p.PreFinalCommitSnapshots(c, cr.setID) }); err != nil {
+			return cr.fail(nc, true, err)
 		}
 	}
 
@@ -262,10 +266,10 @@ func (s *Session) createSet(ctx context.Context) error {
 		return cr.fail(nc, true, err)
 	}
 	for i, p := range cr.provs {
-		if err := p.PostFinalCommitSnapshots(nc, cr.setID); err != nil {
+		if err := cr.call(nc, p, provider.CallPostFinalCommitSnapshots, func(c context.Context) error { return p.PostFinalCommitSnapshots(c, cr.setID) }); err != nil {
 			cr.parts = nil
 			cr.discard(nc, cr.provs[:i])
-			return cr.fail(nc, true, provider.Translate(p, provider.CallPostFinalCommitSnapshots, err))
+			return cr.fail(nc, true, err)
 		}
 	}
 	return cr.finish(nc)
@@ -278,12 +282,36 @@ func (cr *creation) discard(ctx context.Context, provs []provider.Provider) {
 		if !slices.Contains(provs, v.prov) {
 			continue
 		}
-		if err := v.prov.DeleteSnapshot(ctx, cr.made[v.snapshotID]); err != nil {
+		err := cr.call(ctx, v.prov, provider.CallDeleteSnapshot, func(c context.Context) error { return v.prov.DeleteSnapshot(c, cr.made[v.snapshotID]) })
+		if err != nil {
 			cr.discardFailed = true
 			cr.s.c.event(ctx, LevelError, vsserr.Code(err), cr.s.id, "could not delete a snapshot of a failed set",
 				"snapshot", v.snapshotID.String(), "volume", v.volume, "provider", v.prov.Info().Name, "error", err.Error())
 		}
 	}
+}
+
+// call runs one provider call of the creation, other than the commit,
+// under timeouts.provider_call (L45) and between its failpoints. Past the
+// commit the creation's context is never cancelled (a half-made set is
+// undone by the failure path, never walked away from), so without this
+// bound a provider that never answered would hold the session, the
+// creation lock and the writers' Abort for ever. A provider running past
+// it fails the call with VSS_E_UNEXPECTED_PROVIDER_ERROR; any other
+// failure is the provider's, translated (D18).
+func (cr *creation) call(ctx context.Context, p provider.Provider, call provider.Call, f func(context.Context) error) error {
+	budget := cr.s.c.opt.Timeouts.ProviderCall
+	c, cancel := context.WithTimeout(ctx, budget)
+	defer cancel()
+	err := providerCall(c, call, func() error { return f(c) })
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() == nil && errors.Is(c.Err(), context.DeadlineExceeded) {
+		return vsserr.Wrap(vsserr.UnexpectedProviderError, err, "%s did not answer %s within timeouts.provider_call (%s)",
+			p.Info().Name, call, budget)
+	}
+	return provider.Translate(p, call, err)
 }
 
 // needsFreeze reports whether a provider of the set copies from outside the
@@ -366,7 +394,7 @@ func (cr *creation) commit(ctx context.Context, guard Hold) error {
 func commitWithin(ctx context.Context, p provider.Provider, setID uuid.UUID, budget time.Duration, what string) error {
 	c, cancel := context.WithTimeout(ctx, budget)
 	defer cancel()
-	err := p.CommitSnapshots(c, setID)
+	err := providerCall(c, provider.CallCommitSnapshots, func() error { return p.CommitSnapshots(c, setID) })
 	if err == nil {
 		return nil
 	}
@@ -560,7 +588,7 @@ func (cr *creation) fail(ctx context.Context, endPrepared bool, cause error) err
 	if endPrepared {
 		cr.steps.write("abort")
 		for _, p := range cr.provs {
-			if err := p.AbortSnapshots(nc, cr.setID); err != nil {
+			if err := cr.call(nc, p, provider.CallAbortSnapshots, func(c context.Context) error { return p.AbortSnapshots(c, cr.setID) }); err != nil {
 				clean = false
 				s.c.event(nc, LevelError, vsserr.Code(err), s.id, "provider AbortSnapshots failed", "provider", p.Info().Name, "error", err.Error())
 			}

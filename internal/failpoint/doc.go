@@ -16,8 +16,13 @@
 //	       provider calls; the caller treats it as that step's failure)
 //	pause  create DIR/NAME.reached and wait until DIR/NAME.go exists, so a
 //	       test can act (kill a writer, stop the requester, SIGKILL lvssd)
-//	       while lvssd stands exactly there; DIR is $LVSSD_FAILPOINT_DIR
+//	       while lvssd stands exactly there; DIR is $LVSSD_FAILPOINT_DIR.
+//	       Leaving (the go-ahead, or ctx ended), it removes both files
 //	hang   block until the context given to HitCtx ends (for ever for Hit)
+//
+// A test may change the rules while lvssd runs by writing them, in the
+// same format, to DIR/failpoints: from the next failpoint reached on, they
+// replace LVSSD_FAILPOINTS's (and act afresh).
 //
 // Each failpoint acts the first time it is reached only, unless the action
 // ends in '+' (every time), so that a restarted or retried step goes on.

@@ -46,6 +46,7 @@ type Provider struct {
 	commitTimeout time.Duration
 	otherTimeout  time.Duration
 	tmpRoot       string // under runDir; TMPDIRs of the commands
+	committedDir  string // under runDir; records of commits (committed.go)
 	indexPath     string
 	log           *slog.Logger
 
@@ -181,7 +182,22 @@ func New(cfg Config, hold time.Duration, runDir, stateDir string, log *slog.Logg
 		return nil, fmt.Errorf("exec provider %s: %w", cfg.Name, err)
 	}
 	p.index = idx
+	p.committedDir = committedDir(runDir, id)
+	if err := os.MkdirAll(p.committedDir, 0o700); err != nil {
+		return nil, fmt.Errorf("exec provider %s: %w", cfg.Name, err)
+	}
+	p.adoptCommitted()
 	return p, nil
+}
+
+// tempDir makes a command's TMPDIR under the run directory, making the
+// provider's directory again if it was removed under lvssd (a tmpfs
+// cleaner, an operator): the next command then works without a restart.
+func (p *Provider) tempDir(prefix string) (string, error) {
+	if err := os.MkdirAll(p.tmpRoot, 0o700); err != nil {
+		return "", err
+	}
+	return os.MkdirTemp(p.tmpRoot, prefix)
 }
 
 // Info implements provider.Provider.
@@ -281,7 +297,7 @@ func (p *Provider) EndPrepareSnapshots(ctx context.Context, setID uuid.UUID) err
 	env := commitEnv(p.info, s)
 	p.mu.Unlock()
 
-	dir, err := os.MkdirTemp(p.tmpRoot, "commit-")
+	dir, err := p.tempDir("commit-")
 	if err != nil {
 		return fmt.Errorf("commit TMPDIR: %w", err)
 	}
@@ -381,7 +397,7 @@ func (p *Provider) CommitSnapshots(ctx context.Context, setID uuid.UUID) error {
 	s.created = time.Now().UTC()
 	timeout := within(ctx, p.commitTimeout)
 	env := append(slices.Clip(s.env), "LVSS_TIMEOUT_MS="+strconv.FormatInt(timeout.Milliseconds(), 10))
-	tmpdir, n := s.tmpdir, len(s.vols)
+	tmpdir := s.tmpdir
 	p.mu.Unlock()
 
 	c, err := start(opCommit, p.cfg.Commit, env, tmpdir, commitOutCap)
@@ -395,7 +411,16 @@ func (p *Provider) CommitSnapshots(ctx context.Context, setID uuid.UUID) error {
 	out, over := c.stdout.Bytes()
 
 	p.mu.Lock()
-	defer p.mu.Unlock()
+	err = p.committed(s, c, werr, out, over)
+	made := p.orphans(s)
+	p.mu.Unlock()
+	p.recordCommitted(s.id, made)
+	return err
+}
+
+// committed takes in what the commit command printed. Caller holds p.mu.
+func (p *Provider) committed(s *set, c *child, werr error, out []byte, over bool) error {
+	n := len(s.vols)
 	if werr != nil {
 		// Only complete lines count when the output was cut short, by
 		// the kill or by the cap.
@@ -492,6 +517,16 @@ func (p *Provider) orphan(s *set, pos int, h handleLine) provider.Snapshot {
 	return sn
 }
 
+// orphans are the snapshots of s's handles as orphan describes them (for
+// a successful commit: exactly its snapshots). Caller holds p.mu.
+func (p *Provider) orphans(s *set) []provider.Snapshot {
+	out := make([]provider.Snapshot, 0, len(s.handles))
+	for i, h := range s.handles {
+		out = append(out, p.orphan(s, i, h))
+	}
+	return out
+}
+
 // handleID is the snapshot ID given to a handle the provider has no record
 // of (a list command's, or an orphan's): stable, so it can be addressed.
 func (p *Provider) handleID(handle string) uuid.UUID {
@@ -540,6 +575,7 @@ func (p *Provider) PostCommitSnapshots(_ context.Context, setID uuid.UUID, _ int
 		// and its Abort deletes them.
 		return nil, fmt.Errorf("exec provider %s: record snapshots: %w", p.info.Name, err)
 	}
+	p.forgetCommitted(setID)
 	return out, nil
 }
 
@@ -622,6 +658,9 @@ func (p *Provider) AbortSnapshots(ctx context.Context, setID uuid.UUID) error {
 		if err := p.persist(); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if len(errs) == 0 {
+		p.forgetCommitted(setID)
 	}
 	return errors.Join(errs...)
 }
@@ -804,7 +843,7 @@ func (p *Provider) runOther(ctx context.Context, op, script string, env []string
 	if err := ctx.Err(); err != nil {
 		return output{}, fmt.Errorf("exec provider %s: %s command not started: %w", p.info.Name, op, err)
 	}
-	dir, err := os.MkdirTemp(p.tmpRoot, op+"-")
+	dir, err := p.tempDir(op + "-")
 	if err != nil {
 		return output{}, fmt.Errorf("%s TMPDIR: %w", op, err)
 	}

@@ -548,3 +548,72 @@ func TestAbandonedPreparationIsDropped(t *testing.T) {
 		t.Fatalf("TMPDIRs left behind: %v", ents)
 	}
 }
+
+// TestCommitRecordSurvivesACrash (L46): lvssd ends between a commit and its
+// PostCommitSnapshots, the only write of the index. The next start finds
+// the commit's record in the run directory and puts its snapshots in the
+// index, so Query names them with their own IDs and set, even with a list
+// command that prints bare handles, and the coordinator's recovery can
+// delete them. A set that reaches PostCommitSnapshots leaves no record,
+// and a run directory removed under the provider is made again.
+func TestCommitRecordSurvivesACrash(t *testing.T) {
+	vols := volumes(t, 2)
+	dir := t.TempDir()
+	cfg := commandsConfig(dir, vols, true)
+	state, run := t.TempDir(), runDir(t)
+	p1 := openProvider(t, cfg, 10*time.Second, run, state)
+	mustRun(t, p1, hooks{}, vols...)
+	records := func() []string {
+		m, _ := filepath.Glob(filepath.Join(committedDir(run, p1.info.ID), "*"))
+		return m
+	}
+	if r := records(); len(r) != 0 {
+		t.Fatalf("a finished set left records %v", r)
+	}
+
+	c := tctx(t)
+	set, ids := uuid.New(), []uuid.UUID{uuid.New(), uuid.New()}
+	for i, v := range vols {
+		if err := p1.BeginPrepareSnapshot(c, set, ids[i], v, vss.CtxBackup); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, err := range []error{p1.EndPrepareSnapshots(c, set), p1.PreCommitSnapshots(c, set), p1.CommitSnapshots(c, set)} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(records()) != 1 {
+		t.Fatalf("the commit returned without its record: %v", records())
+	}
+	// p1 is dropped here, as by SIGKILL: no PostCommitSnapshots.
+	p2 := openProvider(t, cfg, 10*time.Second, run, state)
+	qs, err := p2.Query(tctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, id := range ids {
+		if !slices.ContainsFunc(qs, func(q provider.Snapshot) bool {
+			return q.ID == id && q.SetID == set && q.OriginalVolume == vols[i] && q.Handle == id.String()
+		}) {
+			t.Errorf("after the restart Query lacks snapshot %s of the cut set: %+v", id, qs)
+		}
+	}
+	if r := records(); len(r) != 0 {
+		t.Fatalf("the records stay after they went into the index: %v", r)
+	}
+	for _, id := range ids {
+		if err := p2.DeleteSnapshot(tctx(t), provider.Snapshot{ID: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The run directory removed under lvssd: the next set makes what it
+	// needs there again.
+	if err := os.RemoveAll(run); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, p2, hooks{}, vols...)
+	if r := records(); len(r) != 0 {
+		t.Fatalf("a finished set left records %v", r)
+	}
+}

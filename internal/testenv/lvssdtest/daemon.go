@@ -36,6 +36,14 @@ type DaemonOptions struct {
 	// other uids reach its socket (the access tests). It stays writable
 	// by root alone, as lvssd requires of the directories it uses (L51).
 	Reachable bool
+	// WithFailpoints runs lvssd built with the lvss_failpoints tag even
+	// when Failpoints is empty: the test sets its rules later, while lvssd
+	// runs (Daemon.SetFailpoints).
+	WithFailpoints bool
+	// Socket is --socket. Default: Dir/lvssd.sock. A test that restarts
+	// lvssd over the same directories gives the same socket each time, so
+	// that the writers it started reconnect to the new lvssd.
+	Socket string
 }
 
 // Daemon is a running lvssd binary.
@@ -51,6 +59,7 @@ type Daemon struct {
 	Proc *Proc
 	// FailpointDir is $LVSSD_FAILPOINT_DIR (DaemonOptions.Failpoints).
 	FailpointDir string
+	fpGen        int
 }
 
 // readyTimeout bounds the wait for a started lvssd to answer.
@@ -62,7 +71,7 @@ const readyTimeout = 15 * time.Second
 func StartDaemon(t testing.TB, opt DaemonOptions) *Daemon {
 	t.Helper()
 	name := "lvssd"
-	if opt.Failpoints != "" {
+	if opt.Failpoints != "" || opt.WithFailpoints {
 		name = "lvssd-failpoints"
 	}
 	bin := Bin(t, name)
@@ -76,6 +85,9 @@ func StartDaemon(t testing.TB, opt DaemonOptions) *Daemon {
 	if d.StateDir == "" {
 		d.StateDir = filepath.Join(dir, "state")
 	}
+	if opt.Socket != "" {
+		d.Socket = opt.Socket
+	}
 	if d.RunDir == "" {
 		d.RunDir = filepath.Join(dir, "run")
 	}
@@ -86,7 +98,7 @@ func StartDaemon(t testing.TB, opt DaemonOptions) *Daemon {
 	}
 	args = append(args, "--config", cfg)
 	cmd := exec.Command(bin, append(args, opt.Args...)...)
-	if opt.Failpoints != "" {
+	if opt.Failpoints != "" || opt.WithFailpoints {
 		d.FailpointDir = filepath.Join(dir, "failpoints")
 		if err := os.Mkdir(d.FailpointDir, 0o755); err != nil {
 			t.Fatal(err)
@@ -171,4 +183,40 @@ func (d *Daemon) ReleaseFailpoint(t testing.TB, name string) {
 	if err := os.WriteFile(filepath.Join(d.FailpointDir, strings.ReplaceAll(name, "/", "_")+".go"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// SetFailpoints replaces the rules of the running lvssd's failpoints with
+// spec (LVSSD_FAILPOINTS's format; "" for none), from the next failpoint
+// it reaches on (internal/failpoint). The pause files of earlier rules are
+// removed first, so that an old go-ahead does not release a new pause.
+func (d *Daemon) SetFailpoints(t testing.TB, spec string) {
+	t.Helper()
+	if d.FailpointDir == "" {
+		t.Fatal("SetFailpoints: lvssd was not started with failpoints (DaemonOptions.WithFailpoints)")
+	}
+	old, _ := filepath.Glob(filepath.Join(d.FailpointDir, "*.reached"))
+	gos, _ := filepath.Glob(filepath.Join(d.FailpointDir, "*.go"))
+	for _, f := range append(old, gos...) {
+		if err := os.Remove(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Written whole and renamed, so lvssd never reads half of it.
+	tmp := filepath.Join(d.FailpointDir, ".failpoints.tmp")
+	// A generation line (no '=': not a rule) makes each call new content,
+	// so that the same rules set again act afresh.
+	d.fpGen++
+	if err := os.WriteFile(tmp, []byte(fmt.Sprintf("%s\n#%d\n", spec, d.fpGen)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(d.FailpointDir, "failpoints")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// FailpointReached reports whether lvssd stands at the paused failpoint
+// name now (it removes the announcement when it goes on).
+func (d *Daemon) FailpointReached(name string) bool {
+	_, err := os.Stat(filepath.Join(d.FailpointDir, strings.ReplaceAll(name, "/", "_")+".reached"))
+	return err == nil
 }
