@@ -11,6 +11,7 @@ import (
 
 	"github.com/lvss/lvss/client"
 	"github.com/lvss/lvss/internal/clierr"
+	"github.com/lvss/lvss/internal/wire"
 )
 
 // Exit statuses, the same for every verb. 69 and 75 are sysexits(3)'s
@@ -91,6 +92,8 @@ func errorKind(err error) clierr.Kind {
 		return clierr.Command
 	case errors.Is(err, context.Canceled):
 		return clierr.Interrupted
+	case errors.Is(err, wire.ErrConnectionLost):
+		return clierr.ConnectionLost
 	}
 	return clierr.Other
 }

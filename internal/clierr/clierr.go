@@ -17,13 +17,14 @@ import (
 type Kind int
 
 const (
-	Other         Kind = iota
-	Usage              // a wrong command line
-	Unreachable        // lvssd's socket missing or not answering
-	SetInProgress      // another snapshot set was being created past --timeout
-	WriterFailed       // a writer failed and lvss backup stopped before COMMAND
-	Interrupted        // SIGINT or SIGTERM
-	Command            // lvss backup's COMMAND failed: its own output says why
+	Other          Kind = iota
+	Usage               // a wrong command line
+	Unreachable         // lvssd's socket missing or not answering
+	SetInProgress       // another snapshot set was being created past --timeout
+	WriterFailed        // a writer failed and lvss backup stopped before COMMAND
+	Interrupted         // SIGINT or SIGTERM
+	Command             // lvss backup's COMMAND failed: its own output says why
+	ConnectionLost      // lvssd ended during the call
 )
 
 // kindHints win over the HRESULT's hint: the kind says more about what to
@@ -35,6 +36,8 @@ var kindHints = map[Kind]string{
 	SetInProgress: "another backup is creating a snapshot set; retry, or raise --timeout",
 	WriterFailed:  "see lvss list writers and the writer's log; --allow-writer-failures runs COMMAND on crash-consistent snapshots",
 	Interrupted:   "the session was released and nothing stays frozen; run the command again",
+	ConnectionLost: "see lvssd's log (journalctl -u lvssd). Nothing stays frozen: writers release themselves, and lvssd's next start " +
+		"undoes what the call left unfinished ('Recovery at start' in lvss status); run the command again once lvssd is back",
 	// COMMAND's failure carries no HRESULT of its own: no code's advice
 	// applies, and its own messages are above.
 	Command: "",

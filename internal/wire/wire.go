@@ -2,6 +2,7 @@ package wire
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/google/uuid"
@@ -93,8 +94,17 @@ func FromGRPC(err error) error {
 	if st.Code() == codes.Canceled {
 		return vsserr.Wrap(vsserr.Unexpected, errors.New(st.Message()), "call cancelled")
 	}
+	if st.Code() == codes.Unavailable {
+		return vsserr.Wrap(vsserr.Unexpected, fmt.Errorf("%w (%s)", ErrConnectionLost, st.Message()), "lvssd")
+	}
 	return vsserr.Wrap(vsserr.Unexpected, errors.New(st.Message()), "lvssd (%s)", st.Code())
 }
+
+// ErrConnectionLost matches (errors.Is) a call whose connection to lvssd
+// broke: lvssd stopped or crashed while it ran. The tools say so, and what
+// lvssd does about the unfinished work at its next start, rather than
+// show gRPC's words for it.
+var ErrConnectionLost = errors.New("the connection to lvssd was lost: lvssd stopped or crashed during the call")
 
 // ParseGUID reads a GUID as the wire and `lvss call` write it: lowercase or
 // not, with or without a pair of braces; "" and "GUID_NULL" are the zero

@@ -130,6 +130,9 @@ func TestKillBetweenCommitAndRecord(t *testing.T) {
 		b, _ := os.ReadFile(out)
 		t.Fatalf("the requester succeeded although lvssd died before recording its set:\n%s", b)
 	}
+	if b, _ := os.ReadFile(out); !strings.Contains(string(b), "the connection to lvssd was lost") || !strings.Contains(string(b), "Recovery at start") {
+		t.Errorf("the requester does not say that lvssd went away and what happens next:\n%s", b)
+	}
 
 	d2 := lvssdtest.StartDaemon(t, opts)
 	if got := btrfsSnapshots(t, fs.Mount); !slices.Equal(got, kept) {
