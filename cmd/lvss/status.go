@@ -283,7 +283,7 @@ func statusText(st *client.Status) string {
 		}
 	}
 	if n := len(st.Recovery.Actions); n > 0 {
-		fmt.Fprintf(&b, "Recovery at start (%s): %d action%s\n", timeText(st.Recovery.At), n, plural(n, "", "s"))
+		fmt.Fprintf(&b, "Recovery at start (%s, took %s): %d action%s\n", st.Recovery.At.UTC().Format(time.RFC3339), age(st.Recovery.Took), n, plural(n, "", "s"))
 		for _, a := range st.Recovery.Actions {
 			fmt.Fprintf(&b, "   %s %s", a.Action, a.Object)
 			if a.Volume != "" {
