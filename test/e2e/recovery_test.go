@@ -1,12 +1,14 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 	"github.com/lvss/lvss/internal/catalog"
 	"github.com/lvss/lvss/internal/testenv"
 	"github.com/lvss/lvss/internal/testenv/lvssdtest"
+	"github.com/lvss/lvss/writer"
 )
 
 // btrfsSnapshots lists the snapshot subvolumes lvss's btrfs provider holds
@@ -224,5 +227,106 @@ func TestDamagedCatalogRefused(t *testing.T) {
 	}
 	if got, _ := os.ReadFile(file); string(got) != string(junk) {
 		t.Fatal("lvssd changed the damaged catalog")
+	}
+}
+
+// abortCounter is a dirWriter that counts the Aborts it gets per session.
+type abortCounter struct {
+	dirWriter
+	mu     sync.Mutex
+	aborts map[uuid.UUID]int
+}
+
+func (w *abortCounter) Abort(_ context.Context, ev *writer.Event) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.aborts[ev.SessionID]++
+	return nil
+}
+
+func (w *abortCounter) count(session uuid.UUID) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.aborts[session]
+}
+
+// TestWriterGetsAbortAfterRestart: lvssd is SIGKILLed while a writer is
+// frozen. The SDK releases the writer's application at once (its own
+// Abort); when the writer has subscribed to the next lvssd, that lvssd
+// sends it Abort, then BackupShutdown, for the creation that was cut
+// (L43), and says so in the event log.
+func TestWriterGetsAbortAfterRestart(t *testing.T) {
+	testenv.RequireRoot(t)
+	fs := testenv.LoopFS(t, "btrfs", 256<<20)
+	data := filepath.Join(fs.Mount, "data")
+	if err := os.MkdirAll(data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dirs := t.TempDir()
+	opts := lvssdtest.DaemonOptions{Config: shortTimeouts, StateDir: filepath.Join(dirs, "state"), RunDir: filepath.Join(dirs, "run"),
+		Socket: filepath.Join(dirs, "lvssd.sock")}
+	fopts := opts
+	fopts.Failpoints = "create.thaw=pause"
+	d1 := lvssdtest.StartDaemon(t, fopts)
+
+	w := &abortCounter{dirWriter: dirWriter{dir: data}, aborts: map[uuid.UUID]int{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- writer.Run(ctx, writer.Options{Socket: opts.Socket, Retry: true, MinBackoff: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond},
+			writer.Identity{ClassID: uuid.NewSHA1(uuid.NameSpaceOID, []byte("restartwriter")), Name: "restartwriter"}, w)
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	lvssdtest.Eventually(t, 15*time.Second, "the writer to subscribe", func() bool {
+		return strings.Contains(d1.Lvss(t, "", "list", "writers").Stdout, "restartwriter")
+	})
+
+	cmd := exec.Command(lvssdtest.Bin(t, "lvss"), "--socket", opts.Socket, "backup", "--writer", "restartwriter", "--json", "--", "true")
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	d1.AwaitFailpoint(t, "create.thaw", 30*time.Second)
+	if err := d1.Proc.Cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-d1.Proc.Done()
+	if err := cmd.Wait(); err == nil {
+		t.Fatalf("the backup succeeded although lvssd died while the writer was frozen:\n%s", out.String())
+	}
+
+	d2 := lvssdtest.StartDaemon(t, opts)
+	var session uuid.UUID
+	lvssdtest.Eventually(t, 30*time.Second, "the next lvssd to send the writer Abort for the cut creation", func() bool {
+		r := d2.Lvss(t, "", "events", "--json")
+		var evs []struct {
+			Message string            `json:"message"`
+			Session string            `json:"session_id"`
+			Fields  map[string]string `json:"fields"`
+		}
+		if json.Unmarshal([]byte(r.Stdout), &evs) != nil {
+			return false
+		}
+		for _, e := range evs {
+			if strings.HasPrefix(e.Message, "sent Abort to a writer for a creation") && e.Fields["writer"] == "restartwriter" {
+				if e.Fields["error"] != "" {
+					t.Fatalf("the writer did not take the Abort: %s", e.Fields["error"])
+				}
+				session = uuid.MustParse(e.Session)
+				return true
+			}
+		}
+		return false
+	})
+	// One Abort from the SDK when the stream broke, one from the next lvssd.
+	if n := w.count(session); n != 2 {
+		t.Fatalf("the writer's Abort ran %d times for the cut session, want 2 (the SDK's own, then lvssd's)", n)
+	}
+	if st := statusRecovery(t, d2.Socket); !st.has("set-aborted", "") {
+		t.Fatalf("recovery did not abort the cut set: %+v", st.Recovery.Actions)
+	}
+	if got := btrfsSnapshots(t, fs.Mount); len(got) != 0 {
+		t.Fatalf("the cut set's snapshot is still on disk: %v", got)
 	}
 }
