@@ -195,6 +195,7 @@ Flags:
 		Providers:             provider.NewRegistry(provs...),
 		Logger:                log,
 		MaxSnapshotsPerVolume: cfg.Limits.MaxSnapshotsPerVolume,
+		MaxEvents:             cfg.Limits.MaxEvents,
 		Freezer:               guardFreezer{runDir: *runDir, log: log},
 		Observer:              obs,
 		RunDir:                *runDir,

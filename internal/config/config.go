@@ -104,7 +104,7 @@ func Default() Config {
 			Users:  []string{}, RequesterGroups: []string{}, RequesterUsers: []string{}, WriterGroups: []string{},
 			WriterUsers: []string{}, AdminGroups: []string{}, AdminUsers: []string{}, WriterClasses: []WriterClass{},
 		},
-		Limits: Limits{MaxSnapshotsPerVolume: 512, MinFree: 64 << 20},
+		Limits: Limits{MaxSnapshotsPerVolume: 512, MinFree: 64 << 20, MaxEvents: 100_000},
 		// Empty rather than nil lists, so a printed config reads back equal.
 		Providers: Providers{
 			Order: []string{"btrfs", "exec", "copy"},

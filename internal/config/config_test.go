@@ -412,3 +412,13 @@ max_bytes = "512MiB"
 		}
 	}
 }
+
+func TestMaxEventsBounds(t *testing.T) {
+	c, err := Parse("t.toml", []byte("[limits]\nmax_events = 5000\n"))
+	if err != nil || c.Limits.MaxEvents != 5000 {
+		t.Fatalf("max_events = 5000: %+v, %v", c.Limits, err)
+	}
+	if _, err := Parse("t.toml", []byte("[limits]\nmax_events = 10\n")); err == nil || !strings.Contains(err.Error(), "limits.max_events must be at least 1000") {
+		t.Fatalf("max_events = 10: %v", err)
+	}
+}

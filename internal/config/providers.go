@@ -14,6 +14,9 @@ type Limits struct {
 	// MinFree is the free space that must remain where a snapshot is kept;
 	// below it the commit is refused with VSS_E_INSUFFICIENT_STORAGE.
 	MinFree Size `toml:"min_free"`
+	// MaxEvents is how many entries the event log keeps (the newest);
+	// older ones are pruned as new ones come.
+	MaxEvents int `toml:"max_events"`
 }
 
 // Providers configures the snapshot providers lvssd offers. Each provider

@@ -51,6 +51,11 @@ func checkProviders(c *Config, doc *document) error {
 	if c.Limits.MaxSnapshotsPerVolume < 1 {
 		return doc.errorAt([]string{"limits.max_snapshots_per_volume"}, "limits.max_snapshots_per_volume must be at least 1")
 	}
+	// Fewer would not hold even the events of one large backup, which
+	// lvss backup reads back for its summary.
+	if c.Limits.MaxEvents < 1000 {
+		return doc.errorAt([]string{"limits.max_events"}, "limits.max_events must be at least 1000")
+	}
 	p := &c.Providers
 	if err := p.Btrfs.Validate("providers.btrfs"); err != nil {
 		return doc.locate(err)
