@@ -105,7 +105,7 @@ test-faultmatrix:
 	$(GO) test -tags faultmatrix -count=1 -timeout 20m -run '^TestFaultMatrix$$' -v ./test/e2e/
 
 test-short:
-	$(GO) test -short -count=1 ./...
+	$(GO) test -short -count=1 -timeout 20m ./...
 
 # Linters: gofmt, go vet (also of lvss-writer built without its optional
 # writers, as scripts/demo builds it), staticcheck, and the systemd units.
@@ -150,18 +150,21 @@ check-generate: generate
 # target for a duration instead, for a longer local search.
 FUZZTIME ?=
 fuzzbudget = $(if $(FUZZTIME),$(FUZZTIME),$(1))
+# A count-bound target ends on its own; the timeout ends a stuck one. A
+# duration-bound run (FUZZTIME) is bounded by that duration instead.
+FUZZTIMEOUT ?= $(if $(FUZZTIME),0,10m)
 fuzz:
-	$(GO) test -timeout 10m -run '^$$' -fuzz '^FuzzParseWriterMetadata$$' -fuzztime $(call fuzzbudget,150000x) ./document/
-	$(GO) test -timeout 10m -run '^$$' -fuzz '^FuzzParseBackupComponents$$' -fuzztime $(call fuzzbudget,150000x) ./document/
-	$(GO) test -timeout 10m -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(call fuzzbudget,20000x) ./internal/config/
-	$(GO) test -timeout 10m -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(call fuzzbudget,400000x) ./internal/mountinfo/
-	$(GO) test -timeout 10m -run '^$$' -fuzz '^FuzzRead$$' -fuzztime $(call fuzzbudget,30000x) ./backupdoc/
-	$(GO) test -timeout 10m -run '^$$' -fuzz '^FuzzCallLine$$' -fuzztime $(call fuzzbudget,100000x) ./cmd/lvss/
-	$(GO) test -timeout 10m -run '^$$' -fuzz '^FuzzSessionCalls$$' -fuzztime $(call fuzzbudget,50000x) ./internal/server/
-	$(GO) test -timeout 10m -run '^$$' -fuzz '^FuzzWriterStream$$' -fuzztime $(call fuzzbudget,60000x) ./internal/server/
-	$(GO) test -timeout 10m -run '^$$' -fuzz '^FuzzOutput$$' -fuzztime $(call fuzzbudget,200000x) ./provider/exec/
-	$(GO) test -timeout 10m -run '^$$' -fuzz '^FuzzHookDirNames$$' -fuzztime $(call fuzzbudget,5000x) ./writers/exec/
-	$(GO) test -timeout 10m -run '^$$' -fuzz '^FuzzConfiguredWriter$$' -fuzztime $(call fuzzbudget,20000x) ./cmd/lvss/
+	$(GO) test -timeout $(FUZZTIMEOUT) -run '^$$' -fuzz '^FuzzParseWriterMetadata$$' -fuzztime $(call fuzzbudget,150000x) ./document/
+	$(GO) test -timeout $(FUZZTIMEOUT) -run '^$$' -fuzz '^FuzzParseBackupComponents$$' -fuzztime $(call fuzzbudget,150000x) ./document/
+	$(GO) test -timeout $(FUZZTIMEOUT) -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(call fuzzbudget,20000x) ./internal/config/
+	$(GO) test -timeout $(FUZZTIMEOUT) -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(call fuzzbudget,400000x) ./internal/mountinfo/
+	$(GO) test -timeout $(FUZZTIMEOUT) -run '^$$' -fuzz '^FuzzRead$$' -fuzztime $(call fuzzbudget,30000x) ./backupdoc/
+	$(GO) test -timeout $(FUZZTIMEOUT) -run '^$$' -fuzz '^FuzzCallLine$$' -fuzztime $(call fuzzbudget,100000x) ./cmd/lvss/
+	$(GO) test -timeout $(FUZZTIMEOUT) -run '^$$' -fuzz '^FuzzSessionCalls$$' -fuzztime $(call fuzzbudget,50000x) ./internal/server/
+	$(GO) test -timeout $(FUZZTIMEOUT) -run '^$$' -fuzz '^FuzzWriterStream$$' -fuzztime $(call fuzzbudget,60000x) ./internal/server/
+	$(GO) test -timeout $(FUZZTIMEOUT) -run '^$$' -fuzz '^FuzzOutput$$' -fuzztime $(call fuzzbudget,200000x) ./provider/exec/
+	$(GO) test -timeout $(FUZZTIMEOUT) -run '^$$' -fuzz '^FuzzHookDirNames$$' -fuzztime $(call fuzzbudget,5000x) ./writers/exec/
+	$(GO) test -timeout $(FUZZTIMEOUT) -run '^$$' -fuzz '^FuzzConfiguredWriter$$' -fuzztime $(call fuzzbudget,20000x) ./cmd/lvss/
 
 # The soak test (test/soak, docs/testing.md, docs/reliability.md): the
 # real lvssd on a loop btrfs under 100 writers that come and go and 50
