@@ -81,6 +81,13 @@ func (s *Session) AddToSnapshotSet(ctx context.Context, volume string, providerI
 	if err := s.c.checkCap(vol); err != nil {
 		return uuid.Nil, err
 	}
+	// Claimed before s.mu is taken: acquireCreation holds c.mu while it
+	// reads the creator's set ID under the creator's s.mu, so taking c.mu
+	// under s.mu here would deadlock with a StartSnapshotSet (found by the
+	// soak test).
+	if err := s.c.claimForCreation(s, vol); err != nil {
+		return uuid.Nil, err
+	}
 	snap := uuid.New()
 	if err := p.BeginPrepareSnapshot(ctx, setID, snap, vol, sctx); err != nil {
 		return uuid.Nil, provider.Translate(p, provider.CallBeginPrepareSnapshot, err)
@@ -99,9 +106,6 @@ func (s *Session) AddToSnapshotSet(ctx context.Context, volume string, providerI
 	}
 	if len(s.volumes) >= MaxVolumes {
 		return uuid.Nil, vsserr.New(vsserr.MaximumNumberOfVolumesReached, "a snapshot set holds at most %d volumes", MaxVolumes)
-	}
-	if err := s.c.claimForCreation(vol); err != nil {
-		return uuid.Nil, err
 	}
 	s.volumes = append(s.volumes, volumeEntry{snapshotID: snap, volume: vol, prov: p})
 	s.transition(MAddToSnapshotSet, from)

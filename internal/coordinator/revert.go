@@ -65,13 +65,20 @@ func (c *Coordinator) startRevertUnlessCreating(volume string, id uuid.UUID) (*r
 	return c.startRevert(volume, id)
 }
 
-// claimForCreation records a volume added to the set being created, unless
-// it is being reverted (VSS_E_PROVIDER_VETO: the volume cannot be
+// claimForCreation records a volume that s, the creator, adds to its set,
+// unless it is being reverted (VSS_E_PROVIDER_VETO: the volume cannot be
 // snapshotted while its content is swapped; AddToSnapshotSet has no
-// closer code). Caller holds the creator's s.mu.
-func (c *Coordinator) claimForCreation(volume string) error {
+// closer code). A session that no longer holds the creation lock claims
+// nothing (VSS_E_BAD_STATE), so no claim outlives its creation
+// (releaseCreation forgets them). The caller must not hold s.mu: another
+// session's StartSnapshotSet (acquireCreation) holds c.mu while it takes
+// the creator's s.mu.
+func (c *Coordinator) claimForCreation(s *Session, volume string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.creator != s {
+		return badState("AddToSnapshotSet: the snapshot set's creation ended meanwhile")
+	}
 	c.revMu.Lock()
 	r := c.reverts[volume]
 	c.revMu.Unlock()

@@ -3,8 +3,13 @@ package coordinator
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -196,4 +201,71 @@ func TestRevertAndCreationExclude(t *testing.T) {
 		t.Fatalf("AddToSnapshotSet after the revert: %v", err)
 	}
 	s2.Release(ctx)
+}
+
+// The creator adding volumes while other sessions keep asking for the
+// creation lock must not deadlock: StartSnapshotSet holds the
+// coordinator's lock while it reads the creator's set ID under the
+// creator's own lock, so AddToSnapshotSet may not take them the other way
+// round (the soak test found it so).
+func TestAddToSnapshotSetWhileOthersWaitForTheLock(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	var vols []string
+	for i := range 40 {
+		v := filepath.Join(e.vol, fmt.Sprintf("v%02d", i))
+		must(t, os.Mkdir(v, 0o755))
+		vols = append(vols, v)
+	}
+	stop := make(chan struct{})
+	waiters := make(chan struct{})
+	go func() {
+		defer close(waiters)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			b := e.c.NewSession(Peer{})
+			if err := b.InitializeForBackup(""); err == nil {
+				if err := b.SetContext(vss.CtxClientAccessible); err == nil {
+					_, _ = b.StartSnapshotSet()
+				}
+			}
+			b.Release(ctx)
+		}
+	}()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 10 {
+			a := e.c.NewSession(Peer{})
+			must(t, a.InitializeForBackup(""))
+			must(t, a.SetContext(vss.CtxClientAccessible))
+			for {
+				if _, err := a.StartSnapshotSet(); err == nil {
+					break
+				}
+			}
+			for _, v := range vols {
+				if _, err := a.AddToSnapshotSet(ctx, v, uuid.Nil); err != nil {
+					t.Errorf("AddToSnapshotSet %s: %v", v, err)
+				}
+			}
+			a.Release(ctx)
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		// Not t.Fatal, nor a panic: the test's cleanup (the coordinator's
+		// Close) would wait on the same locks, and the failure would show
+		// only at go test's -timeout. Say it, with who holds what, and end.
+		buf := make([]byte, 1<<20)
+		fmt.Fprintf(os.Stderr, "--- FAIL: %s: AddToSnapshotSet and StartSnapshotSet deadlocked\n%s\n", t.Name(), buf[:runtime.Stack(buf, true)])
+		os.Exit(1)
+	}
+	close(stop)
+	<-waiters
 }
