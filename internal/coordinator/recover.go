@@ -106,7 +106,9 @@ func (r *recoverer) query(ctx context.Context, p provider.Provider) ([]provider.
 	if q, ok := r.queries[p]; ok {
 		return q.snaps, q.err
 	}
-	snaps, err := p.Query(ctx)
+	c, cancel := r.bounded(ctx)
+	defer cancel()
+	snaps, err := p.Query(c)
 	if err != nil {
 		err = provider.Translate(p, provider.CallQuery, err)
 	}
@@ -115,6 +117,15 @@ func (r *recoverer) query(ctx context.Context, p provider.Provider) ([]provider.
 }
 
 func (r *recoverer) forget() { r.queries = map[provider.Provider]queryResult{} }
+
+// bounded gives one provider call of recovery timeouts.provider_call, as
+// the calls of a creation have (L45): lvssd does not listen until
+// recovery is over, so a provider that never answered (an exec command
+// that hangs) would keep it from starting at all. A call that runs out
+// fails like any other, is reported, and is tried again at the next start.
+func (r *recoverer) bounded(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, r.c.opt.Timeouts.ProviderCall)
+}
 
 // recover runs at start; see the comment at the top of the file.
 func (c *Coordinator) recover(ctx context.Context) error {
@@ -211,7 +222,9 @@ func (r *recoverer) cutCreation(ctx context.Context, e catalog.JournalEntry) {
 			if _, err := c.opt.Catalog.GetSnapshot(sn.ID); err == nil {
 				continue
 			}
-			err := p.DeleteSnapshot(ctx, sn)
+			dc, cancel := r.bounded(ctx)
+			err := p.DeleteSnapshot(dc, sn)
+			cancel()
 			if err != nil {
 				failed = true
 				err = provider.Translate(p, provider.CallDeleteSnapshot, err)
@@ -242,7 +255,9 @@ func (r *recoverer) cutExpose(ctx context.Context, e catalog.JournalEntry) {
 	if err == nil && sn.ExposedName == "" {
 		p, perr := c.opt.Providers.ByID(sn.ProviderID)
 		if ex, ok := p.(provider.Exposer); perr == nil && ok {
-			err = ex.Unexpose(ctx, toProviderSnapshot(sn), e.Path)
+			uc, cancel := r.bounded(ctx)
+			err = ex.Unexpose(uc, toProviderSnapshot(sn), e.Path)
+			cancel()
 			if err != nil {
 				err = provider.Translate(p, provider.CallUnexpose, err)
 			}
@@ -300,7 +315,9 @@ func (r *recoverer) autoRelease(ctx context.Context) error {
 		return fmt.Errorf("read catalog: %w", err)
 	}
 	for _, s := range orphans {
-		err := r.c.deleteSnapshot(ctx, s, nil)
+		dc, cancel := r.bounded(ctx)
+		err := r.c.deleteSnapshot(dc, s, nil)
+		cancel()
 		r.add(ctx, RecoveryAction{What: RecAutoRelease, Object: s.ID.String(), Volume: s.OriginalVolume,
 			Detail: "session " + s.SessionID.String() + " ended with an earlier lvssd", Err: err},
 			"deleted auto-release snapshot left by an earlier lvssd")
@@ -377,7 +394,9 @@ func (r *recoverer) reconcile(ctx context.Context) error {
 // staleEntry handles a catalog entry the provider does not list.
 func (r *recoverer) staleEntry(ctx context.Context, p provider.Provider, s catalog.Snapshot) {
 	c := r.c
-	ok, err := p.IsVolumeSupported(ctx, s.OriginalVolume)
+	vc, cancel := r.bounded(ctx)
+	ok, err := p.IsVolumeSupported(vc, s.OriginalVolume)
+	cancel()
 	if err != nil || !ok {
 		r.add(ctx, RecoveryAction{What: RecEntryKept, Object: s.ID.String(), Volume: s.OriginalVolume,
 			Detail: fmt.Sprintf("provider %s does not list it, and does not answer for its volume now (not mounted?); the entry was kept", p.Info().Name), Err: err},

@@ -339,3 +339,22 @@ func TestGatherDoesNotIdentifyFrozenWriter(t *testing.T) {
 	b.Release(context.Background())
 	a.Release(context.Background())
 }
+
+// A provider that never answers its Query at start does not keep lvssd
+// from starting: recovery bounds each provider call with
+// timeouts.provider_call, reports the failure and goes on (the next start
+// tries again).
+func TestRecoveryBoundsProviderCalls(t *testing.T) {
+	e := newEnv(t, nil)
+	_, snap := e.persistentSet(false)
+	release := e.prov.HangAt("Query")
+	defer release()
+	e2 := e.restart(func(o *Options) { o.Timeouts.ProviderCall = 200 * time.Millisecond })
+	f := actions(e2.c.Recovery(), RecFailed)
+	if len(f) != 1 || f[0].Err == nil {
+		t.Fatalf("failed actions %+v, want the Query that ran out", e2.c.Recovery().Actions)
+	}
+	if _, err := e.cat.GetSnapshot(snap); err != nil {
+		t.Fatalf("an unchecked entry was removed: %v", err)
+	}
+}
