@@ -357,13 +357,25 @@ func bindReadOnly(src, dst string) error {
 	return nil
 }
 
+// unmountBusyFor is how long unmount retries a mount that is busy. A
+// process that looks at every btrfs mount (another lvssd's start-up
+// recovery listing snapshots, updatedb, a backup tool) holds one open for
+// a moment; a mount that is really in use is still busy after it.
+const unmountBusyFor = time.Second
+
 // unmount detaches the mount at path; not mounted is not an error.
 func unmount(path string) error {
-	err := unix.Unmount(path, unix.UMOUNT_NOFOLLOW)
-	if err == nil || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOENT) {
-		return nil
+	deadline := time.Now().Add(unmountBusyFor)
+	for {
+		err := unix.Unmount(path, unix.UMOUNT_NOFOLLOW)
+		if err == nil || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOENT) {
+			return nil
+		}
+		if !errors.Is(err, unix.EBUSY) || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	return err
 }
 
 // supported: this build has the btrfs ioctls.
