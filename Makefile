@@ -33,7 +33,7 @@ DOCS      = README.md docs/operations.md docs/configuration.md docs/cli.md docs/
 BIN  ?= bin
 DIST ?= dist
 
-.PHONY: build test test-faultmatrix test-short lint generate check-generate tools fuzz soak clean install deb verify-units
+.PHONY: build test test-faultmatrix test-short lint generate check-generate tools fuzz soak bench clean install deb verify-units
 
 build:
 	@mkdir -p $(BIN)
@@ -120,6 +120,8 @@ lint: verify-units
 	$(GO) vet -tags faultmatrix ./test/e2e/
 	$(GOBIN)/staticcheck -tags faultmatrix ./test/e2e/
 	$(GO) vet -tags lvss_failpoints ./internal/failpoint/ ./internal/coordinator/
+	$(GO) vet -tags perf ./test/perf/...
+	$(GOBIN)/staticcheck -tags perf ./test/perf/...
 
 tools:
 	GOBIN=$(GOBIN) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
@@ -185,6 +187,14 @@ soak:
 	  { echo "DURATION=$(DURATION): want a Go duration such as 60s, 10m or 1h30m" >&2; exit 2; }; \
 	  LVSS_SOAK_DURATION=$(DURATION) LVSS_SOAK_INTERVAL=$(SOAK_INTERVAL) LVSS_SOAK_REPORT=$(SOAK_REPORT) \
 	  $(GO) test -tags soak -run '^TestSoak$$' -v -count=1 -timeout $${t}s ./test/soak/
+
+# Every figure of BENCHMARKS.md in one run (scripts/bench, test/perf):
+# lvss beside the raw ioctl, btrfs-progs, snapper and qemu-guest-agent,
+# freeze windows seen from outside, scaling to 1000 writers and 10,000
+# snapshots, under database load. As root, under 10 minutes; it rewrites
+# BENCHMARKS.md's tables and docs/bench/*.svg. BENCH=REGEXP: a subset.
+bench:
+	./scripts/bench
 
 clean:
 	rm -rf bin dist

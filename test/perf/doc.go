@@ -1,0 +1,15 @@
+// Package perf is `make bench`: the benchmarks behind BENCHMARKS.md that
+// put lvss beside the tools users already run (the raw btrfs ioctl,
+// `btrfs subvolume snapshot`, snapper, qemu-guest-agent's fsfreeze) and
+// measure how its costs grow with writers and with snapshots in the
+// catalog.
+//
+// The measurements are Go benchmarks behind the build tag `perf`, run once
+// each (`-benchtime 1x`) as root by scripts/bench: each takes its own
+// samples, because one figure compares many tools measured side by side on
+// one filesystem state, which `b.N` cannot express. Each writes a Report
+// (this package's non-test code) as JSON into $LVSS_BENCH_DIR; the program
+// in ./report turns every report of a run into the Markdown tables and
+// gnuplot pictures that BENCHMARKS.md shows. Nothing here asserts a time:
+// targets are printed beside the figures, never checked.
+package perf
