@@ -190,6 +190,11 @@ Flags:
 		defer func() { mstop(); <-done }()
 		log.Info("metrics listening", "network", network, "address", ml.Addr().String())
 	}
+	stopDebug, err := serveDebug(context.Background(), cfg.Debug, log)
+	if err != nil {
+		return err
+	}
+	defer stopDebug()
 	coord, err := coordinator.New(ctx, coordinator.Options{
 		Catalog:               cat,
 		Providers:             provider.NewRegistry(provs...),

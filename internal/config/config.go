@@ -23,6 +23,7 @@ type Config struct {
 	Limits    Limits    `toml:"limits"`
 	Providers Providers `toml:"providers"`
 	Metrics   Metrics   `toml:"metrics"`
+	Debug     Debug     `toml:"debug"`
 }
 
 // Timeouts are the deadlines the coordinator gives writers, the kernel hold

@@ -118,6 +118,9 @@ class_id = "5d1e5c9b-340c-4dc2-8583-b1f60ab181c3"
 			c.Metrics = Metrics{Listen: "unix:/run/lvss/metrics.sock", SocketGroup: "prometheus"}
 		}},
 		{"metrics off", "[metrics]\nlisten = \"\"\n", func(*Config) {}},
+		{"profiling on a Unix socket", "[debug]\nlisten = \"unix:/run/lvss/debug.sock\"\n", func(c *Config) {
+			c.Debug.Listen = "unix:/run/lvss/debug.sock"
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -242,6 +245,10 @@ func TestParseErrors(t *testing.T) {
 			`lvssd.toml:3:16: metrics.socket_group: "a b" is not a valid group name`},
 		{"metrics: listen not a string", "[metrics]\nlisten = 9177\n",
 			`lvssd.toml:2:10: metrics.listen: want a string, got an integer`},
+		{"debug: a path without unix:", "[debug]\nlisten = \"/run/lvss/debug.sock\"\n",
+			`lvssd.toml:2:10: debug.listen: "/run/lvss/debug.sock" is neither host:port (such as "127.0.0.1:9177") nor unix:PATH; for a Unix socket write "unix:/run/lvss/debug.sock"`},
+		{"debug: no socket_group", "[debug]\nlisten = \"unix:/run/d.sock\"\nsocket_group = \"adm\"\n",
+			`lvssd.toml:3:1: unknown key "debug.socket_group"`},
 		{"metrics: unknown key", "[metrics]\nport = 9177\n",
 			`lvssd.toml:2:1: unknown key "metrics.port"`},
 	}

@@ -39,7 +39,10 @@ func validate(c *Config, doc *document) error {
 	if err := checkProviders(c, doc); err != nil {
 		return err
 	}
-	return checkMetrics(c.Metrics, doc)
+	if err := checkMetrics(c.Metrics, doc); err != nil {
+		return err
+	}
+	return checkDebug(c.Debug, doc)
 }
 
 // checkProviders checks limits, each provider's section by its own rules

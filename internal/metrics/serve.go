@@ -26,10 +26,16 @@ const socketMode = 0o660
 // replaced; one that something answers on, or a path that is not a
 // socket, is an error rather than something to remove.
 func Listen(network, address, group string) (net.Listener, error) {
+	return ListenAs("metrics", network, address, group, socketMode)
+}
+
+// ListenAs is Listen for another of lvssd's endpoints: errors name it as
+// what, and a Unix socket gets mode (0600: its owner alone).
+func ListenAs(what, network, address, group string, mode os.FileMode) (net.Listener, error) {
 	if network != "unix" {
 		l, err := net.Listen(network, address)
 		if err != nil {
-			return nil, fmt.Errorf("metrics: %w", err)
+			return nil, fmt.Errorf("%s: %w", what, err)
 		}
 		return l, nil
 	}
@@ -37,37 +43,37 @@ func Listen(network, address, group string) (net.Listener, error) {
 	if group != "" {
 		id, err := lookupGroup(group)
 		if err != nil {
-			return nil, fmt.Errorf("metrics: socket_group: %w", err)
+			return nil, fmt.Errorf("%s: socket_group: %w", what, err)
 		}
 		gid = id
 	}
 	if err := os.MkdirAll(filepath.Dir(address), 0o755); err != nil {
-		return nil, fmt.Errorf("metrics: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	if fi, err := os.Lstat(address); err == nil {
 		if fi.Mode()&os.ModeSocket == 0 {
-			return nil, fmt.Errorf("metrics: %s exists and is not a socket", address)
+			return nil, fmt.Errorf("%s: %s exists and is not a socket", what, address)
 		}
 		if c, err := net.DialTimeout("unix", address, time.Second); err == nil {
 			c.Close()
-			return nil, fmt.Errorf("metrics: something is listening on %s already", address)
+			return nil, fmt.Errorf("%s: something is listening on %s already", what, address)
 		}
 		_ = os.Remove(address)
 	}
 	l, err := net.Listen("unix", address)
 	if err != nil {
-		return nil, fmt.Errorf("metrics: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	// The socket is created with lvssd's umask (0022 under systemd: only
 	// the owner may connect); the group is set before the group is given
 	// the right to connect.
 	if err := os.Chown(address, -1, gid); err != nil {
 		l.Close()
-		return nil, fmt.Errorf("metrics: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	if err := os.Chmod(address, socketMode); err != nil {
+	if err := os.Chmod(address, mode); err != nil {
 		l.Close()
-		return nil, fmt.Errorf("metrics: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	return l, nil
 }
