@@ -2,11 +2,14 @@ package document
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
+	"sync"
 	"time"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+
 	"github.com/lvss/lvss/vss"
 	"github.com/lvss/lvss/vsserr"
 )
@@ -82,13 +85,33 @@ func wordOpt[T comparable](a *attrs, name string, sp spelling[T], v T) {
 }
 
 type encoder struct {
-	buf   []byte
-	depth int
-	err   error
+	buf    []byte
+	depth  int
+	err    error
+	pooled *[]byte
 }
 
+// bufPool keeps encoders' working buffers: lvssd renders a document for
+// every writer of every event that carries one (a thousand writers, four
+// such events a backup), and a fresh 4 KiB buffer each time was most of
+// its garbage. The document returned is a copy of exactly its size.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// maxPooled keeps a rare huge document's buffer out of the pool.
+const maxPooled = 256 << 10
+
 func newEncoder() *encoder {
-	return &encoder{buf: append(make([]byte, 0, 4096), `<?xml version="1.0" encoding="UTF-8"?>`+"\n"...)}
+	bp := bufPool.Get().(*[]byte)
+	return &encoder{pooled: bp, buf: append((*bp)[:0], `<?xml version="1.0" encoding="UTF-8"?>`+"\n"...)}
+}
+
+// release gives the working buffer back; the encoder is not used again.
+func (e *encoder) release() {
+	if e.pooled != nil && cap(e.buf) <= maxPooled {
+		*e.pooled = e.buf[:0]
+		bufPool.Put(e.pooled)
+	}
+	e.pooled, e.buf = nil, nil
 }
 
 func (e *encoder) tag(name string, as attrs, closeNow bool) {
@@ -193,6 +216,7 @@ func describeRune(s string) string {
 }
 
 func (e *encoder) bytes() ([]byte, error) {
+	defer e.release()
 	if e.err != nil {
 		return nil, e.err
 	}
@@ -200,7 +224,7 @@ func (e *encoder) bytes() ([]byte, error) {
 		return nil, vsserr.New(vsserr.InvalidXMLDocument, "written document exceeds the limit of %d bytes (%d MiB)",
 			MaxDocumentSize, MaxDocumentSize>>20)
 	}
-	return e.buf, nil
+	return slices.Clone(e.buf), nil
 }
 
 // Marshal validates the document and writes it as XML.

@@ -216,7 +216,7 @@ func (s *Session) documents() (uuid.UUID, map[string][]byte, error) {
 	}
 	docs["bcd"] = x
 	for _, sw := range s.participantsLocked() {
-		b, err := sw.wmd.Marshal()
+		b, err := sw.wmdBytes()
 		if err != nil {
 			return s.setID, nil, err
 		}

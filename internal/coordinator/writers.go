@@ -55,6 +55,24 @@ type sessionWriter struct {
 	mu    sync.Mutex
 	st    WriterStatus
 	phase phase
+	// wmdXML is wmd rendered once: a session hands it out (the requester's
+	// GetWriterMetadata, the catalog's record of the set, twice) and wmd
+	// does not change after the gather.
+	wmdXML []byte
+}
+
+// wmdBytes renders the writer's metadata, once per session.
+func (sw *sessionWriter) wmdBytes() ([]byte, error) {
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	if sw.wmdXML == nil {
+		x, err := sw.wmd.Marshal()
+		if err != nil {
+			return nil, err
+		}
+		sw.wmdXML = x
+	}
+	return sw.wmdXML, nil
 }
 
 func (sw *sessionWriter) status() WriterStatus { sw.mu.Lock(); defer sw.mu.Unlock(); return sw.st }
@@ -258,7 +276,7 @@ func (s *Session) GetWriterMetadata() ([]WriterMetadata, error) {
 	}
 	out := make([]WriterMetadata, 0, len(s.gathered))
 	for _, sw := range s.gathered {
-		x, err := sw.wmd.Marshal()
+		x, err := sw.wmdBytes()
 		if err != nil {
 			return nil, s.c.Unexpected(context.Background(), s.id, "marshal writer metadata", err)
 		}

@@ -1,7 +1,7 @@
 // Package outbox is how lvssd talks to a peer that may stop listening: a
 // bounded queue of messages to one peer (a writer or a requester stream),
-// drained by a goroutine of its own, where every message carries a
-// deadline.
+// drained by a goroutine of its own while it holds messages, where every
+// message carries a deadline.
 //
 // A gRPC stream's Send has no deadline: when the peer stops reading (a
 // stopped process, a receive loop that hangs), Send blocks once the

@@ -49,22 +49,28 @@ type item[T any] struct {
 
 // Box is one peer's outbound queue.
 type Box[T any] struct {
-	q    chan item[T]
-	send func(T) error
-	end  func(error)
+	send     func(T) error
+	end      func(error)
+	capacity int
+
+	mu sync.Mutex
+	// q is the queue; running says a sender goroutine is draining it.
+	// The sender runs only while there is something to send: an idle
+	// peer (a writer between sessions, which is what most of a
+	// thousand writers are) costs no goroutine and no queue storage.
+	q       []item[T]
+	running bool
 
 	once  sync.Once
 	done  chan struct{}
 	cause error
 }
 
-// New starts the sender of a queue of up to capacity messages. send writes
-// one message to the peer and may block; end must make a blocked send
-// return (by ending the peer's stream) and is called at most once.
+// New makes a queue of up to capacity messages. send writes one message to
+// the peer and may block; end must make a blocked send return (by ending
+// the peer's stream) and is called at most once.
 func New[T any](capacity int, send func(T) error, end func(error)) *Box[T] {
-	b := &Box[T]{q: make(chan item[T], capacity), send: send, end: end, done: make(chan struct{})}
-	go b.run()
-	return b
+	return &Box[T]{send: send, end: end, capacity: capacity, done: make(chan struct{})}
 }
 
 // Put queues msg, to be written to the peer before deadline. It never
@@ -73,18 +79,26 @@ func New[T any](capacity int, send func(T) error, end func(error)) *Box[T] {
 // in the cause given to end.
 func (b *Box[T]) Put(msg T, deadline time.Time, what string) *Ticket {
 	t := &Ticket{written: make(chan struct{})}
+	b.mu.Lock()
 	select {
 	case <-b.done:
+		b.mu.Unlock()
 		t.state.Store(dropped)
 		return t
 	default:
 	}
-	select {
-	case b.q <- item[T]{msg: msg, deadline: deadline, what: what, t: t}:
-	default:
+	if len(b.q) >= b.capacity {
+		b.mu.Unlock()
 		t.state.Store(dropped)
-		b.End(fmt.Errorf("its outbound queue is full (%d messages it has not read)", cap(b.q)))
+		b.End(fmt.Errorf("its outbound queue is full (%d messages it has not read)", b.capacity))
+		return t
 	}
+	b.q = append(b.q, item[T]{msg: msg, deadline: deadline, what: what, t: t})
+	if !b.running {
+		b.running = true
+		go b.run()
+	}
+	b.mu.Unlock()
 	return t
 }
 
@@ -94,6 +108,7 @@ func (b *Box[T]) End(cause error) {
 	b.once.Do(func() {
 		b.cause = cause
 		close(b.done)
+		b.drain()
 		b.end(cause)
 	})
 }
@@ -111,49 +126,69 @@ func (b *Box[T]) Cause() error {
 	}
 }
 
+// next takes the first message, or stops the sender when there is none or
+// the box was ended.
+func (b *Box[T]) next() (item[T], bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	select {
+	case <-b.done:
+		b.running = false
+		return item[T]{}, false
+	default:
+	}
+	if len(b.q) == 0 {
+		b.running = false
+		return item[T]{}, false
+	}
+	it := b.q[0]
+	b.q[0] = item[T]{}
+	b.q = b.q[1:]
+	if len(b.q) == 0 {
+		b.q = nil
+	}
+	return it, true
+}
+
 func (b *Box[T]) run() {
 	for {
-		select {
-		case <-b.done:
-			b.drain()
+		it, ok := b.next()
+		if !ok {
 			return
-		case it := <-b.q:
-			if !it.t.state.CompareAndSwap(queued, sending) {
-				continue // abandoned by its caller
-			}
-			left := time.Until(it.deadline)
-			if left <= 0 {
-				it.t.state.Store(dropped)
-				b.End(fmt.Errorf("it did not read %s before its deadline: earlier messages were still unread", it.what))
-				continue
-			}
-			// The watchdog is what bounds a Send the peer does not drain:
-			// ending the stream makes the blocked Send return.
-			dog := time.AfterFunc(left, func() {
-				b.End(fmt.Errorf("it did not read %s within %s", it.what, left.Round(time.Millisecond)))
-			})
-			err := b.send(it.msg)
-			dog.Stop()
-			if err != nil {
-				it.t.state.Store(dropped)
-				b.End(fmt.Errorf("sending %s: %w", it.what, err))
-				continue
-			}
-			it.t.state.Store(written)
-			close(it.t.written)
 		}
+		if !it.t.state.CompareAndSwap(queued, sending) {
+			continue // abandoned by its caller
+		}
+		left := time.Until(it.deadline)
+		if left <= 0 {
+			it.t.state.Store(dropped)
+			b.End(fmt.Errorf("it did not read %s before its deadline: earlier messages were still unread", it.what))
+			continue
+		}
+		// The watchdog is what bounds a Send the peer does not drain:
+		// ending the stream makes the blocked Send return.
+		dog := time.AfterFunc(left, func() {
+			b.End(fmt.Errorf("it did not read %s within %s", it.what, left.Round(time.Millisecond)))
+		})
+		err := b.send(it.msg)
+		dog.Stop()
+		if err != nil {
+			it.t.state.Store(dropped)
+			b.End(fmt.Errorf("sending %s: %w", it.what, err))
+			continue
+		}
+		it.t.state.Store(written)
+		close(it.t.written)
 	}
 }
 
 // drain marks what is left in the queue as dropped, so tickets say the
 // truth after End.
 func (b *Box[T]) drain() {
-	for {
-		select {
-		case it := <-b.q:
-			it.t.state.CompareAndSwap(queued, dropped)
-		default:
-			return
-		}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, it := range b.q {
+		it.t.state.CompareAndSwap(queued, dropped)
 	}
+	b.q = nil
 }

@@ -2,6 +2,7 @@ package outbox
 
 import (
 	"errors"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -152,5 +153,30 @@ func TestEndIsIdempotent(t *testing.T) {
 	b.End(errors.New("second"))
 	if b.Cause().Error() != "first" || p.cause.Error() != "first" {
 		t.Fatalf("cause = %v / %v", b.Cause(), p.cause)
+	}
+}
+
+// An idle box holds no goroutine: the sender runs only while messages
+// wait, so a thousand idle writers cost lvssd no sender goroutines. A box
+// used again after going idle still delivers, in order.
+func TestIdleBoxHoldsNoGoroutine(t *testing.T) {
+	before := runtime.NumGoroutine()
+	p := newPeer(false)
+	boxes := make([]*Box[int], 100)
+	for i := range boxes {
+		boxes[i] = New(8, p.send, p.end)
+		<-boxes[i].Put(i, time.Now().Add(time.Minute), "message").Written()
+	}
+	for deadline := time.Now().Add(time.Minute); runtime.NumGoroutine() > before; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines a minute after 100 boxes went idle, %d before", runtime.NumGoroutine(), before)
+		}
+	}
+	<-boxes[0].Put(100, time.Now().Add(time.Minute), "message").Written()
+	<-boxes[0].Put(101, time.Now().Add(time.Minute), "message").Written()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if n := len(p.got); n != 102 || p.got[100] != 100 || p.got[101] != 101 {
+		t.Fatalf("peer got %d messages ending %v, want 102 ending 100, 101", n, p.got[max(0, n-2):])
 	}
 }

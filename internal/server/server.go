@@ -52,6 +52,9 @@ type Option func(*Server)
 // and the server's own start as lvssd's.
 func WithDaemon(d Daemon) Option { return func(s *Server) { s.daemon = d } }
 
+// writeBufferSize is each connection's gRPC write buffer.
+const writeBufferSize = 8 << 10
+
 // New builds the gRPC server with access control on every call.
 func New(c *coordinator.Coordinator, access *Access, log *slog.Logger, opts ...Option) *Server {
 	s := &Server{c: c, access: access, log: log, daemon: Daemon{Started: time.Now()}, codec: newCodec()}
@@ -63,6 +66,12 @@ func New(c *coordinator.Coordinator, access *Access, log *slog.Logger, opts ...O
 		grpc.ForceServerCodecV2(s.codec),
 		grpc.MaxRecvMsgSize(MaxRequestSize),
 		grpc.MaxSendMsgSize(wire.MaxMessageSize),
+		// Each connection takes a write buffer from a shared pool while it
+		// writes. Events to writers are a few KB, but lvssd writes to a
+		// thousand writers at once, and gRPC's default 32 KiB buffer made
+		// most of lvssd's garbage in such a fan-out (BENCHMARKS.md); larger
+		// messages go out in several writes.
+		grpc.WriteBufferSize(writeBufferSize),
 		grpc.UnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 			if err := s.authorize(ctx, info.FullMethod); err != nil {
 				return nil, err
