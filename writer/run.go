@@ -12,8 +12,6 @@ import (
 
 	"github.com/google/uuid"
 	"golang.org/x/sys/unix"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	v1 "github.com/lvss/lvss/api/lvss/v1"
 	"github.com/lvss/lvss/internal/wire"
@@ -160,15 +158,15 @@ func target(socket string) string {
 // serve runs one subscription: connect, Hello, Welcome, events, release.
 // subscribed says whether Welcome arrived, which resets the backoff.
 func serve(ctx context.Context, opts Options, id Identity, w Writer, log *slog.Logger) (subscribed bool, err error) {
-	// A fresh client per attempt: grpc-go's own reconnect backoff (up to
-	// two minutes) would otherwise override ours.
-	cc, err := grpc.NewClient(target(opts.Socket),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(wire.MaxMessageSize), grpc.MaxCallSendMsgSize(wire.MaxMessageSize)))
+	// The process's connection to lvssd, shared with its other writers; an
+	// attempt that fails retires it, so the next attempt starts a fresh
+	// one (shared.go).
+	conn, err := acquire(opts.Socket)
 	if err != nil {
-		return false, vsserr.Wrap(vsserr.InvalidArg, err, "socket %q", opts.Socket)
+		return false, err
 	}
-	defer cc.Close()
+	defer func() { conn.release(err != nil && ctx.Err() == nil) }()
+	cc := conn.cc
 
 	streamCtx, cancelStream := context.WithCancelCause(ctx)
 	defer cancelStream(nil)
