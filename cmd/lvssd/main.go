@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -30,11 +31,21 @@ import (
 // usageError is a bad command line: exit status 2, as for lvss.
 type usageError struct{ error }
 
+// gcPercent is lvssd's GOGC unless the environment sets one.
+const gcPercent = 50
+
 func main() {
 	// The freeze guard is this binary run again (internal/freeze): it must
 	// start before anything else, flags, logging and catalog included.
 	if len(os.Args) > 1 && os.Args[1] == freeze.GuardArg {
 		os.Exit(freeze.GuardMain(os.Args[2:]))
+	}
+	// lvssd's live heap is small (a few MB with a thousand writers) and
+	// its garbage comes in bursts (a fan-out to every writer): collecting
+	// at half the live heap instead of all of it keeps its memory lower
+	// at a CPU cost the profile does not show. $GOGC still wins.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(gcPercent)
 	}
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "lvssd:", err)
