@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -82,9 +83,15 @@ func BenchmarkScaleWriters(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	metricsDir := b.TempDir()
-	metricsSock := filepath.Join(metricsDir, "metrics.sock")
-	d := lvssdtest.StartDaemon(b, lvssdtest.DaemonOptions{Config: fmt.Sprintf("[metrics]\nlisten = %q\n", "unix:"+metricsSock)})
+	sockDir := b.TempDir()
+	metricsSock := filepath.Join(sockDir, "metrics.sock")
+	config := fmt.Sprintf("[metrics]\nlisten = %q\n", "unix:"+metricsSock)
+	prof := os.Getenv("LVSS_BENCH_PROFILE") != ""
+	debugSock := filepath.Join(sockDir, "debug.sock")
+	if prof {
+		config += fmt.Sprintf("[debug]\nlisten = %q\n", "unix:"+debugSock)
+	}
+	d := lvssdtest.StartDaemon(b, lvssdtest.DaemonOptions{Config: config})
 	mem := &lvssdMemory{pid: d.Proc.Cmd.Process.Pid, metrics: unixHTTP(metricsSock)}
 	ctx := context.Background()
 	conn, err := client.Dial(ctx, d.Socket)
@@ -125,6 +132,11 @@ func BenchmarkScaleWriters(b *testing.B) {
 
 		sub := mem.read(b)
 		addMem("idle", n, sub)
+		if prof && n == maxN {
+			if err := saveProfile(unixHTTP(debugSock), "heap?gc=1", fmt.Sprintf("writers-%d-heap-subscribed.pprof", n)); err != nil {
+				b.Fatal(err)
+			}
+		}
 		goroutines = append(goroutines, fmt.Sprintf("%s: %.0f", writersN(n), perf.Summarize(sub.goroutines).Median))
 
 		rounds := scaleRounds
@@ -147,6 +159,9 @@ func BenchmarkScaleWriters(b *testing.B) {
 			medians[p][n] = st.Median
 		}
 		addMem("after the backups", n, mem.read(b))
+		if prof && n == maxN {
+			profileCPU(b, unixHTTP(debugSock), n, func() { host.round(b, conn, n) })
+		}
 	}
 
 	// Per-writer figures: the growth from 1 writer (time) or from none
@@ -224,6 +239,72 @@ func raiseNoFile(b *testing.B, need uint64) {
 	rl.Cur, rl.Max = need, max(rl.Max, need)
 	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &rl); err != nil {
 		b.Fatalf("raise RLIMIT_NOFILE to %d for the writers' connections: %v", need, err)
+	}
+}
+
+// scaleProfileSeconds is how long profileCPU takes lvssd's CPU profile.
+const scaleProfileSeconds = 10
+
+// When LVSS_BENCH_PROFILE is set, BenchmarkScaleWriters has lvssd serve
+// its debug endpoint (docs/operations.md, "Profiling lvssd") and writes
+// lvssd's profiles at the largest writer count into the run's directory
+// (perf.Dir): the heap with the writers subscribed and idle, and after the
+// backups; CPU while backups run again and again (after the measured ones,
+// so that profiling slows none of them); every goroutine's stack. Read
+// them with `go tool pprof -top DIR/writers-1000-cpu.pprof`.
+
+// saveProfile fetches one profile from lvssd's debug endpoint into the
+// run's directory.
+func saveProfile(debug *http.Client, path, file string) error {
+	c := *debug
+	c.Timeout = 2 * scaleProfileSeconds * time.Second
+	resp, err := c.Get("http://lvssd/debug/pprof/" + path)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("lvssd's debug endpoint, %s: %s", path, resp.Status)
+	}
+	if err := os.MkdirAll(perf.Dir(), 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(filepath.Join(perf.Dir(), file))
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// profileCPU takes lvssd's CPU profile while round runs backups, one
+// after another until the profile is done, then its heap (after a GC) and
+// goroutines.
+func profileCPU(b *testing.B, debug *http.Client, n int, round func()) {
+	b.Helper()
+	done := make(chan error, 1)
+	go func() {
+		done <- saveProfile(debug, fmt.Sprintf("profile?seconds=%d", scaleProfileSeconds), fmt.Sprintf("writers-%d-cpu.pprof", n))
+	}()
+	for {
+		round()
+		select {
+		case err := <-done:
+			if err != nil {
+				b.Fatal(err)
+			}
+			for path, file := range map[string]string{"heap?gc=1": "heap-after-backups.pprof", "goroutine?debug=1": "goroutines.txt"} {
+				if err := saveProfile(debug, path, fmt.Sprintf("writers-%d-%s", n, file)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.Logf("lvssd's profiles at %d writers are in %s", n, perf.Dir())
+			return
+		default:
+		}
 	}
 }
 
