@@ -59,7 +59,8 @@ var (
 
 // BenchmarkScaleWriters measures how lvssd's costs grow with subscribed
 // writers: the real lvssd binary on a loop btrfs, and 1, 10, 100 and 1000
-// SDK writers (writer.Run, one stream each, all in this process, so that
+// SDK writers (writer.Run, one stream each over the one connection the
+// writers of a process share (L62), all in this process, so that
 // lvssd's memory is lvssd's alone), each with its own identity and one
 // file-group component in its own directory of the snapshotted subvolume.
 // At each count a Go requester runs whole backups of the subvolume, every
@@ -186,7 +187,7 @@ func BenchmarkScaleWriters(b *testing.B) {
 			ID:    "writers-time",
 			Title: "Session steps against subscribed writers",
 			Notes: []string{
-				fmt.Sprintf("The real lvssd (its defaults, the btrfs provider) on a 1 GiB loop btrfs; N SDK writers (writer.Run, one stream each) "+
+				fmt.Sprintf("The real lvssd (its defaults, the btrfs provider) on a 1 GiB loop btrfs; N SDK writers (writer.Run, one stream each, sharing one connection: L62) "+
 					"hosted in the benchmark's process, each with one file-group component in its own directory of the snapshotted subvolume; "+
 					"a Go requester (package client) runs whole backups of the subvolume in VSS_CTX_BACKUP without selecting components, so "+
 					"every writer takes part (%d rounds at each count, %d at 1000).", scaleRounds, scaleRoundsLarge),
