@@ -12,4 +12,10 @@
 // in ./report turns every report of a run into the Markdown tables and
 // gnuplot pictures that BENCHMARKS.md shows. Nothing here asserts a time:
 // targets are printed beside the figures, never checked.
+//
+// The benchmarks that compare lvss with its peers (latency, hypervisor,
+// window) run some helpers as the test binary itself, started again with
+// a first argument its TestMain recognises: the probes that time an
+// application's writes and SQLite commits, and the sandbox that starts
+// qemu-ga in a mount namespace of its own.
 package perf
