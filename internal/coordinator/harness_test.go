@@ -44,6 +44,15 @@ func (p recProvider) CommitSnapshots(ctx context.Context, id uuid.UUID) error {
 	return p.Provider.CommitSnapshots(ctx, id)
 }
 
+func (p recProvider) EndPrepareSnapshots(ctx context.Context, id uuid.UUID) error {
+	if provider.NoWritersFrozen(ctx) {
+		p.tl.add("provider:EndPrepareSnapshots(no writers)")
+	} else {
+		p.tl.add("provider:EndPrepareSnapshots")
+	}
+	return p.Provider.EndPrepareSnapshots(ctx, id)
+}
+
 func (p recProvider) AbortSnapshots(ctx context.Context, id uuid.UUID) error {
 	p.tl.add("provider:AbortSnapshots")
 	return p.Provider.AbortSnapshots(ctx, id)

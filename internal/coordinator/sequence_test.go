@@ -370,3 +370,27 @@ func TestContextAllIsForAdministrationOnly(t *testing.T) {
 		t.Fatalf("delete: %d %v", n, err)
 	}
 }
+
+// TestProvidersToldWhenNoWriterFreezes: EndPrepareSnapshots's context
+// says when no writer will be frozen for the set (a crash-consistent set,
+// or every writer failed before it), so that a provider skips a flush
+// ahead that would protect nobody's window (the btrfs provider's sync).
+func TestProvidersToldWhenNoWriterFreezes(t *testing.T) {
+	e := newEnv(t, nil)
+	w := e.writer("w", vss.LevelFrontEnd, 0)
+	_, _ = e.toSnapped()
+	if e.tl.index("provider:EndPrepareSnapshots") < 0 || e.tl.index("provider:EndPrepareSnapshots(no writers)") >= 0 {
+		t.Fatalf("with a writer taking part, EndPrepareSnapshots was told no writer freezes: %v", e.tl.all())
+	}
+
+	// The only writer fails PrepareForSnapshot: nobody will be frozen.
+	w.failAt(EvPrepareSnapshot, vsserr.WriterErrorRetryable)
+	s := e.toMeta(vss.CtxBackup, true)
+	e.addAll(s)
+	_ = e.toSet(s)
+	must(t, e.wait(s.PrepareForBackup()))
+	_ = e.wait(s.DoSnapshotSet())
+	if e.tl.index("provider:EndPrepareSnapshots(no writers)") < 0 {
+		t.Fatalf("with its only writer failed, EndPrepareSnapshots was not told no writer freezes: %v", e.tl.all())
+	}
+}

@@ -144,8 +144,14 @@ func (s *Session) createSet(ctx context.Context) error {
 	if err := cr.step(ctx, "end-prepare"); err != nil {
 		return cr.fail(ctx, true, err)
 	}
+	// With no writer to freeze, a provider's flush ahead protects no
+	// window and only adds to the snapshot's latency.
+	pctx := ctx
+	if len(cr.healthy()) == 0 {
+		pctx = provider.WithoutWriters(ctx)
+	}
 	for _, p := range cr.provs {
-		if err := cr.call(ctx, p, provider.CallEndPrepareSnapshots, func(c context.Context) error { return p.EndPrepareSnapshots(c, cr.setID) }); err != nil {
+		if err := cr.call(pctx, p, provider.CallEndPrepareSnapshots, func(c context.Context) error { return p.EndPrepareSnapshots(c, cr.setID) }); err != nil {
 			return cr.fail(ctx, true, err)
 		}
 	}

@@ -437,7 +437,9 @@ func (p *Provider) EndPrepareSnapshots(ctx context.Context, setID uuid.UUID) err
 	if p.working != nil {
 		p.working("EndPrepareSnapshots")
 	}
-	if !p.waitEarly(ctx, set) || dirtyBytes() > flushAbove {
+	// With no writer to be frozen there is no window to keep the flush
+	// out of: the snapshot's own flush is all it takes.
+	if !provider.NoWritersFrozen(ctx) && (!p.waitEarly(ctx, set) || dirtyBytes() > flushAbove) {
 		p.flush(ctx, set)
 	}
 	// A wait or flush cut short by the context is a cancelled call, not a
@@ -535,6 +537,9 @@ const syncWait = 10 * time.Second
 // transaction commit), in parallel, waiting at most syncWait. syncfs
 // cannot be interrupted, so it runs where it can be abandoned.
 func (p *Provider) flush(ctx context.Context, set *snapSet) {
+	if p.working != nil {
+		p.working("flush")
+	}
 	done := make(chan error, len(set.snaps))
 	n := 0
 	seen := map[[16]byte]bool{}
