@@ -3,6 +3,7 @@ package coordinator
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -392,5 +393,42 @@ func TestProvidersToldWhenNoWriterFreezes(t *testing.T) {
 	_ = e.wait(s.DoSnapshotSet())
 	if e.tl.index("provider:EndPrepareSnapshots(no writers)") < 0 {
 		t.Fatalf("with its only writer failed, EndPrepareSnapshots was not told no writer freezes: %v", e.tl.all())
+	}
+}
+
+// TestGatherSeesChangedMetadata: lvssd keeps the document a writer sent
+// and reuses what it parsed while the writer sends the same one; a writer
+// whose metadata changed is seen with its new components at the next
+// gather, and the unchanged one is not shared between sessions (each gets
+// its own copy to edit).
+func TestGatherSeesChangedMetadata(t *testing.T) {
+	e := newEnv(t, nil)
+	w := e.writer("w", vss.LevelFrontEnd, 0)
+	components := func(s *Session) int {
+		mds, err := s.GetWriterMetadata()
+		must(t, err)
+		if len(mds) != 1 {
+			t.Fatalf("%d writers gathered, want 1", len(mds))
+		}
+		md, err := document.ParseWriterMetadata(mds[0].XML)
+		must(t, err)
+		return len(md.Components)
+	}
+	s1 := e.toMeta(vss.CtxBackup, true)
+	if n := components(s1); n != 1 {
+		t.Fatalf("first gather: %d components, want 1", n)
+	}
+	s1.Release(context.Background())
+	s2 := e.toMeta(vss.CtxBackup, true)
+	if n := components(s2); n != 1 {
+		t.Fatalf("same metadata again: %d components, want 1", n)
+	}
+	s2.Release(context.Background())
+	w.mu.Lock()
+	w.files = append(w.files, filepath.Join(e.vol, "w", "more"))
+	w.mu.Unlock()
+	s3 := e.toMeta(vss.CtxBackup, true)
+	if n := components(s3); n != 2 {
+		t.Fatalf("after the writer's metadata changed: %d components, want 2", n)
 	}
 }

@@ -176,6 +176,7 @@ type WriterHandle struct {
 	nextID  uint64
 	pending map[uint64]chan Result
 	wmd     *document.WriterMetadata // from the most recent successful Identify
+	wmdRaw  []byte                   // the document wmd was parsed from, as the writer sent it
 	last    *sessionWriter           // most recent session it took part in
 	lastSID uuid.UUID
 }
