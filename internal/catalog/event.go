@@ -86,6 +86,10 @@ func (db *DB) appendEvents(evs []Event) ([]uint64, error) {
 	seqs := make([]uint64, len(evs))
 	err := db.bolt.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketEvents)
+		// Keys only ever grow, so a page that splits is never written
+		// again: filling it whole (bbolt's default is half) halves the
+		// log's pages (docs/decisions.md L49).
+		b.FillPercent = 1.0
 		for i, data := range datas {
 			// NextSequence survives pruning, so sequence numbers are never
 			// reused and a reader's "after" cursor stays meaningful.
