@@ -880,7 +880,7 @@ func TestVerbsDocumented(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, h := range []string{
-		"## `lvss list shadows [--set ID] [--for PATH] [--json]`\n",
+		"## `lvss list shadows [--set ID] [--for PATH] [--after ID] [--limit N] [--json]`\n",
 		"## `lvss create shadow --for PATH [--for PATH...] [--provider NAME|ID] [--context NAME] [--json]`\n",
 		"## `lvss delete shadows (--shadow ID | --set ID | --for PATH [--oldest] | --all | --keep N | --older-than DURATION) [--dry-run] [--quiet] [--json]`\n",
 		"### Retention: `--keep N`, `--older-than DURATION`\n",
