@@ -109,3 +109,32 @@ func BenchmarkVolumeSnapshotCount(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPruneEvents is the event log's pruning as lvssd does it: the
+// log at limits.max_events (100,000 by default), 1,024 more appended,
+// pruned back. It holds the catalog's write lock, so a set's record
+// waits for it.
+func BenchmarkPruneEvents(b *testing.B) {
+	db := openTest(b)
+	ev := Event{Message: "snapshot created", Fields: map[string]string{"snapshot": uuid.NewString(), "set": uuid.NewString(),
+		"volume": "/srv/data", "provider": "btrfs", "consistency": "crash"}}
+	batch := make([]Event, 1024)
+	for i := range batch {
+		batch[i] = ev
+	}
+	for range 100 {
+		if err := db.AppendEvents(batch...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for b.Loop() {
+		b.StopTimer()
+		if err := db.AppendEvents(batch...); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		if err := db.PruneEvents(100_000); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
