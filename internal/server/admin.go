@@ -146,9 +146,12 @@ func (a *admin) ListShadows(r *v1.ListShadowsRequest, stream v1.Admin_ListShadow
 	box.End(errListed)
 	if err != nil {
 		if cause := box.Cause(); cause != nil && cause != errListed {
-			ctx := stream.Context()
-			c.Logf(ctx, coordinator.LevelWarn, vsserr.Unexpected, "snapshot listing stream ended by lvssd",
-				"pid", fmt.Sprint(peerOf(ctx).PID), "reason", cause.Error())
+			// A client that went away (lvss list shadows | head) is no
+			// news; one lvssd had to end is.
+			if ctx := stream.Context(); ctx.Err() == nil {
+				c.Logf(ctx, coordinator.LevelWarn, vsserr.Unexpected, "snapshot listing stream ended by lvssd",
+					"pid", fmt.Sprint(peerOf(ctx).PID), "reason", cause.Error())
+			}
 			return wire.ToGRPC(vsserr.Wrap(vsserr.Unexpected, cause, "lvssd ended the listing stream"))
 		}
 		return wire.ToGRPC(err)

@@ -149,3 +149,29 @@ func endedByLvssd(t *testing.T, d *daemon) bool {
 	}
 	return false
 }
+
+// A client that goes away in the middle of a listing (`lvss list shadows
+// | head`) ends it without a warning in the event log.
+func TestListShadowsClientThatLeaves(t *testing.T) {
+	d := startDaemon(t, NewAccess(Rules{}, slog.New(slog.DiscardHandler)))
+	fillShadows(t, d.cat, d.vol, 3*shadowBatch)
+	ctx, cancel := context.WithCancel(context.Background())
+	st, err := v1.NewAdminClient(dial(t, d.socket)).ListShadows(ctx, &v1.ListShadowsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	// lvssd's handler has returned once a new listing is served whole
+	// after it (they do not wait on each other, so this only bounds the
+	// wait); the event log then must not hold the warning.
+	if got, err := listShadows(v1.NewAdminClient(dial(t, d.socket)), &v1.ListShadowsRequest{Limit: 1}); err != nil || len(got) != 1 {
+		t.Fatalf("a listing after: %d, %v", len(got), err)
+	}
+	d.c.FlushEvents()
+	if endedByLvssd(t, d) {
+		t.Error("a client that left was logged as a stream lvssd ended")
+	}
+}
