@@ -210,7 +210,8 @@ func (db *DB) init() error {
 			}
 			if got < 2 {
 				if err := migrate2(tx); err != nil {
-					return fmt.Errorf("catalog %s: migrating to schema version 2: %w", db.path, err)
+					// A record it cannot read is damage, with damage's way out.
+					return &CorruptError{Path: db.path, Err: fmt.Errorf("migrating to schema version 2: %w", err)}
 				}
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -326,4 +327,45 @@ func TestListingByContext(t *testing.T) {
 			t.Errorf("%s: %v, %v; want %v", c.ctx, ids(got), err, ids(c.want))
 		}
 	}
+}
+
+// A schema-1 record that cannot be read stops the migration, and Open says
+// the catalog is damaged (lvssd's message then says how to recover),
+// leaving the file as it was.
+func TestMigrationOfADamagedRecord(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "catalog.db")
+	db, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := snap(uuid.New(), uuid.Nil, "/a", base)
+	if err := db.PutSnapshots(s); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	makeSchema1(t, path)
+	b, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketSnapshots).Put(s.ID[:], []byte(`{"id": 7`)) }); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	_, err = Open(path)
+	var ce *CorruptError
+	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "migrating to schema version 2") {
+		t.Fatalf("Open: %v (%T), want a CorruptError", err, err)
+	}
+	b, err = bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	b.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketMeta).Get(keySchema); binary.BigEndian.Uint64(v) != 1 {
+			t.Errorf("schema %d after a failed migration", binary.BigEndian.Uint64(v))
+		}
+		return nil
+	})
 }
