@@ -2,6 +2,8 @@ package client
 
 import (
 	"context"
+	"errors"
+	"io"
 
 	"github.com/google/uuid"
 
@@ -61,22 +63,78 @@ func (c *Conn) ListEvents(ctx context.Context, afterSeq uint64, limit int) ([]Lo
 	return out, d.err
 }
 
+// ShadowFilter selects snapshots for QueryShadows and StreamShadows. Zero
+// fields do not filter.
+type ShadowFilter struct {
+	SetID  uuid.UUID // one snapshot set
+	Volume string    // the snapshots of one original volume, as it was named
+	// After continues a listing after this snapshot, in the listing's
+	// order: pass the last SnapshotID of a page to get the next. The
+	// snapshot must still exist (VSS_E_OBJECT_NOT_FOUND otherwise).
+	After uuid.UUID
+	Limit int // at most this many (<= 0: all)
+}
+
 // ListShadows lists snapshots of every context, including other sessions'
 // live auto-release snapshots (LiveSession), filtered by set and original
-// volume when given (uuid.Nil / "" = all).
+// volume when given (uuid.Nil / "" = all). It is QueryShadows without
+// pagination.
 func (c *Conn) ListShadows(ctx context.Context, setID uuid.UUID, volume string) ([]SnapshotProp, error) {
-	req := &v1.ListShadowsRequest{Volume: volume}
-	if setID != uuid.Nil {
-		req.SnapshotSetId = setID.String()
-	}
-	resp, err := c.admin.ListShadows(ctx, req)
+	return c.QueryShadows(ctx, ShadowFilter{SetID: setID, Volume: volume})
+}
+
+// QueryShadows returns the snapshots f selects, set by set: sets in the
+// order they were created (by their oldest snapshot), a set's snapshots by
+// creation time, as `lvss list shadows` shows them.
+func (c *Conn) QueryShadows(ctx context.Context, f ShadowFilter) ([]SnapshotProp, error) {
+	var out []SnapshotProp
+	err := c.StreamShadows(ctx, f, func(batch []SnapshotProp) error {
+		out = append(out, batch...)
+		return nil
+	})
 	if err != nil {
-		return nil, wire.FromGRPC(err)
+		return nil, err
 	}
-	var d decoder
-	out := make([]SnapshotProp, 0, len(resp.GetSnapshots()))
-	for _, p := range resp.GetSnapshots() {
-		out = append(out, d.snapshot(p))
+	return out, nil
+}
+
+// StreamShadows calls fn with the snapshots f selects, in QueryShadows's
+// order, batch by batch as lvssd sends them (a few hundred at a time), so
+// that a caller can print or process 10,000 snapshots without holding them
+// all. An error fn returns ends the listing and is returned.
+func (c *Conn) StreamShadows(ctx context.Context, f ShadowFilter, fn func(batch []SnapshotProp) error) error {
+	req := &v1.ListShadowsRequest{Volume: f.Volume, Limit: int32(min(max(f.Limit, 0), 1<<31-1))}
+	if f.SetID != uuid.Nil {
+		req.SnapshotSetId = f.SetID.String()
 	}
-	return out, d.err
+	if f.After != uuid.Nil {
+		req.AfterSnapshotId = f.After.String()
+	}
+	// Cancelled on return, so that an fn that gives up ends the stream.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := c.admin.ListShadows(ctx, req)
+	if err != nil {
+		return wire.FromGRPC(err)
+	}
+	for {
+		resp, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return wire.FromGRPC(err)
+		}
+		var d decoder
+		batch := make([]SnapshotProp, 0, len(resp.GetSnapshots()))
+		for _, p := range resp.GetSnapshots() {
+			batch = append(batch, d.snapshot(p))
+		}
+		if d.err != nil {
+			return d.err
+		}
+		if err := fn(batch); err != nil {
+			return err
+		}
+	}
 }

@@ -1,6 +1,7 @@
 package clienttest
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -179,12 +181,17 @@ func (s *Server) ListEvents(_ context.Context, r *v1.ListEventsRequest) (*v1.Lis
 	return &v1.ListEventsResponse{Events: out}, nil
 }
 
-// ListShadows serves the Admin call: the catalog filtered by set and
-// original volume, with live sessions marked.
-func (s *Server) ListShadows(_ context.Context, r *v1.ListShadowsRequest) (*v1.ListShadowsResponse, error) {
+// ShadowBatch is how many snapshots one message of the fake's ListShadows
+// stream carries: small, so that tests see a listing arrive in several.
+const ShadowBatch = 2
+
+// ListShadows serves the Admin call as lvssd does: the catalog filtered by
+// set and original volume, with live sessions marked, set by set (sets by
+// their oldest snapshot, a set's snapshots by creation time, volume, ID),
+// after AfterSnapshotId and up to Limit, in batches of ShadowBatch.
+func (s *Server) ListShadows(r *v1.ListShadowsRequest, stream grpc.ServerStreamingServer[v1.ListShadowsResponse]) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := &v1.ListShadowsResponse{}
+	var list []*v1.SnapshotProp
 	for _, sn := range s.Shadows {
 		if r.SnapshotSetId != "" && sn.SnapshotSetId != r.SnapshotSetId {
 			continue
@@ -195,9 +202,43 @@ func (s *Server) ListShadows(_ context.Context, r *v1.ListShadowsRequest) (*v1.L
 		// A copy: the response is marshalled after the lock is gone.
 		c := proto.Clone(sn).(*v1.SnapshotProp)
 		c.LiveSession = c.LiveSession || s.live[c.SessionId]
-		out.Snapshots = append(out.Snapshots, c)
+		list = append(list, c)
 	}
-	return out, nil
+	s.mu.Unlock()
+	order := func(a, b *v1.SnapshotProp) int {
+		return cmp.Or(cmp.Compare(a.CreatedUnixNano, b.CreatedUnixNano), strings.Compare(a.SnapshotId, b.SnapshotId))
+	}
+	lead := map[string]*v1.SnapshotProp{}
+	for _, sn := range list {
+		if l := lead[sn.SnapshotSetId]; l == nil || order(sn, l) < 0 {
+			lead[sn.SnapshotSetId] = sn
+		}
+	}
+	slices.SortStableFunc(list, func(a, b *v1.SnapshotProp) int {
+		if a.SnapshotSetId != b.SnapshotSetId {
+			return order(lead[a.SnapshotSetId], lead[b.SnapshotSetId])
+		}
+		return cmp.Or(cmp.Compare(a.CreatedUnixNano, b.CreatedUnixNano), strings.Compare(a.OriginalVolume, b.OriginalVolume),
+			strings.Compare(a.SnapshotId, b.SnapshotId))
+	})
+	if r.AfterSnapshotId != "" {
+		i := slices.IndexFunc(list, func(sn *v1.SnapshotProp) bool { return sn.SnapshotId == r.AfterSnapshotId })
+		if i < 0 {
+			return wire.ToGRPC(vsserr.New(vsserr.ObjectNotFound, "snapshot %s is not in the catalog", r.AfterSnapshotId))
+		}
+		list = list[i+1:]
+	}
+	if r.Limit > 0 && len(list) > int(r.Limit) {
+		list = list[:r.Limit]
+	}
+	for len(list) > 0 {
+		n := min(len(list), ShadowBatch)
+		if err := stream.Send(&v1.ListShadowsResponse{Snapshots: list[:n]}); err != nil {
+			return err
+		}
+		list = list[n:]
+	}
+	return nil
 }
 
 // findShadow returns the snapshot with that ID from the session's own

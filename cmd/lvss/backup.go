@@ -339,8 +339,11 @@ type backupRun struct {
 	warnings    []string
 	released    *client.Released
 	// writersFrozen and fsHeld are how long writers and filesystems were
-	// held frozen (0: not known or nothing was); holds reads them.
+	// held frozen (0: not known or nothing was); holds reads them from the
+	// event log entries after logMark of the session sessionID.
 	writersFrozen, fsHeld time.Duration
+	logMark               uint64
+	sessionID             uuid.UUID
 	// retention is what --keep/--older-than did after the backup.
 	retention *deleteReport
 }
@@ -513,6 +516,7 @@ func (p *backupPlan) session(ctx context.Context, bc *client.BackupComponents, r
 			return writerFailure{bad}
 		}
 	}
+	p.markLog(cctx, bc, run)
 	pr.say("creating the snapshots (DoSnapshotSet)")
 	if err := pr.wait(cctx, "DoSnapshotSet", bc.DoSnapshotSet); err != nil {
 		return err

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"slices"
 	"strings"
@@ -130,6 +131,31 @@ func TestCommandExitHints(t *testing.T) {
 		r := clierr.New(commandExit{status: status, err: errors.New("x")}, clierr.Command, "lvss backup")
 		if want == "" && r.Hint != "" || !strings.Contains(r.Hint, want) {
 			t.Errorf("status %d: hint %q, want %q", status, r.Hint, want)
+		}
+	}
+}
+
+// lvss backup reports how long its writers were held frozen, read from
+// the event log entries its own session logged since DoSnapshotSet began
+// (not from the whole log, which may hold 100,000 entries).
+func TestBackupReportsWritersHeldFrozen(t *testing.T) {
+	srv := startLvssd(t)
+	vol := srv.Volume(t, "srv")
+	runTestWriter(t, srv.Socket, "files", "", vss.LevelFrontEnd, newTestWriter(vol))
+	// An earlier backup's entries are in the log too.
+	for range 2 {
+		code, out, errOut := runLvss(t, srv.Socket, "", "--json", "backup", "--writer", "files", "--", "true")
+		if code != 0 {
+			t.Fatalf("exit %d: %s\n%s", code, errOut, out)
+		}
+		var sum struct {
+			WritersFrozen *float64 `json:"writers_frozen_ms"`
+		}
+		if err := json.Unmarshal([]byte(out), &sum); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		if sum.WritersFrozen == nil || *sum.WritersFrozen <= 0 {
+			t.Errorf("writers_frozen_ms = %v in\n%s", sum.WritersFrozen, out)
 		}
 	}
 }

@@ -42,6 +42,24 @@ func archiveWriters(ws []client.WriterStatus) []backupdoc.Writer {
 	return out
 }
 
+// markLog notes, before DoSnapshotSet, where lvssd's event log ends and
+// which session this is, so that holds reads only what was logged since,
+// by this session: not the whole log, which holds up to limits.max_events
+// entries (100,000 by default) and took longer to read than a snapshot
+// takes to make (issue 14). Best effort, like holds.
+func (p *backupPlan) markLog(ctx context.Context, bc *client.BackupComponents, run *backupRun) {
+	if p.conn == nil {
+		return
+	}
+	id, err := bc.GetSessionID(ctx)
+	if err != nil {
+		return
+	}
+	if _, last, err := p.conn.QueryEvents(ctx, client.EventFilter{Limit: 1, Newest: true}); err == nil {
+		run.sessionID, run.logMark = id, last
+	}
+}
+
 // holds reads from lvssd's event log how long the writers of the set were
 // held frozen ("writers held frozen": first Freeze to last Thaw) and the
 // filesystems ("filesystems held frozen": FIFREEZE to FITHAW around the
@@ -49,10 +67,10 @@ func archiveWriters(ws []client.WriterStatus) []backupdoc.Writer {
 // when the log does not say, which is also the case when nothing was
 // frozen. Reading the log is best effort: the backup does not depend on it.
 func (p *backupPlan) holds(ctx context.Context, run *backupRun) {
-	if p.conn == nil {
+	if p.conn == nil || run.sessionID == uuid.Nil {
 		return
 	}
-	evs, err := p.conn.ListEvents(ctx, 0, 0)
+	evs, _, err := p.conn.QueryEvents(ctx, client.EventFilter{AfterSeq: run.logMark, SessionID: run.sessionID})
 	if err != nil {
 		return
 	}

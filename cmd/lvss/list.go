@@ -1,8 +1,9 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"path"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/lvss/lvss/client"
 	"github.com/lvss/lvss/document"
+	"github.com/lvss/lvss/internal/clierr"
 	"github.com/lvss/lvss/vsserr"
 )
 
@@ -76,9 +78,11 @@ func newListShadowsCommand(g *globalOptions) *cobra.Command {
 	var (
 		set    string
 		forVol string
+		after  string
+		limit  int
 	)
 	cmd := &cobra.Command{
-		Use:   "shadows [--set ID] [--for PATH]",
+		Use:   "shadows [--set ID] [--for PATH] [--after ID] [--limit N]",
 		Short: "List shadow copies (snapshots) of every context",
 		Long: `List the snapshots lvssd keeps, of every context, like 'vssadmin list shadows':
 grouped by snapshot set, each with its ID, original volume, where its
@@ -89,30 +93,49 @@ belong to those sessions and go when they end.
 
 --set ID shows one snapshot set; --for PATH the snapshots of the volume
 PATH names (as it was given to AddToSnapshotSet or 'lvss create shadow').
-Starts no session. --json prints one JSON array ([] when there is none).`,
+Starts no session. Snapshots are printed as lvssd sends them, a few hundred
+at a time, sets in the order they were created.
+
+To page through a long listing: --limit N prints at most N snapshots, and
+--after ID continues after the snapshot ID (the last one a page printed;
+it must still exist).
+
+--json prints one JSON array ([] when there is none), its elements as
+they arrive.`,
 		Example: `  lvss list shadows
-  lvss list shadows --for /srv --json | jq -r '.[] | select(.consistency != "application") | .snapshot_id'`,
+  lvss list shadows --for /srv --json | jq -r '.[] | select(.consistency != "application") | .snapshot_id'
+  lvss list shadows --limit 100 --json                     # the first 100
+  lvss list shadows --limit 100 --after 7d0c93a4-1b2e-4f6a-8c5d-3e9f0a1b2c4d   # the next 100`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var setID uuid.UUID
+			var f client.ShadowFilter
+			var err error
 			if cmd.Flags().Changed("set") {
-				var err error
-				if setID, err = parseID("--set", set); err != nil {
+				if f.SetID, err = parseID("--set", set); err != nil {
 					return err
 				}
 			}
-			vol := ""
 			if cmd.Flags().Changed("for") {
-				var err error
-				if vol, err = absPath(forVol); err != nil {
+				if f.Volume, err = absPath(forVol); err != nil {
 					return err
 				}
 			}
-			return listShadowsCmd(cmd.Context(), g.socket, setID, vol, g.json, cmd.OutOrStdout())
+			if cmd.Flags().Changed("after") {
+				if f.After, err = parseID("--after", after); err != nil {
+					return err
+				}
+			}
+			if limit < 0 {
+				return clierr.Usagef("--limit %d: give a count of 0 or more", limit)
+			}
+			f.Limit = limit
+			return listShadowsCmd(cmd.Context(), g.socket, f, g.json, cmd.OutOrStdout())
 		},
 	}
 	cmd.Flags().StringVar(&set, "set", "", "only the snapshots of this snapshot set")
 	cmd.Flags().StringVar(&forVol, "for", "", "only the snapshots of this volume")
+	cmd.Flags().StringVar(&after, "after", "", "continue after this snapshot ID (the last of the previous page)")
+	cmd.Flags().IntVar(&limit, "limit", 0, "at most this many snapshots (0 = all)")
 	return cmd
 }
 
@@ -131,19 +154,50 @@ func listShadows(ctx context.Context, socket string, setID uuid.UUID, vol string
 	return ps, nil
 }
 
-func listShadowsCmd(ctx context.Context, socket string, setID uuid.UUID, vol string, asJSON bool, out io.Writer) error {
-	ps, err := listShadows(ctx, socket, setID, vol)
+// listShadowsCmd prints the listing as lvssd streams it: each batch is
+// written out before the next is read, so the first rows of 10,000 show at
+// once and lvss holds one batch at a time. lvssd sends sets whole and in
+// display order. A failure before the first batch leaves standard output
+// empty; one after it leaves what was printed (with --json, an array that
+// does not close, so no parser takes it for the whole listing).
+func listShadowsCmd(ctx context.Context, socket string, f client.ShadowFilter, asJSON bool, out io.Writer) error {
+	conn, err := client.Dial(ctx, socket)
 	if err != nil {
 		return err
 	}
-	if asJSON {
-		return writeJSON(out, shadowObjs(ps))
+	defer conn.Close()
+	w := bufio.NewWriterSize(out, 64<<10)
+	var text shadowText
+	var arr jsonStream
+	err = conn.StreamShadows(ctx, f, func(batch []client.SnapshotProp) error {
+		var err error
+		if asJSON {
+			for _, p := range batch {
+				if err = arr.add(w, shadowObj(p)); err != nil {
+					return err
+				}
+			}
+		} else {
+			err = text.write(w, batch)
+		}
+		if err == nil {
+			err = w.Flush()
+		}
+		return err
+	})
+	if err != nil {
+		return failed("ListShadows", err)
 	}
-	if len(ps) == 0 {
-		_, err := fmt.Fprintln(out, "No shadow copies found.")
+	switch {
+	case asJSON:
+		err = arr.end(w)
+	case text.rows == 0:
+		_, err = fmt.Fprintln(w, "No shadow copies found.")
+	}
+	if err != nil {
 		return err
 	}
-	return writeShadowsText(out, ps)
+	return w.Flush()
 }
 
 func listWriters(ctx context.Context, socket string, asJSON bool, out io.Writer) error {
@@ -293,12 +347,52 @@ func listProviders(ctx context.Context, socket string, asJSON bool, out io.Write
 	return err
 }
 
-func writeJSON(out io.Writer, v []obj) error {
-	if v == nil {
-		v = []obj{}
+// jsonStream writes a JSON array element by element, exactly as writeJSON
+// writes the whole: two-space indent, no HTML escaping.
+type jsonStream struct {
+	n   int
+	buf []byte
+}
+
+func (a *jsonStream) add(w io.Writer, o obj) error {
+	a.buf = a.buf[:0]
+	if a.n == 0 {
+		a.buf = append(a.buf, "[\n  "...)
+	} else {
+		a.buf = append(a.buf, ",\n  "...)
 	}
-	enc := json.NewEncoder(out)
-	enc.SetEscapeHTML(false)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	var err error
+	if a.buf, err = appendIndented(a.buf, o, "  "); err != nil {
+		return err
+	}
+	a.n++
+	_, err = w.Write(a.buf)
+	return err
+}
+
+// end closes the array ([] when it had no element).
+func (a *jsonStream) end(w io.Writer) error {
+	s := "\n]\n"
+	if a.n == 0 {
+		s = "[]\n"
+	}
+	_, err := io.WriteString(w, s)
+	return err
+}
+
+func writeJSON(out io.Writer, v []obj) error {
+	// Built whole, then written at once: nothing reaches out if an
+	// element cannot be encoded.
+	var b bytes.Buffer
+	var a jsonStream
+	for _, o := range v {
+		if err := a.add(&b, o); err != nil {
+			return err
+		}
+	}
+	if err := a.end(&b); err != nil {
+		return err
+	}
+	_, err := out.Write(b.Bytes())
+	return err
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -161,6 +162,18 @@ func sortShadows(ps []client.SnapshotProp) {
 // attrText turns VSS_VOLSNAP_ATTR_NO_AUTO_RELEASE into "No auto release",
 // the way vssadmin shows attributes to people.
 func attrText(a vss.Attributes) string {
+	// Snapshots share a handful of attribute sets: each is worded once.
+	if t, ok := attrTexts.Load(a); ok {
+		return t.(string)
+	}
+	t := wordAttrs(a)
+	attrTexts.Store(a, t)
+	return t
+}
+
+var attrTexts sync.Map // vss.Attributes -> string
+
+func wordAttrs(a vss.Attributes) string {
 	names := a.Names()
 	if len(names) == 0 {
 		return "(none)"
@@ -173,13 +186,23 @@ func attrText(a vss.Attributes) string {
 	return strings.Join(out, ", ")
 }
 
-// writeShadowsText prints snapshots grouped by set like `vssadmin list
-// shadows`; ps must be sorted by sortShadows.
-func writeShadowsText(out io.Writer, ps []client.SnapshotProp) error {
+// shadowText prints snapshots grouped by set like `vssadmin list
+// shadows`, batch by batch: a set's header comes whenever the set changes,
+// so a listing that arrives in batches (lvssd sends sets whole, in display
+// order) prints as the whole would.
+type shadowText struct {
+	rows    int
+	lastSet uuid.UUID
+}
+
+func (t *shadowText) write(out io.Writer, ps []client.SnapshotProp) error {
 	var b strings.Builder
-	for i, p := range ps {
-		if i == 0 || p.SnapshotSetID != ps[i-1].SnapshotSetID {
-			if i > 0 {
+	// A snapshot takes about 700 bytes: one allocation, not a doubling
+	// series, per batch.
+	b.Grow(len(ps) * 768)
+	for _, p := range ps {
+		if t.rows == 0 || p.SnapshotSetID != t.lastSet {
+			if t.rows > 0 {
 				b.WriteByte('\n')
 			}
 			created := "unknown"
@@ -191,42 +214,51 @@ func writeShadowsText(out io.Writer, ps []client.SnapshotProp) error {
 				plural(p.SnapshotsCount, "copy", "copies"), created)
 		}
 		writeShadowText(&b, "      ", p)
+		t.rows++
+		t.lastSet = p.SnapshotSetID
 	}
 	_, err := io.WriteString(out, b.String())
 	return err
 }
 
 func writeShadowText(b *strings.Builder, ind string, p client.SnapshotProp) {
-	fmt.Fprintf(b, "%sShadow Copy ID: %s\n", ind, guidText(p.SnapshotID))
+	// Plain writes, not Fprintf: a listing of 10,000 prints 100,000 lines.
+	line := func(parts ...string) {
+		for _, s := range parts {
+			b.WriteString(s)
+		}
+		b.WriteByte('\n')
+	}
+	line(ind, "Shadow Copy ID: ", guidText(p.SnapshotID))
 	ind += "   "
-	fmt.Fprintf(b, "%sOriginal Volume: %s\n", ind, p.OriginalVolume)
-	fmt.Fprintf(b, "%sShadow Copy Volume: %s\n", ind, p.DevicePath)
+	line(ind, "Original Volume: ", p.OriginalVolume)
+	line(ind, "Shadow Copy Volume: ", p.DevicePath)
 	if p.OriginatingMachine != "" {
-		fmt.Fprintf(b, "%sOriginating Machine: %s\n", ind, p.OriginatingMachine)
+		line(ind, "Originating Machine: ", p.OriginatingMachine)
 	}
 	if p.ProviderName != "" {
-		fmt.Fprintf(b, "%sProvider: '%s' (%s)\n", ind, p.ProviderName, guidText(p.ProviderID))
+		line(ind, "Provider: '", p.ProviderName, "' (", guidText(p.ProviderID), ")")
 	} else {
-		fmt.Fprintf(b, "%sProvider: %s\n", ind, guidText(p.ProviderID))
+		line(ind, "Provider: ", guidText(p.ProviderID))
 	}
-	fmt.Fprintf(b, "%sType: %s\n", ind, p.Context)
-	fmt.Fprintf(b, "%sAttributes: %s\n", ind, attrText(p.Attributes))
+	line(ind, "Type: ", p.Context.String())
+	line(ind, "Attributes: ", attrText(p.Attributes))
 	if p.ConsistencyReason != "" {
-		fmt.Fprintf(b, "%sConsistency: %s (%s)\n", ind, p.Consistency, p.ConsistencyReason)
+		line(ind, "Consistency: ", p.Consistency, " (", p.ConsistencyReason, ")")
 	} else {
-		fmt.Fprintf(b, "%sConsistency: %s\n", ind, p.Consistency)
+		line(ind, "Consistency: ", p.Consistency)
 	}
 	if p.AutoRelease {
 		state := "ended"
 		if p.LiveSession {
 			state = "still running"
 		}
-		fmt.Fprintf(b, "%sAuto-release: yes, with session %s (%s)\n", ind, optGUID(p.SessionID), state)
+		line(ind, "Auto-release: yes, with session ", optGUID(p.SessionID), " (", state, ")")
 	}
 	if p.ExposedName != "" {
-		fmt.Fprintf(b, "%sExposed at: %s\n", ind, p.ExposedName)
+		line(ind, "Exposed at: ", p.ExposedName)
 	} else {
-		fmt.Fprintf(b, "%sExposed at: not exposed\n", ind)
+		line(ind, "Exposed at: not exposed")
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -259,6 +260,103 @@ func TestListShadows(t *testing.T) {
 	}
 	if code, _, _ := runLvss(t, srv.Socket, "", "list", "shadows", "--set", "nope"); code != 2 {
 		t.Errorf("bad --set: exit %d", code)
+	}
+}
+
+// --limit and --after page through the listing: the pages put together
+// are the whole listing, in its order (sets whole, in creation order).
+func TestListShadowsPages(t *testing.T) {
+	srv := startLvssd(t)
+	srvVol, homeVol := srv.Volume(t, "srv"), srv.Volume(t, "home")
+	makeSet(t, srv.Socket, vss.CtxClientAccessible, srvVol)
+	makeSet(t, srv.Socket, vss.CtxClientAccessible, srvVol, homeVol)
+	makeSet(t, srv.Socket, vss.CtxAppRollback, homeVol)
+	makeSet(t, srv.Socket, vss.CtxClientAccessible, srvVol)
+	code, out, errOut := runLvss(t, srv.Socket, "", "list", "shadows", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	all := jsonArray(t, out)
+	if len(all) != 5 {
+		t.Fatalf("%d snapshots", len(all))
+	}
+	var paged []map[string]any
+	after := ""
+	for pages := 0; ; pages++ {
+		args := []string{"list", "shadows", "--limit", "2", "--json"}
+		if after != "" {
+			args = append(args, "--after", after)
+		}
+		code, out, errOut := runLvss(t, srv.Socket, "", args...)
+		if code != 0 || pages > 5 {
+			t.Fatalf("page %d: exit %d: %s", pages, code, errOut)
+		}
+		page := jsonArray(t, out)
+		if len(page) > 2 {
+			t.Fatalf("--limit 2 printed %d", len(page))
+		}
+		if len(page) == 0 {
+			break
+		}
+		paged = append(paged, page...)
+		after = page[len(page)-1]["snapshot_id"].(string)
+	}
+	if !reflect.DeepEqual(paged, all) {
+		t.Errorf("pages put together:\n%v\nthe whole listing:\n%v", paged, all)
+	}
+	// The text of a page continues the listing: a set cut by the page
+	// boundary gets its header again.
+	_, out, _ = runLvss(t, srv.Socket, "", "list", "shadows", "--limit", "1", "--after", all[1]["snapshot_id"].(string))
+	if !strings.HasPrefix(out, "Contents of shadow copy set ID: "+all[2]["snapshot_set_id"].(string)+"\n") ||
+		strings.Count(out, "Shadow Copy ID: ") != 1 {
+		t.Errorf("a page of text:\n%s", out)
+	}
+
+	// After a snapshot that is gone: the error, and nothing on stdout.
+	gone := all[0]["snapshot_id"].(string)
+	if code, _, errOut := runLvss(t, srv.Socket, "", "delete", "shadows", "--shadow", gone); code != 0 {
+		t.Fatalf("delete: exit %d: %s", code, errOut)
+	}
+	code, out, errOut = runLvss(t, srv.Socket, "", "list", "shadows", "--after", gone, "--json")
+	if e := errorObject(t, errOut); code != 1 || e["name"] != "VSS_E_OBJECT_NOT_FOUND" || out != "" {
+		t.Errorf("--after a deleted snapshot: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	for _, bad := range [][]string{{"--limit", "-1"}, {"--after", "nope"}} {
+		if code, _, _ := runLvss(t, srv.Socket, "", append([]string{"list", "shadows"}, bad...)...); code != 2 {
+			t.Errorf("%v: exit %d, want 2", bad, code)
+		}
+	}
+}
+
+// The listing arrives in batches (the fake daemon sends two snapshots at
+// a time): a set cut between two batches is printed as one set, and the
+// JSON is one array.
+func TestListShadowsAcrossBatches(t *testing.T) {
+	srv := clienttest.Start(t)
+	set, other := uuid.NewString(), uuid.NewString()
+	t0 := time.Date(2026, 11, 25, 1, 10, 3, 0, time.UTC)
+	var shadows []*v1.SnapshotProp
+	for i, vol := range []string{"/a", "/b", "/c"} {
+		shadows = append(shadows, &v1.SnapshotProp{SnapshotId: uuid.NewString(), SnapshotSetId: set, SnapshotsCount: 3,
+			OriginalVolume: vol, ProviderId: uuid.NewString(), Context: int32(vss.CtxClientAccessible),
+			CreatedUnixNano: t0.Add(time.Duration(i) * time.Millisecond).UnixNano()})
+	}
+	shadows = append(shadows, &v1.SnapshotProp{SnapshotId: uuid.NewString(), SnapshotSetId: other, SnapshotsCount: 1,
+		OriginalVolume: "/a", ProviderId: uuid.NewString(), Context: int32(vss.CtxClientAccessible),
+		CreatedUnixNano: t0.Add(time.Hour).UnixNano()})
+	srv.Set(func(s *clienttest.Server) { s.Shadows = shadows })
+	code, out, errOut := runLvss(t, srv.Socket, "", "list", "shadows")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if strings.Count(out, "Contents of shadow copy set ID: "+set+"\n") != 1 || strings.Count(out, "Contents of shadow copy set ID: ") != 2 ||
+		strings.Count(out, "Shadow Copy ID: ") != 4 || !strings.Contains(out, "         Exposed at: not exposed\n\nContents of shadow copy set ID: "+other) {
+		t.Errorf("text:\n%s", out)
+	}
+	_, out, _ = runLvss(t, srv.Socket, "", "list", "shadows", "--json")
+	ss := jsonArray(t, out)
+	if len(ss) != 4 || ss[0]["original_volume"] != "/a" || ss[2]["original_volume"] != "/c" || ss[3]["snapshot_set_id"] != other {
+		t.Errorf("JSON: %v", ss)
 	}
 }
 
@@ -782,7 +880,7 @@ func TestVerbsDocumented(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, h := range []string{
-		"## `lvss list shadows [--set ID] [--for PATH] [--json]`\n",
+		"## `lvss list shadows [--set ID] [--for PATH] [--after ID] [--limit N] [--json]`\n",
 		"## `lvss create shadow --for PATH [--for PATH...] [--provider NAME|ID] [--context NAME] [--json]`\n",
 		"## `lvss delete shadows (--shadow ID | --set ID | --for PATH [--oldest] | --all | --keep N | --older-than DURATION) [--dry-run] [--quiet] [--json]`\n",
 		"### Retention: `--keep N`, `--older-than DURATION`\n",

@@ -17,7 +17,11 @@ import (
 // schemaVersion changes whenever the bucket layout or the meaning of a key
 // changes; index layout changes would otherwise go unnoticed by an older
 // daemon and silently corrupt listings.
-const schemaVersion = 1
+//
+// 2 (issue 14): snapshot records in the protobuf wire format (record.go),
+// a count of snapshots per volume, and an index by base context. Open
+// migrates a schema-1 catalog in one transaction.
+const schemaVersion = 2
 
 // lockTimeout bounds the wait for the file lock: long enough to ride out a
 // restart where the old process is still closing, short enough that a
@@ -31,16 +35,21 @@ var (
 	bucketByVolume  = []byte("idx_volume")
 	bucketBySession = []byte("idx_session")
 	bucketByTime    = []byte("idx_created")
-	bucketDocuments = []byte("documents")
-	bucketEvents    = []byte("events")
-	bucketJournal   = []byte("journal")
+	bucketByContext = []byte("idx_context")
+	// bucketVolumeCount holds, per original volume, how many snapshots
+	// it has (8 bytes, big-endian): the per-volume cap's check reads one
+	// key instead of counting the volume's index entries.
+	bucketVolumeCount = []byte("volume_count")
+	bucketDocuments   = []byte("documents")
+	bucketEvents      = []byte("events")
+	bucketJournal     = []byte("journal")
 
 	keySchema = []byte("schema")
 )
 
 var allBuckets = [][]byte{
 	bucketMeta, bucketSnapshots, bucketBySet, bucketByVolume,
-	bucketBySession, bucketByTime, bucketDocuments, bucketEvents, bucketJournal,
+	bucketBySession, bucketByTime, bucketByContext, bucketVolumeCount, bucketDocuments, bucketEvents, bucketJournal,
 }
 
 // DB is an open catalog. It is safe for concurrent use.
@@ -195,8 +204,15 @@ func (db *DB) init() error {
 			// Refuse rather than guess: an older daemon would maintain
 			// indexes it does not understand and break the newer one's
 			// listings.
-			if got := binary.BigEndian.Uint64(v); got > schemaVersion {
+			got := binary.BigEndian.Uint64(v)
+			if got > schemaVersion {
 				return fmt.Errorf("catalog %s has schema version %d, this lvssd understands up to %d", db.path, got, schemaVersion)
+			}
+			if got < 2 {
+				if err := migrate2(tx); err != nil {
+					// A record it cannot read is damage, with damage's way out.
+					return &CorruptError{Path: db.path, Err: fmt.Errorf("migrating to schema version 2: %w", err)}
+				}
 			}
 		}
 		return meta.Put(keySchema, binary.BigEndian.AppendUint64(nil, schemaVersion))
@@ -211,4 +227,64 @@ func (db *DB) Path() string { return db.path }
 func (db *DB) Close() error {
 	db.closeOnce.Do(func() { db.closeErr = db.bolt.Close() })
 	return db.closeErr
+}
+
+// migrate2 brings a schema-1 catalog to schema 2, inside Open's
+// transaction: every record is rewritten in the new encoding (unchanged
+// records never are otherwise, and JSON costs most of a long listing),
+// and the context index and the per-volume counts, which a schema-1
+// lvssd did not keep, are built. A crash in the middle leaves schema 1,
+// migrated again at the next start.
+func migrate2(tx *bolt.Tx) error {
+	recs := tx.Bucket(bucketSnapshots)
+	type rewrite struct {
+		key  []byte
+		snap Snapshot
+	}
+	var all []rewrite
+	err := recs.ForEach(func(k, v []byte) error {
+		s, err := decodeRecord(v)
+		if err != nil {
+			return fmt.Errorf("record of snapshot %x: %w", k, err)
+		}
+		all = append(all, rewrite{append([]byte{}, k...), s})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	// Built afresh, in case an interrupted migration left some behind.
+	for _, name := range [][]byte{bucketByContext, bucketVolumeCount} {
+		if err := tx.DeleteBucket(name); err != nil {
+			return err
+		}
+		if _, err := tx.CreateBucket(name); err != nil {
+			return err
+		}
+	}
+	ctxIdx := tx.Bucket(bucketByContext)
+	for _, r := range all {
+		if err := recs.Put(r.key, encodeRecord(nil, &r.snap)); err != nil {
+			return err
+		}
+		if err := ctxIdx.Put(append(contextPrefix(r.snap.Context), orderSuffix(&r.snap)...), []byte{}); err != nil {
+			return err
+		}
+	}
+	// The counts are the volume index's entries, as index() keeps them.
+	counts := map[string]int{}
+	c := tx.Bucket(bucketByVolume).Cursor()
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		n := len(k) - suffixLen - 1
+		if n < 1 || k[n] != 0 {
+			return fmt.Errorf("malformed key in index %s", bucketByVolume)
+		}
+		counts[string(k[:n])]++
+	}
+	for vol, n := range counts {
+		if err := tx.Bucket(bucketVolumeCount).Put([]byte(vol), binary.BigEndian.AppendUint64(nil, uint64(n))); err != nil {
+			return err
+		}
+	}
+	return nil
 }

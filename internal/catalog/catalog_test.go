@@ -53,7 +53,7 @@ func indexSizes(t *testing.T, db *DB) map[string]int {
 	t.Helper()
 	n := map[string]int{}
 	err := db.bolt.View(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketSnapshots, bucketBySet, bucketByVolume, bucketBySession, bucketByTime} {
+		for _, b := range [][]byte{bucketSnapshots, bucketBySet, bucketByVolume, bucketBySession, bucketByTime, bucketByContext, bucketVolumeCount} {
 			n[string(b)] = tx.Bucket(b).Stats().KeyN
 		}
 		return nil
@@ -139,7 +139,7 @@ func TestRefusesNewerSchema(t *testing.T) {
 	if db, err := Open(path); err == nil {
 		db.Close()
 		t.Fatal("opened a catalog with a newer schema")
-	} else if !strings.Contains(err.Error(), "schema version 2") {
+	} else if !strings.Contains(err.Error(), fmt.Sprintf("schema version %d", schemaVersion+1)) {
 		t.Errorf("unexpected error: %v", err)
 	}
 }
@@ -320,6 +320,13 @@ func TestCountByVolume(t *testing.T) {
 				t.Errorf("ListSnapshots(%s) = %d snapshots (%v), CountByVolume says %d", v, len(l), err, n)
 			}
 		}
+		// The per-volume cap's count, for each volume and for one with none.
+		for _, v := range []string{"/data", "/data2", "/home", "/data/", "/nothing"} {
+			n, err := db.VolumeSnapshotCount(v)
+			if err != nil || n != want[filepath.Clean(v)] {
+				t.Errorf("VolumeSnapshotCount(%s) = %d, %v; want %d", v, n, err, want[filepath.Clean(v)])
+			}
+		}
 	}
 	check(map[string]int{"/data": 2, "/data2": 1})
 	if err := db.DeleteSnapshot(a.ID); err != nil {
@@ -330,6 +337,15 @@ func TestCountByVolume(t *testing.T) {
 		t.Fatal(err)
 	}
 	check(map[string]int{"/data": 1, "/home": 1})
+	// Writing the same record again counts it once; RecordSet counts too.
+	if err := db.PutSnapshots(b, b); err != nil {
+		t.Fatal(err)
+	}
+	d := snap(uuid.New(), uuid.Nil, "/home", base.Add(time.Hour))
+	if err := db.RecordSet(d.SetID, []Snapshot{d}, nil); err != nil {
+		t.Fatal(err)
+	}
+	check(map[string]int{"/data": 1, "/home": 2})
 }
 
 func TestIndexesFollowUpdates(t *testing.T) {
@@ -358,7 +374,7 @@ func TestIndexesFollowUpdates(t *testing.T) {
 			t.Errorf("%+v: got %+v, %v", f, got, err)
 		}
 	}
-	want := map[string]int{"snapshots": 1, "idx_set": 1, "idx_session": 1, "idx_volume": 1, "idx_created": 1}
+	want := map[string]int{"snapshots": 1, "idx_set": 1, "idx_session": 1, "idx_volume": 1, "idx_created": 1, "idx_context": 1, "volume_count": 1}
 	if got := indexSizes(t, db); !reflect.DeepEqual(got, want) {
 		t.Errorf("bucket sizes after update = %v, want %v", got, want)
 	}
@@ -368,7 +384,7 @@ func TestIndexesFollowUpdates(t *testing.T) {
 	if err := db.PutSnapshots(s); err != nil {
 		t.Fatal(err)
 	}
-	want = map[string]int{"snapshots": 1, "idx_set": 1, "idx_session": 0, "idx_volume": 0, "idx_created": 1}
+	want = map[string]int{"snapshots": 1, "idx_set": 1, "idx_session": 0, "idx_volume": 0, "idx_created": 1, "idx_context": 1, "volume_count": 0}
 	if got := indexSizes(t, db); !reflect.DeepEqual(got, want) {
 		t.Errorf("bucket sizes after clearing = %v, want %v", got, want)
 	}
@@ -376,7 +392,7 @@ func TestIndexesFollowUpdates(t *testing.T) {
 	if err := db.DeleteSnapshot(s.ID); err != nil {
 		t.Fatal(err)
 	}
-	want = map[string]int{"snapshots": 0, "idx_set": 0, "idx_session": 0, "idx_volume": 0, "idx_created": 0}
+	want = map[string]int{"snapshots": 0, "idx_set": 0, "idx_session": 0, "idx_volume": 0, "idx_created": 0, "idx_context": 0, "volume_count": 0}
 	if got := indexSizes(t, db); !reflect.DeepEqual(got, want) {
 		t.Errorf("bucket sizes after delete = %v, want %v", got, want)
 	}

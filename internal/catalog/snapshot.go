@@ -3,13 +3,13 @@ package catalog
 import (
 	"bytes"
 	"encoding/binary"
-	"encoding/json"
 	"path/filepath"
 	"time"
 
 	"github.com/google/uuid"
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/lvss/lvss/vss"
 	"github.com/lvss/lvss/vsserr"
 )
 
@@ -35,9 +35,9 @@ type Snapshot struct {
 	AutoRelease        bool      // deleted when that session ends
 }
 
-// snapshotRecord is the stored form. It is separate from Snapshot so that
-// renaming a Go field can never change what is on disk, and its JSON names
-// are the file format.
+// snapshotRecord is the stored form of schema 1, JSON, still read
+// (record.go). It is separate from Snapshot so that renaming a Go field can
+// never change how such a record is read.
 type snapshotRecord struct {
 	ID                 uuid.UUID `json:"id"`
 	SetID              uuid.UUID `json:"set_id"`
@@ -60,25 +60,34 @@ type snapshotRecord struct {
 	AutoRelease        bool      `json:"auto_release,omitempty"`
 }
 
-// These conversions stop compiling if the two structs drift apart.
-func (s Snapshot) record() snapshotRecord   { return snapshotRecord(s) }
+// This conversion stops compiling if the two structs drift apart.
 func (r snapshotRecord) snapshot() Snapshot { return Snapshot(r) }
 
-// Filter selects snapshots for ListSnapshots. Zero fields do not filter;
-// set fields must all match.
+// Filter selects snapshots for ListSnapshots and List. Zero fields do not
+// filter; set fields must all match.
 type Filter struct {
 	SetID           uuid.UUID
 	Volume          string // compared after filepath.Clean, like OriginalVolume
 	SessionID       uuid.UUID
 	AutoReleaseOnly bool
+	// ByContext selects the snapshots whose base context (vss.Context.Base:
+	// without the requester-settable bits) is Context's: what Query in a
+	// session's context returns (docs/decisions.md L12).
+	ByContext bool
+	Context   int32
 }
 
 func (f Filter) matches(s *Snapshot) bool {
 	return (f.SetID == uuid.Nil || s.SetID == f.SetID) &&
 		(f.Volume == "" || s.OriginalVolume == f.Volume) &&
 		(f.SessionID == uuid.Nil || s.SessionID == f.SessionID) &&
-		(!f.AutoReleaseOnly || s.AutoRelease)
+		(!f.AutoReleaseOnly || s.AutoRelease) &&
+		(!f.ByContext || baseContext(s.Context) == baseContext(f.Context))
 }
+
+// baseContext is the context index's key: contexts that differ only in
+// requester-settable bits are one context to Query.
+func baseContext(c int32) uint32 { return uint32(vss.Context(c).Base()) }
 
 // PutSnapshots inserts or replaces snapshots in one transaction, so a set is
 // either recorded whole or not at all.
@@ -143,11 +152,7 @@ func putSnapshots(tx *bolt.Tx, snaps []Snapshot) error {
 				return err
 			}
 		}
-		data, err := json.Marshal(s.record())
-		if err != nil {
-			return vsserr.Wrap(vsserr.Unexpected, err, "catalog: encoding snapshot %s", s.ID)
-		}
-		if err := b.Put(s.ID[:], data); err != nil {
+		if err := b.Put(s.ID[:], encodeRecord(nil, &s)); err != nil {
 			return err
 		}
 		if err := index(tx, &s); err != nil {
@@ -219,66 +224,70 @@ func setHasSnapshots(tx *bolt.Tx, setID uuid.UUID) bool {
 }
 
 // ListSnapshots returns the snapshots that match f, ordered by creation
-// time and then ID.
+// time and then ID, read in one transaction. Listings that may be long
+// are read in pages with List instead.
 func (db *DB) ListSnapshots(f Filter) ([]Snapshot, error) {
-	if f.Volume != "" {
-		f.Volume = filepath.Clean(f.Volume)
-	}
-	// Any one index narrows the walk to the candidates; the remaining
-	// conditions are checked on the records. Sets and sessions hold a handful
-	// of snapshots, a volume may hold many, so they are preferred in that
-	// order.
-	var bucket, prefix []byte
-	switch {
-	case f.SetID != uuid.Nil:
-		bucket, prefix = bucketBySet, f.SetID[:]
-	case f.SessionID != uuid.Nil:
-		bucket, prefix = bucketBySession, f.SessionID[:]
-	case f.Volume != "":
-		bucket, prefix = bucketByVolume, volumePrefix(f.Volume)
-	default:
-		bucket = bucketByTime
-	}
+	l := db.List(f)
 	var out []Snapshot
 	err := db.bolt.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucket).Cursor()
-		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-			if len(k) < len(prefix)+suffixLen {
-				return vsserr.New(vsserr.Unexpected, "catalog: malformed key in index %s", bucket)
-			}
-			id, _ := uuid.FromBytes(k[len(k)-16:])
-			s, found, err := getSnapshot(tx, id)
-			if err != nil {
-				return err
-			}
-			if !found {
-				return vsserr.New(vsserr.Unexpected, "catalog: index %s names snapshot %s, which has no record", bucket, id)
-			}
-			if f.matches(&s) {
-				out = append(out, s)
-			}
-		}
-		return nil
+		var err error
+		out, err = l.next(tx, 0, out)
+		return err
 	})
 	return out, err
 }
 
+// VolumeSnapshotCount returns how many snapshots of volume the catalog
+// holds: one read of the count the catalog keeps per volume, updated in
+// the transactions that add and delete snapshots, so the per-volume cap
+// costs the same at 10,000 snapshots as at none.
+func (db *DB) VolumeSnapshotCount(volume string) (int, error) {
+	n := 0
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		var err error
+		n, err = volumeCount(tx, filepath.Clean(volume))
+		return err
+	})
+	return n, err
+}
+
+func volumeCount(tx *bolt.Tx, volume string) (int, error) {
+	v := tx.Bucket(bucketVolumeCount).Get([]byte(volume))
+	if v == nil {
+		return 0, nil
+	}
+	if len(v) != 8 {
+		return 0, vsserr.New(vsserr.Unexpected, "catalog: malformed count of volume %s", volume)
+	}
+	return int(binary.BigEndian.Uint64(v)), nil
+}
+
+// addVolumeCount adds d to the count of volume, dropping it at zero.
+func addVolumeCount(tx *bolt.Tx, volume string, d int) error {
+	n, err := volumeCount(tx, volume)
+	if err != nil {
+		return err
+	}
+	b := tx.Bucket(bucketVolumeCount)
+	if n += d; n <= 0 {
+		return b.Delete([]byte(volume))
+	}
+	return b.Put([]byte(volume), binary.BigEndian.AppendUint64(nil, uint64(n)))
+}
+
 // CountByVolume returns how many snapshots each original volume has. It
-// reads only the keys of the volume index, no record, in one short read
-// transaction: lvssd's metrics call it on every scrape.
+// reads the per-volume counts, one key per volume: lvssd's metrics call it
+// on every scrape.
 func (db *DB) CountByVolume() (map[string]int, error) {
 	out := map[string]int{}
 	err := db.bolt.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketByVolume).Cursor()
-		for k, _ := c.First(); k != nil; k, _ = c.Next() {
-			// volume, NUL, then the fixed-length suffix (volumePrefix).
-			n := len(k) - suffixLen - 1
-			if n < 1 || k[n] != 0 {
-				return vsserr.New(vsserr.Unexpected, "catalog: malformed key in index %s", bucketByVolume)
+		return tx.Bucket(bucketVolumeCount).ForEach(func(k, v []byte) error {
+			if len(v) != 8 {
+				return vsserr.New(vsserr.Unexpected, "catalog: malformed count of volume %s", k)
 			}
-			out[string(k[:n])]++
-		}
-		return nil
+			out[string(k)] = int(binary.BigEndian.Uint64(v))
+			return nil
+		})
 	})
 	if err != nil {
 		return nil, err
@@ -295,11 +304,11 @@ func getSnapshot(tx *bolt.Tx, id uuid.UUID) (Snapshot, bool, error) {
 	if data == nil {
 		return Snapshot{}, false, nil
 	}
-	var r snapshotRecord
-	if err := json.Unmarshal(data, &r); err != nil {
+	s, err := decodeRecord(data)
+	if err != nil {
 		return Snapshot{}, false, vsserr.Wrap(vsserr.Unexpected, err, "catalog: record of snapshot %s is corrupt", id)
 	}
-	return r.snapshot(), true, nil
+	return s, true, nil
 }
 
 // suffixLen is the length of the creation-time-and-ID tail of every index
@@ -342,12 +351,24 @@ func indexEntries(s *Snapshot) []indexEntry {
 	if s.OriginalVolume != "" {
 		e = append(e, indexEntry{bucketByVolume, cat(volumePrefix(s.OriginalVolume))})
 	}
-	return e
+	return append(e, indexEntry{bucketByContext, cat(contextPrefix(s.Context))})
 }
 
+// contextPrefix is the base context, big-endian.
+func contextPrefix(c int32) []byte { return binary.BigEndian.AppendUint32(nil, baseContext(c)) }
+
+// index writes a record's index entries, and counts it for its volume
+// when its volume entry is new: the count is exactly the number of the
+// volume's index entries, whatever order updates come in.
 func index(tx *bolt.Tx, s *Snapshot) error {
 	for _, e := range indexEntries(s) {
-		if err := tx.Bucket(e.bucket).Put(e.key, []byte{}); err != nil {
+		b := tx.Bucket(e.bucket)
+		if bytes.Equal(e.bucket, bucketByVolume) && b.Get(e.key) == nil {
+			if err := addVolumeCount(tx, s.OriginalVolume, 1); err != nil {
+				return err
+			}
+		}
+		if err := b.Put(e.key, []byte{}); err != nil {
 			return err
 		}
 	}
@@ -359,7 +380,13 @@ func index(tx *bolt.Tx, s *Snapshot) error {
 // volume or time would otherwise survive the update.
 func unindex(tx *bolt.Tx, s *Snapshot) error {
 	for _, e := range indexEntries(s) {
-		if err := tx.Bucket(e.bucket).Delete(e.key); err != nil {
+		b := tx.Bucket(e.bucket)
+		if bytes.Equal(e.bucket, bucketByVolume) && b.Get(e.key) != nil {
+			if err := addVolumeCount(tx, s.OriginalVolume, -1); err != nil {
+				return err
+			}
+		}
+		if err := b.Delete(e.key); err != nil {
 			return err
 		}
 	}
@@ -376,20 +403,32 @@ type VolumeCount struct {
 }
 
 // VolumeCounts counts the snapshots of every volume, by volume path. It
-// walks the volume index's keys and reads one record per volume (its
-// newest), so its cost grows with the number of snapshots only by a key
-// comparison each.
+// reads the per-volume counts and one record per volume (its newest, the
+// last of the volume's index entries), so its cost does not grow with the
+// number of snapshots.
 func (db *DB) VolumeCounts() ([]VolumeCount, error) {
 	var out []VolumeCount
 	err := db.bolt.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketByVolume).Cursor()
-		var cur *VolumeCount
-		var newestKey []byte
-		finish := func() error {
-			if cur == nil {
-				return nil
+		idx := tx.Bucket(bucketByVolume).Cursor()
+		return tx.Bucket(bucketVolumeCount).ForEach(func(k, v []byte) error {
+			if len(v) != 8 {
+				return vsserr.New(vsserr.Unexpected, "catalog: malformed count of volume %s", k)
 			}
-			id, _ := uuid.FromBytes(newestKey[len(newestKey)-16:])
+			vc := VolumeCount{Volume: string(k), Snapshots: int(binary.BigEndian.Uint64(v))}
+			// The volume's keys are "volume NUL suffix": the first key
+			// past them starts "volume \x01", and the one before it is the
+			// newest.
+			prefix := volumePrefix(vc.Volume)
+			key, _ := idx.Seek(append([]byte(vc.Volume), 1))
+			if key == nil {
+				key, _ = idx.Last()
+			} else {
+				key, _ = idx.Prev()
+			}
+			if key == nil || !bytes.HasPrefix(key, prefix) || len(key) != len(prefix)+suffixLen {
+				return vsserr.New(vsserr.Unexpected, "catalog: volume %s is counted but has no index entry", vc.Volume)
+			}
+			id, _ := uuid.FromBytes(key[len(key)-16:])
 			s, found, err := getSnapshot(tx, id)
 			if err != nil {
 				return err
@@ -397,26 +436,10 @@ func (db *DB) VolumeCounts() ([]VolumeCount, error) {
 			if !found {
 				return vsserr.New(vsserr.Unexpected, "catalog: index %s names snapshot %s, which has no record", bucketByVolume, id)
 			}
-			cur.Newest = s
-			out = append(out, *cur)
+			vc.Newest = s
+			out = append(out, vc)
 			return nil
-		}
-		for k, _ := c.First(); k != nil; k, _ = c.Next() {
-			if len(k) < suffixLen+1 || k[len(k)-suffixLen-1] != 0 {
-				return vsserr.New(vsserr.Unexpected, "catalog: malformed key in index %s", bucketByVolume)
-			}
-			vol := string(k[:len(k)-suffixLen-1])
-			if cur == nil || cur.Volume != vol {
-				if err := finish(); err != nil {
-					return err
-				}
-				cur = &VolumeCount{Volume: vol}
-			}
-			cur.Snapshots++
-			// Keys of one volume sort by creation time: the last is the newest.
-			newestKey = append(newestKey[:0], k...)
-		}
-		return finish()
+		})
 	})
 	return out, err
 }

@@ -71,6 +71,9 @@ type Object struct {
 	Provider *provider.Info
 }
 
+// queryPage is how many snapshots Query reads from the catalog at a time.
+const queryPage = 256
+
 // Query lists snapshots of the session's context (all with VSS_CTX_ALL)
 // or providers. Its code is S_OK, or S_FALSE when nothing matches (D20).
 func (s *Session) Query(queried uuid.UUID, qType, rType vss.ObjectType) ([]Object, vsserr.HRESULT, error) {
@@ -92,12 +95,20 @@ func (s *Session) Query(queried uuid.UUID, qType, rType vss.ObjectType) ([]Objec
 			out = append(out, Object{Provider: &i})
 		}
 	case vss.ObjectSnapshot:
-		snaps, err := s.c.opt.Catalog.ListSnapshots(catalog.Filter{})
-		if err != nil {
-			return nil, 0, s.c.Unexpected(context.Background(), s.id, "Query", err)
+		// The whole list, as VSS's Query returns it, but read through the
+		// context index in pages: a session in one context reads only that
+		// context's snapshots, and never holds the catalog's records and
+		// the answer's at once.
+		f := catalog.Filter{}
+		if ctxFilter != vss.CtxAll {
+			f.ByContext, f.Context = true, int32(ctxFilter)
 		}
-		for i := range snaps {
-			if ctxFilter == vss.CtxAll || vss.Context(snaps[i].Context).Base() == ctxFilter.Base() {
+		for l := s.c.opt.Catalog.List(f); !l.Done(); {
+			snaps, err := l.Next(queryPage)
+			if err != nil {
+				return nil, 0, s.c.Unexpected(context.Background(), s.id, "Query", err)
+			}
+			for i := range snaps {
 				sn := snapshotOf(snaps[i])
 				out = append(out, Object{Snapshot: &sn})
 			}

@@ -480,22 +480,58 @@ type Shadow struct {
 	LiveSession bool
 }
 
+// ShadowQuery selects what ListShadows lists. Zero fields do not select.
+type ShadowQuery struct {
+	SetID  uuid.UUID
+	Volume string
+	// After continues a listing after this snapshot (its position in the
+	// listing's order); it must still be in the catalog.
+	After uuid.UUID
+	Limit int // at most this many (<= 0: all)
+}
+
 // ListShadows lists snapshots of every context (no session, no event),
-// filtered by set and original volume when given.
-func (c *Coordinator) ListShadows(setID uuid.UUID, volume string) ([]Shadow, error) {
-	snaps, err := c.opt.Catalog.ListSnapshots(catalog.Filter{SetID: setID, Volume: volume})
-	if err != nil {
-		return nil, err
+// selected by q, set by set as `lvss list shadows` shows them: fn gets them
+// in pages of at most page, each read from the catalog in a transaction of
+// its own, so a listing of 10,000 never holds more than a page (issue 14).
+// fn's error ends the listing and is returned.
+func (c *Coordinator) ListShadows(q ShadowQuery, page int, fn func([]Shadow) error) error {
+	if page <= 0 {
+		page = 256
 	}
-	c.mu.Lock()
-	live := make(map[uuid.UUID]bool, len(c.sessions))
-	for id := range c.sessions {
-		live[id] = true
+	l := c.opt.Catalog.List(catalog.Filter{SetID: q.SetID, Volume: q.Volume}).Grouped()
+	if q.After != uuid.Nil {
+		if err := l.After(q.After); err != nil {
+			return err
+		}
 	}
-	c.mu.Unlock()
-	out := make([]Shadow, len(snaps))
-	for i, sn := range snaps {
-		out[i] = Shadow{Snapshot: snapshotOf(sn), LiveSession: live[sn.SessionID]}
+	left := q.Limit
+	for !l.Done() {
+		n := page
+		if q.Limit > 0 {
+			if left <= 0 {
+				return nil
+			}
+			n = min(n, left)
+		}
+		snaps, err := l.Next(n)
+		if err != nil {
+			return err
+		}
+		if len(snaps) == 0 {
+			return nil
+		}
+		left -= len(snaps)
+		c.mu.Lock()
+		out := make([]Shadow, len(snaps))
+		for i, sn := range snaps {
+			_, live := c.sessions[sn.SessionID]
+			out[i] = Shadow{Snapshot: snapshotOf(sn), LiveSession: live}
+		}
+		c.mu.Unlock()
+		if err := fn(out); err != nil {
+			return err
+		}
 	}
-	return out, nil
+	return nil
 }

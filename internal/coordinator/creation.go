@@ -10,7 +10,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/lvss/lvss/document"
-	"github.com/lvss/lvss/internal/catalog"
 	"github.com/lvss/lvss/provider"
 	"github.com/lvss/lvss/vss"
 	"github.com/lvss/lvss/vsserr"
@@ -123,18 +122,20 @@ func (s *Session) hasVolume(vol string) bool {
 	return false
 }
 
-// checkCap enforces the per-volume snapshot cap (vss-reference §1.5: 512 by default).
+// checkCap enforces the per-volume snapshot cap (vss-reference §1.5: 512
+// by default). It reads the count the catalog keeps for the volume, so it
+// costs the same with 10,000 snapshots as with none (issue 14).
 func (c *Coordinator) checkCap(vol string) error {
 	if c.opt.Catalog == nil {
 		return nil
 	}
-	have, err := c.opt.Catalog.ListSnapshots(catalog.Filter{Volume: vol})
+	have, err := c.opt.Catalog.VolumeSnapshotCount(vol)
 	if err != nil {
 		return err
 	}
-	if len(have) >= c.opt.MaxSnapshotsPerVolume {
+	if have >= c.opt.MaxSnapshotsPerVolume {
 		return vsserr.New(vsserr.MaximumNumberOfSnapshotsReached, "%s already has %d snapshots (limits.max_snapshots_per_volume = %d)",
-			vol, len(have), c.opt.MaxSnapshotsPerVolume)
+			vol, have, c.opt.MaxSnapshotsPerVolume)
 	}
 	return nil
 }

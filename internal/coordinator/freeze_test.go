@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/lvss/lvss/internal/catalog"
 	"github.com/lvss/lvss/provider"
 	"github.com/lvss/lvss/provider/fake"
 	"github.com/lvss/lvss/vss"
@@ -196,5 +197,15 @@ func TestPerVolumeSnapshotCap(t *testing.T) {
 	must(t, os.Mkdir(other, 0o755))
 	if _, err := s.AddToSnapshotSet(context.Background(), other, uuid.Nil); err != nil {
 		t.Fatalf("other volume: %v", err)
+	}
+	// A deleted snapshot no longer counts: the catalog's count of the
+	// volume follows deletions, in the transaction that makes them.
+	have, err := e.cat.ListSnapshots(catalog.Filter{Volume: e.vol})
+	must(t, err)
+	if _, _, err := s.DeleteSnapshots(context.Background(), have[0].ID, vss.ObjectSnapshot, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AddToSnapshotSet(context.Background(), e.vol, uuid.Nil); err != nil {
+		t.Fatalf("after a deletion the volume is under its cap again: %v", err)
 	}
 }

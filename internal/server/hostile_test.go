@@ -170,12 +170,18 @@ func TestHostileStringsInEveryRequestField(t *testing.T) {
 	r.ok(&v1.SessionRequest{Call: &v1.SessionRequest_InitializeForBackup{InitializeForBackup: &v1.InitializeForBackup{}}})
 	// Unary calls likewise.
 	cc := dialRaw(t, d.socket)
-	_, err := v1.NewAdminClient(cc).ListShadows(context.Background(), &v1.ListShadowsRequest{Volume: long})
+	_, err := listShadows(v1.NewAdminClient(cc), &v1.ListShadowsRequest{Volume: long})
 	if got := vsserr.Code(wire.FromGRPC(err)); got != vsserr.InvalidArg {
 		t.Errorf("ListShadows with a 1 MiB volume: %v", err)
 	}
-	err = cc.Invoke(context.Background(), v1.Admin_ListShadows_FullMethodName,
-		withBadUTF8(t, &v1.ListShadowsRequest{Volume: badUTF8Mark}), &v1.ListShadowsResponse{})
+	// ListShadows streams its answer: the refusal ends the stream.
+	st, err := cc.NewStream(context.Background(), &v1.Admin_ServiceDesc.Streams[0], v1.Admin_ListShadows_FullMethodName)
+	if err == nil {
+		if err = st.SendMsg(withBadUTF8(t, &v1.ListShadowsRequest{Volume: badUTF8Mark})); err == nil {
+			st.CloseSend()
+			err = st.RecvMsg(&v1.ListShadowsResponse{})
+		}
+	}
 	if got := vsserr.Code(wire.FromGRPC(err)); got != vsserr.InvalidArg {
 		t.Errorf("ListShadows with invalid UTF-8: %v", err)
 	}

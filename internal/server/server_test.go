@@ -165,11 +165,11 @@ func TestSessionOverSocketAndReleaseOnDisconnect(t *testing.T) {
 		t.Fatalf("catalog has %d snapshots", len(n))
 	}
 	adm := v1.NewAdminClient(cc)
-	ls, err := adm.ListShadows(context.Background(), &v1.ListShadowsRequest{Volume: d.vol})
-	if err != nil || len(ls.Snapshots) != 1 || !ls.Snapshots[0].LiveSession || !ls.Snapshots[0].AutoRelease {
+	ls, err := listShadows(adm, &v1.ListShadowsRequest{Volume: d.vol})
+	if err != nil || len(ls) != 1 || !ls[0].LiveSession || !ls[0].AutoRelease {
 		t.Fatalf("ListShadows while the session runs: %v %v", ls, err)
 	}
-	if ls, _ := adm.ListShadows(context.Background(), &v1.ListShadowsRequest{SnapshotSetId: "6c1b5a1e-0f4e-4c47-9d0e-000000000000"}); len(ls.Snapshots) != 0 {
+	if ls, _ := listShadows(adm, &v1.ListShadowsRequest{SnapshotSetId: "6c1b5a1e-0f4e-4c47-9d0e-000000000000"}); len(ls) != 0 {
 		t.Fatalf("filter by another set: %v", ls)
 	}
 	// The requester dies: the session is released and its auto-release
@@ -326,5 +326,24 @@ func TestAccessFromPeerCredentials(t *testing.T) {
 	}
 	if !found {
 		t.Fatalf("the refusal was not logged: %+v", resp.Events)
+	}
+}
+
+// listShadows reads a whole ListShadows stream.
+func listShadows(adm v1.AdminClient, req *v1.ListShadowsRequest) ([]*v1.SnapshotProp, error) {
+	st, err := adm.ListShadows(context.Background(), req)
+	if err != nil {
+		return nil, err
+	}
+	var out []*v1.SnapshotProp
+	for {
+		resp, err := st.Recv()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return out, err
+		}
+		out = append(out, resp.Snapshots...)
 	}
 }

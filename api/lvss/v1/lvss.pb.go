@@ -6227,8 +6227,13 @@ type ListShadowsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	SnapshotSetId string                 `protobuf:"bytes,1,opt,name=snapshot_set_id,json=snapshotSetId,proto3" json:"snapshot_set_id,omitempty"` // "" = every set
 	Volume        string                 `protobuf:"bytes,2,opt,name=volume,proto3" json:"volume,omitempty"`                                      // "" = every volume; else snapshots of that original volume
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// Pagination: continue after this snapshot ("" = from the start), in the
+	// listing's order; VSS_E_OBJECT_NOT_FOUND when it is no longer in the
+	// catalog.
+	AfterSnapshotId string `protobuf:"bytes,3,opt,name=after_snapshot_id,json=afterSnapshotId,proto3" json:"after_snapshot_id,omitempty"`
+	Limit           int32  `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"` // at most this many snapshots; <= 0: all
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *ListShadowsRequest) Reset() {
@@ -6275,6 +6280,21 @@ func (x *ListShadowsRequest) GetVolume() string {
 	return ""
 }
 
+func (x *ListShadowsRequest) GetAfterSnapshotId() string {
+	if x != nil {
+		return x.AfterSnapshotId
+	}
+	return ""
+}
+
+func (x *ListShadowsRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+// One batch of a ListShadows stream.
 type ListShadowsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Snapshots     []*SnapshotProp        `protobuf:"bytes,1,rep,name=snapshots,proto3" json:"snapshots,omitempty"`
@@ -8117,10 +8137,12 @@ const file_lvss_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"Z\n" +
 	"\x12ListEventsResponse\x12)\n" +
 	"\x06events\x18\x01 \x03(\v2\x11.lvss.v1.LogEventR\x06events\x12\x19\n" +
-	"\blast_seq\x18\x02 \x01(\x04R\alastSeq\"T\n" +
+	"\blast_seq\x18\x02 \x01(\x04R\alastSeq\"\x96\x01\n" +
 	"\x12ListShadowsRequest\x12&\n" +
 	"\x0fsnapshot_set_id\x18\x01 \x01(\tR\rsnapshotSetId\x12\x16\n" +
-	"\x06volume\x18\x02 \x01(\tR\x06volume\"J\n" +
+	"\x06volume\x18\x02 \x01(\tR\x06volume\x12*\n" +
+	"\x11after_snapshot_id\x18\x03 \x01(\tR\x0fafterSnapshotId\x12\x14\n" +
+	"\x05limit\x18\x04 \x01(\x05R\x05limit\"J\n" +
 	"\x13ListShadowsResponse\x123\n" +
 	"\tsnapshots\x18\x01 \x03(\v2\x15.lvss.v1.SnapshotPropR\tsnapshots\"'\n" +
 	"\rStatusRequest\x12\x16\n" +
@@ -8288,13 +8310,13 @@ const file_lvss_proto_rawDesc = "" +
 	"\tRequester\x12@\n" +
 	"\aSession\x12\x17.lvss.v1.SessionRequest\x1a\x18.lvss.v1.SessionResponse(\x010\x012N\n" +
 	"\x06Writer\x12D\n" +
-	"\tSubscribe\x12\x16.lvss.v1.WriterMessage\x1a\x1b.lvss.v1.CoordinatorMessage(\x010\x012\xa8\x03\n" +
+	"\tSubscribe\x12\x16.lvss.v1.WriterMessage\x1a\x1b.lvss.v1.CoordinatorMessage(\x010\x012\xaa\x03\n" +
 	"\x05Admin\x12H\n" +
 	"\vListWriters\x12\x1b.lvss.v1.ListWritersRequest\x1a\x1c.lvss.v1.ListWritersResponse\x12N\n" +
 	"\rListProviders\x12\x1d.lvss.v1.ListProvidersRequest\x1a\x1e.lvss.v1.ListProvidersResponse\x12E\n" +
 	"\n" +
-	"ListEvents\x12\x1a.lvss.v1.ListEventsRequest\x1a\x1b.lvss.v1.ListEventsResponse\x12H\n" +
-	"\vListShadows\x12\x1b.lvss.v1.ListShadowsRequest\x1a\x1c.lvss.v1.ListShadowsResponse\x129\n" +
+	"ListEvents\x12\x1a.lvss.v1.ListEventsRequest\x1a\x1b.lvss.v1.ListEventsResponse\x12J\n" +
+	"\vListShadows\x12\x1b.lvss.v1.ListShadowsRequest\x1a\x1c.lvss.v1.ListShadowsResponse0\x01\x129\n" +
 	"\x06Status\x12\x16.lvss.v1.StatusRequest\x1a\x17.lvss.v1.StatusResponse\x129\n" +
 	"\x06Doctor\x12\x16.lvss.v1.DoctorRequest\x1a\x17.lvss.v1.DoctorResponseB)Z'github.com/lvss/lvss/api/lvss/v1;lvssv1b\x06proto3"
 

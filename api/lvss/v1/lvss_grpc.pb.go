@@ -273,7 +273,12 @@ type AdminClient interface {
 	ListEvents(ctx context.Context, in *ListEventsRequest, opts ...grpc.CallOption) (*ListEventsResponse, error)
 	// ListShadows lists snapshots of every context, including other
 	// sessions' live auto-release snapshots (live_session tells them apart).
-	ListShadows(ctx context.Context, in *ListShadowsRequest, opts ...grpc.CallOption) (*ListShadowsResponse, error)
+	// It streams them in batches, set by set (sets in the order they were
+	// created), as lvssd reads them from its catalog in pages: a listing of
+	// 10,000 snapshots is never held whole by either side (docs/decisions.md
+	// L47). The stream ends after the last batch; a listing with nothing to
+	// list sends no batch.
+	ListShadows(ctx context.Context, in *ListShadowsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ListShadowsResponse], error)
 	// Status is what lvssd is doing right now (lvss status): its sessions,
 	// the creation lock, the filesystems held frozen, its writers, the
 	// snapshots per volume against the cap and the space where they are
@@ -328,15 +333,24 @@ func (c *adminClient) ListEvents(ctx context.Context, in *ListEventsRequest, opt
 	return out, nil
 }
 
-func (c *adminClient) ListShadows(ctx context.Context, in *ListShadowsRequest, opts ...grpc.CallOption) (*ListShadowsResponse, error) {
+func (c *adminClient) ListShadows(ctx context.Context, in *ListShadowsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ListShadowsResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(ListShadowsResponse)
-	err := c.cc.Invoke(ctx, Admin_ListShadows_FullMethodName, in, out, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &Admin_ServiceDesc.Streams[0], Admin_ListShadows_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
-	return out, nil
+	x := &grpc.GenericClientStream[ListShadowsRequest, ListShadowsResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
 }
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Admin_ListShadowsClient = grpc.ServerStreamingClient[ListShadowsResponse]
 
 func (c *adminClient) Status(ctx context.Context, in *StatusRequest, opts ...grpc.CallOption) (*StatusResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
@@ -370,7 +384,12 @@ type AdminServer interface {
 	ListEvents(context.Context, *ListEventsRequest) (*ListEventsResponse, error)
 	// ListShadows lists snapshots of every context, including other
 	// sessions' live auto-release snapshots (live_session tells them apart).
-	ListShadows(context.Context, *ListShadowsRequest) (*ListShadowsResponse, error)
+	// It streams them in batches, set by set (sets in the order they were
+	// created), as lvssd reads them from its catalog in pages: a listing of
+	// 10,000 snapshots is never held whole by either side (docs/decisions.md
+	// L47). The stream ends after the last batch; a listing with nothing to
+	// list sends no batch.
+	ListShadows(*ListShadowsRequest, grpc.ServerStreamingServer[ListShadowsResponse]) error
 	// Status is what lvssd is doing right now (lvss status): its sessions,
 	// the creation lock, the filesystems held frozen, its writers, the
 	// snapshots per volume against the cap and the space where they are
@@ -404,8 +423,8 @@ func (UnimplementedAdminServer) ListProviders(context.Context, *ListProvidersReq
 func (UnimplementedAdminServer) ListEvents(context.Context, *ListEventsRequest) (*ListEventsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListEvents not implemented")
 }
-func (UnimplementedAdminServer) ListShadows(context.Context, *ListShadowsRequest) (*ListShadowsResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method ListShadows not implemented")
+func (UnimplementedAdminServer) ListShadows(*ListShadowsRequest, grpc.ServerStreamingServer[ListShadowsResponse]) error {
+	return status.Error(codes.Unimplemented, "method ListShadows not implemented")
 }
 func (UnimplementedAdminServer) Status(context.Context, *StatusRequest) (*StatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Status not implemented")
@@ -488,23 +507,16 @@ func _Admin_ListEvents_Handler(srv interface{}, ctx context.Context, dec func(in
 	return interceptor(ctx, in, info, handler)
 }
 
-func _Admin_ListShadows_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(ListShadowsRequest)
-	if err := dec(in); err != nil {
-		return nil, err
+func _Admin_ListShadows_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(ListShadowsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
 	}
-	if interceptor == nil {
-		return srv.(AdminServer).ListShadows(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: Admin_ListShadows_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(AdminServer).ListShadows(ctx, req.(*ListShadowsRequest))
-	}
-	return interceptor(ctx, in, info, handler)
+	return srv.(AdminServer).ListShadows(m, &grpc.GenericServerStream[ListShadowsRequest, ListShadowsResponse]{ServerStream: stream})
 }
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Admin_ListShadowsServer = grpc.ServerStreamingServer[ListShadowsResponse]
 
 func _Admin_Status_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(StatusRequest)
@@ -562,10 +574,6 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _Admin_ListEvents_Handler,
 		},
 		{
-			MethodName: "ListShadows",
-			Handler:    _Admin_ListShadows_Handler,
-		},
-		{
 			MethodName: "Status",
 			Handler:    _Admin_Status_Handler,
 		},
@@ -574,6 +582,12 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _Admin_Doctor_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "ListShadows",
+			Handler:       _Admin_ListShadows_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "lvss.proto",
 }
