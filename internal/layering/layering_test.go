@@ -42,7 +42,7 @@ type layer struct {
 // (provider → resources → coordinator → server → lvssd) and the clients'.
 var layers = []layer{
 	{name: "leaf", why: "small helpers any layer may use; they import nothing of lvss, so using one links nothing more",
-		pkgs: []string{"provider/confval", "internal/mountinfo", "internal/cmdout", "internal/procgroup", "internal/outbox", "internal/inplace", "internal/testenv", "internal/version", "internal/argsfile"}},
+		pkgs: []string{"provider/confval", "internal/mountinfo", "internal/cmdout", "internal/procgroup", "internal/outbox", "internal/inplace", "internal/testenv", "internal/version", "internal/argsfile", "internal/benchreport"}},
 	// backupdoc is here, not with the clients: the backup archive is the
 	// documents plus a manifest, it needs nothing but the spec, and both
 	// the CLI and a future daemon-side export or restore must read it.

@@ -2,13 +2,15 @@ package server
 
 import (
 	"context"
+	"errors"
+	"io"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 
-	"github.com/lvss/lvss/client"
+	v1 "github.com/lvss/lvss/api/lvss/v1"
 	"github.com/lvss/lvss/internal/catalog"
 	"github.com/lvss/lvss/provider/fake"
 	"github.com/lvss/lvss/vss"
@@ -44,18 +46,17 @@ func BenchmarkListShadows(b *testing.B) {
 	d := startDaemon(b, NewAccess(Rules{}, nil))
 	fillShadows(b, d.cat, d.vol, n)
 	ctx := context.Background()
-	conn, err := client.Dial(ctx, d.socket)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer conn.Close()
+	adm := v1.NewAdminClient(dial(b, d.socket))
 	for b.Loop() {
 		got := 0
-		err := conn.StreamShadows(ctx, client.ShadowFilter{}, func(batch []client.SnapshotProp) error {
-			got += len(batch)
-			return nil
-		})
-		if err != nil || got != n {
+		st, err := adm.ListShadows(ctx, &v1.ListShadowsRequest{})
+		for err == nil {
+			var batch *v1.ListShadowsResponse
+			if batch, err = st.Recv(); err == nil {
+				got += len(batch.GetSnapshots())
+			}
+		}
+		if !errors.Is(err, io.EOF) || got != n {
 			b.Fatalf("listed %d of %d: %v", got, n, err)
 		}
 	}
@@ -69,20 +70,23 @@ func BenchmarkListShadowsPage(b *testing.B) {
 	d := startDaemon(b, NewAccess(Rules{}, nil))
 	fillShadows(b, d.cat, d.vol, n)
 	ctx := context.Background()
-	conn, err := client.Dial(ctx, d.socket)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer conn.Close()
+	adm := v1.NewAdminClient(dial(b, d.socket))
 	all, err := d.cat.ListSnapshots(catalog.Filter{})
 	if err != nil {
 		b.Fatal(err)
 	}
 	after := all[n/2].ID
 	for b.Loop() {
-		got, err := conn.QueryShadows(ctx, client.ShadowFilter{After: after, Limit: 100})
-		if err != nil || len(got) != 100 {
-			b.Fatalf("listed %d: %v", len(got), err)
+		st, err := adm.ListShadows(ctx, &v1.ListShadowsRequest{AfterSnapshotId: after.String(), Limit: 100})
+		got := 0
+		for err == nil {
+			var batch *v1.ListShadowsResponse
+			if batch, err = st.Recv(); err == nil {
+				got += len(batch.GetSnapshots())
+			}
+		}
+		if !errors.Is(err, io.EOF) || got != 100 {
+			b.Fatalf("listed %d: %v", got, err)
 		}
 	}
 }

@@ -87,7 +87,7 @@ func publicDir(t testing.TB) string {
 	return dir
 }
 
-func dial(t *testing.T, sock string) *grpc.ClientConn {
+func dial(t testing.TB, sock string) *grpc.ClientConn {
 	t.Helper()
 	cc, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {

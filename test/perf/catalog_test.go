@@ -17,10 +17,10 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/lvss/lvss/client"
+	"github.com/lvss/lvss/internal/benchreport"
 	"github.com/lvss/lvss/internal/testenv"
 	"github.com/lvss/lvss/internal/testenv/lvssdtest"
 	"github.com/lvss/lvss/provider/btrfs"
-	"github.com/lvss/lvss/test/perf"
 	"github.com/lvss/lvss/vss"
 )
 
@@ -95,8 +95,8 @@ max_snapshots_per_volume = 100000
 
 	var sets []setTimes
 	raw := make([]time.Duration, 0, scaleSnapshots)
-	var lists []perf.Row
-	var starts []perf.Row
+	var lists []benchreport.Row
+	var starts []benchreport.Row
 	start := time.Now()
 	for i := 0; i <= scaleSnapshots; i++ {
 		if slices.Contains(scaleCheckpoints, i) {
@@ -122,14 +122,14 @@ max_snapshots_per_volume = 100000
 	}
 	b.Logf("%d snapshots by lvss and %d by the ioctl in %s", len(sets), len(raw), time.Since(start).Round(time.Second))
 
-	growth := perf.Table{ID: "catalog-growth", Title: "Creating 10,000 snapshots one after another: time per snapshot, by thousand",
+	growth := benchreport.Table{ID: "catalog-growth", Title: "Creating 10,000 snapshots one after another: time per snapshot, by thousand",
 		Notes: []string{fmt.Sprintf("lvss: the real lvssd binary on a %d GiB loop btrfs; each snapshot is its own snapshot set made by a Go requester "+
 			"over lvssd's socket on one connection: a new session, InitializeForBackup, SetContext VSS_CTX_CLIENT_ACCESSIBLE, StartSnapshotSet, "+
 			"AddToSnapshotSet, DoSnapshotSet and its Wait, release; timed from opening the session to the end of its release. "+
 			"btrfs ioctl: one bare BTRFS_IOC_SNAP_CREATE_V2 of a second small subvolume of the same filesystem, made between two of lvss's "+
 			"(which goes first alternates); its 10,000 snapshots are kept too, so both see the filesystem grow alike. "+
 			"Each row is the median and spread of one thousand snapshots; the note is that thousand's total.", scaleFS>>30)},
-		Plot: &perf.Plot{File: "catalog-growth", XLabel: "snapshots made (end of each thousand)", YLabel: "ms per snapshot (median)"}}
+		Plot: &benchreport.Plot{File: "catalog-growth", XLabel: "snapshots made (end of each thousand)", YLabel: "ms per snapshot (median)"}}
 	var lvssMed, rawMed []float64
 	for k := 0; k*scaleStep < scaleSnapshots; k++ {
 		lo, hi := k*scaleStep, min((k+1)*scaleStep, scaleSnapshots)
@@ -142,12 +142,12 @@ max_snapshots_per_volume = 100000
 			if name != "lvss" {
 				ds = raw[lo:hi]
 			}
-			st := perf.Summarize(perf.Millis(ds))
+			st := benchreport.Summarize(benchreport.Millis(ds))
 			var sum time.Duration
 			for _, d := range ds {
 				sum += d
 			}
-			growth.Rows = append(growth.Rows, perf.Row{Name: fmt.Sprintf("%s, snapshots %d–%d", name, lo+1, hi), Series: name,
+			growth.Rows = append(growth.Rows, benchreport.Row{Name: fmt.Sprintf("%s, snapshots %d–%d", name, lo+1, hi), Series: name,
 				X: float64(hi), Unit: "ms", Stats: st, Note: fmt.Sprintf("%.1f s in all", sum.Seconds())})
 			if name == "lvss" {
 				lvssMed = append(lvssMed, st.Median)
@@ -159,41 +159,41 @@ max_snapshots_per_volume = 100000
 	first, last := 0, len(lvssMed)-1
 	ratio := func(v []float64) float64 { return v[last] / v[first] }
 	own := func(k int) float64 { return lvssMed[k] - rawMed[k] }
-	summary := perf.Table{ID: "catalog-growth-ratio", Title: "Last thousand ÷ first thousand (medians per snapshot)",
+	summary := benchreport.Table{ID: "catalog-growth-ratio", Title: "Last thousand ÷ first thousand (medians per snapshot)",
 		Notes: []string{"From the table above. lvss's own cost is its median minus the ioctl's of the same thousand: what lvss adds to " +
 			"the kernel's snapshot, btrfs's own growth excluded (issue 14: at most 1.2× at 10,000 what it is at 0)."},
-		Rows: []perf.Row{
-			{Name: "lvss", Unit: "×", Stats: perf.One(ratio(lvssMed))},
-			{Name: "btrfs ioctl", Unit: "×", Stats: perf.One(ratio(rawMed))},
-			{Name: "lvss's own cost (lvss − ioctl)", Unit: "×", Stats: perf.One(own(last) / own(first)), Target: 1.2,
+		Rows: []benchreport.Row{
+			{Name: "lvss", Unit: "×", Stats: benchreport.One(ratio(lvssMed))},
+			{Name: "btrfs ioctl", Unit: "×", Stats: benchreport.One(ratio(rawMed))},
+			{Name: "lvss's own cost (lvss − ioctl)", Unit: "×", Stats: benchreport.One(own(last) / own(first)), Target: 1.2,
 				Note: fmt.Sprintf("%.2f ms then %.2f ms", own(first), own(last))},
 		}}
 	b.ReportMetric(ratio(lvssMed), "lvss-last/first")
 	b.ReportMetric(ratio(rawMed), "ioctl-last/first")
 	b.ReportMetric(own(last)/own(first), "own-last/first")
 
-	scale := perf.Table{ID: "catalog-scale", Title: "lvss with 0, 1,000 and 10,000 snapshots in the catalog",
+	scale := benchreport.Table{ID: "catalog-scale", Title: "lvss with 0, 1,000 and 10,000 snapshots in the catalog",
 		Notes: []string{fmt.Sprintf("AddToSnapshotSet (call to answer) and DoSnapshotSet (call to the end of its Wait) are those of the %d "+
 			"creations above that begin at the catalog size (the last %d for 10,000). `lvss list shadows` runs the lvss binary, "+
 			"every snapshot listed, output to /dev/null: process start to exit, %d runs each. lvssd start: lvssd stopped (SIGTERM) "+
 			"and started again over the same state directory, from process start until its socket answers ListProviders, %d times; "+
 			"it opens and checks the catalog and compares it with what the btrfs provider finds on the mounted filesystems "+
 			"(both subvolumes' snapshots).", scaleWindow, scaleWindow, listSamples, startSamples)},
-		Plot: &perf.Plot{File: "catalog-scale", XLabel: "snapshots in the catalog", YLabel: "ms (median)", LogY: true}}
+		Plot: &benchreport.Plot{File: "catalog-scale", XLabel: "snapshots in the catalog", YLabel: "ms (median)", LogY: true}}
 	for _, n := range scaleCheckpoints {
 		lo := min(n, scaleSnapshots-scaleWindow)
 		var add, do []time.Duration
 		for _, s := range sets[lo : lo+scaleWindow] {
 			add, do = append(add, s.add), append(do, s.do)
 		}
-		row := perf.Row{Name: fmt.Sprintf("AddToSnapshotSet, %d in the catalog", n), Series: "AddToSnapshotSet", X: float64(n), Unit: "ms",
-			Stats: perf.Summarize(perf.Millis(add))}
+		row := benchreport.Row{Name: fmt.Sprintf("AddToSnapshotSet, %d in the catalog", n), Series: "AddToSnapshotSet", X: float64(n), Unit: "ms",
+			Stats: benchreport.Summarize(benchreport.Millis(add))}
 		if n == scaleSnapshots {
 			row.Target = 1
 		}
 		scale.Rows = append(scale.Rows, row,
-			perf.Row{Name: fmt.Sprintf("DoSnapshotSet, %d in the catalog", n), Series: "DoSnapshotSet", X: float64(n), Unit: "ms",
-				Stats: perf.Summarize(perf.Millis(do))})
+			benchreport.Row{Name: fmt.Sprintf("DoSnapshotSet, %d in the catalog", n), Series: "DoSnapshotSet", X: float64(n), Unit: "ms",
+				Stats: benchreport.Summarize(benchreport.Millis(do))})
 		if n == scaleSnapshots {
 			b.ReportMetric(row.Median, "add-10k-ms")
 		}
@@ -205,7 +205,7 @@ max_snapshots_per_volume = 100000
 			b.ReportMetric(r.Median, strings.ReplaceAll(r.Series, " ", "-")+"-10k-ms")
 		}
 	}
-	rep := perf.Report{Suite: "catalog", Order: 50, Tables: []perf.Table{growth, summary, scale}}
+	rep := benchreport.Report{Suite: "catalog", Order: 50, Tables: []benchreport.Table{growth, summary, scale}}
 	if err := rep.Write(); err != nil {
 		b.Fatal(err)
 	}
@@ -269,7 +269,7 @@ func rawSnapshot(b *testing.B, src, dir string, i int) time.Duration {
 
 // listShadowsRows times `lvss list shadows` and its --json with n
 // snapshots in the catalog, after checking once that each lists all n.
-func listShadowsRows(b *testing.B, lvss, socket string, n int) []perf.Row {
+func listShadowsRows(b *testing.B, lvss, socket string, n int) []benchreport.Row {
 	run := func(out *os.File, args ...string) time.Duration {
 		cmd := exec.Command(lvss, append([]string{"--socket", socket, "list", "shadows"}, args...)...)
 		cmd.Stdout = out
@@ -282,7 +282,7 @@ func listShadowsRows(b *testing.B, lvss, socket string, n int) []perf.Row {
 		return time.Since(t0)
 	}
 	check := filepath.Join(b.TempDir(), "listing")
-	var rows []perf.Row
+	var rows []benchreport.Row
 	for _, mode := range []struct{ name, flag string }{{"lvss list shadows", ""}, {"lvss list shadows --json", "--json"}} {
 		var args []string
 		if mode.flag != "" {
@@ -307,8 +307,8 @@ func listShadowsRows(b *testing.B, lvss, socket string, n int) []perf.Row {
 			ds = append(ds, run(null, args...))
 		}
 		null.Close()
-		row := perf.Row{Name: fmt.Sprintf("%s, %d listed", mode.name, n), Series: mode.name, X: float64(n), Unit: "ms",
-			Stats: perf.Summarize(perf.Millis(ds))}
+		row := benchreport.Row{Name: fmt.Sprintf("%s, %d listed", mode.name, n), Series: mode.name, X: float64(n), Unit: "ms",
+			Stats: benchreport.Summarize(benchreport.Millis(ds))}
 		if n == scaleSnapshots {
 			row.Target = 100
 		}
@@ -337,7 +337,7 @@ func listedCount(b *testing.B, path string, asJSON bool) int {
 // directory, socket and config, startSamples times, timing each start
 // from the process's start until its socket answers. d.Proc is the
 // running lvssd afterwards.
-func restartRow(b *testing.B, d *lvssdtest.Daemon, n int) perf.Row {
+func restartRow(b *testing.B, d *lvssdtest.Daemon, n int) benchreport.Row {
 	bin := lvssdtest.Bin(b, "lvssd")
 	var ds []time.Duration
 	for i := range startSamples {
@@ -348,8 +348,8 @@ func restartRow(b *testing.B, d *lvssdtest.Daemon, n int) perf.Row {
 		d.Proc = lvssdtest.Start(b, d.Dir, fmt.Sprintf("lvssd-%d-%d", n, i), cmd)
 		ds = append(ds, untilAnswers(b, d, t0))
 	}
-	return perf.Row{Name: fmt.Sprintf("lvssd start, %d in the catalog", n), Series: "lvssd start", X: float64(n), Unit: "ms",
-		Stats: perf.Summarize(perf.Millis(ds))}
+	return benchreport.Row{Name: fmt.Sprintf("lvssd start, %d in the catalog", n), Series: "lvssd start", X: float64(n), Unit: "ms",
+		Stats: benchreport.Summarize(benchreport.Millis(ds))}
 }
 
 // untilAnswers polls lvssd's socket every millisecond until it answers

@@ -8,7 +8,7 @@
 // each (`-benchtime 1x`) as root by scripts/bench: each takes its own
 // samples, because one figure compares many tools measured side by side on
 // one filesystem state, which `b.N` cannot express. Each writes a Report
-// (this package's non-test code) as JSON into $LVSS_BENCH_DIR; the program
+// (package internal/benchreport) as JSON into $LVSS_BENCH_DIR; the program
 // in ./report turns every report of a run into the Markdown tables and
 // gnuplot pictures that BENCHMARKS.md shows. Nothing here asserts a time:
 // targets are printed beside the figures, never checked.

@@ -17,10 +17,10 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/lvss/lvss/internal/benchreport"
 	"github.com/lvss/lvss/internal/mountinfo"
 	"github.com/lvss/lvss/internal/testenv"
 	"github.com/lvss/lvss/internal/testenv/lvssdtest"
-	"github.com/lvss/lvss/test/perf"
 )
 
 // hvRounds is how many times BenchmarkPeersHypervisor measures each way.
@@ -118,27 +118,27 @@ const (
 	hvStepsFrozen   = "the guard's steps alone: FIFREEZE → FITHAW"
 )
 
-func hypervisorReport(b *testing.B, s *samples) *perf.Report {
-	row := func(name string, peer bool) perf.Row {
-		return perf.Row{Name: name, Peer: peer, Unit: "ms", Stats: perf.Summarize(perf.Millis(s.by[name]))}
+func hypervisorReport(b *testing.B, s *samples) *benchreport.Report {
+	row := func(name string, peer bool) benchreport.Row {
+		return benchreport.Row{Name: name, Peer: peer, Unit: "ms", Stats: benchreport.Summarize(benchreport.Millis(s.by[name]))}
 	}
-	whole := perf.Table{
+	whole := benchreport.Table{
 		ID:    "peers-hypervisor",
 		Title: "Freeze and reflink-clone of an ext4 image on XFS (the hypervisor case): qemu-guest-agent and lvss's exec provider",
 		Notes: []string{
 			fmt.Sprintf("A 256 MiB ext4 image (no lazy init) on a loop XFS made with reflink=1, loop-mounted as the guest filesystem; %d rounds, each measuring every row once in a rotated order, each measure starting with %d MiB freshly written (not synced) to the guest. qemu-ga (Debian's, `qemu-ga -m unix-listen`) is driven over its socket on one connection, as a hypervisor drives it: guest-sync, guest-fsfreeze-freeze-list naming only the guest mount, `cp --reflink=always IMAGE CLONE` (a process), guest-fsfreeze-thaw; timed from the guest-sync request to the thaw's answer. lvssd's exec provider runs the same `cp` (in `/bin/sh -c`, as its commit command) inside the freeze guard's hold: the guard syncs the guest (syncfs) before FIFREEZE, FITHAWs when the commit returns. The lvss CLI rows are timed from process start to exit (process start and a whole VSS session included, and the clone's deletion at the end of `lvss backup`); DoSnapshotSet from the call to the end of its Wait. The last row does the guard's own steps (syncfs, FIFREEZE, the same `cp`, FITHAW) in the benchmark's process, without lvss: the floor of lvss's way, and beside qemu-ga what syncing before the freeze changes.", hvRounds, hvDirty>>20),
 			"qemu-ga runs in a mount namespace of its own holding only `/`, pseudo-filesystems and the guest mount, because its guest-fsfreeze-thaw issues FITHAW on every mounted filesystem it sees: on the machine's namespace it would thaw filesystems other programs had frozen. Every RPC but guest-sync, guest-ping, guest-info and the three fsfreeze calls it needs is disabled with `-b`, and the benchmark refuses to send the plain guest-fsfreeze-freeze (it freezes every filesystem of the machine).",
 		},
-		Rows: []perf.Row{row(hvQGA, true), row(hvCreate, false), row(hvBackup, false), row(hvDSS, false), row(hvSteps, false)},
-		Plot: &perf.Plot{File: "peers-hypervisor", YLabel: "ms (median, p10–p90)", Bars: true},
+		Rows: []benchreport.Row{row(hvQGA, true), row(hvCreate, false), row(hvBackup, false), row(hvDSS, false), row(hvSteps, false)},
+		Plot: &benchreport.Plot{File: "peers-hypervisor", YLabel: "ms (median, p10–p90)", Bars: true},
 	}
-	frozen := perf.Table{
+	frozen := benchreport.Table{
 		ID:    "peers-hypervisor-frozen",
 		Title: "How long the guest filesystem was frozen (hypervisor case)",
 		Notes: []string{
 			"qemu-ga's figures are what its client can see: from the freeze-list call's answer to the thaw's answer (the clone and the thaw), and from the freeze-list request to the thaw's answer, which also counts FIFREEZE itself: FIFREEZE blocks writers first and then flushes the dirty data, so the flush happens frozen. lvss's figure is the freeze guard's own timing, from its first FIFREEZE to its last FITHAW (lvssd's event \"filesystems held frozen\"): the guard has flushed the guest with syncfs before, while applications could still write. The last row is the same span for the guard's steps done in-process without lvss (its FIFREEZE to its FITHAW): what lvss's hold adds to it is lvss's own cost inside the freeze (the commit command's start through `/bin/sh`, the round trips between lvssd, the guard and the provider). The freeze window tables below measure all of them from outside, by the writes an application could not make.",
 		},
-		Rows: []perf.Row{row(hvQGAFrozen, true), row(hvQGAFrozenSent, true), row(hvCreate+hvHeld, false), row(hvBackup+hvHeld, false), row(hvDSS+hvHeld, false), row(hvStepsFrozen, false)},
+		Rows: []benchreport.Row{row(hvQGAFrozen, true), row(hvQGAFrozenSent, true), row(hvCreate+hvHeld, false), row(hvBackup+hvHeld, false), row(hvDSS+hvHeld, false), row(hvStepsFrozen, false)},
 	}
 	for _, m := range []struct{ name, unit string }{
 		{hvQGA, "qga-ms"}, {hvCreate, "create-ms"}, {hvBackup, "backup0-ms"}, {hvDSS, "dss-ms"},
@@ -146,7 +146,7 @@ func hypervisorReport(b *testing.B, s *samples) *perf.Report {
 	} {
 		b.ReportMetric(ms(medianOf(s.by[m.name])), m.unit)
 	}
-	return &perf.Report{Suite: "hypervisor", Order: 20, Tables: []perf.Table{whole, frozen}}
+	return &benchreport.Report{Suite: "hypervisor", Order: 20, Tables: []benchreport.Table{whole, frozen}}
 }
 
 // guestDisk is the hypervisor case's storage: an ext4 image file on a

@@ -25,9 +25,9 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/lvss/lvss/client"
+	"github.com/lvss/lvss/internal/benchreport"
 	"github.com/lvss/lvss/internal/testenv"
 	"github.com/lvss/lvss/internal/testenv/lvssdtest"
-	"github.com/lvss/lvss/test/perf"
 	"github.com/lvss/lvss/vss"
 )
 
@@ -102,20 +102,20 @@ func BenchmarkUnderLoad(b *testing.B) {
 		b.Run(db.name, func(b *testing.B) {
 			idle, load := runLoadDB(b, db)
 			cells = append(cells, cell{db.name, "idle", idle}, cell{db.name, "load", load})
-			b.ReportMetric(perf.Summarize(perf.Millis(idle.latency)).Median, "idle-ms")
-			b.ReportMetric(perf.Summarize(perf.Millis(load.latency)).Median, "load-ms")
-			b.ReportMetric(perf.Summarize(perf.Millis(idle.held)).Median, "idle-held-ms")
-			b.ReportMetric(perf.Summarize(perf.Millis(load.held)).Median, "load-held-ms")
+			b.ReportMetric(benchreport.Summarize(benchreport.Millis(idle.latency)).Median, "idle-ms")
+			b.ReportMetric(benchreport.Summarize(benchreport.Millis(load.latency)).Median, "load-ms")
+			b.ReportMetric(benchreport.Summarize(benchreport.Millis(idle.held)).Median, "idle-held-ms")
+			b.ReportMetric(benchreport.Summarize(benchreport.Millis(load.held)).Median, "load-held-ms")
 		})
 	}
-	var latency, held []perf.Row
+	var latency, held []benchreport.Row
 	var rates []string
 	for _, c := range cells {
 		name := c.db + ", " + c.state
-		latency = append(latency, perf.Row{Name: name, Unit: "ms", Stats: perf.Summarize(perf.Millis(c.f.latency))})
+		latency = append(latency, benchreport.Row{Name: name, Unit: "ms", Stats: benchreport.Summarize(benchreport.Millis(c.f.latency))})
 		held = append(held,
-			perf.Row{Name: name + ": application held (writer's log)", Unit: "ms", Stats: perf.Summarize(perf.Millis(c.f.held))},
-			perf.Row{Name: name + ": Freeze→Thaw (lvssd)", Unit: "ms", Stats: perf.Summarize(perf.Millis(c.f.window))})
+			benchreport.Row{Name: name + ": application held (writer's log)", Unit: "ms", Stats: benchreport.Summarize(benchreport.Millis(c.f.held))},
+			benchreport.Row{Name: name + ": Freeze→Thaw (lvssd)", Unit: "ms", Stats: benchreport.Summarize(benchreport.Millis(c.f.window))})
 		if c.state == "load" {
 			rates = append(rates, fmt.Sprintf("%s %.0f", c.db, c.f.rate))
 		}
@@ -128,14 +128,14 @@ func BenchmarkUnderLoad(b *testing.B) {
 		"loop device); transfers a second reached: %s. SQLite's application is examples/bankapp (its own process); PostgreSQL, "+
 		"MariaDB (its default backup-stage strategy) and Redis (AOF, appendfsync everysec) take the benchmark's own clients.",
 		loadRounds, loadRounds, loadWorkers, loadRate, strings.Join(rates, ", "))
-	rep := perf.Report{Suite: "load", Order: 60, Tables: []perf.Table{
+	rep := benchreport.Report{Suite: "load", Order: 60, Tables: []benchreport.Table{
 		{
 			ID:    "load-latency",
 			Title: "Snapshot latency with each database writer, idle and under write load",
 			Notes: []string{setup, "Timed: DoSnapshotSet, from the call to the end of its Wait (PrepareForSnapshot — PostgreSQL's " +
 				"CHECKPOINT is there —, Freeze, the btrfs snapshot, Thaw, PostSnapshot, the catalog record)."},
 			Rows: latency,
-			Plot: &perf.Plot{File: "load-latency", XLabel: "database, application", YLabel: "DoSnapshotSet, ms (median, p10–p90)", Bars: true},
+			Plot: &benchreport.Plot{File: "load-latency", XLabel: "database, application", YLabel: "DoSnapshotSet, ms (median, p10–p90)", Bars: true},
 		},
 		{
 			ID:    "load-held",

@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lvss/lvss/internal/benchreport"
 	"github.com/lvss/lvss/internal/testenv/lvssdtest"
 	"github.com/lvss/lvss/provider/btrfs"
-	"github.com/lvss/lvss/test/perf"
 )
 
 // peerRounds is how many times BenchmarkPeersBtrfs measures each tool.
@@ -153,10 +153,10 @@ var dssTargets = map[int]float64{0: 0.5, 1: 0.7, 10: 1.0}
 
 // peersReport turns the samples into the two tables of the latency suite
 // and reports the headline metrics.
-func peersReport(b *testing.B, s *samples) *perf.Report {
+func peersReport(b *testing.B, s *samples) *benchreport.Report {
 	raw := s.by[rowRaw]
-	row := func(name string, peer bool) perf.Row {
-		return perf.Row{Name: name, Peer: peer, Unit: "ms", Stats: perf.Summarize(perf.Millis(s.by[name]))}
+	row := func(name string, peer bool) benchreport.Row {
+		return benchreport.Row{Name: name, Peer: peer, Unit: "ms", Stats: benchreport.Summarize(benchreport.Millis(s.by[name]))}
 	}
 	// over is name's per-round difference to the raw ioctl of the same
 	// round.
@@ -168,29 +168,29 @@ func peersReport(b *testing.B, s *samples) *perf.Report {
 		}
 		return out
 	}
-	lat := perf.Table{
+	lat := benchreport.Table{
 		ID:    "peers-btrfs",
 		Title: "Snapshot latency on a loop btrfs: lvss beside the raw ioctl, btrfs-progs and snapper",
 		Notes: []string{
 			fmt.Sprintf("One loop btrfs (2 GiB image on the machine's disk), one subvolume of 1000 small files, the real lvssd binary with the per-volume cap lifted; %d rounds, each measuring every row once in an order rotated from round to round, each measure on a freshly synced filesystem (syncfs, untimed) and each snapshot deleted after its measure (untimed; `lvss backup` deletes its auto-release snapshot itself, inside its measure, as it does for users).", peerRounds),
 			"What is timed: the raw ioctl from the call to its return, in the benchmark's process; every other row is a command, timed from just before its process starts to just after it exits, so each includes a process start (a few ms for lvss, whose CLI then connects to lvssd over its Unix socket and runs a whole VSS session). snapper runs with `--no-dbus` on a private configuration root (`--root`, the config file written from Debian's template), so no snapperd is involved. `lvss create shadow` makes a persistent crash-consistent set (VSS_CTX_CLIENT_ACCESSIBLE, no writers); `lvss backup` runs the whole backup (gather, prepare, DoSnapshotSet, COMMAND `true`, BackupComplete, release); the writers are SDK writers in the benchmark's process, one stream each, each with a component on the subvolume, and exactly that many are subscribed during the row's measure.",
 		},
-		Rows: []perf.Row{row(rowRaw, true), row(rowBtrfsCLI, true), row(rowSnapper, true), row(rowCreate, false), row(rowBackup0, false)},
-		Plot: &perf.Plot{File: "peers-btrfs", XLabel: "", YLabel: "ms (median, p10–p90)", Bars: true},
+		Rows: []benchreport.Row{row(rowRaw, true), row(rowBtrfsCLI, true), row(rowSnapper, true), row(rowCreate, false), row(rowBackup0, false)},
+		Plot: &benchreport.Plot{File: "peers-btrfs", XLabel: "", YLabel: "ms (median, p10–p90)", Bars: true},
 	}
 	for _, n := range peerWriterCounts {
 		lat.Rows = append(lat.Rows, row(rowBackupN(n), false))
 	}
-	overRow := func(label, name string, peer bool, target float64) perf.Row {
-		return perf.Row{Name: label, Peer: peer, Unit: "ms", Stats: perf.Summarize(perf.Millis(over(name))), Target: target}
+	overRow := func(label, name string, peer bool, target float64) benchreport.Row {
+		return benchreport.Row{Name: label, Peer: peer, Unit: "ms", Stats: benchreport.Summarize(benchreport.Millis(over(name))), Target: target}
 	}
-	ovr := perf.Table{
+	ovr := benchreport.Table{
 		ID:    "peers-btrfs-over-raw",
 		Title: "lvss over the raw ioctl (per-round difference, same rounds as above)",
 		Notes: []string{
 			"Each row is the median of (the row's measure − the raw ioctl's measure of the same round). The DoSnapshotSet rows are the issue's targets: the call to the end of its Wait (PrepareForSnapshot, Freeze, the snapshot ioctl, Thaw, PostSnapshot, the catalog's record), a Go requester talking to the lvssd binary over its socket, no process start; test/bench measures the same in-process. The CLI rows include everything the command does beyond the ioctl, process start and session included; the two peer rows are the same difference for btrfs-progs and snapper, for scale.",
 		},
-		Rows: []perf.Row{overRow(rowBtrfsCLI+" − raw", rowBtrfsCLI, true, 0), overRow(rowSnapper+" − raw", rowSnapper, true, 0)},
+		Rows: []benchreport.Row{overRow(rowBtrfsCLI+" − raw", rowBtrfsCLI, true, 0), overRow(rowSnapper+" − raw", rowSnapper, true, 0)},
 	}
 	for _, n := range append([]int{0}, peerWriterCounts...) {
 		r := overRow(rowDSS(n)+" − raw", rowDSS(n), false, dssTargets[n])
@@ -216,5 +216,5 @@ func peersReport(b *testing.B, s *samples) *perf.Report {
 	for _, n := range peerWriterCounts {
 		metric(rowBackupN(n), fmt.Sprintf("backup%d-ms", n))
 	}
-	return &perf.Report{Suite: "latency", Order: 10, Tables: []perf.Table{lat, ovr}}
+	return &benchreport.Report{Suite: "latency", Order: 10, Tables: []benchreport.Table{lat, ovr}}
 }

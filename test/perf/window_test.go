@@ -24,9 +24,9 @@ import (
 	"golang.org/x/sys/unix"
 	"modernc.org/sqlite"
 
+	"github.com/lvss/lvss/internal/benchreport"
 	"github.com/lvss/lvss/internal/testenv/lvssdtest"
 	"github.com/lvss/lvss/provider/btrfs"
-	"github.com/lvss/lvss/test/perf"
 )
 
 // windowRounds is how many times BenchmarkFreezeWindow measures each
@@ -137,7 +137,7 @@ func BenchmarkFreezeWindow(b *testing.B) {
 	hvRes := measureWindows(b, g.mnt, guestDB, hvOps, func() { dirty(g.mnt) })
 	b.Logf("%d rounds on each setup in %s", windowRounds, time.Since(began).Round(time.Millisecond))
 
-	rep := &perf.Report{Suite: "window", Order: 30}
+	rep := &benchreport.Report{Suite: "window", Order: 30}
 	common := fmt.Sprintf("Each measure starts with %d MiB freshly written (not synced) to the volume; %d rounds, every operation once per round in a rotated order. The operation is timed as in the tables above (commands from process start to exit, the raw ioctl in-process, qemu-ga from guest-sync to the thaw's answer); each row's note gives its median duration. The \"idle\" rows watch the probes for that long with no operation: the longest stall a probe sees grows with how long it is watched, so read each row beside the idle row of about its duration. Both probes run at once, as processes of their own, on the volume being snapshotted; they stamp their operations with CLOCK_MONOTONIC, the benchmark's clock too.", windowDirty>>20, windowRounds)
 	probeNote := "The probe appends 64-byte records to a file on the volume, each write followed by fdatasync, in a tight loop; the window is the longest gap between two completed writes that overlaps the operation, so it includes one write+fdatasync of its own."
 	dbNote := "The database client commits one-row transactions (BEGIN IMMEDIATE, INSERT, COMMIT) in a tight loop to a SQLite database on the volume, WAL mode, synchronous=FULL (each commit syncs the WAL), retrying every 0.1 ms while the database is locked (SQLite's own busy handler would add its back-off steps, up to 100 ms, on top); the window is the longest transaction, first attempt to COMMIT's return, that overlaps the operation."
@@ -273,14 +273,14 @@ func measureWindows(b *testing.B, dir, dbPath string, ops []windowOp, dirty func
 	return res
 }
 
-func windowTable(id, title string, res *windowResults, db bool, notes ...string) perf.Table {
-	t := perf.Table{ID: id, Title: title, Notes: notes,
-		Plot: &perf.Plot{File: id, YLabel: "longest stall, ms (median, p10–p90)", Bars: true}}
+func windowTable(id, title string, res *windowResults, db bool, notes ...string) benchreport.Table {
+	t := benchreport.Table{ID: id, Title: title, Notes: notes,
+		Plot: &benchreport.Plot{File: id, YLabel: "longest stall, ms (median, p10–p90)", Bars: true}}
 	by := res.of(db)
 	var bestPeer, bestLvss int
 	took := func(i int) float64 { return ms(medianOf(res.took[t.Rows[i].Name])) }
 	for _, op := range res.ops {
-		r := perf.Row{Name: op.name, Peer: op.peer, Unit: "ms", Stats: perf.Summarize(perf.Millis(by[op.name]))}
+		r := benchreport.Row{Name: op.name, Peer: op.peer, Unit: "ms", Stats: benchreport.Summarize(benchreport.Millis(by[op.name]))}
 		if !op.idle {
 			r.Note = fmt.Sprintf("operation: %.1f ms", ms(medianOf(res.took[op.name])))
 		}

@@ -25,9 +25,9 @@ import (
 
 	"github.com/lvss/lvss/client"
 	"github.com/lvss/lvss/document"
+	"github.com/lvss/lvss/internal/benchreport"
 	"github.com/lvss/lvss/internal/testenv"
 	"github.com/lvss/lvss/internal/testenv/lvssdtest"
-	"github.com/lvss/lvss/test/perf"
 	"github.com/lvss/lvss/vss"
 	"github.com/lvss/lvss/writer"
 )
@@ -101,14 +101,14 @@ func BenchmarkScaleWriters(b *testing.B) {
 	}
 	b.Cleanup(func() { conn.Close() })
 
-	var memRows, timeRows []perf.Row
+	var memRows, timeRows []benchreport.Row
 	var notes []string
 	// addMem adds the rows of one reading: RSS, its anonymous part and the
 	// Go heap; after the backups, RSS and heap only.
 	addMem := func(series string, n int, r memFigures) {
-		row := func(what string, v []float64) perf.Row {
-			return perf.Row{Name: fmt.Sprintf("lvssd %s, %s, %s", what, series, writersN(n)), Series: what + ", " + series,
-				X: float64(n), Unit: "MB", Stats: perf.Summarize(v)}
+		row := func(what string, v []float64) benchreport.Row {
+			return benchreport.Row{Name: fmt.Sprintf("lvssd %s, %s, %s", what, series, writersN(n)), Series: what + ", " + series,
+				X: float64(n), Unit: "MB", Stats: benchreport.Summarize(v)}
 		}
 		rss := row("RSS", r.rss)
 		if series != "idle" {
@@ -120,7 +120,7 @@ func BenchmarkScaleWriters(b *testing.B) {
 	}
 	idle := mem.read(b)
 	addMem("idle", 0, idle)
-	goroutines := []string{fmt.Sprintf("0 writers: %.0f", perf.Summarize(idle.goroutines).Median)}
+	goroutines := []string{fmt.Sprintf("0 writers: %.0f", benchreport.Summarize(idle.goroutines).Median)}
 
 	host := &scaleHost{socket: d.Socket, vol: vol}
 	b.Cleanup(host.stop)
@@ -138,7 +138,7 @@ func BenchmarkScaleWriters(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		goroutines = append(goroutines, fmt.Sprintf("%s: %.0f", writersN(n), perf.Summarize(sub.goroutines).Median))
+		goroutines = append(goroutines, fmt.Sprintf("%s: %.0f", writersN(n), benchreport.Summarize(sub.goroutines).Median))
 
 		rounds := scaleRounds
 		if n > 100 {
@@ -151,8 +151,8 @@ func BenchmarkScaleWriters(b *testing.B) {
 			}
 		}
 		for i, p := range scalePhases {
-			st := perf.Summarize(perf.Millis(times[i]))
-			timeRows = append(timeRows, perf.Row{Name: fmt.Sprintf("%s, %s", p, writersN(n)), Series: p, X: float64(n),
+			st := benchreport.Summarize(benchreport.Millis(times[i]))
+			timeRows = append(timeRows, benchreport.Row{Name: fmt.Sprintf("%s, %s", p, writersN(n)), Series: p, X: float64(n),
 				Unit: "ms", Stats: st, Target: scaleTimeTargets[p][n]})
 			if medians[p] == nil {
 				medians[p] = map[int]float64{}
@@ -182,7 +182,7 @@ func BenchmarkScaleWriters(b *testing.B) {
 	b.ReportMetric(rssPer, "rss-KB/writer")
 	b.ReportMetric(heapPer, "heap-KB/writer")
 
-	rep := perf.Report{Suite: "writers", Order: 40, Tables: []perf.Table{
+	rep := benchreport.Report{Suite: "writers", Order: 40, Tables: []benchreport.Table{
 		{
 			ID:    "writers-time",
 			Title: "Session steps against subscribed writers",
@@ -198,7 +198,7 @@ func BenchmarkScaleWriters(b *testing.B) {
 					maxN, dssPer, gatherPer),
 			},
 			Rows: timeRows,
-			Plot: &perf.Plot{File: "writers-time", XLabel: "subscribed writers", YLabel: "ms (median, p10–p90)", LogX: true, LogY: true},
+			Plot: &benchreport.Plot{File: "writers-time", XLabel: "subscribed writers", YLabel: "ms (median, p10–p90)", LogX: true, LogY: true},
 		},
 		{
 			ID:    "writers-memory",
@@ -215,7 +215,7 @@ func BenchmarkScaleWriters(b *testing.B) {
 					maxN, rssPer, (anonAt(maxN)-anonAt(0))*1000/float64(maxN), heapPer, strings.Join(goroutines, ", "), strings.Join(notes, "; ")),
 			},
 			Rows: memRows,
-			Plot: &perf.Plot{File: "writers-memory", XLabel: "subscribed writers", YLabel: "MB (median)"},
+			Plot: &benchreport.Plot{File: "writers-memory", XLabel: "subscribed writers", YLabel: "MB (median)"},
 		},
 	}}
 	if err := rep.Write(); err != nil {
@@ -249,7 +249,7 @@ const scaleProfileSeconds = 10
 // When LVSS_BENCH_PROFILE is set, BenchmarkScaleWriters has lvssd serve
 // its debug endpoint (docs/operations.md, "Profiling lvssd") and writes
 // lvssd's profiles at the largest writer count into the run's directory
-// (perf.Dir): the heap with the writers subscribed and idle, and after the
+// (benchreport.Dir): the heap with the writers subscribed and idle, and after the
 // backups; CPU while backups run again and again (after the measured ones,
 // so that profiling slows none of them); every goroutine's stack. Read
 // them with `go tool pprof -top DIR/writers-1000-cpu.pprof`.
@@ -267,10 +267,10 @@ func saveProfile(debug *http.Client, path, file string) error {
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("lvssd's debug endpoint, %s: %s", path, resp.Status)
 	}
-	if err := os.MkdirAll(perf.Dir(), 0o755); err != nil {
+	if err := os.MkdirAll(benchreport.Dir(), 0o755); err != nil {
 		return err
 	}
-	f, err := os.Create(filepath.Join(perf.Dir(), file))
+	f, err := os.Create(filepath.Join(benchreport.Dir(), file))
 	if err != nil {
 		return err
 	}
@@ -302,7 +302,7 @@ func profileCPU(b *testing.B, debug *http.Client, n int, round func()) {
 					b.Fatal(err)
 				}
 			}
-			b.Logf("lvssd's profiles at %d writers are in %s", n, perf.Dir())
+			b.Logf("lvssd's profiles at %d writers are in %s", n, benchreport.Dir())
 			return
 		default:
 		}
@@ -320,7 +320,7 @@ func writersN(n int) string {
 }
 
 // memMedian is the median of the row of series at n writers.
-func memMedian(rows []perf.Row, series string, n int) float64 {
+func memMedian(rows []benchreport.Row, series string, n int) float64 {
 	for _, r := range rows {
 		if r.Series == series && r.X == float64(n) {
 			return r.Median

@@ -1,9 +1,3 @@
-// Command report turns the reports one run of `make bench` wrote (JSON,
-// test/perf) into Markdown tables and gnuplot pictures, and puts the
-// tables into BENCHMARKS.md between its "bench:begin" and "bench:end"
-// markers, so that the published figures are always one run's.
-//
-//	go run ./test/perf/report -in bench-out -svg docs/bench -update BENCHMARKS.md
 package main
 
 import (
@@ -13,7 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/lvss/lvss/test/perf"
+	"github.com/lvss/lvss/internal/benchreport"
 )
 
 const (
@@ -33,18 +27,18 @@ func main() {
 }
 
 func run(in, svg, update string) error {
-	reports, err := perf.ReadDir(in)
+	reports, err := benchreport.ReadDir(in)
 	if err != nil {
 		return err
 	}
 	if len(reports) == 0 {
 		return fmt.Errorf("no reports in %s", in)
 	}
-	if err := perf.Gnuplot(reports, svg); err != nil {
+	if err := benchreport.Gnuplot(reports, svg); err != nil {
 		return err
 	}
 	machine, _ := os.ReadFile(filepath.Join(in, "machine.md"))
-	md := string(machine) + "\n" + perf.Markdown(reports, relDir(update, svg))
+	md := string(machine) + "\n" + benchreport.Markdown(reports, relDir(update, svg))
 	if err := os.WriteFile(filepath.Join(in, "results.md"), []byte(md), 0o644); err != nil {
 		return err
 	}
