@@ -159,6 +159,42 @@ func isReadOnlySubvolume(path string) (bool, error) {
 	return flags&subvolRDOnly != 0, nil
 }
 
+// rootSubvolRDOnly is BTRFS_ROOT_SUBVOL_RDONLY, the read-only bit of a
+// root item's flags, which BTRFS_IOC_GET_SUBVOL_INFO returns (the
+// SUBVOL_GETFLAGS ioctl reports the same state as another bit).
+const rootSubvolRDOnly = 1 << 0
+
+// readOnlySnapshotInfo is isReadOnlySubvolume and subvolumeCreated in one
+// open and one ioctl: Query asks both of every snapshot at every start of
+// lvssd, and with 10,000 snapshots the second open and ioctl were a third
+// of the start.
+func readOnlySnapshotInfo(path string) (ro bool, created time.Time, err error) {
+	var st unix.Stat_t
+	if err := unix.Lstat(path, &st); err != nil {
+		return false, time.Time{}, err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR || st.Ino != firstFreeObjectID {
+		return false, time.Time{}, nil
+	}
+	fd, err := openDir(path)
+	if err != nil {
+		return false, time.Time{}, err
+	}
+	defer unix.Close(fd)
+	var sfs unix.Statfs_t
+	if err := unix.Fstatfs(fd, &sfs); err != nil {
+		return false, time.Time{}, err
+	}
+	if uint64(sfs.Type) != uint64(unix.BTRFS_SUPER_MAGIC) {
+		return false, time.Time{}, nil
+	}
+	info, err := getSubvolInfo(fd)
+	if err != nil {
+		return false, time.Time{}, fmt.Errorf("BTRFS_IOC_GET_SUBVOL_INFO %s: %w", path, err)
+	}
+	return info.Flags&rootSubvolRDOnly != 0, info.Otime.time(), nil
+}
+
 // subvolumeCreated is the kernel's creation time of the subvolume at path.
 func subvolumeCreated(path string) (time.Time, error) {
 	fd, err := openDir(path)

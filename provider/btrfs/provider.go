@@ -827,19 +827,16 @@ func (p *Provider) scan(dir string) ([]provider.Snapshot, error) {
 			continue
 		}
 		path := filepath.Join(dir, e.Name())
-		if ro, err := isReadOnlySubvolume(path); err != nil || !ro {
+		ro, created, err := readOnlySnapshotInfo(path)
+		if err != nil || !ro {
 			continue
 		}
 		rec, err := readRecord(dir, id)
 		if err != nil && !owned {
 			continue
 		}
-		s := provider.Snapshot{ID: id, SetID: rec.SetID, OriginalVolume: rec.Volume,
-			DevicePath: filepath.Join(path, rec.Rel), Handle: path, Warnings: rec.Warnings}
-		if t, err := subvolumeCreated(path); err == nil {
-			s.Created = t
-		}
-		out = append(out, s)
+		out = append(out, provider.Snapshot{ID: id, SetID: rec.SetID, OriginalVolume: rec.Volume,
+			DevicePath: filepath.Join(path, rec.Rel), Handle: path, Warnings: rec.Warnings, Created: created})
 	}
 	return out, nil
 }
