@@ -203,10 +203,10 @@ func writerPaths(sw *sessionWriter, bcd *document.BackupComponents) []string {
 	return out
 }
 
-// documents renders what is saved with a snapshot set: its BCD and the
-// WMDs of the writers that took part, so a backup can be restored from
-// lvss's own records.
-func (s *Session) documents() (uuid.UUID, map[string][]byte, error) {
+// documents renders what is saved with a snapshot set: its BCD and, with
+// wmds, the WMDs of the writers that took part, so a backup can be
+// restored from lvss's own records.
+func (s *Session) documents(wmds bool) (uuid.UUID, map[string][]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	docs := map[string][]byte{}
@@ -215,6 +215,9 @@ func (s *Session) documents() (uuid.UUID, map[string][]byte, error) {
 		return s.setID, nil, err
 	}
 	docs["bcd"] = x
+	if !wmds {
+		return s.setID, docs, nil
+	}
 	for _, sw := range s.participantsLocked() {
 		b, err := sw.wmdBytes()
 		if err != nil {
@@ -225,13 +228,15 @@ func (s *Session) documents() (uuid.UUID, map[string][]byte, error) {
 	return s.setID, docs, nil
 }
 
-// saveDocuments stores the set's documents again (after BackupComplete,
-// when writers' results and the requester's SetBackupSucceeded are in).
+// saveDocuments stores the set's BCD again (after BackupComplete, when
+// writers' results and the requester's SetBackupSucceeded are in). The
+// WMDs were recorded with the set and have not changed since: writing a
+// thousand writers' again was most of the record's cost.
 func (s *Session) saveDocuments(ctx context.Context) {
 	if s.c.opt.Catalog == nil {
 		return
 	}
-	setID, docs, err := s.documents()
+	setID, docs, err := s.documents(false)
 	if setID == uuid.Nil {
 		return
 	}

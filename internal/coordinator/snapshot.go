@@ -653,7 +653,7 @@ func (cr *creation) finish(ctx context.Context) error {
 	// Snapshots, the BCD and the writers' WMDs go to the catalog in one
 	// transaction (one fsync on the creation's path).
 	if s.c.opt.Catalog != nil {
-		setID, docs, derr := s.documents()
+		setID, docs, derr := s.documents(true)
 		err := derr
 		if err == nil {
 			err = cr.step(ctx, "record")
