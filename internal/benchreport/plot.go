@@ -47,7 +47,7 @@ func gnuplotScript(t Table, outDir string) (script, data string) {
 	p := t.Plot
 	base := filepath.Join(outDir, p.File)
 	var s, d strings.Builder
-	fmt.Fprintf(&s, "set terminal svg size 720,420 dynamic font 'sans,11' background '#ffffff'\n")
+	fmt.Fprintf(&s, "set terminal svg size 760,480 dynamic font 'sans,11' background '#ffffff'\n")
 	fmt.Fprintf(&s, "set output %q\n", base+".svg")
 	fmt.Fprintf(&s, "set title %q noenhanced\n", t.Title)
 	fmt.Fprintf(&s, "set xlabel %q noenhanced\nset ylabel %q noenhanced\n", p.XLabel, p.YLabel)
@@ -59,9 +59,12 @@ func gnuplotScript(t Table, outDir string) (script, data string) {
 		s.WriteString("set logscale y\n")
 	}
 	if p.Bars {
-		s.WriteString("set style fill solid 0.6 border -1\nset boxwidth 0.6\nset yrange [0:*]\nset xtics rotate by -30 noenhanced\nunset key\n")
+		// Labels are wrapped under their bar rather than rotated: rotated
+		// SVG text is drawn differently by different viewers.
+		s.WriteString("set style fill solid 0.6 border -1\nset boxwidth 0.6\nset yrange [0:*]\nset xtics noenhanced font ',9'\nset bmargin 7\nunset key\n")
+		width := max(8, 110/max(1, len(t.Rows)))
 		for i, r := range t.Rows {
-			fmt.Fprintf(&d, "%d %q %g %g %g\n", i, r.Name, r.Median, r.P10, r.P90)
+			fmt.Fprintf(&d, "%d %q %g %g %g\n", i, wrap(strings.ReplaceAll(r.Name, "`", ""), width), r.Median, r.P10, r.P90)
 		}
 		fmt.Fprintf(&s, "plot %q using 1:3:xtic(2) with boxes lc rgb '#4a7fb0', '' using 1:3:4:5 with yerrorbars lc rgb '#333333' pt -1\n", base+".dat")
 		return s.String(), d.String()
@@ -90,4 +93,22 @@ func gnuplotScript(t Table, outDir string) (script, data string) {
 	}
 	s.WriteString("plot " + strings.Join(plots, ", \\\n     ") + "\n")
 	return s.String(), d.String()
+}
+
+// wrap breaks a label into lines of about width characters at spaces.
+func wrap(label string, width int) string {
+	var lines []string
+	line := ""
+	for _, w := range strings.Fields(label) {
+		if line != "" && len(line)+1+len(w) > width {
+			lines = append(lines, line)
+			line = w
+			continue
+		}
+		if line != "" {
+			line += " "
+		}
+		line += w
+	}
+	return strings.Join(append(lines, line), "\n")
 }
