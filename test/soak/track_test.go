@@ -157,6 +157,10 @@ type onDisk struct {
 	subvols map[uuid.UUID]string // GUID -> volume
 	records map[uuid.UUID]string
 	other   []string // anything else: a leftover the provider did not clean up
+	// temps are the provider's record files being written (.record-*,
+	// renamed to GUID.json once complete): between states while it
+	// works, a leftover once nothing runs.
+	temps []string
 }
 
 func (s *soak) readDisk() (onDisk, error) {
@@ -174,6 +178,8 @@ func (s *soak) readDisk() (onDisk, error) {
 			base, isRecord := strings.CutSuffix(name, ".json")
 			id, err := uuid.Parse(base)
 			switch {
+			case strings.HasPrefix(name, ".record-") && !e.IsDir():
+				d.temps = append(d.temps, filepath.Join(snapshotDir(v), name))
 			case err != nil || id.String() != base:
 				d.other = append(d.other, filepath.Join(snapshotDir(v), name))
 			case isRecord && !e.IsDir():
@@ -266,6 +272,9 @@ func (s *soak) check(strict bool) (catalogN, diskN int, problems []string) {
 				bad("%s snapshot %s of %s is still there: catalog %v, subvolume on disk %v, record file %v", what, id, r.vol, inCat, inDisk, hasRecord)
 			}
 		}
+	}
+	if strict {
+		disk.other = append(disk.other, disk.temps...)
 	}
 	if len(disk.other) > 0 {
 		slices.Sort(disk.other)
