@@ -187,7 +187,7 @@ func BenchmarkFreezeWindow(b *testing.B) {
 
 	rep := &benchreport.Report{Suite: "window", Order: 30}
 	common := fmt.Sprintf("Each measure starts with %d MiB freshly written (not synced) to the volume; %d rounds, every operation once per round in a rotated order. The operation is timed as in the tables above (commands from process start to exit, the raw ioctl in-process, qemu-ga from guest-sync to the thaw's answer). Both probes run at once, as processes of their own, on the volume being snapshotted; they stamp their operations with CLOCK_MONOTONIC, the benchmark's clock too.", windowDirty>>20, windowRounds)
-	fair := "The longest stall a probe sees grows with how long it is watched (the idle rows of the raw tables below), and these operations last from a few ms to over 100 ms, so their raw windows are not comparable. In every round each operation is paired with an idle watch: the same probes, the same preparation, no operation, exactly as long as the operation took in that round (after the operation in even rounds; before it in odd rounds, where the watch is made a quarter longer than the operation's median so far and read over its first part of the operation's length, and made again after if the operation outlasted it). The figure is, per round, the operation's window minus its idle watch's, median over the rounds: what the operation added to the longest stall. The peer columns are differences (ms), not ratios: with an excess near zero a ratio means nothing. The note gives the medians (ms) of the operation's window and of its idle watch's (their difference is not the median of the per-round differences), of the stall at the snapshot's instant and of the idle watch's at the same offset, in how many rounds the operation's longest stall was the one at the snapshot, and the operation's median duration."
+	fair := "The longest stall a probe sees grows with how long it is watched (the idle rows of the raw tables below), and these operations last from a few ms to over 100 ms, so their raw windows are not comparable. In every round each operation is paired with an idle watch: the same probes, the same preparation, no operation, exactly as long as the operation took in that round (after the operation in even rounds; before it in odd rounds, where the watch is made half as long again as the operation's median so far and read over its first part of the operation's length, and made again after if the operation outlasted it). The figure is, per round, the operation's window minus its idle watch's, median over the rounds: what the operation added to the longest stall. The peer columns are differences (ms), not ratios: with an excess near zero a ratio means nothing. The note gives the medians (ms) of the operation's window and of its idle watch's (their difference is not the median of the per-round differences), of the stall at the snapshot's instant and of the idle watch's at the same offset, in how many rounds the operation's longest stall was the one at the snapshot, and the operation's median duration."
 	btrfsAtNote := fmt.Sprintf("\"At the snapshot\" is the longest stall around the snapshot's own kernel work, over a span of %.0f ms for every row. The instant lvss records for a btrfs snapshot is its creation time as btrfs keeps it (otime, stamped in the transaction commit that makes the snapshot; `--json`'s `created`); the benchmark reads the same for the peers' and the in-process snapshots (BTRFS_IOC_GET_SUBVOL_INFO). The kernel takes it from its coarse clock, which runs behind the true time (here by %.1f ms at the median and %.1f ms at most over %d readings, the tick being %.0f ms): so the span starts at otime, or at the operation's start when that is later (the commit comes after both, and no row should count a stall from before it began). On the two in-process rows, whose ioctl the benchmark times itself, %d of %d spans (warm-ups included) missed the ioctl. lvss's event log and log give no closer instant: their \"snapshot created\" comes after the set is recorded. The idle figure is the same span at the same offset in the matched idle watch.",
 		ms(otimeSpan), ms(lag.median), ms(lag.max), lag.n, ms(lag.tick), otimeOutside, 2*(windowRounds+1))
 	hvAtNote := "\"At the snapshot\" is the stall in progress when the clone command started, inside the freeze: for qemu-ga and the in-process row the benchmark's own time just before it starts `cp`, for lvss the exec provider's recorded creation time (`--json`'s `created`), taken just before it starts its commit command (`/bin/sh -c`, whose `cp` clones); its idle figure is the stall at the same offset in the matched idle watch."
@@ -502,10 +502,20 @@ func measureWindows(b *testing.B, dir, dbPath string, ops []windowOp, dirty func
 		w, _, _, _ := watchOp(func() { time.Sleep(d) }, nil, nil)
 		return w
 	}
-	warm := map[string]time.Duration{}
+	// need is how long an operation's idle watch must be: the operation's
+	// length, and the snapshot's span at the same offset (moved to begin
+	// with the operation at the latest, as below).
+	need := func(w *watch, lo, hi int64, ok bool) time.Duration {
+		n := w.to - w.from
+		if ok {
+			n = max(n, hi-w.from, hi-lo)
+		}
+		return time.Duration(n)
+	}
+	needs := map[string][]time.Duration{}
 	for _, op := range ops {
-		w, _, _, _ := watchOp(op.run, op.at, op.after) // warm-up, not kept
-		warm[op.name] = time.Duration(w.to - w.from)
+		w, lo, hi, ok := watchOp(op.run, op.at, op.after) // warm-up, not kept
+		needs[op.name] = append(needs[op.name], need(w, lo, hi, ok))
 	}
 	for round := range windowRounds {
 		for i := range ops {
@@ -519,25 +529,21 @@ func measureWindows(b *testing.B, dir, dbPath string, ops []windowOp, dirty func
 			}
 			var idle *watch
 			if round%2 == 1 {
-				// Longer than the operation is likely to take: 1.25 times
-				// its median so far (an outlier's length would make every
-				// later idle watch long; one that turns out short is made
-				// again after).
-				idle = idleFor(medianOf(append([]time.Duration{warm[op.name]}, res.took[op.name]...)) * 5 / 4)
+				// Longer than the operation is likely to need: half as long
+				// again as its median so far (an outlier's length would
+				// make every later idle watch long; one that turns out
+				// short is made again after).
+				idle = idleFor(medianOf(needs[op.name]) * 3 / 2)
 			}
 			w, lo, hi, ok := watchOp(op.run, op.at, op.after)
 			took := w.to - w.from
-			// The idle watch covers the operation's length and the
-			// snapshot's span at the same offset.
-			need := took
-			if ok {
-				need = max(need, hi-w.from, hi-lo)
-			}
-			if idle == nil || idle.to-idle.from < need {
+			n := need(w, lo, hi, ok)
+			needs[op.name] = append(needs[op.name], n)
+			if idle == nil || time.Duration(idle.to-idle.from) < n {
 				if idle != nil {
 					res.lateIdle++
 				}
-				idle = idleFor(time.Duration(need))
+				idle = idleFor(n)
 			}
 			res.took[op.name] = append(res.took[op.name], time.Duration(took))
 			p, db := w.windows(w.from, w.to)
