@@ -22,12 +22,15 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/google/uuid"
 	"golang.org/x/sys/unix"
 	"modernc.org/sqlite"
 
 	"github.com/lvss/lvss/internal/benchreport"
 	"github.com/lvss/lvss/internal/testenv/lvssdtest"
+	"github.com/lvss/lvss/provider"
 	"github.com/lvss/lvss/provider/btrfs"
+	"github.com/lvss/lvss/vss"
 )
 
 // windowRounds is how many times BenchmarkFreezeWindow measures each
@@ -152,6 +155,7 @@ func BenchmarkFreezeWindow(b *testing.B) {
 				b.Fatal(err)
 			}
 		}},
+		providerOp(b, v.vol, btrfsAt),
 		createOp(b, lvss, d.Socket, v.vol, btrfsAt),
 		backupOp(b, lvss, winBackup0, v.vol, false, btrfsAt),
 		backupOp(b, lvss, winBackupSQLite, v.vol, true, btrfsAt),
@@ -188,13 +192,13 @@ func BenchmarkFreezeWindow(b *testing.B) {
 	rep := &benchreport.Report{Suite: "window", Order: 30}
 	common := fmt.Sprintf("Each measure starts with %d MiB freshly written (not synced) to the volume; %d rounds, every operation once per round in a rotated order. The operation is timed as in the tables above (commands from process start to exit, the raw ioctl in-process, qemu-ga from guest-sync to the thaw's answer). Both probes run at once, as processes of their own, on the volume being snapshotted; they stamp their operations with CLOCK_MONOTONIC, the benchmark's clock too.", windowDirty>>20, windowRounds)
 	fair := "The longest stall a probe sees grows with how long it is watched (the idle rows of the raw tables below), and these operations last from a few ms to over 100 ms, so their raw windows are not comparable. In every round each operation is paired with an idle watch: the same probes, the same preparation, no operation, exactly as long as the operation took in that round (after the operation in even rounds; before it in odd rounds, where the watch is made half as long again as the operation's median so far and read over its first part of the operation's length, and made again after if the operation outlasted it). The figure is, per round, the operation's window minus its idle watch's, median over the rounds: what the operation added to the longest stall. The peer columns are differences (ms), not ratios: with an excess near zero a ratio means nothing. The note gives the medians (ms) of the operation's window and of its idle watch's (their difference is not the median of the per-round differences), of the stall at the snapshot's instant and of the idle watch's at the same offset, in how many rounds the operation's longest stall was the one at the snapshot, and the operation's median duration."
-	btrfsAtNote := fmt.Sprintf("\"At the snapshot\" is the longest stall around the snapshot's own kernel work, over a span of %.0f ms for every row. The instant lvss records for a btrfs snapshot is its creation time as btrfs keeps it (otime, stamped in the transaction commit that makes the snapshot; `--json`'s `created`); the benchmark reads the same for the peers' and the in-process snapshots (BTRFS_IOC_GET_SUBVOL_INFO). The kernel takes it from its coarse clock, which runs behind the true time (here by %.1f ms at the median and %.1f ms at most over %d readings, the tick being %.0f ms): so the span starts at otime, or at the operation's start when that is later (the commit comes after both, and no row should count a stall from before it began). On the two in-process rows, whose ioctl the benchmark times itself, %d of %d spans (warm-ups included) missed the ioctl. lvss's event log and log give no closer instant: their \"snapshot created\" comes after the set is recorded. The idle figure is the same span at the same offset in the matched idle watch.",
+	btrfsAtNote := fmt.Sprintf("\"At the snapshot\" is the longest stall around the snapshot's own kernel work, over a span of %.0f ms for every row. The instant lvss records for a btrfs snapshot is its creation time as btrfs keeps it (otime, stamped in the transaction commit that makes the snapshot; `--json`'s `created`); the benchmark reads the same for the peers' and the in-process snapshots (BTRFS_IOC_GET_SUBVOL_INFO). The kernel takes it from its coarse clock, which runs behind the true time (here by %.1f ms at the median and %.1f ms at most over %d readings, the tick being %.0f ms): so the span starts at otime, or at the operation's start when that is later (the commit comes after both, and no row should count a stall from before it began). On the two rows whose ioctl the benchmark makes and times itself (the raw ioctl, and syncfs then the ioctl), %d of %d spans (warm-ups included) missed the ioctl. lvss's event log and log give no closer instant: their \"snapshot created\" comes after the set is recorded. The idle figure is the same span at the same offset in the matched idle watch.",
 		ms(otimeSpan), ms(lag.median), ms(lag.max), lag.n, ms(lag.tick), otimeOutside, 2*(windowRounds+1))
 	hvAtNote := "\"At the snapshot\" is the stall in progress when the clone command started, inside the freeze: for qemu-ga and the in-process row the benchmark's own time just before it starts `cp`, for lvss the exec provider's recorded creation time (`--json`'s `created`), taken just before it starts its commit command (`/bin/sh -c`, whose `cp` clones); its idle figure is the stall at the same offset in the matched idle watch."
 	rawNote := "The longest stall during the operation itself, not matched to an idle watch: it grows with how long the operation lasts (compare the idle rows, 5 and 50 ms with no operation). The fair comparison, and the verdict, are in the table of what each operation adds above."
 	probeNote := "The probe appends 64-byte records to a file on the volume, each write followed by fdatasync, in a tight loop; the window is the longest gap between two completed writes that overlaps the operation, so it includes one write+fdatasync of its own."
 	dbNote := "The database client commits one-row transactions (BEGIN IMMEDIATE, INSERT, COMMIT) in a tight loop to a SQLite database on the volume, WAL mode, synchronous=FULL (each commit syncs the WAL), retrying every 0.1 ms while the database is locked (SQLite's own busy handler would add its back-off steps, up to 100 ms, on top); the window is the longest transaction, first attempt to COMMIT's return, that overlaps the operation."
-	btrfsWhy := "Neither the raw ioctl nor lvss's btrfs provider freezes the filesystem: what the probes see is how long the snapshot (its flush of the subvolume's dirty data, then its transaction commit) holds up a concurrent fdatasync, over the probe's own latency. lvss's btrfs provider makes the same one ioctl; it syncs the filesystem ahead of it only when writers are to be frozen and the machine holds over 32 MiB of dirty data (never for `lvss create shadow` and `--no-writers`). The in-process reference row does a syncfs and then the ioctl: the provider's steps when it does sync first, and beside the raw ioctl what a sync ahead changes."
+	btrfsWhy := "Neither the raw ioctl nor lvss's btrfs provider freezes the filesystem: what the probes see is how long the snapshot (its flush of the subvolume's dirty data, then its transaction commit) holds up a concurrent fdatasync, over the probe's own latency. lvss's btrfs provider makes the same one ioctl; it syncs the filesystem ahead of it only when writers are to be frozen and the machine holds over 32 MiB of dirty data (never for `lvss create shadow` and `--no-writers`). Two reference rows run in the benchmark's process: lvss's btrfs provider itself, called for one writerless snapshot as lvssd calls it (its checks, its record file, the ioctl, its read of the snapshot's creation time), without lvssd, its catalog or the CLI, so that beside it the lvss rows show what those add; and a syncfs then the ioctl, the provider's kernel steps when it does sync first."
 	sqliteWhy := "The sqlite writer (`lvss-writer sqlite`, a process of its own) holds the database's write lock from its Freeze to its Thaw, so the row with it is what application consistency costs the application: the peers' snapshots hold the database as a crash would leave it."
 	hvWhy := "The same probes on the hypervisor setup (the guest ext4). The reference row does the guard's own steps (syncfs, FIFREEZE, `cp --reflink`, FITHAW) in the benchmark's process, without lvss. FIFREEZE blocks writers first and then flushes, so qemu-ga's flush happens frozen; lvss's guard syncs first, but here most of FIFREEZE's time is ext4's own freeze work, which a sync beforehand does not take out (while this benchmark was written, a FIFREEZE right after a syncfs still took tens of ms on a guest written to since its last freeze, and under 1 ms on one that was not)."
 	hvSQLiteWhy := "With the sqlite writer the lock is held from the writer's Freeze to its Thaw, which encloses the guard's whole hold and the syncfs before it: unlike the btrfs provider, which flushes at PrepareForSnapshot, before writers freeze, the exec provider's flush (the guard's syncfs) runs while the writers are frozen."
@@ -244,6 +248,7 @@ const (
 	winSnapper      = "`snapper create`"
 	winQGA          = "qemu-ga freeze-list, `cp --reflink`, thaw"
 	winSyncRaw      = "syncfs, then the raw ioctl (in-process)"
+	winProvider     = "lvss's btrfs provider, in-process (no lvssd, no CLI)"
 	winSteps        = "syncfs, FIFREEZE, `cp --reflink`, FITHAW (the guard's own steps, in-process)"
 	winCreate       = "`lvss create shadow`"
 	winBackup0      = "`lvss backup --no-writers -- true`"
@@ -276,6 +281,45 @@ func snapperOp(b *testing.B, s *snapperConfig, v *peerVolume, at func(time.Time)
 		// of the configured subvolume.
 		at:    func() (int64, int64) { return at(subvolOtime(b, filepath.Join(v.vol, ".snapshots", n, "snapshot"))) },
 		after: func() { s.delete(b, n) }}
+}
+
+// providerOp runs lvss's btrfs provider in the benchmark's process, without
+// lvssd or the CLI: its calls for one writerless snapshot in the order the
+// coordinator makes them (the set is deleted again after the measure).
+func providerOp(b *testing.B, vol string, at func(time.Time) (int64, int64)) windowOp {
+	p, err := btrfs.New(btrfs.Config{}, 0, "", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var snap provider.Snapshot
+	return windowOp{name: winProvider, ref: true,
+		run: func() {
+			ctx := provider.WithoutWriters(context.Background())
+			set := uuid.New()
+			check := func(call string, err error) {
+				if err != nil {
+					b.Fatalf("btrfs provider %s: %v", call, err)
+				}
+			}
+			check("BeginPrepareSnapshot", p.BeginPrepareSnapshot(ctx, set, uuid.New(), vol, vss.CtxClientAccessible))
+			check("EndPrepareSnapshots", p.EndPrepareSnapshots(ctx, set))
+			check("PreCommitSnapshots", p.PreCommitSnapshots(ctx, set))
+			check("CommitSnapshots", p.CommitSnapshots(ctx, set))
+			snaps, err := p.PostCommitSnapshots(ctx, set, 1)
+			check("PostCommitSnapshots", err)
+			if len(snaps) != 1 {
+				b.Fatalf("btrfs provider PostCommitSnapshots reported %d snapshots, want 1", len(snaps))
+			}
+			snap = snaps[0]
+			check("PreFinalCommitSnapshots", p.PreFinalCommitSnapshots(ctx, set))
+			check("PostFinalCommitSnapshots", p.PostFinalCommitSnapshots(ctx, set))
+		},
+		at: func() (int64, int64) { return at(snap.Created) },
+		after: func() {
+			if err := p.DeleteSnapshot(context.Background(), snap); err != nil {
+				b.Fatal(err)
+			}
+		}}
 }
 
 func createOp(b *testing.B, l *lvssCLI, socket, vol string, at func(time.Time) (int64, int64)) windowOp {
@@ -631,6 +675,16 @@ func fairTable(id, title string, res *windowResults, db bool, notes ...string) b
 	}
 	t.Notes = append(t.Notes, fmt.Sprintf("In this run lvss's shortest window, by this table's figure (the longest stall in excess of an idle watch as long as the operation, median over rounds), is %s's, %s ms (%s ms), %s the shortest peer's, %s's, %s ms (%s ms); %s.",
 		l.Name, signedMs(l.Median), windowIdleText(f, res, l.Name), verdict, p.Name, signedMs(p.Median), windowIdleText(f, res, p.Name), overlap))
+	for _, r := range t.Rows {
+		if r.Name == winProvider {
+			more := fmt.Sprintf("%s adds %.2f ms more: lvssd's and the CLI's share, around the same provider calls", l.Name, l.Median-r.Median)
+			if l.Median <= r.Median {
+				more = fmt.Sprintf("%s adds no more", l.Name)
+			}
+			t.Notes = append(t.Notes, fmt.Sprintf("lvss's btrfs provider, called in the benchmark's process without lvssd and the CLI, adds %s ms (%s ms); %s.",
+				signedMs(r.Median), windowIdleText(f, res, r.Name), more))
+		}
+	}
 	at := func(r benchreport.Row) float64 { return ms(medianOf(f.at[r.Name])) }
 	if pa, la := best(peers, at), best(lvss, at); len(f.at[pa.Name]) > 0 && len(f.at[la.Name]) > 0 {
 		t.Notes = append(t.Notes, fmt.Sprintf("At the snapshot's own instant, lvss's shortest stall is %s's, %.2f ms (its longest stall was that one in %d of %d rounds), against the shortest peer's, %s's, %.2f ms (%d of %d); medians.",
