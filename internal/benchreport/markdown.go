@@ -32,7 +32,11 @@ func writeTable(b *strings.Builder, t Table, imgDir string) {
 	}
 	head := []string{"", "median", "p10–p90", "min–max", "n"}
 	for _, p := range peers {
-		head = append(head, "÷ "+p.Name)
+		if t.Diff {
+			head = append(head, "− "+p.Name)
+		} else {
+			head = append(head, "÷ "+p.Name)
+		}
 	}
 	if hasTarget {
 		head = append(head, "target")
@@ -55,7 +59,11 @@ func writeTable(b *strings.Builder, t Table, imgDir string) {
 		}
 		for _, p := range peers {
 			switch {
-			case r.Peer || p.Unit != r.Unit || p.Median == 0:
+			case r.Peer || p.Unit != r.Unit:
+				cells = append(cells, "")
+			case t.Diff:
+				cells = append(cells, signed(r.Median-p.Median)+" "+r.Unit)
+			case p.Median == 0:
 				cells = append(cells, "")
 			default:
 				cells = append(cells, fmt.Sprintf("%.2f×", r.Median/p.Median))
@@ -88,16 +96,29 @@ func target(r Row) string {
 	return fmt.Sprintf("≤ %s **missed by %.0f%%**", num(r.Target), 100*(r.Median-r.Target)/r.Target)
 }
 
-// num prints three significant digits, without exponent for everyday sizes.
+// signed is num with its sign always written.
+func signed(v float64) string {
+	if v < 0 {
+		return num(v)
+	}
+	return "+" + num(v)
+}
+
+// num prints three significant digits, without exponent for everyday
+// sizes; a negative number gets a typographic minus, which reads apart
+// from the dash of a range ("−1.20–3.40").
 func num(v float64) string {
+	if v < 0 {
+		return "−" + num(-v)
+	}
 	switch {
 	case v == 0:
 		return "0"
-	case v >= 100 || v <= -100:
+	case v >= 100:
 		return fmt.Sprintf("%.0f", v)
-	case v >= 10 || v <= -10:
+	case v >= 10:
 		return fmt.Sprintf("%.1f", v)
-	case v >= 1 || v <= -1:
+	case v >= 1:
 		return fmt.Sprintf("%.2f", v)
 	default:
 		return fmt.Sprintf("%.3g", v)

@@ -61,7 +61,18 @@ func gnuplotScript(t Table, outDir string) (script, data string) {
 	if p.Bars {
 		// Labels are wrapped under their bar rather than rotated: rotated
 		// SVG text is drawn differently by different viewers.
-		s.WriteString("set style fill solid 0.6 border -1\nset boxwidth 0.6\nset yrange [0:*]\nset xtics noenhanced font ',9'\nset bmargin 7\nunset key\n")
+		s.WriteString("set style fill solid 0.6 border -1\nset boxwidth 0.6\nset xtics noenhanced font ',9'\nset bmargin 7\nunset key\n")
+		// Bars start at zero; a figure that can go below it (an excess
+		// over a baseline) gets a zero line instead of a clipped axis.
+		negative := false
+		for _, r := range t.Rows {
+			negative = negative || r.P10 < 0 || r.Median < 0
+		}
+		if negative {
+			s.WriteString("set yrange [*:*]\nset xzeroaxis lt -1\n")
+		} else {
+			s.WriteString("set yrange [0:*]\n")
+		}
 		width := max(8, 110/max(1, len(t.Rows)))
 		for i, r := range t.Rows {
 			fmt.Fprintf(&d, "%d %q %g %g %g\n", i, wrap(strings.ReplaceAll(r.Name, "`", ""), width), r.Median, r.P10, r.P90)

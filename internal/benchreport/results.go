@@ -23,7 +23,7 @@ type Report struct {
 
 // Table is one table of figures. Rows marked Peer are the tools lvss is
 // compared with: every other row gets a column with its ratio to each
-// peer's median (lvss ÷ peer).
+// peer's median (lvss ÷ peer), or with Diff its difference (lvss − peer).
 type Table struct {
 	ID    string   `json:"id"`
 	Title string   `json:"title"`
@@ -31,6 +31,11 @@ type Table struct {
 	Rows  []Row    `json:"rows"`
 	// Plot draws the rows' medians against X, one line per Series, when set.
 	Plot *Plot `json:"plot,omitempty"`
+	// Diff makes each peer's column the difference (row's median minus
+	// the peer's, in the unit) instead of the ratio: for figures that can
+	// be near zero or below it (an excess over a baseline), where a ratio
+	// says nothing.
+	Diff bool `json:"diff,omitempty"`
 }
 
 // Row is one measured figure: the statistics of its samples.

@@ -34,6 +34,37 @@ func TestMarkdownRatiosAndTargets(t *testing.T) {
 	}
 }
 
+func TestMarkdownDifferences(t *testing.T) {
+	tab := Table{ID: "excess", Title: "Excess", Diff: true, Rows: []Row{
+		{Name: "raw ioctl", Peer: true, Unit: "ms", Stats: Summarize([]float64{0, 0, 0})},
+		{Name: "lvss", Unit: "ms", Stats: Summarize([]float64{1.5, 1.5})},
+		{Name: "lvss fast", Unit: "ms", Stats: Summarize([]float64{-0.25})},
+	}}
+	md := Markdown([]Report{{Suite: "x", Tables: []Table{tab}}}, "img")
+	for _, want := range []string{"| − raw ioctl |", "| +1.50 ms |", "| −0.25 ms |", "| **−0.25 ms** |"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("Markdown lacks %q:\n%s", want, md)
+		}
+	}
+	if strings.Contains(md, "×") {
+		t.Errorf("a Diff table shows ratios:\n%s", md)
+	}
+}
+
+func TestGnuplotNegativeBars(t *testing.T) {
+	tab := Table{ID: "e", Title: "E", Plot: &Plot{File: "e", Bars: true}, Rows: []Row{
+		{Name: "a", Unit: "ms", Stats: Summarize([]float64{-1, 2, 3})},
+	}}
+	script, _ := gnuplotScript(tab, t.TempDir())
+	if !strings.Contains(script, "set yrange [*:*]") || strings.Contains(script, "[0:*]") {
+		t.Errorf("bars below zero are clipped:\n%s", script)
+	}
+	tab.Rows[0].Stats = Summarize([]float64{1, 2, 3})
+	if script, _ := gnuplotScript(tab, t.TempDir()); !strings.Contains(script, "set yrange [0:*]") {
+		t.Errorf("positive bars do not start at zero:\n%s", script)
+	}
+}
+
 func TestReportRoundTrip(t *testing.T) {
 	dir := t.TempDir()
 	t.Setenv("LVSS_BENCH_DIR", dir)

@@ -84,7 +84,7 @@ func BenchmarkPeersHypervisor(b *testing.B) {
 		},
 		func(round int) {
 			g.dirty(b)
-			whole, frozen := guardSteps(b, g.mnt, g.image, filepath.Join(g.clones, fmt.Sprintf("steps-%d.img", round)))
+			whole, frozen, _ := guardSteps(b, g.mnt, g.image, filepath.Join(g.clones, fmt.Sprintf("steps-%d.img", round)))
 			rec(hvSteps, whole)
 			rec(hvStepsFrozen, frozen)
 			g.removeClones(b, "steps-")
@@ -262,8 +262,9 @@ delete = 'rm -f -- "$LVSS_SNAPSHOT_HANDLE"'
 // and exec provider do around the clone, without lvss: syncfs of the
 // guest, FIFREEZE, `cp --reflink=always`, FITHAW. It returns the time of
 // all four and of FIFREEZE to FITHAW: the floor of lvss's way, beside
-// which lvss's own figures show what lvss adds.
-func guardSteps(b *testing.B, mnt, image, clone string) (whole, frozen time.Duration) {
+// which lvss's own figures show what lvss adds; and when the clone
+// command was started (inside the freeze).
+func guardSteps(b *testing.B, mnt, image, clone string) (whole, frozen time.Duration, cloned time.Time) {
 	b.Helper()
 	f, err := os.Open(mnt)
 	if err != nil {
@@ -279,6 +280,7 @@ func guardSteps(b *testing.B, mnt, image, clone string) (whole, frozen time.Dura
 	if err := unix.IoctlSetInt(fd, fifreeze, 0); err != nil {
 		b.Fatalf("FIFREEZE %s: %v", mnt, err)
 	}
+	cloned = time.Now()
 	out, cpErr := exec.Command("cp", "--reflink=always", "--", image, clone).CombinedOutput()
 	thawErr := unix.IoctlSetInt(fd, fithaw, 0)
 	end := time.Now()
@@ -288,7 +290,7 @@ func guardSteps(b *testing.B, mnt, image, clone string) (whole, frozen time.Dura
 	if cpErr != nil {
 		b.Fatalf("cp --reflink=always: %v %s", cpErr, out)
 	}
-	return end.Sub(start), end.Sub(froze)
+	return end.Sub(start), end.Sub(froze), cloned
 }
 
 // FIFREEZE and FITHAW, _IOWR('X', 119/120, int): x/sys/unix has no names
@@ -438,6 +440,7 @@ type qgaTimes struct {
 	whole      time.Duration // guest-sync request to the thaw's answer
 	freezeCall time.Duration // freeze-list request to its answer (FIFREEZE, flush included)
 	frozen     time.Duration // freeze-list answer to the thaw's answer
+	cloned     time.Time     // when the clone command was started (frozen)
 }
 
 // freezeClone freezes mount alone, clones image to clone and thaws.
@@ -452,6 +455,7 @@ func (q *qga) freezeClone(b *testing.B, mount, image, clone string) qgaTimes {
 		q.call(b, "guest-fsfreeze-thaw", nil)
 		b.Fatalf("qemu-ga froze %s filesystems for the one mount point %s", n, mount)
 	}
+	cloned := time.Now()
 	out, cpErr := exec.Command("cp", "--reflink=always", "--", image, clone).CombinedOutput()
 	thawed := q.call(b, "guest-fsfreeze-thaw", nil)
 	end := time.Now()
@@ -461,7 +465,7 @@ func (q *qga) freezeClone(b *testing.B, mount, image, clone string) qgaTimes {
 	if string(thawed) != "1" {
 		b.Fatalf("qemu-ga thawed %s filesystems, want the 1 it froze", thawed)
 	}
-	return qgaTimes{whole: end.Sub(start), freezeCall: frozen.Sub(sent), frozen: end.Sub(frozen)}
+	return qgaTimes{whole: end.Sub(start), freezeCall: frozen.Sub(sent), frozen: end.Sub(frozen), cloned: cloned}
 }
 
 // qgaSandboxMain is the helper process that becomes qemu-ga: started in a

@@ -249,12 +249,16 @@ func (l *lvssCLI) createShadow(b *testing.B, vol string) (time.Duration, uuid.UU
 // returns the set it made (deleted again when it ended).
 func (l *lvssCLI) backup(b *testing.B, vol string, writers bool) (time.Duration, uuid.UUID) {
 	b.Helper()
+	took, out := l.time(b, backupArgs(vol, writers)...)
+	return took, setIDOf(b, out)
+}
+
+func backupArgs(vol string, writers bool) []string {
 	args := []string{"backup", "--for", vol, "--json"}
 	if !writers {
 		args = append(args, "--no-writers")
 	}
-	took, out := l.time(b, append(args, "--", "true")...)
-	return took, setIDOf(b, out)
+	return append(args, "--", "true")
 }
 
 func setIDOf(b *testing.B, out string) uuid.UUID {

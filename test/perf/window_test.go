@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +20,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/google/uuid"
 	"golang.org/x/sys/unix"
@@ -26,7 +28,9 @@ import (
 
 	"github.com/lvss/lvss/internal/benchreport"
 	"github.com/lvss/lvss/internal/testenv/lvssdtest"
+	"github.com/lvss/lvss/provider"
 	"github.com/lvss/lvss/provider/btrfs"
+	"github.com/lvss/lvss/vss"
 )
 
 // windowRounds is how many times BenchmarkFreezeWindow measures each
@@ -37,11 +41,11 @@ const windowRounds = 20
 // operation (not synced), as in the hypervisor case.
 const windowDirty = 8 << 20
 
-// windowIdle are the lengths of the "idle" measures (no operation, the
-// same probes): about as long as the raw ioctl, and as an `lvss backup`.
-// The longest stall a probe sees grows with the time it is watched, so
-// each operation's window is to be read beside the idle row of about its
-// duration (the rows' notes give the operations' durations).
+// windowIdle are the lengths of the fixed "idle" measures of the raw
+// tables (no operation, the same probes): about as long as the raw
+// ioctl, and as an `lvss backup`. They show that the longest stall a
+// probe sees grows with the time it is watched; the fair tables match
+// every operation with an idle watch of its own length instead.
 var windowIdle = []time.Duration{5 * time.Millisecond, 50 * time.Millisecond}
 
 // BenchmarkFreezeWindow measures the freeze window from outside: how long
@@ -58,7 +62,16 @@ var windowIdle = []time.Duration{5 * time.Millisecond, 50 * time.Millisecond}
 // consistency); on the hypervisor setup of BenchmarkPeersHypervisor:
 // qemu-ga's freeze-and-clone against the same through lvss's exec
 // provider. Each measure starts with windowDirty bytes freshly written to
-// the volume; "idle" rows measure the probes with no operation at all.
+// the volume.
+//
+// The longest stall a probe sees grows with how long it is watched, and
+// the operations last from a few ms to over 100 ms; so in every round
+// each operation is paired with an idle watch (no operation, the same
+// preparation) exactly as long as the operation took in that round, and
+// the fair figure is the window in excess of it. The stall in progress at
+// the snapshot's own instant (the kernel's creation time of a btrfs
+// snapshot; the start of the clone inside the freeze) is reported beside
+// it.
 func BenchmarkFreezeWindow(b *testing.B) {
 	v := newPeerVolume(b, 2<<30)
 	snapper := newSnapperConfig(b, v)
@@ -71,6 +84,7 @@ func BenchmarkFreezeWindow(b *testing.B) {
 	startSQLiteWriter(b, d, btrfsDB, "btrfs")
 	startSQLiteWriter(b, d, guestDB, "guest")
 	d.WaitWriters(b, 2)
+	lag := coarseLag(b)
 
 	data := make([]byte, windowDirty)
 	dirty := func(dir string) {
@@ -83,77 +97,129 @@ func BenchmarkFreezeWindow(b *testing.B) {
 	for _, d := range windowIdle {
 		idle = append(idle, windowOp{name: winIdle(d), idle: true, run: func() { time.Sleep(d) }})
 	}
+	// btrfsAt is the span in which a btrfs snapshot was taken: from its
+	// otime, which the kernel stamps in the transaction commit that
+	// creates it from its coarse clock (behind the true time), for
+	// otimeSpan.
+	btrfsAt := func(otime time.Time) (lo, hi int64) {
+		lo = monoOf(otime)
+		return lo, lo + int64(otimeSpan)
+	}
+	// The raw ioctl's own span checks that reading of otime: the span
+	// must reach into the ioctl.
+	var rawFrom, rawTo int64
+	var otimeOutside int
+	rawAt := func(dst string) func() (int64, int64) {
+		return func() (int64, int64) {
+			lo, hi := btrfsAt(subvolOtime(b, dst))
+			if hi < rawFrom || lo > rawTo {
+				otimeOutside++
+			}
+			return lo, hi
+		}
+	}
 
 	began := time.Now()
+	var cliSnap string
 	btrfsOps := append(slices.Clone(idle), []windowOp{
 		{name: winRaw, peer: true, run: func() {
 			dst := filepath.Join(v.mnt, "raw")
+			rawFrom = monoNow()
 			if err := btrfs.RawSnapshot(v.vol, dst); err != nil {
 				b.Fatal(err)
 			}
-		}, after: func() {
+			rawTo = monoNow()
+		}, at: rawAt(filepath.Join(v.mnt, "raw")), after: func() {
 			if err := btrfs.RawDelete(filepath.Join(v.mnt, "raw")); err != nil {
 				b.Fatal(err)
 			}
 		}},
 		{name: winBtrfsCLI, peer: true, run: func() {
-			timeCmd(b, "btrfs", "subvolume", "snapshot", "-r", v.vol, filepath.Join(v.mnt, "cli"))
-		}, after: func() {
-			if err := btrfs.RawDelete(filepath.Join(v.mnt, "cli")); err != nil {
+			cliSnap = filepath.Join(v.mnt, "cli")
+			timeCmd(b, "btrfs", "subvolume", "snapshot", "-r", v.vol, cliSnap)
+		}, at: func() (int64, int64) { return btrfsAt(subvolOtime(b, cliSnap)) }, after: func() {
+			if err := btrfs.RawDelete(cliSnap); err != nil {
 				b.Fatal(err)
 			}
 		}},
-		snapperOp(b, snapper),
+		snapperOp(b, snapper, v, btrfsAt),
 		{name: winSyncRaw, ref: true, run: func() {
 			settle(b, v.vol)
+			rawFrom = monoNow()
 			if err := btrfs.RawSnapshot(v.vol, filepath.Join(v.mnt, "raw")); err != nil {
 				b.Fatal(err)
 			}
-		}, after: func() {
+			rawTo = monoNow()
+		}, at: rawAt(filepath.Join(v.mnt, "raw")), after: func() {
 			if err := btrfs.RawDelete(filepath.Join(v.mnt, "raw")); err != nil {
 				b.Fatal(err)
 			}
 		}},
-		createOp(b, lvss, d.Socket, v.vol),
-		{name: winBackup0, run: func() { lvss.backup(b, v.vol, false) }},
-		{name: winBackupSQLite, run: func() { lvss.backup(b, v.vol, true) }},
+		providerOp(b, v.vol, btrfsAt),
+		createOp(b, lvss, d.Socket, v.vol, btrfsAt),
+		backupOp(b, lvss, winBackup0, v.vol, false, btrfsAt),
+		backupOp(b, lvss, winBackupSQLite, v.vol, true, btrfsAt),
 	}...)
 	btrfsRes := measureWindows(b, v.vol, btrfsDB, btrfsOps, func() { dirty(v.vol) })
 
+	// In the hypervisor case the instant is when the clone command starts,
+	// inside the freeze: the exec provider records it as the snapshot's
+	// creation time just before it starts its commit command.
+	clonedAt := func(t time.Time) (int64, int64) { at := monoOf(t); return at, at }
 	round := 0
+	var cloned time.Time
 	hvOps := append(slices.Clone(idle), []windowOp{
 		{name: winQGA, peer: true, run: func() {
 			round++
-			q.freezeClone(b, g.mnt, g.image, filepath.Join(g.clones, fmt.Sprintf("qga-%d.img", round)))
-		}, after: func() { g.removeClones(b, "qga-") }},
+			cloned = q.freezeClone(b, g.mnt, g.image, filepath.Join(g.clones, fmt.Sprintf("qga-%d.img", round))).cloned
+		}, at: func() (int64, int64) { return clonedAt(cloned) }, after: func() { g.removeClones(b, "qga-") }},
 		{name: winSteps, ref: true, run: func() {
 			round++
-			guardSteps(b, g.mnt, g.image, filepath.Join(g.clones, fmt.Sprintf("steps-%d.img", round)))
-		}, after: func() { g.removeClones(b, "steps-") }},
-		createOp(b, lvss, d.Socket, g.mnt),
-		{name: winBackup0, run: func() { lvss.backup(b, g.mnt, false) }},
-		{name: winBackupSQLite, run: func() { lvss.backup(b, g.mnt, true) }},
+			_, _, cloned = guardSteps(b, g.mnt, g.image, filepath.Join(g.clones, fmt.Sprintf("steps-%d.img", round)))
+		}, at: func() (int64, int64) { return clonedAt(cloned) }, after: func() { g.removeClones(b, "steps-") }},
+		createOp(b, lvss, d.Socket, g.mnt, clonedAt),
+		backupOp(b, lvss, winBackup0, g.mnt, false, clonedAt),
+		backupOp(b, lvss, winBackupSQLite, g.mnt, true, clonedAt),
 	}...)
 	hvRes := measureWindows(b, g.mnt, guestDB, hvOps, func() { dirty(g.mnt) })
-	b.Logf("%d rounds on each setup in %s", windowRounds, time.Since(began).Round(time.Millisecond))
+	b.Logf("%d rounds on each setup in %s; idle watches made before their operation but too short, made again after: %d on btrfs, %d in the hypervisor case",
+		windowRounds, time.Since(began).Round(time.Millisecond), btrfsRes.lateIdle, hvRes.lateIdle)
+	if otimeOutside > 0 || lag.max > otimeSpan {
+		b.Logf("%d of %d in-process snapshots have an otime span that misses the ioctl; the coarse clock lagged by up to %s (span %s)",
+			otimeOutside, 2*(windowRounds+1), lag.max, otimeSpan)
+	}
 
 	rep := &benchreport.Report{Suite: "window", Order: 30}
-	common := fmt.Sprintf("Each measure starts with %d MiB freshly written (not synced) to the volume; %d rounds, every operation once per round in a rotated order. The operation is timed as in the tables above (commands from process start to exit, the raw ioctl in-process, qemu-ga from guest-sync to the thaw's answer); each row's note gives its median duration. The \"idle\" rows watch the probes for that long with no operation: the longest stall a probe sees grows with how long it is watched, so read each row beside the idle row of about its duration. Both probes run at once, as processes of their own, on the volume being snapshotted; they stamp their operations with CLOCK_MONOTONIC, the benchmark's clock too.", windowDirty>>20, windowRounds)
+	common := fmt.Sprintf("Each measure starts with %d MiB freshly written (not synced) to the volume; %d rounds, every operation once per round in a rotated order. The operation is timed as in the tables above (commands from process start to exit, the raw ioctl in-process, qemu-ga from guest-sync to the thaw's answer). Both probes run at once, as processes of their own, on the volume being snapshotted; they stamp their operations with CLOCK_MONOTONIC, the benchmark's clock too.", windowDirty>>20, windowRounds)
+	fair := "The longest stall a probe sees grows with how long it is watched (the idle rows of the raw tables below), and these operations last from a few ms to over 100 ms, so their raw windows are not comparable. In every round each operation is paired with an idle watch: the same probes, the same preparation, no operation, exactly as long as the operation took in that round (after the operation in even rounds; before it in odd rounds, where the watch is made half as long again as the operation's median so far and read over its first part of the operation's length, and made again after if the operation outlasted it). The figure is, per round, the operation's window minus its idle watch's, median over the rounds: what the operation added to the longest stall. The peer columns are differences (ms), not ratios: with an excess near zero a ratio means nothing. The note gives the medians (ms) of the operation's window and of its idle watch's (their difference is not the median of the per-round differences), of the stall at the snapshot's instant and of the idle watch's at the same offset, in how many rounds the operation's longest stall was the one at the snapshot, and the operation's median duration."
+	btrfsAtNote := fmt.Sprintf("\"At the snapshot\" is the longest stall around the snapshot's own kernel work, over a span of %.0f ms for every row. The instant lvss records for a btrfs snapshot is its creation time as btrfs keeps it (otime, stamped in the transaction commit that makes the snapshot; `--json`'s `created`); the benchmark reads the same for the peers' and the in-process snapshots (BTRFS_IOC_GET_SUBVOL_INFO). The kernel takes it from its coarse clock, which runs behind the true time (here by %.1f ms at the median and %.1f ms at most over %d readings, the tick being %.0f ms): so the span starts at otime, or at the operation's start when that is later (the commit comes after both, and no row should count a stall from before it began). On the two rows whose ioctl the benchmark makes and times itself (the raw ioctl, and syncfs then the ioctl), %d of %d spans (warm-ups included) missed the ioctl. lvss's event log and log give no closer instant: their \"snapshot created\" comes after the set is recorded. The idle figure is the same span at the same offset in the matched idle watch.",
+		ms(otimeSpan), ms(lag.median), ms(lag.max), lag.n, ms(lag.tick), otimeOutside, 2*(windowRounds+1))
+	hvAtNote := "\"At the snapshot\" is the stall in progress when the clone command started, inside the freeze: for qemu-ga and the in-process row the benchmark's own time just before it starts `cp`, for lvss the exec provider's recorded creation time (`--json`'s `created`), taken just before it starts its commit command (`/bin/sh -c`, whose `cp` clones); its idle figure is the stall at the same offset in the matched idle watch."
+	rawNote := "The longest stall during the operation itself, not matched to an idle watch: it grows with how long the operation lasts (compare the idle rows, 5 and 50 ms with no operation). The fair comparison, and the verdict, are in the table of what each operation adds above."
 	probeNote := "The probe appends 64-byte records to a file on the volume, each write followed by fdatasync, in a tight loop; the window is the longest gap between two completed writes that overlaps the operation, so it includes one write+fdatasync of its own."
 	dbNote := "The database client commits one-row transactions (BEGIN IMMEDIATE, INSERT, COMMIT) in a tight loop to a SQLite database on the volume, WAL mode, synchronous=FULL (each commit syncs the WAL), retrying every 0.1 ms while the database is locked (SQLite's own busy handler would add its back-off steps, up to 100 ms, on top); the window is the longest transaction, first attempt to COMMIT's return, that overlaps the operation."
-	btrfsWhy := "Neither the raw ioctl nor lvss's btrfs provider freezes the filesystem: what the probes see is how long the snapshot's transaction commit (and, for lvss, the syncfs before it) holds up a concurrent fdatasync, over the probe's own latency. The reference row does the btrfs provider's own kernel steps (syncfs of the volume, then the snapshot ioctl) in the benchmark's process, without lvss: beside it, the lvss rows show what the rest of the lvss operation (process, session, catalog, records, snapshot deletion) adds while the probe is watched."
+	btrfsWhy := "Neither the raw ioctl nor lvss's btrfs provider freezes the filesystem: what the probes see is how long the snapshot (its flush of the subvolume's dirty data, then its transaction commit) holds up a concurrent fdatasync, over the probe's own latency. lvss's btrfs provider makes the same one ioctl; it syncs the filesystem ahead of it only when writers are to be frozen and the machine holds over 32 MiB of dirty data (never for `lvss create shadow` and `--no-writers`). Two reference rows run in the benchmark's process: lvss's btrfs provider itself, called for one writerless snapshot as lvssd calls it (its checks, its record file, the ioctl, its read of the snapshot's creation time), without lvssd, its catalog or the CLI, so that beside it the lvss rows show what those add; and a syncfs then the ioctl, the provider's kernel steps when it does sync first."
 	sqliteWhy := "The sqlite writer (`lvss-writer sqlite`, a process of its own) holds the database's write lock from its Freeze to its Thaw, so the row with it is what application consistency costs the application: the peers' snapshots hold the database as a crash would leave it."
 	hvWhy := "The same probes on the hypervisor setup (the guest ext4). The reference row does the guard's own steps (syncfs, FIFREEZE, `cp --reflink`, FITHAW) in the benchmark's process, without lvss. FIFREEZE blocks writers first and then flushes, so qemu-ga's flush happens frozen; lvss's guard syncs first, but here most of FIFREEZE's time is ext4's own freeze work, which a sync beforehand does not take out (while this benchmark was written, a FIFREEZE right after a syncfs still took tens of ms on a guest written to since its last freeze, and under 1 ms on one that was not)."
 	hvSQLiteWhy := "With the sqlite writer the lock is held from the writer's Freeze to its Thaw, which encloses the guard's whole hold and the syncfs before it: unlike the btrfs provider, which flushes at PrepareForSnapshot, before writers freeze, the exec provider's flush (the guard's syncfs) runs while the writers are frozen."
+	same := "Same rounds as the table above, seen by the second probe."
 	rep.Tables = append(rep.Tables,
-		windowTable("window-btrfs-probe", "Freeze window on btrfs, seen by an application's writes (write + fdatasync)",
-			btrfsRes, false, common, probeNote, btrfsWhy),
-		windowTable("window-btrfs-sqlite", "Freeze window on btrfs, seen by SQLite commits",
-			btrfsRes, true, "Same rounds as the table above, seen by the second probe.", dbNote, sqliteWhy),
-		windowTable("window-hypervisor-probe", "Freeze window in the hypervisor case (ext4 image on XFS), seen by an application's writes",
-			hvRes, false, hvWhy, probeNote),
-		windowTable("window-hypervisor-sqlite", "Freeze window in the hypervisor case, seen by SQLite commits",
-			hvRes, true, "Same rounds as the table above, seen by the second probe.", dbNote, hvSQLiteWhy),
+		fairTable("window-btrfs-probe-added", "Freeze window on btrfs: what each operation adds to an application's longest write stall (write + fdatasync)",
+			btrfsRes, false, common, fair, btrfsAtNote),
+		fairTable("window-btrfs-sqlite-added", "Freeze window on btrfs: what each operation adds to the longest SQLite commit",
+			btrfsRes, true, "Same rounds and idle watches as the table above, seen by the second probe.", sqliteWhy),
+		rawTable("window-btrfs-probe", "Freeze window on btrfs, seen by an application's writes (write + fdatasync)",
+			btrfsRes, false, rawNote, probeNote, btrfsWhy),
+		rawTable("window-btrfs-sqlite", "Freeze window on btrfs, seen by SQLite commits",
+			btrfsRes, true, same, dbNote),
+		fairTable("window-hypervisor-probe-added", "Freeze window in the hypervisor case (ext4 image on XFS): what each operation adds to an application's longest write stall",
+			hvRes, false, "The same measures on the hypervisor setup (the guest ext4), with the same pairing with idle watches.", hvAtNote),
+		fairTable("window-hypervisor-sqlite-added", "Freeze window in the hypervisor case: what each operation adds to the longest SQLite commit",
+			hvRes, true, "Same rounds and idle watches as the table above, seen by the second probe.", hvSQLiteWhy),
+		rawTable("window-hypervisor-probe", "Freeze window in the hypervisor case (ext4 image on XFS), seen by an application's writes",
+			hvRes, false, rawNote, hvWhy, probeNote),
+		rawTable("window-hypervisor-sqlite", "Freeze window in the hypervisor case, seen by SQLite commits",
+			hvRes, true, same, dbNote),
 	)
 	for _, m := range []struct {
 		res  *windowResults
@@ -161,13 +227,15 @@ func BenchmarkFreezeWindow(b *testing.B) {
 		name string
 		unit string
 	}{
-		{btrfsRes, false, winRaw, "btrfs-probe-raw-ms"},
-		{btrfsRes, false, winCreate, "btrfs-probe-create-ms"},
-		{btrfsRes, true, winBackupSQLite, "btrfs-sqlite-backup-ms"},
-		{hvRes, false, winQGA, "hv-probe-qga-ms"},
-		{hvRes, false, winCreate, "hv-probe-create-ms"},
+		{btrfsRes, false, winRaw, "btrfs-probe-raw"},
+		{btrfsRes, false, winCreate, "btrfs-probe-create"},
+		{btrfsRes, true, winBackupSQLite, "btrfs-sqlite-backup"},
+		{hvRes, false, winQGA, "hv-probe-qga"},
+		{hvRes, false, winCreate, "hv-probe-create"},
 	} {
-		b.ReportMetric(ms(medianOf(m.res.of(m.db)[m.name])), m.unit)
+		f := m.res.of(m.db)
+		b.ReportMetric(ms(medianOf(f.window[m.name])), m.unit+"-ms")
+		b.ReportMetric(ms(medianOf(f.excess(m.name))), m.unit+"-added-ms")
 	}
 	if err := rep.Write(); err != nil {
 		b.Fatal(err)
@@ -179,7 +247,8 @@ const (
 	winBtrfsCLI     = "`btrfs subvolume snapshot -r`"
 	winSnapper      = "`snapper create`"
 	winQGA          = "qemu-ga freeze-list, `cp --reflink`, thaw"
-	winSyncRaw      = "syncfs, then the raw ioctl (the btrfs provider's own steps, in-process)"
+	winSyncRaw      = "syncfs, then the raw ioctl (in-process)"
+	winProvider     = "lvss's btrfs provider, in-process (no lvssd, no CLI)"
 	winSteps        = "syncfs, FIFREEZE, `cp --reflink`, FITHAW (the guard's own steps, in-process)"
 	winCreate       = "`lvss create shadow`"
 	winBackup0      = "`lvss backup --no-writers -- true`"
@@ -196,35 +265,235 @@ type windowOp struct {
 	idle bool
 	// ref marks what lvss does, done without lvss: a reference, neither
 	// a peer nor lvss.
-	ref   bool
-	run   func()
+	ref bool
+	run func()
+	// at is the span [lo, hi] (CLOCK_MONOTONIC ns) in which the snapshot
+	// was taken, known once run has returned; nil: not known.
+	at    func() (lo, hi int64)
 	after func()
 }
 
-func snapperOp(b *testing.B, s *snapperConfig) windowOp {
+func snapperOp(b *testing.B, s *snapperConfig, v *peerVolume, at func(time.Time) (int64, int64)) windowOp {
 	var n string
 	return windowOp{name: winSnapper, peer: true,
-		run:   func() { _, n = s.create(b) },
+		run: func() { _, n = s.create(b) },
+		// snapper keeps snapshot N as the subvolume .snapshots/N/snapshot
+		// of the configured subvolume.
+		at:    func() (int64, int64) { return at(subvolOtime(b, filepath.Join(v.vol, ".snapshots", n, "snapshot"))) },
 		after: func() { s.delete(b, n) }}
 }
 
-func createOp(b *testing.B, l *lvssCLI, socket, vol string) windowOp {
-	var set uuid.UUID
+// providerOp runs lvss's btrfs provider in the benchmark's process, without
+// lvssd or the CLI: its calls for one writerless snapshot in the order the
+// coordinator makes them (the set is deleted again after the measure).
+func providerOp(b *testing.B, vol string, at func(time.Time) (int64, int64)) windowOp {
+	p, err := btrfs.New(btrfs.Config{}, 0, "", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var snap provider.Snapshot
+	return windowOp{name: winProvider, ref: true,
+		run: func() {
+			ctx := provider.WithoutWriters(context.Background())
+			set := uuid.New()
+			check := func(call string, err error) {
+				if err != nil {
+					b.Fatalf("btrfs provider %s: %v", call, err)
+				}
+			}
+			check("BeginPrepareSnapshot", p.BeginPrepareSnapshot(ctx, set, uuid.New(), vol, vss.CtxClientAccessible))
+			check("EndPrepareSnapshots", p.EndPrepareSnapshots(ctx, set))
+			check("PreCommitSnapshots", p.PreCommitSnapshots(ctx, set))
+			check("CommitSnapshots", p.CommitSnapshots(ctx, set))
+			snaps, err := p.PostCommitSnapshots(ctx, set, 1)
+			check("PostCommitSnapshots", err)
+			if len(snaps) != 1 {
+				b.Fatalf("btrfs provider PostCommitSnapshots reported %d snapshots, want 1", len(snaps))
+			}
+			snap = snaps[0]
+			check("PreFinalCommitSnapshots", p.PreFinalCommitSnapshots(ctx, set))
+			check("PostFinalCommitSnapshots", p.PostFinalCommitSnapshots(ctx, set))
+		},
+		at: func() (int64, int64) { return at(snap.Created) },
+		after: func() {
+			if err := p.DeleteSnapshot(context.Background(), snap); err != nil {
+				b.Fatal(err)
+			}
+		}}
+}
+
+func createOp(b *testing.B, l *lvssCLI, socket, vol string, at func(time.Time) (int64, int64)) windowOp {
+	var out string
 	return windowOp{name: winCreate,
-		run:   func() { _, set = l.createShadow(b, vol) },
-		after: func() { deleteSet(b, socket, set) }}
+		run:   func() { _, out = l.time(b, "create", "shadow", "--for", vol, "--json") },
+		at:    func() (int64, int64) { return at(createdOf(b, out)) },
+		after: func() { deleteSet(b, socket, setIDOf(b, out)) }}
+}
+
+// backupOp is `lvss backup` (the set is deleted again as it ends).
+func backupOp(b *testing.B, l *lvssCLI, name, vol string, writers bool, at func(time.Time) (int64, int64)) windowOp {
+	var out string
+	return windowOp{name: name,
+		run: func() { _, out = l.time(b, backupArgs(vol, writers)...) },
+		at:  func() (int64, int64) { return at(createdOf(b, out)) }}
+}
+
+// createdOf is the creation time lvss recorded for the one snapshot of a
+// set, from `lvss create shadow --json` or `lvss backup --json`.
+func createdOf(b *testing.B, out string) time.Time {
+	b.Helper()
+	var r struct {
+		Snapshots []struct {
+			Created time.Time `json:"created"`
+		} `json:"snapshots"`
+	}
+	if err := json.Unmarshal([]byte(out), &r); err != nil || len(r.Snapshots) != 1 || r.Snapshots[0].Created.IsZero() {
+		b.Fatalf("want one snapshot with its creation time in lvss's output (%v):\n%s", err, out)
+	}
+	return r.Snapshots[0].Created
+}
+
+// monoOf is t on CLOCK_MONOTONIC, for a t that has just passed: times read
+// from elsewhere (the kernel's otime, lvss's JSON) carry the wall clock
+// only, and time.Since subtracts wall clocks then.
+func monoOf(t time.Time) int64 { return monoNow() - int64(time.Since(t)) }
+
+// otimeSpan is how long after a btrfs snapshot's otime the snapshot is
+// taken to have been made: two ticks at the usual 250 Hz, beyond the
+// coarse clock's lag measured on the machine this was written on (1.3 to
+// 7 ms).
+const otimeSpan = 8 * time.Millisecond
+
+// clockLag is how far the kernel's coarse clock (CLOCK_REALTIME_COARSE,
+// from which btrfs stamps a snapshot's otime) was behind CLOCK_REALTIME
+// over n readings, and its resolution (one tick).
+type clockLag struct {
+	n                 int
+	median, max, tick time.Duration
+}
+
+func coarseLag(b *testing.B) clockLag {
+	b.Helper()
+	var ts unix.Timespec
+	if err := unix.ClockGetres(unix.CLOCK_REALTIME_COARSE, &ts); err != nil {
+		b.Fatal(err)
+	}
+	l := clockLag{n: 400, tick: time.Duration(ts.Nano())}
+	var lags []time.Duration
+	for i := range l.n {
+		var c, r unix.Timespec
+		if err := unix.ClockGettime(unix.CLOCK_REALTIME_COARSE, &c); err != nil {
+			b.Fatal(err)
+		}
+		if err := unix.ClockGettime(unix.CLOCK_REALTIME, &r); err != nil {
+			b.Fatal(err)
+		}
+		lags = append(lags, time.Duration(r.Nano()-c.Nano()))
+		// Readings spread over ticks: 0 to 1.2 ms apart.
+		time.Sleep(time.Duration(i%5) * 300 * time.Microsecond)
+	}
+	l.median, l.max = medianOf(lags), slices.Max(lags)
+	return l
+}
+
+// subvolInfo is struct btrfs_ioctl_get_subvol_info_args
+// (include/uapi/linux/btrfs.h); x/sys/unix has neither it nor its
+// request number. Only the otime is read.
+type subvolInfo struct {
+	TreeID                                 uint64
+	Name                                   [256]byte
+	ParentID, DirID, Generation, Flags     uint64
+	UUID, ParentUUID, ReceivedUUID         [16]byte
+	Ctransid, Otransid, Stransid, Rtransid uint64
+	Ctime, Otime, Stime, Rtime             struct {
+		Sec  uint64
+		Nsec uint32
+		_    uint32
+	}
+	_ [8]uint64
+}
+
+// BTRFS_IOC_GET_SUBVOL_INFO: _IOR(0x94, 60, struct btrfs_ioctl_get_subvol_info_args).
+const iocGetSubvolInfo = 2<<30 | uint(unsafe.Sizeof(subvolInfo{}))<<16 | 0x94<<8 | 60
+
+// subvolOtime is the creation time btrfs recorded for the subvolume (or
+// snapshot) at path.
+func subvolOtime(b *testing.B, path string) time.Time {
+	b.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	var info subvolInfo
+	if _, _, e := unix.Syscall(unix.SYS_IOCTL, f.Fd(), uintptr(iocGetSubvolInfo), uintptr(unsafe.Pointer(&info))); e != 0 {
+		b.Fatalf("BTRFS_IOC_GET_SUBVOL_INFO %s: %v", path, e)
+	}
+	return time.Unix(int64(info.Otime.Sec), int64(info.Otime.Nsec))
+}
+
+// watch is one span over which the probes were watched (an operation or
+// an idle watch), with the records both probes made around it.
+type watch struct {
+	from, to int64
+	probe    [][2]int64
+	db       [][2]int64
+}
+
+// windows are the longest stalls each probe saw overlapping [from, to].
+func (w *watch) windows(from, to int64) (probe, db time.Duration) {
+	return gapIn(w.probe, from, to), longestIn(w.db, from, to)
+}
+
+// figures are one probe's measures of each operation, by name; the i-th
+// entries of window, idle and took are from the same round, and so are
+// those of at and atIdle.
+type figures struct {
+	window map[string][]time.Duration // longest stall during the operation
+	idle   map[string][]time.Duration // ... during its matched idle watch
+	at     map[string][]time.Duration // stall at the snapshot's instant
+	atIdle map[string][]time.Duration // ... at the same offset in the idle watch
+}
+
+func newFigures() *figures {
+	return &figures{window: map[string][]time.Duration{}, idle: map[string][]time.Duration{},
+		at: map[string][]time.Duration{}, atIdle: map[string][]time.Duration{}}
+}
+
+// excess is, per round, the operation's window minus its idle watch's.
+func (f *figures) excess(name string) []time.Duration {
+	w, i := f.window[name], f.idle[name]
+	out := make([]time.Duration, len(i))
+	for k := range i {
+		out[k] = w[k] - i[k]
+	}
+	return out
+}
+
+// atLongest counts the rounds in which the operation's longest stall was
+// the one at the snapshot.
+func (f *figures) atLongest(name string) int {
+	n := 0
+	for k, at := range f.at[name] {
+		if at >= f.window[name][k] {
+			n++
+		}
+	}
+	return n
 }
 
 // windowResults are the windows each probe saw, and how long the
 // operations took, by operation.
 type windowResults struct {
-	ops   []windowOp
-	probe map[string][]time.Duration
-	db    map[string][]time.Duration
-	took  map[string][]time.Duration
+	ops       []windowOp
+	probe, db *figures
+	took      map[string][]time.Duration
+	// lateIdle counts the idle watches made before their operation that
+	// turned out shorter than it, and were made again after it.
+	lateIdle int
 }
 
-func (r *windowResults) of(db bool) map[string][]time.Duration {
+func (r *windowResults) of(db bool) *figures {
 	if db {
 		return r.db
 	}
@@ -232,76 +501,224 @@ func (r *windowResults) of(db bool) map[string][]time.Duration {
 }
 
 // measureWindows runs both probes on dir and the database at dbPath, and
-// windowRounds rounds of ops (rotated), each after dirty.
+// windowRounds rounds of ops (rotated), each after dirty; every operation
+// but the fixed idle ones gets a matched idle watch, after it in even
+// rounds, before it in odd ones.
 func measureWindows(b *testing.B, dir, dbPath string, ops []windowOp, dirty func()) *windowResults {
 	b.Helper()
 	wp := startProbe(b, "write", filepath.Join(dir, "probe.log"))
 	dp := startProbe(b, "sqlite", dbPath)
 	defer wp.stop(b)
 	defer dp.stop(b)
-	res := &windowResults{ops: ops, probe: map[string][]time.Duration{}, db: map[string][]time.Duration{}, took: map[string][]time.Duration{}}
-	measure := func(op windowOp, keep bool) {
+	res := &windowResults{ops: ops, probe: newFigures(), db: newFigures(), took: map[string][]time.Duration{}}
+	// watchOp watches the probes over run and returns what they recorded,
+	// and the snapshot's span (ok false when not known).
+	watchOp := func(run func(), at func() (int64, int64), after func()) (w *watch, lo, hi int64, ok bool) {
 		dirty()
 		// The gap before the operation must be measured from a write
 		// that completed before it.
 		wp.waitPast(b, monoNow())
 		dp.waitPast(b, monoNow())
-		from := monoNow()
-		op.run()
-		to := monoNow()
-		wp.waitPast(b, to)
-		dp.waitPast(b, to)
-		if keep {
-			res.probe[op.name] = append(res.probe[op.name], wp.gap(from, to))
-			res.db[op.name] = append(res.db[op.name], dp.longest(from, to))
-			res.took[op.name] = append(res.took[op.name], time.Duration(to-from))
+		w = &watch{from: monoNow()}
+		run()
+		w.to = monoNow()
+		if at != nil {
+			lo, hi = at()
+			ok = true
 		}
+		// Records past the end of the watch, and of the snapshot's span
+		// (moved to begin with the operation at the latest, below).
+		end := w.to
+		if ok {
+			end = max(end, hi, w.from+hi-lo)
+		}
+		wp.waitPast(b, end)
+		dp.waitPast(b, end)
+		w.probe, w.db = slices.Clone(wp.recs), slices.Clone(dp.recs)
 		wp.forget()
 		dp.forget()
-		if op.after != nil {
-			op.after()
+		if after != nil {
+			after()
 		}
+		return w, lo, hi, ok
 	}
+	idleFor := func(d time.Duration) *watch {
+		w, _, _, _ := watchOp(func() { time.Sleep(d) }, nil, nil)
+		return w
+	}
+	// need is how long an operation's idle watch must be: the operation's
+	// length, and the snapshot's span at the same offset (moved to begin
+	// with the operation at the latest, as below).
+	need := func(w *watch, lo, hi int64, ok bool) time.Duration {
+		n := w.to - w.from
+		if ok {
+			n = max(n, hi-w.from, hi-lo)
+		}
+		return time.Duration(n)
+	}
+	needs := map[string][]time.Duration{}
 	for _, op := range ops {
-		measure(op, false) // warm-up, not kept
+		w, lo, hi, ok := watchOp(op.run, op.at, op.after) // warm-up, not kept
+		needs[op.name] = append(needs[op.name], need(w, lo, hi, ok))
 	}
 	for round := range windowRounds {
 		for i := range ops {
-			measure(ops[(round+i)%len(ops)], true)
+			op := ops[(round+i)%len(ops)]
+			if op.idle {
+				w, _, _, _ := watchOp(op.run, nil, nil)
+				p, db := w.windows(w.from, w.to)
+				res.probe.window[op.name] = append(res.probe.window[op.name], p)
+				res.db.window[op.name] = append(res.db.window[op.name], db)
+				continue
+			}
+			var idle *watch
+			if round%2 == 1 {
+				// Longer than the operation is likely to need: half as long
+				// again as its median so far (an outlier's length would
+				// make every later idle watch long; one that turns out
+				// short is made again after).
+				idle = idleFor(medianOf(needs[op.name]) * 3 / 2)
+			}
+			w, lo, hi, ok := watchOp(op.run, op.at, op.after)
+			took := w.to - w.from
+			n := need(w, lo, hi, ok)
+			needs[op.name] = append(needs[op.name], n)
+			if idle == nil || time.Duration(idle.to-idle.from) < n {
+				if idle != nil {
+					res.lateIdle++
+				}
+				idle = idleFor(n)
+			}
+			res.took[op.name] = append(res.took[op.name], time.Duration(took))
+			p, db := w.windows(w.from, w.to)
+			ip, idb := idle.windows(idle.from, idle.from+took)
+			for _, f := range []struct {
+				fig      *figures
+				win, idl time.Duration
+			}{{res.probe, p, ip}, {res.db, db, idb}} {
+				f.fig.window[op.name] = append(f.fig.window[op.name], f.win)
+				f.fig.idle[op.name] = append(f.fig.idle[op.name], f.idl)
+			}
+			if !ok {
+				continue
+			}
+			// The span never begins before the operation (btrfs's otime,
+			// the coarse clock lagging, often does: the stall there is
+			// the preparation's), and keeps its length for every row: it
+			// still holds the true instant, which is after both.
+			if lo < w.from {
+				lo, hi = w.from, hi+w.from-lo
+			}
+			p, db = w.windows(lo, hi)
+			ip, idb = idle.windows(idle.from+lo-w.from, idle.from+hi-w.from)
+			for _, f := range []struct {
+				fig       *figures
+				at, atIdl time.Duration
+			}{{res.probe, p, ip}, {res.db, db, idb}} {
+				f.fig.at[op.name] = append(f.fig.at[op.name], f.at)
+				f.fig.atIdle[op.name] = append(f.fig.atIdle[op.name], f.atIdl)
+			}
 		}
 	}
 	return res
 }
 
-func windowTable(id, title string, res *windowResults, db bool, notes ...string) benchreport.Table {
+// fairTable is the headline table: per operation, the window in excess of
+// its matched idle watch (median over rounds), differences to the peers.
+func fairTable(id, title string, res *windowResults, db bool, notes ...string) benchreport.Table {
+	t := benchreport.Table{ID: id, Title: title, Notes: notes, Diff: true,
+		Plot: &benchreport.Plot{File: id, YLabel: "longest stall beyond a matched idle watch, ms (median, p10–p90)", Bars: true}}
+	f := res.of(db)
+	med := func(ds []time.Duration) float64 { return ms(medianOf(ds)) }
+	var peers, lvss []int
+	for _, op := range res.ops {
+		if op.idle {
+			continue
+		}
+		r := benchreport.Row{Name: op.name, Peer: op.peer, Unit: "ms", Stats: benchreport.Summarize(benchreport.Millis(f.excess(op.name)))}
+		r.Note = fmt.Sprintf("window %.2f, idle %.2f", med(f.window[op.name]), med(f.idle[op.name]))
+		if len(f.at[op.name]) > 0 {
+			r.Note += fmt.Sprintf("; at the snapshot %.2f (idle %.2f), the longest in %d/%d", med(f.at[op.name]), med(f.atIdle[op.name]),
+				f.atLongest(op.name), len(f.at[op.name]))
+		}
+		r.Note += fmt.Sprintf("; operation %.1f ms", med(res.took[op.name]))
+		t.Rows = append(t.Rows, r)
+		switch {
+		case op.ref:
+		case op.peer:
+			peers = append(peers, len(t.Rows)-1)
+		default:
+			lvss = append(lvss, len(t.Rows)-1)
+		}
+	}
+	if len(peers) == 0 || len(lvss) == 0 {
+		return t
+	}
+	best := func(rows []int, fig func(benchreport.Row) float64) benchreport.Row {
+		b := t.Rows[rows[0]]
+		for _, i := range rows[1:] {
+			if fig(t.Rows[i]) < fig(b) {
+				b = t.Rows[i]
+			}
+		}
+		return b
+	}
+	excess := func(r benchreport.Row) float64 { return r.Median }
+	p, l := best(peers, excess), best(lvss, excess)
+	verdict := fmt.Sprintf("%.2f ms shorter than", p.Median-l.Median)
+	if l.Median > p.Median {
+		verdict = fmt.Sprintf("%.2f ms longer than", l.Median-p.Median)
+	}
+	overlap := "the two rows' p10–p90 ranges overlap"
+	if l.P90 < p.P10 || p.P90 < l.P10 {
+		overlap = "the two rows' p10–p90 ranges do not overlap"
+	}
+	t.Notes = append(t.Notes, fmt.Sprintf("In this run lvss's shortest window, by this table's figure (the longest stall in excess of an idle watch as long as the operation, median over rounds), is %s's, %s ms (%s ms), %s the shortest peer's, %s's, %s ms (%s ms); %s.",
+		l.Name, signedMs(l.Median), windowIdleText(f, res, l.Name), verdict, p.Name, signedMs(p.Median), windowIdleText(f, res, p.Name), overlap))
+	for _, r := range t.Rows {
+		if r.Name == winProvider {
+			more := fmt.Sprintf("%s adds %.2f ms more: lvssd's and the CLI's share, around the same provider calls", l.Name, l.Median-r.Median)
+			if l.Median <= r.Median {
+				more = fmt.Sprintf("%s adds no more", l.Name)
+			}
+			t.Notes = append(t.Notes, fmt.Sprintf("lvss's btrfs provider, called in the benchmark's process without lvssd and the CLI, adds %s ms (%s ms); %s.",
+				signedMs(r.Median), windowIdleText(f, res, r.Name), more))
+		}
+	}
+	at := func(r benchreport.Row) float64 { return ms(medianOf(f.at[r.Name])) }
+	if pa, la := best(peers, at), best(lvss, at); len(f.at[pa.Name]) > 0 && len(f.at[la.Name]) > 0 {
+		t.Notes = append(t.Notes, fmt.Sprintf("At the snapshot's own instant, lvss's shortest stall is %s's, %.2f ms (its longest stall was that one in %d of %d rounds), against the shortest peer's, %s's, %.2f ms (%d of %d); medians.",
+			la.Name, at(la), f.atLongest(la.Name), len(f.at[la.Name]), pa.Name, at(pa), f.atLongest(pa.Name), len(f.at[pa.Name])))
+	}
+	return t
+}
+
+// windowIdleText is an operation's median window and idle window, for the
+// verdict.
+func windowIdleText(f *figures, res *windowResults, name string) string {
+	return fmt.Sprintf("window %.2f against idle %.2f, the operation taking %.1f",
+		ms(medianOf(f.window[name])), ms(medianOf(f.idle[name])), ms(medianOf(res.took[name])))
+}
+
+func signedMs(v float64) string {
+	if v < 0 {
+		return fmt.Sprintf("−%.2f", -v)
+	}
+	return fmt.Sprintf("+%.2f", v)
+}
+
+// rawTable is the longest stall during each operation, as measured, with
+// the fixed idle rows; ratios to the peers.
+func rawTable(id, title string, res *windowResults, db bool, notes ...string) benchreport.Table {
 	t := benchreport.Table{ID: id, Title: title, Notes: notes,
 		Plot: &benchreport.Plot{File: id, YLabel: "longest stall, ms (median, p10–p90)", Bars: true}}
-	by := res.of(db)
-	var bestPeer, bestLvss int
-	took := func(i int) float64 { return ms(medianOf(res.took[t.Rows[i].Name])) }
+	by := res.of(db).window
 	for _, op := range res.ops {
 		r := benchreport.Row{Name: op.name, Peer: op.peer, Unit: "ms", Stats: benchreport.Summarize(benchreport.Millis(by[op.name]))}
 		if !op.idle {
 			r.Note = fmt.Sprintf("operation: %.1f ms", ms(medianOf(res.took[op.name])))
 		}
 		t.Rows = append(t.Rows, r)
-		i := len(t.Rows)
-		switch {
-		case op.idle, op.ref:
-		case op.peer && (bestPeer == 0 || r.Median < t.Rows[bestPeer-1].Median):
-			bestPeer = i
-		case !op.peer && (bestLvss == 0 || r.Median < t.Rows[bestLvss-1].Median):
-			bestLvss = i
-		}
-	}
-	if bestPeer > 0 && bestLvss > 0 {
-		p, l := t.Rows[bestPeer-1], t.Rows[bestLvss-1]
-		verdict := "shorter than"
-		if l.Median > p.Median {
-			verdict = fmt.Sprintf("%.2f ms (%.0f%%) longer than", l.Median-p.Median, 100*(l.Median-p.Median)/p.Median)
-		}
-		t.Notes = append(t.Notes, fmt.Sprintf("In this run lvss's shortest window (%s, %.2f ms median, the operation taking %.1f ms) is %s the shortest peer's (%s, %.2f ms, taking %.1f ms).",
-			l.Name, l.Median, took(bestLvss-1), verdict, p.Name, p.Median, took(bestPeer-1)))
 	}
 	return t
 }
@@ -414,12 +831,12 @@ func (p *probe) waitPast(b *testing.B, t int64) {
 	}
 }
 
-// gap is the longest time between two consecutive completions that
-// overlaps [from, to].
-func (p *probe) gap(from, to int64) time.Duration {
+// gapIn is the longest time between two consecutive completions of recs
+// that overlaps [from, to].
+func gapIn(recs [][2]int64, from, to int64) time.Duration {
 	var longest int64
-	for i := 1; i < len(p.recs); i++ {
-		prev, cur := p.recs[i-1][1], p.recs[i][1]
+	for i := 1; i < len(recs); i++ {
+		prev, cur := recs[i-1][1], recs[i][1]
 		if cur > from && prev < to {
 			longest = max(longest, cur-prev)
 		}
@@ -427,11 +844,11 @@ func (p *probe) gap(from, to int64) time.Duration {
 	return time.Duration(longest)
 }
 
-// longest is the longest operation (start to end) that overlaps
+// longestIn is the longest operation (start to end) of recs that overlaps
 // [from, to].
-func (p *probe) longest(from, to int64) time.Duration {
+func longestIn(recs [][2]int64, from, to int64) time.Duration {
 	var longest int64
-	for _, r := range p.recs {
+	for _, r := range recs {
 		if r[1] > from && r[0] < to {
 			longest = max(longest, r[1]-r[0])
 		}
