@@ -9,8 +9,8 @@ set border 3
 set tics nomirror
 set style fill solid 0.6 border -1
 set boxwidth 0.6
-set yrange [0:*]
 set xtics noenhanced font ',9'
 set bmargin 7
 unset key
+set yrange [0:*]
 plot "docs/bench/peers-btrfs.dat" using 1:3:xtic(2) with boxes lc rgb '#4a7fb0', '' using 1:3:4:5 with yerrorbars lc rgb '#333333' pt -1
