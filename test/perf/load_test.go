@@ -183,7 +183,7 @@ func runLoadDB(b *testing.B, db loadDB) (idle, load loadFigures) {
 			f.latency = append(f.latency, latency)
 			f.window = append(f.window, time.Duration((after[0]-before[0])*float64(time.Second)))
 			f.held = append(f.held, writerHeld(b, writerLog, db.released, session))
-			syncVolume(b, fs.Mount)
+			settle(b, fs.Mount)
 		}
 	}
 	rounds(&idle)

@@ -421,7 +421,7 @@ func (h *scaleHost) round(b *testing.B, conn *client.Conn, n int) []time.Duratio
 	lvssdtest.Eventually(b, 30*time.Second, fmt.Sprintf("%d writers to freeze, thaw and shut down", n), func() bool {
 		return h.frozen.Load()-frozen == int64(n) && h.thawed.Load()-thawed == int64(n) && h.shutdown.Load()-shut == int64(n)
 	})
-	syncVolume(b, h.vol)
+	settle(b, h.vol)
 	return out
 }
 
@@ -464,20 +464,6 @@ func waitListed(b *testing.B, conn *client.Conn, n int) {
 		}
 		return true
 	})
-}
-
-// syncVolume writes everything out (outside any measure), so that a round
-// does not pay for the previous one's writes and snapshot deletion.
-func syncVolume(b *testing.B, path string) {
-	b.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Close()
-	if err := unix.Syncfs(int(f.Fd())); err != nil {
-		b.Fatal(err)
-	}
 }
 
 // lvssdMemory reads a running lvssd's memory.
