@@ -267,7 +267,8 @@ func BenchmarkSnapshotSetFanOut(b *testing.B) {
 // a GC each time). The writers themselves (their documents, channels and
 // answering goroutines) exist before the first reading, so they are not
 // counted; what is counted is the coordinator's side (its handle, the
-// writer's queue and sender, the parsed document). The gRPC stream of a
+// writer's outbound queue, which holds no goroutine while idle, the parsed
+// document). The gRPC stream of a
 // real writer costs lvssd more on top (test/perf measures lvssd's RSS).
 func BenchmarkIdleWriterMemory(b *testing.B) {
 	const n = 1000
