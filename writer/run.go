@@ -81,7 +81,8 @@ func (o Options) withDefaults() Options {
 // or, without Options.Retry, until the stream ends. It returns nil when ctx
 // ended, having first released every session as the package documentation
 // promises. A process hosting several writers calls Run once per writer,
-// each in its own goroutine: one stream carries one writer (D6).
+// each in its own goroutine: one stream carries one writer (D6), and the
+// writers of a process share one connection to lvssd (L62).
 //
 // lvssd assigns a new instance ID on every subscription, so a writer that
 // reconnects is a new instance, as a restarted Windows writer is.
