@@ -24,6 +24,7 @@ type Config struct {
 	Providers Providers `toml:"providers"`
 	Metrics   Metrics   `toml:"metrics"`
 	Debug     Debug     `toml:"debug"`
+	Cluster   Cluster   `toml:"cluster"`
 }
 
 // Timeouts are the deadlines the coordinator gives writers, the kernel hold
@@ -113,6 +114,7 @@ func Default() Config {
 			Exec:  []exec.Config{},
 			Copy:  filecopy.Config{Volumes: []string{}, MaxBytes: 1 << 30},
 		},
+		Cluster: defaultCluster(),
 	}
 }
 

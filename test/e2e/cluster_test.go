@@ -1,0 +1,277 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lvss/lvss/internal/testenv"
+	"github.com/lvss/lvss/internal/testenv/lvssdtest"
+)
+
+// localEtcd is one etcd member on loopback ports: the cluster protocol
+// over a real etcd, without namespaces (the many-host tests run members in
+// namespaces of their own).
+type localEtcd struct {
+	endpoint string
+	cmd      *exec.Cmd
+}
+
+func startLocalEtcd(t *testing.T) *localEtcd {
+	t.Helper()
+	bin, err := exec.LookPath("etcd")
+	if err != nil {
+		testenv.Missing(t, "etcd (apt-get install etcd-server)")
+	}
+	dir := t.TempDir()
+	free := func() int {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		return l.Addr().(*net.TCPAddr).Port
+	}
+	client, peer := fmt.Sprintf("http://127.0.0.1:%d", free()), fmt.Sprintf("http://127.0.0.1:%d", free())
+	cmd := exec.Command(bin, "--name", "m1", "--data-dir", filepath.Join(dir, "data"),
+		"--listen-client-urls", client, "--advertise-client-urls", client,
+		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+		"--initial-cluster", "m1="+peer, "--initial-cluster-token", filepath.Base(dir), "--initial-cluster-state", "new")
+	log, err := os.Create(filepath.Join(dir, "etcd.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-exited
+		if t.Failed() {
+			b, _ := os.ReadFile(log.Name())
+			t.Logf("--- etcd log:\n%s", b)
+		}
+	})
+	e := &localEtcd{endpoint: client, cmd: cmd}
+	eventually(t, 30*time.Second, "etcd to answer", func() bool {
+		out, err := exec.Command("etcdctl", "--endpoints", client, "endpoint", "health").CombinedOutput()
+		return err == nil && strings.Contains(string(out), "is healthy")
+	})
+	return e
+}
+
+// clusterHost is one host's lvssd with [cluster], on a btrfs volume of its
+// own.
+type clusterHost struct {
+	name string
+	d    *daemon
+	vol  string
+}
+
+func startClusterHost(t *testing.T, name, endpoint string) *clusterHost {
+	t.Helper()
+	fs := testenv.LoopFS(t, "btrfs", 256<<20)
+	vol := filepath.Join(fs.Mount, "vol")
+	if out, err := exec.Command("btrfs", "subvolume", "create", vol).CombinedOutput(); err != nil {
+		t.Fatalf("btrfs subvolume create: %v\n%s", err, out)
+	}
+	cfg := shortTimeouts + fmt.Sprintf("\n[cluster]\nhost = %q\nendpoints = [%q]\nlease_ttl = \"2s\"\n", name, endpoint)
+	return &clusterHost{name: name, d: startDaemon(t, cfg), vol: vol}
+}
+
+// lvssCluster runs lvss cluster VERB with --etcd.
+func lvssCluster(t *testing.T, h *clusterHost, endpoint string, args ...string) lvssdtest.Result {
+	t.Helper()
+	return lvssdtest.Lvss(t, h.d.socket, "", append([]string{"cluster", "--etcd", endpoint}, args...)...)
+}
+
+// waitRegistered waits until lvss cluster status lists the hosts.
+func waitRegistered(t *testing.T, h *clusterHost, endpoint string, names ...string) {
+	t.Helper()
+	eventually(t, 20*time.Second, "hosts "+strings.Join(names, ", ")+" registered", func() bool {
+		r := lvssCluster(t, h, endpoint, "status", "--json")
+		var st struct {
+			Hosts []struct {
+				Host string `json:"host"`
+			} `json:"hosts"`
+		}
+		if r.Code != 0 || json.Unmarshal([]byte(r.Stdout), &st) != nil {
+			return false
+		}
+		var got []string
+		for _, h := range st.Hosts {
+			got = append(got, h.Host)
+		}
+		for _, n := range names {
+			if !slices.Contains(got, n) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// hookWriter starts an exec writer on a host whose hooks append
+// "HOST EVENT" to log; extra are more lvss-writer flags.
+func hookWriter(t *testing.T, h *clusterHost, name, log string, extra ...string) {
+	t.Helper()
+	data := filepath.Join(h.vol, name)
+	if err := os.MkdirAll(data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"--socket", h.d.socket, "exec", "--name", name, "--component", "data=" + data, "--tmpdir", "/dev/shm"}
+	for _, ev := range []string{"prepare-snapshot", "freeze", "thaw", "abort", "backup-complete"} {
+		args = append(args, "--on-"+ev, "echo "+h.name+" "+ev+" >> "+log)
+	}
+	start(t, h.d.dir, "lvss-writer "+h.name+" "+name, append(args, extra...)...)
+}
+
+func readLines(path string) []string {
+	b, _ := os.ReadFile(path)
+	return strings.Split(strings.TrimSpace(string(b)), "\n")
+}
+
+// shadowsOf lists a host's snapshots: set ID per snapshot ID.
+func shadowsOf(t *testing.T, h *clusterHost) map[string]string {
+	t.Helper()
+	r := lvssdtest.Lvss(t, h.d.socket, "", "list", "shadows", "--json")
+	if r.Code != 0 {
+		t.Fatalf("lvss list shadows on %s: exit %d\n%s", h.name, r.Code, r.Stderr)
+	}
+	var out []struct {
+		ID    string `json:"snapshot_id"`
+		SetID string `json:"snapshot_set_id"`
+	}
+	if err := json.Unmarshal([]byte(r.Stdout), &out); err != nil {
+		t.Fatalf("lvss list shadows --json on %s: %v\n%s", h.name, err, r.Stdout)
+	}
+	m := map[string]string{}
+	for _, s := range out {
+		m[s.ID] = s.SetID
+	}
+	return m
+}
+
+// TestClusterBackupTwoHosts: two hosts' lvssd (each on its own btrfs) and
+// a real etcd; lvss cluster backup makes one set with a snapshot on each
+// host under the cluster set's ID, every writer of every host froze
+// before any thawed, COMMAND ran once per host with that host's
+// snapshots, and the set is application-consistent.
+func TestClusterBackupTwoHosts(t *testing.T) {
+	testenv.SkipIfShort(t, "starts etcd and two lvssd")
+	e := startLocalEtcd(t)
+	a, b := startClusterHost(t, "host-a", e.endpoint), startClusterHost(t, "host-b", e.endpoint)
+	waitRegistered(t, a, e.endpoint, "host-a", "host-b")
+	hooks := filepath.Join(t.TempDir(), "hooks.log")
+	hookWriter(t, a, "wa", hooks)
+	hookWriter(t, b, "wb", hooks)
+	a.d.waitWriters(t, 1)
+	b.d.waitWriters(t, 1)
+
+	ran := filepath.Join(t.TempDir(), "ran.log")
+	r := lvssCluster(t, a, e.endpoint, "backup", "--json", "--persistent", "--for", "host-a:"+a.vol, "--for", "host-b:"+b.vol,
+		"--", "sh", "-c", `echo "$LVSS_HOST $LVSS_SNAPSHOT_SET_ID $LVSS_SNAPSHOT_COUNT $LVSS_SNAPSHOT_1_ORIGINAL $LVSS_SNAPSHOT_1_PATH" >> `+ran)
+	if r.Code != 0 {
+		t.Fatalf("lvss cluster backup: exit %d\n%s\n%s", r.Code, r.Stdout, r.Stderr)
+	}
+	var res struct {
+		SetID       string `json:"snapshot_set_id"`
+		Consistency string `json:"consistency"`
+		Hosts       map[string]struct {
+			Consistency string `json:"consistency"`
+			Snapshots   []struct {
+				ID, Original, Path string
+			} `json:"snapshots"`
+		} `json:"hosts"`
+	}
+	if err := json.Unmarshal([]byte(r.Stdout), &res); err != nil {
+		t.Fatalf("output: %v\n%s", err, r.Stdout)
+	}
+	if res.Consistency != "application" || len(res.Hosts) != 2 {
+		t.Fatalf("set %+v, want application-consistent over two hosts", res)
+	}
+	for _, h := range []*clusterHost{a, b} {
+		part := res.Hosts[h.name]
+		if len(part.Snapshots) != 1 || part.Snapshots[0].Original != h.vol || part.Consistency != "application" {
+			t.Fatalf("%s's part: %+v", h.name, part)
+		}
+		if got := shadowsOf(t, h); got[part.Snapshots[0].ID] != res.SetID {
+			t.Fatalf("%s keeps %v, want snapshot %s in set %s", h.name, got, part.Snapshots[0].ID, res.SetID)
+		}
+	}
+
+	// Every Freeze before any Thaw, across hosts.
+	lines := readLines(hooks)
+	lastFreeze, firstThaw := -1, len(lines)
+	for i, l := range lines {
+		if strings.HasSuffix(l, " freeze") {
+			lastFreeze = i
+		}
+		if strings.HasSuffix(l, " thaw") && i < firstThaw {
+			firstThaw = i
+		}
+	}
+	if lastFreeze < 0 || lastFreeze > firstThaw || !slices.Contains(lines, "host-a freeze") || !slices.Contains(lines, "host-b freeze") {
+		t.Fatalf("hooks ran %v: want both hosts' freeze before any thaw", lines)
+	}
+	if !slices.Contains(lines, "host-a backup-complete") || !slices.Contains(lines, "host-b backup-complete") {
+		t.Fatalf("hooks ran %v: want BackupComplete on both hosts", lines)
+	}
+	got := readLines(ran)
+	want := []string{
+		fmt.Sprintf("host-a %s 1 %s %s", res.SetID, a.vol, res.Hosts["host-a"].Snapshots[0].Path),
+		fmt.Sprintf("host-b %s 1 %s %s", res.SetID, b.vol, res.Hosts["host-b"].Snapshots[0].Path),
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("COMMAND ran with\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestClusterBackupAbortsEverywhere: a writer of one host vetoing its
+// Freeze aborts the set on every host: the command fails naming the host
+// and the writer, the other host's writer gets Abort (nothing stays
+// frozen), and no host keeps a snapshot. A host that is not registered is
+// refused before anything is written.
+func TestClusterBackupAbortsEverywhere(t *testing.T) {
+	testenv.SkipIfShort(t, "starts etcd and two lvssd")
+	e := startLocalEtcd(t)
+	a, b := startClusterHost(t, "host-a", e.endpoint), startClusterHost(t, "host-b", e.endpoint)
+	waitRegistered(t, a, e.endpoint, "host-a", "host-b")
+	hooks := filepath.Join(t.TempDir(), "hooks.log")
+	hookWriter(t, a, "wa", hooks)
+	hookWriter(t, b, "wb", hooks, "--on-freeze", "exit 1")
+	a.d.waitWriters(t, 1)
+	b.d.waitWriters(t, 1)
+
+	r := lvssCluster(t, a, e.endpoint, "backup", "--for", "host-a:"+a.vol, "--for", "host-b:"+b.vol, "--", "true")
+	if r.Code != 1 || !strings.Contains(r.Stderr, "host-b") || !strings.Contains(r.Stderr, "wb") {
+		t.Fatalf("a vetoed cluster set: exit %d, want 1 naming host-b and wb\n%s", r.Code, r.Stderr)
+	}
+	eventually(t, 20*time.Second, "host-a's writer to get Abort", func() bool { return slices.Contains(readLines(hooks), "host-a abort") })
+	for _, h := range []*clusterHost{a, b} {
+		eventually(t, 20*time.Second, h.name+" to keep no snapshot", func() bool { return len(shadowsOf(t, h)) == 0 })
+	}
+	if slices.Contains(readLines(hooks), "host-a thaw") {
+		// No host thaws before every host has committed: host-b never
+		// froze, so host-a's writer ends with Abort, not Thaw.
+		t.Fatalf("host-a's writer was thawed in a set host-b vetoed: %v", readLines(hooks))
+	}
+
+	r = lvssCluster(t, a, e.endpoint, "backup", "--for", "host-a:"+a.vol, "--for", "nowhere:/srv")
+	if r.Code != 1 || !strings.Contains(r.Stderr, "VSS_E_OBJECT_NOT_FOUND") || !strings.Contains(r.Stderr, "nowhere") ||
+		!strings.Contains(r.Stderr, "hint:") {
+		t.Fatalf("an unregistered host: exit %d\n%s", r.Code, r.Stderr)
+	}
+}
