@@ -20,6 +20,7 @@ import (
 
 	"github.com/lvss/lvss/internal/clierr"
 	"github.com/lvss/lvss/internal/cluster"
+	"github.com/lvss/lvss/vsserr"
 )
 
 // clusterFlags reach etcd: lvss cluster's own, since its verbs talk to
@@ -88,7 +89,8 @@ reaches it.`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	f.add(cmd)
-	cmd.AddCommand(newClusterBackupCommand(g, &f), newClusterStatusCommand(g, &f))
+	cmd.AddCommand(newClusterBackupCommand(g, &f), newClusterStatusCommand(g, &f), newClusterListCommand(g, &f),
+		newClusterDeleteCommand(g, &f))
 	return cmd
 }
 
@@ -396,4 +398,152 @@ func printClusterStatus(w io.Writer, asJSON bool, hosts []cluster.HostInfo) erro
 		}
 	}
 	return nil
+}
+
+func newClusterListCommand(g *globalOptions, f *clusterFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List the cluster sets etcd holds: kept, aborted, running, being deleted",
+		Long: `List the cluster snapshot sets etcd holds, with each host's snapshots and
+consistency. A set is application-consistent only if every host's part
+is. States: running (its lvss cluster backup is at work), kept (made with
+--persistent), aborted (with who aborted it, where and why; hosts that were
+away delete their parts when they come back), deleting (lvss cluster
+delete asked the hosts; some have not answered yet).`,
+		Example: `  lvss cluster list --etcd https://etcd1:2379
+  lvss cluster list --json | jq '.sets[] | select(.state == "kept") | .id'`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cli, err := f.connect(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer cli.Close()
+			sets, err := cluster.ListSets(cmd.Context(), cli, f.keys)
+			if err != nil {
+				return err
+			}
+			return printClusterSets(cmd.OutOrStdout(), g.json, sets)
+		},
+	}
+}
+
+func printClusterSets(w io.Writer, asJSON bool, sets []cluster.SetSummary) error {
+	if asJSON {
+		type host struct {
+			Consistency string             `json:"consistency,omitempty"`
+			Snapshots   []cluster.Snapshot `json:"snapshots"`
+		}
+		type set struct {
+			ID          string          `json:"id"`
+			State       string          `json:"state"`
+			Consistency string          `json:"consistency,omitempty"`
+			Created     *time.Time      `json:"created,omitempty"`
+			Hosts       map[string]host `json:"hosts"`
+			Abort       *cluster.Abort  `json:"abort,omitempty"`
+			Deleted     []string        `json:"deleted,omitempty"`
+		}
+		out := struct {
+			Sets []set `json:"sets"`
+		}{Sets: []set{}}
+		for _, s := range sets {
+			js := set{ID: guidText(s.ID), State: string(s.State), Hosts: map[string]host{}, Abort: s.Abort, Deleted: s.Deleted}
+			for _, h := range s.Hosts() {
+				js.Hosts[h] = host{Snapshots: []cluster.Snapshot{}}
+			}
+			if s.Record != nil {
+				js.Consistency = s.Record.Consistency()
+				created := s.Record.Created
+				js.Created = &created
+				for h, p := range s.Record.Hosts {
+					js.Hosts[h] = host{Consistency: p.Consistency, Snapshots: p.Snapshots}
+				}
+			}
+			out.Sets = append(out.Sets, js)
+		}
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	if len(sets) == 0 {
+		fmt.Fprintln(w, "No cluster set.")
+		return nil
+	}
+	for _, s := range sets {
+		line := fmt.Sprintf("%s  %s", guidText(s.ID), s.State)
+		if s.Record != nil {
+			line += fmt.Sprintf("  %s  %s", s.Record.Consistency(), s.Record.Created.Local().Format(time.DateTime))
+		}
+		fmt.Fprintf(w, "%s  hosts: %s\n", line, strings.Join(s.Hosts(), ", "))
+		if s.Abort != nil {
+			fmt.Fprintf(w, "  aborted by %s at %s: %s\n", s.Abort.By, s.Abort.Point, s.Abort.Err())
+		}
+		if s.Record != nil {
+			for _, h := range slices.Sorted(maps.Keys(s.Record.Hosts)) {
+				p := s.Record.Hosts[h]
+				for _, sn := range p.Snapshots {
+					fmt.Fprintf(w, "  %s: %s  %s  at %s  %s\n", h, guidText(sn.ID), sn.Original, sn.Path, sn.Consistency)
+				}
+			}
+		}
+		if s.State == cluster.SetDeleting {
+			fmt.Fprintf(w, "  deleted on: %s\n", strings.Join(s.Deleted, ", "))
+		}
+	}
+	return nil
+}
+
+func newClusterDeleteCommand(g *globalOptions, f *clusterFlags) *cobra.Command {
+	var wait time.Duration
+	cmd := &cobra.Command{
+		Use:   "delete SET",
+		Short: "Delete a cluster set's snapshots on every host",
+		Long: `Ask every host of a kept or aborted cluster set to delete its part, and
+wait (--wait, default 1m) until all have. A host that does not answer in
+time (its lvssd is down, or cannot reach etcd) deletes its part when it
+comes back; the command then exits 1 naming it, and the set shows as
+deleting in lvss cluster list until it has. A set still being made is
+refused: interrupt its lvss cluster backup instead.`,
+		Example: `  lvss cluster delete 1cc34a8b-dd00-4883-8157-f84f5affec95 --etcd https://etcd1:2379`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := parseID("cluster set ID", args[0])
+			if err != nil {
+				return err
+			}
+			if wait <= 0 {
+				return clierr.UsageError{Err: fmt.Errorf("--wait %s: must be positive", wait)}
+			}
+			cli, err := f.connect(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer cli.Close()
+			d, err := cluster.RequestDelete(cmd.Context(), cli, f.keys, id, requesterName())
+			if err != nil {
+				return err
+			}
+			left, err := cluster.WaitDeleted(cmd.Context(), cli, f.keys, id, d, wait)
+			if err != nil {
+				return err
+			}
+			if g.json {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				return enc.Encode(struct {
+					ID      string   `json:"id"`
+					Hosts   []string `json:"hosts"`
+					Pending []string `json:"pending"`
+				}{guidText(id), d.Hosts, append([]string{}, left...)})
+			}
+			if len(left) > 0 {
+				return &cluster.Hinted{Err: vsserr.New(vsserr.Unexpected, "cluster set %s: host(s) %s have not deleted their part within %s",
+					guidText(id), strings.Join(left, ", "), wait),
+					Text: "they will when their lvssd reaches etcd again; lvss cluster list shows the set as deleting until then"}
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Deleted cluster set %s on %s\n", guidText(id), strings.Join(d.Hosts, ", "))
+			return nil
+		},
+	}
+	cmd.Flags().DurationVar(&wait, "wait", time.Minute, "how long to wait for every host to delete its part")
+	return cmd
 }

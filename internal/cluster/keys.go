@@ -82,6 +82,15 @@ func (k Keys) Complete(id uuid.UUID) string { return k.Set(id) + "complete" }
 // Record is a kept set's record.
 func (k Keys) Record(id uuid.UUID) string { return k.Set(id) + "record" }
 
+// Delete asks the hosts to delete a set.
+func (k Keys) Delete(id uuid.UUID) string { return k.Set(id) + "delete" }
+
+// DeletedPrefix holds the hosts' reports that they deleted their parts.
+func (k Keys) DeletedPrefix(id uuid.UUID) string { return k.Set(id) + "deleted/" }
+
+// Deleted is a host's report that it deleted its part.
+func (k Keys) Deleted(id uuid.UUID, host string) string { return k.DeletedPrefix(id) + host }
+
 // AtPrefix holds the hosts' arrivals at a point.
 func (k Keys) AtPrefix(id uuid.UUID, p Point) string { return k.Set(id) + "at/" + string(p) + "/" }
 

@@ -100,10 +100,12 @@ type Snapshot struct {
 // Abort is why a set was aborted (sets/SET/abort), written once by
 // whoever aborted first.
 type Abort struct {
-	By      string `json:"by"`    // a host, or "requester"
-	Point   Point  `json:"point"` // where the set was when it was aborted
-	Code    uint32 `json:"code"`  // the HRESULT
-	Message string `json:"message"`
+	By      string   `json:"by"`    // a host, or "requester"
+	Point   Point    `json:"point"` // where the set was when it was aborted
+	Code    uint32   `json:"code"`  // the HRESULT
+	Message string   `json:"message"`
+	Hosts   []string `json:"hosts"` // the set's hosts, which may keep parts to delete
+	Time    string   `json:"time"`  // the aborting participant's clock, for people
 }
 
 // Err is the abort as an error carrying its HRESULT.
@@ -111,9 +113,19 @@ func (a *Abort) Err() error {
 	return vsserr.New(vsserr.HRESULT(a.Code), "cluster set aborted by %s at %s: %s", a.By, a.Point, a.Message)
 }
 
-// NewAbort describes err, found by by at point.
-func NewAbort(by string, point Point, err error) Abort {
-	return Abort{By: by, Point: point, Code: uint32(vsserr.Code(err)), Message: vsserr.Message(err)}
+// NewAbort describes err, found by by at point of job.
+func NewAbort(job *Job, by string, point Point, err error) Abort {
+	return Abort{By: by, Point: point, Code: uint32(vsserr.Code(err)), Message: vsserr.Message(err), Hosts: job.HostNames(),
+		Time: time.Now().UTC().Format(time.RFC3339)}
+}
+
+// Deletion asks every host of a set to delete its part
+// (sets/SET/delete); each reports at sets/SET/deleted/HOST, and the last
+// to report removes the set's keys.
+type Deletion struct {
+	Hosts []string `json:"hosts"`
+	By    string   `json:"by"`
+	Time  string   `json:"time"`
 }
 
 // Complete is the requester's word that COMMAND ran (sets/SET/complete):

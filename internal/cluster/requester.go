@@ -149,7 +149,7 @@ func (s *Set) aborted(ctx context.Context, res *Result, p Point, cause error) (*
 	if errors.Is(cause, context.Canceled) {
 		why = vsserr.New(vsserr.Unexpected, "the cluster requester was interrupted")
 	}
-	_ = s.Abort(actx, NewAbort("requester", p, why))
+	_ = s.Abort(actx, NewAbort(s.Job, "requester", p, why))
 	if a, err := ReadAbort(actx, s.Cli, s.Keys, s.Job.ID); err == nil && a != nil {
 		return res, a.Err()
 	}

@@ -237,6 +237,53 @@ func TestClusterBackupTwoHosts(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("COMMAND ran with\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
+
+	// The kept set is listed with both hosts' parts, and deleting it
+	// deletes them on both hosts.
+	sets := clusterSets(t, a, e.endpoint)
+	if len(sets) != 1 || sets[0].ID != res.SetID || sets[0].State != "kept" || sets[0].Consistency != "application" ||
+		len(sets[0].Hosts["host-a"].Snapshots) != 1 || len(sets[0].Hosts["host-b"].Snapshots) != 1 {
+		t.Fatalf("lvss cluster list: %+v", sets)
+	}
+	if r := lvssCluster(t, a, e.endpoint, "delete", res.SetID); r.Code != 0 || !strings.Contains(r.Stdout, "host-a, host-b") {
+		t.Fatalf("lvss cluster delete: exit %d\n%s\n%s", r.Code, r.Stdout, r.Stderr)
+	}
+	for _, h := range []*clusterHost{a, b} {
+		if got := shadowsOf(t, h); len(got) != 0 {
+			t.Fatalf("%s keeps %v after lvss cluster delete", h.name, got)
+		}
+	}
+	if sets := clusterSets(t, a, e.endpoint); len(sets) != 0 {
+		t.Fatalf("lvss cluster list after delete: %+v", sets)
+	}
+}
+
+type clusterSet struct {
+	ID          string `json:"id"`
+	State       string `json:"state"`
+	Consistency string `json:"consistency"`
+	Hosts       map[string]struct {
+		Snapshots []struct {
+			ID string `json:"id"`
+		} `json:"snapshots"`
+	} `json:"hosts"`
+	Abort *struct {
+		By    string `json:"by"`
+		Point string `json:"point"`
+	} `json:"abort"`
+}
+
+// clusterSets is lvss cluster list --json.
+func clusterSets(t *testing.T, h *clusterHost, endpoint string) []clusterSet {
+	t.Helper()
+	r := lvssCluster(t, h, endpoint, "list", "--json")
+	var out struct {
+		Sets []clusterSet `json:"sets"`
+	}
+	if r.Code != 0 || json.Unmarshal([]byte(r.Stdout), &out) != nil {
+		t.Fatalf("lvss cluster list --json: exit %d\n%s\n%s", r.Code, r.Stdout, r.Stderr)
+	}
+	return out.Sets
 }
 
 // TestClusterBackupAbortsEverywhere: a writer of one host vetoing its
@@ -269,9 +316,62 @@ func TestClusterBackupAbortsEverywhere(t *testing.T) {
 		t.Fatalf("host-a's writer was thawed in a set host-b vetoed: %v", readLines(hooks))
 	}
 
+	// The aborted set is listed with its cause, and deleting it removes it.
+	sets := clusterSets(t, a, e.endpoint)
+	if len(sets) != 1 || sets[0].State != "aborted" || sets[0].Abort == nil || sets[0].Abort.By != "host-b" || sets[0].Abort.Point != "frozen" {
+		t.Fatalf("lvss cluster list after the abort: %+v", sets)
+	}
+	if r := lvssCluster(t, a, e.endpoint, "delete", sets[0].ID); r.Code != 0 {
+		t.Fatalf("lvss cluster delete of the aborted set: exit %d\n%s", r.Code, r.Stderr)
+	}
+	if sets := clusterSets(t, a, e.endpoint); len(sets) != 0 {
+		t.Fatalf("lvss cluster list after delete: %+v", sets)
+	}
+
 	r = lvssCluster(t, a, e.endpoint, "backup", "--for", "host-a:"+a.vol, "--for", "nowhere:/srv")
 	if r.Code != 1 || !strings.Contains(r.Stderr, "VSS_E_OBJECT_NOT_FOUND") || !strings.Contains(r.Stderr, "nowhere") ||
 		!strings.Contains(r.Stderr, "hint:") {
 		t.Fatalf("an unregistered host: exit %d\n%s", r.Code, r.Stderr)
+	}
+}
+
+// TestClusterRequesterDeath: the requester SIGKILLed while one host's
+// writer is still preparing: its lease ends, the job vanishes, and both
+// hosts abort (writers get Abort, nothing is kept); the next cluster
+// backup works.
+func TestClusterRequesterDeath(t *testing.T) {
+	testenv.SkipIfShort(t, "starts etcd and two lvssd")
+	e := startLocalEtcd(t)
+	a, b := startClusterHost(t, "host-a", e.endpoint), startClusterHost(t, "host-b", e.endpoint)
+	waitRegistered(t, a, e.endpoint, "host-a", "host-b")
+	hooks := filepath.Join(t.TempDir(), "hooks.log")
+	slow := filepath.Join(t.TempDir(), "slow")
+	hookWriter(t, a, "wa", hooks)
+	// host-b's writer prepares slowly the first time only.
+	hookWriter(t, b, "wb", hooks, "--on-prepare-snapshot", "echo host-b prepare-snapshot >> "+hooks+"; if [ ! -e "+slow+" ]; then touch "+slow+"; sleep 3; fi")
+	a.d.waitWriters(t, 1)
+	b.d.waitWriters(t, 1)
+
+	cmd := exec.Command(lvssdtest.Bin(t, "lvss"), "--socket", a.d.socket, "cluster", "--etcd", e.endpoint, "backup", "--lease-ttl", "2s",
+		"--for", "host-a:"+a.vol, "--for", "host-b:"+b.vol, "--", "true")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "host-b's writer to start preparing", func() bool { _, err := os.Stat(slow); return err == nil })
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	for _, h := range []string{"host-a", "host-b"} {
+		eventually(t, 30*time.Second, h+"'s writer to get Abort", func() bool { return slices.Contains(readLines(hooks), h+" abort") })
+	}
+	for _, h := range []*clusterHost{a, b} {
+		if got := shadowsOf(t, h); len(got) != 0 {
+			t.Fatalf("%s keeps %v after its requester died", h.name, got)
+		}
+	}
+	if lines := readLines(hooks); slices.Contains(lines, "host-a thaw") || slices.Contains(lines, "host-b thaw") {
+		t.Fatalf("a writer was thawed in a set whose requester died before any froze: %v", lines)
+	}
+	if r := lvssCluster(t, a, e.endpoint, "backup", "--for", "host-a:"+a.vol, "--for", "host-b:"+b.vol, "--", "true"); r.Code != 0 {
+		t.Fatalf("the next cluster backup: exit %d\n%s", r.Code, r.Stderr)
 	}
 }

@@ -159,12 +159,45 @@ func (a *Agent) seen(ctx context.Context, cli *clientv3.Client, sess *concurrenc
 		set := cluster.SetOf(cli, a.opt.Keys, job, sess.Lease(), sess.Done())
 		if atStart && !a.running(id) {
 			a.log.Warn("cluster: a set in progress named this host when it (re)joined; aborting it", "set", id)
-			_ = set.Abort(ctx, cluster.NewAbort(a.opt.Host, cluster.Accepted, errRejoined))
+			_ = set.Abort(ctx, cluster.NewAbort(job, a.opt.Host, cluster.Accepted, errRejoined))
 			return
 		}
 		a.start(ctx, set)
 	case "abort":
 		a.discard(ctx, id)
+	case "delete":
+		a.deletePart(ctx, cli, id)
+	}
+}
+
+// deletePart deletes this host's part of a kept or aborted set that
+// lvss cluster delete asked to remove, reports it, and, as the last host
+// to report, removes the set's keys.
+func (a *Agent) deletePart(ctx context.Context, cli *clientv3.Client, id uuid.UUID) {
+	k := a.opt.Keys
+	resp, err := cli.Get(ctx, k.Delete(id))
+	if err != nil || len(resp.Kvs) == 0 {
+		return
+	}
+	var d cluster.Deletion
+	if err := cluster.Decode(k.Delete(id), resp.Kvs[0].Value, &d); err != nil || !slices.Contains(d.Hosts, a.opt.Host) {
+		return
+	}
+	n, err := a.deleteSet(ctx, id)
+	if err != nil && !isNotFound(err) {
+		a.log.Error("cluster: could not delete this host's part of a set", "set", id, "error", err)
+		return
+	}
+	a.log.Info("cluster: deleted this host's part of a set", "set", id, "snapshots", n)
+	if _, err := cli.Put(ctx, k.Deleted(id, a.opt.Host), time.Now().UTC().Format(time.RFC3339)); err != nil {
+		return
+	}
+	done, err := cli.Get(ctx, k.DeletedPrefix(id), clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil || len(done.Kvs) < len(d.Hosts) {
+		return
+	}
+	if _, err := cli.Delete(ctx, k.Set(id), clientv3.WithPrefix()); err == nil {
+		a.log.Info("cluster: every host deleted its part; the set's keys are gone", "set", id)
 	}
 }
 
@@ -216,15 +249,28 @@ func (a *Agent) discard(ctx context.Context, id uuid.UUID) {
 	if a.running(id) {
 		return
 	}
-	s := a.opt.Coord.NewSession(coordinator.Peer{PID: int32(os.Getpid())})
-	defer s.Release(context.WithoutCancel(ctx))
-	n, _, err := s.DeleteSnapshots(ctx, id, vss.ObjectSnapshotSet, true)
+	n, err := a.deleteSet(ctx, id)
 	switch {
 	case err != nil && !isNotFound(err):
 		a.log.Error("cluster: could not delete the snapshots of an aborted set", "set", id, "error", err)
 	case n > 0:
 		a.log.Info("cluster: deleted the snapshots of an aborted set", "set", id, "snapshots", n)
 	}
+}
+
+// deleteSet deletes this host's snapshots of a set, in an administrative
+// session of its own (VSS_CTX_ALL, as lvss delete shadows).
+func (a *Agent) deleteSet(ctx context.Context, id uuid.UUID) (int, error) {
+	s := a.opt.Coord.NewSession(coordinator.Peer{PID: int32(os.Getpid())})
+	defer s.Release(context.WithoutCancel(ctx))
+	if err := s.InitializeForBackup(""); err != nil {
+		return 0, err
+	}
+	if err := s.SetContext(vss.CtxAll); err != nil {
+		return 0, err
+	}
+	n, _, err := s.DeleteSnapshots(ctx, id, vss.ObjectSnapshotSet, true)
+	return n, err
 }
 
 // register publishes the host's registration under its lease.

@@ -29,6 +29,9 @@ type part struct {
 	// point is the point this host is at or going to: where it was
 	// when it fails.
 	point cluster.Point
+	// failed: the part's failure is recorded (the barrier records it at
+	// once; the creation's end reports the same failure again).
+	failed bool
 }
 
 // asyncWait bounds a local asynchronous call of the part: the calls are
@@ -59,13 +62,17 @@ func (p *part) run(ctx context.Context) {
 // fail records this host's failure as the set's abort (unless another
 // cause was recorded first), so that every host stops.
 func (p *part) fail(ctx context.Context, err error) {
+	if p.failed {
+		return
+	}
+	p.failed = true
 	p.log.Warn("cluster: part failed", "point", p.point, "error", err)
 	if errors.Is(err, context.Canceled) {
 		err = vsserr.New(vsserr.Unexpected, "lvssd on %s stopped or lost etcd", p.a.opt.Host)
 	}
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	if aerr := p.set.Abort(actx, cluster.NewAbort(p.a.opt.Host, p.point, err)); aerr != nil {
+	if aerr := p.set.Abort(actx, cluster.NewAbort(p.set.Job, p.a.opt.Host, p.point, err)); aerr != nil {
 		p.log.Warn("cluster: could not record the abort", "error", aerr)
 	}
 }
