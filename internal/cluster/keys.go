@@ -20,16 +20,21 @@ const DefaultPrefix = "/lvss"
 type Point string
 
 const (
-	Accepted    Point = "accepted"    // the job is taken and a local session is open
-	Prepared    Point = "prepared"    // writers prepared, providers ready; nothing frozen
-	Frozen      Point = "frozen"      // every writer of the host is frozen
-	Committed   Point = "committed"   // the host's snapshots exist; writers still frozen
-	Snapshotted Point = "snapshotted" // thawed, PostSnapshot done; snapshots published
-	Completed   Point = "completed"   // BackupComplete done
+	Accepted Point = "accepted" // the job is taken and a local session is open
+	Prepared Point = "prepared" // writers prepared, providers ready; nothing frozen
+	// FrozenFrontEnd, FrozenBackEnd and FrozenSystem: the host's writers
+	// of that level are frozen (VSS's freeze order holds across hosts).
+	FrozenFrontEnd Point = "frozen-front-end"
+	FrozenBackEnd  Point = "frozen-back-end"
+	FrozenSystem   Point = "frozen-system"
+	Frozen         Point = "frozen"      // every writer of the host is frozen
+	Committed      Point = "committed"   // the host's snapshots exist; writers still frozen
+	Snapshotted    Point = "snapshotted" // thawed, PostSnapshot done; snapshots published
+	Completed      Point = "completed"   // BackupComplete done
 )
 
 // Points are the points in the order hosts reach them.
-var Points = []Point{Accepted, Prepared, Frozen, Committed, Snapshotted, Completed}
+var Points = []Point{Accepted, Prepared, FrozenFrontEnd, FrozenBackEnd, FrozenSystem, Frozen, Committed, Snapshotted, Completed}
 
 // Keys spells the keys under one prefix.
 type Keys struct{ Prefix string }

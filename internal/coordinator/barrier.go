@@ -2,11 +2,13 @@ package coordinator
 
 import (
 	"context"
+	"strings"
 	"sync"
 
 	"github.com/google/uuid"
 
 	"github.com/lvss/lvss/internal/catalog"
+	"github.com/lvss/lvss/vss"
 	"github.com/lvss/lvss/vsserr"
 )
 
@@ -19,12 +21,27 @@ const (
 	// BarrierPrepared: writers had PrepareForSnapshot and the providers
 	// EndPrepareSnapshots; nothing is frozen yet.
 	BarrierPrepared BarrierPoint = "prepared"
-	// BarrierFrozen: the writers are frozen; nothing is committed.
+	// BarrierFrozen: every writer is frozen; nothing is committed. Before
+	// it, each level but the last has a point of its own
+	// (BarrierFrozenLevel): VSS's freeze order (D5) holds across hosts,
+	// so an application's front end on one host is paused before its
+	// databases on others freeze.
 	BarrierFrozen BarrierPoint = "frozen"
 	// BarrierCommitted: the snapshots exist (PostCommitSnapshots
 	// answered); the writers are still frozen.
 	BarrierCommitted BarrierPoint = "committed"
 )
+
+// BarrierFrozenLevel is the point after the writers of level froze, for
+// every level of vss.FreezeOrder but the last (after which it is
+// BarrierFrozen).
+func BarrierFrozenLevel(level vss.AppLevel) BarrierPoint {
+	if level == vss.FreezeOrder[len(vss.FreezeOrder)-1] {
+		return BarrierFrozen
+	}
+	name := strings.ToLower(strings.TrimPrefix(level.String(), "VSS_APP_"))
+	return BarrierPoint("frozen-" + strings.ReplaceAll(name, "_", "-"))
+}
 
 // A Barrier holds a set's creation at each BarrierPoint until every host
 // of the cluster set has reached it. Reach reports this host's arrival

@@ -53,7 +53,7 @@ func TestBarrierHoldsCreationAtEachPoint(t *testing.T) {
 	must(t, e.wait(s.PrepareForBackup()))
 	must(t, e.wait(s.DoSnapshotSet()))
 
-	if want := []BarrierPoint{BarrierPrepared, BarrierFrozen, BarrierCommitted}; !slices.Equal(b.points, want) {
+	if want := []BarrierPoint{BarrierPrepared, "frozen-front-end", "frozen-back-end", "frozen-system", BarrierFrozen, BarrierCommitted}; !slices.Equal(b.points, want) {
 		t.Fatalf("barrier reached at %v, want %v", b.points, want)
 	}
 	before := func(a, z string) {
@@ -68,6 +68,10 @@ func TestBarrierHoldsCreationAtEachPoint(t *testing.T) {
 		before(w+":"+EvFreeze.String(), "barrier:frozen")
 		before("barrier:committed", w+":"+EvThaw.String())
 	}
+	// Across hosts the freeze order holds: every host's front end is
+	// frozen before any back end freezes.
+	before("front:"+EvFreeze.String(), "barrier:frozen-front-end")
+	before("barrier:frozen-front-end", "back:"+EvFreeze.String())
 	before("barrier:frozen", "provider:CommitSnapshots")
 	before("provider:CommitSnapshots", "barrier:committed")
 	for p, f := range b.failed {
@@ -82,7 +86,7 @@ func TestBarrierHoldsCreationAtEachPoint(t *testing.T) {
 // the provider aborts, nothing is recorded, and DoSnapshotSet reports the
 // barrier's error.
 func TestBarrierFailureAbortsCreation(t *testing.T) {
-	for _, p := range []BarrierPoint{BarrierPrepared, BarrierFrozen, BarrierCommitted} {
+	for _, p := range []BarrierPoint{BarrierPrepared, "frozen-front-end", BarrierFrozen, BarrierCommitted} {
 		t.Run(string(p), func(t *testing.T) {
 			e := newEnv(t, nil)
 			w := e.writer("db", vss.LevelBackEnd, 0)

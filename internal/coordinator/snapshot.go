@@ -172,12 +172,12 @@ func (s *Session) createSet(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return cr.fail(ctx, true, err)
 		}
-	}
-
-	// A cluster set's hosts all have their writers frozen before any
-	// commits.
-	if err := cr.reach(ctx, BarrierFrozen); err != nil {
-		return cr.fail(ctx, true, err)
+		// A cluster set's hosts all have this level frozen before any
+		// freezes the next, and all their writers frozen before any
+		// commits.
+		if err := cr.reach(ctx, BarrierFrozenLevel(level)); err != nil {
+			return cr.fail(ctx, true, err)
+		}
 	}
 
 	// ④ PreCommit.
