@@ -42,7 +42,15 @@ type Agent struct {
 	mu    sync.Mutex
 	parts map[uuid.UUID]context.CancelFunc // the parts running
 	wg    sync.WaitGroup                   // the parts' goroutines
+	// ended are the sets whose part this process ran and ended, oldest
+	// first: a job of one of them found again (after etcd was lost and
+	// came back) cannot be joined again, and is aborted.
+	ended []uuid.UUID
 }
+
+// maxEnded bounds what the agent remembers of ended parts: far more sets
+// than can be in progress at once.
+const maxEnded = 1024
 
 // New checks the options.
 func New(opt Options) (*Agent, error) {
@@ -138,10 +146,10 @@ func (a *Agent) session(ctx context.Context) error {
 }
 
 // seen looks at a key of a set that appeared: a job naming this host is
-// started (a job found at connection, not while watching, is one this
-// host cannot join any more: it was down or cut off while the others went
-// on, so the set is aborted); an abort makes sure this host keeps nothing
-// of the set.
+// started, unless this process already ran a part of it that ended (it
+// lost etcd meanwhile): that set is aborted, since a part cannot be
+// resumed. An abort makes sure this host keeps nothing of the set; a
+// deletion deletes its part.
 func (a *Agent) seen(ctx context.Context, cli *clientv3.Client, sess *concurrency.Session, key string, atStart bool) {
 	id, rest, err := a.opt.Keys.ParseSetKey(key)
 	if err != nil {
@@ -157,8 +165,8 @@ func (a *Agent) seen(ctx context.Context, cli *clientv3.Client, sess *concurrenc
 			return
 		}
 		set := cluster.SetOf(cli, a.opt.Keys, job, sess.Lease(), sess.Done())
-		if atStart && !a.running(id) {
-			a.log.Warn("cluster: a set in progress named this host when it (re)joined; aborting it", "set", id)
+		if atStart && a.hasEnded(id) {
+			a.log.Warn("cluster: a set whose part ended here when etcd was lost is still in progress; aborting it", "set", id)
 			_ = set.Abort(ctx, cluster.NewAbort(job, a.opt.Host, cluster.Accepted, errRejoined))
 			return
 		}
@@ -201,7 +209,13 @@ func (a *Agent) deletePart(ctx context.Context, cli *clientv3.Client, id uuid.UU
 	}
 }
 
-var errRejoined = errors.New("the host found the set in progress when it (re)connected to etcd: it cannot join a set late")
+var errRejoined = errors.New("the host's part ended when it lost etcd, and a part cannot be resumed")
+
+func (a *Agent) hasEnded(id uuid.UUID) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Contains(a.ended, id)
+}
 
 func (a *Agent) running(id uuid.UUID) bool {
 	a.mu.Lock()
@@ -226,6 +240,9 @@ func (a *Agent) start(ctx context.Context, set *cluster.Set) {
 		defer func() {
 			a.mu.Lock()
 			delete(a.parts, set.Job.ID)
+			if a.ended = append(a.ended, set.Job.ID); len(a.ended) > maxEnded {
+				a.ended = a.ended[1:]
+			}
 			a.mu.Unlock()
 			cancel()
 		}()

@@ -127,7 +127,7 @@ func (p *part) create(ctx context.Context) error {
 		}
 		paths = append(paths, more...)
 	}
-	if _, err := s.StartSnapshotSetID(job.ID); err != nil {
+	if err := p.startSet(ctx); err != nil {
 		return err
 	}
 	for _, path := range paths {
@@ -154,6 +154,25 @@ func (p *part) create(ctx context.Context) error {
 		return err
 	}
 	return p.arrive(ctx, cluster.Snapshotted, pr)
+}
+
+// startSet starts the local set under the cluster set's ID. While another
+// set is being created on this host (a local backup, or a cluster set's
+// part ending), it retries, within the job's preparation deadline: the
+// set is not lost to a backup that happened to run at the same moment.
+func (p *part) startSet(ctx context.Context) error {
+	deadline := time.Now().Add(p.set.Job.Wait(cluster.Prepared))
+	for {
+		_, err := p.s.StartSnapshotSetID(p.set.Job.ID)
+		if vsserr.Code(err) != vsserr.SnapshotSetInProgress || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // selectWriters adds every component of the named writers (component
