@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -95,7 +96,7 @@ type Member struct {
 // StartEtcd starts one member on each of hosts (each host at most once),
 // waits until the cluster is healthy (every member answers, all agree on
 // a leader, and a linearizable read through each succeeds) and returns
-// it. Cleanup kills the members (SIGTERM, then SIGKILL), closes every
+// it. Cleanup kills the members (SIGKILL), closes every
 // client the harness made and removes their data with the network's dir;
 // a member's output is shown when the test fails. A missing etcd is
 // testenv.Missing.
@@ -196,7 +197,18 @@ func (m *Member) start(t testing.TB) {
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}
-	m.Proc = lvssdtest.Start(t, m.Host.Dir, "etcd-"+m.Name, cmd)
+	p := lvssdtest.Start(t, m.Host.Dir, "etcd-"+m.Name, cmd)
+	m.Proc = p
+	// SIGKILL at the end, before lvssdtest's SIGTERM (cleanups run last
+	// first): the data is thrown away, and a member told to stop tries to
+	// hand over its leadership first, which takes seconds while its peers
+	// stop too.
+	t.Cleanup(func() {
+		if !p.Exited() {
+			_ = p.Cmd.Process.Kill()
+			<-p.Done()
+		}
+	})
 }
 
 // Endpoints are the members' client URLs.
@@ -233,6 +245,29 @@ func (e *Etcd) Client(t testing.TB) *clientv3.Client {
 func (e *Etcd) ClientOn(t testing.TB, h *Host) *clientv3.Client {
 	t.Helper()
 	return e.newClient(t, e.Endpoints(), h.DialContext)
+}
+
+// ClientOf is a client of the given members only, each reached from
+// inside its own host: the view of a client that knows those members (a
+// majority, say) and no others. Cleanup closes it.
+func (e *Etcd) ClientOf(t testing.TB, members ...*Member) *clientv3.Client {
+	t.Helper()
+	var eps []string
+	for _, m := range members {
+		eps = append(eps, m.ClientURL)
+	}
+	return e.newClient(t, eps, e.net.DialContext)
+}
+
+// Others are the members other than not.
+func (e *Etcd) Others(not ...*Member) []*Member {
+	var others []*Member
+	for _, m := range e.Members {
+		if !slices.Contains(not, m) {
+			others = append(others, m)
+		}
+	}
+	return others
 }
 
 // Client is a client of this member alone, from inside its host (so
@@ -325,14 +360,18 @@ func (m *Member) Status() (id, leader, term uint64, err error) {
 	return st.Header.MemberId, st.Leader, st.RaftTerm, nil
 }
 
-// Leader is the member that leads now, nil if none does: of the running
-// members that answer, the one that reports itself the leader, the one
-// of the highest term if more than one does (a leader cut off from the
-// others believes it leads until its check of the quorum fails).
-func (e *Etcd) Leader() *Member {
+// Leader is the member that leads now, nil if none does (LeaderOf all
+// members).
+func (e *Etcd) Leader() *Member { return e.LeaderOf(e.Members...) }
+
+// LeaderOf is the member of members that leads now, nil if none does: of
+// those running that answer, the one that reports itself the leader, the
+// one of the highest term if more than one does (a leader cut off from
+// the others believes it leads until its check of the quorum fails).
+func (e *Etcd) LeaderOf(members ...*Member) *Member {
 	var leader *Member
 	var best uint64
-	for _, m := range e.Members {
+	for _, m := range members {
 		if !m.Running() {
 			continue
 		}
