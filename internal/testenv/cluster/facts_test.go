@@ -67,11 +67,17 @@ func TestFactPartitionedMember(t *testing.T) {
 			wctx, wcancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 			defer wcancel()
 			wch := cc.Watch(wctx, "lvss/fact/", clientv3.WithPrefix())
-			// The watch is set up once a put through the member shows in it.
+			// And one that does not require a leader.
+			pctx, pcancel := context.WithCancel(ctx)
+			defer pcancel()
+			pch := cc.Watch(pctx, "lvss/fact/", clientv3.WithPrefix())
+			// The watches are set up once a put through the member shows
+			// in them.
 			if _, err := cc.Put(ctx, "lvss/fact/watch-ready", "1"); err != nil {
 				t.Fatal(err)
 			}
 			waitEvent(t, wch, "lvss/fact/watch-ready")
+			waitEvent(t, pch, "lvss/fact/watch-ready")
 
 			start := time.Now()
 			cut.Host.Partition(t)
@@ -151,6 +157,16 @@ func TestFactPartitionedMember(t *testing.T) {
 				t.Errorf("the watch through the cut-off member, requiring a leader, did not end within %s", bound)
 			}
 
+			// The watch without WithRequireLeader, now that the other has
+			// ended and the majority has written: it has neither ended
+			// nor seen the write.
+			select {
+			case wr, ok := <-pch:
+				t.Fatalf("the watch without WithRequireLeader through the cut-off member delivered %+v (open %v, err %v)", wr.Events, ok, wr.Err())
+			default:
+				fact(t, "%s partitioned: its watch without WithRequireLeader neither ended nor saw the majority's write", which)
+			}
+
 			healed := time.Now()
 			cut.Host.Heal(t)
 			testenv.Eventually(t, bound, "the healed member to serve what the majority wrote", func() bool {
@@ -160,6 +176,8 @@ func TestFactPartitionedMember(t *testing.T) {
 				return err == nil && len(r.Kvs) == 1
 			})
 			rejoin := time.Since(healed)
+			waitEvent(t, pch, "lvss/fact/during")
+			fact(t, "%s healed: the watch without WithRequireLeader had delivered the majority's write by %s after the heal", which, time.Since(healed).Round(time.Millisecond))
 			_, l, _, err := cut.Status()
 			if err != nil || e.Member(l) == nil {
 				t.Fatalf("the healed member names leader %x (%v)", l, err)
