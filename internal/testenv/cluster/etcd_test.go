@@ -4,12 +4,14 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/lvss/lvss/internal/testenv"
 	"github.com/lvss/lvss/internal/testenv/cluster"
 )
 
@@ -61,6 +63,9 @@ func TestEtcdTLS(t *testing.T) {
 		}
 	}
 	// The files etcdctl (or lvssd's config) would use work too.
+	if _, err := exec.LookPath("etcdctl"); err != nil {
+		testenv.Missing(t, "etcdctl (apt-get install etcd-client)")
+	}
 	out, err := nw.Hosts[2].Run(context.Background(), "etcdctl", "--endpoints", strings.Join(e.Endpoints(), ","),
 		"--cacert", e.CA.File, "--cert", e.ClientCert.File, "--key", e.ClientCert.KeyFile, "get", "lvss/check/kv")
 	if err != nil || !strings.Contains(out, "lvss/check/kv") {

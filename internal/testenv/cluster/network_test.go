@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -133,6 +134,45 @@ func TestPartitionAndHeal(t *testing.T) {
 	}{{h0, l1}, {h1, l0}} {
 		if err := echo(ctx, c.from, c.to.Addr().String()); err != nil {
 			t.Errorf("healed, %s to %s: %v", c.from.Name, c.to.Addr(), err)
+		}
+	}
+}
+
+// TestDialLeavesNoThreadInAHost: the test's dials from inside hosts, many
+// at once, leave every thread of the test process in the process's own
+// network namespace: a goroutine scheduled later on a thread a dial used
+// is not in a host by mistake.
+func TestDialLeavesNoThreadInAHost(t *testing.T) {
+	nw := cluster.NewNetwork(t, 2)
+	l := echoServer(t, nw.Hosts[1])
+	own := nsOf(t, os.Getpid(), "net")
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for i := range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- echo(context.Background(), nw.Hosts[i%2], l.Addr().String())
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, task := range tasks {
+		ns, err := os.Readlink(filepath.Join("/proc/self/task", task.Name(), "ns", "net"))
+		if err != nil {
+			continue // the thread ended meanwhile
+		}
+		if ns != own {
+			t.Errorf("thread %s of the test process is in %s, the process in %s", task.Name(), ns, own)
 		}
 	}
 }
