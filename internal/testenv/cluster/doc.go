@@ -61,7 +61,7 @@
 // with its data in the network's temp dir and a fresh cluster token, and
 // returns once every member answers, all name one leader and a
 // linearizable read through each succeeds. A 3-member cluster is healthy
-// 0.25 to 2.9 s after its start, mostly about 2.4 s: the first election
+// 0.25 to 3.1 s after its start, mostly about 2.4 s: the first election
 // waits a randomized election timeout (1 to 2 s by default); the rest is
 // milliseconds. EtcdOptions.TLS runs clients and peers on TLS with client
 // certificates from a throwaway CA made with crypto/x509 (Etcd.CA,
@@ -79,7 +79,7 @@
 //
 // One member of three partitioned (TestFactPartitionedMember):
 //   - the other two keep their leader (a follower cut off: writes go on
-//     within 20 ms) or elect one (the leader cut off: 1.2 to 2.2 s), and
+//     within 20 ms) or elect one (the leader cut off: 0.97 to 2.2 s), and
 //     serve writes from then on;
 //   - a Put through the cut-off member fails after 7.0 s with
 //     "etcdserver: request timed out": the server's request timeout, 5 s
@@ -105,7 +105,7 @@
 // connection and all puts succeed from 1.4 to 1.6 s after the partition
 // (TestFactClientKeepalive).
 //
-// The leader SIGKILLed (TestFactLeaderKilled): a new leader 0.93 to 2.0 s
+// The leader SIGKILLed (TestFactLeaderKilled): a new leader 0.93 to 3.4 s
 // later, its first write within 15 ms of that. A lease survives the
 // change with its whole TTL again: a 10 s lease with 5 s left has 10 s
 // after the election (the new leader refreshes every lease), so a
@@ -113,7 +113,7 @@
 // election later.
 //
 // A lease of TTL 3 s whose keepalives stop (TestFactLeaseExpiry): a
-// watcher on another host sees its key's delete 3.37 to 3.43 s after the
+// watcher on another host sees its key's delete 3.10 to 3.43 s after the
 // last keepalive answer: the TTL plus up to the 0.5 s the server takes
 // between its expiry checks.
 //

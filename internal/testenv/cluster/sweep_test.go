@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -43,6 +44,10 @@ func TestSweepStale(t *testing.T) {
 	exited := make(chan struct{})
 	go func() { _ = orphan.Wait(); close(exited) }()
 	t.Cleanup(func() { _ = orphan.Process.Kill(); <-exited })
+	// In the namespace once nsenter has entered it and exec'd sleep.
+	testenv.Eventually(t, 10*time.Second, "the orphan to be in the stale namespace", func() bool {
+		return slices.Contains(netnsPids(filepath.Join(netnsDir, staleNS)), orphan.Process.Pid)
+	})
 	staleDir, err := os.MkdirTemp("", namePrefix+strconv.Itoa(gone.Process.Pid)+"-1-")
 	if err != nil {
 		t.Fatal(err)
