@@ -167,6 +167,10 @@ func TestFactPartitionedMember(t *testing.T) {
 				fact(t, "%s partitioned: its watch without WithRequireLeader neither ended nor saw the majority's write", which)
 			}
 
+			_, _, termBefore, err := newLeader.Status()
+			if err != nil {
+				t.Fatal(err)
+			}
 			healed := time.Now()
 			cut.Host.Heal(t)
 			testenv.Eventually(t, bound, "the healed member to serve what the majority wrote", func() bool {
@@ -178,14 +182,67 @@ func TestFactPartitionedMember(t *testing.T) {
 			rejoin := time.Since(healed)
 			waitEvent(t, pch, "lvss/fact/during")
 			fact(t, "%s healed: the watch without WithRequireLeader had delivered the majority's write by %s after the heal", which, time.Since(healed).Round(time.Millisecond))
-			_, l, _, err := cut.Status()
+			e.WaitHealthy(t)
+			_, l, termAfter, err := cut.Status()
 			if err != nil || e.Member(l) == nil {
 				t.Fatalf("the healed member names leader %x (%v)", l, err)
 			}
-			fact(t, "%s healed: serves linearizable reads again %s after the heal, with leader %s",
-				which, rejoin.Round(time.Millisecond), e.Member(l).Name)
-			e.WaitHealthy(t)
+			fact(t, "%s healed: serves linearizable reads again %s after the heal; leader %s in term %d (before the heal %s in term %d)",
+				which, rejoin.Round(time.Millisecond), e.Member(l).Name, termAfter, newLeader.Name, termBefore)
 		})
+	}
+}
+
+// TestFactPreVote: etcd 3.4 runs without raft's pre-vote by default, so
+// a member cut off campaigns again and again, raising its term, and when
+// it is healed that higher term makes the leader step down: an election
+// (TestFactPartitionedMember logs the terms). With --pre-vote (etcd 3.5's
+// default) a cut-off member's campaigns fail before they raise its term,
+// and the heal leaves the leader and its term as they were.
+func TestFactPreVote(t *testing.T) {
+	nw := cluster.NewNetwork(t, 3)
+	e := cluster.StartEtcd(t, nw.Hosts, cluster.EtcdOptions{Args: []string{"--pre-vote"}})
+	leader := e.WaitLeader(t)
+	_, _, before, err := leader.Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := e.Others(leader)[0]
+	ctx := context.Background()
+	wctx, wcancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	defer wcancel()
+	cc := cut.Client(t)
+	wch := cc.Watch(wctx, "lvss/fact/", clientv3.WithPrefix())
+	if _, err := cc.Put(ctx, "lvss/fact/watch-ready", "1"); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, wch, "lvss/fact/watch-ready")
+	cut.Host.Partition(t)
+	// Until the cut-off member knows it has no leader (its watch that
+	// requires one ends): it has campaigned by then.
+	testenv.Eventually(t, bound, "the cut-off member to lose its leader", func() bool {
+		select {
+		case wr, ok := <-wch:
+			return !ok || wr.Err() != nil
+		default:
+			return false
+		}
+	})
+	_, _, cutTerm, err := cut.Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut.Host.Heal(t)
+	e.WaitHealthy(t)
+	after := e.WaitLeader(t)
+	_, _, term, err := after.Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fact(t, "with --pre-vote: leader %s in term %d before a follower's partition, the follower at term %d cut off, leader %s in term %d after its heal",
+		leader.Name, before, cutTerm, after.Name, term)
+	if after != leader || term != before {
+		t.Errorf("with --pre-vote the heal of a follower changed the leader from %s (term %d) to %s (term %d)", leader.Name, before, after.Name, term)
 	}
 }
 
