@@ -82,6 +82,9 @@ var layers = []layer{
 	{name: "harness", why: "the test harness (test-only): builds the binaries and starts lvssd, as a process or in the test's own",
 		pkgs: []string{"internal/testenv/lvssdtest"},
 		may:  []string{"client", "server", "coordinator", "resources", "provider", "wire", "spec", "leaf"}},
+	{name: "clusterharness", why: "the cluster mode's test ground (test-only): hosts as network namespaces, an etcd cluster across them, an lvssd per host",
+		pkgs: []string{"internal/testenv/cluster"},
+		may:  []string{"harness", "client", "spec", "leaf"}},
 	{name: "client", why: "requesters, writers and their tools: other processes, which reach lvssd over its socket only",
 		pkgs: []string{"client/...", "writer/...", "writers/...", "cmd/lvss", "cmd/lvss-writer", "internal/clierr", "examples/..."},
 		may:  []string{"client", "harness", "cluster", "wire", "spec", "leaf"}},
@@ -92,7 +95,7 @@ var layers = []layer{
 
 // testOnly packages import package testing: only tests may import them,
 // so that no binary carries it.
-var testOnly = []string{"internal/testenv", "internal/testenv/lvssdtest", "provider/providertest", "writer/writertest", "client/clienttest"}
+var testOnly = []string{"internal/testenv", "internal/testenv/lvssdtest", "internal/testenv/cluster", "provider/providertest", "writer/writertest", "client/clienttest"}
 
 // links are the guarantees the architecture states about what a binary or
 // SDK carries. They follow from the layers for lvss's own packages; they
