@@ -21,8 +21,13 @@ import (
 // over a real etcd, without namespaces (the many-host tests run members in
 // namespaces of their own).
 type localEtcd struct {
+	t        *testing.T
 	endpoint string
+	bin      string
+	args     []string
+	log      string
 	cmd      *exec.Cmd
+	exited   chan struct{}
 }
 
 func startLocalEtcd(t *testing.T) *localEtcd {
@@ -41,35 +46,54 @@ func startLocalEtcd(t *testing.T) *localEtcd {
 		return l.Addr().(*net.TCPAddr).Port
 	}
 	client, peer := fmt.Sprintf("http://127.0.0.1:%d", free()), fmt.Sprintf("http://127.0.0.1:%d", free())
-	cmd := exec.Command(bin, "--name", "m1", "--data-dir", filepath.Join(dir, "data"),
-		"--listen-client-urls", client, "--advertise-client-urls", client,
-		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-		"--initial-cluster", "m1="+peer, "--initial-cluster-token", filepath.Base(dir), "--initial-cluster-state", "new")
-	log, err := os.Create(filepath.Join(dir, "etcd.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
+	e := &localEtcd{t: t, endpoint: client, bin: bin, log: filepath.Join(dir, "etcd.log"),
+		args: []string{"--name", "m1", "--data-dir", filepath.Join(dir, "data"),
+			"--listen-client-urls", client, "--advertise-client-urls", client,
+			"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+			"--initial-cluster", "m1=" + peer, "--initial-cluster-token", filepath.Base(dir), "--initial-cluster-state", "new"}}
 	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-exited
+		e.kill()
 		if t.Failed() {
-			b, _ := os.ReadFile(log.Name())
+			b, _ := os.ReadFile(e.log)
 			t.Logf("--- etcd log:\n%s", b)
 		}
 	})
-	e := &localEtcd{endpoint: client, cmd: cmd}
+	e.start()
+	return e
+}
+
+// start runs the member (again, on the same data and ports) and waits
+// until it answers.
+func (e *localEtcd) start() {
+	t := e.t
+	t.Helper()
+	log, err := os.OpenFile(e.log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	e.cmd = exec.Command(e.bin, e.args...)
+	e.cmd.Stdout, e.cmd.Stderr = log, log
+	e.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := e.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	e.exited = make(chan struct{})
+	go func(cmd *exec.Cmd, exited chan struct{}) { _ = cmd.Wait(); close(exited) }(e.cmd, e.exited)
 	eventually(t, 30*time.Second, "etcd to answer", func() bool {
-		out, err := exec.Command("etcdctl", "--endpoints", client, "endpoint", "health").CombinedOutput()
+		out, err := exec.Command("etcdctl", "--endpoints", e.endpoint, "endpoint", "health").CombinedOutput()
 		return err == nil && strings.Contains(string(out), "is healthy")
 	})
-	return e
+}
+
+// kill ends the member at once (SIGKILL); it is idempotent.
+func (e *localEtcd) kill() {
+	if e.cmd == nil {
+		return
+	}
+	_ = syscall.Kill(-e.cmd.Process.Pid, syscall.SIGKILL)
+	<-e.exited
+	e.cmd = nil
 }
 
 // clusterHost is one host's lvssd with [cluster], on a btrfs volume of its
@@ -373,5 +397,54 @@ func TestClusterRequesterDeath(t *testing.T) {
 	}
 	if r := lvssCluster(t, a, e.endpoint, "backup", "--for", "host-a:"+a.vol, "--for", "host-b:"+b.vol, "--", "true"); r.Code != 0 {
 		t.Fatalf("the next cluster backup: exit %d\n%s", r.Code, r.Stderr)
+	}
+}
+
+// TestClusterEtcdLost: etcd killed while one host waits at a barrier for
+// another whose writer is slow to freeze: neither host can go on, both
+// abort under their own bounds (Abort to every writer, no Thaw, nothing
+// kept), and once etcd is back the hosts register again and the next
+// cluster backup works.
+func TestClusterEtcdLost(t *testing.T) {
+	testenv.SkipIfShort(t, "starts etcd and two lvssd")
+	e := startLocalEtcd(t)
+	a, b := startClusterHost(t, "host-a", e.endpoint), startClusterHost(t, "host-b", e.endpoint)
+	waitRegistered(t, a, e.endpoint, "host-a", "host-b")
+	hooks := filepath.Join(t.TempDir(), "hooks.log")
+	slow := filepath.Join(t.TempDir(), "slow")
+	hookWriter(t, a, "wa", hooks)
+	hookWriter(t, b, "wb", hooks, "--on-freeze", "echo host-b freeze >> "+hooks+"; if [ ! -e "+slow+" ]; then touch "+slow+"; sleep 2; fi")
+	a.d.waitWriters(t, 1)
+	b.d.waitWriters(t, 1)
+
+	cmd := exec.Command(lvssdtest.Bin(t, "lvss"), "--socket", a.d.socket, "cluster", "--etcd", e.endpoint, "backup",
+		"--barrier-timeout", "4s", "--for", "host-a:"+a.vol, "--for", "host-b:"+b.vol, "--", "true")
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "host-b's writer to start freezing", func() bool { _, err := os.Stat(slow); return err == nil })
+	e.kill()
+	err := cmd.Wait()
+	if err == nil {
+		t.Fatalf("lvss cluster backup succeeded with etcd killed mid-set:\n%s", out.String())
+	}
+	for _, h := range []string{"host-a", "host-b"} {
+		eventually(t, 30*time.Second, h+"'s writer to get Abort", func() bool { return slices.Contains(readLines(hooks), h+" abort") })
+	}
+	if lines := readLines(hooks); slices.Contains(lines, "host-a thaw") || slices.Contains(lines, "host-b thaw") {
+		t.Fatalf("a writer was thawed in a set cut off from etcd before every host froze: %v", lines)
+	}
+	for _, h := range []*clusterHost{a, b} {
+		if got := shadowsOf(t, h); len(got) != 0 {
+			t.Fatalf("%s keeps %v after losing etcd mid-set", h.name, got)
+		}
+	}
+
+	e.start()
+	waitRegistered(t, a, e.endpoint, "host-a", "host-b")
+	if r := lvssCluster(t, a, e.endpoint, "backup", "--for", "host-a:"+a.vol, "--for", "host-b:"+b.vol, "--", "true"); r.Code != 0 {
+		t.Fatalf("the cluster backup after etcd came back: exit %d\n%s", r.Code, r.Stderr)
 	}
 }
