@@ -355,7 +355,9 @@ subscribed writers.`,
 				return err
 			}
 			defer cli.Close()
-			resp, err := cli.Get(cmd.Context(), f.keys.HostsPrefix(), clientv3.WithPrefix())
+			octx, cancel := cluster.Op(cmd.Context())
+			defer cancel()
+			resp, err := cli.Get(octx, f.keys.HostsPrefix(), clientv3.WithPrefix())
 			if err != nil {
 				return cluster.EtcdError(err, "read the hosts")
 			}

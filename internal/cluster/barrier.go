@@ -38,7 +38,9 @@ func (s *Set) Arrive(ctx context.Context, host string, p Point, part *Part) erro
 	if s.Lease != 0 {
 		opts = append(opts, clientv3.WithLease(s.Lease))
 	}
-	resp, err := s.Cli.Txn(ctx).
+	octx, cancel := Op(ctx)
+	defer cancel()
+	resp, err := s.Cli.Txn(octx).
 		If(clientv3.Compare(clientv3.CreateRevision(s.Keys.Job(id)), ">", 0),
 			clientv3.Compare(clientv3.CreateRevision(s.Keys.Abort(id)), "=", 0)).
 		Then(clientv3.OpPut(s.Keys.At(id, p, host), val, opts...)).
@@ -63,7 +65,9 @@ func (s *Set) Arrive(ctx context.Context, host string, p Point, part *Part) erro
 // Abort records why the set is aborted, unless it already is: the first
 // abort wins, so every host reports the same cause.
 func (s *Set) Abort(ctx context.Context, a Abort) error {
-	_, err := s.Cli.Txn(ctx).
+	octx, cancel := Op(ctx)
+	defer cancel()
+	_, err := s.Cli.Txn(octx).
 		If(clientv3.Compare(clientv3.CreateRevision(s.Keys.Abort(s.Job.ID)), "=", 0)).
 		Then(clientv3.OpPut(s.Keys.Abort(s.Job.ID), Encode(a))).
 		Commit()
@@ -117,7 +121,9 @@ func (s *Set) watchUntil(ctx context.Context, p Point, d time.Duration, settled 
 		wctx, cancel = context.WithTimeout(ctx, d)
 	}
 	defer cancel()
-	resp, err := s.Cli.Get(wctx, s.Keys.Set(id), clientv3.WithPrefix())
+	gctx, gcancel := Op(wctx)
+	resp, err := s.Cli.Get(gctx, s.Keys.Set(id), clientv3.WithPrefix())
+	gcancel()
 	if err != nil {
 		return nil, s.waitErr(ctx, wctx, p, d, err)
 	}
@@ -297,7 +303,9 @@ func SetOf(cli *clientv3.Client, k Keys, job *Job, lease clientv3.LeaseID, lost 
 
 // ReadJob reads a set's job; nil when there is none.
 func ReadJob(ctx context.Context, cli *clientv3.Client, k Keys, id uuid.UUID) (*Job, error) {
-	resp, err := cli.Get(ctx, k.Job(id))
+	octx, cancel := Op(ctx)
+	defer cancel()
+	resp, err := cli.Get(octx, k.Job(id))
 	if err != nil {
 		return nil, &Unreachable{vsserr.Wrap(vsserr.Unexpected, err, "etcd: read job %s", id)}
 	}

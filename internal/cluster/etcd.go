@@ -35,6 +35,16 @@ func (u *Unreachable) Hint() string {
 	return "check --etcd (or [cluster] endpoints) and the TLS files, and that a majority of etcd's members runs: etcdctl endpoint health"
 }
 
+// OpTimeout bounds every single etcd call lvss makes (waits have deadlines
+// of their own): a call through a member cut off from the others is
+// retried by the client until its deadline, never failed on its own.
+const OpTimeout = 5 * time.Second
+
+// Op is ctx bounded by OpTimeout, for one etcd call.
+func Op(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, OpTimeout)
+}
+
 // EtcdError is a failed etcd call, doing what.
 func EtcdError(err error, what string) error {
 	return &Unreachable{vsserr.Wrap(vsserr.Unexpected, err, "etcd: %s", what)}
@@ -49,7 +59,12 @@ func Connect(ctx context.Context, c Conn) (*clientv3.Client, error) {
 	if c.DialTimeout <= 0 {
 		c.DialTimeout = 5 * time.Second
 	}
-	cfg := clientv3.Config{Endpoints: c.Endpoints, DialTimeout: c.DialTimeout, Logger: zap.NewNop(), Context: ctx}
+	// Keepalive pings drop the connection to a member that stopped
+	// answering (one cut off by a partition), so that the client moves
+	// to another; etcd refuses pings more often than every 5s
+	// (--grpc-keepalive-min-time).
+	cfg := clientv3.Config{Endpoints: c.Endpoints, DialTimeout: c.DialTimeout, Logger: zap.NewNop(), Context: ctx,
+		DialKeepAliveTime: 5 * time.Second, DialKeepAliveTimeout: 2 * time.Second}
 	if c.CACert != "" || c.Cert != "" || c.Key != "" {
 		if (c.Cert == "") != (c.Key == "") {
 			return nil, vsserr.New(vsserr.InvalidArg, "a client certificate needs its key, and a key its certificate")

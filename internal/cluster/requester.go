@@ -64,7 +64,9 @@ func Backup(ctx context.Context, cli *clientv3.Client, k Keys, o BackupOptions,
 		return nil, err
 	}
 	ttl := max(int64(o.LeaseTTL/time.Second), 1)
-	grant, err := cli.Grant(ctx, ttl)
+	gctx, gcancel := Op(ctx)
+	grant, err := cli.Grant(gctx, ttl)
+	gcancel()
 	if err != nil {
 		return nil, &Unreachable{vsserr.Wrap(vsserr.Unexpected, err, "etcd: take a lease")}
 	}
@@ -92,7 +94,7 @@ func Backup(ctx context.Context, cli *clientv3.Client, k Keys, o BackupOptions,
 	job := &Job{ID: uuid.New(), Requester: o.Requester, Created: time.Now().UTC(), Type: o.Type, Persistent: o.Persistent,
 		Hosts: o.Hosts, PrepareMS: o.Prepare.Milliseconds(), BarrierMS: o.Barrier.Milliseconds()}
 	set := SetOf(cli, k, job, grant.ID, lost)
-	if _, err := cli.Put(ctx, k.Job(job.ID), Encode(job), clientv3.WithLease(grant.ID)); err != nil {
+	if err := put(ctx, cli, k.Job(job.ID), Encode(job), clientv3.WithLease(grant.ID)); err != nil {
 		return nil, &Unreachable{vsserr.Wrap(vsserr.Unexpected, err, "etcd: write the job")}
 	}
 	if o.Progress != nil {
@@ -123,7 +125,7 @@ func Backup(ctx context.Context, cli *clientv3.Client, k Keys, o BackupOptions,
 			return set.aborted(ctx, res, Snapshotted, ctx.Err())
 		}
 	}
-	if _, err := cli.Put(ctx, k.Complete(job.ID), Encode(done), clientv3.WithLease(grant.ID)); err != nil {
+	if err := put(ctx, cli, k.Complete(job.ID), Encode(done), clientv3.WithLease(grant.ID)); err != nil {
 		return set.aborted(ctx, res, Snapshotted, &Unreachable{vsserr.Wrap(vsserr.Unexpected, err, "etcd: write complete")})
 	}
 	if _, err := set.WaitAllFor(ctx, Completed, o.CompleteTimeout); err != nil {
@@ -133,7 +135,9 @@ func Backup(ctx context.Context, cli *clientv3.Client, k Keys, o BackupOptions,
 	if o.Persistent {
 		ops = append(ops, clientv3.OpPut(k.Record(job.ID), Encode(res.Record)))
 	}
-	if _, err := cli.Txn(ctx).Then(ops...).Commit(); err != nil {
+	tctx, tcancel := Op(ctx)
+	defer tcancel()
+	if _, err := cli.Txn(tctx).Then(ops...).Commit(); err != nil {
 		return res, &Unreachable{vsserr.Wrap(vsserr.Unexpected, err, "etcd: record the set")}
 	}
 	return res, nil
@@ -158,7 +162,9 @@ func (s *Set) aborted(ctx context.Context, res *Result, p Point, cause error) (*
 
 // ReadAbort reads a set's abort; nil when it is not aborted.
 func ReadAbort(ctx context.Context, cli *clientv3.Client, k Keys, id uuid.UUID) (*Abort, error) {
-	resp, err := cli.Get(ctx, k.Abort(id))
+	octx, cancel := Op(ctx)
+	defer cancel()
+	resp, err := cli.Get(octx, k.Abort(id))
 	if err != nil {
 		return nil, &Unreachable{vsserr.Wrap(vsserr.Unexpected, err, "etcd: read the abort of %s", id)}
 	}
@@ -178,7 +184,9 @@ func checkRegistered(ctx context.Context, cli *clientv3.Client, k Keys, hosts ma
 	if len(hosts) == 0 {
 		return vsserr.New(vsserr.InvalidArg, "a cluster set needs at least one host")
 	}
-	resp, err := cli.Get(ctx, k.HostsPrefix(), clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	octx, cancel := Op(ctx)
+	defer cancel()
+	resp, err := cli.Get(octx, k.HostsPrefix(), clientv3.WithPrefix(), clientv3.WithKeysOnly())
 	if err != nil {
 		return &Unreachable{vsserr.Wrap(vsserr.Unexpected, err, "etcd: read the hosts")}
 	}
@@ -198,6 +206,14 @@ func checkRegistered(ctx context.Context, cli *clientv3.Client, k Keys, hosts ma
 			Text: "lvss cluster status lists the registered hosts; each needs lvssd running with [cluster] host = NAME and the same endpoints and prefix"}
 	}
 	return nil
+}
+
+// put is one bounded Put.
+func put(ctx context.Context, cli *clientv3.Client, key, val string, opts ...clientv3.OpOption) error {
+	octx, cancel := Op(ctx)
+	defer cancel()
+	_, err := cli.Put(octx, key, val, opts...)
+	return err
 }
 
 // follow reports arrivals as they happen, until ctx ends.

@@ -60,7 +60,9 @@ func mapKeys[V any](m map[string]V) func(func(string) bool) {
 
 // ListSets reads every cluster set etcd holds, in ID order.
 func ListSets(ctx context.Context, cli *clientv3.Client, k Keys) ([]SetSummary, error) {
-	resp, err := cli.Get(ctx, k.SetsPrefix(), clientv3.WithPrefix())
+	octx, cancel := Op(ctx)
+	defer cancel()
+	resp, err := cli.Get(octx, k.SetsPrefix(), clientv3.WithPrefix())
 	if err != nil {
 		return nil, EtcdError(err, "read the cluster sets")
 	}
@@ -137,7 +139,9 @@ func RequestDelete(ctx context.Context, cli *clientv3.Client, k Keys, id uuid.UU
 		return s.Deletion, nil
 	}
 	d := &Deletion{Hosts: s.Hosts(), By: by, Time: time.Now().UTC().Format(time.RFC3339)}
-	if _, err := cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(k.Delete(id)), "=", 0)).
+	octx, cancel := Op(ctx)
+	defer cancel()
+	if _, err := cli.Txn(octx).If(clientv3.Compare(clientv3.CreateRevision(k.Delete(id)), "=", 0)).
 		Then(clientv3.OpPut(k.Delete(id), Encode(d))).Commit(); err != nil {
 		return nil, EtcdError(err, "ask the hosts to delete the set")
 	}
@@ -178,7 +182,7 @@ func WaitDeleted(ctx context.Context, cli *clientv3.Client, k Keys, id uuid.UUID
 	if len(left) == 0 {
 		return nil, nil
 	}
-	for wr := range cli.Watch(wctx, k.Set(id), clientv3.WithPrefix(), clientv3.WithRev(rev+1)) {
+	for wr := range cli.Watch(clientv3.WithRequireLeader(wctx), k.Set(id), clientv3.WithPrefix(), clientv3.WithRev(rev+1)) {
 		if wr.Err() != nil {
 			break
 		}

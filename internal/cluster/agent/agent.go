@@ -117,14 +117,18 @@ func (a *Agent) session(ctx context.Context) error {
 	a.log.Info("cluster: registered", "endpoints", a.opt.Conn.Endpoints, "lease_ttl", a.opt.LeaseTTL)
 	go a.keepRegistered(sctx, cli, sess.Lease())
 
-	resp, err := cli.Get(sctx, a.opt.Keys.SetsPrefix(), clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	gctx, gcancel := cluster.Op(sctx)
+	resp, err := cli.Get(gctx, a.opt.Keys.SetsPrefix(), clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	gcancel()
 	if err != nil {
 		return err
 	}
 	for _, kv := range resp.Kvs {
 		a.seen(sctx, cli, sess, string(kv.Key), true)
 	}
-	w := cli.Watch(sctx, a.opt.Keys.SetsPrefix(), clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
+	// WithRequireLeader: a host cut off from the majority learns it in
+	// seconds instead of watching in silence.
+	w := cli.Watch(clientv3.WithRequireLeader(sctx), a.opt.Keys.SetsPrefix(), clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
 	for {
 		select {
 		case <-sess.Done():
@@ -183,7 +187,11 @@ func (a *Agent) seen(ctx context.Context, cli *clientv3.Client, sess *concurrenc
 // to report, removes the set's keys.
 func (a *Agent) deletePart(ctx context.Context, cli *clientv3.Client, id uuid.UUID) {
 	k := a.opt.Keys
-	resp, err := cli.Get(ctx, k.Delete(id))
+	ctx, cancel := context.WithTimeout(ctx, 4*cluster.OpTimeout+a.opt.Coord.Options().Timeouts.ProviderCall)
+	defer cancel()
+	octx, ocancel := cluster.Op(ctx)
+	resp, err := cli.Get(octx, k.Delete(id))
+	ocancel()
 	if err != nil || len(resp.Kvs) == 0 {
 		return
 	}
@@ -197,14 +205,16 @@ func (a *Agent) deletePart(ctx context.Context, cli *clientv3.Client, id uuid.UU
 		return
 	}
 	a.log.Info("cluster: deleted this host's part of a set", "set", id, "snapshots", n)
-	if _, err := cli.Put(ctx, k.Deleted(id, a.opt.Host), time.Now().UTC().Format(time.RFC3339)); err != nil {
+	octx, ocancel = cluster.Op(ctx)
+	defer ocancel()
+	if _, err := cli.Put(octx, k.Deleted(id, a.opt.Host), time.Now().UTC().Format(time.RFC3339)); err != nil {
 		return
 	}
-	done, err := cli.Get(ctx, k.DeletedPrefix(id), clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	done, err := cli.Get(octx, k.DeletedPrefix(id), clientv3.WithPrefix(), clientv3.WithKeysOnly())
 	if err != nil || len(done.Kvs) < len(d.Hosts) {
 		return
 	}
-	if _, err := cli.Delete(ctx, k.Set(id), clientv3.WithPrefix()); err == nil {
+	if _, err := cli.Delete(octx, k.Set(id), clientv3.WithPrefix()); err == nil {
 		a.log.Info("cluster: every host deleted its part; the set's keys are gone", "set", id)
 	}
 }
@@ -292,7 +302,9 @@ func (a *Agent) deleteSet(ctx context.Context, id uuid.UUID) (int, error) {
 
 // register publishes the host's registration under its lease.
 func (a *Agent) register(ctx context.Context, cli *clientv3.Client, lease clientv3.LeaseID) error {
-	_, err := cli.Put(ctx, a.opt.Keys.Host(a.opt.Host), a.hostInfo(), clientv3.WithLease(lease))
+	octx, cancel := cluster.Op(ctx)
+	defer cancel()
+	_, err := cli.Put(octx, a.opt.Keys.Host(a.opt.Host), a.hostInfo(), clientv3.WithLease(lease))
 	return err
 }
 
@@ -309,9 +321,11 @@ func (a *Agent) keepRegistered(ctx context.Context, cli *clientv3.Client, lease 
 		case <-t.C:
 		}
 		if now := a.hostInfo(); now != last {
-			if _, err := cli.Put(ctx, a.opt.Keys.Host(a.opt.Host), now, clientv3.WithLease(lease)); err == nil {
+			octx, cancel := cluster.Op(ctx)
+			if _, err := cli.Put(octx, a.opt.Keys.Host(a.opt.Host), now, clientv3.WithLease(lease)); err == nil {
 				last = now
 			}
+			cancel()
 		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/lvss/lvss/document"
 	"github.com/lvss/lvss/internal/cluster"
 	"github.com/lvss/lvss/internal/coordinator"
+	"github.com/lvss/lvss/internal/failpoint"
 	"github.com/lvss/lvss/vss"
 	"github.com/lvss/lvss/vsserr"
 )
@@ -79,6 +80,11 @@ func (p *part) fail(ctx context.Context, err error) {
 
 func (p *part) arrive(ctx context.Context, pt cluster.Point, pr *cluster.Part) error {
 	p.point = pt
+	// Test builds stop, fail or kill lvssd here (cluster.arrive.POINT),
+	// so that the fault tests act on a host standing at a barrier.
+	if err := failpoint.HitCtx(ctx, "cluster.arrive."+string(pt)); err != nil {
+		return err
+	}
 	return p.set.Arrive(ctx, p.a.opt.Host, pt, pr)
 }
 
