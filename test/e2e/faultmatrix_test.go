@@ -542,6 +542,10 @@ func (e *fmEnv) runCell(t *testing.T, point string, f fault) cellResult {
 			if err := e.sqliteW.Signal(syscall.SIGSTOP); err != nil {
 				t.Fatal(err)
 			}
+			// kill(2) returns before every thread has stopped: lvssd
+			// goes on only once the whole writer is, or the writer
+			// could still answer what lvssd sends next.
+			waitStopped(t, e.sqliteW.Cmd.Process.Pid)
 		}
 		e.d.ReleaseFailpoint(t, target)
 		lvssdtest.Eventually(t, 30*time.Second, "lvssd to go on from "+target, func() bool {
