@@ -24,6 +24,8 @@ type Config struct {
 	Providers Providers `toml:"providers"`
 	Metrics   Metrics   `toml:"metrics"`
 	Debug     Debug     `toml:"debug"`
+	// Samba is nil without a [samba] section: no remote exposure.
+	Samba *Samba `toml:"samba"`
 }
 
 // Timeouts are the deadlines the coordinator gives writers, the kernel hold
