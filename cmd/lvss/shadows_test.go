@@ -50,7 +50,7 @@ func jsonObject(t *testing.T, out string) map[string]any {
 // shadowFields are the fields every snapshot object has (docs/cli.md).
 var shadowFields = []string{"snapshot_id", "snapshot_set_id", "snapshots_count", "original_volume", "snapshot_path",
 	"provider", "provider_id", "context", "attributes", "attributes_value", "auto_release", "live_session",
-	"session_id", "created", "consistency", "consistency_reason", "exposed_path"}
+	"session_id", "created", "consistency", "consistency_reason", "exposed_path", "exposed_share", "exposed_share_path"}
 
 func checkShadowFields(t *testing.T, m map[string]any) {
 	t.Helper()
