@@ -884,7 +884,7 @@ func TestVerbsDocumented(t *testing.T) {
 		"## `lvss create shadow --for PATH [--for PATH...] [--provider NAME|ID] [--context NAME] [--json]`\n",
 		"## `lvss delete shadows (--shadow ID | --set ID | --for PATH [--oldest] | --all | --keep N | --older-than DURATION) [--dry-run] [--quiet] [--json]`\n",
 		"### Retention: `--keep N`, `--older-than DURATION`\n",
-		"## `lvss expose ID PATH [--json]` and `lvss unexpose ID [--json]`\n",
+		"## `lvss expose ID PATH [--json]`, `lvss expose --smb NAME [--path-from-root DIR] ID [--json]` and `lvss unexpose ID [--json]`\n",
 		"## Where snapshots are kept\n",
 	} {
 		if !strings.Contains(string(b), h) {
