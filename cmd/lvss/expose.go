@@ -19,7 +19,7 @@ import (
 func newExposeCommand(g *globalOptions) *cobra.Command {
 	var share, fromRoot string
 	cmd := &cobra.Command{
-		Use:   "expose ID PATH | expose --smb NAME [--path-from-root DIR] ID",
+		Use:   "expose (ID PATH | --smb NAME [--path-from-root DIR] ID)",
 		Short: "Make a snapshot readable at a directory, or as a read-only SMB share",
 		Long: `Expose snapshot ID read-only at the directory PATH (relative paths are
 taken from the current directory), for browsing or copying files out.

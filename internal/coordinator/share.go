@@ -298,7 +298,7 @@ func (c *Coordinator) undoShare(ctx context.Context, p provider.Provider, sn cat
 	}
 	if localName != "" {
 		if ex, ok := p.(provider.Exposer); ok {
-			if err := ex.Unexpose(ctx, toProviderSnapshot(sn), localName); err != nil {
+			if err := unexposeSettling(ctx, ex, toProviderSnapshot(sn), localName, added); err != nil {
 				return provider.Translate(p, provider.CallUnexpose, err)
 			}
 		}
@@ -309,6 +309,33 @@ func (c *Coordinator) undoShare(ctx context.Context, p provider.Provider, sn cat
 		}
 	}
 	return nil
+}
+
+// settleFor bounds how long an unexpose that follows a share's removal is
+// tried again.
+const settleFor = 5 * time.Second
+
+// unexposeSettling is the provider's Unexpose of a private exposure. Right
+// after the share over it was removed it is tried again for a few
+// seconds: smbcontrol's close-share only sends smbd its message, and
+// smbd's processes leave the share's directory (for /) a moment later;
+// until then unmounting it is busy. Otherwise it is tried once.
+func unexposeSettling(ctx context.Context, ex provider.Exposer, snap provider.Snapshot, name string, afterShare bool) error {
+	wait, end := 50*time.Millisecond, time.Now().Add(settleFor)
+	for {
+		err := ex.Unexpose(ctx, snap, name)
+		if err == nil || !afterShare || time.Now().After(end) {
+			return err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		wait = min(2*wait, time.Second)
+	}
 }
 
 // unshare undoes a recorded remote exposure (UnexposeSnapshot, and deleting
@@ -364,7 +391,7 @@ func (r *recoverer) cutShare(ctx context.Context, e catalog.JournalEntry) {
 			if serr == nil {
 				p, perr := c.opt.Providers.ByID(sn.ProviderID)
 				if ex, ok := p.(provider.Exposer); perr == nil && ok {
-					if err = ex.Unexpose(uc, toProviderSnapshot(sn), e.Path); err != nil {
+					if err = unexposeSettling(uc, ex, toProviderSnapshot(sn), e.Path, true); err != nil {
 						err = provider.Translate(p, provider.CallUnexpose, err)
 					}
 				}

@@ -396,3 +396,41 @@ func TestRecoveryWithoutSamba(t *testing.T) {
 		t.Fatalf("a share that could not be checked was forgotten: %+v", p)
 	}
 }
+
+// busyExposer's Unexpose is busy a number of times, as an unmount is
+// while smbd's processes still work in the directory.
+type busyExposer struct {
+	busy  int
+	calls int
+}
+
+func (b *busyExposer) Expose(context.Context, provider.Snapshot, string) (string, error) {
+	return "", nil
+}
+func (b *busyExposer) Unexpose(context.Context, provider.Snapshot, string) error {
+	b.calls++
+	if b.calls <= b.busy {
+		return vsserr.New(vsserr.ProviderVeto, "busy")
+	}
+	return nil
+}
+
+// Right after a share's removal, a busy unexpose is tried again until it
+// goes through; otherwise, and once the context ends, it is not.
+func TestUnexposeSettling(t *testing.T) {
+	ctx := context.Background()
+	b := &busyExposer{busy: 2}
+	if err := unexposeSettling(ctx, b, provider.Snapshot{}, "x", true); err != nil || b.calls != 3 {
+		t.Fatalf("after a share: %v after %d calls", err, b.calls)
+	}
+	b = &busyExposer{busy: 2}
+	if err := unexposeSettling(ctx, b, provider.Snapshot{}, "x", false); err == nil || b.calls != 1 {
+		t.Fatalf("without a share: %v after %d calls", err, b.calls)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	b = &busyExposer{busy: 100}
+	if err := unexposeSettling(cctx, b, provider.Snapshot{}, "x", true); err == nil || b.calls != 1 {
+		t.Fatalf("with its context ended: %v after %d calls", err, b.calls)
+	}
+}

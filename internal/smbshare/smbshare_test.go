@@ -1,10 +1,8 @@
 package smbshare
 
 import (
-	"bufio"
 	"context"
 	"errors"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -92,14 +90,14 @@ func TestAgainstSamba(t *testing.T) {
 	}
 
 	// A client that has the share open loses it with Remove.
-	c := openClient(t, s, "snap")
-	if out := c.ls(t); !strings.Contains(out, "f.txt") {
+	c := s.Open(t, "snap")
+	if out := c.Ls(t); !strings.Contains(out, "f.txt") {
 		t.Fatalf("the open client does not list f.txt:\n%s", out)
 	}
 	if err := m.Remove(ctx, "snap"); err != nil {
 		t.Fatalf("Remove: %v", err)
 	}
-	if out := c.ls(t); !strings.Contains(out, "NT_STATUS_NETWORK_NAME_DELETED") {
+	if out := c.Ls(t); !strings.Contains(out, "NT_STATUS_NETWORK_NAME_DELETED") {
 		t.Fatalf("a client that had the share open is not told it is gone after Remove:\n%s", out)
 	}
 	if list, err := m.List(ctx); err != nil || len(list) != 0 {
@@ -107,49 +105,6 @@ func TestAgainstSamba(t *testing.T) {
 	}
 	if err := m.Remove(ctx, "snap"); err != nil {
 		t.Fatalf("Remove of a share that is gone: %v", err)
-	}
-}
-
-// client is an interactive smbclient with a share open.
-type client struct {
-	in  io.WriteCloser
-	out *bufio.Reader
-}
-
-func openClient(t *testing.T, s *testenv.Samba, share string) *client {
-	t.Helper()
-	// Unbuffered (stdbuf), so that each answer arrives when it is made.
-	cmd := exec.Command("stdbuf", "-o0", "-e0", "smbclient", "-s", s.Conf, "-p", strconv.Itoa(s.Port), "-U", s.User+"%"+s.Password, "//127.0.0.1/"+share)
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = w, w
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	w.Close()
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait(); r.Close() })
-	return &client{in: in, out: bufio.NewReader(r)}
-}
-
-// ls lists the share's root and returns what smbclient printed: the
-// listing up to its last line ("N blocks of size ... available"), or
-// the error (NT_STATUS_...), or all it printed before it ended.
-func (c *client) ls(t *testing.T) string {
-	t.Helper()
-	io.WriteString(c.in, "ls\n")
-	var b strings.Builder
-	for {
-		line, err := c.out.ReadString('\n')
-		b.WriteString(line)
-		if err != nil || strings.Contains(line, "blocks available") || strings.Contains(line, "NT_STATUS_") {
-			return b.String()
-		}
 	}
 }
 

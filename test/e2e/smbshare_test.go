@@ -274,8 +274,18 @@ unexpose = 'if mountpoint -q -- "$LVSS_EXPOSE_PATH"; then umount -- "$LVSS_EXPOS
 	if s := listedShadows(t, d.socket)[snap.ID]; s.ExposedShare != "image" || !slices.Contains(s.Attributes, "VSS_VOLSNAP_ATTR_EXPOSED_REMOTELY") {
 		t.Fatalf("lvss list shadows shows %+v", s)
 	}
+	// A client that has the share open (smbd's process for it works in
+	// the mounted image) does not keep the image mounted: unexpose ends
+	// its connection to the share, then unmounts.
+	open := smb.Open(t, "image")
+	if out := open.Ls(t); !strings.Contains(out, "payload") {
+		t.Fatalf("the open connection does not list the share:\n%s", out)
+	}
 	if r := d.lvss(t, "unexpose", snap.ID); r.Code != 0 {
-		t.Fatalf("lvss unexpose: exit %d\n%s", r.Code, r.Stderr)
+		t.Fatalf("lvss unexpose while a client has the share open: exit %d\n%s", r.Code, r.Stderr)
+	}
+	if out := open.Ls(t); !strings.Contains(out, "NT_STATUS_NETWORK_NAME_DELETED") {
+		t.Fatalf("the client that had the share open is not told it is gone:\n%s", out)
 	}
 	shareGone(t, smb, "image")
 	if mounted(t, private) {
