@@ -249,14 +249,25 @@ Flags:
 	// so systemd may start what depends on lvssd now.
 	notify(log, daemon.SdNotifyReady, "STATUS=serving on "+*socket)
 	log.Info("lvssd ready", "socket", *socket, "state_dir", *stateDir, "config", orDefaults(used), "version", version.Get().String(), "pid", os.Getpid())
+	stopCluster, err := startCluster(ctx, cfg.Cluster, coord, log)
+	if err != nil {
+		srv.Stop()
+		coord.Close(context.Background())
+		return err
+	}
 	select {
 	case <-ctx.Done():
 		notify(log, daemon.SdNotifyStopping, "STATUS=stopping: releasing sessions and writers")
 		log.Info("lvssd stopping")
 	case err := <-done:
+		stopCluster()
 		coord.Close(context.Background())
 		return err
 	}
+	// Before the sessions are released: the cluster parts running abort
+	// first, and the host's lease is revoked, so the other hosts stop
+	// waiting for it.
+	stopCluster()
 	// Ending the streams releases every session (Abort, BackupShutdown,
 	// auto-release snapshots deleted) before the catalog closes.
 	srv.Stop()

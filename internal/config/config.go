@@ -24,6 +24,7 @@ type Config struct {
 	Providers Providers `toml:"providers"`
 	Metrics   Metrics   `toml:"metrics"`
 	Debug     Debug     `toml:"debug"`
+	Cluster   Cluster   `toml:"cluster"`
 	// Samba is nil without a [samba] section: no remote exposure.
 	Samba *Samba `toml:"samba"`
 }
@@ -115,6 +116,7 @@ func Default() Config {
 			Exec:  []exec.Config{},
 			Copy:  filecopy.Config{Volumes: []string{}, MaxBytes: 1 << 30},
 		},
+		Cluster: defaultCluster(),
 	}
 }
 

@@ -189,6 +189,13 @@ func (s *scanner) keyValue(prefix string, t reflect.Type, e *unstable.Node) erro
 // become a t.
 func (s *scanner) value(key string, t reflect.Type, v *unstable.Node) error {
 	s.doc.at[key] = s.pos(v)
+	// The parser keeps no range for an array itself: place it at its
+	// first element, on the line that sets it.
+	if v.Kind == unstable.Array && v.Raw.Length == 0 {
+		if it := v.Children(); it.Next() {
+			s.doc.at[key] = s.pos(it.Node())
+		}
+	}
 	t = deref(t)
 	switch v.Kind {
 	case unstable.InlineTable:

@@ -45,6 +45,9 @@ func validate(c *Config, doc *document) error {
 	if err := checkDebug(c.Debug, doc); err != nil {
 		return err
 	}
+	if err := checkCluster(c.Cluster, doc); err != nil {
+		return err
+	}
 	return checkSamba(c.Samba, doc)
 }
 

@@ -26,7 +26,11 @@ type volumeEntry struct {
 }
 
 // StartSnapshotSet creates the set and takes the system-wide creation lock.
-func (s *Session) StartSnapshotSet() (uuid.UUID, error) {
+func (s *Session) StartSnapshotSet() (uuid.UUID, error) { return s.startSnapshotSet(uuid.Nil) }
+
+// startSnapshotSet starts a set with the given ID, or a new one for
+// uuid.Nil.
+func (s *Session) startSnapshotSet(given uuid.UUID) (uuid.UUID, error) {
 	err := s.do(MStartSnapshotSet, func() error {
 		if s.context == vss.CtxAll {
 			return vsserr.New(vsserr.UnsupportedContext, "VSS_CTX_ALL is for administrative calls; snapshots need a snapshot context")
@@ -34,7 +38,10 @@ func (s *Session) StartSnapshotSet() (uuid.UUID, error) {
 		if err := s.c.acquireCreation(s); err != nil {
 			return err
 		}
-		s.setID = uuid.New()
+		s.setID = given
+		if s.setID == uuid.Nil {
+			s.setID = uuid.New()
+		}
 		s.bcd.SnapshotSetID = s.setID
 		return nil
 	})

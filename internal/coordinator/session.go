@@ -57,6 +57,9 @@ type Session struct {
 	opCancel         context.CancelCauseFunc
 	opDone           chan struct{}
 	releasing        chan struct{} // closed when Release has finished
+	// barrier holds the creation at the points where the hosts of a
+	// cluster set wait for one another (barrier.go).
+	barrier barrierState
 
 	// lockWaitSince is when StartSnapshotSet was first refused because
 	// another session held the creation lock, until this session gets it

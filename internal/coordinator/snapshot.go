@@ -156,6 +156,11 @@ func (s *Session) createSet(ctx context.Context) error {
 		}
 	}
 
+	// A cluster set's hosts all get here before any freezes.
+	if err := cr.reach(ctx, BarrierPrepared); err != nil {
+		return cr.fail(ctx, true, err)
+	}
+
 	// ③ Freeze, front-end first (D5).
 	if err := cr.step(ctx, "freeze"); err != nil {
 		return cr.fail(ctx, true, err)
@@ -165,6 +170,12 @@ func (s *Session) createSet(ctx context.Context) error {
 	for _, level := range vss.FreezeOrder {
 		cr.freezeLevel(ctx, level)
 		if err := ctx.Err(); err != nil {
+			return cr.fail(ctx, true, err)
+		}
+		// A cluster set's hosts all have this level frozen before any
+		// freezes the next, and all their writers frozen before any
+		// commits.
+		if err := cr.reach(ctx, BarrierFrozenLevel(level)); err != nil {
 			return cr.fail(ctx, true, err)
 		}
 	}
@@ -217,6 +228,11 @@ func (s *Session) createSet(ctx context.Context) error {
 		if _, ok := cr.made[v.snapshotID]; !ok {
 			return cr.fail(nc, true, vsserr.New(vsserr.UnexpectedProviderError, "%s reported no snapshot for %s", v.prov.Info().Name, v.volume))
 		}
+	}
+
+	// A cluster set's hosts all have their snapshots before any thaws.
+	if err := cr.reach(nc, BarrierCommitted); err != nil {
+		return cr.fail(nc, true, err)
 	}
 
 	// ⑨ Thaw, in reverse level order. A failpoint here stands for a

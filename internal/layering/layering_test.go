@@ -67,26 +67,35 @@ var layers = []layer{
 	{name: "metrics", why: "lvssd's Prometheus metrics: an Observer of the coordinator, which itself links no metrics library",
 		pkgs: []string{"internal/metrics"},
 		may:  []string{"coordinator", "spec", "leaf"}},
+	{name: "cluster", why: "the protocol of cluster snapshot sets in etcd (keys, records, barriers) and its requester: shared by lvssd and lvss, linking no daemon internals",
+		pkgs: []string{"internal/cluster"},
+		may:  []string{"spec", "leaf"}},
+	{name: "clusteragent", why: "a host's side of cluster snapshot sets: runs its part in lvssd's coordinator",
+		pkgs: []string{"internal/cluster/agent"},
+		may:  []string{"cluster", "coordinator", "resources", "provider", "spec", "leaf"}},
 	{name: "config", why: "lvssd's configuration file, composed of the providers' own sections; only lvssd's main reads it",
 		pkgs: []string{"internal/config"},
-		may:  []string{"provider", "spec", "leaf"}},
+		may:  []string{"cluster", "provider", "spec", "leaf"}},
 	{name: "daemon", why: "lvssd, which wires the daemon's branch together",
 		pkgs: []string{"cmd/lvssd"},
-		may:  []string{"config", "metrics", "server", "coordinator", "resources", "provider", "wire", "spec", "leaf"}},
+		may:  []string{"config", "metrics", "server", "clusteragent", "cluster", "coordinator", "resources", "provider", "wire", "spec", "leaf"}},
 	{name: "harness", why: "the test harness (test-only): builds the binaries and starts lvssd, as a process or in the test's own",
 		pkgs: []string{"internal/testenv/lvssdtest"},
 		may:  []string{"client", "server", "coordinator", "resources", "provider", "wire", "spec", "leaf"}},
+	{name: "clusterharness", why: "the cluster mode's test ground (test-only): hosts as network namespaces, an etcd cluster across them, an lvssd per host",
+		pkgs: []string{"internal/testenv/cluster"},
+		may:  []string{"harness", "client", "spec", "leaf"}},
 	{name: "client", why: "requesters, writers and their tools: other processes, which reach lvssd over its socket only",
 		pkgs: []string{"client/...", "writer/...", "writers/...", "cmd/lvss", "cmd/lvss-writer", "internal/clierr", "examples/..."},
-		may:  []string{"client", "harness", "wire", "spec", "leaf"}},
+		may:  []string{"client", "harness", "cluster", "wire", "spec", "leaf"}},
 	{name: "tests", why: "whole-system tests and benchmarks, which assemble daemons and clients",
 		pkgs: []string{"test/...", "internal/layering"},
-		may:  []string{"client", "harness", "daemon", "config", "metrics", "server", "coordinator", "resources", "provider", "wire", "spec", "leaf"}},
+		may:  []string{"client", "harness", "daemon", "config", "metrics", "server", "clusteragent", "cluster", "coordinator", "resources", "provider", "wire", "spec", "leaf"}},
 }
 
 // testOnly packages import package testing: only tests may import them,
 // so that no binary carries it.
-var testOnly = []string{"internal/testenv", "internal/testenv/lvssdtest", "provider/providertest", "writer/writertest", "client/clienttest"}
+var testOnly = []string{"internal/testenv", "internal/testenv/lvssdtest", "internal/testenv/cluster", "provider/providertest", "writer/writertest", "client/clienttest"}
 
 // links are the guarantees the architecture states about what a binary or
 // SDK carries. They follow from the layers for lvss's own packages; they

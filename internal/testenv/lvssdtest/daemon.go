@@ -44,6 +44,13 @@ type DaemonOptions struct {
 	// lvssd over the same directories gives the same socket each time, so
 	// that the writers it started reconnect to the new lvssd.
 	Socket string
+	// Netns is the path of a network namespace (/run/netns/NAME) to run
+	// lvssd in, through nsenter --net: its network is the namespace's
+	// (internal/testenv/cluster's hosts), everything else the test's. Its
+	// mount namespace is the test's, so it sees the loop filesystems the
+	// test mounted, and the test reaches its Unix socket by path. Empty:
+	// the test's own namespace.
+	Netns string
 }
 
 // Daemon is a running lvssd binary.
@@ -97,7 +104,13 @@ func StartDaemon(t testing.TB, opt DaemonOptions) *Daemon {
 		t.Fatal(err)
 	}
 	args = append(args, "--config", cfg)
-	cmd := exec.Command(bin, append(args, opt.Args...)...)
+	args = append(args, opt.Args...)
+	cmd := exec.Command(bin, args...)
+	if opt.Netns != "" {
+		// nsenter execs lvssd: the process the harness signals and waits
+		// for is lvssd itself.
+		cmd = exec.Command("nsenter", append([]string{"--net=" + opt.Netns, "--", bin}, args...)...)
+	}
 	if opt.Failpoints != "" || opt.WithFailpoints {
 		d.FailpointDir = filepath.Join(dir, "failpoints")
 		if err := os.Mkdir(d.FailpointDir, 0o755); err != nil {

@@ -1,0 +1,343 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/lvss/lvss/document"
+	"github.com/lvss/lvss/internal/cluster"
+	"github.com/lvss/lvss/internal/coordinator"
+	"github.com/lvss/lvss/vss"
+	"github.com/lvss/lvss/vsserr"
+)
+
+// part is this host's part of one cluster set: a local session of its
+// own, held at the set's barriers.
+type part struct {
+	a     *Agent
+	set   *cluster.Set
+	log   *slog.Logger
+	s     *coordinator.Session
+	snaps []uuid.UUID
+	// point is the point this host is at or going to: where it was
+	// when it fails.
+	point cluster.Point
+	// failed: the part's failure is recorded (the barrier records it at
+	// once; the creation's end reports the same failure again).
+	failed bool
+}
+
+// asyncWait bounds a local asynchronous call of the part: the calls are
+// bounded by lvssd's own timeouts; this only ends a wait that the job's
+// end made pointless.
+const asyncWait = 24 * time.Hour
+
+func (p *part) run(ctx context.Context) {
+	a := p.a
+	job := p.set.Job
+	p.s = a.opt.Coord.NewSession(coordinator.Peer{PID: int32(os.Getpid())})
+	defer func() { p.s.Release(context.WithoutCancel(ctx)) }()
+	p.log.Info("cluster: taking part in a set", "hosts", job.HostNames(), "paths", job.Hosts[a.opt.Host].Paths)
+	err := p.create(ctx)
+	if err != nil {
+		p.fail(ctx, err)
+		return
+	}
+	if err := p.complete(ctx); err != nil {
+		p.fail(ctx, err)
+		// The snapshots exist: an aborted set keeps none of them.
+		p.deleteSet(ctx)
+		return
+	}
+	p.log.Info("cluster: part done", "snapshots", len(p.snaps))
+}
+
+// fail records this host's failure as the set's abort (unless another
+// cause was recorded first), so that every host stops.
+func (p *part) fail(ctx context.Context, err error) {
+	if p.failed {
+		return
+	}
+	p.failed = true
+	p.log.Warn("cluster: part failed", "point", p.point, "error", err)
+	if errors.Is(err, context.Canceled) {
+		err = vsserr.New(vsserr.Unexpected, "lvssd on %s stopped or lost etcd", p.a.opt.Host)
+	}
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if aerr := p.set.Abort(actx, cluster.NewAbort(p.set.Job, p.a.opt.Host, p.point, err)); aerr != nil {
+		p.log.Warn("cluster: could not record the abort", "error", aerr)
+	}
+}
+
+func (p *part) arrive(ctx context.Context, pt cluster.Point, pr *cluster.Part) error {
+	p.point = pt
+	return p.set.Arrive(ctx, p.a.opt.Host, pt, pr)
+}
+
+// create runs the local session up to the set's snapshots, thawed and
+// published.
+func (p *part) create(ctx context.Context) error {
+	a := p.a
+	job := p.set.Job
+	hj := job.Hosts[a.opt.Host]
+	if err := p.arrive(ctx, cluster.Accepted, nil); err != nil {
+		return err
+	}
+	bt := vss.BackupCopy
+	if job.Type != "" {
+		t, err := vss.ParseBackupType(job.Type)
+		if err != nil {
+			return err
+		}
+		bt = t
+	}
+	sctx := vss.CtxBackup
+	if job.Persistent {
+		sctx = vss.CtxAppRollback
+	}
+	s := p.s
+	if err := s.InitializeForBackup(""); err != nil {
+		return err
+	}
+	if sctx != vss.CtxBackup {
+		if err := s.SetContext(sctx); err != nil {
+			return err
+		}
+	}
+	selected := len(hj.Writers) > 0
+	if err := s.SetBackupState(selected, false, bt, false); err != nil {
+		return err
+	}
+	if err := p.wait(ctx, "GatherWriterMetadata", s.GatherWriterMetadata); err != nil {
+		return err
+	}
+	paths := append([]string(nil), hj.Paths...)
+	if selected {
+		more, err := p.selectWriters(hj.Writers)
+		if err != nil {
+			return err
+		}
+		paths = append(paths, more...)
+	}
+	if err := p.startSet(ctx); err != nil {
+		return err
+	}
+	for _, path := range paths {
+		id, err := s.AddToSnapshotSet(ctx, path, uuid.Nil)
+		if vsserr.Code(err) == vsserr.ObjectAlreadyExists && !slices.Contains(hj.Paths, path) {
+			continue // a writer's component on a volume already in the set
+		}
+		if err != nil {
+			return vsserr.Wrap(vsserr.Code(err), err, "AddToSnapshotSet %s", path)
+		}
+		p.snaps = append(p.snaps, id)
+	}
+	if err := p.wait(ctx, "PrepareForBackup", s.PrepareForBackup); err != nil {
+		return err
+	}
+	if err := s.SetBarrier(barrier{p}); err != nil {
+		return err
+	}
+	if err := p.wait(ctx, "DoSnapshotSet", s.DoSnapshotSet); err != nil {
+		return err
+	}
+	pr, err := p.publish()
+	if err != nil {
+		return err
+	}
+	return p.arrive(ctx, cluster.Snapshotted, pr)
+}
+
+// startSet starts the local set under the cluster set's ID. While another
+// set is being created on this host (a local backup, or a cluster set's
+// part ending), it retries, within the job's preparation deadline: the
+// set is not lost to a backup that happened to run at the same moment.
+func (p *part) startSet(ctx context.Context) error {
+	deadline := time.Now().Add(p.set.Job.Wait(cluster.Prepared))
+	for {
+		_, err := p.s.StartSnapshotSetID(p.set.Job.ID)
+		if vsserr.Code(err) != vsserr.SnapshotSetInProgress || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// selectWriters adds every component of the named writers (component
+// mode) and returns their components' paths, which the set must hold too.
+// A named writer that is not subscribed fails the part before anything
+// is frozen.
+func (p *part) selectWriters(names []string) ([]string, error) {
+	mds, err := p.s.GetWriterMetadata()
+	if err != nil {
+		return nil, err
+	}
+	var paths []string
+	for _, name := range names {
+		found := false
+		for _, m := range mds {
+			md, err := document.ParseWriterMetadata(m.XML)
+			if err != nil {
+				return nil, err
+			}
+			id := md.Identity
+			if id.FriendlyName != name && id.InstanceName != name && id.WriterID.String() != strings.ToLower(name) {
+				continue
+			}
+			found = true
+			for _, c := range md.Components {
+				if err := p.s.AddComponent(m.InstanceID, id.WriterID, c.Type, c.LogicalPath, c.Name); err != nil {
+					return nil, err
+				}
+				for _, files := range [][]document.FileDesc{c.Files, c.DatabaseFiles, c.DatabaseLogFiles} {
+					for _, f := range files {
+						paths = append(paths, f.Path)
+					}
+				}
+			}
+		}
+		if !found {
+			return nil, vsserr.New(vsserr.ObjectNotFound, "writer %q is not subscribed on host %s", name, p.a.opt.Host)
+		}
+	}
+	return paths, nil
+}
+
+// publish reads what the host made: its snapshots, their consistency, its
+// documents.
+func (p *part) publish() (*cluster.Part, error) {
+	pr := &cluster.Part{Consistency: string(coordinator.ConsistencyApplication)}
+	for _, id := range p.snaps {
+		sn, err := p.s.GetSnapshotProperties(id)
+		if err != nil {
+			return nil, err
+		}
+		pr.Snapshots = append(pr.Snapshots, cluster.Snapshot{ID: sn.ID, Original: sn.OriginalVolume, Path: sn.DevicePath,
+			Provider: sn.ProviderName, Created: sn.Created.UTC(), Consistency: string(sn.Consistency), Reason: sn.ConsistencyReason})
+		if sn.Consistency != coordinator.ConsistencyApplication {
+			pr.Consistency = string(sn.Consistency)
+		}
+	}
+	bcd, err := p.s.SaveAsXML()
+	if err != nil {
+		return nil, err
+	}
+	pr.BCD = bcd
+	mds, err := p.s.GetWriterMetadata()
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range mds {
+		pr.WMDs = append(pr.WMDs, string(m.XML))
+	}
+	return pr, nil
+}
+
+// complete waits for the requester's word that COMMAND ran, then tells
+// the writers (SetBackupSucceeded, BackupComplete).
+func (p *part) complete(ctx context.Context) error {
+	c, err := p.set.WaitComplete(ctx)
+	if err != nil {
+		return err
+	}
+	ok := c.Succeeded[p.a.opt.Host]
+	bcd, err := p.s.SaveAsXML()
+	if err != nil {
+		return err
+	}
+	doc, err := document.ParseBackupComponents([]byte(bcd))
+	if err != nil {
+		return err
+	}
+	for _, w := range doc.Writers {
+		for _, comp := range w.Components {
+			if err := p.s.SetBackupSucceeded(w.InstanceID, w.WriterID, comp.Type, comp.LogicalPath, comp.Name, ok); err != nil {
+				return err
+			}
+		}
+	}
+	if err := p.wait(ctx, "BackupComplete", p.s.BackupComplete); err != nil {
+		return err
+	}
+	return p.arrive(ctx, cluster.Completed, nil)
+}
+
+// deleteSet deletes the part's snapshots after the set was aborted past
+// their creation.
+func (p *part) deleteSet(ctx context.Context) {
+	dctx := context.WithoutCancel(ctx)
+	if _, _, err := p.s.DeleteSnapshots(dctx, p.set.Job.ID, vss.ObjectSnapshotSet, true); err != nil && !isNotFound(err) {
+		p.log.Error("cluster: could not delete the snapshots of the aborted set", "error", err)
+	}
+}
+
+// wait runs one asynchronous call of the local session to its end.
+func (p *part) wait(ctx context.Context, what string, call func() (*coordinator.Async, error)) error {
+	as, err := call()
+	if err != nil {
+		return vsserr.Wrap(vsserr.Code(err), err, "%s", what)
+	}
+	done := make(chan struct{})
+	var st vsserr.HRESULT
+	var msg string
+	go func() {
+		st, msg = as.Wait(context.WithoutCancel(ctx), asyncWait)
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		as.Cancel(context.WithoutCancel(ctx))
+		<-done
+	}
+	if st == vsserr.AsyncFinished {
+		return nil
+	}
+	if st == vsserr.AsyncCancelled && ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return vsserr.New(st, "%s: %s", what, msg)
+}
+
+// barrier holds the local creation at the set's points.
+type barrier struct{ p *part }
+
+func (b barrier) Reach(ctx context.Context, point coordinator.BarrierPoint, failed []string) error {
+	p := b.p
+	pt := cluster.Point(point)
+	err := b.reach(ctx, pt, failed)
+	if err != nil {
+		// At once, not when the local abort is over: the other hosts
+		// stop waiting now.
+		p.fail(ctx, err)
+	}
+	return err
+}
+
+func (b barrier) reach(ctx context.Context, pt cluster.Point, failed []string) error {
+	p := b.p
+	p.point = pt
+	if len(failed) > 0 {
+		return vsserr.New(vsserr.WriterErrorRetryable, "writer(s) %s failed on host %s: a cluster set is made only if every writer of every host takes part",
+			strings.Join(failed, ", "), p.a.opt.Host)
+	}
+	if err := p.arrive(ctx, pt, nil); err != nil {
+		return err
+	}
+	_, err := p.set.WaitAll(ctx, pt)
+	return err
+}
+
+func isNotFound(err error) bool { return vsserr.Code(err) == vsserr.ObjectNotFound }
