@@ -32,8 +32,9 @@ VSS_VOLSNAP_ATTR_EXPOSED_REMOTELY, NAME). --path-from-root DIR shares only
 the snapshot's directory DIR (a path from the snapshot's root, such as
 /projects/2026). Samba's users read it with their own accounts and their
 own permissions on its files; nobody can write to it. This needs Samba
-with 'registry shares = yes' in its smb.conf and a [samba] section in
-lvssd's config (docs/previous-versions.md, "Remote exposure"). A share
+with 'registry shares = yes' in its smb.conf and remote_exposure = true
+in the [samba] section of lvssd's config (docs/previous-versions.md,
+"Remote exposure"). A share
 name has at most 80 characters and none of "/\[]:|<>+=;,?*%.
 
 Either exposure is kept in lvssd's catalog and lasts until 'lvss
@@ -121,7 +122,7 @@ func (e exposeError) Hint() string {
 	switch vsserr.Code(e.error) {
 	case vsserr.NotSupported:
 		return "sharing snapshots needs Samba: apt-get install samba; 'registry shares = yes' in the [global] section of its smb.conf; " +
-			"a [samba] section naming that smb.conf in /etc/lvss/lvssd.toml, then restart lvssd (docs/previous-versions.md, \"Remote exposure\")"
+			"remote_exposure = true (and config = that smb.conf) in the [samba] section of /etc/lvss/lvssd.toml, then restart lvssd (docs/previous-versions.md, \"Remote exposure\")"
 	case vsserr.ObjectAlreadyExists:
 		return "choose another share name (testparm -s lists Samba's shares), or 'lvss unexpose ID' first: lvss list shadows shows where snapshots are exposed"
 	case vsserr.InvalidArg:

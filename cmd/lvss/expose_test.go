@@ -84,12 +84,12 @@ func TestExposeSMB(t *testing.T) {
 		t.Errorf("unexpose text: exit %d, %q", code, out)
 	}
 
-	// Without [samba]: VSS_E_NOT_SUPPORTED, and the hint says what to do.
+	// Remote exposure off: VSS_E_NOT_SUPPORTED, and the hint says what to do.
 	bare := startLvssd(t)
 	_, ids3 := makeSet(t, bare.Socket, vss.CtxClientAccessible, bare.Volume(t, "srv"))
 	code, _, errOut = runLvss(t, bare.Socket, "", "expose", "--smb", "x", ids3[0].String())
 	if code != 1 || !strings.HasPrefix(errOut, "lvss: VSS_E_NOT_SUPPORTED (0x8004232F): ExposeSnapshot ") ||
 		!strings.Contains(errOut, "hint: sharing snapshots needs Samba: apt-get install samba; 'registry shares = yes'") {
-		t.Errorf("without [samba]: exit %d:\n%s", code, errOut)
+		t.Errorf("remote exposure off: exit %d:\n%s", code, errOut)
 	}
 }

@@ -207,10 +207,11 @@ Flags:
 		return err
 	}
 	defer stopDebug()
-	// Remote exposure only with a [samba] section: an lvssd that was not
-	// told about a Samba never runs its tools, at start or later.
+	// Remote exposure only when [samba] turns it on: an lvssd that was not
+	// told to manage a Samba's shares never runs its tools for it, at
+	// start or later.
 	var shares coordinator.Shares
-	if cfg.Samba != nil {
+	if cfg.Samba.RemoteExposure {
 		shares = smbshare.New(smbshare.Options{Conf: cfg.Samba.Config, Net: cfg.Samba.Net, Logger: log.With("samba", cfg.Samba.Config)})
 	}
 	coord, err := coordinator.New(ctx, coordinator.Options{

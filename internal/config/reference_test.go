@@ -70,9 +70,6 @@ func keys(t reflect.Type, prefix string) []string {
 			key = prefix + "." + name
 		}
 		ft := f.Type
-		if ft.Kind() == reflect.Pointer {
-			ft = ft.Elem() // a section that is off when absent, such as [samba]
-		}
 		if ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct {
 			ft = ft.Elem()
 		}

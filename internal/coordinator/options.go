@@ -83,7 +83,7 @@ type Options struct {
 	// set another.
 	Clock Clock
 	// Shares is the Samba that remote exposure publishes snapshots with
-	// (share.go, L58); nil (lvssd's config has no [samba]): remote
+	// (share.go, L58); nil (remote exposure off in lvssd's config): remote
 	// exposure is VSS_E_NOT_SUPPORTED and recovery leaves Samba alone.
 	Shares Shares
 }

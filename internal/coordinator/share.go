@@ -90,11 +90,11 @@ func exposureText(sn catalog.Snapshot) string {
 	return "at " + sn.ExposedName
 }
 
-// noSamba is remote exposure without a [samba] section in lvssd's config.
+// noSamba is remote exposure while lvssd's config leaves it off.
 func noSamba(format string, args ...any) error {
-	return vsserr.New(vsserr.NotSupported, format+": lvssd's config has no [samba] section; install Samba (apt-get install samba), "+
-		"add 'registry shares = yes' to the [global] section of its smb.conf, add a [samba] section naming that smb.conf (config = ...) "+
-		"to lvssd's config, and restart lvssd (docs/previous-versions.md, \"Remote exposure\")", args...)
+	return vsserr.New(vsserr.NotSupported, format+": remote exposure is off in lvssd's config; install Samba (apt-get install samba), "+
+		"add 'registry shares = yes' to the [global] section of its smb.conf, set remote_exposure = true in the [samba] section "+
+		"of lvssd's config (and config = that smb.conf), and restart lvssd (docs/previous-versions.md, \"Remote exposure\")", args...)
 }
 
 // cleanPathFromRoot checks ExposeSnapshot's wszPathFromRoot for a remote
@@ -440,7 +440,7 @@ func (r *recoverer) removeShareOf(ctx context.Context, name string, id uuid.UUID
 // admin removed it) is recorded as not exposed, since making it again
 // would undo what the admin did; and a private exposure a reboot took
 // away (the run directory is a tmpfs) is made again, since the share
-// still stands and serves nothing without it. Without a [samba] section
+// still stands and serves nothing without it. With remote exposure off
 // Samba is left alone.
 func (r *recoverer) reconcileShares(ctx context.Context) {
 	c := r.c

@@ -125,8 +125,8 @@ func TestExposeRemotelyRefusals(t *testing.T) {
 	bare := newEnv(t, nil)
 	_, snap := bare.persistentSet(false)
 	_, err := bare.admin().ExposeSnapshot(ctx, snap, "", vss.AttrExposedRemotely, "snap")
-	if !errors.Is(err, vsserr.NotSupported) || !strings.Contains(err.Error(), "[samba]") || !strings.Contains(err.Error(), "registry shares = yes") {
-		t.Errorf("without [samba]: %v, want VSS_E_NOT_SUPPORTED saying what to set", err)
+	if !errors.Is(err, vsserr.NotSupported) || !strings.Contains(err.Error(), "remote_exposure = true") || !strings.Contains(err.Error(), "registry shares = yes") {
+		t.Errorf("remote exposure off: %v, want VSS_E_NOT_SUPPORTED saying what to set", err)
 	}
 
 	e, sh := shareEnv(t)
@@ -382,10 +382,10 @@ func TestRecoveryWithoutSamba(t *testing.T) {
 	}
 	e2 := e.restart(func(o *Options) { o.Shares = nil })
 	if n := len(e2.c.Recovery().Actions); n != 0 {
-		t.Fatalf("recovery without [samba] did %+v", e2.c.Recovery().Actions)
+		t.Fatalf("recovery with remote exposure off did %+v", e2.c.Recovery().Actions)
 	}
 	if err := e2.admin().UnexposeSnapshot(ctx, snap); !errors.Is(err, vsserr.NotSupported) {
-		t.Fatalf("unexpose without [samba]: %v", err)
+		t.Fatalf("unexpose with remote exposure off: %v", err)
 	}
 	sh.failList = vsserr.New(vsserr.NotSupported, "no net")
 	e3 := e2.restart(func(o *Options) { o.Shares = sh })

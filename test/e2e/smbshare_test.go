@@ -22,9 +22,10 @@ import (
 // shares of a throwaway smbd whose registry lvssd edits through Samba's
 // own tools, read back with the real smbclient.
 
-// sambaSection is lvssd's [samba] section for a throwaway smbd.
+// sambaSection is lvssd's [samba] section for a throwaway smbd, with
+// remote exposure on.
 func sambaSection(smb *testenv.Samba) string {
-	return fmt.Sprintf("\n[samba]\nconfig = %q\n", smb.Conf)
+	return fmt.Sprintf("\n[samba]\nconfig = %q\nremote_exposure = true\n", smb.Conf)
 }
 
 type createdShadow struct {
@@ -311,9 +312,11 @@ func mounted(t *testing.T, dir string) bool {
 	return false
 }
 
-// TestSMBExposeWithoutSamba: without a [samba] section, and with one whose
-// smb.conf lacks registry shares, remote exposure is VSS_E_NOT_SUPPORTED,
-// and the message and hint say what to install and set.
+// TestSMBExposeWithoutSamba: with remote exposure off in lvssd's config
+// (no [samba], or one that does not turn it on), and with it on over a
+// smb.conf that lacks registry shares, remote exposure is
+// VSS_E_NOT_SUPPORTED, and the message and hint say what to install and
+// set.
 func TestSMBExposeWithoutSamba(t *testing.T) {
 	testenv.RequireRoot(t)
 	fs := testenv.LoopFS(t, "btrfs", 256<<20)
@@ -323,7 +326,8 @@ func TestSMBExposeWithoutSamba(t *testing.T) {
 	for _, c := range []struct {
 		what, config, says string
 	}{
-		{"no [samba] section", shortTimeouts, "lvssd's config has no [samba] section"},
+		{"no [samba] section", shortTimeouts, "remote exposure is off in lvssd's config"},
+		{"remote exposure not turned on", shortTimeouts + fmt.Sprintf("\n[samba]\nconfig = %q\n", plain.Conf), "set remote_exposure = true"},
 		{"no registry shares", shortTimeouts + sambaSection(plain), "add 'registry shares = yes' to its [global] section"},
 	} {
 		t.Run(c.what, func(t *testing.T) {

@@ -28,7 +28,8 @@ type InProcessOptions struct {
 	// Providers are registered instead of the default fake provider.
 	Providers []provider.Provider
 	// SambaConf is the smb.conf of the Samba remote exposure publishes
-	// with, as lvssd's [samba] config names it ("": no [samba]). With
+	// with, as lvssd's [samba] config names it with remote_exposure =
+	// true ("": remote exposure off). With
 	// it, the daemon has a run directory (Dir/run), where snapshots
 	// without a directory are exposed to be shared.
 	SambaConf string
