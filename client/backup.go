@@ -512,9 +512,12 @@ func (bc *BackupComponents) IsVolumeSupported(ctx context.Context, providerID uu
 	return b.GetValue(), nil
 }
 
-// ExposeSnapshot makes a snapshot visible (attrs
-// VSS_VOLSNAP_ATTR_EXPOSED_LOCALLY: a directory, expose; _REMOTELY: a
-// share) and returns the name it got.
+// ExposeSnapshot makes a snapshot visible and returns the name it got.
+// With attrs VSS_VOLSNAP_ATTR_EXPOSED_LOCALLY, expose is a directory and
+// pathFromRoot is "". With VSS_VOLSNAP_ATTR_EXPOSED_REMOTELY, expose is the
+// name of a read-only SMB share of lvssd's Samba ("" lets lvssd choose one)
+// and pathFromRoot the directory of the snapshot it shows ("" for all of
+// it); docs/previous-versions.md.
 func (bc *BackupComponents) ExposeSnapshot(ctx context.Context, id uuid.UUID, pathFromRoot string, attrs vss.Attributes, expose string) (string, error) {
 	resp, err := bc.do(ctx, "ExposeSnapshot", &v1.SessionRequest{Call: &v1.SessionRequest_ExposeSnapshot{
 		ExposeSnapshot: &v1.ExposeSnapshot{SnapshotId: wire.GUID(id), PathFromRoot: pathFromRoot, Attributes: uint32(attrs), Expose: expose}}})

@@ -151,8 +151,9 @@ type Recovery struct {
 
 // RecoveryAction is one thing recovery did or found: Action is one of
 // thawed, revert-finished, revert-undone, set-aborted, snapshot-deleted,
-// auto-release-deleted, exposure-undone, restore-cut, entry-removed,
-// entry-kept, snapshot-adopted, snapshot-unknown, failed.
+// auto-release-deleted, exposure-undone, share-undone, share-removed,
+// share-gone, share-restored, restore-cut, entry-removed, entry-kept,
+// snapshot-adopted, snapshot-unknown, failed.
 type RecoveryAction struct {
 	Action, Object, Volume, Detail string
 	Error                          vsserr.HRESULT // 0: it succeeded

@@ -503,7 +503,7 @@ func decisionObj(d decision) obj {
 	s := d.snap
 	return obj{{"snapshot_id", guidText(s.SnapshotID)}, {"snapshot_set_id", guidText(s.SnapshotSetID)},
 		{"original_volume", s.OriginalVolume}, {"context", s.Context.Base().String()}, {"created", timeText(s.Created)},
-		{"session_id", optGUID(s.SessionID)}, {"exposed_path", s.ExposedName},
+		{"session_id", optGUID(s.SessionID)}, {"exposed_path", exposedPath(s)}, {"exposed_share", exposedShare(s)},
 		{"reason_code", d.code}, {"reason", d.reason}}
 }
 

@@ -173,8 +173,12 @@ func autoReleaseReason(s client.SnapshotProp) string {
 }
 
 func exposedReason(s client.SnapshotProp) string {
-	return fmt.Sprintf("exposed at %s; an exposed snapshot is never deleted by retention: 'lvss unexpose %s' lets it go",
-		s.ExposedName, guidText(s.SnapshotID))
+	where := "at " + s.ExposedName
+	if share := exposedShare(s); share != "" {
+		where = "as SMB share " + share
+	}
+	return fmt.Sprintf("exposed %s; an exposed snapshot is never deleted by retention: 'lvss unexpose %s' lets it go",
+		where, guidText(s.SnapshotID))
 }
 
 // textTime is a creation time as the text output and reasons show it.

@@ -34,7 +34,7 @@ type retentionResult struct {
 
 // decisionFields are the fields of every selected, kept and skipped entry.
 var decisionFields = []string{"snapshot_id", "snapshot_set_id", "original_volume", "context", "created", "session_id",
-	"exposed_path", "reason_code", "reason"}
+	"exposed_path", "exposed_share", "reason_code", "reason"}
 
 // codes maps each snapshot ID to "list/reason_code". A selected snapshot
 // lvssd refused at deletion is in skipped too, and that is its final word.

@@ -113,9 +113,10 @@ func optGUID(id uuid.UUID) string {
 }
 
 // shadowObj is one snapshot as list shadows, create shadow and delete
-// shadows print it. exposed_path is where the snapshot is exposed (VSS's
-// exposed name): on Linux that is a directory, and the subtree part of a
-// share never applies (docs/decisions.md L20).
+// shadows print it. VSS's exposed name is exposed_path when the snapshot
+// is exposed at a directory, exposed_share when it is published as an SMB
+// share, whose exposed_share_path (VSS's exposed path) is the directory
+// of the snapshot shared, "" for all of it (docs/decisions.md L20, L58).
 func shadowObj(p client.SnapshotProp) obj {
 	return obj{{"snapshot_id", guidText(p.SnapshotID)}, {"snapshot_set_id", guidText(p.SnapshotSetID)},
 		{"snapshots_count", p.SnapshotsCount}, {"original_volume", p.OriginalVolume}, {"snapshot_path", p.DevicePath},
@@ -124,7 +125,16 @@ func shadowObj(p client.SnapshotProp) obj {
 		{"attributes_value", fmt.Sprintf("0x%08X", uint32(p.Attributes))},
 		{"auto_release", p.AutoRelease}, {"live_session", p.LiveSession}, {"session_id", optGUID(p.SessionID)},
 		{"created", timeText(p.Created)}, {"consistency", p.Consistency}, {"consistency_reason", p.ConsistencyReason},
-		{"exposed_path", p.ExposedName}}
+		{"exposed_path", exposedPath(p)}, {"exposed_share", exposedShare(p)}, {"exposed_share_path", sharePath(p)}}
+}
+
+// sharePath is the directory of the snapshot its SMB share shows, "" for
+// the whole snapshot or when it is not shared.
+func sharePath(p client.SnapshotProp) string {
+	if exposedShare(p) == "" {
+		return ""
+	}
+	return p.ExposedPath
 }
 
 func shadowObjs(ps []client.SnapshotProp) []obj {
@@ -255,9 +265,15 @@ func writeShadowText(b *strings.Builder, ind string, p client.SnapshotProp) {
 		}
 		line(ind, "Auto-release: yes, with session ", optGUID(p.SessionID), " (", state, ")")
 	}
-	if p.ExposedName != "" {
+	switch share := exposedShare(p); {
+	case share != "":
+		line(ind, "Exposed remotely as: SMB share ", share)
+		if p.ExposedPath != "" {
+			line(ind, "Path exposed: ", p.ExposedPath)
+		}
+	case p.ExposedName != "":
 		line(ind, "Exposed at: ", p.ExposedName)
-	} else {
+	default:
 		line(ind, "Exposed at: not exposed")
 	}
 }

@@ -50,7 +50,7 @@ func jsonObject(t *testing.T, out string) map[string]any {
 // shadowFields are the fields every snapshot object has (docs/cli.md).
 var shadowFields = []string{"snapshot_id", "snapshot_set_id", "snapshots_count", "original_volume", "snapshot_path",
 	"provider", "provider_id", "context", "attributes", "attributes_value", "auto_release", "live_session",
-	"session_id", "created", "consistency", "consistency_reason", "exposed_path"}
+	"session_id", "created", "consistency", "consistency_reason", "exposed_path", "exposed_share", "exposed_share_path"}
 
 func checkShadowFields(t *testing.T, m map[string]any) {
 	t.Helper()
@@ -884,7 +884,7 @@ func TestVerbsDocumented(t *testing.T) {
 		"## `lvss create shadow --for PATH [--for PATH...] [--provider NAME|ID] [--context NAME] [--json]`\n",
 		"## `lvss delete shadows (--shadow ID | --set ID | --for PATH [--oldest] | --all | --keep N | --older-than DURATION) [--dry-run] [--quiet] [--json]`\n",
 		"### Retention: `--keep N`, `--older-than DURATION`\n",
-		"## `lvss expose ID PATH [--json]` and `lvss unexpose ID [--json]`\n",
+		"## `lvss expose ID PATH [--json]`, `lvss expose --smb NAME [--path-from-root DIR] ID [--json]` and `lvss unexpose ID [--json]`\n",
 		"## Where snapshots are kept\n",
 	} {
 		if !strings.Contains(string(b), h) {

@@ -24,6 +24,7 @@ import (
 	"github.com/lvss/lvss/internal/freeze"
 	"github.com/lvss/lvss/internal/metrics"
 	"github.com/lvss/lvss/internal/server"
+	"github.com/lvss/lvss/internal/smbshare"
 	"github.com/lvss/lvss/internal/version"
 	"github.com/lvss/lvss/provider"
 )
@@ -206,6 +207,13 @@ Flags:
 		return err
 	}
 	defer stopDebug()
+	// Remote exposure only when [samba] turns it on: an lvssd that was not
+	// told to manage a Samba's shares never runs its tools for it, at
+	// start or later.
+	var shares coordinator.Shares
+	if cfg.Samba.RemoteExposure {
+		shares = smbshare.New(smbshare.Options{Conf: cfg.Samba.Config, Net: cfg.Samba.Net, Logger: log.With("samba", cfg.Samba.Config)})
+	}
 	coord, err := coordinator.New(ctx, coordinator.Options{
 		Catalog:               cat,
 		Providers:             provider.NewRegistry(provs...),
@@ -217,6 +225,7 @@ Flags:
 		RunDir:                *runDir,
 		ThawedAtStart:         thawed,
 		AdoptSnapshots:        *adopt,
+		Shares:                shares,
 		Timeouts: coordinator.Timeouts{
 			Identify: t.Identify.D(), PrepareBackup: t.PrepareBackup.D(), PrepareSnapshot: t.PrepareSnapshot.D(),
 			Freeze: t.Freeze.D(), Thaw: t.Thaw.D(), PostSnapshot: t.PostSnapshot.D(), BackupComplete: t.BackupComplete.D(),

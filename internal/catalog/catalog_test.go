@@ -166,6 +166,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 		ConsistencyReason:  "all writers thawed in time",
 		SessionID:          uuid.New(),
 		AutoRelease:        true,
+		ShareExposure:      "/run/lvss/shares/x",
 	}
 	if err := db.PutSnapshots(in); err != nil {
 		t.Fatal(err)
@@ -730,5 +731,27 @@ func TestRecordSetAndAppendEventsAreOneTransaction(t *testing.T) {
 	}
 	if evs, _ := db.Events(0, 0); len(evs) != 2 {
 		t.Fatalf("a refused batch stored events: %d", len(evs))
+	}
+}
+
+// A share entry keeps its share name and private directory, and closes
+// with the record of the exposure.
+func TestJournalShare(t *testing.T) {
+	db := openTest(t)
+	id := uuid.New()
+	e := JournalEntry{Kind: JournalShare, ID: id, SessionID: uuid.New(), Path: "/run/lvss/shares/" + id.String(), Share: "monday",
+		Step: "share", Started: base}
+	if err := db.PutJournal(e); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.Journal()
+	if err != nil || len(got) != 1 || !reflect.DeepEqual(got[0], e) {
+		t.Fatalf("Journal = %+v, %v; want %+v", got, err, e)
+	}
+	if err := db.PutSnapshotsClosing(JournalShare, id, Snapshot{ID: id, ExposedName: "monday"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := db.Journal(); err != nil || len(got) != 0 {
+		t.Fatalf("the entry stayed after its record: %+v, %v", got, err)
 	}
 }

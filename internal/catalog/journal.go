@@ -24,6 +24,12 @@ const (
 	// one found at start names writers that get Abort when they
 	// reconnect.
 	JournalRestore = "restore"
+	// JournalShare is a remote exposure in progress (ExposeSnapshot with
+	// VSS_VOLSNAP_ATTR_EXPOSED_REMOTELY): the share name, and the private
+	// directory the snapshot is first exposed at when its provider gives
+	// no directory (Path). One found at start names a share, and an
+	// exposure, nobody recorded; both are undone (L58).
+	JournalShare = "share"
 )
 
 // JournalEntry is one step lvssd took and has not finished. It is written
@@ -32,13 +38,14 @@ const (
 // unfinished.
 type JournalEntry struct {
 	Kind      string
-	ID        uuid.UUID // set ID (create), snapshot ID (expose), session ID (restore)
+	ID        uuid.UUID // set ID (create), snapshot ID (expose, share), session ID (restore)
 	SessionID uuid.UUID
 	SetID     uuid.UUID
 	Context   int32
 	Snapshots []JournalSnapshot // create: the set's snapshots
 	Writers   []JournalWriter   // create, restore: the writers taking part
-	Path      string            // expose: where it was being exposed
+	Path      string            // expose: where it was being exposed; share: the private directory, if any
+	Share     string            // share: the share's name
 	Step      string            // the last step recorded in the catalog
 	Started   time.Time
 }
@@ -70,6 +77,7 @@ type journalRecord struct {
 	Snapshots []JournalSnapshot `json:"snapshots,omitempty"`
 	Writers   []JournalWriter   `json:"writers,omitempty"`
 	Path      string            `json:"path,omitempty"`
+	Share     string            `json:"share,omitempty"`
 	Step      string            `json:"step,omitempty"`
 	Started   time.Time         `json:"started"`
 }

@@ -25,7 +25,8 @@ func TestRecordEncoding(t *testing.T) {
 	full := Snapshot{ID: uuid.New(), SetID: uuid.New(), SnapshotsCount: 3, OriginalVolume: "/srv/data", DevicePath: "/srv/.s/x",
 		ExposedName: "/mnt/x", ExposedPath: "/", ProviderID: uuid.New(), ProviderName: "btrfs", ProviderHandle: `{"h":1}`,
 		Attributes: 0xffffffff, Context: -1, Created: base, OriginatingMachine: "a", ServiceMachine: "b",
-		Consistency: "application", ConsistencyReason: "all writers thawed in time ✓", SessionID: uuid.New(), AutoRelease: true}
+		Consistency: "application", ConsistencyReason: "all writers thawed in time ✓", SessionID: uuid.New(), AutoRelease: true,
+		ShareExposure: "/run/lvss/shares/x"}
 	for _, s := range []Snapshot{
 		full,
 		{ID: uuid.New()}, // zero time, nil GUIDs, empty strings

@@ -41,6 +41,7 @@ const (
 	fConsistencyReason  = 18 // string
 	fSessionID          = 19 // bytes, 16
 	fAutoRelease        = 20 // varint, 1
+	fShareExposure      = 21 // string
 )
 
 // encodeRecord appends the stored form of s to b. The ID comes first, so
@@ -86,6 +87,7 @@ func encodeRecord(b []byte, s *Snapshot) []byte {
 	if s.AutoRelease {
 		varint(fAutoRelease, 1)
 	}
+	str(fShareExposure, s.ShareExposure)
 	return b
 }
 
@@ -174,6 +176,8 @@ func decodeRecord(data []byte) (Snapshot, error) {
 			nanos = x
 		case fAutoRelease:
 			s.AutoRelease = x != 0
+		case fShareExposure:
+			s.ShareExposure = str(v)
 		}
 		// Any other field is a newer lvssd's: skipped.
 		if err != nil {

@@ -33,6 +33,11 @@ type Snapshot struct {
 	ConsistencyReason  string
 	SessionID          uuid.UUID // session that created it
 	AutoRelease        bool      // deleted when that session ends
+	// ShareExposure is set while a snapshot whose provider gives no
+	// directory is exposed remotely: lvssd first exposed it through the
+	// provider at a private directory of its own, and this is the name
+	// that Expose returned, which Unexpose takes back (L58).
+	ShareExposure string
 }
 
 // snapshotRecord is the stored form of schema 1, JSON, still read
@@ -58,6 +63,7 @@ type snapshotRecord struct {
 	ConsistencyReason  string    `json:"consistency_reason,omitempty"`
 	SessionID          uuid.UUID `json:"session_id"`
 	AutoRelease        bool      `json:"auto_release,omitempty"`
+	ShareExposure      string    `json:"share_exposure,omitempty"` // never written: schema 1 had no remote exposure
 }
 
 // This conversion stops compiling if the two structs drift apart.

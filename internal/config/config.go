@@ -25,6 +25,7 @@ type Config struct {
 	Metrics   Metrics   `toml:"metrics"`
 	Debug     Debug     `toml:"debug"`
 	Cluster   Cluster   `toml:"cluster"`
+	Samba     Samba     `toml:"samba"`
 }
 
 // Timeouts are the deadlines the coordinator gives writers, the kernel hold
@@ -115,6 +116,7 @@ func Default() Config {
 			Copy:  filecopy.Config{Volumes: []string{}, MaxBytes: 1 << 30},
 		},
 		Cluster: defaultCluster(),
+		Samba:   Samba{Config: DefaultSambaConfig},
 	}
 }
 

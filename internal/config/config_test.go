@@ -121,6 +121,12 @@ class_id = "5d1e5c9b-340c-4dc2-8583-b1f60ab181c3"
 		{"profiling on a Unix socket", "[debug]\nlisten = \"unix:/run/lvss/debug.sock\"\n", func(c *Config) {
 			c.Debug.Listen = "unix:/run/lvss/debug.sock"
 		}},
+		{"remote exposure with Samba's defaults", "[samba]\nremote_exposure = true\n", func(c *Config) {
+			c.Samba.RemoteExposure = true
+		}},
+		{"samba elsewhere", "[samba]\nconfig = \"/opt/samba/etc/smb.conf\"\nnet = \"/opt/samba/bin/net\"\nremote_exposure = true\n", func(c *Config) {
+			c.Samba = Samba{Config: "/opt/samba/etc/smb.conf", Net: "/opt/samba/bin/net", RemoteExposure: true}
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -250,6 +256,12 @@ func TestParseErrors(t *testing.T) {
 			`lvssd.toml:2:10: metrics.listen: "unix:/run//lvss/": write the socket path in its clean form, "unix:/run/lvss"`},
 		{"metrics: socket path too long", "[metrics]\nlisten = \"unix:/" + strings.Repeat("a", 107) + "\"\n",
 			`lvssd.toml:2:10: metrics.listen: "unix:/` + strings.Repeat("a", 107) + `": a Unix socket path holds at most 107 bytes`},
+		{"samba: relative config", "[samba]\nconfig = \"smb.conf\"\n",
+			`lvssd.toml:2:10: samba.config: "smb.conf" must be an absolute path, such as "/etc/samba/smb.conf"`},
+		{"samba: empty config", "[samba]\nconfig = \"\"\n",
+			`lvssd.toml:2:10: samba.config: "" must be an absolute path, such as "/etc/samba/smb.conf"`},
+		{"samba: net not clean", "[samba]\nnet = \"/usr/bin/../bin/net\"\n",
+			`lvssd.toml:2:7: samba.net: write "/usr/bin/../bin/net" in its clean form, "/usr/bin/net"`},
 		{"metrics: socket_group on TCP", "[metrics]\nlisten = \"127.0.0.1:9177\"\nsocket_group = \"prometheus\"\n",
 			`lvssd.toml:3:16: metrics.socket_group applies only to a Unix socket (listen = "unix:PATH")`},
 		{"metrics: socket_group without listen", "[metrics]\nsocket_group = \"prometheus\"\n",

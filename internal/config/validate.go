@@ -45,7 +45,10 @@ func validate(c *Config, doc *document) error {
 	if err := checkDebug(c.Debug, doc); err != nil {
 		return err
 	}
-	return checkCluster(c.Cluster, doc)
+	if err := checkCluster(c.Cluster, doc); err != nil {
+		return err
+	}
+	return checkSambaPaths(c.Samba, doc)
 }
 
 // checkProviders checks limits, each provider's section by its own rules

@@ -157,7 +157,7 @@ func (s *Session) DeleteSnapshotsIfUnused(ctx context.Context, id uuid.UUID, t v
 // is when its lock is held. The session's own snapshots are its to delete.
 func (s *Session) refuseInUse(sn catalog.Snapshot) error {
 	if sn.ExposedName != "" {
-		return vsserr.New(vsserr.VolumeInUse, "snapshot %s is exposed at %s; unexpose it to delete it", sn.ID, sn.ExposedName)
+		return vsserr.New(vsserr.VolumeInUse, "snapshot %s is exposed %s; unexpose it to delete it", sn.ID, exposureText(sn))
 	}
 	if sn.SessionID != s.id && sn.SessionID != uuid.Nil && s.c.sessionLive(sn.SessionID) {
 		return vsserr.New(vsserr.VolumeInUse, "snapshot %s belongs to session %s, which is still running", sn.ID, sn.SessionID)
@@ -277,10 +277,8 @@ func (c *Coordinator) deleteSnapshot(ctx context.Context, sn catalog.Snapshot, c
 		return err
 	}
 	if sn.ExposedName != "" {
-		if ex, ok := p.(provider.Exposer); ok {
-			if err := ex.Unexpose(ctx, toProviderSnapshot(sn), sn.ExposedName); err != nil {
-				return provider.Translate(p, provider.CallUnexpose, err)
-			}
+		if err := c.undoExposure(ctx, p, sn); err != nil {
+			return err
 		}
 	}
 	if err := providerCall(ctx, provider.CallDeleteSnapshot, func() error { return p.DeleteSnapshot(ctx, toProviderSnapshot(sn)) }); err != nil {
@@ -340,13 +338,22 @@ func (s *Session) IsVolumeSupported(ctx context.Context, providerID uuid.UUID, v
 	return false, nil
 }
 
-// ExposeSnapshot makes a snapshot visible at a path.
+// ExposeSnapshot makes a snapshot visible: locally at a directory
+// (VSS_VOLSNAP_ATTR_EXPOSED_LOCALLY, expose is the directory), or remotely
+// as a read-only SMB share (VSS_VOLSNAP_ATTR_EXPOSED_REMOTELY, expose is
+// the share's name, pathFromRoot a directory of the snapshot to share
+// instead of its root; share.go). It returns the exposed name: the
+// directory, or the share's name.
 func (s *Session) ExposeSnapshot(ctx context.Context, id uuid.UUID, pathFromRoot string, attrs vss.Attributes, expose string) (string, error) {
 	if err := s.admitted(MExposeSnapshot); err != nil {
 		return "", err
 	}
-	if attrs != vss.AttrExposedLocally {
-		return "", vsserr.New(vsserr.NotSupported, "only VSS_VOLSNAP_ATTR_EXPOSED_LOCALLY is supported")
+	switch attrs {
+	case vss.AttrExposedLocally:
+	case vss.AttrExposedRemotely:
+		return s.exposeRemotely(ctx, id, pathFromRoot, expose)
+	default:
+		return "", vsserr.New(vsserr.InvalidArg, "lAttributes must be VSS_VOLSNAP_ATTR_EXPOSED_LOCALLY or VSS_VOLSNAP_ATTR_EXPOSED_REMOTELY, not 0x%08X", uint32(attrs))
 	}
 	if pathFromRoot != "" {
 		return "", vsserr.New(vsserr.InvalidArg, "local exposure shows the whole snapshot: pathFromRoot must be empty")
@@ -364,7 +371,7 @@ func (s *Session) ExposeSnapshot(ctx context.Context, id uuid.UUID, pathFromRoot
 		return "", err
 	}
 	if sn.ExposedName != "" {
-		return "", vsserr.New(vsserr.ObjectAlreadyExists, "snapshot %s is already exposed at %s", id, sn.ExposedName)
+		return "", vsserr.New(vsserr.ObjectAlreadyExists, "snapshot %s is already exposed %s", id, exposureText(sn))
 	}
 	p, err := s.c.opt.Providers.ByID(sn.ProviderID)
 	if err != nil {
@@ -415,7 +422,7 @@ func (s *Session) ExposeSnapshot(ctx context.Context, id uuid.UUID, pathFromRoot
 	return name, nil
 }
 
-// UnexposeSnapshot undoes ExposeSnapshot.
+// UnexposeSnapshot undoes ExposeSnapshot, of either kind.
 func (s *Session) UnexposeSnapshot(ctx context.Context, id uuid.UUID) error {
 	if err := s.admitted(MUnexposeSnapshot); err != nil {
 		return err
@@ -436,13 +443,10 @@ func (s *Session) UnexposeSnapshot(ctx context.Context, id uuid.UUID) error {
 	if err != nil {
 		return err
 	}
-	if ex, ok := p.(provider.Exposer); ok {
-		if err := ex.Unexpose(ctx, toProviderSnapshot(sn), sn.ExposedName); err != nil {
-			return provider.Translate(p, provider.CallUnexpose, err)
-		}
+	if err := s.c.undoExposure(ctx, p, sn); err != nil {
+		return err
 	}
-	sn.ExposedName = ""
-	sn.Attributes = (sn.Attributes &^ uint32(vss.AttrExposedLocally)) | uint32(vss.AttrNotSurfaced)
+	notExposed(&sn)
 	return s.c.opt.Catalog.PutSnapshots(sn)
 }
 

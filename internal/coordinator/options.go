@@ -82,6 +82,10 @@ type Options struct {
 	// Clock gives the deadlines (clock.go). Nil: Go's clock. Only tests
 	// set another.
 	Clock Clock
+	// Shares is the Samba that remote exposure publishes snapshots with
+	// (share.go, L58); nil (remote exposure off in lvssd's config): remote
+	// exposure is VSS_E_NOT_SUPPORTED and recovery leaves Samba alone.
+	Shares Shares
 }
 
 // Freezer starts a flush-and-hold guard (internal/freeze in lvssd). The

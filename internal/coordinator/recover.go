@@ -33,6 +33,10 @@ const (
 	RecSnapshotDelete = "snapshot-deleted" // one snapshot of such a set
 	RecAutoRelease    = "auto-release-deleted"
 	RecExposureUndone = "exposure-undone"  // an exposure nobody recorded, unmounted
+	RecShareUndone    = "share-undone"     // a remote exposure nobody recorded, removed
+	RecShareRemoved   = "share-removed"    // an lvss share in Samba's registry the catalog does not record, removed
+	RecShareGone      = "share-gone"       // a recorded share Samba no longer has: recorded as not exposed
+	RecShareRestored  = "share-restored"   // a shared snapshot's private exposure, made again after a reboot
 	RecRestoreCut     = "restore-cut"      // a restore session cut after PreRestore
 	RecEntryRemoved   = "entry-removed"    // a catalog entry whose snapshot is gone
 	RecEntryKept      = "entry-kept"       // a catalog entry that could not be checked
@@ -147,6 +151,8 @@ func (c *Coordinator) recover(ctx context.Context) error {
 				r.cutCreation(ctx, e)
 			case catalog.JournalExpose:
 				r.cutExpose(ctx, e)
+			case catalog.JournalShare:
+				r.cutShare(ctx, e)
 			case catalog.JournalRestore:
 				r.cutRestore(ctx, e)
 			default:
@@ -162,6 +168,7 @@ func (c *Coordinator) recover(ctx context.Context) error {
 		if err := r.reconcile(ctx); err != nil {
 			return err
 		}
+		r.reconcileShares(ctx)
 	}
 	r.rec.Took = time.Since(start)
 	c.recMu.Lock()

@@ -1,10 +1,12 @@
 package testenv
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -268,6 +270,55 @@ func (s *Samba) Stop() {
 func (s *Samba) Client(share, commands string) (string, error) {
 	return s.run("smbclient", "-s", s.Conf, "-p", strconv.Itoa(s.Port), "-U", s.User+"%"+s.Password,
 		"//127.0.0.1/"+share, "-c", commands)
+}
+
+// SambaClient is an interactive smbclient with a share open: one
+// connection that stays, as a Windows client's does, so that a test can
+// see what happens to it when the share goes away.
+type SambaClient struct {
+	in  io.WriteCloser
+	out *bufio.Reader
+}
+
+// Open connects an interactive smbclient to the share; cleanup ends it.
+// Its output is unbuffered (stdbuf), so each answer arrives when it is
+// made.
+func (s *Samba) Open(t testing.TB, share string) *SambaClient {
+	t.Helper()
+	cmd := exec.Command("stdbuf", "-o0", "-e0", "smbclient", "-s", s.Conf, "-p", strconv.Itoa(s.Port), "-U", s.User+"%"+s.Password,
+		"//127.0.0.1/"+share)
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = w, w
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait(); r.Close() })
+	return &SambaClient{in: in, out: bufio.NewReader(r)}
+}
+
+// Ls lists the share's root on the open connection and returns what
+// smbclient printed: the listing up to its last line ("N blocks of size
+// ... available"), or the error (NT_STATUS_...), or all it printed before
+// it ended.
+func (c *SambaClient) Ls(t testing.TB) string {
+	t.Helper()
+	io.WriteString(c.in, "ls\n")
+	var b strings.Builder
+	for {
+		line, err := c.out.ReadString('\n')
+		b.WriteString(line)
+		if err != nil || strings.Contains(line, "blocks available") || strings.Contains(line, "NT_STATUS_") {
+			return b.String()
+		}
+	}
 }
 
 // Shares lists the shares smbd offers, as `smbclient -L` sees them (the

@@ -2712,9 +2712,9 @@ func (x *IsVolumeSupported) GetVolume() string {
 type ExposeSnapshot struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	SnapshotId    string                 `protobuf:"bytes,1,opt,name=snapshot_id,json=snapshotId,proto3" json:"snapshot_id,omitempty"`
-	PathFromRoot  string                 `protobuf:"bytes,2,opt,name=path_from_root,json=pathFromRoot,proto3" json:"path_from_root,omitempty"`
-	Attributes    uint32                 `protobuf:"varint,3,opt,name=attributes,proto3" json:"attributes,omitempty"` // VSS_VOLSNAP_ATTR_EXPOSED_LOCALLY or _REMOTELY
-	Expose        string                 `protobuf:"bytes,4,opt,name=expose,proto3" json:"expose,omitempty"`          // where to expose (a directory for local exposure)
+	PathFromRoot  string                 `protobuf:"bytes,2,opt,name=path_from_root,json=pathFromRoot,proto3" json:"path_from_root,omitempty"` // remote exposure: the directory of the snapshot to share ("" for all)
+	Attributes    uint32                 `protobuf:"varint,3,opt,name=attributes,proto3" json:"attributes,omitempty"`                          // VSS_VOLSNAP_ATTR_EXPOSED_LOCALLY or _REMOTELY
+	Expose        string                 `protobuf:"bytes,4,opt,name=expose,proto3" json:"expose,omitempty"`                                   // a directory (local exposure) or a share name (remote; "" chooses one)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4364,8 +4364,8 @@ type SnapshotProp struct {
 	OriginalVolume     string                 `protobuf:"bytes,5,opt,name=original_volume,json=originalVolume,proto3" json:"original_volume,omitempty"`
 	OriginatingMachine string                 `protobuf:"bytes,6,opt,name=originating_machine,json=originatingMachine,proto3" json:"originating_machine,omitempty"`
 	ServiceMachine     string                 `protobuf:"bytes,7,opt,name=service_machine,json=serviceMachine,proto3" json:"service_machine,omitempty"`
-	ExposedName        string                 `protobuf:"bytes,8,opt,name=exposed_name,json=exposedName,proto3" json:"exposed_name,omitempty"`
-	ExposedPath        string                 `protobuf:"bytes,9,opt,name=exposed_path,json=exposedPath,proto3" json:"exposed_path,omitempty"`
+	ExposedName        string                 `protobuf:"bytes,8,opt,name=exposed_name,json=exposedName,proto3" json:"exposed_name,omitempty"` // the directory, or the share's name when exposed remotely
+	ExposedPath        string                 `protobuf:"bytes,9,opt,name=exposed_path,json=exposedPath,proto3" json:"exposed_path,omitempty"` // the shared directory of the snapshot ("" for all)
 	ProviderId         string                 `protobuf:"bytes,10,opt,name=provider_id,json=providerId,proto3" json:"provider_id,omitempty"`
 	Attributes         uint32                 `protobuf:"varint,11,opt,name=attributes,proto3" json:"attributes,omitempty"` // context and attribute bits
 	CreatedUnixNano    int64                  `protobuf:"varint,12,opt,name=created_unix_nano,json=createdUnixNano,proto3" json:"created_unix_nano,omitempty"`
@@ -6566,8 +6566,9 @@ func (x *RecoveryReport) GetActions() []*RecoveryAction {
 type RecoveryAction struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// thawed, revert-finished, revert-undone, set-aborted, snapshot-deleted,
-	// auto-release-deleted, exposure-undone, restore-cut, entry-removed,
-	// entry-kept, snapshot-adopted, snapshot-unknown, failed.
+	// auto-release-deleted, exposure-undone, share-undone, share-removed,
+	// share-gone, share-restored, restore-cut, entry-removed, entry-kept,
+	// snapshot-adopted, snapshot-unknown, failed.
 	Action        string  `protobuf:"bytes,1,opt,name=action,proto3" json:"action,omitempty"`
 	Object        string  `protobuf:"bytes,2,opt,name=object,proto3" json:"object,omitempty"` // a snapshot, set or session ID, or a mount point
 	Volume        string  `protobuf:"bytes,3,opt,name=volume,proto3" json:"volume,omitempty"`

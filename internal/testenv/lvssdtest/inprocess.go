@@ -13,6 +13,7 @@ import (
 	"github.com/lvss/lvss/internal/catalog"
 	"github.com/lvss/lvss/internal/coordinator"
 	"github.com/lvss/lvss/internal/server"
+	"github.com/lvss/lvss/internal/smbshare"
 	"github.com/lvss/lvss/provider"
 	"github.com/lvss/lvss/provider/fake"
 )
@@ -26,6 +27,12 @@ import (
 type InProcessOptions struct {
 	// Providers are registered instead of the default fake provider.
 	Providers []provider.Provider
+	// SambaConf is the smb.conf of the Samba remote exposure publishes
+	// with, as lvssd's [samba] config names it with remote_exposure =
+	// true ("": remote exposure off). With
+	// it, the daemon has a run directory (Dir/run), where snapshots
+	// without a directory are exposed to be shared.
+	SambaConf string
 }
 
 // InProcess is the real coordinator, catalog and gRPC server of lvssd
@@ -102,10 +109,18 @@ func StartInProcess(t testing.TB, opt InProcessOptions) *InProcess {
 			t.Logf("--- in-process lvssd log (%s):\n%s", s.Log, b)
 		}
 	})
+	runDir := ""
+	var shares coordinator.Shares
+	if opt.SambaConf != "" {
+		runDir = filepath.Join(dir, "run")
+		shares = smbshare.New(smbshare.Options{Conf: opt.SambaConf, Logger: log})
+	}
 	s.coord, err = coordinator.New(context.Background(), coordinator.Options{
 		Catalog:   cat,
 		Providers: provider.NewRegistry(provs...),
 		Logger:    log,
+		Shares:    shares,
+		RunDir:    runDir,
 	})
 	if err != nil {
 		t.Fatal(err)
