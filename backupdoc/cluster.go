@@ -175,16 +175,17 @@ var consistencyRank = map[string]int{"none": 1, "crash": 2, "application": 3}
 // first of equals). A host without snapshots is "application", as an
 // empty set has nothing inconsistent in it.
 func PartConsistency(m *Manifest) string {
-	out := "application"
+	levels := make([]string, 0, len(m.Snapshots))
 	for _, s := range m.Snapshots {
-		if consistencyRank[s.Consistency] < consistencyRank[out] {
-			out = s.Consistency
-		}
+		levels = append(levels, s.Consistency)
 	}
-	return out
+	return WeakestConsistency(levels...)
 }
 
-func weakest(levels []string) string {
+// WeakestConsistency is "application" when every one of levels is, else
+// the weakest of them (the first of equals): the consistency of a cluster
+// set from its hosts'.
+func WeakestConsistency(levels ...string) string {
 	out := "application"
 	for _, l := range levels {
 		if consistencyRank[l] < consistencyRank[out] {
@@ -239,7 +240,7 @@ func WriteCluster(w io.Writer, m ClusterManifest, hosts map[string][]byte) error
 		m.Hosts = append(m.Hosts, ClusterHost{Host: h, Consistency: c, SHA256: hex.EncodeToString(sum[:])})
 		levels = append(levels, c)
 	}
-	m.Consistency = weakest(levels)
+	m.Consistency = WeakestConsistency(levels...)
 	mj, err := m.bytes()
 	if err != nil {
 		return err
@@ -387,7 +388,7 @@ func clusterFrom(files map[string][]byte) (*ClusterArchive, error) {
 		levels = append(levels, h.Consistency)
 		c.Hosts = append(c.Hosts, HostArchive{Host: h.Host, Data: data, Archive: a})
 	}
-	if got := weakest(levels); got != m.Consistency {
+	if got := WeakestConsistency(levels...); got != m.Consistency {
 		return nil, clusterErr("consistency is %q, but the hosts' parts say %q", m.Consistency, got)
 	}
 	slices.SortFunc(c.Hosts, func(a, b HostArchive) int { return strings.Compare(a.Host, b.Host) })
