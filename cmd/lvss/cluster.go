@@ -283,7 +283,7 @@ func runClusterBackup(ctx context.Context, stdout, stderr io.Writer, g *globalOp
 	if err != nil {
 		return err
 	}
-	if err := printClusterBackup(stdout, g.json, res, statuses, warnings); err != nil {
+	if err := printClusterBackup(stdout, g.json, res, statuses, append(res.Warnings, warnings...)); err != nil {
 		return err
 	}
 	for _, h := range slices.Sorted(maps.Keys(res.CommandErrs)) {

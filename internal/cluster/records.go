@@ -98,6 +98,9 @@ type Part struct {
 	// backup_complete. Only when the job asks for archives; never in a
 	// Record, whose value would grow with the hosts past what etcd takes.
 	Archive []byte `json:"archive,omitempty"`
+	// ArchiveError says why a host sent no archive at Completed (the
+	// set is made; the cluster archive stays at stage snapshot).
+	ArchiveError string `json:"archive_error,omitempty"`
 }
 
 // MaxValue is the largest value lvss puts in etcd: etcd's default

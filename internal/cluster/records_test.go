@@ -87,19 +87,27 @@ func TestTakeParts(t *testing.T) {
 	arrived := map[string]*Arrival{"a": {Part: &Part{Consistency: "application", Archive: []byte("x")}}, "b": {Part: &Part{}}}
 	res := &Result{Record: Record{Hosts: map[string]*Part{}}}
 	o := &BackupOptions{}
-	if err := o.takeParts(res, arrived, Snapshotted); err != nil || len(res.Hosts) != 2 {
+	if all, err := o.takeParts(res, arrived, Snapshotted); err != nil || !all || len(res.Hosts) != 2 {
 		t.Fatalf("%v %v", err, res.Hosts)
 	}
 	o.Archives = true
-	if err := o.takeParts(res, arrived, Snapshotted); err == nil || !strings.Contains(err.Error(), "host b published no backup archive at snapshotted") {
+	if _, err := o.takeParts(res, arrived, Snapshotted); err == nil || !strings.Contains(err.Error(), "host b published no backup archive at snapshotted") {
 		t.Errorf("a host without its archive: %v", err)
 	}
-	if err := o.takeParts(res, map[string]*Arrival{"a": {}}, Snapshotted); err == nil || !strings.Contains(err.Error(), "host a published no part") {
+	if _, err := o.takeParts(res, map[string]*Arrival{"a": {}}, Snapshotted); err == nil || !strings.Contains(err.Error(), "host a published no part") {
 		t.Errorf("a host without its part: %v", err)
+	}
+	// At completed, a host that could not build its final archive says
+	// why: a warning, its part of snapshotted kept, and no final write.
+	all, err := o.takeParts(res, map[string]*Arrival{"a": {Part: &Part{Archive: []byte("y")}},
+		"b": {Part: &Part{ArchiveError: "too large"}}}, Completed)
+	if err != nil || all || string(res.Hosts["a"].Archive) != "y" || res.Hosts["b"].ArchiveError != "" ||
+		len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "host b sent no backup archive after BackupComplete (too large)") {
+		t.Errorf("completed, b without its archive: %v %v %+v %q", err, all, res.Hosts["b"], res.Warnings)
 	}
 	// At completed, without archives, a host brings nothing new.
 	o.Archives = false
-	if err := o.takeParts(res, map[string]*Arrival{"a": {}}, Completed); err != nil || res.Hosts["a"].Archive == nil {
+	if _, err := o.takeParts(res, map[string]*Arrival{"a": {}}, Completed); err != nil || res.Hosts["a"].Archive == nil {
 		t.Errorf("completed without archives: %v", err)
 	}
 }

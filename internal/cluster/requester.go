@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -53,6 +54,9 @@ type Result struct {
 	Aborted bool
 	// CommandErrs are COMMAND's failures, by host.
 	CommandErrs map[string]error
+	// Warnings are what went wrong without failing the set: a host that
+	// could not send its archive after BackupComplete.
+	Warnings []string
 }
 
 // Hinted is an error with advice of its own for the tools (clierr uses
@@ -120,7 +124,7 @@ func Backup(ctx context.Context, cli *clientv3.Client, k Keys, o BackupOptions, 
 	if err != nil {
 		return set.aborted(ctx, res, Accepted, err)
 	}
-	if err := o.takeParts(res, arrived, Snapshotted); err != nil {
+	if _, err := o.takeParts(res, arrived, Snapshotted); err != nil {
 		return set.aborted(ctx, res, Snapshotted, err)
 	}
 	if o.Archived != nil {
@@ -149,10 +153,11 @@ func Backup(ctx context.Context, cli *clientv3.Client, k Keys, o BackupOptions, 
 	if err != nil {
 		return set.aborted(ctx, res, Snapshotted, err)
 	}
-	if err := o.takeParts(res, completed, Completed); err != nil {
+	final, err := o.takeParts(res, completed, Completed)
+	if err != nil {
 		return set.aborted(ctx, res, Completed, err)
 	}
-	if o.Archived != nil {
+	if o.Archived != nil && final {
 		o.Archived(backupdoc.StageBackupComplete, res)
 	}
 	ops := []clientv3.Op{clientv3.OpDelete(k.Set(job.ID)+"at/", clientv3.WithPrefix()), clientv3.OpDelete(k.Complete(job.ID))}
@@ -168,21 +173,30 @@ func Backup(ctx context.Context, cli *clientv3.Client, k Keys, o BackupOptions, 
 // takeParts puts the hosts' parts published at p into the result: at
 // Snapshotted every host must publish one (its snapshots), and its
 // archive when the job asks for archives; at Completed a host publishes
-// its part again only to bring its final archive.
-func (o *BackupOptions) takeParts(res *Result, arrived map[string]*Arrival, p Point) error {
+// its part again only to bring its final archive. A host that could not
+// (ArchiveError) keeps its part of Snapshotted, with a warning, and all
+// reports false: the cluster archive cannot be written at Completed.
+func (o *BackupOptions) takeParts(res *Result, arrived map[string]*Arrival, p Point) (all bool, err error) {
+	all = true
 	for _, h := range slices.Sorted(maps.Keys(arrived)) {
 		part := arrived[h].Part
 		switch {
 		case part == nil && p == Completed && !o.Archives:
 			continue
 		case part == nil:
-			return vsserr.New(vsserr.Unexpected, "host %s published no part at %s", h, p)
+			return false, vsserr.New(vsserr.Unexpected, "host %s published no part at %s", h, p)
+		case o.Archives && len(part.Archive) == 0 && p == Completed && part.ArchiveError != "":
+			res.Warnings = append(res.Warnings, fmt.Sprintf(
+				"host %s sent no backup archive after BackupComplete (%s): the cluster archive keeps the one written after the snapshots (stage snapshot)",
+				h, part.ArchiveError))
+			all = false
+			continue
 		case o.Archives && len(part.Archive) == 0:
-			return vsserr.New(vsserr.Unexpected, "host %s published no backup archive at %s (is its lvssd older than this lvss?)", h, p)
+			return false, vsserr.New(vsserr.Unexpected, "host %s published no backup archive at %s (is its lvssd older than this lvss?)", h, p)
 		}
 		res.Hosts[h] = part
 	}
-	return nil
+	return all, nil
 }
 
 // aborted records the requester's cause as the set's abort (unless a

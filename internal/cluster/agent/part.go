@@ -275,19 +275,26 @@ func (p *part) complete(ctx context.Context) error {
 		return p.arrive(ctx, cluster.Completed, nil)
 	}
 	// The archive again, as lvss backup writes it after BackupComplete:
-	// the writers' final state, COMMAND's exit status for this host.
+	// the writers' final state, COMMAND's exit status for this host. The
+	// set is made by now; an archive that cannot be built or carried
+	// costs the cluster archive its last write (the requester keeps the
+	// one of the snapshots, and says so), not the set, as a failed
+	// archive write is a warning in lvss backup.
 	var status *int
 	if st, ok := c.ExitStatus[p.a.opt.Host]; ok {
 		status = &st
 	}
-	arch, err := p.archive(ctx, backupdoc.StageBackupComplete, status)
-	if err != nil {
-		return err
-	}
 	pr := *p.published
-	pr.Archive = arch
-	if err := p.fits(&pr); err != nil {
-		return err
+	pr.Archive, err = p.archive(ctx, backupdoc.StageBackupComplete, status)
+	if err == nil {
+		err = p.fits(&pr)
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		p.log.Warn("cluster: no backup archive after BackupComplete", "error", err)
+		pr.Archive, pr.ArchiveError = nil, vsserr.Message(err)
 	}
 	return p.arrive(ctx, cluster.Completed, &pr)
 }
