@@ -295,11 +295,18 @@ func readTar(r io.Reader, layouts ...*layout) (map[string][]byte, *layout, error
 		if err := l.checkSize(name, hdr.Size, total); err != nil {
 			return nil, nil, err
 		}
-		data := make([]byte, hdr.Size)
-		if _, err := io.ReadFull(tr, data); err != nil {
+		// Read as it comes rather than into hdr.Size bytes made at once:
+		// a truncated or forged header claiming hundreds of megabytes
+		// costs what the input really holds.
+		var data bytes.Buffer
+		data.Grow(int(min(hdr.Size, 1<<20)))
+		if n, err := io.Copy(&data, tr); err != nil || n != hdr.Size {
+			if err == nil {
+				err = io.ErrUnexpectedEOF
+			}
 			return nil, nil, vsserr.New(vsserr.InvalidArg, "%s: the archive ends inside it: %v", name, err)
 		}
-		files[name] = data
+		files[name] = data.Bytes()
 	}
 }
 
