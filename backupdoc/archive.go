@@ -41,6 +41,32 @@ const (
 	maxEntries = maxWriters + 2 + 8
 )
 
+// layout is one kind of archive this package reads: the names it may
+// hold and the limits on them. A single host's archive is singleLayout;
+// a cluster set's is clusterLayout (cluster.go).
+type layout struct {
+	what    string // "an lvss backup archive (version 1)", for messages
+	holds   string // the files it holds, for messages
+	known   func(name string) bool
+	limit   func(name string) int64 // the largest a file of this name may be
+	total   int64                   // all files together
+	entries int                     // tar entries, directory entries included
+}
+
+var singleLayout = &layout{
+	what:  fmt.Sprintf("an lvss backup archive (version %d)", Version),
+	holds: manifestFile + ", " + bcdFile + " and " + wmdDir + "<instance-id>.xml",
+	known: knownFile,
+	limit: func(name string) int64 {
+		if name == manifestFile {
+			return maxManifest
+		}
+		return maxDocument
+	},
+	total:   maxTotal,
+	entries: maxEntries,
+}
+
 // Archive is a backup archive as Read found it, every part checked.
 type Archive struct {
 	Manifest Manifest
@@ -101,7 +127,7 @@ func Write(w io.Writer, m Manifest, bcdXML string, wmds map[uuid.UUID]string) er
 	var total int64
 	for _, e := range entries {
 		total += int64(len(e.data))
-		if err := checkSize(e.name, int64(len(e.data)), total); err != nil {
+		if err := singleLayout.checkSize(e.name, int64(len(e.data)), total); err != nil {
 			return err
 		}
 	}
@@ -145,16 +171,12 @@ func sortedIDs(wmds map[uuid.UUID]string) []uuid.UUID {
 	return ids
 }
 
-func checkSize(name string, size, total int64) error {
-	limit := int64(maxDocument)
-	if name == manifestFile {
-		limit = maxManifest
-	}
-	if size > limit {
+func (l *layout) checkSize(name string, size, total int64) error {
+	if limit := l.limit(name); size > limit {
 		return vsserr.New(vsserr.InvalidArg, "%s is %d bytes, more than the %d an archive allows for it", name, size, limit)
 	}
-	if total > maxTotal {
-		return vsserr.New(vsserr.InvalidArg, "the archive's files exceed %d bytes in all (at %s)", maxTotal, name)
+	if total > l.total {
+		return vsserr.New(vsserr.InvalidArg, "the archive's files exceed %d bytes in all (at %s)", l.total, name)
 	}
 	return nil
 }
@@ -179,10 +201,16 @@ func checkSize(name string, size, total int64) error {
 //     with one of another writer class (E_INVALIDARG): restore needs every
 //     participating writer's metadata (vss-reference §6.1).
 func Read(r io.Reader) (*Archive, error) {
-	files, err := readTar(r)
+	files, _, err := readTar(r, singleLayout)
 	if err != nil {
 		return nil, err
 	}
+	return archiveFrom(files)
+}
+
+// archiveFrom checks the files of a single host's archive and builds the
+// Archive from them.
+func archiveFrom(files map[string][]byte) (*Archive, error) {
 	mj, ok := files[manifestFile]
 	if !ok {
 		return nil, vsserr.New(vsserr.InvalidArg, "the archive holds no %s: it is not an lvss backup archive", manifestFile)
@@ -205,51 +233,95 @@ func Read(r io.Reader) (*Archive, error) {
 }
 
 // readTar reads every file of the archive into memory, refusing what
-// cannot be in one before reading its content.
-func readTar(r io.Reader) (map[string][]byte, error) {
+// cannot be in one before reading its content. The first file decides
+// which of layouts the archive is of (the first layout when it has none);
+// every other file must be one of that layout's.
+func readTar(r io.Reader, layouts ...*layout) (map[string][]byte, *layout, error) {
 	br := bufio.NewReader(r)
 	if head, _ := br.Peek(2); bytes.Equal(head, []byte{0x1f, 0x8b}) {
-		return nil, vsserr.New(vsserr.InvalidArg, "the archive is gzip-compressed: decompress it (gunzip) and give lvss the tar file")
+		return nil, nil, vsserr.New(vsserr.InvalidArg, "the archive is gzip-compressed: decompress it (gunzip) and give lvss the tar file")
 	}
 	tr := tar.NewReader(br)
 	files := map[string][]byte{}
+	var l *layout
+	anyEntries := 0
+	for _, c := range layouts {
+		anyEntries = max(anyEntries, c.entries)
+	}
 	var total int64
 	for entries := 1; ; entries++ {
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
-			return files, nil
+			if l == nil {
+				l = layouts[0]
+			}
+			return files, l, nil
 		}
 		if err != nil {
-			return nil, vsserr.New(vsserr.InvalidArg, "not a tar archive, or a truncated one: %v", err)
+			return nil, nil, vsserr.New(vsserr.InvalidArg, "not a tar archive, or a truncated one: %v", err)
 		}
-		if entries > maxEntries {
-			return nil, vsserr.New(vsserr.InvalidArg, "the archive has more than %d entries", maxEntries)
+		limit := anyEntries
+		if l != nil {
+			limit = l.entries
+		}
+		if entries > limit {
+			return nil, nil, vsserr.New(vsserr.InvalidArg, "the archive has more than %d entries", limit)
 		}
 		name := strings.TrimPrefix(hdr.Name, "./")
 		if hdr.Typeflag == tar.TypeDir {
 			continue
 		}
-		if !knownFile(name) {
-			return nil, vsserr.New(vsserr.InvalidArg, "unexpected file %q: an lvss backup archive (version %d) holds only %s, %s and %s<instance-id>.xml",
-				hdr.Name, Version, manifestFile, bcdFile, wmdDir)
+		if l == nil {
+			for _, c := range layouts {
+				if c.known(name) {
+					l = c
+					break
+				}
+			}
+			if l == nil {
+				return nil, nil, unexpectedFile(hdr.Name, layouts)
+			}
+		} else if !l.known(name) {
+			return nil, nil, unexpectedFile(hdr.Name, []*layout{l})
 		}
 		// (tar.Reader already turns the old TypeRegA into TypeReg.)
 		if hdr.Typeflag != tar.TypeReg {
-			return nil, vsserr.New(vsserr.InvalidArg, "%s is not a regular file (tar type %q)", name, hdr.Typeflag)
+			return nil, nil, vsserr.New(vsserr.InvalidArg, "%s is not a regular file (tar type %q)", name, hdr.Typeflag)
 		}
 		if _, dup := files[name]; dup {
-			return nil, vsserr.New(vsserr.InvalidArg, "%s is in the archive twice", name)
+			return nil, nil, vsserr.New(vsserr.InvalidArg, "%s is in the archive twice", name)
 		}
 		total += hdr.Size
-		if err := checkSize(name, hdr.Size, total); err != nil {
-			return nil, err
+		if err := l.checkSize(name, hdr.Size, total); err != nil {
+			return nil, nil, err
 		}
-		data := make([]byte, hdr.Size)
-		if _, err := io.ReadFull(tr, data); err != nil {
-			return nil, vsserr.New(vsserr.InvalidArg, "%s: the archive ends inside it: %v", name, err)
+		// Read as it comes rather than into hdr.Size bytes made at once:
+		// a truncated or forged header claiming hundreds of megabytes
+		// costs what the input really holds.
+		var data bytes.Buffer
+		data.Grow(int(min(hdr.Size, 1<<20)))
+		if n, err := io.Copy(&data, tr); err != nil || n != hdr.Size {
+			if err == nil {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, nil, vsserr.New(vsserr.InvalidArg, "%s: the archive ends inside it: %v", name, err)
 		}
-		files[name] = data
+		files[name] = data.Bytes()
 	}
+}
+
+// unexpectedFile refuses a file that none of layouts holds, saying what
+// they hold.
+func unexpectedFile(name string, layouts []*layout) error {
+	var what []string
+	for i, l := range layouts {
+		if i == 0 {
+			what = append(what, l.what+" holds only "+l.holds)
+		} else {
+			what = append(what, l.what+" only "+l.holds)
+		}
+	}
+	return vsserr.New(vsserr.InvalidArg, "unexpected file %q: %s", name, strings.Join(what, "; "))
 }
 
 func knownFile(name string) bool {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -416,5 +417,26 @@ func TestManifestFieldsDocumented(t *testing.T) {
 		if !strings.Contains(string(doc), s) {
 			t.Errorf("docs/backup-archive.md does not mention %s", s)
 		}
+	}
+}
+
+// TestReadTruncatedAllocatesLittle: a header claiming a large file in a
+// short input costs what the input holds, not what the header claims
+// (one such file used to cost its full size before the read failed).
+func TestReadTruncatedAllocatesLittle(t *testing.T) {
+	var b bytes.Buffer
+	tw := tar.NewWriter(&b)
+	tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "bcd.xml", Mode: 0o644, Size: 60 << 20})
+	tw.Write([]byte("<BACKUP_COMPONENTS"))
+	input := b.Bytes() // no Close: the archive ends inside bcd.xml
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := Read(bytes.NewReader(input))
+	runtime.ReadMemStats(&after)
+	if vsserr.Code(err) != vsserr.InvalidArg || !strings.Contains(err.Error(), "bcd.xml: the archive ends inside it") {
+		t.Fatalf("%v", err)
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > 8<<20 {
+		t.Errorf("reading %d bytes that claim a 60 MiB file allocated %d bytes", len(input), got)
 	}
 }

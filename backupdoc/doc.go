@@ -11,6 +11,12 @@
 // the copy that travels with the backup, lvss's counterpart of diskshadow's
 // metadata cab (vss-reference §6.5), in a format any tar can open.
 //
+// A cluster set (lvss cluster backup --bcd FILE) has an archive of its
+// own: cluster.json describing the set, then each host's archive, byte for
+// byte as that host wrote it, as hosts/HOST.tar (WriteCluster,
+// ReadCluster; ReadAny reads either kind). A host's part is a whole
+// single-host archive, so restore handles it as any other.
+//
 // The package sits in the spec layer beside document: it depends on
 // nothing but the documents and the spec's codes, so the CLI, a restore
 // tool or the daemon can all read and write archives without linking a

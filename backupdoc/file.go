@@ -56,6 +56,21 @@ func ReadFile(path string) (*Archive, error) {
 	return a, nil
 }
 
+// ReadAnyFile reads and checks the archive at path, a single host's or a
+// cluster set's (see ReadAny). Every error names the path.
+func ReadAnyFile(path string) (*Archive, *ClusterArchive, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, fileErr(path, ioErr("open", unwrapPath(err)))
+	}
+	defer f.Close()
+	a, c, err := ReadAny(f)
+	if err != nil {
+		return nil, nil, fileErr(path, err)
+	}
+	return a, c, nil
+}
+
 // fileErr puts the archive's path in front of the problem, keeping its code.
 func fileErr(path string, err error) error {
 	return vsserr.New(vsserr.Code(err), "%s: %s", path, vsserr.Message(err))

@@ -38,3 +38,43 @@ func FuzzRead(f *testing.F) {
 		}
 	})
 }
+
+// FuzzReadAny: the same for ReadAny, seeded with both kinds of archive:
+// any bytes either read as one kind or are refused with a documented
+// code, and a cluster archive that reads can be written again.
+func FuzzReadAny(f *testing.F) {
+	for _, name := range []string{"testdata/sample.tar", "testdata/cluster.tar"} {
+		if b, err := os.ReadFile(name); err == nil {
+			f.Add(b)
+		}
+	}
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		a, c, err := ReadAny(bytes.NewReader(data))
+		if err != nil {
+			switch vsserr.Code(err) {
+			case vsserr.InvalidArg, vsserr.InvalidXMLDocument, vsserr.CorruptXMLDocument:
+			default:
+				t.Fatalf("refused with %s: %v", vsserr.Code(err), err)
+			}
+			return
+		}
+		if (a == nil) == (c == nil) {
+			t.Fatalf("ReadAny returned %v and %v", a, c)
+		}
+		if c == nil {
+			return
+		}
+		hosts := map[string][]byte{}
+		for _, h := range c.Hosts {
+			hosts[h.Host] = h.Data
+		}
+		var out bytes.Buffer
+		if err := WriteCluster(&out, c.Manifest, hosts); err != nil {
+			t.Fatalf("read, but cannot be written again: %v", err)
+		}
+		if _, err := ReadCluster(bytes.NewReader(out.Bytes())); err != nil {
+			t.Fatalf("written again, it does not read: %v", err)
+		}
+	})
+}

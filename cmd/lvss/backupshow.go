@@ -21,7 +21,7 @@ import (
 func newBackupShowCommand(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "show FILE",
-		Short: "Print a backup archive written by 'lvss backup --bcd FILE'",
+		Short: "Print a backup archive written by 'lvss backup --bcd FILE' or 'lvss cluster backup --bcd FILE'",
 		Long: `Read and check the backup archive FILE, which 'lvss backup --bcd FILE' wrote,
 and print what it holds: the snapshot set, the stage the backup had reached
 when the archive was written, time, host, context, backup type, the backup
@@ -30,14 +30,21 @@ its content was (Shadow Copy Volume), provider and consistency; each writer
 that took part with its state, failure and the components the Backup
 Components Document records for it, with whether their backup succeeded.
 
+The archive of a cluster set ('lvss cluster backup --bcd FILE') is
+recognised as such: the set (stage, time, requester, backup type,
+consistency), then each host's part as above.
+
 Needs no lvssd. An archive that is damaged, of an unknown version or not an
 archive at all is an error naming the problem (exit status 1).
 
 --json prints one object: "manifest", exactly as in the archive's
 manifest.json, and "components", every component of its Backup Components
-Document. The format is described in docs/backup-archive.md.`,
+Document. For a cluster archive: "cluster", exactly as its cluster.json,
+and "hosts", each with "host", "manifest" and "components". The format is
+described in docs/backup-archive.md.`,
 		Example: `  lvss backup show /backup/srv.lvss.tar
-  lvss backup show /backup/srv.lvss.tar --json | jq -r '.components[] | select(.backup_succeeded | not) | .component'`,
+  lvss backup show /backup/srv.lvss.tar --json | jq -r '.components[] | select(.backup_succeeded | not) | .component'
+  lvss backup show /backup/shop.cluster.tar --json | jq -r '.hosts[] | "\(.host) \(.manifest.snapshots | length)"'`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return showBackup(args[0], g.json, cmd.OutOrStdout())
@@ -47,15 +54,75 @@ Document. The format is described in docs/backup-archive.md.`,
 }
 
 func showBackup(path string, asJSON bool, out io.Writer) error {
-	a, err := backupdoc.ReadFile(path)
+	a, c, err := backupdoc.ReadAnyFile(path)
 	if err != nil {
 		return archiveError{err}
+	}
+	if c != nil {
+		return showCluster(path, c, asJSON, out)
 	}
 	if asJSON {
 		return writeObj(out, obj{{"manifest", a.Manifest}, {"components", archiveComponents(a)}})
 	}
-	_, err = io.WriteString(out, archiveText(path, a))
+	_, err = io.WriteString(out, archiveText("Backup archive "+path, a))
 	return err
+}
+
+// showCluster prints a cluster set's archive: the set, then each host's
+// part as a single host's archive is printed, indented.
+func showCluster(path string, c *backupdoc.ClusterArchive, asJSON bool, out io.Writer) error {
+	m := &c.Manifest
+	if asJSON {
+		hosts := make([]obj, 0, len(c.Hosts))
+		for _, h := range c.Hosts {
+			hosts = append(hosts, obj{{"host", h.Host}, {"manifest", h.Archive.Manifest}, {"components", archiveComponents(h.Archive)}})
+		}
+		return writeObj(out, obj{{"cluster", c.Manifest}, {"hosts", hosts}})
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "Cluster backup archive %s\n", path)
+	fmt.Fprintf(&b, "   Cluster snapshot set: %s\n", guidText(m.SnapshotSetID))
+	writeStage(&b, m.Stage)
+	fmt.Fprintf(&b, "   Time: %s\n", m.Time.UTC().Format(time.RFC3339))
+	fmt.Fprintf(&b, "   Requester: %s\n", orUnknown(m.Requester))
+	fmt.Fprintf(&b, "   lvss version: %s\n", orUnknown(m.LvssVersion))
+	fmt.Fprintf(&b, "   Backup type: %s\n", m.BackupType)
+	fmt.Fprintf(&b, "   Consistency: %s\n", m.Consistency)
+	var hosts []string
+	for _, h := range m.Hosts {
+		hosts = append(hosts, h.Host+" ("+h.Consistency+")")
+	}
+	fmt.Fprintf(&b, "   Hosts: %s\n", strings.Join(hosts, ", "))
+	for _, h := range c.Hosts {
+		text := archiveText(fmt.Sprintf("Host %s (%s)", h.Host, backupdoc.HostArchiveName(h.Host)), h.Archive)
+		for i, l := range strings.SplitAfter(text, "\n") {
+			if l == "" {
+				continue
+			}
+			if i > 0 {
+				b.WriteString("   ")
+			}
+			b.WriteString(l)
+		}
+	}
+	_, err := io.WriteString(out, b.String())
+	return err
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}
+
+func writeStage(b *strings.Builder, st backupdoc.Stage) {
+	switch st {
+	case backupdoc.StageBackupComplete:
+		b.WriteString("   Stage: backup complete (BackupComplete was sent)\n")
+	default:
+		b.WriteString("   Stage: snapshot taken (written before the backup command ended and before BackupComplete)\n")
+	}
 }
 
 // archiveError is an archive that does not read: the HRESULT and the
@@ -75,7 +142,7 @@ func (e archiveError) Hint() string {
 	case vsserr.AccessDenied:
 		return "run lvss as a user who may read the archive"
 	}
-	return "FILE must be an archive written by 'lvss backup --bcd FILE', as it wrote it (see docs/backup-archive.md)"
+	return "FILE must be an archive written by 'lvss backup --bcd FILE' or 'lvss cluster backup --bcd FILE', as it wrote it (see docs/backup-archive.md)"
 }
 
 func (e archiveError) Unwrap() error { return e.err }
@@ -118,23 +185,12 @@ func archiveWriterName(a *backupdoc.Archive, instance uuid.UUID) string {
 
 // archiveText prints an archive in the style of `lvss list`: a headline,
 // then one "Key: value" per line, indented by three spaces per level.
-func archiveText(path string, a *backupdoc.Archive) string {
+func archiveText(headline string, a *backupdoc.Archive) string {
 	m := &a.Manifest
 	var b strings.Builder
-	orUnknown := func(s string) string {
-		if s == "" {
-			return "unknown"
-		}
-		return s
-	}
-	fmt.Fprintf(&b, "Backup archive %s\n", path)
+	fmt.Fprintf(&b, "%s\n", headline)
 	fmt.Fprintf(&b, "   Snapshot set: %s\n", guidText(m.SnapshotSetID))
-	switch m.Stage {
-	case backupdoc.StageBackupComplete:
-		b.WriteString("   Stage: backup complete (BackupComplete was sent)\n")
-	default:
-		b.WriteString("   Stage: snapshot taken (written before the backup command ended and before BackupComplete)\n")
-	}
+	writeStage(&b, m.Stage)
 	fmt.Fprintf(&b, "   Time: %s\n", m.Time.UTC().Format(time.RFC3339))
 	fmt.Fprintf(&b, "   Host: %s\n", orUnknown(m.Host))
 	fmt.Fprintf(&b, "   lvss version: %s\n", orUnknown(m.LvssVersion))

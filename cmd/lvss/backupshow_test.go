@@ -282,7 +282,7 @@ func TestBackupShowBadFile(t *testing.T) {
 		{missing, "lvss: VSS_E_OBJECT_NOT_FOUND (0x80042308): " + missing + ": open: no such file or directory",
 			"hint: give the path of the archive 'lvss backup --bcd FILE' wrote"},
 		{notTar, "lvss: E_INVALIDARG (0x80070057): " + notTar + ": not a tar archive",
-			"hint: FILE must be an archive written by 'lvss backup --bcd FILE', as it wrote it (see docs/backup-archive.md)"},
+			"hint: FILE must be an archive written by 'lvss backup --bcd FILE' or 'lvss cluster backup --bcd FILE', as it wrote it (see docs/backup-archive.md)"},
 		{damaged, "lvss: VSS_E_CORRUPT_XML_DOCUMENT (0x80042310): " + damaged + ": bcd.xml: line ",
 			"hint: a document in the archive is damaged or was changed after 'lvss backup' wrote it: restore cannot use this copy of the archive"},
 	} {

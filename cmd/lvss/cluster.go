@@ -18,8 +18,10 @@ import (
 	"github.com/spf13/cobra"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/lvss/lvss/backupdoc"
 	"github.com/lvss/lvss/internal/clierr"
 	"github.com/lvss/lvss/internal/cluster"
+	"github.com/lvss/lvss/vss"
 	"github.com/lvss/lvss/vsserr"
 )
 
@@ -102,6 +104,7 @@ type clusterBackupOptions struct {
 	prepareTimeout time.Duration
 	barrierTimeout time.Duration
 	timeout        time.Duration
+	bcd            string
 	command        []string
 }
 
@@ -136,6 +139,13 @@ The set:
                       frozen, and for every host's snapshots (default 30s);
                       keep it below the writers' freeze windows
   --timeout D         bound for the whole creation (default 10m)
+  --bcd FILE          write the cluster set's backup archive to FILE: every
+                      host's documents (its Backup Components Document, its
+                      writers' metadata, a manifest), each host's part as
+                      lvss backup --bcd would write it there; written once
+                      every host has its snapshots and again at the end.
+                      lvss backup show FILE prints it; lvss restore --bcd
+                      FILE --host HOST restores one host's part, on HOST
 
 COMMAND runs on this machine once per host, in host name order, after every
 host has its snapshots and has thawed, with:
@@ -158,7 +168,9 @@ aborted everywhere).`,
   # each host's snapshot backed up from that host by restic.
   lvss cluster backup --etcd https://etcd1:2379 --cacert ca.pem \
     --for db1:/srv/pg --for db2:/srv/pg --writer app1:transfers --persistent \
-    -- sh -c 'ssh "$LVSS_HOST" restic backup "$LVSS_SNAPSHOT_1_PATH"'`,
+    --bcd /backup/shop.cluster.tar \
+    -- sh -c 'ssh "$LVSS_HOST" restic backup "$LVSS_SNAPSHOT_1_PATH"'
+  lvss backup show /backup/shop.cluster.tar`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if n := cmd.ArgsLenAtDash(); n != 0 && len(args) > 0 {
 				return clierr.UsageError{Err: fmt.Errorf("unexpected argument %q: the backup command goes after --", args[0])}
@@ -176,6 +188,7 @@ aborted everywhere).`,
 	fl.DurationVar(&o.prepareTimeout, "prepare-timeout", 5*time.Minute, "how long hosts wait for every host to be prepared")
 	fl.DurationVar(&o.barrierTimeout, "barrier-timeout", 30*time.Second, "how long hosts wait at the freeze and commit barriers")
 	fl.DurationVar(&o.timeout, "timeout", 10*time.Minute, "bound for the whole creation")
+	fl.StringVar(&o.bcd, "bcd", "", "write every host's documents to FILE, a cluster backup archive (see lvss backup show)")
 	return cmd
 }
 
@@ -242,31 +255,53 @@ func runClusterBackup(ctx context.Context, stdout, stderr io.Writer, g *globalOp
 		return err
 	}
 	defer cli.Close()
-	bo := cluster.BackupOptions{Hosts: hosts, Type: bt.String(), Persistent: o.persistent, Requester: requesterName(),
+	requester := requesterName()
+	bo := cluster.BackupOptions{Hosts: hosts, Type: bt.String(), Persistent: o.persistent, Requester: requester,
 		LeaseTTL: o.leaseTTL, Prepare: o.prepareTimeout, Barrier: o.barrierTimeout, Timeout: o.timeout, CompleteTimeout: 2 * time.Minute,
-		Progress: func(h string, p cluster.Point) { fmt.Fprintf(stderr, "%s: %s\n", h, p) }}
+		Progress: func(h string, p cluster.Point) { fmt.Fprintf(stderr, "%s: %s\n", h, p) },
+		Command:  o.command, Archives: o.bcd != ""}
+	var warnings []string
+	if o.bcd != "" {
+		bo.Archived = func(stage backupdoc.Stage, res *cluster.Result) {
+			if err := writeClusterArchive(o.bcd, stage, bt, requester, res); err != nil {
+				warnings = append(warnings, fmt.Sprintf("--bcd %s: %v", o.bcd, err))
+			}
+		}
+	}
 	var statuses = map[string]*commandResult{}
-	run := func(ctx context.Context, id uuid.UUID, host string, part *cluster.Part) error {
+	run := func(ctx context.Context, id uuid.UUID, host string, part *cluster.Part) (*int, error) {
 		if len(o.command) == 0 {
-			return nil
+			return nil, nil
 		}
 		env := append(os.Environ(), "LVSS_HOST="+host, "LVSS_BACKUP_TYPE="+strings.ToLower(o.backupType))
 		env = append(env, clusterSnapshotEnv(id, part)...)
 		res, err := runTool(ctx, o.command, env, g.json, false, nil)
 		statuses[host] = res
-		return err
+		return &res.status, err
 	}
 	res, err := cluster.Backup(ctx, cli, f.keys, bo, run)
 	if err != nil {
 		return err
 	}
-	if err := printClusterBackup(stdout, g.json, res, statuses); err != nil {
+	if err := printClusterBackup(stdout, g.json, res, statuses, append(res.Warnings, warnings...)); err != nil {
 		return err
 	}
 	for _, h := range slices.Sorted(maps.Keys(res.CommandErrs)) {
 		return res.CommandErrs[h] // the first host's, in name order: its status is lvss's
 	}
 	return nil
+}
+
+// writeClusterArchive writes --bcd FILE at stage: every host's archive as
+// it published it, side by side.
+func writeClusterArchive(path string, stage backupdoc.Stage, bt vss.BackupType, requester string, res *cluster.Result) error {
+	hosts := make(map[string][]byte, len(res.Hosts))
+	for h, p := range res.Hosts {
+		hosts[h] = p.Archive
+	}
+	m := backupdoc.ClusterManifest{Stage: stage, LvssVersion: lvssVersion(), Requester: requester, Time: time.Now().UTC(),
+		SnapshotSetID: res.ID, BackupType: bt}
+	return backupdoc.WriteClusterFile(path, m, hosts)
 }
 
 // clusterSnapshotEnv is lvss backup's snapshot environment for one host's
@@ -291,7 +326,7 @@ func requesterName() string {
 // printClusterBackup prints the set: per host, its snapshots and their
 // consistency; the set is application-consistent only if every host's
 // part is.
-func printClusterBackup(w io.Writer, asJSON bool, res *cluster.Result, statuses map[string]*commandResult) error {
+func printClusterBackup(w io.Writer, asJSON bool, res *cluster.Result, statuses map[string]*commandResult, warnings []string) error {
 	hosts := slices.Sorted(maps.Keys(res.Hosts))
 	if asJSON {
 		type snap struct {
@@ -309,7 +344,8 @@ func printClusterBackup(w io.Writer, asJSON bool, res *cluster.Result, statuses 
 			SetID       string          `json:"snapshot_set_id"`
 			Consistency string          `json:"consistency"`
 			Hosts       map[string]host `json:"hosts"`
-		}{SetID: guidText(res.ID), Consistency: res.Record.Consistency(), Hosts: map[string]host{}}
+			Warnings    []string        `json:"warnings"`
+		}{SetID: guidText(res.ID), Consistency: res.Record.Consistency(), Hosts: map[string]host{}, Warnings: nonNil(warnings)}
 		for _, h := range hosts {
 			p := res.Hosts[h]
 			hr := host{Consistency: p.Consistency, Snapshots: []snap{}}
@@ -336,6 +372,9 @@ func printClusterBackup(w io.Writer, asJSON bool, res *cluster.Result, statuses 
 		if c := statuses[h]; c != nil && c.status != 0 {
 			fmt.Fprintf(w, "    COMMAND exited with %d\n", c.status)
 		}
+	}
+	for _, wr := range warnings {
+		fmt.Fprintf(w, "Warning: %s\n", wr)
 	}
 	return nil
 }

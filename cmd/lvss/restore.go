@@ -29,6 +29,7 @@ const defaultNothingWritten = 99
 
 type restoreOptions struct {
 	bcd                 string
+	host                string
 	components          []string
 	target              string
 	recoveryTarget      string
@@ -45,7 +46,7 @@ type restoreOptions struct {
 func newRestoreCommand(g *globalOptions) *cobra.Command {
 	var o restoreOptions
 	cmd := &cobra.Command{
-		Use:   "restore --bcd FILE [--component NAME]... [flags] -- COMMAND [ARGS...]",
+		Use:   "restore --bcd FILE [--host HOST] [--component NAME]... [flags] -- COMMAND [ARGS...]",
 		Short: "Restore a backup with the writers taking part: PreRestore, COMMAND, PostRestore",
 		Long: `Put a backup taken with 'lvss backup --bcd FILE' back, with the writers
 whose components it holds taking part, as VSS does it: each writer is told
@@ -58,6 +59,11 @@ back, recovering it). vshadow's -r with -exec, in one command.
 What is restored:
   --bcd FILE          the archive 'lvss backup --bcd FILE' wrote (required);
                       'lvss backup show FILE' lists its components
+  --host HOST         with the archive of a cluster set ('lvss cluster backup
+                      --bcd FILE'), the host whose part to restore (required
+                      then): run lvss restore on that host, whose lvssd and
+                      writers take part. With a single host's archive it may
+                      only name the host the archive says it is of
   --component NAME    a component to restore (repeat); NAME is WRITER (all
                       its components), or WRITER:COMPONENT with COMPONENT
                       the component's logical path and name joined by '\'
@@ -95,6 +101,7 @@ time:T is recovery_target_time=T.
 
 COMMAND runs after every writer accepted PreRestore, with:
   LVSS_RESTORE_ARCHIVE           FILE, absolute
+  LVSS_HOST                      with --host, the host whose part is restored
   LVSS_RESTORE_TARGET            original or alternate
   LVSS_RESTORE_ROOT              / or DIR: extract there (tar -C, restic --target)
   LVSS_RESTORE_PATH_COUNT        how many directories are restored
@@ -154,6 +161,10 @@ could not be started; 130 interrupted.`,
   lvss restore --bcd /backup/pg.lvss --recovery-target 'time:2026-12-06 13:56:59+00' -- \
       tar -xf /backup/pg.tar -C /
 
+  # one host's part of a cluster set's archive, on that host
+  lvss restore --bcd /backup/shop.cluster.tar --host db2 -- \
+      sh -c 'restic restore latest --tag "lvss:$LVSS_SNAPSHOT_SET_ID" --host "$LVSS_HOST" --target /'
+
   # a script that finds nothing to restore says so: the writers get VSS_RS_NONE
   lvss restore --bcd /backup/srv.lvss -- \
       sh -c 'test -e /backup/srv.tar || exit "$LVSS_RESTORE_NOTHING_WRITTEN"; tar -xf /backup/srv.tar -C /'`,
@@ -169,6 +180,7 @@ could not be started; 130 interrupted.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.bcd, "bcd", "", "the backup archive 'lvss backup --bcd FILE' wrote")
+	f.StringVar(&o.host, "host", "", "the host whose part of a cluster set's archive to restore ('lvss cluster backup --bcd FILE')")
 	f.StringArrayVar(&o.components, "component", nil, "component to restore: WRITER or WRITER:COMPONENT (repeat; default all that were backed up)")
 	f.StringVar(&o.target, "target", "original", "where the files go: original, or alternate:DIR")
 	f.StringVar(&o.recoveryTarget, "recovery-target", "", "recover to time:TIMESTAMP, lsn:LSN, name:RESTORE_POINT or immediate")
@@ -187,6 +199,9 @@ type restorePlan struct {
 	o       restoreOptions
 	archive *backupdoc.Archive
 	path    string // --bcd, absolute
+	// host is the host whose part of a cluster archive is restored
+	// (--host); "" for a single host's archive without --host.
+	host string
 	// root is where the files go: "/" for the original place, DIR for
 	// --target alternate:DIR.
 	root      string
@@ -268,9 +283,12 @@ func (o restoreOptions) plan() (*restorePlan, error) {
 		return nil, err
 	}
 	p.options = opts.String()
-	a, err := backupdoc.ReadFile(p.path)
+	a, c, err := backupdoc.ReadAnyFile(p.path)
 	if err != nil {
 		return nil, archiveError{err}
+	}
+	if a, err = p.hostPart(a, c); err != nil {
+		return nil, err
 	}
 	p.archive = a
 	if a.Manifest.Stage != backupdoc.StageBackupComplete {
@@ -291,6 +309,34 @@ func (o restoreOptions) plan() (*restorePlan, error) {
 		p.warnings = append(p.warnings, fmt.Sprintf("%s:%s is not restored: %s", s.writer, s.component, s.reason))
 	}
 	return p, nil
+}
+
+// hostPart picks the archive to restore: a cluster archive's part of
+// --host, which it needs, or the single host's archive, which --host may
+// only name.
+func (p *restorePlan) hostPart(a *backupdoc.Archive, c *backupdoc.ClusterArchive) (*backupdoc.Archive, error) {
+	host := p.o.host
+	if c == nil {
+		if host != "" && host != a.Manifest.Host {
+			return nil, usageWithHint{fmt.Errorf("--host %s: %s is the archive of one host, %s, not of a cluster set", host, p.path, a.Manifest.Host),
+				"leave --host out to restore it, on the host it was taken on"}
+		}
+		p.host = host
+		return a, nil
+	}
+	hosts := strings.Join(c.HostNames(), ", ")
+	if host == "" {
+		return nil, usageWithHint{fmt.Errorf("%s is the archive of cluster set %s, of hosts %s: say whose part to restore with --host HOST",
+			p.path, guidText(c.Manifest.SnapshotSetID), hosts),
+			"run lvss restore on that host (its lvssd and writers take part): lvss restore --bcd FILE --host HOST -- COMMAND"}
+	}
+	h := c.Host(host)
+	if h == nil {
+		return nil, usageWithHint{fmt.Errorf("--host %s: the cluster archive %s holds the parts of %s", host, p.path, hosts),
+			"'lvss backup show " + p.path + "' lists each host's part"}
+	}
+	p.host = host
+	return h.Archive, nil
 }
 
 // restoreOptionsOf builds the restore options from --recovery-target and

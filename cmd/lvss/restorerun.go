@@ -328,6 +328,9 @@ func (p *restorePlan) restoreEnv() []string {
 		fmt.Sprintf("LVSS_SNAPSHOT_COUNT=%d", len(m.Snapshots)),
 		"LVSS_BACKUP_TYPE=" + backupTypeWord(m.BackupType),
 	}
+	if p.host != "" {
+		env = append(env, "LVSS_HOST="+p.host)
+	}
 	for i, s := range m.Snapshots {
 		env = append(env, fmt.Sprintf("LVSS_SNAPSHOT_%d_ORIGINAL=%s", i+1, s.OriginalVolume),
 			fmt.Sprintf("LVSS_SNAPSHOT_%d_PATH=%s", i+1, s.DevicePath))
@@ -446,7 +449,11 @@ func printRestore(out io.Writer, p *restorePlan, run *restoreRun) error {
 			}
 			ws = append(ws, o)
 		}
-		o := obj{{"archive", p.path}, {"snapshot_set_id", guidText(m.SnapshotSetID)}, {"backup_type", backupTypeWord(m.BackupType)},
+		var host any
+		if p.host != "" {
+			host = p.host
+		}
+		o := obj{{"archive", p.path}, {"host", host}, {"snapshot_set_id", guidText(m.SnapshotSetID)}, {"backup_type", backupTypeWord(m.BackupType)},
 			{"stage", string(m.Stage)}, {"dry_run", p.o.dryRun}, {"target", target}, {"root", p.root},
 			{"restore_options", p.options}, {"components", comps}, {"skipped", skipped}, {"writers", ws}}
 		var rs any
@@ -464,8 +471,12 @@ func printRestore(out io.Writer, p *restorePlan, run *restoreRun) error {
 	if p.o.dryRun {
 		b.WriteString("Dry run: nothing was sent to the writers but Identify.\n")
 	}
+	from := p.path
+	if p.host != "" {
+		from += " (host " + p.host + ")"
+	}
 	fmt.Fprintf(&b, "Restore of snapshot set %s (%s, backup type %s) from %s\n", guidText(m.SnapshotSetID), m.Time.Format(time.RFC3339),
-		backupTypeWord(m.BackupType), p.path)
+		backupTypeWord(m.BackupType), from)
 	fmt.Fprintf(&b, "Target: %s", target)
 	if p.alternate {
 		fmt.Fprintf(&b, " under %s", p.root)

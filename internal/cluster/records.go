@@ -2,12 +2,15 @@ package cluster
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/lvss/lvss/backupdoc"
 	"github.com/lvss/lvss/vsserr"
 )
 
@@ -41,6 +44,12 @@ type Job struct {
 	// writers takes time); BarrierMS each later barrier's wait.
 	PrepareMS int64 `json:"prepare_ms"`
 	BarrierMS int64 `json:"barrier_ms"`
+	// Archives: the requester writes a cluster archive (--bcd), so each
+	// host publishes its own backup archive with its part (Part.Archive).
+	Archives bool `json:"archives,omitempty"`
+	// Command is the requester's COMMAND, recorded in each host's
+	// archive. No host runs it (L65).
+	Command []string `json:"command,omitempty"`
 }
 
 // HostJob is one host's part of a job.
@@ -75,15 +84,44 @@ type Arrival struct {
 	Part *Part     `json:"part,omitempty"`
 }
 
-// Part is a host's part of a set: its snapshots and documents.
+// Part is a host's part of a set: its snapshots and, when the job asks
+// for it, its documents.
 type Part struct {
 	Snapshots []Snapshot `json:"snapshots"`
 	// Consistency is "application" when every snapshot of the host's
 	// part is.
 	Consistency string `json:"consistency"`
-	BCD         string `json:"bcd,omitempty"` // the host's Backup Components Document
-	// WMDs are the metadata documents of the host's writers taking part.
-	WMDs []string `json:"wmds,omitempty"`
+	// Archive is the host's own backup archive (package backupdoc: the
+	// manifest, its Backup Components Document and the metadata of its
+	// writers taking part), exactly what lvss backup --bcd would write on
+	// the host: at Snapshotted at stage snapshot, at Completed at stage
+	// backup_complete. Only when the job asks for archives; never in a
+	// Record, whose value would grow with the hosts past what etcd takes.
+	Archive []byte `json:"archive,omitempty"`
+	// ArchiveError says why a host sent no archive at Completed (the
+	// set is made; the cluster archive stays at stage snapshot).
+	ArchiveError string `json:"archive_error,omitempty"`
+}
+
+// MaxValue is the largest value lvss puts in etcd: etcd's default
+// --max-request-bytes (1.5 MiB), less room for the key and the
+// request's framing. An arrival carrying a host's archive is the only
+// value that can come near it: base64 makes the archive a third larger.
+const MaxValue = 1536<<10 - 16<<10
+
+// ArrivalSize is how large host's arrival carrying part is as stored.
+func ArrivalSize(host string, part *Part) int {
+	return len(Encode(Arrival{Host: host, Time: time.Now().UTC(), Part: part}))
+}
+
+// ArchiveTooLarge is the error of a host whose archive would make a value
+// larger than MaxValue: E_INVALIDARG, as backupdoc refuses archives over
+// its limits. size is the archive's, stored the arrival's.
+func ArchiveTooLarge(host string, size, stored int) error {
+	return &Hinted{Err: vsserr.New(vsserr.InvalidArg,
+		"host %s's backup archive is %d bytes (%d as stored in etcd), more than the %d an etcd value may hold: its writers' metadata is too large to go through etcd, so the cluster archive (--bcd) cannot hold this host's documents",
+		host, size, stored, MaxValue),
+		Text: "back the set up without --bcd (each host keeps its documents in its lvssd's catalog), or name the writers that must take part on that host with --writer HOST:NAME, leaving out those with the largest metadata"}
 }
 
 // Snapshot is one snapshot of a host's part.
@@ -106,17 +144,29 @@ type Abort struct {
 	Message string   `json:"message"`
 	Hosts   []string `json:"hosts"` // the set's hosts, which may keep parts to delete
 	Time    string   `json:"time"`  // the aborting participant's clock, for people
+	// Hint is the cause's own advice, when it has one (Hinted): the
+	// requester's tools show it instead of the HRESULT's.
+	Hint string `json:"hint,omitempty"`
 }
 
-// Err is the abort as an error carrying its HRESULT.
+// Err is the abort as an error carrying its HRESULT (and its hint).
 func (a *Abort) Err() error {
-	return vsserr.New(vsserr.HRESULT(a.Code), "cluster set aborted by %s at %s: %s", a.By, a.Point, a.Message)
+	err := vsserr.New(vsserr.HRESULT(a.Code), "cluster set aborted by %s at %s: %s", a.By, a.Point, a.Message)
+	if a.Hint != "" {
+		return &Hinted{Err: err, Text: a.Hint}
+	}
+	return err
 }
 
 // NewAbort describes err, found by by at point of job.
 func NewAbort(job *Job, by string, point Point, err error) Abort {
-	return Abort{By: by, Point: point, Code: uint32(vsserr.Code(err)), Message: vsserr.Message(err), Hosts: job.HostNames(),
+	a := Abort{By: by, Point: point, Code: uint32(vsserr.Code(err)), Message: vsserr.Message(err), Hosts: job.HostNames(),
 		Time: time.Now().UTC().Format(time.RFC3339)}
+	var h interface{ Hint() string }
+	if errors.As(err, &h) {
+		a.Hint = h.Hint()
+	}
+	return a
 }
 
 // Deletion asks every host of a set to delete its part
@@ -133,9 +183,15 @@ type Deletion struct {
 // of their host succeeded.
 type Complete struct {
 	Succeeded map[string]bool `json:"succeeded"`
+	// ExitStatus is COMMAND's exit status for each host it ran for (128+N
+	// when signal N ended it, -1 when it could not start), for the host's
+	// archive.
+	ExitStatus map[string]int `json:"exit_status,omitempty"`
 }
 
-// Record is a kept cluster set (sets/SET/record).
+// Record is a kept cluster set (sets/SET/record). Its parts carry no
+// archives (see Part.Archive): the documents are in the cluster archive
+// and in each host's catalog.
 type Record struct {
 	ID        uuid.UUID        `json:"id"`
 	Created   time.Time        `json:"created"`
@@ -144,16 +200,27 @@ type Record struct {
 	Requester string           `json:"requester"`
 }
 
+// Stored is the record as sets/SET/record holds it: its parts without
+// their archives.
+func (r *Record) Stored() Record {
+	out := *r
+	out.Hosts = make(map[string]*Part, len(r.Hosts))
+	for h, p := range r.Hosts {
+		c := *p
+		c.Archive = nil
+		out.Hosts[h] = &c
+	}
+	return out
+}
+
 // Consistency is "application" when every host's part is, else the
 // weakest.
 func (r *Record) Consistency() string {
-	out := "application"
-	for _, p := range r.Hosts {
-		if p.Consistency != "application" {
-			out = p.Consistency
-		}
+	levels := make([]string, 0, len(r.Hosts))
+	for _, h := range slices.Sorted(maps.Keys(r.Hosts)) {
+		levels = append(levels, r.Hosts[h].Consistency)
 	}
-	return out
+	return backupdoc.WeakestConsistency(levels...)
 }
 
 // Encode is a record as stored in etcd (JSON).

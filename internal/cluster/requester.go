@@ -3,6 +3,8 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -10,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/lvss/lvss/backupdoc"
 	"github.com/lvss/lvss/vsserr"
 )
 
@@ -28,7 +31,20 @@ type BackupOptions struct {
 	Prepare, Barrier, Timeout, CompleteTimeout time.Duration
 	// Progress, if set, is told of each arrival as it happens.
 	Progress func(host string, p Point)
+	// Command is COMMAND's argument list, recorded in the hosts'
+	// archives; the command function given to Backup runs it.
+	Command []string
+	// Archives asks every host for its backup archive (Part.Archive),
+	// for a cluster archive (--bcd). Archived, if set, is called with
+	// every host's archive at stage: once every host has its snapshots
+	// (before COMMAND), and once every host has had BackupComplete.
+	Archives bool
+	Archived func(stage backupdoc.Stage, res *Result)
 }
+
+// CommandFunc runs COMMAND for one host's part. It returns COMMAND's exit
+// status (nil when it did not run) and its failure.
+type CommandFunc func(ctx context.Context, id uuid.UUID, host string, part *Part) (*int, error)
 
 // Result is a cluster backup's outcome.
 type Result struct {
@@ -38,6 +54,9 @@ type Result struct {
 	Aborted bool
 	// CommandErrs are COMMAND's failures, by host.
 	CommandErrs map[string]error
+	// Warnings are what went wrong without failing the set: a host that
+	// could not send its archive after BackupComplete.
+	Warnings []string
 }
 
 // Hinted is an error with advice of its own for the tools (clierr uses
@@ -58,8 +77,7 @@ func (h *Hinted) Hint() string { return h.Text }
 // the hosts how it went, and records the set if it is persistent. Any
 // failure before the snapshots exist everywhere aborts the set on every
 // host.
-func Backup(ctx context.Context, cli *clientv3.Client, k Keys, o BackupOptions,
-	command func(ctx context.Context, id uuid.UUID, host string, part *Part) error) (*Result, error) {
+func Backup(ctx context.Context, cli *clientv3.Client, k Keys, o BackupOptions, command CommandFunc) (*Result, error) {
 	if err := checkRegistered(ctx, cli, k, o.Hosts); err != nil {
 		return nil, err
 	}
@@ -92,7 +110,8 @@ func Backup(ctx context.Context, cli *clientv3.Client, k Keys, o BackupOptions,
 	}()
 
 	job := &Job{ID: uuid.New(), Requester: o.Requester, Created: time.Now().UTC(), Type: o.Type, Persistent: o.Persistent,
-		Hosts: o.Hosts, PrepareMS: o.Prepare.Milliseconds(), BarrierMS: o.Barrier.Milliseconds()}
+		Hosts: o.Hosts, PrepareMS: o.Prepare.Milliseconds(), BarrierMS: o.Barrier.Milliseconds(),
+		Archives: o.Archives, Command: o.Command}
 	set := SetOf(cli, k, job, grant.ID, lost)
 	if err := put(ctx, cli, k.Job(job.ID), Encode(job), clientv3.WithLease(grant.ID)); err != nil {
 		return nil, &Unreachable{vsserr.Wrap(vsserr.Unexpected, err, "etcd: write the job")}
@@ -107,17 +126,21 @@ func Backup(ctx context.Context, cli *clientv3.Client, k Keys, o BackupOptions,
 	if err != nil {
 		return set.aborted(ctx, res, Accepted, err)
 	}
-	for h, a := range arrived {
-		if a.Part == nil {
-			return set.aborted(ctx, res, Snapshotted, vsserr.New(vsserr.Unexpected, "host %s published no snapshots", h))
-		}
-		res.Hosts[h] = a.Part
+	if _, err := o.takeParts(res, arrived, Snapshotted); err != nil {
+		return set.aborted(ctx, res, Snapshotted, err)
 	}
-	done := Complete{Succeeded: map[string]bool{}}
+	if o.Archived != nil {
+		o.Archived(backupdoc.StageSnapshot, res)
+	}
+	done := Complete{Succeeded: map[string]bool{}, ExitStatus: map[string]int{}}
 	for _, h := range job.HostNames() {
 		if command != nil {
-			if err := command(ctx, job.ID, h, res.Hosts[h]); err != nil {
+			status, err := command(ctx, job.ID, h, res.Hosts[h])
+			if err != nil {
 				res.CommandErrs[h] = err
+			}
+			if status != nil {
+				done.ExitStatus[h] = *status
 			}
 		}
 		done.Succeeded[h] = res.CommandErrs[h] == nil
@@ -128,12 +151,20 @@ func Backup(ctx context.Context, cli *clientv3.Client, k Keys, o BackupOptions,
 	if err := put(ctx, cli, k.Complete(job.ID), Encode(done), clientv3.WithLease(grant.ID)); err != nil {
 		return set.aborted(ctx, res, Snapshotted, &Unreachable{vsserr.Wrap(vsserr.Unexpected, err, "etcd: write complete")})
 	}
-	if _, err := set.WaitAllFor(ctx, Completed, o.CompleteTimeout); err != nil {
+	completed, err := set.WaitAllFor(ctx, Completed, o.CompleteTimeout)
+	if err != nil {
 		return set.aborted(ctx, res, Snapshotted, err)
+	}
+	final, err := o.takeParts(res, completed, Completed)
+	if err != nil {
+		return set.aborted(ctx, res, Completed, err)
+	}
+	if o.Archived != nil && final {
+		o.Archived(backupdoc.StageBackupComplete, res)
 	}
 	ops := []clientv3.Op{clientv3.OpDelete(k.Set(job.ID)+"at/", clientv3.WithPrefix()), clientv3.OpDelete(k.Complete(job.ID))}
 	if o.Persistent {
-		ops = append(ops, clientv3.OpPut(k.Record(job.ID), Encode(res.Record)))
+		ops = append(ops, clientv3.OpPut(k.Record(job.ID), Encode(res.Record.Stored())))
 	}
 	tctx, tcancel := Op(ctx)
 	defer tcancel()
@@ -141,6 +172,35 @@ func Backup(ctx context.Context, cli *clientv3.Client, k Keys, o BackupOptions,
 		return res, &Unreachable{vsserr.Wrap(vsserr.Unexpected, err, "etcd: record the set")}
 	}
 	return res, nil
+}
+
+// takeParts puts the hosts' parts published at p into the result: at
+// Snapshotted every host must publish one (its snapshots), and its
+// archive when the job asks for archives; at Completed a host publishes
+// its part again only to bring its final archive. A host that could not
+// (ArchiveError) keeps its part of Snapshotted, with a warning, and all
+// reports false: the cluster archive cannot be written at Completed.
+func (o *BackupOptions) takeParts(res *Result, arrived map[string]*Arrival, p Point) (all bool, err error) {
+	all = true
+	for _, h := range slices.Sorted(maps.Keys(arrived)) {
+		part := arrived[h].Part
+		switch {
+		case part == nil && p == Completed && !o.Archives:
+			continue
+		case part == nil:
+			return false, vsserr.New(vsserr.Unexpected, "host %s published no part at %s", h, p)
+		case o.Archives && len(part.Archive) == 0 && p == Completed && part.ArchiveError != "":
+			res.Warnings = append(res.Warnings, fmt.Sprintf(
+				"host %s sent no backup archive after BackupComplete (%s): the cluster archive keeps the one written after the snapshots (stage snapshot)",
+				h, part.ArchiveError))
+			all = false
+			continue
+		case o.Archives && len(part.Archive) == 0:
+			return false, vsserr.New(vsserr.Unexpected, "host %s published no backup archive at %s (is its lvssd older than this lvss?)", h, p)
+		}
+		res.Hosts[h] = part
+	}
+	return all, nil
 }
 
 // aborted records the requester's cause as the set's abort (unless a

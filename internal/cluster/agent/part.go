@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/lvss/lvss/backupdoc"
 	"github.com/lvss/lvss/document"
 	"github.com/lvss/lvss/internal/cluster"
 	"github.com/lvss/lvss/internal/coordinator"
@@ -33,6 +34,15 @@ type part struct {
 	// failed: the part's failure is recorded (the barrier records it at
 	// once; the creation's end reports the same failure again).
 	failed bool
+
+	// What the host's backup archive records (archive.go).
+	sctx    vss.Context
+	bt      vss.BackupType
+	logMark uint64 // the event log's end before DoSnapshotSet
+	marked  bool
+	props   []coordinator.Snapshot
+	// published is the part as published at Snapshotted.
+	published *cluster.Part
 }
 
 // asyncWait bounds a local asynchronous call of the part: the calls are
@@ -109,6 +119,7 @@ func (p *part) create(ctx context.Context) error {
 	if job.Persistent {
 		sctx = vss.CtxAppRollback
 	}
+	p.sctx, p.bt = sctx, bt
 	s := p.s
 	if err := s.InitializeForBackup(""); err != nil {
 		return err
@@ -149,13 +160,21 @@ func (p *part) create(ctx context.Context) error {
 	if err := p.wait(ctx, "PrepareForBackup", s.PrepareForBackup); err != nil {
 		return err
 	}
+	if job.Archives {
+		// Before anything is frozen: a host whose documents cannot go
+		// through etcd fails now, not after every host froze.
+		if err := p.documentsFit(); err != nil {
+			return err
+		}
+		p.markLog()
+	}
 	if err := s.SetBarrier(barrier{p}); err != nil {
 		return err
 	}
 	if err := p.wait(ctx, "DoSnapshotSet", s.DoSnapshotSet); err != nil {
 		return err
 	}
-	pr, err := p.publish()
+	pr, err := p.publish(ctx)
 	if err != nil {
 		return err
 	}
@@ -221,33 +240,33 @@ func (p *part) selectWriters(names []string) ([]string, error) {
 	return paths, nil
 }
 
-// publish reads what the host made: its snapshots, their consistency, its
-// documents.
-func (p *part) publish() (*cluster.Part, error) {
-	pr := &cluster.Part{Consistency: string(coordinator.ConsistencyApplication)}
+// publish reads what the host made: its snapshots, their consistency and,
+// when the job asks for it, its backup archive.
+func (p *part) publish(ctx context.Context) (*cluster.Part, error) {
+	pr := &cluster.Part{}
+	var levels []string
 	for _, id := range p.snaps {
 		sn, err := p.s.GetSnapshotProperties(id)
 		if err != nil {
 			return nil, err
 		}
+		p.props = append(p.props, sn)
 		pr.Snapshots = append(pr.Snapshots, cluster.Snapshot{ID: sn.ID, Original: sn.OriginalVolume, Path: sn.DevicePath,
 			Provider: sn.ProviderName, Created: sn.Created.UTC(), Consistency: string(sn.Consistency), Reason: sn.ConsistencyReason})
-		if sn.Consistency != coordinator.ConsistencyApplication {
-			pr.Consistency = string(sn.Consistency)
+		levels = append(levels, string(sn.Consistency))
+	}
+	pr.Consistency = backupdoc.WeakestConsistency(levels...)
+	if p.set.Job.Archives {
+		arch, err := p.archive(ctx, backupdoc.StageSnapshot, nil)
+		if err != nil {
+			return nil, err
+		}
+		pr.Archive = arch
+		if err := p.fits(pr); err != nil {
+			return nil, err
 		}
 	}
-	bcd, err := p.s.SaveAsXML()
-	if err != nil {
-		return nil, err
-	}
-	pr.BCD = bcd
-	mds, err := p.s.GetWriterMetadata()
-	if err != nil {
-		return nil, err
-	}
-	for _, m := range mds {
-		pr.WMDs = append(pr.WMDs, string(m.XML))
-	}
+	p.published = pr
 	return pr, nil
 }
 
@@ -277,7 +296,32 @@ func (p *part) complete(ctx context.Context) error {
 	if err := p.wait(ctx, "BackupComplete", p.s.BackupComplete); err != nil {
 		return err
 	}
-	return p.arrive(ctx, cluster.Completed, nil)
+	if !p.set.Job.Archives {
+		return p.arrive(ctx, cluster.Completed, nil)
+	}
+	// The archive again, as lvss backup writes it after BackupComplete:
+	// the writers' final state, COMMAND's exit status for this host. The
+	// set is made by now; an archive that cannot be built or carried
+	// costs the cluster archive its last write (the requester keeps the
+	// one of the snapshots, and says so), not the set, as a failed
+	// archive write is a warning in lvss backup.
+	var status *int
+	if st, ok := c.ExitStatus[p.a.opt.Host]; ok {
+		status = &st
+	}
+	pr := *p.published
+	pr.Archive, err = p.archive(ctx, backupdoc.StageBackupComplete, status)
+	if err == nil {
+		err = p.fits(&pr)
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		p.log.Warn("cluster: no backup archive after BackupComplete", "error", err)
+		pr.Archive, pr.ArchiveError = nil, vsserr.Message(err)
+	}
+	return p.arrive(ctx, cluster.Completed, &pr)
 }
 
 // deleteSet deletes the part's snapshots after the set was aborted past
