@@ -191,8 +191,9 @@ soak:
 # Every figure of BENCHMARKS.md in one run (scripts/bench, test/perf):
 # lvss beside the raw ioctl, btrfs-progs, snapper and qemu-guest-agent,
 # freeze windows seen from outside, scaling to 1000 writers and 10,000
-# snapshots, under database load. As root, under 10 minutes; it rewrites
-# BENCHMARKS.md's tables and docs/bench/*.svg. BENCH=REGEXP: a subset.
+# snapshots, under database load, cluster sets over 1 to 5 hosts. As
+# root, under 10 minutes; it rewrites BENCHMARKS.md's tables and
+# docs/bench/*.svg. BENCH=REGEXP: a subset.
 bench:
 	./scripts/bench
 

@@ -1,8 +1,9 @@
 // Package perf is `make bench`: the benchmarks behind BENCHMARKS.md that
 // put lvss beside the tools users already run (the raw btrfs ioctl,
 // `btrfs subvolume snapshot`, snapper, qemu-guest-agent's fsfreeze) and
-// measure how its costs grow with writers and with snapshots in the
-// catalog.
+// measure how its costs grow with writers, with snapshots in the catalog,
+// and with the hosts of a cluster snapshot set (network namespaces with
+// an lvssd each and a 3-member etcd, internal/testenv/cluster).
 //
 // The measurements are Go benchmarks behind the build tag `perf`, run once
 // each (`-benchtime 1x`) as root by scripts/bench: each takes its own
