@@ -32,8 +32,15 @@ type Set struct {
 // Arrive puts host's arrival at p, unless the set is aborted or its job
 // gone, in which case it returns why.
 func (s *Set) Arrive(ctx context.Context, host string, p Point, part *Part) error {
+	return s.ArriveAs(ctx, p, Arrival{Host: host, Part: part})
+}
+
+// ArriveAs is Arrive with the whole arrival given (its time is set here).
+func (s *Set) ArriveAs(ctx context.Context, p Point, a Arrival) error {
 	id := s.Job.ID
-	val := Encode(Arrival{Host: host, Time: time.Now().UTC(), Part: part})
+	host := a.Host
+	a.Time = time.Now().UTC()
+	val := Encode(a)
 	var opts []clientv3.OpOption
 	if s.Lease != 0 {
 		opts = append(opts, clientv3.WithLease(s.Lease))

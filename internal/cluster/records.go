@@ -82,6 +82,11 @@ type Arrival struct {
 	Host string    `json:"host"`
 	Time time.Time `json:"time"` // the host's clock, for people only
 	Part *Part     `json:"part,omitempty"`
+	// Levels, at Prepared, are the freeze levels of the host's writers
+	// taking part (VSS_APP_FRONT_END...), [] for none: a freeze-level
+	// barrier no host needs is passed without waiting. nil (an lvssd
+	// that does not say) counts as every level.
+	Levels []string `json:"levels"`
 }
 
 // Part is a host's part of a set: its snapshots and, when the job asks

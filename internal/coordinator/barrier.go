@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"sync"
 
@@ -47,16 +48,28 @@ func BarrierFrozenLevel(level vss.AppLevel) BarrierPoint {
 // of the cluster set has reached it. Reach reports this host's arrival
 // and waits; an error aborts this host's creation (its writers get
 // Abort, its snapshots are deleted), and the Barrier is expected to have
-// told the other hosts. failed names the writers of this host that have
-// failed in the creation so far: a cluster set is application-consistent
-// only if none has, so a Barrier vetoes the set when it is not empty.
+// told the other hosts. The BarrierInfo says how this host's writers
+// stand: a cluster set is application-consistent only if none has
+// failed, so a Barrier vetoes the set when one has.
 //
 // Reach must return within the creation's own bounds: at BarrierFrozen
 // and BarrierCommitted the writers' freeze windows are running, and past
 // the commit the creation's context is never cancelled, so a Barrier
 // waits under deadlines of its own (the cluster job's).
 type Barrier interface {
-	Reach(ctx context.Context, point BarrierPoint, failed []string) error
+	Reach(ctx context.Context, point BarrierPoint, info BarrierInfo) error
+}
+
+// BarrierInfo is what a Barrier is told of this host's writers at a
+// point.
+type BarrierInfo struct {
+	// Failed names the writers taking part that have failed so far.
+	Failed []string
+	// Levels are the freeze levels (vss.FreezeOrder) of the writers
+	// taking part that have not failed: a level barrier that no host
+	// needs (no writer at that level, or none at a later one, on any
+	// host) can be passed without waiting.
+	Levels []vss.AppLevel
 }
 
 // barrierState is the Barrier a session's creation runs under, if any.
@@ -87,13 +100,15 @@ func (cr *creation) reach(ctx context.Context, point BarrierPoint) error {
 	if b == nil {
 		return nil
 	}
-	var failed []string
+	var info BarrierInfo
 	for _, sw := range cr.parts {
 		if sw.failed() {
-			failed = append(failed, sw.w.Identity.Name)
+			info.Failed = append(info.Failed, sw.w.Identity.Name)
+		} else if l := sw.w.Identity.Level.Normalize(); !slices.Contains(info.Levels, l) {
+			info.Levels = append(info.Levels, l)
 		}
 	}
-	if err := b.Reach(ctx, point, failed); err != nil {
+	if err := b.Reach(ctx, point, info); err != nil {
 		return vsserr.Wrap(vsserr.Code(err), err, "cluster barrier %q", point)
 	}
 	return nil

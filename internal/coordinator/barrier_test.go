@@ -21,9 +21,17 @@ type recBarrier struct {
 	mu     sync.Mutex
 	points []BarrierPoint
 	failed map[BarrierPoint][]string
+	levels map[BarrierPoint][]vss.AppLevel
 }
 
-func (b *recBarrier) Reach(_ context.Context, p BarrierPoint, failed []string) error {
+func (b *recBarrier) Reach(_ context.Context, p BarrierPoint, info BarrierInfo) error {
+	failed := info.Failed
+	b.mu.Lock()
+	if b.levels == nil {
+		b.levels = map[BarrierPoint][]vss.AppLevel{}
+	}
+	b.levels[p] = info.Levels
+	b.mu.Unlock()
 	b.tl.add("barrier:" + string(p))
 	b.mu.Lock()
 	b.points = append(b.points, p)
@@ -78,6 +86,9 @@ func TestBarrierHoldsCreationAtEachPoint(t *testing.T) {
 		if len(f) > 0 {
 			t.Fatalf("at %s the barrier was told of failed writers %v in a clean set", p, f)
 		}
+	}
+	if got := b.levels[BarrierPrepared]; len(got) != 2 || !slices.Contains(got, vss.LevelFrontEnd) || !slices.Contains(got, vss.LevelBackEnd) {
+		t.Fatalf("levels told at prepared: %v, want front-end and back-end", got)
 	}
 }
 

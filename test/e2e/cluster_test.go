@@ -342,7 +342,7 @@ func TestClusterBackupAbortsEverywhere(t *testing.T) {
 
 	// The aborted set is listed with its cause, and deleting it removes it.
 	sets := clusterSets(t, a, e.endpoint)
-	if len(sets) != 1 || sets[0].State != "aborted" || sets[0].Abort == nil || sets[0].Abort.By != "host-b" || sets[0].Abort.Point != "frozen-front-end" {
+	if len(sets) != 1 || sets[0].State != "aborted" || sets[0].Abort == nil || sets[0].Abort.By != "host-b" || sets[0].Abort.Point != "frozen" {
 		t.Fatalf("lvss cluster list after the abort: %+v", sets)
 	}
 	if r := lvssCluster(t, a, e.endpoint, "delete", sets[0].ID); r.Code != 0 {

@@ -124,7 +124,7 @@ func (a *Agent) session(ctx context.Context) error {
 		return err
 	}
 	for _, kv := range resp.Kvs {
-		a.seen(sctx, cli, sess, string(kv.Key), true)
+		a.seen(sctx, cli, sess, string(kv.Key), nil, true)
 	}
 	// WithRequireLeader: a host cut off from the majority learns it in
 	// seconds instead of watching in silence.
@@ -142,7 +142,7 @@ func (a *Agent) session(ctx context.Context) error {
 			}
 			for _, ev := range wr.Events {
 				if ev.Type == clientv3.EventTypePut && ev.IsCreate() {
-					a.seen(sctx, cli, sess, string(ev.Kv.Key), false)
+					a.seen(sctx, cli, sess, string(ev.Kv.Key), ev.Kv.Value, false)
 				}
 			}
 		}
@@ -154,16 +154,25 @@ func (a *Agent) session(ctx context.Context) error {
 // lost etcd meanwhile): that set is aborted, since a part cannot be
 // resumed. An abort makes sure this host keeps nothing of the set; a
 // deletion deletes its part.
-func (a *Agent) seen(ctx context.Context, cli *clientv3.Client, sess *concurrency.Session, key string, atStart bool) {
+func (a *Agent) seen(ctx context.Context, cli *clientv3.Client, sess *concurrency.Session, key string, value []byte, atStart bool) {
 	id, rest, err := a.opt.Keys.ParseSetKey(key)
 	if err != nil {
 		return
 	}
 	switch rest {
 	case "job":
-		job, err := cluster.ReadJob(ctx, cli, a.opt.Keys, id)
-		if err != nil || job == nil {
+		// A watch event carries the job; the scan at connection reads
+		// keys only (arrivals may carry archives), so it reads the job.
+		var job *cluster.Job
+		if value != nil {
+			job = new(cluster.Job)
+			if err := cluster.Decode(key, value, job); err != nil || job.ID != id {
+				return
+			}
+		} else if j, err := cluster.ReadJob(ctx, cli, a.opt.Keys, id); err != nil || j == nil {
 			return
+		} else {
+			job = j
 		}
 		if _, ok := job.Hosts[a.opt.Host]; !ok {
 			return

@@ -34,6 +34,10 @@ type part struct {
 	// failed: the part's failure is recorded (the barrier records it at
 	// once; the creation's end reports the same failure again).
 	failed bool
+	// levels are the freeze levels of every host's writers, learnt at
+	// Prepared from the hosts' arrivals; nil: not known (every level
+	// barrier is kept).
+	levels []vss.AppLevel
 
 	// What the host's backup archive records (archive.go).
 	sctx    vss.Context
@@ -89,13 +93,17 @@ func (p *part) fail(ctx context.Context, err error) {
 }
 
 func (p *part) arrive(ctx context.Context, pt cluster.Point, pr *cluster.Part) error {
+	return p.arriveAs(ctx, pt, cluster.Arrival{Host: p.a.opt.Host, Part: pr})
+}
+
+func (p *part) arriveAs(ctx context.Context, pt cluster.Point, a cluster.Arrival) error {
 	p.point = pt
 	// Test builds stop, fail or kill lvssd here (cluster.arrive.POINT),
 	// so that the fault tests act on a host standing at a barrier.
 	if err := failpoint.HitCtx(ctx, "cluster.arrive."+string(pt)); err != nil {
 		return err
 	}
-	return p.set.Arrive(ctx, p.a.opt.Host, pt, pr)
+	return p.set.ArriveAs(ctx, pt, a)
 }
 
 // create runs the local session up to the set's snapshots, thawed and
@@ -364,10 +372,15 @@ func (p *part) wait(ctx context.Context, what string, call func() (*coordinator.
 // barrier holds the local creation at the set's points.
 type barrier struct{ p *part }
 
-func (b barrier) Reach(ctx context.Context, point coordinator.BarrierPoint, failed []string) error {
+func (b barrier) Reach(ctx context.Context, point coordinator.BarrierPoint, info coordinator.BarrierInfo) error {
 	p := b.p
 	pt := cluster.Point(point)
-	err := b.reach(ctx, pt, failed)
+	if !p.needed(point) {
+		// Every host knows the same levels (all arrived at Prepared
+		// with theirs): every host passes this point alike.
+		return nil
+	}
+	err := b.reach(ctx, pt, info)
 	if err != nil {
 		// At once, not when the local abort is over: the other hosts
 		// stop waiting now.
@@ -376,18 +389,77 @@ func (b barrier) Reach(ctx context.Context, point coordinator.BarrierPoint, fail
 	return err
 }
 
-func (b barrier) reach(ctx context.Context, pt cluster.Point, failed []string) error {
+func (b barrier) reach(ctx context.Context, pt cluster.Point, info coordinator.BarrierInfo) error {
 	p := b.p
 	p.point = pt
-	if len(failed) > 0 {
+	if len(info.Failed) > 0 {
 		return vsserr.New(vsserr.WriterErrorRetryable, "writer(s) %s failed on host %s: a cluster set is made only if every writer of every host takes part",
-			strings.Join(failed, ", "), p.a.opt.Host)
+			strings.Join(info.Failed, ", "), p.a.opt.Host)
 	}
-	if err := p.arrive(ctx, pt, nil); err != nil {
+	a := cluster.Arrival{Host: p.a.opt.Host}
+	if pt == cluster.Prepared {
+		a.Levels = []string{}
+		for _, l := range info.Levels {
+			a.Levels = append(a.Levels, l.String())
+		}
+	}
+	if err := p.arriveAs(ctx, pt, a); err != nil {
 		return err
 	}
-	_, err := p.set.WaitAll(ctx, pt)
+	arrivals, err := p.set.WaitAll(ctx, pt)
+	if err == nil && pt == cluster.Prepared {
+		p.levels = levelsOf(arrivals)
+	}
 	return err
+}
+
+// levelsOf is every host's freeze levels, from their Prepared arrivals;
+// nil if a host did not say.
+func levelsOf(arrivals map[string]*cluster.Arrival) []vss.AppLevel {
+	var out []vss.AppLevel
+	for _, a := range arrivals {
+		if a.Levels == nil {
+			return nil
+		}
+		for _, name := range a.Levels {
+			l, err := vss.ParseAppLevel(name)
+			if err != nil {
+				return nil
+			}
+			if !slices.Contains(out, l) {
+				out = append(out, l)
+			}
+		}
+	}
+	if out == nil {
+		out = []vss.AppLevel{}
+	}
+	return out
+}
+
+// needed reports whether a point must be waited at: every point but a
+// freeze level's, and a freeze level's only when some host has a writer
+// at that level and some host one at a later level (the barrier orders
+// the two; without both it orders nothing).
+func (p *part) needed(point coordinator.BarrierPoint) bool {
+	if p.levels == nil {
+		return true
+	}
+	for i, l := range vss.FreezeOrder {
+		if coordinator.BarrierFrozenLevel(l) != point || point == coordinator.BarrierFrozen {
+			continue
+		}
+		if !slices.Contains(p.levels, l) {
+			return false
+		}
+		for _, later := range vss.FreezeOrder[i+1:] {
+			if slices.Contains(p.levels, later) {
+				return true
+			}
+		}
+		return false
+	}
+	return true
 }
 
 func isNotFound(err error) bool { return vsserr.Code(err) == vsserr.ObjectNotFound }
