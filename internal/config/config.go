@@ -24,6 +24,10 @@ type Config struct {
 	Providers Providers `toml:"providers"`
 	Metrics   Metrics   `toml:"metrics"`
 	Debug     Debug     `toml:"debug"`
+	Samba     Samba     `toml:"samba"`
+	// PreviousVersions are the directories whose snapshots Windows
+	// clients of a Samba share see as Previous Versions (samba.go).
+	PreviousVersions []PreviousVersion `toml:"previous_versions"`
 }
 
 // Timeouts are the deadlines the coordinator gives writers, the kernel hold
@@ -113,6 +117,8 @@ func Default() Config {
 			Exec:  []exec.Config{},
 			Copy:  filecopy.Config{Volumes: []string{}, MaxBytes: 1 << 30},
 		},
+		Samba:            Samba{Config: DefaultSambaConfig},
+		PreviousVersions: []PreviousVersion{},
 	}
 }
 

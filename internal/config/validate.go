@@ -42,7 +42,10 @@ func validate(c *Config, doc *document) error {
 	if err := checkMetrics(c.Metrics, doc); err != nil {
 		return err
 	}
-	return checkDebug(c.Debug, doc)
+	if err := checkDebug(c.Debug, doc); err != nil {
+		return err
+	}
+	return checkSamba(c, doc)
 }
 
 // checkProviders checks limits, each provider's section by its own rules
