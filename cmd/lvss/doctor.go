@@ -93,7 +93,7 @@ type doctorReport struct {
 
 // Groups, in the order the text shows them.
 var doctorGroups = []struct{ key, title string }{
-	{"lvssd", "lvssd"}, {"directories", "Directories"}, {"writers", "Writers"},
+	{"lvssd", "lvssd"}, {"directories", "Directories"}, {"writers", "Writers"}, {"previous_versions", "Previous versions (Samba)"},
 }
 
 // groupOf places a finding of lvssd's by its check's name.
@@ -183,6 +183,7 @@ func (r *doctorReport) run(ctx context.Context, socket string) error {
 		r.add(groupOf(f.Check), f)
 	}
 	r.addConfiguredWriters(ctx, conn, r.writersDir)
+	r.addPreviousVersions(dctx, conn)
 	r.volumes = dg.Volumes
 	return nil
 }
