@@ -32,6 +32,9 @@ type SambaOptions struct {
 	RegistryShares bool
 	// Global are further lines of [global], "key = value".
 	Global []string
+	// Extra is more smb.conf text, appended as it is after the shares
+	// (a share section that lvss samba-config printed, pasted).
+	Extra string
 }
 
 // Samba is a running throwaway smbd, with the samba-dcerpcd that answers
@@ -225,6 +228,7 @@ func sambaConf(dir string, port int, opts SambaOptions) string {
 			line("  %s", p)
 		}
 	}
+	b.WriteString(opts.Extra)
 	return b.String()
 }
 
