@@ -40,9 +40,13 @@ freeze it (FIFREEZE, which the exec provider's commits run inside), what would
 make its snapshot fail or miss data (a btrfs snapshot directory on another
 filesystem, nested subvolumes, too little free space, the per-volume cap);
 whether its run dir is on a tmpfs and its state dir on a filesystem no
-provider freezes; each subscribed writer's state and last failure; and that
+provider freezes; each subscribed writer's state and last failure; that
 every writer configured for lvss-writer@NAME.service (/etc/lvss/writers/
-NAME.conf, or $LVSS_WRITERS_DIR) is subscribed.
+NAME.conf, or $LVSS_WRITERS_DIR) is subscribed; and, for each
+[[previous_versions]] path of lvssd's config, its snapdir and the share of
+smb.conf ([samba] config) that serves it, read with Samba's testparm: a share
+whose shadow_copy2 settings differ is an error with the lines to set, no
+share or no Samba a warning.
 
 Each finding has a severity (ok, info, warning, error) and, when there is
 something to do, a fix. When lvssd does not answer, the checks lvss can make
