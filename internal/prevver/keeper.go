@@ -59,9 +59,9 @@ type Keeper struct {
 
 	mu     sync.Mutex
 	status map[string]*Status // by share path
-	// told are the skipped snapshots already written to the event log,
-	// by share path and snapshot, so that a snapshot that cannot be shown
-	// is reported once, not at every change.
+	// told are the snapshots skipped at the last reconcile, by share
+	// path, so that a snapshot that cannot be shown is reported when it
+	// starts being skipped, not at every change.
 	told  map[string]map[uuid.UUID]bool
 	event EventFunc
 
@@ -166,8 +166,9 @@ func (k *Keeper) Reconcile(ctx context.Context) error {
 
 func (k *Keeper) reconcileShare(s Share) error {
 	entries, skips, err := k.plan(s)
+	planned := err == nil
 	var ch Changes
-	if err == nil {
+	if planned {
 		ch, err = Apply(s.Dir, entries)
 	}
 	if err != nil {
@@ -180,17 +181,19 @@ func (k *Keeper) reconcileShare(s Share) error {
 	if err == nil {
 		st.Entries, st.Skipped = entries, skips
 	}
+	// Only the snapshots skipped now are remembered, so the memory stays
+	// as small as the list; one shown again and later skipped again is
+	// reported again.
 	var fresh []Skip
-	told := k.told[s.Path]
-	if told == nil {
-		told = map[uuid.UUID]bool{}
-		k.told[s.Path] = told
-	}
+	told, now := k.told[s.Path], map[uuid.UUID]bool{}
 	for _, sk := range skips {
+		now[sk.Snapshot] = true
 		if !told[sk.Snapshot] {
-			told[sk.Snapshot] = true
 			fresh = append(fresh, sk)
 		}
+	}
+	if planned {
+		k.told[s.Path] = now
 	}
 	k.mu.Unlock()
 	for _, sk := range fresh {

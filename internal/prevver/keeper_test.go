@@ -156,15 +156,16 @@ func TestKeeperFailureRetriedAtNextChange(t *testing.T) {
 	if err := os.Remove(blocker); err != nil {
 		t.Fatal(err)
 	}
-	// A snapshot whose copy is gone: skipped, and said once.
-	gone := e.snapshot(t0.Add(time.Hour))
-	if err := os.RemoveAll(gone.DevicePath); err != nil {
+	// A snapshot whose copy cannot be reached: skipped, and said once.
+	gone := catalog.Snapshot{ID: uuid.New(), SetID: uuid.New(), OriginalVolume: filepath.Join(e.top, "vol"),
+		DevicePath: filepath.Join(e.top, "snaps", "unreachable"), Created: t0.Add(time.Hour), Context: int32(vss.CtxClientAccessible)}
+	if err := e.cat.PutSnapshots(gone); err != nil {
 		t.Fatal(err)
 	}
 	e.snapshot(t0.Add(2 * time.Hour)) // a change: the broken share is tried again
 	waitFor(t, "the broken share to recover", func() bool {
 		st := k.Statuses()
-		return st[0].Err == nil && len(st[0].Entries) == 2 && len(st[1].Entries) == 2
+		return st[0].Err == nil && len(st[0].Entries) == 2 && len(st[1].Entries) == 2 && len(st[1].Skipped) == 1
 	})
 	if len(readLinks(t, broken.Dir)) != 2 {
 		t.Errorf("the recovered snapdir holds %v", readLinks(t, broken.Dir))

@@ -40,8 +40,9 @@ func (a *admin) PreviousVersions(_ context.Context, r *v1.PreviousVersionsReques
 		if !filepath.IsAbs(r.Path) {
 			return nil, wire.ToGRPC(vsserr.New(vsserr.InvalidArg, "path %q is not absolute", r.Path))
 		}
-		want := filepath.Clean(r.Path)
-		if p, err := filepath.EvalSymlinks(want); err == nil {
+		asked := filepath.Clean(r.Path)
+		want := asked
+		if p, err := filepath.EvalSymlinks(asked); err == nil {
 			want = p
 		}
 		var match []prevver.Status
@@ -61,8 +62,10 @@ func (a *admin) PreviousVersions(_ context.Context, r *v1.PreviousVersionsReques
 			if len(paths) > 0 {
 				configured = strings.Join(paths, ", ")
 			}
+			// The path as asked, not resolved: lvssd resolves as root, and
+			// where a link leads is not the caller's to learn from it.
 			return nil, wire.ToGRPC(vsserr.New(vsserr.ObjectNotFound, "%s is not a [[previous_versions]] path of lvssd (config file: %s; configured: %s)",
-				want, cfg, configured))
+				asked, cfg, configured))
 		}
 		sts = match
 	}
