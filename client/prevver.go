@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"os"
 	"time"
 
 	"github.com/google/uuid"
@@ -44,6 +45,11 @@ type PreviousVersionsShare struct {
 	// (zero: not yet); Error is that reconcile's failure.
 	Reconciled time.Time
 	Error      error
+	// ShutDir is a directory on the way to the versions that other users
+	// may not search, with its mode ShutMode: Samba serves the versions as
+	// each connected user, so only root reaches them. "" when none.
+	ShutDir  string
+	ShutMode os.FileMode
 }
 
 // PreviousVersions is lvssd's [[previous_versions]] and [samba] config.
@@ -64,7 +70,7 @@ func (c *Conn) PreviousVersions(ctx context.Context, path string) (*PreviousVers
 	out := &PreviousVersions{SambaConfig: resp.GetSambaConfig()}
 	for _, s := range resp.GetShares() {
 		sh := PreviousVersionsShare{Path: s.GetPath(), AllPersistent: s.GetAllPersistent(), Snapdir: s.GetSnapdir(),
-			Reconciled: fromNano(s.GetReconciledUnixNano())}
+			Reconciled: fromNano(s.GetReconciledUnixNano()), ShutDir: s.GetShutDir(), ShutMode: os.FileMode(s.GetShutMode()).Perm()}
 		for _, p := range s.GetSambaParams() {
 			sh.SambaParams = append(sh.SambaParams, SambaParam{Key: p.GetKey(), Value: p.GetValue()})
 		}

@@ -181,6 +181,13 @@ func (r *doctorReport) addPreviousVersions(ctx context.Context, conn *client.Con
 			}
 		}
 		r.add(group, f)
+		if sh.ShutDir != "" {
+			r.add(group, client.Finding{Check: "previous_versions.reach", Severity: client.SeverityWarning, Subject: sh.Path,
+				Message: fmt.Sprintf("%s (mode %04o) is on the way to the previous versions of %s and other users may not search it: "+
+					"Samba opens the versions as each connected user, so only root can open them", sh.ShutDir, sh.ShutMode, sh.Path),
+				Fix: "chmod o+x " + sh.ShutDir + " (others may then pass through it to the files their own permissions let them read, " +
+					"as in the share; they still cannot list it; docs/previous-versions.md)"})
+		}
 	}
 	conf := pv.SambaConfig
 	_, err = os.Stat(conf)

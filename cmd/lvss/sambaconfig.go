@@ -134,14 +134,24 @@ func sambaConfig(ctx context.Context, socket, path, name string, asJSON bool, ou
 		for _, s := range sh.Skipped {
 			skipped = append(skipped, obj{{"snapshot_id", guidText(s.Snapshot)}, {"reason", s.Reason}})
 		}
+		shut := obj{{"dir", sh.ShutDir}, {"mode", fmt.Sprintf("%04o", sh.ShutMode)}}
+		var shutVal any = shut
+		if sh.ShutDir == "" {
+			shutVal = nil
+		}
 		return writeObj(out, obj{{"name", name}, {"path", sh.Path}, {"snapdir", sh.Snapdir}, {"samba_config", pv.SambaConfig},
-			{"parameters", params}, {"stanza", stanza}, {"versions", versions}, {"skipped", skipped}})
+			{"parameters", params}, {"stanza", stanza}, {"versions", versions}, {"skipped", skipped}, {"shut", shutVal}})
 	}
 	conf := pv.SambaConfig
 	if conf == "" {
 		conf = "smb.conf"
 	}
+	note := ""
+	if sh.ShutDir != "" {
+		note = fmt.Sprintf("# Only root can open the versions until other users may search %s (mode %04o):\n#   chmod o+x %s\n",
+			sh.ShutDir, sh.ShutMode, sh.ShutDir)
+	}
 	_, err = fmt.Fprintf(out, "# Previous versions of %s from lvss snapshots (lvss samba-config): add to %s,\n"+
-		"# or add shadow_copy2 and the shadow: lines to the share of %s there.\n%s", sh.Path, conf, sh.Path, stanza)
+		"# or add shadow_copy2 and the shadow: lines to the share of %s there.\n%s%s", sh.Path, conf, sh.Path, note, stanza)
 	return err
 }

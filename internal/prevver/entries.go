@@ -191,3 +191,43 @@ func nameEntries(es []Entry) []Entry {
 	}
 	return es
 }
+
+// Shut finds the first directory on the way to the entries' targets that
+// other users may not search (no o+x) when they may search the way to the
+// share itself: smbd opens a version as the connected user, so such a
+// directory (the btrfs provider's .lvss-snapshots, mode 0700) keeps every
+// user but root from the versions, though Samba lists them. A share whose
+// own way is shut to others is reached through its owner or group, by the
+// admin's design, and is not second-guessed. lvssd does not open the
+// directory itself: lvss never widens access on its own (L53); lvss
+// doctor says what to run. dir is "" when nothing stands in the way.
+func Shut(share Share, entries []Entry, stat statFunc) (dir string, mode os.FileMode) {
+	if stat == nil {
+		stat = os.Stat
+	}
+	live := map[string]bool{}
+	for _, v := range Volumes(share.Path) {
+		live[v] = true
+		if fi, err := stat(v); err != nil || fi.Mode().Perm()&0o001 == 0 {
+			return "", 0
+		}
+	}
+	seen := map[string]bool{}
+	for _, e := range entries {
+		var chain []string
+		for p := filepath.Dir(e.Target); !live[p] && !seen[p]; p = filepath.Dir(p) {
+			chain = append(chain, p)
+			seen[p] = true
+			if p == "/" {
+				break
+			}
+		}
+		// From the top down: the first shut one is the one to open.
+		for i := len(chain) - 1; i >= 0; i-- {
+			if fi, err := stat(chain[i]); err == nil && fi.IsDir() && fi.Mode().Perm()&0o001 == 0 {
+				return chain[i], fi.Mode().Perm()
+			}
+		}
+	}
+	return "", 0
+}

@@ -192,12 +192,20 @@ func TestPlanKinds(t *testing.T) {
 // fakeInfo is an os.FileInfo for a stat that tests make up.
 type fakeInfo struct {
 	os.FileInfo
-	dev uint64
-	dir bool
+	dev  uint64
+	dir  bool
+	mode os.FileMode // 0: the real one
 }
 
 func (f fakeInfo) IsDir() bool { return f.dir }
 func (f fakeInfo) Sys() any    { return &syscall.Stat_t{Dev: f.dev} }
+
+func (f fakeInfo) Mode() os.FileMode {
+	if f.mode != 0 {
+		return os.ModeDir | f.mode
+	}
+	return f.FileInfo.Mode()
+}
 
 // Plan finds the share's directory in the snapshots of the volume holding
 // it (the share's own, or a directory above it on the same filesystem),
@@ -254,5 +262,54 @@ func TestPlanTargets(t *testing.T) {
 	es, skips = Plan(share, byVolume, stat)
 	if len(es) != 1 || es[0].Snapshot != s2.ID || len(skips) != 0 {
 		t.Errorf("with %s on another filesystem: entries %+v, skips %+v", vol, es, skips)
+	}
+}
+
+// Shut names the directory on the way to the versions that other users
+// may not search, when they may search the way to the share: smbd opens
+// the versions as the connected user.
+func TestShut(t *testing.T) {
+	top := dirs(t, "vol/share", "vol/.lvss-snapshots/s1/share", "vol/.lvss-snapshots/s2/share")
+	for _, d := range []string{top, filepath.Join(top, "vol"), filepath.Join(top, "vol/share")} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The test's temp dirs above top may be shut: they stand for the
+	// machine's own directories here.
+	stat := func(p string) (os.FileInfo, error) {
+		fi, err := os.Stat(p)
+		if err != nil || strings.HasPrefix(top, p+"/") || p == "/" {
+			return fakeInfo{FileInfo: fi, dir: true, mode: 0o755}, err
+		}
+		return fi, err
+	}
+	snaps := filepath.Join(top, "vol/.lvss-snapshots")
+	share := Share{Path: filepath.Join(top, "vol/share")}
+	entries := []Entry{{Target: filepath.Join(snaps, "s1/share")}, {Target: filepath.Join(snaps, "s2/share")}}
+	if err := os.Chmod(snaps, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if dir, mode := Shut(share, entries, stat); dir != snaps || mode != 0o700 {
+		t.Errorf("Shut = %s %o, want %s 0700", dir, mode, snaps)
+	}
+	if err := os.Chmod(snaps, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	if dir, _ := Shut(share, entries, stat); dir != "" {
+		t.Errorf("with %s 0711: %s", snaps, dir)
+	}
+	if err := os.Chmod(filepath.Join(snaps, "s2"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if dir, mode := Shut(share, entries, stat); dir != filepath.Join(snaps, "s2") || mode != 0o750 {
+		t.Errorf("a snapshot's root shut: %s %o", dir, mode)
+	}
+	// The share itself reached by owner or group only: not second-guessed.
+	if err := os.Chmod(filepath.Join(top, "vol"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if dir, _ := Shut(share, entries, stat); dir != "" {
+		t.Errorf("a share shut to others: %s", dir)
 	}
 }

@@ -48,6 +48,11 @@ type Status struct {
 	// yet); Err is that reconcile's failure, nil if it succeeded.
 	Reconciled time.Time
 	Err        error
+	// ShutDir is a directory on the way to the versions that other users
+	// may not search (Shut), with its mode; "" when there is none. It is
+	// looked at when Statuses is called, so a chmod shows at once.
+	ShutDir  string
+	ShutMode os.FileMode
 }
 
 // Keeper keeps the snapdirs: one goroutine runs Reconcile at Start and
@@ -269,16 +274,20 @@ func (k *Keeper) emit(level string, code vsserr.HRESULT, msg string, kv ...strin
 	ev(level, code, msg, kv...)
 }
 
-// Statuses returns every share's status, in configuration order.
+// Statuses returns every share's status, in configuration order. ShutDir
+// is looked at now, outside the keeper's lock (a few stats).
 func (k *Keeper) Statuses() []Status {
 	k.mu.Lock()
-	defer k.mu.Unlock()
 	out := make([]Status, 0, len(k.opt.Shares))
 	for _, s := range k.opt.Shares {
 		st := *k.status[s.Path]
 		st.Entries = append([]Entry(nil), st.Entries...)
 		st.Skipped = append([]Skip(nil), st.Skipped...)
 		out = append(out, st)
+	}
+	k.mu.Unlock()
+	for i := range out {
+		out[i].ShutDir, out[i].ShutMode = Shut(out[i].Share, out[i].Entries, os.Stat)
 	}
 	return out
 }

@@ -71,7 +71,7 @@ func (a *admin) PreviousVersions(_ context.Context, r *v1.PreviousVersionsReques
 	}
 	for _, st := range sts {
 		sh := &v1.PreviousVersionsShare{Path: st.Path, AllPersistent: st.AllPersistent, Snapdir: st.Dir,
-			ReconciledUnixNano: unixNano(st.Reconciled)}
+			ReconciledUnixNano: unixNano(st.Reconciled), ShutDir: st.ShutDir, ShutMode: uint32(st.ShutMode)}
 		for _, p := range prevver.SambaParams(st.Share) {
 			sh.SambaParams = append(sh.SambaParams, &v1.SambaParam{Key: p.Key, Value: p.Value})
 		}

@@ -347,3 +347,93 @@ func TestPreviousVersionsPathOnNoVolume(t *testing.T) {
 		t.Errorf("a missing path: exit %d\n%s", code, errOut)
 	}
 }
+
+// TestPreviousVersionsForOtherUsers: smbd opens the versions as the
+// connected user, and the btrfs provider keeps its snapshots in a
+// directory only root may search (.lvss-snapshots, 0700). Samba lists the
+// versions to anyone, but a user who is not root cannot open one: lvss
+// samba-config and lvss doctor say which directory stands in the way and
+// the chmod that opens it (lvssd does not widen access itself, L53), and
+// after it the user reads the version.
+func TestPreviousVersionsForOtherUsers(t *testing.T) {
+	testenv.RequireRoot(t)
+	if _, err := exec.LookPath("btrfs"); err != nil {
+		testenv.Missing(t, "btrfs (apt-get install btrfs-progs)")
+	}
+	fs := testenv.LoopFS(t, "btrfs", 256<<20)
+	vol := filepath.Join(fs.Mount, "data")
+	if out, err := exec.Command("btrfs", "subvolume", "create", vol).CombinedOutput(); err != nil {
+		t.Fatalf("btrfs subvolume create: %v\n%s", err, out)
+	}
+	share := filepath.Join(vol, "share")
+	dirs := t.TempDir()
+	// The way to the share and to lvssd's run directory is open to
+	// others, as /srv and /run are: these are the test's own directories.
+	for _, d := range []string{filepath.Dir(fs.Mount), fs.Mount, vol, filepath.Dir(dirs), dirs} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(share, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(share, "f.txt"), "then\n")
+	opts := lvssdtest.DaemonOptions{StateDir: filepath.Join(dirs, "state"), RunDir: filepath.Join(dirs, "run"),
+		Config: fmt.Sprintf("[[previous_versions]]\npath = %q\n", share)}
+	d := lvssdtest.StartDaemon(t, opts)
+	m := createShadow(t, d.Socket, share, "VSS_CTX_CLIENT_ACCESSIBLE")
+	writeFile(t, filepath.Join(share, "f.txt"), "now\n")
+	snaps := filepath.Join(vol, ".lvss-snapshots")
+
+	r := d.Lvss(t, "", "samba-config", share, "--name", "data")
+	note := "# Only root can open the versions until other users may search " + snaps + " (mode 0700):\n#   chmod o+x " + snaps + "\n"
+	if r.Code != 0 || !strings.Contains(r.Stdout, note) {
+		t.Fatalf("samba-config: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	smb := testenv.StartSamba(t, testenv.SambaOptions{Extra: r.Stdout, Users: []string{"nobody"}})
+	get := func() (string, error) {
+		local := filepath.Join(t.TempDir(), "got")
+		out, err := smb.ClientAs("nobody", "data", "get "+m.token(t)+`\f.txt `+local)
+		if err != nil {
+			return out, err
+		}
+		b, err := os.ReadFile(local)
+		return string(b), err
+	}
+	if out, err := smb.ClientAs("nobody", "data", "get f.txt "+filepath.Join(t.TempDir(), "live")); err != nil {
+		t.Fatalf("nobody cannot read the live share: %v\n%s", err, out)
+	}
+	if got, err := get(); err == nil {
+		t.Fatalf("nobody read the version through a directory it may not search: %q", got)
+	}
+	reach := func() string {
+		var rep struct {
+			Findings []struct{ Check, Severity, Message, Fix string }
+		}
+		if err := json.Unmarshal([]byte(d.Lvss(t, "", "doctor", "--json").Stdout), &rep); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range rep.Findings {
+			if f.Check == "previous_versions.reach" {
+				return f.Severity + ": " + f.Fix
+			}
+		}
+		return ""
+	}
+	if got := reach(); !strings.HasPrefix(got, "warning: chmod o+x "+snaps+" (") {
+		t.Errorf("doctor: %q", got)
+	}
+
+	if err := os.Chmod(snaps, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := get(); err != nil || got != "then\n" {
+		t.Fatalf("nobody reads the version as %q, %v", got, err)
+	}
+	if got := reach(); got != "" {
+		t.Errorf("doctor after the chmod: %q", got)
+	}
+	if r := d.Lvss(t, "", "samba-config", share); strings.Contains(r.Stdout, "Only root") {
+		t.Errorf("samba-config after the chmod:\n%s", r.Stdout)
+	}
+}

@@ -7816,8 +7816,14 @@ type PreviousVersionsShare struct {
 	Skipped            []*SkippedSnapshot     `protobuf:"bytes,6,rep,name=skipped,proto3" json:"skipped,omitempty"`                                                    // snapshots it would show but cannot, and why
 	ReconciledUnixNano int64                  `protobuf:"varint,7,opt,name=reconciled_unix_nano,json=reconciledUnixNano,proto3" json:"reconciled_unix_nano,omitempty"` // when the snapdir was last made to match the catalog; 0: not yet
 	Error              *Status                `protobuf:"bytes,8,opt,name=error,proto3" json:"error,omitempty"`                                                        // that reconcile's failure; unset when it succeeded
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// A directory on the way to the versions that other users may not
+	// search, while they may search the way to the path (the btrfs
+	// provider's .lvss-snapshots is 0700): smbd opens the versions as each
+	// connected user, so only root reaches them. "" when there is none.
+	ShutDir       string `protobuf:"bytes,9,opt,name=shut_dir,json=shutDir,proto3" json:"shut_dir,omitempty"`
+	ShutMode      uint32 `protobuf:"varint,10,opt,name=shut_mode,json=shutMode,proto3" json:"shut_mode,omitempty"` // its permission bits
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PreviousVersionsShare) Reset() {
@@ -7904,6 +7910,20 @@ func (x *PreviousVersionsShare) GetError() *Status {
 		return x.Error
 	}
 	return nil
+}
+
+func (x *PreviousVersionsShare) GetShutDir() string {
+	if x != nil {
+		return x.ShutDir
+	}
+	return ""
+}
+
+func (x *PreviousVersionsShare) GetShutMode() uint32 {
+	if x != nil {
+		return x.ShutMode
+	}
+	return 0
 }
 
 // SambaParam is one smb.conf parameter of a share section.
@@ -8665,7 +8685,7 @@ const file_lvss_proto_rawDesc = "" +
 	"\x04path\x18\x01 \x01(\tR\x04path\"u\n" +
 	"\x18PreviousVersionsResponse\x12!\n" +
 	"\fsamba_config\x18\x01 \x01(\tR\vsambaConfig\x126\n" +
-	"\x06shares\x18\x02 \x03(\v2\x1e.lvss.v1.PreviousVersionsShareR\x06shares\"\xe7\x02\n" +
+	"\x06shares\x18\x02 \x03(\v2\x1e.lvss.v1.PreviousVersionsShareR\x06shares\"\x9f\x03\n" +
 	"\x15PreviousVersionsShare\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12%\n" +
 	"\x0eall_persistent\x18\x02 \x01(\bR\rallPersistent\x12\x18\n" +
@@ -8674,7 +8694,10 @@ const file_lvss_proto_rawDesc = "" +
 	"\bversions\x18\x05 \x03(\v2\x18.lvss.v1.PreviousVersionR\bversions\x122\n" +
 	"\askipped\x18\x06 \x03(\v2\x18.lvss.v1.SkippedSnapshotR\askipped\x120\n" +
 	"\x14reconciled_unix_nano\x18\a \x01(\x03R\x12reconciledUnixNano\x12%\n" +
-	"\x05error\x18\b \x01(\v2\x0f.lvss.v1.StatusR\x05error\"4\n" +
+	"\x05error\x18\b \x01(\v2\x0f.lvss.v1.StatusR\x05error\x12\x19\n" +
+	"\bshut_dir\x18\t \x01(\tR\ashutDir\x12\x1b\n" +
+	"\tshut_mode\x18\n" +
+	" \x01(\rR\bshutMode\"4\n" +
 	"\n" +
 	"SambaParam\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
