@@ -16,8 +16,8 @@ import (
 )
 
 // checkTimeout bounds the providers' answers about the [[previous_versions]]
-// paths at start: a provider that does not answer must not keep lvssd from
-// starting for longer than it would keep a creation waiting.
+// paths at start: a provider that does not answer (an exec provider's
+// command that hangs) must not keep lvssd from starting for good.
 const checkTimeout = 30 * time.Second
 
 // previousVersions checks each [[previous_versions]] path (it must be a
