@@ -25,8 +25,10 @@ PREFIX   ?= /usr
 UNITDIR  ?= /lib/systemd/system
 DOCDIR   ?= $(PREFIX)/share/doc/lvss
 ARCH     ?= $(shell dpkg --print-architecture 2>/dev/null || $(GO) env GOARCH)
-UNITS     = lvssd.service lvss-writer@.service lvss-backup@.service lvss-backup@.timer
-DOCS      = README.md docs/operations.md docs/configuration.md docs/cli.md docs/recipes.md docs/writers.md docs/providers.md docs/backup-archive.md
+UNITS     = lvssd.service lvss-writer@.service lvss-backup@.service lvss-backup@.timer \
+            lvss-previous-versions@.service lvss-previous-versions@.timer
+DOCS      = README.md docs/operations.md docs/configuration.md docs/cli.md docs/recipes.md docs/writers.md docs/providers.md docs/backup-archive.md \
+            docs/previous-versions.md
 
 # Where build puts the binaries and deb its package (the systemd test
 # builds a package of its own in a temporary directory).
@@ -48,7 +50,7 @@ install: build
 	  sed -e 's|/usr/sbin/|$(PREFIX)/sbin/|g' -e 's|/usr/bin/|$(PREFIX)/bin/|g' -e 's|/usr/share/doc/lvss/|$(DOCDIR)/|g' \
 	    packaging/systemd/$$u > $(DESTDIR)$(UNITDIR)/$$u && chmod 0644 $(DESTDIR)$(UNITDIR)/$$u || exit 1; \
 	done
-	install -d -m 0755 $(DESTDIR)/etc/lvss $(DESTDIR)/etc/lvss/writers $(DESTDIR)/etc/lvss/backups
+	install -d -m 0755 $(DESTDIR)/etc/lvss $(DESTDIR)/etc/lvss/writers $(DESTDIR)/etc/lvss/backups $(DESTDIR)/etc/lvss/previous-versions
 	test -e $(DESTDIR)/etc/lvss/lvssd.toml || packaging/default-config > $(DESTDIR)/etc/lvss/lvssd.toml
 	install -d -m 0750 $(DESTDIR)/var/lib/lvss
 	install -d -m 0755 $(DESTDIR)$(DOCDIR)

@@ -27,6 +27,8 @@ type deleteOptions struct {
 	oldest, all, quiet bool
 	keep               int
 	keepGiven          bool
+	maxPerVolume       int
+	maxGiven           bool
 	olderThan, context string
 	dryRun             bool
 	json               bool
@@ -72,6 +74,12 @@ or by retention, which keeps the newest of each volume and context:
   --context NAME         only that context (e.g. client_accessible,
                          app_rollback); without it, each context counts
                          on its own
+  --max-per-volume N     then, while a volume holds more than N snapshots
+                         of every kind (as lvssd's cap counts them), delete
+                         the oldest of those retention looks at, even if
+                         --keep or --older-than keeps them. N at or above
+                         lvssd's cap (limits.max_snapshots_per_volume) is
+                         taken as the cap less one
 
 With both --keep and --older-than, a snapshot is deleted only if both
 select it: the newest N are kept whatever their age, and of the rest only
@@ -108,6 +116,7 @@ first failure or null) and failures (all of them); see docs/cli.md.`,
 		Example: `  lvss delete shadows --for /srv --keep 7
   lvss delete shadows --for /srv --for /home --keep 24 --older-than 30d --dry-run
   lvss delete shadows --context app_rollback --older-than 2w --json
+  lvss delete shadows --for /srv/share --context client_accessible --keep 64 --max-per-volume 448
   lvss delete shadows --for /srv --oldest
   lvss delete shadows --shadow 6f1c2a9e-3b7d-4e8f-9a0b-1c2d3e4f5a6b
   lvss delete shadows --all --quiet --json`,
@@ -115,6 +124,7 @@ first failure or null) and failures (all of them); see docs/cli.md.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.json = g.json // the root's --json
 			o.keepGiven = cmd.Flags().Changed("keep")
+			o.maxGiven = cmd.Flags().Changed("max-per-volume")
 			return deleteShadows(cmd.Context(), g.socket, o, cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
@@ -127,6 +137,7 @@ first failure or null) and failures (all of them); see docs/cli.md.`,
 	f.IntVar(&o.keep, "keep", 0, "retention: keep the newest `N` persistent snapshots of each volume and context")
 	f.StringVar(&o.olderThan, "older-than", "", "retention: delete persistent snapshots older than `DURATION` (30d, 12h, 1w)")
 	f.StringVar(&o.context, "context", "", "retention: only snapshots of the context `NAME`")
+	f.IntVar(&o.maxPerVolume, "max-per-volume", 0, "retention: then delete the oldest until each volume holds at most `N` snapshots of every kind")
 	f.BoolVar(&o.dryRun, "dry-run", false, "print what would be deleted, delete nothing")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "do not ask for confirmation")
 	return cmd
@@ -158,8 +169,9 @@ func (e usageWithHint) Error() string { return e.err.Error() }
 func (e usageWithHint) Unwrap() error { return clierr.UsageError{Err: e.err} }
 func (e usageWithHint) Hint() string  { return e.hint }
 
-// retention reports whether --keep or --older-than asks for retention.
-func (o *deleteOptions) retention() bool { return o.keepGiven || o.olderThan != "" }
+// retention reports whether --keep, --older-than or --max-per-volume
+// asks for retention.
+func (o *deleteOptions) retention() bool { return o.keepGiven || o.olderThan != "" || o.maxGiven }
 
 // validate checks the selectors by value, not by whether a flag was
 // given: an empty --set "" must not fall through to "every snapshot".
@@ -173,7 +185,7 @@ func (o *deleteOptions) validate() (retention, error) {
 	if o.retention() {
 		if o.shadow != "" || o.set != "" || o.all || o.oldest {
 			return retention{}, usageWithHint{
-				errors.New("--keep and --older-than choose among the snapshots of each volume and context; they do not go with --shadow, --set, --all or --oldest"),
+				errors.New("--keep, --older-than and --max-per-volume choose among the snapshots of each volume and context; they do not go with --shadow, --set, --all or --oldest"),
 				"narrow retention with --for PATH and --context NAME; see 'lvss delete shadows --help'"}
 		}
 		r := retention{keep: -1}
@@ -182,6 +194,12 @@ func (o *deleteOptions) validate() (retention, error) {
 				return retention{}, clierr.Usagef("--keep %d: N must be 0 or more", o.keep)
 			}
 			r.keep = o.keep
+		}
+		if o.maxGiven {
+			if o.maxPerVolume < 1 {
+				return retention{}, clierr.Usagef("--max-per-volume %d: N must be 1 or more", o.maxPerVolume)
+			}
+			r.maxPerVolume = o.maxPerVolume
 		}
 		if o.olderThan != "" {
 			d, err := parseAge(o.olderThan)
@@ -200,7 +218,7 @@ func (o *deleteOptions) validate() (retention, error) {
 		return r, nil
 	}
 	if o.context != "" {
-		return retention{}, clierr.Usagef("--context goes with --keep N or --older-than DURATION")
+		return retention{}, clierr.Usagef("--context goes with --keep N, --older-than DURATION or --max-per-volume N")
 	}
 	n := 0
 	for _, given := range []bool{o.shadow != "", o.set != "", len(o.forVols) > 0, o.all} {
@@ -373,6 +391,11 @@ func runDelete(ctx context.Context, socket string, o deleteOptions, in io.Reader
 		return nil, err
 	}
 	now := time.Now()
+	if r.maxPerVolume > 0 {
+		if r, err = capPerVolume(ctx, socket, r); err != nil {
+			return nil, err
+		}
+	}
 	ds, err := o.plan(ctx, socket, r, now)
 	if err != nil {
 		return nil, err
@@ -518,7 +541,7 @@ func (r *deleteReport) ruleObj() any {
 	if !r.retention {
 		return nil
 	}
-	o := obj{{"keep", nil}, {"older_than", nil}, {"cutoff", nil}, {"context", nil}}
+	o := obj{{"keep", nil}, {"older_than", nil}, {"cutoff", nil}, {"context", nil}, {"max_per_volume", nil}}
 	if r.rule.keep >= 0 {
 		o[0].val = r.rule.keep
 	}
@@ -527,6 +550,9 @@ func (r *deleteReport) ruleObj() any {
 	}
 	if r.rule.hasContext {
 		o[3].val = r.rule.context.String()
+	}
+	if r.rule.maxPerVolume > 0 {
+		o[4].val = r.rule.maxPerVolume
 	}
 	return o
 }
@@ -610,6 +636,10 @@ func (r *deleteReport) object() obj {
 // context, oldest first, with what became of it and why; then a count.
 func (r *deleteReport) printRetention(out io.Writer) error {
 	var b strings.Builder
+	if r.rule.maxAsked > 0 {
+		fmt.Fprintf(&b, "--max-per-volume %d is not below lvssd's cap (limits.max_snapshots_per_volume): %d is used.\n",
+			r.rule.maxAsked, r.rule.maxPerVolume)
+	}
 	if len(r.decisions) == 0 {
 		b.WriteString("No shadow copies matched.\n")
 	}

@@ -40,9 +40,13 @@ freeze it (FIFREEZE, which the exec provider's commits run inside), what would
 make its snapshot fail or miss data (a btrfs snapshot directory on another
 filesystem, nested subvolumes, too little free space, the per-volume cap);
 whether its run dir is on a tmpfs and its state dir on a filesystem no
-provider freezes; each subscribed writer's state and last failure; and that
+provider freezes; each subscribed writer's state and last failure; that
 every writer configured for lvss-writer@NAME.service (/etc/lvss/writers/
-NAME.conf, or $LVSS_WRITERS_DIR) is subscribed.
+NAME.conf, or $LVSS_WRITERS_DIR) is subscribed; and, for each
+[[previous_versions]] path of lvssd's config, its snapdir and the share of
+smb.conf ([samba] config) that serves it, read with Samba's testparm: a share
+whose shadow_copy2 settings differ is an error with the lines to set, no
+share or no Samba a warning.
 
 Each finding has a severity (ok, info, warning, error) and, when there is
 something to do, a fix. When lvssd does not answer, the checks lvss can make
@@ -93,7 +97,7 @@ type doctorReport struct {
 
 // Groups, in the order the text shows them.
 var doctorGroups = []struct{ key, title string }{
-	{"lvssd", "lvssd"}, {"directories", "Directories"}, {"writers", "Writers"},
+	{"lvssd", "lvssd"}, {"directories", "Directories"}, {"writers", "Writers"}, {"previous_versions", "Previous versions (Samba)"},
 }
 
 // groupOf places a finding of lvssd's by its check's name.
@@ -183,6 +187,7 @@ func (r *doctorReport) run(ctx context.Context, socket string) error {
 		r.add(groupOf(f.Check), f)
 	}
 	r.addConfiguredWriters(ctx, conn, r.writersDir)
+	r.addPreviousVersions(dctx, conn)
 	r.volumes = dg.Volumes
 	return nil
 }

@@ -54,7 +54,7 @@ Exit status, for every verb:
 	root.PersistentFlags().BoolVar(&g.json, "json", false, "print results as JSON, and a failure as one JSON object on standard error")
 	root.AddCommand(newCallCommand(g), newListCommand(g), newCreateCommand(g), newDeleteCommand(g),
 		newExposeCommand(g), newUnexposeCommand(g), newRevertCommand(g), newBackupCommand(g), newRestoreCommand(g), newEventsCommand(g, "events"),
-		newStatusCommand(g), newDoctorCommand(g), newClusterCommand(g))
+		newStatusCommand(g), newDoctorCommand(g), newSambaConfigCommand(g), newClusterCommand(g))
 	clierr.MarkUsage(root)
 	return root
 }

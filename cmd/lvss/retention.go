@@ -2,6 +2,7 @@ package main
 
 import (
 	"cmp"
+	"context"
 	"fmt"
 	"regexp"
 	"slices"
@@ -29,6 +30,13 @@ type retention struct {
 	olderThanText string        // as the user wrote it, for the reasons
 	context       vss.Context   // only this base context, if hasContext
 	hasContext    bool
+	// maxPerVolume, when > 0, bounds each volume's snapshots of every
+	// kind: past --keep and --older-than, the oldest snapshots retention
+	// may delete go until the volume holds at most this many.
+	maxPerVolume int
+	// maxAsked is --max-per-volume as given, when lvssd's cap lowered it
+	// (maxPerVolume is then the cap less one); 0 otherwise.
+	maxAsked int
 }
 
 // Verdicts.
@@ -45,9 +53,11 @@ const (
 	reasonBeyondKeep     = "beyond_keep" // not among the newest N
 	reasonOlderThan      = "older_than"  // created before the cutoff
 	reasonBeyondKeepOlds = "beyond_keep_and_older_than"
+	reasonBeyondMax      = "beyond_max_per_volume" // kept by --keep/--older-than, but the volume holds too many
 	// keep
-	reasonNewest = "newest" // among the newest N
-	reasonNewer  = "newer"  // created at or after the cutoff
+	reasonNewest    = "newest"                // among the newest N
+	reasonNewer     = "newer"                 // created at or after the cutoff
+	reasonWithinMax = "within_max_per_volume" // --max-per-volume alone: kept unless the volume holds too many
 	// skip
 	reasonAutoRelease    = "auto_release"    // not persistent: its session deletes it
 	reasonSessionRunning = "session_running" // its set's session still runs
@@ -127,6 +137,9 @@ func selectRetention(snaps []client.SnapshotProp, now time.Time, r retention) []
 			young := r.olderThan > 0 && !s.Created.Before(cutoff)
 			var d decision
 			switch {
+			case r.keep < 0 && r.olderThan == 0:
+				d = decision{s, verdictKeep, reasonWithinMax, fmt.Sprintf("%s holds at most %d snapshots (--max-per-volume)",
+					s.OriginalVolume, r.maxPerVolume)}
 			case inKeep:
 				d = decision{s, verdictKeep, reasonNewest, fmt.Sprintf("one of the newest %d", r.keep)}
 			case young:
@@ -151,6 +164,9 @@ func selectRetention(snaps []client.SnapshotProp, now time.Time, r retention) []
 			out = append(out, d)
 		}
 	}
+	if r.maxPerVolume > 0 {
+		boundPerVolume(snaps, out, r.maxPerVolume)
+	}
 	slices.SortStableFunc(out, func(a, b decision) int {
 		ka, kb := keyOf(a.snap), keyOf(b.snap)
 		if c := strings.Compare(ka.volume, kb.volume); c != 0 {
@@ -162,6 +178,46 @@ func selectRetention(snaps []client.SnapshotProp, now time.Time, r retention) []
 		return newerFirst(b.snap, a.snap)
 	})
 	return out
+}
+
+// boundPerVolume applies --max-per-volume to the decisions: a volume's
+// snapshots of every kind are counted (all of snaps, which are every
+// snapshot of the volumes listed: other contexts, auto-release ones and
+// running sessions' count too, as lvssd's cap counts them), and while a
+// volume would keep more than max, its oldest snapshot that retention
+// keeps is deleted after all, or skipped if exposed. Only the snapshots
+// retention looks at can go (those of --context, when given), so a
+// timer's bound on its own kind never deletes a backup's snapshots.
+func boundPerVolume(snaps []client.SnapshotProp, ds []decision, limit int) {
+	total, going := map[string]int{}, map[string]int{}
+	for _, s := range snaps {
+		total[s.OriginalVolume]++
+	}
+	var kept []int
+	for i, d := range ds {
+		switch d.verdict {
+		case verdictDelete:
+			going[d.snap.OriginalVolume]++
+		case verdictKeep:
+			kept = append(kept, i)
+		}
+	}
+	slices.SortStableFunc(kept, func(a, b int) int { return newerFirst(ds[b].snap, ds[a].snap) })
+	for _, i := range kept {
+		s := ds[i].snap
+		v := s.OriginalVolume
+		left := total[v] - going[v]
+		if left <= limit {
+			continue
+		}
+		if s.ExposedName != "" {
+			ds[i] = decision{s, verdictSkip, reasonExposed, exposedReason(s)}
+			continue
+		}
+		ds[i] = decision{s, verdictDelete, reasonBeyondMax,
+			fmt.Sprintf("%s holds %d snapshots of every kind, more than --max-per-volume %d", v, left, limit)}
+		going[v]++
+	}
 }
 
 func autoReleaseReason(s client.SnapshotProp) string {
@@ -255,4 +311,26 @@ func mergeListings(lists ...[]client.SnapshotProp) []client.SnapshotProp {
 		}
 	}
 	return out
+}
+
+// capPerVolume keeps --max-per-volume below lvssd's own cap
+// (limits.max_snapshots_per_volume, which lvssd's status says): a bound
+// at or above it would let the snapshots retention keeps fill the volume
+// until every creation of any kind, a backup's included, failed with
+// VSS_E_MAXIMUM_NUMBER_OF_SNAPSHOTS_REACHED. Such a bound becomes the cap
+// less one, and the report says so.
+func capPerVolume(ctx context.Context, socket string, r retention) (retention, error) {
+	conn, err := client.Dial(ctx, socket)
+	if err != nil {
+		return r, err
+	}
+	defer conn.Close()
+	st, err := conn.Status(ctx, -1)
+	if err != nil {
+		return r, failed("Status", err)
+	}
+	if lvssdCap := st.MaxSnapshotsPerVolume; lvssdCap > 0 && r.maxPerVolume >= lvssdCap {
+		r.maxAsked, r.maxPerVolume = r.maxPerVolume, max(lvssdCap-1, 1)
+	}
+	return r, nil
 }

@@ -108,6 +108,8 @@ func TestDeleteRetentionUsage(t *testing.T) {
 		{[]string{"--keep", "1", "--context", "nonsense"}, helpHint},
 		{[]string{"--keep", "1", "--for", ""}, helpHint},
 		{[]string{"--dry-run"}, helpHint},
+		{[]string{"--max-per-volume", "0"}, helpHint},
+		{[]string{"--max-per-volume", "3", "--all"}, mixHint},
 	} {
 		code, _, errOut := runLvss(t, srv.Socket, "", append([]string{"delete", "shadows"}, c.argv...)...)
 		if code != 2 || !strings.HasSuffix(errOut, c.hint) {
@@ -158,7 +160,7 @@ func TestDeleteRetention(t *testing.T) {
 	}
 
 	dry := runRetention(t, srv.Socket, 0, "--keep", "2", "--dry-run")
-	if !dry.DryRun || len(dry.Deleted) != 0 || dry.Failed != nil || len(dry.Failures) != 0 || len(dry.Rule) != 4 ||
+	if !dry.DryRun || len(dry.Deleted) != 0 || dry.Failed != nil || len(dry.Failures) != 0 || len(dry.Rule) != 5 ||
 		dry.Rule["keep"] != 2.0 || dry.Rule["older_than"] != nil || dry.Rule["cutoff"] != nil || dry.Rule["context"] != nil {
 		t.Fatalf("dry run: %+v", dry)
 	}
@@ -302,5 +304,36 @@ func TestDeleteRetentionRefusedAndFailed(t *testing.T) {
 		!strings.Contains(out, "Failed to delete shadow copy "+failing.SnapshotId) || !strings.Contains(out, "VSS_E_PROVIDER_VETO (0x80042306): fake lvssd fails") ||
 		!strings.HasSuffix(out, "0 deleted, 1 kept, 1 skipped, 1 not deleted.\n") {
 		t.Errorf("text: exit %d\n%s", code, out)
+	}
+}
+
+// --max-per-volume bounds each volume's snapshots of every kind, deleting
+// the oldest of the context retention looks at; a bound at or above
+// lvssd's cap is lowered to the cap less one, and the report says so.
+func TestDeleteMaxPerVolume(t *testing.T) {
+	srv := startLvssd(t)
+	vol := srv.Volume(t, "share")
+	mk := func(c vss.Context) uuid.UUID { _, ids := makeSet(t, srv.Socket, c, vol); return ids[0] }
+	c1, a1, c2, c3 := mk(vss.CtxClientAccessible), mk(vss.CtxAppRollback), mk(vss.CtxClientAccessible), mk(vss.CtxClientAccessible)
+	r := runRetention(t, srv.Socket, 0, "--for", vol, "--context", "client_accessible", "--keep", "3", "--max-per-volume", "2")
+	if !slices.Equal(r.Deleted, []string{c1.String(), c2.String()}) || r.Rule["max_per_volume"] != 2.0 || r.Rule["keep"] != 3.0 {
+		t.Fatalf("run: %+v", r)
+	}
+	want := map[string]string{c1.String(): "selected/beyond_max_per_volume", c2.String(): "selected/beyond_max_per_volume",
+		c3.String(): "kept/newest"}
+	if got := r.codes(t); !mapsEqual(got, want) {
+		t.Errorf("decided %v, want %v", got, want)
+	}
+	if srv.Fake.Deleted(a1) || !srv.Fake.Deleted(c1) {
+		t.Errorf("the provider: the app-rollback snapshot deleted %v, c1 %v", srv.Fake.Deleted(a1), srv.Fake.Deleted(c1))
+	}
+	r = runRetention(t, srv.Socket, 0, "--for", vol, "--max-per-volume", "600", "--dry-run")
+	if r.Rule["max_per_volume"] != 511.0 || len(r.Selected) != 0 {
+		t.Errorf("a bound above the cap: %+v", r.Rule)
+	}
+	code, text, _ := runLvss(t, srv.Socket, "", "delete", "shadows", "--for", vol, "--max-per-volume", "512", "--dry-run")
+	if code != 0 || !strings.HasPrefix(text, "--max-per-volume 512 is not below lvssd's cap (limits.max_snapshots_per_volume): 511 is used.\n") ||
+		!strings.Contains(text, "holds at most 511 snapshots (--max-per-volume)") {
+		t.Errorf("text: exit %d\n%s", code, text)
 	}
 }

@@ -199,3 +199,41 @@ func TestParseAge(t *testing.T) {
 		}
 	}
 }
+
+// --max-per-volume bounds a volume's snapshots of every kind: past --keep,
+// the oldest of those retention looks at go until the volume is within the
+// bound, never one of another context (a backup's), an exposed one
+// (skipped), or another volume's.
+func TestRetentionMaxPerVolume(t *testing.T) {
+	ca, ar := vss.CtxClientAccessible, vss.CtxAppRollback
+	live := snap("b1", "/srv", vss.CtxBackup, time.Minute)
+	live.AutoRelease, live.LiveSession = true, true
+	exposed := snap("c2", "/srv", ca, 3*day)
+	exposed.ExposedName = "/mnt/c2"
+	snaps := []client.SnapshotProp{
+		snap("c1", "/srv", ca, 4*day), exposed, snap("c3", "/srv", ca, 2*day), snap("c4", "/srv", ca, day),
+		snap("a1", "/srv", ar, 5*day), snap("a2", "/srv", ar, 2*day), snap("a3", "/srv", ar, time.Hour), live,
+		snap("h1", "/home", ca, 10*day), snap("h2", "/home", ca, 9*day),
+	}
+	// /srv holds 8; --keep 3 drops c1 (7 left); the bound of 5 takes c2
+	// (exposed: skipped), then c3 and c4: 5 left. The app-rollback ones
+	// and the backup's are not this run's; /home holds 2.
+	ds := selectRetention(snaps, retNow, retention{keep: 3, context: ca, hasContext: true, maxPerVolume: 5})
+	checkVerdicts(t, ds, map[string]string{
+		"c1": "delete/beyond_keep", "c2": "skip/exposed", "c3": "delete/beyond_max_per_volume", "c4": "delete/beyond_max_per_volume",
+		"h1": "keep/newest", "h2": "keep/newest",
+	})
+	for _, d := range ds {
+		if d.code == reasonBeyondMax && d.reason != "/srv holds 7 snapshots of every kind, more than --max-per-volume 5" &&
+			d.reason != "/srv holds 6 snapshots of every kind, more than --max-per-volume 5" {
+			t.Errorf("reason %q", d.reason)
+		}
+	}
+	// Without --context every persistent kind may go, oldest first.
+	ds = selectRetention(snaps, retNow, retention{keep: -1, maxPerVolume: 6})
+	checkVerdicts(t, ds, map[string]string{
+		"a1": "delete/beyond_max_per_volume", "c1": "delete/beyond_max_per_volume", "c2": "keep/within_max_per_volume",
+		"c3": "keep/within_max_per_volume", "c4": "keep/within_max_per_volume", "a2": "keep/within_max_per_volume",
+		"a3": "keep/within_max_per_volume", "b1": "skip/auto_release", "h1": "keep/within_max_per_volume", "h2": "keep/within_max_per_volume",
+	})
+}

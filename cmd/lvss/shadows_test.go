@@ -886,6 +886,7 @@ func TestVerbsDocumented(t *testing.T) {
 		"### Retention: `--keep N`, `--older-than DURATION`\n",
 		"## `lvss expose ID PATH [--json]`, `lvss expose --smb NAME [--path-from-root DIR] ID [--json]` and `lvss unexpose ID [--json]`\n",
 		"## Where snapshots are kept\n",
+		"## `lvss samba-config PATH [--name NAME] [--json]`\n",
 	} {
 		if !strings.Contains(string(b), h) {
 			t.Errorf("docs/cli.md has no section %q", h)

@@ -51,13 +51,11 @@ func main() {
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "lvssd:", err)
 		var u usageError
-		var damaged *catalog.CorruptError
-		var unwritable *catalog.UnwritableError
-		switch {
-		case errors.As(err, &damaged):
-			fmt.Fprintln(os.Stderr, "hint:", damaged.Hint())
-		case errors.As(err, &unwritable):
-			fmt.Fprintln(os.Stderr, "hint:", unwritable.Hint())
+		// A damaged or unwritable catalog, a [[previous_versions]] path
+		// lvss cannot snapshot: each says what to do.
+		var h interface{ Hint() string }
+		if errors.As(err, &h) && h.Hint() != "" {
+			fmt.Fprintln(os.Stderr, "hint:", h.Hint())
 		}
 		if errors.As(err, &u) {
 			fmt.Fprintln(os.Stderr, "hint: run 'lvssd --help'")
@@ -176,6 +174,10 @@ Flags:
 	if err != nil {
 		return err
 	}
+	keeper, err := previousVersions(ctx, cfg, *runDir, cat, provs, log)
+	if err != nil {
+		return err
+	}
 	// Metrics are bound before the coordinator starts, so that an
 	// address in use stops lvssd at start-up rather than leaving it
 	// running unobserved. They are served until run returns, after the
@@ -226,6 +228,9 @@ Flags:
 		ThawedAtStart:         thawed,
 		AdoptSnapshots:        *adopt,
 		Shares:                shares,
+		// Every change to the snapshots, whichever path made it, asks
+		// for a reconcile of the previous-versions snapdirs (L55).
+		SnapshotsChanged: keeper.Trigger,
 		Timeouts: coordinator.Timeouts{
 			Identify: t.Identify.D(), PrepareBackup: t.PrepareBackup.D(), PrepareSnapshot: t.PrepareSnapshot.D(),
 			Freeze: t.Freeze.D(), Thaw: t.Thaw.D(), PostSnapshot: t.PostSnapshot.D(), BackupComplete: t.BackupComplete.D(),
@@ -236,6 +241,12 @@ Flags:
 	if err != nil {
 		return err
 	}
+	// Its first reconcile (which makes the snapdirs again after a reboot,
+	// and repairs what was edited behind lvssd's back) runs in its own
+	// goroutine: a slow one does not hold up the socket. Stopped before
+	// the catalog closes; the snapdirs stay for Samba.
+	startPreviousVersions(keeper, coord)
+	defer keeper.Stop()
 	access := server.NewAccess(accessRules(cfg.Access), log)
 	l, err := server.Listen(*socket)
 	if err != nil {
@@ -243,7 +254,8 @@ Flags:
 	}
 	defer os.Remove(*socket)
 	srv := server.New(coord, access, log, server.WithDaemon(server.Daemon{Started: started, ConfigFile: used,
-		Socket: *socket, StateDir: *stateDir, RunDir: *runDir}))
+		Socket: *socket, StateDir: *stateDir, RunDir: *runDir}),
+		server.WithPreviousVersions(server.PreviousVersions{Keeper: keeper, SambaConfig: cfg.Samba.Config}))
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(l) }()
 	// The socket is listening: connections queue until Serve takes them,

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -61,6 +62,37 @@ type DB struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	// changed is told after every committed transaction that added,
+	// replaced or removed a snapshot record (OnSnapshotsChanged).
+	changed atomic.Pointer[func()]
+}
+
+// OnSnapshotsChanged registers fn to be called after every transaction
+// that added, replaced or removed a snapshot record commits, whichever
+// call made it: a recorded set, a deletion, an exposure, recovery's
+// repairs. It replaces an earlier fn; nil removes it. Every change of a
+// snapshot record passes through this package, so this is the one place
+// where someone who keeps something derived from the snapshots (lvssd's
+// previous-versions snapdirs) cannot miss a path that changes them.
+//
+// fn runs on the committing caller's goroutine, after bbolt released its
+// locks but before the call returns: it must return at once (signal a
+// channel, never wait), and it may read the catalog.
+func (db *DB) OnSnapshotsChanged(fn func()) {
+	if fn == nil {
+		db.changed.Store(nil)
+		return
+	}
+	db.changed.Store(&fn)
+}
+
+// snapshotsChanged asks tx to tell OnSnapshotsChanged's fn once it has
+// committed (never after a rollback).
+func (db *DB) snapshotsChanged(tx *bolt.Tx) {
+	if fn := db.changed.Load(); fn != nil {
+		tx.OnCommit(*fn)
+	}
 }
 
 // Open opens the catalog at path, creating the file and its directory if

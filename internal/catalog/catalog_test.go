@@ -755,3 +755,70 @@ func TestJournalShare(t *testing.T) {
 		t.Fatalf("the entry stayed after its record: %+v, %v", got, err)
 	}
 }
+
+// Every call that adds, replaces or removes a snapshot record tells the
+// OnSnapshotsChanged hook once it has committed, and nothing else does:
+// documents, journal entries, events, a deletion of nothing, a refused
+// call. lvssd's previous-versions snapdirs rely on it (docs/decisions.md
+// L55).
+func TestOnSnapshotsChanged(t *testing.T) {
+	db := openTest(t)
+	n := 0
+	db.OnSnapshotsChanged(func() {
+		n++
+		// The hook may read the catalog: bbolt's locks are released.
+		if _, err := db.ListSnapshots(Filter{}); err != nil {
+			t.Errorf("reading the catalog from the hook: %v", err)
+		}
+	})
+	set, session := uuid.New(), uuid.New()
+	a, b := snap(set, session, "/srv", base), snap(set, session, "/home", base)
+	steps := []struct {
+		what string
+		do   func() error
+		want int // calls of the hook it makes
+	}{
+		{"RecordSet of a set", func() error {
+			return db.RecordSet(set, []Snapshot{a, b}, map[string][]byte{"bcd": []byte("<x/>")})
+		}, 1},
+		{"RecordSet of documents only", func() error { return db.RecordSet(set, nil, map[string][]byte{"bcd": []byte("<y/>")}) }, 0},
+		{"PutSnapshots (unexpose)", func() error { return db.PutSnapshots(a) }, 1},
+		{"PutSnapshotsClosing (expose)", func() error {
+			if err := db.PutJournal(JournalEntry{Kind: JournalExpose, ID: a.ID}); err != nil {
+				return err
+			}
+			return db.PutSnapshotsClosing(JournalExpose, a.ID, a)
+		}, 1},
+		{"PutSnapshots refused (no ID)", func() error {
+			if err := db.PutSnapshots(Snapshot{}); err == nil {
+				return errors.New("a snapshot without an ID was accepted")
+			}
+			return nil
+		}, 0},
+		{"DeleteSnapshot", func() error { return db.DeleteSnapshot(a.ID) }, 1},
+		{"DeleteSnapshot of nothing", func() error {
+			if err := db.DeleteSnapshot(a.ID); vsserr.Code(err) != vsserr.ObjectNotFound {
+				return fmt.Errorf("deleting a deleted snapshot: %v", err)
+			}
+			return nil
+		}, 0},
+		{"an event", func() error { _, err := db.AppendEvent(Event{Time: base, Level: LevelInfo, Message: "x"}); return err }, 0},
+		{"DeleteSnapshot of the last of the set", func() error { return db.DeleteSnapshot(b.ID) }, 1},
+	}
+	for _, s := range steps {
+		before := n
+		if err := s.do(); err != nil {
+			t.Fatalf("%s: %v", s.what, err)
+		}
+		if got := n - before; got != s.want {
+			t.Errorf("%s: the hook was called %d times, want %d", s.what, got, s.want)
+		}
+	}
+	db.OnSnapshotsChanged(nil)
+	if err := db.PutSnapshots(snap(set, session, "/srv", base)); err != nil {
+		t.Fatal(err)
+	}
+	if n != 5 {
+		t.Errorf("the hook was called after it was removed: %d calls", n)
+	}
+}

@@ -130,7 +130,7 @@ func (db *DB) Journal() ([]JournalEntry, error) {
 // recorded and finished at once (ExposeSnapshot).
 func (db *DB) PutSnapshotsClosing(kind string, id uuid.UUID, snaps ...Snapshot) error {
 	return db.bolt.Update(func(tx *bolt.Tx) error {
-		if err := putSnapshots(tx, snaps); err != nil {
+		if err := db.putSnapshots(tx, snaps); err != nil {
 			return err
 		}
 		return tx.Bucket(bucketJournal).Delete(journalKey(kind, id))

@@ -103,7 +103,7 @@ func (db *DB) PutSnapshots(snaps ...Snapshot) error {
 			return vsserr.New(vsserr.InvalidArg, "catalog: snapshot %d of %d has no ID", i+1, len(snaps))
 		}
 	}
-	return db.bolt.Update(func(tx *bolt.Tx) error { return putSnapshots(tx, snaps) })
+	return db.bolt.Update(func(tx *bolt.Tx) error { return db.putSnapshots(tx, snaps) })
 }
 
 // RecordSet stores a snapshot set's snapshots and its documents in one
@@ -120,7 +120,7 @@ func (db *DB) RecordSet(setID uuid.UUID, snaps []Snapshot, docs map[string][]byt
 		return vsserr.New(vsserr.InvalidArg, "catalog: documents need a snapshot set ID")
 	}
 	return db.bolt.Update(func(tx *bolt.Tx) error {
-		if err := putSnapshots(tx, snaps); err != nil {
+		if err := db.putSnapshots(tx, snaps); err != nil {
 			return err
 		}
 		// The set is recorded: its creation is no longer unfinished.
@@ -145,7 +145,10 @@ func (db *DB) RecordSet(setID uuid.UUID, snaps []Snapshot, docs map[string][]byt
 	})
 }
 
-func putSnapshots(tx *bolt.Tx, snaps []Snapshot) error {
+func (db *DB) putSnapshots(tx *bolt.Tx, snaps []Snapshot) error {
+	if len(snaps) > 0 {
+		db.snapshotsChanged(tx)
+	}
 	b := tx.Bucket(bucketSnapshots)
 	for _, s := range snaps {
 		s = normalize(s)
@@ -209,6 +212,7 @@ func (db *DB) DeleteSnapshot(id uuid.UUID) error {
 		if !found {
 			return notFound(id)
 		}
+		db.snapshotsChanged(tx)
 		if err := unindex(tx, &old); err != nil {
 			return err
 		}

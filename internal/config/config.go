@@ -26,6 +26,9 @@ type Config struct {
 	Debug     Debug     `toml:"debug"`
 	Cluster   Cluster   `toml:"cluster"`
 	Samba     Samba     `toml:"samba"`
+	// PreviousVersions are the directories whose snapshots Windows
+	// clients of a Samba share see as Previous Versions (samba.go).
+	PreviousVersions []PreviousVersion `toml:"previous_versions"`
 }
 
 // Timeouts are the deadlines the coordinator gives writers, the kernel hold
@@ -115,8 +118,9 @@ func Default() Config {
 			Exec:  []exec.Config{},
 			Copy:  filecopy.Config{Volumes: []string{}, MaxBytes: 1 << 30},
 		},
-		Cluster: defaultCluster(),
-		Samba:   Samba{Config: DefaultSambaConfig},
+		Cluster:          defaultCluster(),
+		Samba:            Samba{Config: DefaultSambaConfig},
+		PreviousVersions: []PreviousVersion{},
 	}
 }
 

@@ -127,6 +127,17 @@ class_id = "5d1e5c9b-340c-4dc2-8583-b1f60ab181c3"
 		{"samba elsewhere", "[samba]\nconfig = \"/opt/samba/etc/smb.conf\"\nnet = \"/opt/samba/bin/net\"\nremote_exposure = true\n", func(c *Config) {
 			c.Samba = Samba{Config: "/opt/samba/etc/smb.conf", Net: "/opt/samba/bin/net", RemoteExposure: true}
 		}},
+		{"previous versions and smb.conf", `[samba]
+config = "/etc/samba/shares.conf"
+[[previous_versions]]
+path = "/srv/share"
+[[previous_versions]]
+path = "/srv/share/projects"
+all_persistent = true
+`, func(c *Config) {
+			c.Samba.Config = "/etc/samba/shares.conf"
+			c.PreviousVersions = []PreviousVersion{{Path: "/srv/share"}, {Path: "/srv/share/projects", AllPersistent: true}}
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -276,6 +287,25 @@ func TestParseErrors(t *testing.T) {
 			`lvssd.toml:3:1: unknown key "debug.socket_group"`},
 		{"metrics: unknown key", "[metrics]\nport = 9177\n",
 			`lvssd.toml:2:1: unknown key "metrics.port"`},
+
+		{"samba: relative config", "[samba]\nconfig = \"smb.conf\"\n",
+			`lvssd.toml:2:10: samba.config: "smb.conf" must be an absolute path, such as "/etc/samba/smb.conf"`},
+		{"samba: empty config", "[samba]\nconfig = \"\"\n",
+			`lvssd.toml:2:10: samba.config: "" must be an absolute path, such as "/etc/samba/smb.conf"`},
+		{"samba: unclean config", "[samba]\nconfig = \"/etc/samba/../samba/smb.conf\"\n",
+			`lvssd.toml:2:10: samba.config: write "/etc/samba/../samba/smb.conf" in its clean form, "/etc/samba/smb.conf"`},
+		{"previous versions: no path", "[[previous_versions]]\nall_persistent = true\n",
+			`lvssd.toml:1:3: previous_versions[0].path must be set: the directory a Samba share serves, such as "/srv/share"`},
+		{"previous versions: relative path", "[[previous_versions]]\npath = \"srv/share\"\n",
+			`lvssd.toml:2:8: previous_versions[0].path: "srv/share" must be an absolute path`},
+		{"previous versions: unclean path", "[[previous_versions]]\npath = \"/srv/share/\"\n",
+			`lvssd.toml:2:8: previous_versions[0].path: write the path in its clean form, "/srv/share"`},
+		{"previous versions: a path twice", "[[previous_versions]]\npath = \"/srv/share\"\n[[previous_versions]]\npath = \"/srv/share\"\n",
+			`lvssd.toml:4:8: previous_versions[1].path: /srv/share is already previous_versions[0].path; lvssd keeps one snapdir per path`},
+		{"previous versions: unknown key", "[[previous_versions]]\npath = \"/srv/share\"\nname = \"share\"\n",
+			`lvssd.toml:3:1: unknown key "previous_versions[0].name"`},
+		{"previous versions: not a bool", "[[previous_versions]]\npath = \"/srv/share\"\nall_persistent = \"yes\"\n",
+			`lvssd.toml:3:18: previous_versions[0].all_persistent: want true or false, got a string`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

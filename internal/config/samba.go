@@ -9,11 +9,15 @@ import (
 const DefaultSambaConfig = "/etc/samba/smb.conf"
 
 // Samba says where lvss finds Samba (docs/previous-versions.md). lvssd
-// never edits Samba's configuration; with RemoteExposure it adds and
-// removes shares in Samba's registry through Samba's own tools.
+// never edits Samba's configuration: lvss samba-config prints what to add
+// for previous versions, lvss doctor reads it through Samba's testparm,
+// and with RemoteExposure lvssd adds and removes shares in Samba's
+// registry through Samba's own tools.
 type Samba struct {
 	// Config is the smb.conf the Samba server runs with: every Samba
-	// command lvssd runs is given it (-s).
+	// command lvss runs is given it (-s), and lvss doctor checks that
+	// every [[previous_versions]] path has a share there whose
+	// shadow_copy2 settings match the snapdir lvssd keeps for it.
 	Config string `toml:"config"`
 	// Net is Samba's net command, an absolute path; "" looks "net" up in
 	// lvssd's PATH. testparm and smbcontrol are taken from the same
@@ -47,6 +51,51 @@ func checkSambaPaths(s Samba, doc *document) error {
 		case filepath.Clean(f.v) != f.v:
 			return doc.errorAt([]string{f.key}, "%s: write %q in its clean form, %q", f.key, f.v, filepath.Clean(f.v))
 		}
+	}
+	return nil
+}
+
+// PreviousVersion is one [[previous_versions]] entry: a directory that a
+// Samba share serves, whose lvss snapshots Windows clients see as
+// Previous Versions. lvssd keeps a snapdir of @GMT- entries for it
+// (Samba's shadow_copy2 reads it), following every change to the
+// snapshots (docs/previous-versions.md; docs/decisions.md L55–L57).
+type PreviousVersion struct {
+	// Path is the share's directory: absolute, on a volume an lvss
+	// provider snapshots (a subdirectory of one is fine). lvssd refuses
+	// to start when no provider supports it.
+	Path string `toml:"path"`
+	// AllPersistent also shows the persistent snapshots that are not
+	// client-accessible (lvss backup --persistent, VSS_CTX_APP_ROLLBACK,
+	// VSS_CTX_NAS_ROLLBACK, adopted ones). Without it only the snapshots
+	// made in VSS_CTX_CLIENT_ACCESSIBLE or
+	// VSS_CTX_CLIENT_ACCESSIBLE_WRITERS are shown, as D13 intends.
+	AllPersistent bool `toml:"all_persistent"`
+}
+
+// checkSamba checks [samba] (checkSambaPaths) and [[previous_versions]]:
+// paths absolute and written clean (they are compared with what Samba and
+// the snapshots say), and no share path twice (lvssd keeps one snapdir
+// per path).
+func checkSamba(c *Config, doc *document) error {
+	if err := checkSambaPaths(c.Samba, doc); err != nil {
+		return err
+	}
+	seen := map[string]string{}
+	for i, pv := range c.PreviousVersions {
+		k := "previous_versions" + index(i)
+		switch p := pv.Path; {
+		case p == "":
+			return doc.errorAt([]string{k + ".path", k}, "%s.path must be set: the directory a Samba share serves, such as \"/srv/share\"", k)
+		case !filepath.IsAbs(p):
+			return doc.errorAt([]string{k + ".path"}, "%s.path: %q must be an absolute path", k, p)
+		case filepath.Clean(p) != p:
+			return doc.errorAt([]string{k + ".path"}, "%s.path: write the path in its clean form, %q", k, filepath.Clean(p))
+		}
+		if prev, dup := seen[pv.Path]; dup {
+			return doc.errorAt([]string{k + ".path"}, "%s.path: %s is already %s.path; lvssd keeps one snapdir per path", k, pv.Path, prev)
+		}
+		seen[pv.Path] = k
 	}
 	return nil
 }

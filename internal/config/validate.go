@@ -48,7 +48,7 @@ func validate(c *Config, doc *document) error {
 	if err := checkCluster(c.Cluster, doc); err != nil {
 		return err
 	}
-	return checkSambaPaths(c.Samba, doc)
+	return checkSamba(c, doc)
 }
 
 // checkProviders checks limits, each provider's section by its own rules

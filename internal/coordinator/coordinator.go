@@ -68,10 +68,25 @@ func New(ctx context.Context, opt Options) (*Coordinator, error) {
 		snapLocks: map[uuid.UUID]*snapLock{}, reverts: map[string]*revertRun{}, evDone: make(chan struct{})}
 	c.evq = newEventQueue(evQueueEntries, evQueueBytes, func(l Level) { c.opt.Observer.EventDropped(string(l)) })
 	go c.eventLoop()
+	// Every snapshot record passes through the catalog, so its commit
+	// hook sees each change, whichever path below made it (recovery's
+	// included, hence before it runs); revert, which the catalog does
+	// not see, calls snapshotsChanged itself.
+	if opt.Catalog != nil {
+		opt.Catalog.OnSnapshotsChanged(c.snapshotsChanged)
+	}
 	if err := c.recover(ctx); err != nil {
 		return nil, err
 	}
 	return c, nil
+}
+
+// snapshotsChanged tells Options.SnapshotsChanged that the snapshots
+// changed.
+func (c *Coordinator) snapshotsChanged() {
+	if c.opt.SnapshotsChanged != nil {
+		c.opt.SnapshotsChanged()
+	}
 }
 
 // Level is an event-log entry's severity.

@@ -86,6 +86,16 @@ type Options struct {
 	// (share.go, L58); nil (remote exposure off in lvssd's config): remote
 	// exposure is VSS_E_NOT_SUPPORTED and recovery leaves Samba alone.
 	Shares Shares
+	// SnapshotsChanged is called after every change to the snapshots
+	// lvssd keeps, whatever made it: a set recorded, DeleteSnapshots,
+	// retention, a session's auto-release snapshots deleted, recovery at
+	// start, an exposure, a revert (which changes what a snapshot's
+	// volume holds, not the catalog). It is called on the path of the
+	// call that made the change, sometimes with the coordinator's locks
+	// held: it must return at once (signal a goroutine of its own, as
+	// lvssd's previous-versions keeper does, L55), and must not call back
+	// into the coordinator. Nil: nobody is told.
+	SnapshotsChanged func()
 }
 
 // Freezer starts a flush-and-hold guard (internal/freeze in lvssd). The

@@ -213,6 +213,10 @@ func (s *Session) RevertToSnapshot(ctx context.Context, id uuid.UUID, force bool
 	// Not cancellable: the provider runs to the end even if the
 	// requester goes away.
 	err = finish(provider.Translate(p, provider.CallRevert, rv.Revert(context.WithoutCancel(ctx), toProviderSnapshot(sn), force)))
+	// The catalog is unchanged (L38), but the volume is not: whoever keeps
+	// paths into its snapshots looks again (a failed revert was undone,
+	// and looking costs nothing).
+	s.c.snapshotsChanged()
 	if err != nil {
 		s.c.event(ctx, LevelError, vsserr.Code(err), s.id, "revert failed", "snapshot", id.String(), "volume", vol, "error", err.Error())
 		return err

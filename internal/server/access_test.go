@@ -109,6 +109,10 @@ var adminCalls = map[string]func(context.Context, v1.AdminClient) error{
 		_, err := a.Doctor(ctx, &v1.DoctorRequest{})
 		return err
 	},
+	"PreviousVersions": func(ctx context.Context, a v1.AdminClient) error {
+		_, err := a.PreviousVersions(ctx, &v1.PreviousVersionsRequest{})
+		return err
+	},
 }
 
 // TestHelperRoleProbe runs in a child process under another uid: it makes

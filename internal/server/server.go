@@ -29,7 +29,9 @@ type Server struct {
 	log    *slog.Logger
 	grpc   *grpc.Server
 	daemon Daemon
-	codec  *codec
+	// prevver answers PreviousVersions (prevver.go).
+	prevver PreviousVersions
+	codec   *codec
 	// denials bounds how many refusals reach the event log.
 	denials denialLimiter
 }

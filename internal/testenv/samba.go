@@ -34,6 +34,14 @@ type SambaOptions struct {
 	RegistryShares bool
 	// Global are further lines of [global], "key = value".
 	Global []string
+	// Extra is more smb.conf text, appended as it is after the shares
+	// (a share section that lvss samba-config printed, pasted).
+	Extra string
+	// Users are accounts of the machine (such as "nobody") added to the
+	// private passdb beside root, with the same password, so that a test
+	// can connect as a user who is not root (ClientAs). The machine's
+	// accounts are only read.
+	Users []string
 }
 
 // Samba is a running throwaway smbd, with the samba-dcerpcd that answers
@@ -132,10 +140,12 @@ func startSamba(t testing.TB, top string, attempt int, opts SambaOptions) (*Samb
 	if err := os.WriteFile(s.Conf, []byte(sambaConf(dir, port, opts)), 0o600); err != nil {
 		return nil, err
 	}
-	add := exec.Command("smbpasswd", "-c", s.Conf, "-s", "-a", s.User)
-	add.Stdin = strings.NewReader(s.Password + "\n" + s.Password + "\n")
-	if out, err := add.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("smbpasswd -a %s: %v\n%s", s.User, err, out)
+	for _, u := range append([]string{s.User}, opts.Users...) {
+		add := exec.Command("smbpasswd", "-c", s.Conf, "-s", "-a", u)
+		add.Stdin = strings.NewReader(s.Password + "\n" + s.Password + "\n")
+		if out, err := add.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("smbpasswd -a %s: %v\n%s", u, err, out)
+		}
 	}
 	t.Cleanup(func() {
 		for _, p := range s.procs {
@@ -227,6 +237,7 @@ func sambaConf(dir string, port int, opts SambaOptions) string {
 			line("  %s", p)
 		}
 	}
+	b.WriteString(opts.Extra)
 	return b.String()
 }
 
@@ -268,7 +279,13 @@ func (s *Samba) Stop() {
 // Client runs smbclient's commands (`-c`, separated by ';') on a share as
 // the test's user, and returns what it printed (stdout and stderr).
 func (s *Samba) Client(share, commands string) (string, error) {
-	return s.run("smbclient", "-s", s.Conf, "-p", strconv.Itoa(s.Port), "-U", s.User+"%"+s.Password,
+	return s.ClientAs(s.User, share, commands)
+}
+
+// ClientAs is Client as another user of SambaOptions.Users: smbd opens
+// the files as that user.
+func (s *Samba) ClientAs(user, share, commands string) (string, error) {
+	return s.run("smbclient", "-s", s.Conf, "-p", strconv.Itoa(s.Port), "-U", user+"%"+s.Password,
 		"//127.0.0.1/"+share, "-c", commands)
 }
 

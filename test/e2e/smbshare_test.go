@@ -31,7 +31,10 @@ func sambaSection(smb *testenv.Samba) string {
 type createdShadow struct {
 	ID          string `json:"snapshot_id"`
 	Path        string `json:"snapshot_path"`
+	Created     string `json:"created"`
 	Consistency string `json:"consistency"`
+	Reason      string `json:"consistency_reason"`
+	Context     string `json:"context"`
 }
 
 // createShadow runs lvss create shadow --json with args and returns its

@@ -59,7 +59,7 @@ for w in /lib/systemd/system/*.wants /etc/systemd/system/*.wants; do
     ln -sf /dev/null "$units/$n"
   done
 done
-for u in lvssd.service lvss-writer@.service lvss-backup@.service lvss-backup@.timer; do
+for u in lvssd.service lvss-writer@.service lvss-backup@.service lvss-backup@.timer lvss-previous-versions@.service lvss-previous-versions@.timer; do
   mkdir -p "$units/$u.d"
   printf '[Unit]\nDefaultDependencies=no\n' >"$units/$u.d/test-no-boot.conf"
 done
@@ -312,7 +312,7 @@ func TestPackageUnderSystemd(t *testing.T) {
 			t.Errorf("no lvss group: %v", err)
 		}
 		// Nothing enabled by the package: lvss-test.target started lvssd.
-		for _, u := range []string{"lvssd.service", "lvss-writer@x.service", "lvss-backup@x.timer"} {
+		for _, u := range []string{"lvssd.service", "lvss-writer@x.service", "lvss-backup@x.timer", "lvss-previous-versions@x.timer"} {
 			if out, _ := m.try("systemctl", "is-enabled", u); out != "disabled" {
 				t.Errorf("%s is %q after install, want disabled", u, out)
 			}
@@ -386,6 +386,65 @@ func TestPackageUnderSystemd(t *testing.T) {
 		if len(shadows) != 2 || !strings.Contains(shadows[0].Context, "APP_ROLLBACK") {
 			t.Errorf("after three backups with --keep 2: %+v\n%s", shadows, m.run("journalctl", "-u", "lvss-backup@nightly", "--no-pager"))
 		}
+	})
+
+	t.Run("previous versions", func(t *testing.T) {
+		m.t = t
+		// lvssd keeps the path's snapdir; the unit of the path (its
+		// instance is the path, escaped) takes client-accessible snapshots
+		// with the writer and keeps the newest KEEP of them.
+		m.write("/etc/lvss/lvssd.toml", fmt.Sprintf("[[previous_versions]]\npath = %q\n", data))
+		m.run("systemctl", "restart", "lvssd.service")
+		m.lvssdActive("")
+		inst := m.run("systemd-escape", "--path", data)
+		unit := "lvss-previous-versions@" + inst
+		// Windows' schedule: two calendar entries (one line each).
+		if tm := m.run("systemctl", "show", unit+".timer", "-p", "TimersCalendar", "-p", "Persistent"); !strings.Contains(tm, "Persistent=yes") ||
+			!strings.Contains(tm, "OnCalendar=Mon..Fri *-*-* 07:00:00 ") || !strings.Contains(tm, "OnCalendar=Mon..Fri *-*-* 12:00:00 ") {
+			t.Errorf("the timer: %s", tm)
+		}
+		// Named by the path (the unit's %I).
+		m.write("/etc/lvss/previous-versions"+data+".conf", "# two are enough here\nKEEP=2\n")
+		for range 3 {
+			m.run("systemctl", "start", unit+".service")
+			if p := m.show(unit+".service", "Result"); p["Result"] != "success" {
+				t.Fatalf("%s: %v\n%s", unit, p, m.run("journalctl", "-u", unit, "--no-pager"))
+			}
+		}
+		var shadows []struct {
+			ID          string `json:"snapshot_id"`
+			Context     string `json:"context"`
+			Consistency string `json:"consistency"`
+		}
+		if err := json.Unmarshal([]byte(m.run("lvss", "list", "shadows", "--for", data, "--json")), &shadows); err != nil {
+			t.Fatal(err)
+		}
+		kinds := map[string]int{}
+		for _, s := range shadows {
+			kinds[s.Context]++
+			if strings.Contains(s.Context, "CLIENT_ACCESSIBLE") && s.Consistency != "application" {
+				t.Errorf("a previous version is %s, not application-consistent", s.Consistency)
+			}
+		}
+		// Pruned to KEEP, and the backups' restore points untouched.
+		if kinds["VSS_CTX_CLIENT_ACCESSIBLE_WRITERS"] != 2 || kinds["VSS_CTX_APP_ROLLBACK"] != 2 || len(kinds) != 2 {
+			t.Errorf("after three runs with KEEP=2: %v\n%s", kinds, m.run("journalctl", "-u", unit, "--no-pager"))
+		}
+		journal := m.run("journalctl", "-u", unit, "--no-pager")
+		if !strings.Contains(journal, "Deleted shadow copy ") || !strings.Contains(journal, "not one of the newest 2") {
+			t.Errorf("the unit's journal lacks retention's report:\n%s", journal)
+		}
+		eventually(t, "lvssd's snapdir of the path to hold the two", nil, func() bool {
+			// ReadDir, not Glob: the escaped name holds backslashes.
+			links, _ := os.ReadDir(m.root + "/run/lvss/previous-versions/" + inst)
+			n := 0
+			for _, l := range links {
+				if strings.HasPrefix(l.Name(), "@GMT-") && l.Type()&os.ModeSymlink != 0 {
+					n++
+				}
+			}
+			return n == 2
+		})
 	})
 
 	// An exec provider on the XFS whose commit (run while the XFS is
@@ -502,8 +561,9 @@ timeout = "20s"
 		var shadows []struct {
 			SnapshotPath string `json:"snapshot_path"`
 		}
-		// The backups' two restore points and this one.
-		if err := json.Unmarshal([]byte(m.run("lvss", "list", "shadows", "--json")), &shadows); err != nil || len(shadows) != 3 {
+		// The backups' two restore points, the two previous versions and
+		// this one.
+		if err := json.Unmarshal([]byte(m.run("lvss", "list", "shadows", "--json")), &shadows); err != nil || len(shadows) != 5 {
 			t.Fatalf("shadows: %v %+v", err, shadows)
 		}
 		snap := shadows[len(shadows)-1].SnapshotPath

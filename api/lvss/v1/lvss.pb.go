@@ -7707,6 +7707,401 @@ func (x *ProviderVerdict) GetReason() string {
 	return ""
 }
 
+type PreviousVersionsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "": every configured path. Else that path only (absolute; symlinks
+	// are resolved), and VSS_E_OBJECT_NOT_FOUND when it is not one of
+	// [[previous_versions]].
+	Path          string `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PreviousVersionsRequest) Reset() {
+	*x = PreviousVersionsRequest{}
+	mi := &file_lvss_proto_msgTypes[104]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PreviousVersionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PreviousVersionsRequest) ProtoMessage() {}
+
+func (x *PreviousVersionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_lvss_proto_msgTypes[104]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PreviousVersionsRequest.ProtoReflect.Descriptor instead.
+func (*PreviousVersionsRequest) Descriptor() ([]byte, []int) {
+	return file_lvss_proto_rawDescGZIP(), []int{104}
+}
+
+func (x *PreviousVersionsRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+type PreviousVersionsResponse struct {
+	state         protoimpl.MessageState   `protogen:"open.v1"`
+	SambaConfig   string                   `protobuf:"bytes,1,opt,name=samba_config,json=sambaConfig,proto3" json:"samba_config,omitempty"` // [samba] config: the smb.conf Samba runs with
+	Shares        []*PreviousVersionsShare `protobuf:"bytes,2,rep,name=shares,proto3" json:"shares,omitempty"`                              // in configuration order
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PreviousVersionsResponse) Reset() {
+	*x = PreviousVersionsResponse{}
+	mi := &file_lvss_proto_msgTypes[105]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PreviousVersionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PreviousVersionsResponse) ProtoMessage() {}
+
+func (x *PreviousVersionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_lvss_proto_msgTypes[105]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PreviousVersionsResponse.ProtoReflect.Descriptor instead.
+func (*PreviousVersionsResponse) Descriptor() ([]byte, []int) {
+	return file_lvss_proto_rawDescGZIP(), []int{105}
+}
+
+func (x *PreviousVersionsResponse) GetSambaConfig() string {
+	if x != nil {
+		return x.SambaConfig
+	}
+	return ""
+}
+
+func (x *PreviousVersionsResponse) GetShares() []*PreviousVersionsShare {
+	if x != nil {
+		return x.Shares
+	}
+	return nil
+}
+
+// PreviousVersionsShare is one [[previous_versions]] path.
+type PreviousVersionsShare struct {
+	state              protoimpl.MessageState `protogen:"open.v1"`
+	Path               string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`                                                          // the share's directory, symlinks resolved
+	AllPersistent      bool                   `protobuf:"varint,2,opt,name=all_persistent,json=allPersistent,proto3" json:"all_persistent,omitempty"`                  // persistent snapshots that are not client-accessible shown too
+	Snapdir            string                 `protobuf:"bytes,3,opt,name=snapdir,proto3" json:"snapdir,omitempty"`                                                    // where lvssd keeps its entries (shadow:snapdir)
+	SambaParams        []*SambaParam          `protobuf:"bytes,4,rep,name=samba_params,json=sambaParams,proto3" json:"samba_params,omitempty"`                         // what its share section needs, in order, path first
+	Versions           []*PreviousVersion     `protobuf:"bytes,5,rep,name=versions,proto3" json:"versions,omitempty"`                                                  // the snapdir's entries, oldest first
+	Skipped            []*SkippedSnapshot     `protobuf:"bytes,6,rep,name=skipped,proto3" json:"skipped,omitempty"`                                                    // snapshots it would show but cannot, and why
+	ReconciledUnixNano int64                  `protobuf:"varint,7,opt,name=reconciled_unix_nano,json=reconciledUnixNano,proto3" json:"reconciled_unix_nano,omitempty"` // when the snapdir was last made to match the catalog; 0: not yet
+	Error              *Status                `protobuf:"bytes,8,opt,name=error,proto3" json:"error,omitempty"`                                                        // that reconcile's failure; unset when it succeeded
+	// A directory on the way to the versions that other users may not
+	// search, while they may search the way to the path (the btrfs
+	// provider's .lvss-snapshots is 0700): smbd opens the versions as each
+	// connected user, so only root reaches them. "" when there is none.
+	ShutDir       string `protobuf:"bytes,9,opt,name=shut_dir,json=shutDir,proto3" json:"shut_dir,omitempty"`
+	ShutMode      uint32 `protobuf:"varint,10,opt,name=shut_mode,json=shutMode,proto3" json:"shut_mode,omitempty"` // its permission bits
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PreviousVersionsShare) Reset() {
+	*x = PreviousVersionsShare{}
+	mi := &file_lvss_proto_msgTypes[106]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PreviousVersionsShare) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PreviousVersionsShare) ProtoMessage() {}
+
+func (x *PreviousVersionsShare) ProtoReflect() protoreflect.Message {
+	mi := &file_lvss_proto_msgTypes[106]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PreviousVersionsShare.ProtoReflect.Descriptor instead.
+func (*PreviousVersionsShare) Descriptor() ([]byte, []int) {
+	return file_lvss_proto_rawDescGZIP(), []int{106}
+}
+
+func (x *PreviousVersionsShare) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *PreviousVersionsShare) GetAllPersistent() bool {
+	if x != nil {
+		return x.AllPersistent
+	}
+	return false
+}
+
+func (x *PreviousVersionsShare) GetSnapdir() string {
+	if x != nil {
+		return x.Snapdir
+	}
+	return ""
+}
+
+func (x *PreviousVersionsShare) GetSambaParams() []*SambaParam {
+	if x != nil {
+		return x.SambaParams
+	}
+	return nil
+}
+
+func (x *PreviousVersionsShare) GetVersions() []*PreviousVersion {
+	if x != nil {
+		return x.Versions
+	}
+	return nil
+}
+
+func (x *PreviousVersionsShare) GetSkipped() []*SkippedSnapshot {
+	if x != nil {
+		return x.Skipped
+	}
+	return nil
+}
+
+func (x *PreviousVersionsShare) GetReconciledUnixNano() int64 {
+	if x != nil {
+		return x.ReconciledUnixNano
+	}
+	return 0
+}
+
+func (x *PreviousVersionsShare) GetError() *Status {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+func (x *PreviousVersionsShare) GetShutDir() string {
+	if x != nil {
+		return x.ShutDir
+	}
+	return ""
+}
+
+func (x *PreviousVersionsShare) GetShutMode() uint32 {
+	if x != nil {
+		return x.ShutMode
+	}
+	return 0
+}
+
+// SambaParam is one smb.conf parameter of a share section.
+type SambaParam struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Value         string                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SambaParam) Reset() {
+	*x = SambaParam{}
+	mi := &file_lvss_proto_msgTypes[107]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SambaParam) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SambaParam) ProtoMessage() {}
+
+func (x *SambaParam) ProtoReflect() protoreflect.Message {
+	mi := &file_lvss_proto_msgTypes[107]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SambaParam.ProtoReflect.Descriptor instead.
+func (*SambaParam) Descriptor() ([]byte, []int) {
+	return file_lvss_proto_rawDescGZIP(), []int{107}
+}
+
+func (x *SambaParam) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *SambaParam) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+// PreviousVersion is one entry of a snapdir.
+type PreviousVersion struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Name            string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"` // @GMT-YYYY.MM.DD-HH.MM.SS, UTC
+	SnapshotId      string                 `protobuf:"bytes,2,opt,name=snapshot_id,json=snapshotId,proto3" json:"snapshot_id,omitempty"`
+	CreatedUnixNano int64                  `protobuf:"varint,3,opt,name=created_unix_nano,json=createdUnixNano,proto3" json:"created_unix_nano,omitempty"` // the snapshot's creation time; name is its second or, by L56, a later one
+	Target          string                 `protobuf:"bytes,4,opt,name=target,proto3" json:"target,omitempty"`                                             // where the entry points: the snapshot's copy of the share's directory
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *PreviousVersion) Reset() {
+	*x = PreviousVersion{}
+	mi := &file_lvss_proto_msgTypes[108]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PreviousVersion) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PreviousVersion) ProtoMessage() {}
+
+func (x *PreviousVersion) ProtoReflect() protoreflect.Message {
+	mi := &file_lvss_proto_msgTypes[108]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PreviousVersion.ProtoReflect.Descriptor instead.
+func (*PreviousVersion) Descriptor() ([]byte, []int) {
+	return file_lvss_proto_rawDescGZIP(), []int{108}
+}
+
+func (x *PreviousVersion) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *PreviousVersion) GetSnapshotId() string {
+	if x != nil {
+		return x.SnapshotId
+	}
+	return ""
+}
+
+func (x *PreviousVersion) GetCreatedUnixNano() int64 {
+	if x != nil {
+		return x.CreatedUnixNano
+	}
+	return 0
+}
+
+func (x *PreviousVersion) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+// SkippedSnapshot is a snapshot a share would show but cannot, and why.
+type SkippedSnapshot struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SnapshotId    string                 `protobuf:"bytes,1,opt,name=snapshot_id,json=snapshotId,proto3" json:"snapshot_id,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SkippedSnapshot) Reset() {
+	*x = SkippedSnapshot{}
+	mi := &file_lvss_proto_msgTypes[109]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SkippedSnapshot) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SkippedSnapshot) ProtoMessage() {}
+
+func (x *SkippedSnapshot) ProtoReflect() protoreflect.Message {
+	mi := &file_lvss_proto_msgTypes[109]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SkippedSnapshot.ProtoReflect.Descriptor instead.
+func (*SkippedSnapshot) Descriptor() ([]byte, []int) {
+	return file_lvss_proto_rawDescGZIP(), []int{109}
+}
+
+func (x *SkippedSnapshot) GetSnapshotId() string {
+	if x != nil {
+		return x.SnapshotId
+	}
+	return ""
+}
+
+func (x *SkippedSnapshot) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 var File_lvss_proto protoreflect.FileDescriptor
 
 const file_lvss_proto_rawDesc = "" +
@@ -8286,7 +8681,38 @@ const file_lvss_proto_rawDesc = "" +
 	"\vprovider_id\x18\x02 \x01(\tR\n" +
 	"providerId\x12\x1c\n" +
 	"\tsupported\x18\x03 \x01(\bR\tsupported\x12\x16\n" +
-	"\x06reason\x18\x04 \x01(\tR\x06reason*\x9d\x02\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"-\n" +
+	"\x17PreviousVersionsRequest\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\"u\n" +
+	"\x18PreviousVersionsResponse\x12!\n" +
+	"\fsamba_config\x18\x01 \x01(\tR\vsambaConfig\x126\n" +
+	"\x06shares\x18\x02 \x03(\v2\x1e.lvss.v1.PreviousVersionsShareR\x06shares\"\x9f\x03\n" +
+	"\x15PreviousVersionsShare\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12%\n" +
+	"\x0eall_persistent\x18\x02 \x01(\bR\rallPersistent\x12\x18\n" +
+	"\asnapdir\x18\x03 \x01(\tR\asnapdir\x126\n" +
+	"\fsamba_params\x18\x04 \x03(\v2\x13.lvss.v1.SambaParamR\vsambaParams\x124\n" +
+	"\bversions\x18\x05 \x03(\v2\x18.lvss.v1.PreviousVersionR\bversions\x122\n" +
+	"\askipped\x18\x06 \x03(\v2\x18.lvss.v1.SkippedSnapshotR\askipped\x120\n" +
+	"\x14reconciled_unix_nano\x18\a \x01(\x03R\x12reconciledUnixNano\x12%\n" +
+	"\x05error\x18\b \x01(\v2\x0f.lvss.v1.StatusR\x05error\x12\x19\n" +
+	"\bshut_dir\x18\t \x01(\tR\ashutDir\x12\x1b\n" +
+	"\tshut_mode\x18\n" +
+	" \x01(\rR\bshutMode\"4\n" +
+	"\n" +
+	"SambaParam\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"\x8a\x01\n" +
+	"\x0fPreviousVersion\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1f\n" +
+	"\vsnapshot_id\x18\x02 \x01(\tR\n" +
+	"snapshotId\x12*\n" +
+	"\x11created_unix_nano\x18\x03 \x01(\x03R\x0fcreatedUnixNano\x12\x16\n" +
+	"\x06target\x18\x04 \x01(\tR\x06target\"J\n" +
+	"\x0fSkippedSnapshot\x12\x1f\n" +
+	"\vsnapshot_id\x18\x01 \x01(\tR\n" +
+	"snapshotId\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason*\x9d\x02\n" +
 	"\tEventType\x12\x15\n" +
 	"\x11EVENT_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eEVENT_IDENTIFY\x10\x01\x12\x18\n" +
@@ -8311,7 +8737,7 @@ const file_lvss_proto_rawDesc = "" +
 	"\tRequester\x12@\n" +
 	"\aSession\x12\x17.lvss.v1.SessionRequest\x1a\x18.lvss.v1.SessionResponse(\x010\x012N\n" +
 	"\x06Writer\x12D\n" +
-	"\tSubscribe\x12\x16.lvss.v1.WriterMessage\x1a\x1b.lvss.v1.CoordinatorMessage(\x010\x012\xaa\x03\n" +
+	"\tSubscribe\x12\x16.lvss.v1.WriterMessage\x1a\x1b.lvss.v1.CoordinatorMessage(\x010\x012\x83\x04\n" +
 	"\x05Admin\x12H\n" +
 	"\vListWriters\x12\x1b.lvss.v1.ListWritersRequest\x1a\x1c.lvss.v1.ListWritersResponse\x12N\n" +
 	"\rListProviders\x12\x1d.lvss.v1.ListProvidersRequest\x1a\x1e.lvss.v1.ListProvidersResponse\x12E\n" +
@@ -8319,7 +8745,8 @@ const file_lvss_proto_rawDesc = "" +
 	"ListEvents\x12\x1a.lvss.v1.ListEventsRequest\x1a\x1b.lvss.v1.ListEventsResponse\x12J\n" +
 	"\vListShadows\x12\x1b.lvss.v1.ListShadowsRequest\x1a\x1c.lvss.v1.ListShadowsResponse0\x01\x129\n" +
 	"\x06Status\x12\x16.lvss.v1.StatusRequest\x1a\x17.lvss.v1.StatusResponse\x129\n" +
-	"\x06Doctor\x12\x16.lvss.v1.DoctorRequest\x1a\x17.lvss.v1.DoctorResponseB)Z'github.com/lvss/lvss/api/lvss/v1;lvssv1b\x06proto3"
+	"\x06Doctor\x12\x16.lvss.v1.DoctorRequest\x1a\x17.lvss.v1.DoctorResponse\x12W\n" +
+	"\x10PreviousVersions\x12 .lvss.v1.PreviousVersionsRequest\x1a!.lvss.v1.PreviousVersionsResponseB)Z'github.com/lvss/lvss/api/lvss/v1;lvssv1b\x06proto3"
 
 var (
 	file_lvss_proto_rawDescOnce sync.Once
@@ -8334,7 +8761,7 @@ func file_lvss_proto_rawDescGZIP() []byte {
 }
 
 var file_lvss_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_lvss_proto_msgTypes = make([]protoimpl.MessageInfo, 105)
+var file_lvss_proto_msgTypes = make([]protoimpl.MessageInfo, 111)
 var file_lvss_proto_goTypes = []any{
 	(EventType)(0),                        // 0: lvss.v1.EventType
 	(Severity)(0),                         // 1: lvss.v1.Severity
@@ -8442,7 +8869,13 @@ var file_lvss_proto_goTypes = []any{
 	(*DoctorResponse)(nil),                // 103: lvss.v1.DoctorResponse
 	(*VolumeDiagnosis)(nil),               // 104: lvss.v1.VolumeDiagnosis
 	(*ProviderVerdict)(nil),               // 105: lvss.v1.ProviderVerdict
-	nil,                                   // 106: lvss.v1.LogEvent.FieldsEntry
+	(*PreviousVersionsRequest)(nil),       // 106: lvss.v1.PreviousVersionsRequest
+	(*PreviousVersionsResponse)(nil),      // 107: lvss.v1.PreviousVersionsResponse
+	(*PreviousVersionsShare)(nil),         // 108: lvss.v1.PreviousVersionsShare
+	(*SambaParam)(nil),                    // 109: lvss.v1.SambaParam
+	(*PreviousVersion)(nil),               // 110: lvss.v1.PreviousVersion
+	(*SkippedSnapshot)(nil),               // 111: lvss.v1.SkippedSnapshot
+	nil,                                   // 112: lvss.v1.LogEvent.FieldsEntry
 }
 var file_lvss_proto_depIdxs = []int32{
 	5,   // 0: lvss.v1.SessionRequest.initialize_for_backup:type_name -> lvss.v1.InitializeForBackup
@@ -8539,7 +8972,7 @@ var file_lvss_proto_depIdxs = []int32{
 	78,  // 91: lvss.v1.Event.placements:type_name -> lvss.v1.PathPlacement
 	82,  // 92: lvss.v1.ListWritersResponse.writers:type_name -> lvss.v1.WriterInfo
 	66,  // 93: lvss.v1.ListProvidersResponse.providers:type_name -> lvss.v1.ProviderProp
-	106, // 94: lvss.v1.LogEvent.fields:type_name -> lvss.v1.LogEvent.FieldsEntry
+	112, // 94: lvss.v1.LogEvent.fields:type_name -> lvss.v1.LogEvent.FieldsEntry
 	87,  // 95: lvss.v1.ListEventsResponse.events:type_name -> lvss.v1.LogEvent
 	65,  // 96: lvss.v1.ListShadowsResponse.snapshots:type_name -> lvss.v1.SnapshotProp
 	95,  // 97: lvss.v1.StatusResponse.daemon:type_name -> lvss.v1.DaemonStatus
@@ -8559,27 +8992,34 @@ var file_lvss_proto_depIdxs = []int32{
 	104, // 111: lvss.v1.DoctorResponse.volumes:type_name -> lvss.v1.VolumeDiagnosis
 	105, // 112: lvss.v1.VolumeDiagnosis.providers:type_name -> lvss.v1.ProviderVerdict
 	102, // 113: lvss.v1.VolumeDiagnosis.findings:type_name -> lvss.v1.Finding
-	3,   // 114: lvss.v1.Requester.Session:input_type -> lvss.v1.SessionRequest
-	74,  // 115: lvss.v1.Writer.Subscribe:input_type -> lvss.v1.WriterMessage
-	81,  // 116: lvss.v1.Admin.ListWriters:input_type -> lvss.v1.ListWritersRequest
-	84,  // 117: lvss.v1.Admin.ListProviders:input_type -> lvss.v1.ListProvidersRequest
-	86,  // 118: lvss.v1.Admin.ListEvents:input_type -> lvss.v1.ListEventsRequest
-	89,  // 119: lvss.v1.Admin.ListShadows:input_type -> lvss.v1.ListShadowsRequest
-	91,  // 120: lvss.v1.Admin.Status:input_type -> lvss.v1.StatusRequest
-	101, // 121: lvss.v1.Admin.Doctor:input_type -> lvss.v1.DoctorRequest
-	4,   // 122: lvss.v1.Requester.Session:output_type -> lvss.v1.SessionResponse
-	76,  // 123: lvss.v1.Writer.Subscribe:output_type -> lvss.v1.CoordinatorMessage
-	83,  // 124: lvss.v1.Admin.ListWriters:output_type -> lvss.v1.ListWritersResponse
-	85,  // 125: lvss.v1.Admin.ListProviders:output_type -> lvss.v1.ListProvidersResponse
-	88,  // 126: lvss.v1.Admin.ListEvents:output_type -> lvss.v1.ListEventsResponse
-	90,  // 127: lvss.v1.Admin.ListShadows:output_type -> lvss.v1.ListShadowsResponse
-	92,  // 128: lvss.v1.Admin.Status:output_type -> lvss.v1.StatusResponse
-	103, // 129: lvss.v1.Admin.Doctor:output_type -> lvss.v1.DoctorResponse
-	122, // [122:130] is the sub-list for method output_type
-	114, // [114:122] is the sub-list for method input_type
-	114, // [114:114] is the sub-list for extension type_name
-	114, // [114:114] is the sub-list for extension extendee
-	0,   // [0:114] is the sub-list for field type_name
+	108, // 114: lvss.v1.PreviousVersionsResponse.shares:type_name -> lvss.v1.PreviousVersionsShare
+	109, // 115: lvss.v1.PreviousVersionsShare.samba_params:type_name -> lvss.v1.SambaParam
+	110, // 116: lvss.v1.PreviousVersionsShare.versions:type_name -> lvss.v1.PreviousVersion
+	111, // 117: lvss.v1.PreviousVersionsShare.skipped:type_name -> lvss.v1.SkippedSnapshot
+	2,   // 118: lvss.v1.PreviousVersionsShare.error:type_name -> lvss.v1.Status
+	3,   // 119: lvss.v1.Requester.Session:input_type -> lvss.v1.SessionRequest
+	74,  // 120: lvss.v1.Writer.Subscribe:input_type -> lvss.v1.WriterMessage
+	81,  // 121: lvss.v1.Admin.ListWriters:input_type -> lvss.v1.ListWritersRequest
+	84,  // 122: lvss.v1.Admin.ListProviders:input_type -> lvss.v1.ListProvidersRequest
+	86,  // 123: lvss.v1.Admin.ListEvents:input_type -> lvss.v1.ListEventsRequest
+	89,  // 124: lvss.v1.Admin.ListShadows:input_type -> lvss.v1.ListShadowsRequest
+	91,  // 125: lvss.v1.Admin.Status:input_type -> lvss.v1.StatusRequest
+	101, // 126: lvss.v1.Admin.Doctor:input_type -> lvss.v1.DoctorRequest
+	106, // 127: lvss.v1.Admin.PreviousVersions:input_type -> lvss.v1.PreviousVersionsRequest
+	4,   // 128: lvss.v1.Requester.Session:output_type -> lvss.v1.SessionResponse
+	76,  // 129: lvss.v1.Writer.Subscribe:output_type -> lvss.v1.CoordinatorMessage
+	83,  // 130: lvss.v1.Admin.ListWriters:output_type -> lvss.v1.ListWritersResponse
+	85,  // 131: lvss.v1.Admin.ListProviders:output_type -> lvss.v1.ListProvidersResponse
+	88,  // 132: lvss.v1.Admin.ListEvents:output_type -> lvss.v1.ListEventsResponse
+	90,  // 133: lvss.v1.Admin.ListShadows:output_type -> lvss.v1.ListShadowsResponse
+	92,  // 134: lvss.v1.Admin.Status:output_type -> lvss.v1.StatusResponse
+	103, // 135: lvss.v1.Admin.Doctor:output_type -> lvss.v1.DoctorResponse
+	107, // 136: lvss.v1.Admin.PreviousVersions:output_type -> lvss.v1.PreviousVersionsResponse
+	128, // [128:137] is the sub-list for method output_type
+	119, // [119:128] is the sub-list for method input_type
+	119, // [119:119] is the sub-list for extension type_name
+	119, // [119:119] is the sub-list for extension extendee
+	0,   // [0:119] is the sub-list for field type_name
 }
 
 func init() { file_lvss_proto_init() }
@@ -8674,7 +9114,7 @@ func file_lvss_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_lvss_proto_rawDesc), len(file_lvss_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   105,
+			NumMessages:   111,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

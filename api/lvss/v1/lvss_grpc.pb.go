@@ -253,12 +253,13 @@ var Writer_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	Admin_ListWriters_FullMethodName   = "/lvss.v1.Admin/ListWriters"
-	Admin_ListProviders_FullMethodName = "/lvss.v1.Admin/ListProviders"
-	Admin_ListEvents_FullMethodName    = "/lvss.v1.Admin/ListEvents"
-	Admin_ListShadows_FullMethodName   = "/lvss.v1.Admin/ListShadows"
-	Admin_Status_FullMethodName        = "/lvss.v1.Admin/Status"
-	Admin_Doctor_FullMethodName        = "/lvss.v1.Admin/Doctor"
+	Admin_ListWriters_FullMethodName      = "/lvss.v1.Admin/ListWriters"
+	Admin_ListProviders_FullMethodName    = "/lvss.v1.Admin/ListProviders"
+	Admin_ListEvents_FullMethodName       = "/lvss.v1.Admin/ListEvents"
+	Admin_ListShadows_FullMethodName      = "/lvss.v1.Admin/ListShadows"
+	Admin_Status_FullMethodName           = "/lvss.v1.Admin/Status"
+	Admin_Doctor_FullMethodName           = "/lvss.v1.Admin/Doctor"
+	Admin_PreviousVersions_FullMethodName = "/lvss.v1.Admin/PreviousVersions"
 )
 
 // AdminClient is the client API for Admin service.
@@ -293,6 +294,13 @@ type AdminClient interface {
 	// it; the run and state directories; the subscribed writers. It
 	// changes nothing.
 	Doctor(ctx context.Context, in *DoctorRequest, opts ...grpc.CallOption) (*DoctorResponse, error)
+	// PreviousVersions is lvssd's [[previous_versions]] (docs/previous-
+	// versions.md): for each configured share path, the snapdir of @GMT-
+	// entries lvssd keeps for Samba's shadow_copy2, the smb.conf parameters
+	// a share of it needs, the entries and the last reconcile's outcome;
+	// and [samba] config. lvss samba-config and lvss doctor ask it, so that
+	// neither guesses lvssd's directories. It changes nothing.
+	PreviousVersions(ctx context.Context, in *PreviousVersionsRequest, opts ...grpc.CallOption) (*PreviousVersionsResponse, error)
 }
 
 type adminClient struct {
@@ -372,6 +380,16 @@ func (c *adminClient) Doctor(ctx context.Context, in *DoctorRequest, opts ...grp
 	return out, nil
 }
 
+func (c *adminClient) PreviousVersions(ctx context.Context, in *PreviousVersionsRequest, opts ...grpc.CallOption) (*PreviousVersionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PreviousVersionsResponse)
+	err := c.cc.Invoke(ctx, Admin_PreviousVersions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServer is the server API for Admin service.
 // All implementations must embed UnimplementedAdminServer
 // for forward compatibility.
@@ -404,6 +422,13 @@ type AdminServer interface {
 	// it; the run and state directories; the subscribed writers. It
 	// changes nothing.
 	Doctor(context.Context, *DoctorRequest) (*DoctorResponse, error)
+	// PreviousVersions is lvssd's [[previous_versions]] (docs/previous-
+	// versions.md): for each configured share path, the snapdir of @GMT-
+	// entries lvssd keeps for Samba's shadow_copy2, the smb.conf parameters
+	// a share of it needs, the entries and the last reconcile's outcome;
+	// and [samba] config. lvss samba-config and lvss doctor ask it, so that
+	// neither guesses lvssd's directories. It changes nothing.
+	PreviousVersions(context.Context, *PreviousVersionsRequest) (*PreviousVersionsResponse, error)
 	mustEmbedUnimplementedAdminServer()
 }
 
@@ -431,6 +456,9 @@ func (UnimplementedAdminServer) Status(context.Context, *StatusRequest) (*Status
 }
 func (UnimplementedAdminServer) Doctor(context.Context, *DoctorRequest) (*DoctorResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Doctor not implemented")
+}
+func (UnimplementedAdminServer) PreviousVersions(context.Context, *PreviousVersionsRequest) (*PreviousVersionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PreviousVersions not implemented")
 }
 func (UnimplementedAdminServer) mustEmbedUnimplementedAdminServer() {}
 func (UnimplementedAdminServer) testEmbeddedByValue()               {}
@@ -554,6 +582,24 @@ func _Admin_Doctor_Handler(srv interface{}, ctx context.Context, dec func(interf
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Admin_PreviousVersions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PreviousVersionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).PreviousVersions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_PreviousVersions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).PreviousVersions(ctx, req.(*PreviousVersionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Admin_ServiceDesc is the grpc.ServiceDesc for Admin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -580,6 +626,10 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Doctor",
 			Handler:    _Admin_Doctor_Handler,
+		},
+		{
+			MethodName: "PreviousVersions",
+			Handler:    _Admin_PreviousVersions_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -12,10 +12,12 @@ import (
 
 	"github.com/lvss/lvss/internal/catalog"
 	"github.com/lvss/lvss/internal/coordinator"
+	"github.com/lvss/lvss/internal/prevver"
 	"github.com/lvss/lvss/internal/server"
 	"github.com/lvss/lvss/internal/smbshare"
 	"github.com/lvss/lvss/provider"
 	"github.com/lvss/lvss/provider/fake"
+	"github.com/lvss/lvss/vsserr"
 )
 
 // This file is the one place the tests outside internal/coordinator and
@@ -33,6 +35,14 @@ type InProcessOptions struct {
 	// it, the daemon has a run directory (Dir/run), where snapshots
 	// without a directory are exposed to be shared.
 	SambaConf string
+	// PreviousVersions are [[previous_versions]] paths: checked as
+	// lvssd checks them (StartInProcess fails the test otherwise), their
+	// snapdirs kept under RunDir as lvssd keeps them. A relative path is
+	// a directory under Root, made if missing (the default fake
+	// provider's volumes are there).
+	PreviousVersions []string
+	// SambaConfig is [samba] config.
+	SambaConfig string
 }
 
 // InProcess is the real coordinator, catalog and gRPC server of lvssd
@@ -57,8 +67,12 @@ type InProcess struct {
 	// the test fails.
 	Log string
 
+	// RunDir holds the previous-versions snapdirs.
+	RunDir string
+
 	srv    *server.Server
 	coord  *coordinator.Coordinator
+	keeper *prevver.Keeper
 	served chan struct{}
 	stop   sync.Once
 }
@@ -77,8 +91,8 @@ func StartInProcess(t testing.TB, opt InProcessOptions) *InProcess {
 		t.Fatal(err)
 	}
 	s := &InProcess{Dir: dir, Socket: filepath.Join(dir, "lvssd.sock"), Root: filepath.Join(dir, "vol"),
-		Log: filepath.Join(dir, "lvssd.log"), served: make(chan struct{})}
-	for _, d := range []string{s.Root, filepath.Join(dir, "state")} {
+		Log: filepath.Join(dir, "lvssd.log"), RunDir: filepath.Join(dir, "run"), served: make(chan struct{})}
+	for _, d := range []string{s.Root, filepath.Join(dir, "state"), s.RunDir} {
 		if err := os.Mkdir(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -109,22 +123,41 @@ func StartInProcess(t testing.TB, opt InProcessOptions) *InProcess {
 			t.Logf("--- in-process lvssd log (%s):\n%s", s.Log, b)
 		}
 	})
+	var shares []prevver.Share
+	for i, p := range opt.PreviousVersions {
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(s.Root, p)
+			if err := os.MkdirAll(p, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		path, err := prevver.Check(context.Background(), fmt.Sprintf("previous_versions[%d].path", i), p, provs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		shares = append(shares, prevver.Share{Path: path, Dir: prevver.Snapdir(s.RunDir, path)})
+	}
+	s.keeper = prevver.New(prevver.Options{Shares: shares, Root: filepath.Join(s.RunDir, prevver.DirName), Catalog: cat, Logger: log})
+	var smb coordinator.Shares
 	runDir := ""
-	var shares coordinator.Shares
 	if opt.SambaConf != "" {
-		runDir = filepath.Join(dir, "run")
-		shares = smbshare.New(smbshare.Options{Conf: opt.SambaConf, Logger: log})
+		runDir = s.RunDir
+		smb = smbshare.New(smbshare.Options{Conf: opt.SambaConf, Logger: log})
 	}
 	s.coord, err = coordinator.New(context.Background(), coordinator.Options{
-		Catalog:   cat,
-		Providers: provider.NewRegistry(provs...),
-		Logger:    log,
-		Shares:    shares,
-		RunDir:    runDir,
+		Catalog:          cat,
+		Providers:        provider.NewRegistry(provs...),
+		Logger:           log,
+		Shares:           smb,
+		RunDir:           runDir,
+		SnapshotsChanged: s.keeper.Trigger,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.keeper.Start(func(level string, code vsserr.HRESULT, msg string, kv ...string) {
+		s.coord.Logf(context.Background(), coordinator.Level(level), code, msg, kv...)
+	})
 	// Root always may; the test's own user too, so that the tests run for
 	// a developer who is not root.
 	access := server.NewAccess(server.Rules{Users: []string{strconv.Itoa(os.Getuid())}}, log)
@@ -132,7 +165,7 @@ func StartInProcess(t testing.TB, opt InProcessOptions) *InProcess {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.srv = server.New(s.coord, access, log)
+	s.srv = server.New(s.coord, access, log, server.WithPreviousVersions(server.PreviousVersions{Keeper: s.keeper, SambaConfig: opt.SambaConfig}))
 	var serveErr error
 	go func() {
 		defer close(s.served)
@@ -161,6 +194,9 @@ func (s *InProcess) Stop() {
 		}
 		if s.coord != nil {
 			s.coord.Close(context.Background())
+		}
+		if s.keeper != nil {
+			s.keeper.Stop()
 		}
 	})
 }
