@@ -83,7 +83,7 @@ func TestWritersOfOneProcessShareAConnection(t *testing.T) {
 	// A writer of the same process misses lvssd's Identify deadline the
 	// first time: lvssd ends its stream (L29), it subscribes again over a
 	// fresh connection, and the others keep theirs, undisturbed.
-	slow := &slowFirstIdentify{dirWriter: dirWriter{dir: dirs}, release: make(chan struct{})}
+	slow := &slowFirstIdentify{dirWriter: dirWriter{dir: dirs}, dropped: make(chan struct{}), release: make(chan struct{})}
 	t.Cleanup(func() { close(slow.release) })
 	wg.Add(1)
 	go func() {
@@ -91,6 +91,15 @@ func TestWritersOfOneProcessShareAConnection(t *testing.T) {
 		_ = writer.Run(ctx, writer.Options{Socket: opts.Socket, Retry: true, MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond},
 			writer.Identity{ClassID: uuid.NewSHA1(uuid.NameSpaceOID, []byte("shared-slow")), Name: "shared-slow"}, slow)
 	}()
+	lvssdtest.Eventually(t, 60*time.Second, "lvssd to give up on the slow writer's first Identify", func() bool {
+		for _, e := range lvssdtest.Events(t, d.Socket) {
+			if e.Message == "writer failed its first Identify" && e.Fields["writer"] == "shared-slow" {
+				return true
+			}
+		}
+		return false
+	})
+	close(slow.dropped)
 	lvssdtest.Eventually(t, 60*time.Second, "the slow writer to be dropped and to subscribe again", func() bool {
 		return slow.calls.Load() >= 2 && len(instances(t, d.Socket)) == n+1
 	})
@@ -131,17 +140,22 @@ func instances(t *testing.T, socket string) map[string]uuid.UUID {
 
 // slowFirstIdentify does not answer its first Identify until released
 // (or its handler's deadline passes).
+// slowFirstIdentify holds its first Identify past lvssd's deadline and
+// until lvssd has given up on it (dropped): returning at its own
+// deadline instead would race lvssd's timer with the SDK's own timeout
+// answer, and an answer that wins keeps the writer subscribed.
 type slowFirstIdentify struct {
 	dirWriter
 	calls   atomic.Int32
+	dropped chan struct{}
 	release chan struct{}
 }
 
 func (w *slowFirstIdentify) Identify(ctx context.Context, md *writer.Metadata) error {
 	if w.calls.Add(1) == 1 {
 		select {
+		case <-w.dropped:
 		case <-w.release:
-		case <-ctx.Done():
 		}
 		return ctx.Err()
 	}
