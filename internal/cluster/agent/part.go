@@ -33,6 +33,8 @@ type part struct {
 	// failed: the part's failure is recorded (the barrier records it at
 	// once; the creation's end reports the same failure again).
 	failed bool
+	// made: DoSnapshotSet succeeded, the part's snapshots exist.
+	made bool
 }
 
 // asyncWait bounds a local asynchronous call of the part: the calls are
@@ -49,6 +51,14 @@ func (p *part) run(ctx context.Context) {
 	err := p.create(ctx)
 	if err != nil {
 		p.fail(ctx, err)
+		if p.made {
+			// The snapshots exist (the part failed at snapshotted, or
+			// could not arrive there): an aborted set keeps none of
+			// them. Its session's release deletes only auto-release
+			// ones, and the abort key, seen while the part ran, was
+			// left to the part.
+			p.deleteSet(ctx)
+		}
 		return
 	}
 	if err := p.complete(ctx); err != nil {
@@ -155,9 +165,26 @@ func (p *part) create(ctx context.Context) error {
 	if err := p.wait(ctx, "DoSnapshotSet", s.DoSnapshotSet); err != nil {
 		return err
 	}
+	p.made = true
+	p.point = cluster.Snapshotted
 	pr, err := p.publish()
 	if err != nil {
 		return err
+	}
+	// A writer that failed after the commit (its Thaw: its freeze did
+	// not hold, or it is gone) leaves this host's snapshots only
+	// crash-consistent, with no barrier left to veto at: the host
+	// refuses to publish them, which aborts the set. A cluster set is
+	// application-consistent everywhere or it is not made.
+	if pr.Consistency != string(coordinator.ConsistencyApplication) {
+		var why []string
+		for _, sn := range pr.Snapshots {
+			if sn.Consistency != string(coordinator.ConsistencyApplication) {
+				why = append(why, sn.Original+": "+sn.Reason)
+			}
+		}
+		return vsserr.New(vsserr.WriterErrorRetryable, "the snapshots of host %s are %s-consistent only (%s): a cluster set is made only if every host's part is application-consistent",
+			a.opt.Host, pr.Consistency, strings.Join(why, "; "))
 	}
 	return p.arrive(ctx, cluster.Snapshotted, pr)
 }
