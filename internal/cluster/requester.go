@@ -94,6 +94,7 @@ func Backup(ctx context.Context, cli *clientv3.Client, k Keys, o BackupOptions,
 	job := &Job{ID: uuid.New(), Requester: o.Requester, Created: time.Now().UTC(), Type: o.Type, Persistent: o.Persistent,
 		Hosts: o.Hosts, PrepareMS: o.Prepare.Milliseconds(), BarrierMS: o.Barrier.Milliseconds()}
 	set := SetOf(cli, k, job, grant.ID, lost)
+	set.Who = "the cluster requester"
 	if err := put(ctx, cli, k.Job(job.ID), Encode(job), clientv3.WithLease(grant.ID)); err != nil {
 		return nil, &Unreachable{vsserr.Wrap(vsserr.Unexpected, err, "etcd: write the job")}
 	}
