@@ -35,6 +35,9 @@ type part struct {
 	failed bool
 	// made: DoSnapshotSet succeeded, the part's snapshots exist.
 	made bool
+	// recorded is closed once the part's failure is recorded in etcd (or
+	// that gave up); nil while the part has not failed.
+	recorded chan struct{}
 }
 
 // asyncWait bounds a local asynchronous call of the part: the calls are
@@ -45,6 +48,13 @@ const asyncWait = 24 * time.Hour
 func (p *part) run(ctx context.Context) {
 	a := p.a
 	job := p.set.Job
+	// Last of all, once the session is released: the failure's record
+	// (fail), which may wait for etcd.
+	defer func() {
+		if p.recorded != nil {
+			<-p.recorded
+		}
+	}()
 	p.s = a.opt.Coord.NewSession(coordinator.Peer{PID: int32(os.Getpid())})
 	defer func() { p.s.Release(context.WithoutCancel(ctx)) }()
 	p.log.Info("cluster: taking part in a set", "hosts", job.HostNames(), "paths", job.Hosts[a.opt.Host].Paths)
@@ -71,7 +81,11 @@ func (p *part) run(ctx context.Context) {
 }
 
 // fail records this host's failure as the set's abort (unless another
-// cause was recorded first), so that every host stops.
+// cause was recorded first), so that every host stops. The record is
+// written while this host aborts its own part, not before: a host cut
+// off from etcd would otherwise hold its writers frozen for the whole of
+// a write that cannot get through. The part ends once it is written or
+// gave up (run).
 func (p *part) fail(ctx context.Context, err error) {
 	if p.failed {
 		return
@@ -81,11 +95,16 @@ func (p *part) fail(ctx context.Context, err error) {
 	if errors.Is(err, context.Canceled) {
 		err = vsserr.New(vsserr.Unexpected, "lvssd on %s stopped or lost etcd", p.a.opt.Host)
 	}
-	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	if aerr := p.set.Abort(actx, cluster.NewAbort(p.set.Job, p.a.opt.Host, p.point, err)); aerr != nil {
-		p.log.Warn("cluster: could not record the abort", "error", aerr)
-	}
+	abort := cluster.NewAbort(p.set.Job, p.a.opt.Host, p.point, err)
+	p.recorded = make(chan struct{})
+	go func() {
+		defer close(p.recorded)
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if aerr := p.set.Abort(actx, abort); aerr != nil {
+			p.log.Warn("cluster: could not record the abort", "error", aerr)
+		}
+	}()
 }
 
 func (p *part) arrive(ctx context.Context, pt cluster.Point, pr *cluster.Part) error {
