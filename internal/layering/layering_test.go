@@ -90,7 +90,7 @@ var layers = []layer{
 		may:  []string{"client", "harness", "cluster", "wire", "spec", "leaf"}},
 	{name: "tests", why: "whole-system tests and benchmarks, which assemble daemons and clients",
 		pkgs: []string{"test/...", "internal/layering"},
-		may:  []string{"client", "harness", "daemon", "config", "metrics", "server", "clusteragent", "cluster", "coordinator", "resources", "provider", "wire", "spec", "leaf"}},
+		may:  []string{"client", "harness", "clusterharness", "daemon", "config", "metrics", "server", "clusteragent", "cluster", "coordinator", "resources", "provider", "wire", "spec", "leaf"}},
 }
 
 // testOnly packages import package testing: only tests may import them,
