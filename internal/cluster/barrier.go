@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -58,7 +59,9 @@ func (s *Set) Arrive(ctx context.Context, host string, p Point, part *Part) erro
 			Else(clientv3.OpGet(s.Keys.Abort(id)))
 	})
 	if err != nil {
-		if s.lost() {
+		// The lease gone on etcd's side before the client noticed (its
+		// keepalives went to a member that is cut off) is the lease lost.
+		if s.lost() || errors.Is(err, rpctypes.ErrLeaseNotFound) {
 			return s.lostErr(p)
 		}
 		return s.etcdErr(ctx, err, "report arrival at %s", p)
