@@ -131,17 +131,23 @@ func (s *Set) lostErr(p Point) error {
 
 // commitAgain commits a transaction that may be committed twice to the
 // same effect (an arrival put again, a create-if-absent), again while
-// etcd answers Unavailable, until ctx ends. A member cut off from the
-// others fails a request sent to it with Unavailable, and the client keeps
-// sending some requests its way until its keepalive gives up on the
-// connection (seconds: etcd refuses pings more often than every 5 s):
-// without this, a host whose request happened to go there would abort
-// the set over one member's loss, which etcd itself survives. The next
-// attempt goes to another member. clientv3 retries only reads so.
+// etcd answers Unavailable or does not answer within attemptTimeout, until
+// ctx ends. A member cut off from the others fails a request sent to it
+// with Unavailable, and the client keeps sending some requests its way
+// until its keepalive gives up on the connection (seconds: etcd refuses
+// pings more often than every 5 s); a request proposed while etcd elects a
+// leader waits for the server's request timeout (7 s with the default
+// election timeout), though the new leader is there within seconds.
+// Without this, a host whose request met either would abort the set over
+// a loss etcd itself survives. The next attempt goes to another member, or
+// to the new leader. clientv3 retries only reads so.
 func commitAgain(ctx context.Context, txn func(context.Context) clientv3.Txn) (*clientv3.TxnResponse, error) {
 	for {
-		resp, err := txn(ctx).Commit()
-		if err == nil || !unavailable(err) {
+		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
+		resp, err := txn(actx).Commit()
+		timedOut := actx.Err() != nil
+		cancel()
+		if err == nil || ctx.Err() != nil || !(timedOut || unavailable(err)) {
 			return resp, err
 		}
 		select {
@@ -151,6 +157,10 @@ func commitAgain(ctx context.Context, txn func(context.Context) clientv3.Txn) (*
 		}
 	}
 }
+
+// attemptTimeout bounds one attempt of commitAgain: etcd commits a
+// transaction in milliseconds when it has a leader.
+const attemptTimeout = time.Second
 
 // unavailable reports an error of etcd that says the request did not
 // get through (or may not have: "request timed out"), as opposed to a
