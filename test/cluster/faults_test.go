@@ -83,7 +83,7 @@ var faults = []fault{
 		// give up the connection (its gRPC keepalive, 5s + 2s): the
 		// first cause recorded may be that.
 		outcome: func(cluster.Point) outcome { return aborts },
-		cause:   regexp.MustCompile(`\bh1\b|lost its etcd lease|is gone`),
+		cause:   regexp.MustCompile(`\bh1\b|lost (its )?etcd|is gone`),
 	},
 	{
 		name: "leader-killed", action: "pause",
