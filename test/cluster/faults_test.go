@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -108,7 +109,7 @@ var faults = []fault{
 			// Its part is cleaned up: journal recovery undoes a cut
 			// creation, the abort key found at reconnection deletes
 			// snapshots of a creation that had finished.
-			c.w.waitEnded(c.t, []*host{c.h}, c.mark, false, nil)
+			c.w.waitEnded(c.t, []*host{c.h}, c.mark, false)
 			c.cleanedUp = time.Since(restarted)
 		},
 		// A host that arrived somewhere vanishes with its lease; one that
@@ -165,11 +166,15 @@ type cell struct {
 	req             *run
 	killedRequester bool
 	member          *hosts.Member // the etcd member killed
-	// struck is when the fault struck; ended when each host had ended
-	// its part; cleanedUp how long a restarted lvssd took to clean up.
+	// struck is when the fault struck; ended when each host's writer
+	// had its last event of the set (its Abort, or Thaw and what
+	// follows): its part ended; cleanedUp how long a restarted lvssd took
+	// to clean up.
 	struck    time.Time
 	ended     map[string]time.Duration
 	cleanedUp time.Duration
+	// exited is how long after the fault the requester exited.
+	exited    time.Duration
 	completed bool
 	abort     *cluster.Abort
 }
@@ -223,7 +228,7 @@ func TestClusterFaults(t *testing.T) {
 func (c *cell) summary() string {
 	var per []string
 	var last time.Duration
-	for _, h := range slices.Sorted(mapKeys(c.ended)) {
+	for _, h := range slices.Sorted(maps.Keys(c.ended)) {
 		per = append(per, fmt.Sprintf("%s %s", h, c.ended[h].Round(10*time.Millisecond)))
 		last = max(last, c.ended[h])
 	}
@@ -233,6 +238,9 @@ func (c *cell) summary() string {
 	}
 	s := fmt.Sprintf("%-16s %-16s %s; every host's part ended %s after the fault (%s)", c.f.name, c.p, what,
 		last.Round(10*time.Millisecond), strings.Join(per, ", "))
+	if c.exited > 0 {
+		s += fmt.Sprintf("; the requester exited after %s", c.exited.Round(10*time.Millisecond))
+	}
 	if c.abort != nil {
 		s += fmt.Sprintf("; aborted by %s at %s: %s", c.abort.By, c.abort.Point, c.abort.Message)
 	}
@@ -240,16 +248,6 @@ func (c *cell) summary() string {
 		s += fmt.Sprintf("; the restarted lvssd cleaned up in %s", c.cleanedUp.Round(10*time.Millisecond))
 	}
 	return s
-}
-
-func mapKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // cell runs one fault at one point.
@@ -274,11 +272,14 @@ func (w *world) cell(t *testing.T, f fault, p cluster.Point) *cell {
 		c.h.d.AwaitFailpoint(t, c.fp, settle)
 	}
 	c.struck = time.Now()
+	clean := w.watchClean(c.struck)
+	t.Cleanup(func() { clean() }) // a cell that fails midway
 	f.strike(c)
 
 	want := f.outcome(p)
 	if !c.killedRequester {
 		code := c.req.wait(t)
+		c.exited = time.Since(c.struck)
 		c.completed = code == 0
 		switch {
 		case c.completed && want == aborts:
@@ -298,7 +299,16 @@ func (w *world) cell(t *testing.T, f fault, p cluster.Point) *cell {
 			live = append(live, h)
 		}
 	}
-	c.ended = w.waitEnded(t, live, c.mark, c.completed, c)
+	w.waitEnded(t, live, c.mark, c.completed)
+	// A host's part ended when its writer was released and it was seen
+	// with no session, lock or snapshot: at snapshotted the writers
+	// had their Thaw before the fault, and what ends is the snapshots.
+	c.ended = released(w.hookLines(t, c.mark), c.struck)
+	for h, d := range clean() {
+		if !c.completed {
+			c.ended[h] = max(c.ended[h], d)
+		}
+	}
 
 	f.heal(c)
 	w.waitRegistered(t)
@@ -355,7 +365,7 @@ func (w *world) cell(t *testing.T, f fault, p cluster.Point) *cell {
 	if res := parseBackup(t, out); res.Consistency != "application" || len(res.Hosts) != 3 {
 		t.Fatalf("the next cluster backup: %s over %d hosts\n%s", res.Consistency, len(res.Hosts), out)
 	}
-	w.waitEnded(t, w.hosts, mark, false, nil)
+	w.waitEnded(t, w.hosts, mark, false)
 	t.Logf("measure: %s", c.summary())
 	return c
 }
@@ -379,22 +389,16 @@ func (w *world) backupArgs(persistent bool) []string {
 // waitEnded waits until each of hs has ended its part of the set that
 // started at mark (the hooks' log): no session, no creation lock, nothing
 // frozen, its writer (if it runs) neither prepared nor frozen, and no
-// snapshot kept unless the set completed persistent (keep). It returns
-// how long after the fault (c.struck; the call, without c) each host got
-// there.
-func (w *world) waitEnded(t testing.TB, hs []*host, mark int64, keep bool, c *cell) map[string]time.Duration {
+// snapshot kept unless the set completed persistent (keep).
+func (w *world) waitEnded(t testing.TB, hs []*host, mark int64, keep bool) {
 	t.Helper()
-	from := time.Now()
-	if c != nil {
-		from = c.struck
-	}
-	ended := map[string]time.Duration{}
+	ended := map[string]bool{}
 	deadline := time.Now().Add(settle)
 	for {
 		lines := w.hookLines(t, mark)
 		var waiting []string
 		for _, h := range hs {
-			if _, ok := ended[h.Name]; ok {
+			if ended[h.Name] {
 				continue
 			}
 			why := ""
@@ -420,16 +424,66 @@ func (w *world) waitEnded(t testing.TB, hs []*host, mark int64, keep bool, c *ce
 				waiting = append(waiting, h.Name+": "+why)
 				continue
 			}
-			ended[h.Name] = time.Since(from)
+			ended[h.Name] = true
 		}
 		if len(waiting) == 0 {
-			return ended
+			return
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("within %s of the fault, hosts did not end their part: %s\nhooks:\n%s", settle, strings.Join(waiting, "; "), formatHooks(lines))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// watchClean polls the hosts from now on, until the returned function is
+// first called, and that returns how long after since each was first seen
+// clean: no session, no creation lock, nothing frozen, no snapshot. Hosts
+// whose lvssd does not answer are left out. A host that is busy when the
+// fault strikes (the tests' case, as far as no lease ended meanwhile) is
+// seen clean once it ended its part.
+func (w *world) watchClean(since time.Time) func() map[string]time.Duration {
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	out := map[string]time.Duration{}
+	go func() {
+		defer close(done)
+		for {
+			for _, h := range w.hosts {
+				if _, ok := out[h.Name]; ok {
+					continue
+				}
+				if st, err := h.state(context.Background()); err == nil && st.idle() && len(st.snapshots) == 0 {
+					out[h.Name] = time.Since(since)
+				}
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
+	var once sync.Once
+	return func() map[string]time.Duration {
+		once.Do(func() { close(stop) })
+		<-done
+		return out
+	}
+}
+
+// released is, for each host whose writer had an event of the set after
+// the fault, how long after the fault its last one came: when the host
+// released it (Abort, or Thaw and the events after it), on the hooks' own
+// clock (date, read as each ran).
+func released(lines []hookLine, struck time.Time) map[string]time.Duration {
+	out := map[string]time.Duration{}
+	for _, l := range lines {
+		if d := l.at.Sub(struck); d > 0 {
+			out[l.host] = max(out[l.host], d)
+		}
+	}
+	return out
 }
 
 func formatHooks(lines []hookLine) string {
@@ -475,7 +529,7 @@ func (w *world) ready(t testing.TB) {
 			h.d.WaitWriters(t, 1)
 		}
 	}
-	w.waitEnded(t, w.hosts, w.hookMark(), false, nil)
+	w.waitEnded(t, w.hosts, w.hookMark(), false)
 	if sets := w.sets(t); len(sets) != 0 {
 		t.Fatalf("etcd holds cluster sets: %+v", sets)
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -82,8 +83,18 @@ func TestClusterInvariant(t *testing.T) {
 	var last int
 	for i := range clusterSets {
 		took := time.Now()
-		code, out, errOut := w.cluster(t, "backup", "--json", "--persistent", "--lease-ttl", "5s", "--prepare-timeout", "30s",
-			"--barrier-timeout", "10s", "--for", a.Name+":"+a.vol, "--for", b.Name+":"+b.vol, "--writer", c.Name+":driver")
+		args := []string{"--json", "--persistent", "--lease-ttl", "5s", "--prepare-timeout", "30s", "--barrier-timeout", "10s",
+			"--for", a.Name + ":" + a.vol, "--for", b.Name + ":" + b.vol, "--writer", c.Name + ":driver"}
+		code, out, errOut := w.cluster(t, "backup", args...)
+		if code == 1 && strings.Contains(errOut, "lost its etcd lease") {
+			// The hosts' 2s leases are this test's to keep short, not
+			// what it checks: a machine too busy to renew one in time
+			// (the driver runs flat out) aborts the set, which keeps
+			// nothing. Once.
+			t.Logf("cluster set %d aborted, a lease lost on a busy machine; again:\n%s", i, errOut)
+			w.waitEnded(t, w.hosts, w.hookMark(), false)
+			code, out, errOut = w.cluster(t, "backup", args...)
+		}
 		if code != 0 {
 			t.Fatalf("cluster set %d: lvss cluster backup: exit %d\n%s\n%s", i, code, out, errOut)
 		}

@@ -100,12 +100,13 @@ func drive() error {
 		}
 		n++
 		amount := 1 + rand.IntN(100)
-		if err := post(ctx, a, n, 1+rand.IntN(accounts), -amount); err != nil {
+		// SIGTERM ends the driver between transfers only: a transfer is
+		// never left half done by the driver itself.
+		tctx := context.WithoutCancel(ctx)
+		if err := post(tctx, a, n, 1+rand.IntN(accounts), -amount); err != nil {
 			return fmt.Errorf("transfer %d, debit: %w", n, err)
 		}
-		// The credit is made even if SIGTERM came meanwhile: a transfer
-		// is never left half done by the driver itself.
-		if err := post(context.WithoutCancel(ctx), b, n, 1+rand.IntN(accounts), amount); err != nil {
+		if err := post(tctx, b, n, 1+rand.IntN(accounts), amount); err != nil {
 			return fmt.Errorf("transfer %d, credit: %w", n, err)
 		}
 	}
