@@ -27,6 +27,7 @@ func TestUsage(t *testing.T) {
 		{[]string{"bogus"}, "run 'lvss-writer --help'"},
 		{[]string{"sqlite", "extra"}, "run 'lvss-writer sqlite --help'"},
 		{[]string{"sqlite"}, "run 'lvss-writer sqlite --help'"}, // --db is required
+		{[]string{"sqlite", "--db", "/a.db", "--level", "system-rm"}, "run 'lvss-writer sqlite --help'"},
 		{[]string{"redis", "--log-level", "loud"}, "run 'lvss-writer redis --help'"},
 	} {
 		code, out, errOut := runWriter(tc.argv...)

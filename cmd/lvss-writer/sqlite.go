@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lvss/lvss/internal/clierr"
+	execwriter "github.com/lvss/lvss/writers/exec"
 	sqlitewriter "github.com/lvss/lvss/writers/sqlite"
 )
 
@@ -15,8 +16,8 @@ func init() { writerCommands = append(writerCommands, newSQLiteCommand) }
 
 func newSQLiteCommand(g *globalOptions) *cobra.Command {
 	var (
-		cfg        sqlitewriter.Config
-		checkpoint string
+		cfg               sqlitewriter.Config
+		checkpoint, level string
 	)
 	cmd := &cobra.Command{
 		Use:   "sqlite --db PATH [--db PATH...] [flags]",
@@ -28,9 +29,16 @@ with a literal BEGIN IMMEDIATE at Freeze so that no transaction commits
 during the snapshot, and releases it at Thaw, Abort or BackupShutdown.
 
 Applications need a busy timeout longer than the freeze window, so their
-writes wait for the thaw instead of failing (docs/writer-sqlite.md).`,
+writes wait for the thaw instead of failing (docs/writer-sqlite.md).
+
+The writer is front-end level, frozen with the applications. When the
+application writing the database has a writer of its own that must pause it
+first (a front-end writer, perhaps on another host of a cluster set), run
+this one with --level back-end: it takes the lock only after every
+front-end writer froze.`,
 		Example: `  lvss-writer sqlite --db /srv/app/app.db
-  lvss-writer sqlite --name shop --db /srv/shop/orders.db --db /srv/shop/users.db --checkpoint FULL`,
+  lvss-writer sqlite --name shop --db /srv/shop/orders.db --db /srv/shop/users.db --checkpoint FULL
+  lvss-writer sqlite --name ledger --level back-end --db /srv/ledger/ledger.db`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := g.logger()
@@ -46,6 +54,11 @@ writes wait for the thaw instead of failing (docs/writer-sqlite.md).`,
 				}
 			}
 			cfg.Checkpoint = sqlitewriter.CheckpointMode(checkpoint)
+			if level != "" {
+				if cfg.Level, err = execwriter.ParseLevel(level); err != nil {
+					return clierr.Usagef("--level: %v", err)
+				}
+			}
 			cfg.Logger = log
 			id, w, err := sqlitewriter.New(cfg)
 			if err != nil {
@@ -61,6 +74,7 @@ writes wait for the thaw instead of failing (docs/writer-sqlite.md).`,
 	f.StringVar(&cfg.InstanceName, "instance-name", "", "instance name, unique per class (needed to run several sqlite writers)")
 	f.DurationVar(&cfg.FreezeTimeout, "freeze-timeout", 0, "Freeze→Thaw window to ask for (default 60s; lvssd may grant less)")
 	f.DurationVar(&cfg.LockTimeout, "lock-timeout", 0, "how long Freeze waits for the write lock (default 5s)")
+	f.StringVar(&level, "level", "", "application level: front-end (default), back-end or system")
 	f.StringVar(&checkpoint, "checkpoint", "PASSIVE", "WAL checkpoint at PrepareForSnapshot: PASSIVE, FULL, RESTART, TRUNCATE or NONE")
 	return cmd
 }

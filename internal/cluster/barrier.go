@@ -7,7 +7,10 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/lvss/lvss/vsserr"
 )
@@ -27,6 +30,9 @@ type Set struct {
 	// Lost is closed when the participant's own lease is lost (it cannot
 	// reach etcd any more): every wait ends at once.
 	Lost <-chan struct{}
+	// Who names the participant in its errors ("host db1", "the cluster
+	// requester").
+	Who string
 }
 
 // Arrive puts host's arrival at p, unless the set is aborted or its job
@@ -45,15 +51,26 @@ func (s *Set) ArriveAs(ctx context.Context, p Point, a Arrival) error {
 	if s.Lease != 0 {
 		opts = append(opts, clientv3.WithLease(s.Lease))
 	}
-	octx, cancel := Op(ctx)
+	// An arrival under a lease that is lost is no arrival: the wait for
+	// etcd ends with the lease, so that a host cut off from etcd aborts
+	// its part at once, not at the call's deadline.
+	lctx, lcancel := s.withLost(ctx)
+	defer lcancel()
+	octx, cancel := Op(lctx)
 	defer cancel()
-	resp, err := s.Cli.Txn(octx).
-		If(clientv3.Compare(clientv3.CreateRevision(s.Keys.Job(id)), ">", 0),
-			clientv3.Compare(clientv3.CreateRevision(s.Keys.Abort(id)), "=", 0)).
-		Then(clientv3.OpPut(s.Keys.At(id, p, host), val, opts...)).
-		Else(clientv3.OpGet(s.Keys.Abort(id))).
-		Commit()
+	resp, err := commitAgain(octx, func(c context.Context) clientv3.Txn {
+		return s.Cli.Txn(c).
+			If(clientv3.Compare(clientv3.CreateRevision(s.Keys.Job(id)), ">", 0),
+				clientv3.Compare(clientv3.CreateRevision(s.Keys.Abort(id)), "=", 0)).
+			Then(clientv3.OpPut(s.Keys.At(id, p, host), val, opts...)).
+			Else(clientv3.OpGet(s.Keys.Abort(id)))
+	})
 	if err != nil {
+		// The lease gone on etcd's side before the client noticed (its
+		// keepalives went to a member that is cut off) is the lease lost.
+		if s.lost() || errors.Is(err, rpctypes.ErrLeaseNotFound) {
+			return s.lostErr(p)
+		}
 		return s.etcdErr(ctx, err, "report arrival at %s", p)
 	}
 	if resp.Succeeded {
@@ -74,14 +91,96 @@ func (s *Set) ArriveAs(ctx context.Context, p Point, a Arrival) error {
 func (s *Set) Abort(ctx context.Context, a Abort) error {
 	octx, cancel := Op(ctx)
 	defer cancel()
-	_, err := s.Cli.Txn(octx).
-		If(clientv3.Compare(clientv3.CreateRevision(s.Keys.Abort(s.Job.ID)), "=", 0)).
-		Then(clientv3.OpPut(s.Keys.Abort(s.Job.ID), Encode(a))).
-		Commit()
+	_, err := commitAgain(octx, func(c context.Context) clientv3.Txn {
+		return s.Cli.Txn(c).
+			If(clientv3.Compare(clientv3.CreateRevision(s.Keys.Abort(s.Job.ID)), "=", 0)).
+			Then(clientv3.OpPut(s.Keys.Abort(s.Job.ID), Encode(a)))
+	})
 	if err != nil {
 		return s.etcdErr(ctx, err, "record the abort")
 	}
 	return nil
+}
+
+// withLost is ctx, ended also when the participant's lease is lost.
+func (s *Set) withLost(ctx context.Context) (context.Context, context.CancelFunc) {
+	c, cancel := context.WithCancel(ctx)
+	if s.Lost != nil {
+		go func() {
+			select {
+			case <-s.Lost:
+				cancel()
+			case <-c.Done():
+			}
+		}()
+	}
+	return c, cancel
+}
+
+// lost reports whether the participant's lease is lost.
+func (s *Set) lost() bool {
+	select {
+	case <-s.Lost:
+		return true
+	default:
+		return false
+	}
+}
+
+// lostErr is the participant's own lease lost at p.
+func (s *Set) lostErr(p Point) error {
+	who := s.Who
+	if who == "" {
+		who = "this participant"
+	}
+	return vsserr.New(vsserr.Unexpected, "%s lost its etcd lease (it could not reach etcd within the lease's TTL) while waiting at %s", who, p)
+}
+
+// commitAgain commits a transaction that may be committed twice to the
+// same effect (an arrival put again, a create-if-absent), again while
+// etcd answers Unavailable or does not answer within attemptTimeout, until
+// ctx ends. A member cut off from the others fails a request sent to it
+// with Unavailable, and the client keeps sending some requests its way
+// until its keepalive gives up on the connection (seconds: etcd refuses
+// pings more often than every 5 s); a request proposed while etcd elects a
+// leader waits for the server's request timeout (7 s with the default
+// election timeout), though the new leader is there within seconds.
+// Without this, a host whose request met either would abort the set over
+// a loss etcd itself survives. The next attempt goes to another member, or
+// to the new leader. clientv3 retries only reads so.
+func commitAgain(ctx context.Context, txn func(context.Context) clientv3.Txn) (*clientv3.TxnResponse, error) {
+	for {
+		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
+		resp, err := txn(actx).Commit()
+		timedOut := actx.Err() != nil
+		cancel()
+		if err == nil || ctx.Err() != nil || !(timedOut || unavailable(err)) {
+			return resp, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// attemptTimeout bounds one attempt of commitAgain: etcd commits a
+// transaction in milliseconds when it has a leader.
+const attemptTimeout = time.Second
+
+// unavailable reports an error of etcd that says the request did not
+// get through (or may not have: "request timed out"), as opposed to a
+// refusal.
+func unavailable(err error) bool {
+	// The client's own errors of the server (rpctypes.EtcdError: "no
+	// leader", "request timed out") carry their code so; transport
+	// errors are gRPC statuses.
+	var coded interface{ Code() codes.Code }
+	if errors.As(err, &coded) {
+		return coded.Code() == codes.Unavailable
+	}
+	return status.Code(err) == codes.Unavailable
 }
 
 // WaitAll waits until every host of the job has arrived at p. It returns
@@ -132,7 +231,7 @@ func (s *Set) watchUntil(ctx context.Context, p Point, d time.Duration, settled 
 	resp, err := s.Cli.Get(gctx, s.Keys.Set(id), clientv3.WithPrefix())
 	gcancel()
 	if err != nil {
-		return nil, s.waitErr(ctx, wctx, p, d, err)
+		return nil, s.waitErr(ctx, wctx, p, d, err, nil)
 	}
 	st := newSetState(s, p)
 	for _, kv := range resp.Kvs {
@@ -147,13 +246,13 @@ func (s *Set) watchUntil(ctx context.Context, p Point, d time.Duration, settled 
 	for {
 		select {
 		case <-s.Lost:
-			return nil, vsserr.New(vsserr.Unexpected, "this host lost its etcd lease while waiting at %s", p)
+			return nil, s.lostErr(p)
 		case wr, ok := <-w:
 			if !ok {
-				return nil, s.waitErr(ctx, wctx, p, d, wctx.Err())
+				return nil, s.waitErr(ctx, wctx, p, d, wctx.Err(), st.missing())
 			}
 			if err := wr.Err(); err != nil {
-				return nil, s.waitErr(ctx, wctx, p, d, err)
+				return nil, s.waitErr(ctx, wctx, p, d, err, st.missing())
 			}
 			for _, ev := range wr.Events {
 				var err error
@@ -173,9 +272,9 @@ func (s *Set) watchUntil(ctx context.Context, p Point, d time.Duration, settled 
 	}
 }
 
-// waitErr names a wait that ended without its hosts: the deadline, the
-// caller's cancellation, or etcd.
-func (s *Set) waitErr(ctx, wctx context.Context, p Point, d time.Duration, err error) error {
+// waitErr names a wait that ended without its hosts: the deadline (and
+// the hosts missing, when known), the caller's cancellation, or etcd.
+func (s *Set) waitErr(ctx, wctx context.Context, p Point, d time.Duration, err error, missing []string) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
@@ -183,6 +282,9 @@ func (s *Set) waitErr(ctx, wctx context.Context, p Point, d time.Duration, err e
 		code := vsserr.FlushWritesTimeout
 		if p == Committed {
 			code = vsserr.HoldWritesTimeout
+		}
+		if len(missing) > 0 {
+			return vsserr.New(code, "not every host of cluster set %s reached %s within %s: %s did not", s.Job.ID, p, d, strings.Join(missing, ", "))
 		}
 		return vsserr.New(code, "not every host of cluster set %s reached %s within %s", s.Job.ID, p, d)
 	}
@@ -264,6 +366,18 @@ func (st *setState) del(key string) error {
 		}
 	}
 	return nil
+}
+
+// missing are the job's hosts that have not arrived at the state's
+// point, by name.
+func (st *setState) missing() []string {
+	var out []string
+	for _, h := range st.s.Job.HostNames() {
+		if st.arrived[h] == nil {
+			out = append(out, h)
+		}
+	}
+	return out
 }
 
 // settledAt reports whether a wait at the state's point is over, and

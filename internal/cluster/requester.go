@@ -113,6 +113,7 @@ func Backup(ctx context.Context, cli *clientv3.Client, k Keys, o BackupOptions, 
 		Hosts: o.Hosts, PrepareMS: o.Prepare.Milliseconds(), BarrierMS: o.Barrier.Milliseconds(),
 		Archives: o.Archives, Command: o.Command}
 	set := SetOf(cli, k, job, grant.ID, lost)
+	set.Who = "the cluster requester"
 	if err := put(ctx, cli, k.Job(job.ID), Encode(job), clientv3.WithLease(grant.ID)); err != nil {
 		return nil, &Unreachable{vsserr.Wrap(vsserr.Unexpected, err, "etcd: write the job")}
 	}

@@ -67,6 +67,13 @@ type Config struct {
 	// smallest -wal in the snapshot. docs/writer-sqlite.md has
 	// measurements.
 	Checkpoint CheckpointMode
+	// Level is the writer's application level; 0 = vss.LevelFrontEnd, for
+	// the usual SQLite database, embedded in the application that writes
+	// it. vss.LevelBackEnd when the writing application has a writer of its
+	// own (front-end, perhaps on another host of a cluster set) that must be
+	// quiesced before the database's write lock is taken (D5); or
+	// vss.LevelSystem.
+	Level vss.AppLevel
 	// Logger receives the writer's records (locks taken and released, how
 	// long they were held, checkpoints). Nil discards them.
 	Logger *slog.Logger
@@ -97,6 +104,13 @@ func New(cfg Config) (writer.Identity, *Writer, error) {
 	if cfg.LockTimeout == 0 {
 		cfg.LockTimeout = DefaultLockTimeout
 	}
+	switch cfg.Level {
+	case vss.LevelUnknown:
+		cfg.Level = vss.LevelFrontEnd
+	case vss.LevelFrontEnd, vss.LevelBackEnd, vss.LevelSystem:
+	default:
+		return writer.Identity{}, nil, fmt.Errorf("sqlite writer: level %s: want front-end, back-end or system", cfg.Level)
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -119,7 +133,7 @@ func New(cfg Config) (writer.Identity, *Writer, error) {
 		InstanceName:  cfg.InstanceName,
 		Usage:         vss.UsageUserData,
 		Source:        vss.SourceTransactedDB,
-		Level:         vss.LevelFrontEnd,
+		Level:         cfg.Level,
 		FreezeTimeout: cfg.FreezeTimeout,
 	}
 	return id, newWriter(cfg, dbs), nil

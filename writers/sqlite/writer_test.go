@@ -173,9 +173,17 @@ func TestNewRefusesBadConfigs(t *testing.T) {
 	if _, _, err := New(Config{Databases: []string{"/a.db"}, Checkpoint: "SOMETIMES"}); err == nil {
 		t.Error("an unknown checkpoint mode was accepted")
 	}
+	if _, _, err := New(Config{Databases: []string{"/a.db"}, Level: vss.LevelSystemRM}); err == nil || !strings.Contains(err.Error(), "front-end, back-end or system") {
+		t.Errorf("level system-rm: %v, want a refusal naming the levels", err)
+	}
 	id, _, err := New(Config{Databases: []string{"/a.db"}})
-	if err != nil || id.ClassID != ClassID || id.Name != DefaultName || id.Source != vss.SourceTransactedDB {
+	if err != nil || id.ClassID != ClassID || id.Name != DefaultName || id.Source != vss.SourceTransactedDB || id.Level != vss.LevelFrontEnd {
 		t.Errorf("identity %+v, %v", id, err)
+	}
+	// Back-end: a database whose application has a front-end writer of
+	// its own, quiesced first (D5).
+	if id, _, err := New(Config{Databases: []string{"/a.db"}, Level: vss.LevelBackEnd}); err != nil || id.Level != vss.LevelBackEnd {
+		t.Errorf("Level back-end: identity %+v, %v", id, err)
 	}
 }
 

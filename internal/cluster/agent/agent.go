@@ -178,6 +178,7 @@ func (a *Agent) seen(ctx context.Context, cli *clientv3.Client, sess *concurrenc
 			return
 		}
 		set := cluster.SetOf(cli, a.opt.Keys, job, sess.Lease(), sess.Done())
+		set.Who = "host " + a.opt.Host
 		if atStart && a.hasEnded(id) {
 			a.log.Warn("cluster: a set whose part ended here when etcd was lost is still in progress; aborting it", "set", id)
 			_ = set.Abort(ctx, cluster.NewAbort(job, a.opt.Host, cluster.Accepted, errRejoined))

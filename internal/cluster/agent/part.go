@@ -47,6 +47,11 @@ type part struct {
 	props   []coordinator.Snapshot
 	// published is the part as published at Snapshotted.
 	published *cluster.Part
+	// made: DoSnapshotSet succeeded, the part's snapshots exist.
+	made bool
+	// recorded is closed once the part's failure is recorded in etcd (or
+	// that gave up); nil while the part has not failed.
+	recorded chan struct{}
 }
 
 // asyncWait bounds a local asynchronous call of the part: the calls are
@@ -57,12 +62,27 @@ const asyncWait = 24 * time.Hour
 func (p *part) run(ctx context.Context) {
 	a := p.a
 	job := p.set.Job
+	// Last of all, once the session is released: the failure's record
+	// (fail), which may wait for etcd.
+	defer func() {
+		if p.recorded != nil {
+			<-p.recorded
+		}
+	}()
 	p.s = a.opt.Coord.NewSession(coordinator.Peer{PID: int32(os.Getpid())})
 	defer func() { p.s.Release(context.WithoutCancel(ctx)) }()
 	p.log.Info("cluster: taking part in a set", "hosts", job.HostNames(), "paths", job.Hosts[a.opt.Host].Paths)
 	err := p.create(ctx)
 	if err != nil {
 		p.fail(ctx, err)
+		if p.made {
+			// The snapshots exist (the part failed at snapshotted, or
+			// could not arrive there): an aborted set keeps none of
+			// them. Its session's release deletes only auto-release
+			// ones, and the abort key, seen while the part ran, was
+			// left to the part.
+			p.deleteSet(ctx)
+		}
 		return
 	}
 	if err := p.complete(ctx); err != nil {
@@ -75,7 +95,11 @@ func (p *part) run(ctx context.Context) {
 }
 
 // fail records this host's failure as the set's abort (unless another
-// cause was recorded first), so that every host stops.
+// cause was recorded first), so that every host stops. The record is
+// written while this host aborts its own part, not before: a host cut
+// off from etcd would otherwise hold its writers frozen for the whole of
+// a write that cannot get through. The part ends once it is written or
+// gave up (run).
 func (p *part) fail(ctx context.Context, err error) {
 	if p.failed {
 		return
@@ -85,11 +109,16 @@ func (p *part) fail(ctx context.Context, err error) {
 	if errors.Is(err, context.Canceled) {
 		err = vsserr.New(vsserr.Unexpected, "lvssd on %s stopped or lost etcd", p.a.opt.Host)
 	}
-	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	if aerr := p.set.Abort(actx, cluster.NewAbort(p.set.Job, p.a.opt.Host, p.point, err)); aerr != nil {
-		p.log.Warn("cluster: could not record the abort", "error", aerr)
-	}
+	abort := cluster.NewAbort(p.set.Job, p.a.opt.Host, p.point, err)
+	p.recorded = make(chan struct{})
+	go func() {
+		defer close(p.recorded)
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if aerr := p.set.Abort(actx, abort); aerr != nil {
+			p.log.Warn("cluster: could not record the abort", "error", aerr)
+		}
+	}()
 }
 
 func (p *part) arrive(ctx context.Context, pt cluster.Point, pr *cluster.Part) error {
@@ -182,9 +211,26 @@ func (p *part) create(ctx context.Context) error {
 	if err := p.wait(ctx, "DoSnapshotSet", s.DoSnapshotSet); err != nil {
 		return err
 	}
+	p.made = true
+	p.point = cluster.Snapshotted
 	pr, err := p.publish(ctx)
 	if err != nil {
 		return err
+	}
+	// A writer that failed after the commit (its Thaw: its freeze did
+	// not hold, or it is gone) leaves this host's snapshots only
+	// crash-consistent, with no barrier left to veto at: the host
+	// refuses to publish them, which aborts the set. A cluster set is
+	// application-consistent everywhere or it is not made.
+	if pr.Consistency != string(coordinator.ConsistencyApplication) {
+		var why []string
+		for _, sn := range pr.Snapshots {
+			if sn.Consistency != string(coordinator.ConsistencyApplication) {
+				why = append(why, sn.Original+": "+sn.Reason)
+			}
+		}
+		return vsserr.New(vsserr.WriterErrorRetryable, "the snapshots of host %s are %s-consistent only (%s): a cluster set is made only if every host's part is application-consistent",
+			a.opt.Host, pr.Consistency, strings.Join(why, "; "))
 	}
 	return p.arrive(ctx, cluster.Snapshotted, pr)
 }
