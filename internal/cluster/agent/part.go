@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"slices"
@@ -218,19 +219,28 @@ func (p *part) create(ctx context.Context) error {
 		return err
 	}
 	// A writer that failed after the commit (its Thaw: its freeze did
-	// not hold, or it is gone) leaves this host's snapshots only
-	// crash-consistent, with no barrier left to veto at: the host
+	// not hold, or it is gone) leaves this host's snapshots of its data
+	// only crash-consistent, with no barrier left to veto at: the host
 	// refuses to publish them, which aborts the set. A cluster set is
-	// application-consistent everywhere or it is not made.
-	if pr.Consistency != string(coordinator.ConsistencyApplication) {
-		var why []string
-		for _, sn := range pr.Snapshots {
-			if sn.Consistency != string(coordinator.ConsistencyApplication) {
-				why = append(why, sn.Original+": "+sn.Reason)
-			}
+	// application-consistent wherever writers hold data, or it is not
+	// made. (A host with no writer on its volumes has crash-consistent
+	// snapshots by nature: nothing failed there.)
+	if err := p.wait(ctx, "GatherWriterStatus", p.s.GatherWriterStatus); err != nil {
+		return err
+	}
+	st, err := p.s.GetWriterStatus()
+	if err != nil {
+		return err
+	}
+	var failed []string
+	for _, w := range st {
+		if w.State.Failed() {
+			failed = append(failed, fmt.Sprintf("%s (%s, %s)", w.Name, w.State, w.Failure))
 		}
-		return vsserr.New(vsserr.WriterErrorRetryable, "the snapshots of host %s are %s-consistent only (%s): a cluster set is made only if every host's part is application-consistent",
-			a.opt.Host, pr.Consistency, strings.Join(why, "; "))
+	}
+	if len(failed) > 0 {
+		return vsserr.New(vsserr.WriterErrorRetryable, "writer(s) %s failed on host %s after the snapshot: its snapshots are %s-consistent only, and a cluster set is made only if every writer of every host takes part",
+			strings.Join(failed, ", "), a.opt.Host, pr.Consistency)
 	}
 	return p.arrive(ctx, cluster.Snapshotted, pr)
 }
