@@ -73,9 +73,7 @@ func showCluster(t *testing.T, h *clusterHost, file string) clusterShow {
 // PostRestore, and leaves host-a alone.
 func TestClusterBackupArchiveRestore(t *testing.T) {
 	testenv.SkipIfShort(t, "starts etcd and two lvssd")
-	e := startLocalEtcd(t)
-	a, b := startClusterHost(t, "host-a", e.endpoint), startClusterHost(t, "host-b", e.endpoint)
-	waitRegistered(t, a, e.endpoint, "host-a", "host-b")
+	e, a, b := twoClusterHosts(t)
 	hooks := filepath.Join(t.TempDir(), "hooks.log")
 	for _, h := range []struct {
 		host   *clusterHost
@@ -209,9 +207,7 @@ func TestClusterBackupArchiveRestore(t *testing.T) {
 // made.
 func TestClusterArchiveTooLarge(t *testing.T) {
 	testenv.SkipIfShort(t, "starts etcd and two lvssd")
-	e := startLocalEtcd(t)
-	a, b := startClusterHost(t, "host-a", e.endpoint), startClusterHost(t, "host-b", e.endpoint)
-	waitRegistered(t, a, e.endpoint, "host-a", "host-b")
+	e, a, b := twoClusterHosts(t)
 	hooks := filepath.Join(t.TempDir(), "hooks.log")
 	hookWriter(t, a, "wa", hooks)
 	args := []string{"--socket", b.d.socket, "exec", "--name", "big", "--tmpdir", "/dev/shm",

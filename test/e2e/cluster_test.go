@@ -162,6 +162,26 @@ func hookWriter(t *testing.T, h *clusterHost, name, log string, extra ...string)
 	start(t, h.d.dir, "lvss-writer "+h.name+" "+name, append(args, extra...)...)
 }
 
+// twoClusterHosts starts a local etcd and two hosts' lvssd (host-a,
+// host-b), and waits until both are registered.
+func twoClusterHosts(t *testing.T) (*localEtcd, *clusterHost, *clusterHost) {
+	t.Helper()
+	e := startLocalEtcd(t)
+	a, b := startClusterHost(t, "host-a", e.endpoint), startClusterHost(t, "host-b", e.endpoint)
+	waitRegistered(t, a, e.endpoint, "host-a", "host-b")
+	return e, a, b
+}
+
+// hookWriters starts hookWriter wa on a and wb on b (with bExtra, more
+// flags for b's), logging to hooks, and waits until both are subscribed.
+func hookWriters(t *testing.T, a, b *clusterHost, hooks string, bExtra ...string) {
+	t.Helper()
+	hookWriter(t, a, "wa", hooks)
+	hookWriter(t, b, "wb", hooks, bExtra...)
+	a.d.waitWriters(t, 1)
+	b.d.waitWriters(t, 1)
+}
+
 func readLines(path string) []string {
 	b, _ := os.ReadFile(path)
 	return strings.Split(strings.TrimSpace(string(b)), "\n")
@@ -195,14 +215,9 @@ func shadowsOf(t *testing.T, h *clusterHost) map[string]string {
 // snapshots, and the set is application-consistent.
 func TestClusterBackupTwoHosts(t *testing.T) {
 	testenv.SkipIfShort(t, "starts etcd and two lvssd")
-	e := startLocalEtcd(t)
-	a, b := startClusterHost(t, "host-a", e.endpoint), startClusterHost(t, "host-b", e.endpoint)
-	waitRegistered(t, a, e.endpoint, "host-a", "host-b")
+	e, a, b := twoClusterHosts(t)
 	hooks := filepath.Join(t.TempDir(), "hooks.log")
-	hookWriter(t, a, "wa", hooks)
-	hookWriter(t, b, "wb", hooks)
-	a.d.waitWriters(t, 1)
-	b.d.waitWriters(t, 1)
+	hookWriters(t, a, b, hooks)
 
 	ran := filepath.Join(t.TempDir(), "ran.log")
 	r := lvssCluster(t, a, e.endpoint, "backup", "--json", "--persistent", "--for", "host-a:"+a.vol, "--for", "host-b:"+b.vol,
@@ -317,14 +332,9 @@ func clusterSets(t *testing.T, h *clusterHost, endpoint string) []clusterSet {
 // refused before anything is written.
 func TestClusterBackupAbortsEverywhere(t *testing.T) {
 	testenv.SkipIfShort(t, "starts etcd and two lvssd")
-	e := startLocalEtcd(t)
-	a, b := startClusterHost(t, "host-a", e.endpoint), startClusterHost(t, "host-b", e.endpoint)
-	waitRegistered(t, a, e.endpoint, "host-a", "host-b")
+	e, a, b := twoClusterHosts(t)
 	hooks := filepath.Join(t.TempDir(), "hooks.log")
-	hookWriter(t, a, "wa", hooks)
-	hookWriter(t, b, "wb", hooks, "--on-freeze", "exit 1")
-	a.d.waitWriters(t, 1)
-	b.d.waitWriters(t, 1)
+	hookWriters(t, a, b, hooks, "--on-freeze", "exit 1")
 
 	r := lvssCluster(t, a, e.endpoint, "backup", "--for", "host-a:"+a.vol, "--for", "host-b:"+b.vol, "--", "true")
 	if r.Code != 1 || !strings.Contains(r.Stderr, "host-b") || !strings.Contains(r.Stderr, "wb") {
@@ -365,16 +375,11 @@ func TestClusterBackupAbortsEverywhere(t *testing.T) {
 // backup works.
 func TestClusterRequesterDeath(t *testing.T) {
 	testenv.SkipIfShort(t, "starts etcd and two lvssd")
-	e := startLocalEtcd(t)
-	a, b := startClusterHost(t, "host-a", e.endpoint), startClusterHost(t, "host-b", e.endpoint)
-	waitRegistered(t, a, e.endpoint, "host-a", "host-b")
+	e, a, b := twoClusterHosts(t)
 	hooks := filepath.Join(t.TempDir(), "hooks.log")
 	slow := filepath.Join(t.TempDir(), "slow")
-	hookWriter(t, a, "wa", hooks)
 	// host-b's writer prepares slowly the first time only.
-	hookWriter(t, b, "wb", hooks, "--on-prepare-snapshot", "echo host-b prepare-snapshot >> "+hooks+"; if [ ! -e "+slow+" ]; then touch "+slow+"; sleep 3; fi")
-	a.d.waitWriters(t, 1)
-	b.d.waitWriters(t, 1)
+	hookWriters(t, a, b, hooks, "--on-prepare-snapshot", "echo host-b prepare-snapshot >> "+hooks+"; if [ ! -e "+slow+" ]; then touch "+slow+"; sleep 3; fi")
 
 	cmd := exec.Command(lvssdtest.Bin(t, "lvss"), "--socket", a.d.socket, "cluster", "--etcd", e.endpoint, "backup", "--lease-ttl", "2s",
 		"--for", "host-a:"+a.vol, "--for", "host-b:"+b.vol, "--", "true")
@@ -407,15 +412,10 @@ func TestClusterRequesterDeath(t *testing.T) {
 // cluster backup works.
 func TestClusterEtcdLost(t *testing.T) {
 	testenv.SkipIfShort(t, "starts etcd and two lvssd")
-	e := startLocalEtcd(t)
-	a, b := startClusterHost(t, "host-a", e.endpoint), startClusterHost(t, "host-b", e.endpoint)
-	waitRegistered(t, a, e.endpoint, "host-a", "host-b")
+	e, a, b := twoClusterHosts(t)
 	hooks := filepath.Join(t.TempDir(), "hooks.log")
 	slow := filepath.Join(t.TempDir(), "slow")
-	hookWriter(t, a, "wa", hooks)
-	hookWriter(t, b, "wb", hooks, "--on-freeze", "echo host-b freeze >> "+hooks+"; if [ ! -e "+slow+" ]; then touch "+slow+"; sleep 2; fi")
-	a.d.waitWriters(t, 1)
-	b.d.waitWriters(t, 1)
+	hookWriters(t, a, b, hooks, "--on-freeze", "echo host-b freeze >> "+hooks+"; if [ ! -e "+slow+" ]; then touch "+slow+"; sleep 2; fi")
 
 	cmd := exec.Command(lvssdtest.Bin(t, "lvss"), "--socket", a.d.socket, "cluster", "--etcd", e.endpoint, "backup",
 		"--barrier-timeout", "4s", "--for", "host-a:"+a.vol, "--for", "host-b:"+b.vol, "--", "true")
