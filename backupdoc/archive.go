@@ -12,6 +12,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -116,36 +117,45 @@ func Write(w io.Writer, m Manifest, bcdXML string, wmds map[uuid.UUID]string) er
 	if err != nil {
 		return err
 	}
-	type entry struct {
-		name string
-		data []byte
-	}
-	entries := []entry{{manifestFile, mj}, {bcdFile, []byte(bcdXML)}}
+	entries := []tarEntry{{manifestFile, mj}, {bcdFile, []byte(bcdXML)}}
 	for _, id := range sortedIDs(wmds) {
-		entries = append(entries, entry{WMDName(id), []byte(wmds[id])})
+		entries = append(entries, tarEntry{WMDName(id), []byte(wmds[id])})
 	}
+	return writeTar(w, singleLayout, "backup archive", m.Time, entries)
+}
+
+// tarEntry is one regular file of an archive.
+type tarEntry struct {
+	name string
+	data []byte
+}
+
+// writeTar checks the entries' sizes against l and writes them, in order,
+// as an uncompressed USTAR archive (the plainest format every tar reads;
+// its names may be up to 100 bytes, and the longest either layout makes
+// is 73): regular files, mode 0644, owned by uid and gid 0 without names,
+// modified at modTime, so that the bytes depend on the entries alone.
+func writeTar(w io.Writer, l *layout, what string, modTime time.Time, entries []tarEntry) error {
 	var total int64
 	for _, e := range entries {
 		total += int64(len(e.data))
-		if err := singleLayout.checkSize(e.name, int64(len(e.data)), total); err != nil {
+		if err := l.checkSize(e.name, int64(len(e.data)), total); err != nil {
 			return err
 		}
 	}
 	tw := tar.NewWriter(w)
 	for _, e := range entries {
-		// USTAR, the plainest format every tar reads; its names may be
-		// up to 100 bytes, and the longest here is 44.
 		hdr := &tar.Header{Typeflag: tar.TypeReg, Name: e.name, Mode: 0o644, Size: int64(len(e.data)),
-			ModTime: m.Time, Format: tar.FormatUSTAR}
+			ModTime: modTime, Format: tar.FormatUSTAR}
 		if err := tw.WriteHeader(hdr); err != nil {
-			return ioErr("write the backup archive", err)
+			return ioErr("write the "+what, err)
 		}
 		if _, err := tw.Write(e.data); err != nil {
-			return ioErr("write the backup archive", err)
+			return ioErr("write the "+what, err)
 		}
 	}
 	if err := tw.Close(); err != nil {
-		return ioErr("write the backup archive", err)
+		return ioErr("write the "+what, err)
 	}
 	return nil
 }

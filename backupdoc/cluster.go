@@ -1,7 +1,6 @@
 package backupdoc
 
 import (
-	"archive/tar"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
@@ -245,38 +244,11 @@ func WriteCluster(w io.Writer, m ClusterManifest, hosts map[string][]byte) error
 	if err != nil {
 		return err
 	}
-	type entry struct {
-		name string
-		data []byte
-	}
-	entries := []entry{{clusterFile, mj}}
+	entries := []tarEntry{{clusterFile, mj}}
 	for _, h := range names {
-		entries = append(entries, entry{HostArchiveName(h), hosts[h]})
+		entries = append(entries, tarEntry{HostArchiveName(h), hosts[h]})
 	}
-	var total int64
-	for _, e := range entries {
-		total += int64(len(e.data))
-		if err := clusterLayout.checkSize(e.name, int64(len(e.data)), total); err != nil {
-			return err
-		}
-	}
-	tw := tar.NewWriter(w)
-	for _, e := range entries {
-		// USTAR: "hosts/" and a host name of up to 63 bytes and ".tar"
-		// fit its 100-byte names.
-		hdr := &tar.Header{Typeflag: tar.TypeReg, Name: e.name, Mode: 0o644, Size: int64(len(e.data)),
-			ModTime: m.Time, Format: tar.FormatUSTAR}
-		if err := tw.WriteHeader(hdr); err != nil {
-			return ioErr("write the cluster archive", err)
-		}
-		if _, err := tw.Write(e.data); err != nil {
-			return ioErr("write the cluster archive", err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		return ioErr("write the cluster archive", err)
-	}
-	return nil
+	return writeTar(w, clusterLayout, "cluster archive", m.Time, entries)
 }
 
 // WriteClusterFile writes a cluster archive (as WriteCluster does) to
