@@ -473,13 +473,7 @@ func (m ClusterManifest) MarshalJSON() ([]byte, error) {
 	for _, h := range m.Hosts {
 		j.Hosts = append(j.Hosts, clusterHostJSON{Host: h.Host, Consistency: h.Consistency, Archive: HostArchiveName(h.Host), SHA256: h.SHA256})
 	}
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(j); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+	return plainJSON(j)
 }
 
 // UnmarshalJSON reads cluster.json, checking the syntax of the values it

@@ -196,11 +196,16 @@ func (m Manifest) MarshalJSON() ([]byte, error) {
 			ApplicationMessage: w.ApplicationMessage,
 		})
 	}
-	// No HTML escaping: paths and reasons should read as written.
+	return plainJSON(j)
+}
+
+// plainJSON is v as JSON without HTML escaping (paths and reasons should
+// read as written) and without the encoder's trailing newline.
+func plainJSON(v any) ([]byte, error) {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
-	if err := enc.Encode(j); err != nil {
+	if err := enc.Encode(v); err != nil {
 		return nil, err
 	}
 	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil

@@ -247,20 +247,7 @@ func timeHostCmd(b *testing.B, h *clusterenv.Host, name string, args ...string) 
 // Thaw a writer answered).
 func (e *eventLog) writersHeld(b *testing.B, set uuid.UUID) time.Duration {
 	b.Helper()
-	for range 2 {
-		for _, ev := range e.seen {
-			if ev.Message == "writers held frozen" && ev.Fields["set"] == set.String() {
-				d, err := time.ParseDuration(ev.Fields["held"])
-				if err != nil {
-					b.Fatalf("event %q: held %q: %v", ev.Message, ev.Fields["held"], err)
-				}
-				return d
-			}
-		}
-		e.poll(b)
-	}
-	b.Fatalf("lvssd's event log has no freeze of set %s's writers", set)
-	return 0
+	return e.heldFor(b, set, "writers held frozen")
 }
 
 // waitHostsRegistered waits until every host is registered in etcd with

@@ -331,9 +331,16 @@ func (e *eventLog) poll(b *testing.B) {
 // last FITHAW, as the guard timed them).
 func (e *eventLog) held(b *testing.B, set uuid.UUID) time.Duration {
 	b.Helper()
+	return e.heldFor(b, set, "filesystems held frozen")
+}
+
+// heldFor returns the "held" duration of lvssd's event message for the
+// set, reading the log again once if it is not there yet.
+func (e *eventLog) heldFor(b *testing.B, set uuid.UUID, message string) time.Duration {
+	b.Helper()
 	for range 2 {
 		for _, ev := range e.seen {
-			if ev.Message == "filesystems held frozen" && ev.Fields["set"] == set.String() {
+			if ev.Message == message && ev.Fields["set"] == set.String() {
 				d, err := time.ParseDuration(ev.Fields["held"])
 				if err != nil {
 					b.Fatalf("event %q: held %q: %v", ev.Message, ev.Fields["held"], err)
@@ -343,7 +350,7 @@ func (e *eventLog) held(b *testing.B, set uuid.UUID) time.Duration {
 		}
 		e.poll(b)
 	}
-	b.Fatalf("lvssd's event log has no hold of set %s", set)
+	b.Fatalf("lvssd's event log has no event %q for set %s", message, set)
 	return 0
 }
 
