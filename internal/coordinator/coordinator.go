@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -31,6 +32,10 @@ type Coordinator struct {
 	evq    *eventQueue
 	evDone chan struct{}
 	gate   sync.RWMutex
+	// creatingSets counts the DoSnapshotSets running: while one runs the
+	// event log holds its entries back (L68), so that its transactions
+	// and their fsyncs stay out of the snapshot's way.
+	creatingSets atomic.Int32
 
 	// snapLocks serialise what changes one snapshot: ExposeSnapshot,
 	// UnexposeSnapshot and deleting it (lockSnapshot).

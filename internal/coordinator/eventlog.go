@@ -25,6 +25,15 @@ const (
 	evQueueBytes   = 4 << 20
 	// evBatch bounds one catalog transaction.
 	evBatch = 512
+	// evLinger is how long the writer lets entries gather before it
+	// writes them (L68): the few entries of one session (its set started,
+	// each snapshot made, its release) then share one transaction, written
+	// once the session is over instead of beside its snapshot.
+	evLinger = 50 * time.Millisecond
+	// evHoldMax bounds how long entries wait while a snapshot set is being
+	// created: lvssd writes no event while the providers take snapshots
+	// and the writers are frozen, unless a creation lasts longer than this.
+	evHoldMax = 2 * time.Second
 	// maxEventText bounds an entry's message and each field's value:
 	// fields may carry what a requester or writer sent (a volume path, a
 	// writer's name), and a 1 MB name must cost the log no more than any
@@ -57,10 +66,18 @@ type eventQueue struct {
 	lost    [3]uint64 // dropped since the last report, by rank
 	closed  bool
 	wake    chan struct{} // one pending wake-up for the writer
+	// oldest is when the oldest entry queued arrived; zero when none is.
+	oldest time.Time
+	// linger and holdMax are evLinger and evHoldMax (tests change them).
+	linger, holdMax time.Duration
+	// onHeld, set by tests before anything is queued, is called each time
+	// the writer holds entries back for a creation.
+	onHeld func()
 }
 
 func newEventQueue(maxEntries, maxBytes int, dropped func(Level)) *eventQueue {
-	return &eventQueue{maxEntries: maxEntries, maxBytes: maxBytes, dropped: dropped, wake: make(chan struct{}, 1)}
+	return &eventQueue{maxEntries: maxEntries, maxBytes: maxBytes, dropped: dropped, wake: make(chan struct{}, 1),
+		linger: evLinger, holdMax: evHoldMax}
 }
 
 func eventSize(e *catalog.Event) int {
@@ -106,6 +123,9 @@ func (q *eventQueue) put(e catalog.Event) {
 		q.lost[r]++
 		lost = append(lost, evLevels[r])
 	} else {
+		if q.n == 0 {
+			q.oldest = time.Now()
+		}
 		q.seq++
 		it.seq = q.seq
 		q.byLevel[r] = append(q.byLevel[r], it)
@@ -150,6 +170,28 @@ func (q *eventQueue) close() {
 	q.signal()
 }
 
+// due says whether what is queued should be written now and, if not, how
+// long the writer may wait before it must (L68). A flush, closing, and a
+// queue half full are written at once; otherwise entries wait until the
+// oldest has waited evLinger, and while a snapshot set is being created
+// (creating) until it ends or the oldest has waited evHoldMax. held says
+// that the creation alone holds them back.
+func (q *eventQueue) due(now time.Time, creating bool) (ok bool, wait time.Duration, held bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed || len(q.flushes) > 0 || q.n == 0 || 2*q.n >= q.maxEntries || 2*q.size >= q.maxBytes {
+		return true, 0, false
+	}
+	age := now.Sub(q.oldest)
+	if age < q.linger {
+		return false, q.linger - age, false
+	}
+	if creating && age < q.holdMax {
+		return false, q.holdMax - age, true
+	}
+	return true, 0, false
+}
+
 // take removes everything queued: the entries in order of arrival, with
 // an entry reporting what was dropped since the last take, and the flushes
 // waiting for them. closed says no more will come.
@@ -159,6 +201,7 @@ func (q *eventQueue) take() (batch []catalog.Event, flushes []chan struct{}, clo
 	lists := q.byLevel
 	q.byLevel = [3][]queuedEvent{}
 	q.n, q.size = 0, 0
+	q.oldest = time.Time{}
 	flushes, q.flushes = q.flushes, nil
 	batch = make([]catalog.Event, 0, len(lists[0])+len(lists[1])+len(lists[2])+1)
 	for {
@@ -191,6 +234,7 @@ func (c *Coordinator) eventLoop() {
 	defer close(c.evDone)
 	sincePrune := 0
 	for {
+		c.awaitEventsDue()
 		batch, flushes, closed := c.evq.take()
 		if closed && len(batch) == 0 && len(flushes) == 0 {
 			return
@@ -223,6 +267,33 @@ func (c *Coordinator) eventLoop() {
 		}
 		if !closed {
 			<-c.evq.wake
+		}
+	}
+}
+
+// awaitEventsDue waits until the queue says its entries are due: a put,
+// a flush, closing and the end of a creation each wake it to ask again.
+func (c *Coordinator) awaitEventsDue() {
+	var timer *time.Timer
+	for {
+		ok, wait, held := c.evq.due(time.Now(), c.creatingSets.Load() > 0)
+		if held && c.evq.onHeld != nil {
+			c.evq.onHeld()
+		}
+		if ok {
+			if timer != nil {
+				timer.Stop()
+			}
+			return
+		}
+		if timer == nil {
+			timer = time.NewTimer(wait)
+		} else {
+			timer.Reset(wait)
+		}
+		select {
+		case <-c.evq.wake:
+		case <-timer.C:
 		}
 	}
 }

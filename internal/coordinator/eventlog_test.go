@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/lvss/lvss/internal/catalog"
+	"github.com/lvss/lvss/vss"
 	"github.com/lvss/lvss/vsserr"
 )
 
@@ -168,4 +169,102 @@ func TestEventQueueBytesAndClipping(t *testing.T) {
 			t.Errorf("%s cut inside a character: %q", what, s[maxEventText-8:maxEventText+8])
 		}
 	}
+}
+
+// The event log's writer lets a session's entries gather and holds them
+// back while a snapshot set is created (L68); a flush, closing, or a queue
+// half full write at once.
+func TestEventQueueDue(t *testing.T) {
+	t0 := time.Date(2026, 12, 7, 1, 0, 0, 0, time.UTC)
+	entry := catalog.Event{Level: catalog.LevelInfo, Message: "m"}
+	for _, tc := range []struct {
+		name     string
+		entries  int
+		after    time.Duration
+		creating bool
+		flush    bool
+		close    bool
+		ok, held bool
+		wait     time.Duration
+	}{
+		{name: "nothing queued", ok: true},
+		{name: "one entry, young", entries: 1, after: 10 * time.Millisecond, wait: evLinger - 10*time.Millisecond},
+		{name: "one entry, lingered", entries: 1, after: evLinger, ok: true},
+		{name: "young, during a creation", entries: 1, after: 10 * time.Millisecond, creating: true, wait: evLinger - 10*time.Millisecond},
+		{name: "lingered, during a creation", entries: 1, after: evLinger, creating: true, held: true, wait: evHoldMax - evLinger},
+		{name: "held as long as allowed", entries: 1, after: evHoldMax, creating: true, ok: true},
+		{name: "a flush", entries: 1, after: time.Millisecond, creating: true, flush: true, ok: true},
+		{name: "closing", entries: 1, after: time.Millisecond, creating: true, close: true, ok: true},
+		{name: "half full", entries: 8, after: time.Millisecond, creating: true, ok: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			q := newEventQueue(16, 1<<20, func(Level) {})
+			for range tc.entries {
+				q.put(entry)
+			}
+			q.oldest = t0 // as if the first had come at t0
+			if tc.flush {
+				q.flush()
+			}
+			if tc.close {
+				q.close()
+			}
+			ok, wait, held := q.due(t0.Add(tc.after), tc.creating)
+			if ok != tc.ok || wait != tc.wait || held != tc.held {
+				t.Fatalf("due after %s (creating %v) = %v, %s, held %v; want %v, %s, held %v",
+					tc.after, tc.creating, ok, wait, held, tc.ok, tc.wait, tc.held)
+			}
+		})
+	}
+}
+
+// Nothing is written to the event log while DoSnapshotSet runs (L68): the
+// entries of a creation and of whatever else happens meanwhile go to the
+// catalog once it ends, without anyone flushing.
+func TestEventLogHoldsBackDuringACreation(t *testing.T) {
+	e := newEnv(t, nil)
+	heldBack := make(chan struct{}, 1)
+	e.c.evq.mu.Lock()
+	e.c.evq.holdMax = time.Hour // only the creation's end may let them go
+	e.c.evq.onHeld = func() {
+		select {
+		case heldBack <- struct{}{}:
+		default:
+		}
+	}
+	e.c.evq.mu.Unlock()
+	w := e.writer("held", vss.LevelFrontEnd, 5*time.Second)
+	frozen, thaw := w.holdAt(EvFreeze)
+	defer thaw()
+
+	s := e.toMeta(vss.CtxBackup, true)
+	e.addAll(s)
+	e.toSet(s)
+	must(t, e.wait(s.PrepareForBackup()))
+	a, err := s.DoSnapshotSet()
+	must(t, err)
+	<-frozen
+	e.c.Logf(context.Background(), LevelInfo, 0, "logged during the freeze")
+	select {
+	case <-heldBack: // the writer has lingered, and holds them for the creation alone
+	case <-time.After(20 * time.Second): // only ends a broken test
+		t.Fatal("the event log's writer never held entries back for the creation")
+	}
+
+	inCatalog := func() bool {
+		evs, err := e.cat.Events(0, 0) // the catalog itself: no flush
+		must(t, err)
+		for _, ev := range evs {
+			if ev.Message == "logged during the freeze" {
+				return true
+			}
+		}
+		return false
+	}
+	if inCatalog() {
+		t.Fatal("an entry logged during DoSnapshotSet was written before it ended")
+	}
+	thaw()
+	must(t, e.wait(a, nil))
+	e.until("the held entries written once DoSnapshotSet ended", inCatalog)
 }

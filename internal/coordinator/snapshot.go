@@ -65,6 +65,13 @@ type creation struct {
 
 // doSnapshotSet runs the creation and tells the Observer how it ended.
 func (s *Session) doSnapshotSet(ctx context.Context) error {
+	s.c.creatingSets.Add(1)
+	defer func() {
+		if s.c.creatingSets.Add(-1) == 0 {
+			// The event log's writer may be holding entries back for it.
+			s.c.evq.signal()
+		}
+	}()
 	start := time.Now()
 	err := s.createSet(ctx)
 	if took := time.Since(start); err == nil {
