@@ -5,8 +5,9 @@ import "context"
 type noWritersKey struct{}
 
 // WithoutWriters marks the context of a creation's provider calls when no
-// writer will be frozen for the set (a crash-consistent snapshot, or
-// every writer already failed). A provider that writes dirty data out
+// writer will be frozen for the set: BeginPrepareSnapshot's in a context
+// without writers, EndPrepareSnapshots's too when every writer already
+// failed. A provider that writes dirty data out
 // ahead of the snapshot does so to keep that flush out of the writers'
 // Freeze→Thaw window; with nobody frozen the flush would only add to the
 // snapshot's latency, since the snapshot flushes what it needs itself.

@@ -95,6 +95,11 @@ func (s *Session) AddToSnapshotSet(ctx context.Context, volume string, providerI
 		return uuid.Nil, err
 	}
 	snap := uuid.New()
+	if !sctx.Writers() {
+		// No writer will be frozen in this context: a provider has no
+		// freeze window to keep a flush out of, so it starts none early.
+		ctx = provider.WithoutWriters(ctx)
+	}
 	if err := p.BeginPrepareSnapshot(ctx, setID, snap, vol, sctx); err != nil {
 		return uuid.Nil, provider.Translate(p, provider.CallBeginPrepareSnapshot, err)
 	}

@@ -32,6 +32,7 @@ func (tl *timeline) add(s string)  { tl.mu.Lock(); tl.log = append(tl.log, s); t
 func (tl *timeline) all() []string { tl.mu.Lock(); defer tl.mu.Unlock(); return slices.Clone(tl.log) }
 
 func (tl *timeline) index(entry string) int { return slices.Index(tl.all(), entry) }
+func (tl *timeline) reset()                 { tl.mu.Lock(); tl.log = nil; tl.mu.Unlock() }
 
 // recProvider wraps the fake provider to log its calls on the timeline.
 type recProvider struct {
@@ -42,6 +43,15 @@ type recProvider struct {
 func (p recProvider) CommitSnapshots(ctx context.Context, id uuid.UUID) error {
 	p.tl.add("provider:CommitSnapshots")
 	return p.Provider.CommitSnapshots(ctx, id)
+}
+
+func (p recProvider) BeginPrepareSnapshot(ctx context.Context, set, snap uuid.UUID, volume string, sctx vss.Context) error {
+	if provider.NoWritersFrozen(ctx) {
+		p.tl.add("provider:BeginPrepareSnapshot(no writers)")
+	} else {
+		p.tl.add("provider:BeginPrepareSnapshot")
+	}
+	return p.Provider.BeginPrepareSnapshot(ctx, set, snap, volume, sctx)
 }
 
 func (p recProvider) EndPrepareSnapshots(ctx context.Context, id uuid.UUID) error {

@@ -396,6 +396,39 @@ func TestProvidersToldWhenNoWriterFreezes(t *testing.T) {
 	}
 }
 
+// TestProvidersToldOfAWriterlessContext: in a context without writers
+// BeginPrepareSnapshot is told at AddToSnapshotSet that nobody will be
+// frozen, so that the btrfs provider starts no sync ahead (one more
+// transaction commit beside the snapshot's, holding up applications'
+// fsyncs for nothing); in a writer context it is not.
+func TestProvidersToldOfAWriterlessContext(t *testing.T) {
+	e := newEnv(t, nil)
+	e.writer("w", vss.LevelFrontEnd, 0)
+	for _, tc := range []struct {
+		ctx  vss.Context
+		want string
+	}{
+		{vss.CtxClientAccessible, "provider:BeginPrepareSnapshot(no writers)"},
+		{vss.CtxFileShareBackup, "provider:BeginPrepareSnapshot(no writers)"},
+		{vss.CtxBackup, "provider:BeginPrepareSnapshot"},
+	} {
+		var s *Session
+		if tc.ctx.Writers() {
+			s = e.toMeta(tc.ctx, false)
+		} else {
+			s = e.c.NewSession(Peer{})
+			must(t, s.InitializeForBackup(""))
+			must(t, s.SetContext(tc.ctx))
+		}
+		e.tl.reset()
+		e.toSet(s)
+		if got := e.tl.all(); !slices.Contains(got, tc.want) || len(got) != 1 {
+			t.Errorf("%s: AddToSnapshotSet told the provider %v, want %s", tc.ctx, got, tc.want)
+		}
+		s.Release(context.Background())
+	}
+}
+
 // TestGatherSeesChangedMetadata: lvssd keeps the document a writer sent
 // and reuses what it parsed while the writer sends the same one; a writer
 // whose metadata changed is seen with its new components at the next

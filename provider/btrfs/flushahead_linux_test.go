@@ -68,3 +68,54 @@ func TestFlushAheadOnlyWithWriters(t *testing.T) {
 		})
 	}
 }
+
+// TestNoEarlySyncWithoutWriters: with much dirty data BeginPrepareSnapshot
+// starts syncing the volume at once, so that little is left by the
+// freeze; in a writerless context (provider.WithoutWriters, which the
+// coordinator gives AddToSnapshotSet there) it does not, since that sync
+// would be one more transaction commit beside the snapshot's, holding up
+// the applications' own fsyncs while freezing nobody.
+func TestNoEarlySyncWithoutWriters(t *testing.T) {
+	testenv.RequireRoot(t)
+	mnt := testenv.LoopFS(t, "btrfs", 1<<30).Mount
+	sv := subvol(t, filepath.Join(mnt, "sv"))
+	p := newProvider(t, Config{}, 1<<20)
+	chunk := make([]byte, 1<<20)
+	for _, tc := range []struct {
+		name    string
+		without bool
+		early   bool
+	}{{"writer context", false, true}, {"writerless context", true, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			// Dirty data before BeginPrepareSnapshot this time: twice the
+			// threshold, which other dirty data on the machine only adds to.
+			f, err := os.Create(filepath.Join(sv, "dirty-"+tc.name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for range 2 * flushAbove >> 20 {
+				if _, err := f.Write(chunk); err != nil {
+					t.Fatal(err)
+				}
+			}
+			f.Close()
+			ctx := bg(t)
+			if tc.without {
+				ctx = provider.WithoutWriters(ctx)
+			}
+			set := uuid.New()
+			if err := p.BeginPrepareSnapshot(ctx, set, uuid.New(), sv, 0); err != nil {
+				t.Fatal(err)
+			}
+			s := p.setFor(set)
+			early := len(s.early) > 0
+			s.mu.Unlock()
+			if early != tc.early {
+				t.Errorf("BeginPrepareSnapshot with %d MiB dirty started a sync: %v, want %v", 2*flushAbove>>20, early, tc.early)
+			}
+			if err := p.AbortSnapshots(bg(t), set); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}

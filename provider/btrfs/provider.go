@@ -245,7 +245,11 @@ func (p *Provider) BeginPrepareSnapshot(ctx context.Context, setID, snapID uuid.
 	if set.early == nil {
 		set.early = map[[16]byte]chan error{}
 	}
-	if _, ok := set.early[loc.FSID]; !ok && dirtyBytes() > flushAbove {
+	// With no writer to be frozen (a writerless context), there is no
+	// freeze to keep the flush out of: a sync would only add a transaction
+	// commit, which holds up the applications' own fsyncs, beside the
+	// snapshot's.
+	if _, ok := set.early[loc.FSID]; !ok && !provider.NoWritersFrozen(ctx) && dirtyBytes() > flushAbove {
 		ch := make(chan error, 1)
 		set.early[loc.FSID] = ch
 		go func() { ch <- syncFS(dir) }()
