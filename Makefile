@@ -16,12 +16,16 @@ VERSION ?= $(shell v=$$(git describe --tags --match 'v[0-9]*' 2>/dev/null) && ec
 COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 DATE    ?= $(shell date -u -d @$${SOURCE_DATE_EPOCH:-$$(git log -1 --format=%ct 2>/dev/null || date +%s)} +%Y-%m-%dT%H:%M:%SZ)
 VPKG     = github.com/lvss/lvss/internal/version
-LDFLAGS  = -X $(VPKG).version=$(VERSION) -X $(VPKG).commit=$(COMMIT) -X $(VPKG).date=$(DATE)
+LDFLAGS  = -X $(VPKG).version=$(VERSION) -X $(VPKG).commit=$(COMMIT) -X $(VPKG).date=$(DATE) \
+           -X main.libexecDir=$(LIBEXECDIR)
 
 # make install: the binaries, the systemd units, the default config (not
 # over an existing one), the directories and, installing into the running
 # system (no DESTDIR), the lvss group. It enables and starts nothing.
 PREFIX   ?= /usr
+# lvss-cluster: lvss with its cluster verbs, which 'lvss cluster' runs
+# (cmd/lvss/cluster_exec.go); not a command of its own.
+LIBEXECDIR ?= $(PREFIX)/libexec/lvss
 UNITDIR  ?= /lib/systemd/system
 DOCDIR   ?= $(PREFIX)/share/doc/lvss
 ARCH     ?= $(shell dpkg --print-architecture 2>/dev/null || $(GO) env GOARCH)
@@ -40,10 +44,12 @@ DIST ?= dist
 build:
 	@mkdir -p $(BIN)
 	$(GO) build -ldflags "$(LDFLAGS) $(EXTRA_LDFLAGS)" -o $(BIN)/ ./cmd/...
+	$(GO) build -tags lvss_cluster -ldflags "$(LDFLAGS) $(EXTRA_LDFLAGS)" -o $(BIN)/lvss-cluster ./cmd/lvss
 
 install: build
 	install -D -m 0755 $(BIN)/lvssd $(DESTDIR)$(PREFIX)/sbin/lvssd
 	install -D -m 0755 $(BIN)/lvss $(DESTDIR)$(PREFIX)/bin/lvss
+	install -D -m 0755 $(BIN)/lvss-cluster $(DESTDIR)$(LIBEXECDIR)/lvss-cluster
 	install -D -m 0755 $(BIN)/lvss-writer $(DESTDIR)$(PREFIX)/bin/lvss-writer
 	install -d -m 0755 $(DESTDIR)$(UNITDIR)
 	for u in $(UNITS); do \
@@ -124,6 +130,8 @@ lint: verify-units
 	$(GO) vet -tags lvss_failpoints ./internal/failpoint/ ./internal/coordinator/
 	$(GO) vet -tags perf ./test/perf/...
 	$(GOBIN)/staticcheck -tags perf ./test/perf/...
+	$(GO) vet -tags lvss_cluster ./cmd/lvss/
+	$(GOBIN)/staticcheck -tags lvss_cluster ./cmd/lvss/
 
 tools:
 	GOBIN=$(GOBIN) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)

@@ -1,3 +1,9 @@
+//go:build lvss_cluster
+
+// This file is lvss-cluster's: lvss itself runs it for 'lvss cluster'
+// (cluster_exec.go, L69), so that etcd's client is linked into that one
+// binary and every other lvss command starts without it.
+
 package main
 
 import (
@@ -24,6 +30,9 @@ import (
 	"github.com/lvss/lvss/vss"
 	"github.com/lvss/lvss/vsserr"
 )
+
+// clusterUnreachable is etcd out of reach: exit status 69, as for lvssd.
+func clusterUnreachable(err error) bool { return errors.As(err, new(*cluster.Unreachable)) }
 
 // clusterFlags reach etcd: lvss cluster's own, since its verbs talk to
 // etcd, not to a local lvssd.

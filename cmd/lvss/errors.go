@@ -11,7 +11,6 @@ import (
 
 	"github.com/lvss/lvss/client"
 	"github.com/lvss/lvss/internal/clierr"
-	"github.com/lvss/lvss/internal/cluster"
 	"github.com/lvss/lvss/internal/wire"
 )
 
@@ -59,7 +58,7 @@ func exitCode(err error) int {
 		return exitUsage
 	case errors.As(err, &wf):
 		return exitWriterFailed
-	case errors.Is(err, client.ErrUnreachable), errors.As(err, new(*cluster.Unreachable)):
+	case errors.Is(err, client.ErrUnreachable), clusterUnreachable(err):
 		return exitUnreachable
 	case errors.As(err, &sp):
 		return exitSetInProgress

@@ -320,6 +320,10 @@ func TestPackageUnderSystemd(t *testing.T) {
 		if bin, err := os.ReadFile(m.root + "/usr/sbin/lvssd"); err != nil || len(bin) == 0 {
 			t.Errorf("/usr/sbin/lvssd: %v", err)
 		}
+		// lvss cluster runs the packaged /usr/libexec/lvss/lvss-cluster (L69).
+		if out := m.run("lvss", "cluster", "--help"); !strings.Contains(out, "lvss cluster [command]") || !strings.Contains(out, "--etcd") {
+			t.Errorf("lvss cluster --help, installed: %q", out)
+		}
 	})
 
 	t.Run("ready through sd_notify", func(t *testing.T) {
