@@ -237,6 +237,12 @@ func (l *lvssCLI) time(b *testing.B, args ...string) (time.Duration, string) {
 	return timeCmd(b, l.bin, append([]string{"--socket", l.socket}, args...)...)
 }
 
+// version runs `lvss --version`: lvss started and ended, no lvssd call.
+func (l *lvssCLI) version(b *testing.B) {
+	b.Helper()
+	timeCmd(b, l.bin, "--version")
+}
+
 // createShadow times `lvss create shadow --for vol --json` and returns
 // the set it made.
 func (l *lvssCLI) createShadow(b *testing.B, vol string) (time.Duration, uuid.UUID) {

@@ -34,8 +34,14 @@ import (
 )
 
 // windowRounds is how many times BenchmarkFreezeWindow measures each
-// operation.
-const windowRounds = 20
+// operation. One round's excess spreads over about ±5 ms on a 2-core
+// machine; with 20 rounds the medians of two runs differed by up to 2 ms,
+// more than the differences between the rows.
+const windowRounds = 60
+
+// windowSleep is the wait of the control row winSleepRaw: about the
+// length of `lvss create shadow`.
+const windowSleep = 20 * time.Millisecond
 
 // windowDirty is what each measure writes to the volume just before the
 // operation (not synced), as in the hypervisor case.
@@ -73,7 +79,9 @@ var windowIdle = []time.Duration{5 * time.Millisecond, 50 * time.Millisecond}
 // snapshot; the start of the clone inside the freeze) is reported beside
 // it.
 func BenchmarkFreezeWindow(b *testing.B) {
-	v := newPeerVolume(b, 2<<30)
+	// Sparse: 8 GiB so that the rounds' writes, pinned by snapshots until
+	// btrfs's cleaner frees them, never run it out of space.
+	v := newPeerVolume(b, 8<<30)
 	snapper := newSnapperConfig(b, v)
 	g := newGuestDisk(b, 256<<20)
 	q := startQGA(b, g.mnt)
@@ -119,21 +127,30 @@ func BenchmarkFreezeWindow(b *testing.B) {
 		}
 	}
 
-	began := time.Now()
-	var cliSnap string
-	btrfsOps := append(slices.Clone(idle), []windowOp{
-		{name: winRaw, peer: true, run: func() {
-			dst := filepath.Join(v.mnt, "raw")
+	// rawOp is the raw ioctl in the benchmark's process, after before
+	// (when not nil), which is timed as part of the operation.
+	rawOp := func(name string, peer bool, before func()) windowOp {
+		dst := filepath.Join(v.mnt, "raw")
+		return windowOp{name: name, peer: peer, ref: !peer, run: func() {
+			if before != nil {
+				before()
+			}
 			rawFrom = monoNow()
 			if err := btrfs.RawSnapshot(v.vol, dst); err != nil {
 				b.Fatal(err)
 			}
 			rawTo = monoNow()
-		}, at: rawAt(filepath.Join(v.mnt, "raw")), after: func() {
-			if err := btrfs.RawDelete(filepath.Join(v.mnt, "raw")); err != nil {
+		}, at: rawAt(dst), after: func() {
+			if err := btrfs.RawDelete(dst); err != nil {
 				b.Fatal(err)
 			}
-		}},
+		}}
+	}
+
+	began := time.Now()
+	var cliSnap string
+	btrfsOps := append(slices.Clone(idle), []windowOp{
+		rawOp(winRaw, true, nil),
 		{name: winBtrfsCLI, peer: true, run: func() {
 			cliSnap = filepath.Join(v.mnt, "cli")
 			timeCmd(b, "btrfs", "subvolume", "snapshot", "-r", v.vol, cliSnap)
@@ -143,18 +160,13 @@ func BenchmarkFreezeWindow(b *testing.B) {
 			}
 		}},
 		snapperOp(b, snapper, v, btrfsAt),
-		{name: winSyncRaw, ref: true, run: func() {
-			settle(b, v.vol)
-			rawFrom = monoNow()
-			if err := btrfs.RawSnapshot(v.vol, filepath.Join(v.mnt, "raw")); err != nil {
-				b.Fatal(err)
-			}
-			rawTo = monoNow()
-		}, at: rawAt(filepath.Join(v.mnt, "raw")), after: func() {
-			if err := btrfs.RawDelete(filepath.Join(v.mnt, "raw")); err != nil {
-				b.Fatal(err)
-			}
-		}},
+		rawOp(winSyncRaw, false, func() { settle(b, v.vol) }),
+		// Two controls of the measure itself: a wait before the ioctl
+		// makes the operation as long as lvss's without adding work, and
+		// lvss's CLI started and ended (no lvssd call) adds the cost of
+		// starting a Go program of its size.
+		rawOp(winSleepRaw, false, func() { time.Sleep(windowSleep) }),
+		rawOp(winVersionRaw, false, func() { lvss.version(b) }),
 		providerOp(b, v.vol, btrfsAt),
 		createOp(b, lvss, d.Socket, v.vol, btrfsAt),
 		backupOp(b, lvss, winBackup0, v.vol, false, btrfsAt),
@@ -248,6 +260,8 @@ const (
 	winSnapper      = "`snapper create`"
 	winQGA          = "qemu-ga freeze-list, `cp --reflink`, thaw"
 	winSyncRaw      = "syncfs, then the raw ioctl (in-process)"
+	winSleepRaw     = "a 20 ms sleep, then the raw ioctl (in-process)"
+	winVersionRaw   = "`lvss --version`, then the raw ioctl (in-process)"
 	winProvider     = "lvss's btrfs provider, in-process (no lvssd, no CLI)"
 	winSteps        = "syncfs, FIFREEZE, `cp --reflink`, FITHAW (the guard's own steps, in-process)"
 	winCreate       = "`lvss create shadow`"
