@@ -26,6 +26,7 @@ import (
 	"golang.org/x/sys/unix"
 	"modernc.org/sqlite"
 
+	"github.com/lvss/lvss/client"
 	"github.com/lvss/lvss/internal/benchreport"
 	"github.com/lvss/lvss/internal/testenv/lvssdtest"
 	"github.com/lvss/lvss/provider"
@@ -168,6 +169,7 @@ func BenchmarkFreezeWindow(b *testing.B) {
 		rawOp(winSleepRaw, false, func() { time.Sleep(windowSleep) }),
 		rawOp(winVersionRaw, false, func() { lvss.version(b) }),
 		providerOp(b, v.vol, btrfsAt),
+		apiCreateOp(b, d.Socket, v.vol, btrfsAt),
 		createOp(b, lvss, d.Socket, v.vol, btrfsAt),
 		backupOp(b, lvss, winBackup0, v.vol, false, btrfsAt),
 		backupOp(b, lvss, winBackupSQLite, v.vol, true, btrfsAt),
@@ -265,6 +267,7 @@ const (
 	winProvider     = "lvss's btrfs provider, in-process (no lvssd, no CLI)"
 	winSteps        = "syncfs, FIFREEZE, `cp --reflink`, FITHAW (the guard's own steps, in-process)"
 	winCreate       = "`lvss create shadow`"
+	winAPICreate    = "the same through lvss's Go client, from a running requester"
 	winBackup0      = "`lvss backup --no-writers -- true`"
 	winBackupSQLite = "`lvss backup -- true` with the sqlite writer"
 )
@@ -342,6 +345,50 @@ func createOp(b *testing.B, l *lvssCLI, socket, vol string, at func(time.Time) (
 		run:   func() { _, out = l.time(b, "create", "shadow", "--for", vol, "--json") },
 		at:    func() (int64, int64) { return at(createdOf(b, out)) },
 		after: func() { deleteSet(b, socket, setIDOf(b, out)) }}
+}
+
+// apiCreateOp is what `lvss create shadow` asks of lvssd, asked by a
+// requester that is already running (a backup agent using lvss's Go
+// client): one session over the socket, VSS_CTX_CLIENT_ACCESSIBLE,
+// StartSnapshotSet, AddToSnapshotSet, DoSnapshotSet and its Wait, the
+// snapshot's properties, the session's end; no process started.
+func apiCreateOp(b *testing.B, socket, vol string, at func(time.Time) (int64, int64)) windowOp {
+	var set uuid.UUID
+	var created time.Time
+	return windowOp{name: winAPICreate,
+		run: func() {
+			err := client.Run(context.Background(), socket, func(ctx context.Context, bc *client.BackupComponents) error {
+				if err := bc.InitializeForBackup(ctx, ""); err != nil {
+					return err
+				}
+				if err := bc.SetContext(ctx, vss.CtxClientAccessible); err != nil {
+					return err
+				}
+				var err error
+				if set, err = bc.StartSnapshotSet(ctx); err != nil {
+					return err
+				}
+				id, err := bc.AddToSnapshotSet(ctx, vol, uuid.Nil)
+				if err != nil {
+					return err
+				}
+				a, err := bc.DoSnapshotSet(ctx)
+				if err == nil {
+					err = a.Wait(ctx)
+				}
+				if err != nil {
+					return err
+				}
+				p, err := bc.GetSnapshotProperties(ctx, id)
+				created = p.Created
+				return err
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+		},
+		at:    func() (int64, int64) { return at(created) },
+		after: func() { deleteSet(b, socket, set) }}
 }
 
 // backupOp is `lvss backup` (the set is deleted again as it ends).
