@@ -70,8 +70,8 @@ type eventQueue struct {
 	oldest time.Time
 	// linger and holdMax are evLinger and evHoldMax (tests change them).
 	linger, holdMax time.Duration
-	// onHeld, set by tests before anything is queued, is called each time
-	// the writer holds entries back for a creation.
+	// onHeld, set by tests, is called each time the writer holds entries
+	// back for a creation.
 	onHeld func()
 }
 
@@ -277,8 +277,13 @@ func (c *Coordinator) awaitEventsDue() {
 	var timer *time.Timer
 	for {
 		ok, wait, held := c.evq.due(time.Now(), c.creatingSets.Load() > 0)
-		if held && c.evq.onHeld != nil {
-			c.evq.onHeld()
+		if held {
+			c.evq.mu.Lock()
+			hook := c.evq.onHeld
+			c.evq.mu.Unlock()
+			if hook != nil {
+				hook()
+			}
 		}
 		if ok {
 			if timer != nil {
